@@ -1,0 +1,56 @@
+# kith: the make targets of the command-line contract (see README.md).
+BUILD        ?= build
+BUILD_BENCH  ?= build-release
+CMAKE_FLAGS  ?=
+PREFIX       ?= /usr/local
+JOBS         ?= $(shell nproc 2>/dev/null || echo 2)
+
+# Debian packages needed to build, test and run kith.
+DEPS = build-essential cmake pkg-config clang-format \
+       libsodium-dev libnice-dev libmsgpack-dev libcmocka-dev \
+       libglib2.0-dev libsqlite3-dev libjson-glib-dev \
+       iproute2 iptables coturn jq
+
+.PHONY: all deps test demo bench install clean format check-format
+
+all: $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
+
+deps:
+	@missing=$$(for p in $(DEPS); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
+	      grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "make deps: installing:" $$missing; \
+	  if [ "$$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    --no-install-recommends $$missing; \
+	fi
+
+test: deps all
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+demo: deps all
+	bash tests/demo.sh $(BUILD)/bin/kith
+
+bench: deps
+	cmake -S . -B $(BUILD_BENCH) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+	cmake --build $(BUILD_BENCH) -j $(JOBS)
+	$(BUILD_BENCH)/bin/kith-bench ingest
+
+install: all
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+format:
+	clang-format -i core/*.[ch] net/*.[ch] cli/*.[ch] tests/*/*.c
+
+check-format:
+	clang-format --dry-run -Werror core/*.[ch] net/*.[ch] cli/*.[ch] \
+	  tests/*/*.c
+
+clean:
+	rm -rf $(BUILD) $(BUILD_BENCH) build-asan

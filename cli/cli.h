@@ -1,0 +1,67 @@
+/* kith CLI: what every subcommand shares (options, exit codes, parsing).
+ *
+ * Each subcommand is a cli_cmd_fn in one of the cmd_*.c files, listed in
+ * the one dispatch table in main.c. */
+#ifndef KITH_CLI_H
+#define KITH_CLI_H
+
+#include <glib.h>
+
+/* Exit codes (CLI.md). */
+enum {
+  CLI_OK = 0,
+  CLI_ERROR = 1,   /* one line "kith: error: ..." printed */
+  CLI_USAGE = 2,   /* bad command line */
+  CLI_NO_NODE = 3, /* no node is running for the home */
+  CLI_TIMEOUT = 4,
+};
+
+typedef struct cli_opts {
+  char *home;     /* the data directory, g_malloc'ed */
+  int home_given; /* from --home: hints must repeat it */
+  gboolean json;  /* one JSON object per line on stdout */
+} cli_opts;
+
+/* argv[0] is the command's own name; returns an exit code. */
+typedef int (*cli_cmd_fn)(cli_opts *o, int argc, char **argv);
+
+typedef struct cli_cmd {
+  const char *name;
+  cli_cmd_fn fn;
+  const char *help; /* one line for the command list */
+} cli_cmd;
+
+/* Prints "kith: error: <msg>" to stderr; returns CLI_ERROR. */
+int cli_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+/* Prints "kith: error: <msg>; see 'kith <cmd> --help'"; returns CLI_USAGE. */
+int cli_usage(const char *cmd, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+
+/* Parses the options of command cmd (its entries plus the global --home
+ * and --json; --help prints the usage and exits 0) and checks that exactly
+ * nargs positional arguments remain, named in params ("GROUP TEXT").
+ * On success *argv[1..nargs] are the arguments. Returns CLI_OK or
+ * CLI_USAGE (printed). */
+int cli_parse(cli_opts *o, const char *cmd, const char *params, int nargs,
+              const char *summary, const GOptionEntry *entries, int *argc,
+              char ***argv);
+
+/* Runs the subcommand of a family ("group create") from table. */
+int cli_dispatch(cli_opts *o, const char *family, const cli_cmd *table,
+                 int argc, char **argv);
+
+/* The home as a shell word, for hints ("--home DIR" or ""). */
+char *cli_home_hint(const cli_opts *o);
+
+/* Subcommands. */
+int cli_cmd_init(cli_opts *o, int argc, char **argv);
+int cli_cmd_node(cli_opts *o, int argc, char **argv);
+int cli_cmd_id(cli_opts *o, int argc, char **argv);
+int cli_cmd_status(cli_opts *o, int argc, char **argv);
+int cli_cmd_peers(cli_opts *o, int argc, char **argv);
+int cli_cmd_group(cli_opts *o, int argc, char **argv);
+int cli_cmd_invite(cli_opts *o, int argc, char **argv);
+int cli_cmd_join(cli_opts *o, int argc, char **argv);
+int cli_cmd_send(cli_opts *o, int argc, char **argv);
+int cli_cmd_log(cli_opts *o, int argc, char **argv);
+
+#endif

@@ -1,0 +1,116 @@
+/* kith init: create the node's identity. The one command that writes the
+ * home itself; every other one asks the running node. */
+#include <errno.h>
+#include <sodium.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../core/codec.h"
+#include "../core/group.h"
+#include "../core/home.h"
+#include "../core/ident.h"
+#include "../core/store.h"
+#include "out.h"
+
+/* A name others will see: 1 to KITH_NAME_MAX bytes of printable UTF-8. */
+static int name_is_valid(const char *name) {
+  size_t len = strlen(name);
+  if (len == 0 || len > KITH_NAME_MAX || !g_utf8_validate(name, -1, NULL))
+    return 0;
+  for (const char *p = name; *p; p = g_utf8_next_char(p))
+    if (!g_unichar_isprint(g_utf8_get_char(p)))
+      return 0;
+  return 1;
+}
+
+/* Generates the identity and stores it under the new storage key. */
+static kith_err store_identity(const char *db, const uint8_t key[32],
+                               const char *name,
+                               char id_text[KITH_ID_TEXT_LEN + 1]) {
+  kith_store *s = NULL;
+  kith_ident id = {0};
+  uint8_t seed[KITH_SEED_LEN];
+  kith_err e = kith_store_open(db, key, &s);
+  if (e == KITH_OK)
+    e = kith_ident_generate(&id);
+  if (e == KITH_OK) {
+    kith_ident_seed(&id, seed);
+    e = kith_store_put_identity(s, seed, name);
+    kith_id_to_text(id.pk, id_text);
+  }
+  sodium_memzero(seed, sizeof seed);
+  kith_ident_clear(&id);
+  if (s != NULL)
+    kith_store_close(s);
+  return e;
+}
+
+static int create(const cli_opts *o, const char *name,
+                  char id_text[KITH_ID_TEXT_LEN + 1]) {
+  uint8_t key[32];
+  if (kith_home_prepare(o->home) != KITH_OK)
+    return cli_error("cannot create the home %s: %s", o->home,
+                     g_strerror(errno));
+  kith_err e = kith_home_create_key(o->home, key);
+  if (e == KITH_ERR_EXISTS)
+    return cli_error("%s already has an identity", o->home);
+  if (e != KITH_OK)
+    return cli_error("cannot write the storage key in %s: %s", o->home,
+                     kith_strerror(e));
+  char *db = kith_home_path(o->home, KITH_HOME_DB_FILE);
+  e = store_identity(db, key, name, id_text);
+  sodium_memzero(key, sizeof key);
+  int rc = CLI_OK;
+  if (e != KITH_OK) {
+    /* Without the key a later init can start afresh. */
+    char *kf = kith_home_path(o->home, KITH_HOME_KEY_FILE);
+    unlink(kf);
+    g_free(kf);
+    rc = cli_error("cannot store the identity in %s: %s", db, kith_strerror(e));
+  }
+  g_free(db);
+  return rc;
+}
+
+static void print_identity(const cli_opts *o, const char *id_text,
+                           const char *name) {
+  kith_pack p;
+  kith_pack_init(&p);
+  if (msgpack_pack_map(&p.pk, 2) != 0)
+    p.failed = 1;
+  kith_pack_cstr(&p, "node_id");
+  kith_pack_cstr(&p, id_text);
+  kith_pack_cstr(&p, "name");
+  kith_pack_cstr(&p, name);
+  msgpack_unpacked u;
+  msgpack_unpacked_init(&u);
+  if (!p.failed && kith_codec_unpack_loose((const uint8_t *)p.sb.data,
+                                           p.sb.size, &u) == KITH_OK)
+    cli_out_map(o, &u.data, CLI_ID_FIELDS);
+  msgpack_unpacked_destroy(&u);
+  kith_pack_clear(&p);
+}
+
+int cli_cmd_init(cli_opts *o, int argc, char **argv) {
+  char *name = NULL;
+  const GOptionEntry entries[] = {
+      {"name", 0, 0, G_OPTION_ARG_STRING, &name,
+       "Your name as others see it (default: your login name)", "NAME"},
+      G_OPTION_ENTRY_NULL};
+  int rc = cli_parse(o, "init", NULL, 0,
+                     "Create this node's identity in the home; refuses if "
+                     "one exists.",
+                     entries, &argc, &argv);
+  if (rc == CLI_OK && name == NULL)
+    name = g_strdup(g_get_user_name());
+  if (rc == CLI_OK && !name_is_valid(name))
+    rc = cli_usage("init", "a name is 1 to %d bytes of printable text",
+                   KITH_NAME_MAX);
+  char id_text[KITH_ID_TEXT_LEN + 1];
+  if (rc == CLI_OK)
+    rc = create(o, name, id_text);
+  if (rc == CLI_OK)
+    print_identity(o, id_text, name);
+  g_free(name);
+  return rc;
+}

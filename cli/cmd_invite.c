@@ -1,0 +1,117 @@
+/* kith invite, kith join: invite codes. */
+#include <stdio.h>
+#include <string.h>
+
+#include "../core/group.h"
+#include "rpc.h"
+
+#define CLI_MAX_TTL_S (365ull * 24 * 3600) /* as the node allows */
+#define CLI_MAX_JOIN_TIMEOUT_S (24 * 3600)
+#define CLI_JOIN_GRACE_S 5 /* the node answers a timed-out join itself */
+
+static const cli_field CODE_FIELDS[] = {{"code", NULL, NULL},
+                                        {NULL, NULL, NULL}};
+
+static const cli_field JOINED_FIELDS[] = {
+    {"group_id", "group id", NULL}, {"name", "name", NULL}, {NULL, NULL, NULL}};
+
+/* "30s", "10m", "24h", "7d": 1 s to CLI_MAX_TTL_S. Returns 0 if not. */
+static int parse_duration(const char *s, uint64_t *out) {
+  static const struct {
+    char unit;
+    uint64_t mult;
+  } UNITS[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
+  if (!g_ascii_isdigit(s[0]))
+    return 0;
+  char *end = NULL;
+  guint64 n = g_ascii_strtoull(s, &end, 10);
+  if (end[0] == '\0' || end[1] != '\0' || n == 0)
+    return 0;
+  for (size_t i = 0; i < G_N_ELEMENTS(UNITS); i++) {
+    if (UNITS[i].unit == end[0] && n <= CLI_MAX_TTL_S / UNITS[i].mult) {
+      *out = n * UNITS[i].mult;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+int cli_cmd_invite(cli_opts *o, int argc, char **argv) {
+  gint uses = 1;
+  char *ttl_text = NULL;
+  uint64_t ttl = 24 * 3600;
+  const GOptionEntry entries[] = {
+      {"uses", 0, 0, G_OPTION_ARG_INT, &uses,
+       "How many people may join with the code (default 1)", "N"},
+      {"ttl", 0, 0, G_OPTION_ARG_STRING, &ttl_text,
+       "How long the code stays valid: 30s, 10m, 24h (default), 7d",
+       "DURATION"},
+      G_OPTION_ENTRY_NULL};
+  int rc = cli_parse(o, "invite", "GROUP", 1, "Print an invite code for GROUP.",
+                     entries, &argc, &argv);
+  if (rc == CLI_OK && (uses < 1 || uses > KITH_INVITE_MAX_USES))
+    rc = cli_usage("invite", "--uses must be 1 to %d", KITH_INVITE_MAX_USES);
+  if (rc == CLI_OK && ttl_text != NULL && !parse_duration(ttl_text, &ttl))
+    rc = cli_usage("invite",
+                   "--ttl takes a duration like 30s, 10m, 24h or 7d (at most "
+                   "365d), not '%s'",
+                   ttl_text);
+  g_free(ttl_text);
+  if (rc != CLI_OK)
+    return rc;
+  kith_pack p;
+  kith_pack_init(&p);
+  kith_pack_array(&p, 3);
+  kith_pack_cstr(&p, argv[1]);
+  kith_pack_uint(&p, (uint64_t)uses);
+  kith_pack_uint(&p, ttl);
+  return cli_call_show(o, "invite", &p, CODE_FIELDS, 0);
+}
+
+/* Progress lines go to stderr in both output modes. */
+static void on_progress(const char *method, const msgpack_object *params,
+                        void *ud) {
+  if (strcmp(method, "progress") != 0 || params->via.array.size < 1 ||
+      params->via.array.ptr[0].type != MSGPACK_OBJECT_STR)
+    return;
+  char *text = cli_out_text(&params->via.array.ptr[0], NULL, 0);
+  fprintf(stderr, "kith: %s\n", text);
+  g_free(text);
+}
+
+static int join_call(cli_opts *o, const char *code, gint timeout) {
+  cli_rpc *r = NULL;
+  int rc = cli_rpc_open(o, &r);
+  if (rc != CLI_OK)
+    return rc;
+  kith_pack p;
+  kith_pack_init(&p);
+  kith_pack_array(&p, 2);
+  kith_pack_cstr(&p, code);
+  kith_pack_uint(&p, (uint64_t)timeout);
+  const msgpack_object *res = NULL;
+  rc = cli_rpc_call(r, "join", &p, (timeout + CLI_JOIN_GRACE_S) * 1000,
+                    on_progress, NULL, &res);
+  if (rc == CLI_OK)
+    cli_out_map(o, res, JOINED_FIELDS);
+  cli_rpc_free(r);
+  return rc;
+}
+
+int cli_cmd_join(cli_opts *o, int argc, char **argv) {
+  gint timeout = 60;
+  const GOptionEntry entries[] = {
+      {"timeout", 0, 0, G_OPTION_ARG_INT, &timeout,
+       "Give up after this many seconds (default 60)", "SECONDS"},
+      G_OPTION_ENTRY_NULL};
+  int rc = cli_parse(o, "join", "CODE", 1,
+                     "Join a group with an invite code; returns once admitted "
+                     "and the history is synced.",
+                     entries, &argc, &argv);
+  if (rc == CLI_OK && (timeout < 1 || timeout > CLI_MAX_JOIN_TIMEOUT_S))
+    rc = cli_usage("join", "--timeout must be 1 to %d seconds",
+                   CLI_MAX_JOIN_TIMEOUT_S);
+  if (rc != CLI_OK)
+    return rc;
+  return join_call(o, argv[1], timeout);
+}

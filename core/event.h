@@ -1,0 +1,79 @@
+/* kith: signed group events.
+ *
+ * Wire form (canonical msgpack, arrays only):
+ *   [version=1, group_id bin(0|32), kind uint, author bin32,
+ *    parents [bin32...], depth uint, ts_ms uint, body bin, sig bin64]
+ * group_id is empty exactly for a create event (the group id is then the
+ * event's own id). sig = Ed25519 by author over the encoding of the first
+ * eight elements, i.e. the bytes of
+ *   [version, group_id, kind, author, parents, depth, ts_ms, body]
+ * re-packed as an 8-element array. id = BLAKE2b-256 of the full encoding.
+ * depth = 1 + max depth of parents (0 for create). Parents are sorted
+ * ascending and distinct. The body is opaque here (see group.h). */
+#ifndef KITH_EVENT_H
+#define KITH_EVENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "ident.h"
+
+#define KITH_EVENT_VERSION 1
+#define KITH_EVENT_ID_LEN 32
+#define KITH_EVENT_MAX_PARENTS 16
+#define KITH_EVENT_MAX_BODY (80 * 1024)
+#define KITH_EVENT_MAX (KITH_EVENT_MAX_BODY + 1024)
+
+typedef enum kith_event_kind {
+  KITH_EV_CREATE = 1,
+  KITH_EV_INVITE = 2,
+  KITH_EV_ADD = 3,
+  KITH_EV_REMOVE = 4,
+  KITH_EV_LEAVE = 5,
+  KITH_EV_ROLE = 6,
+  KITH_EV_TOPIC = 7,
+  KITH_EV_REKEY = 8,
+  KITH_EV_MESSAGE = 9,
+} kith_event_kind;
+#define KITH_EV_KIND_MAX 9
+
+typedef struct kith_event {
+  uint8_t id[KITH_EVENT_ID_LEN];
+  uint8_t group_id[32]; /* == id for create */
+  uint32_t kind;
+  uint8_t author[KITH_ID_LEN];
+  size_t n_parents;
+  uint8_t parents[KITH_EVENT_MAX_PARENTS][KITH_EVENT_ID_LEN];
+  uint64_t depth;
+  uint64_t ts_ms;
+  uint8_t *body; /* g_malloc'ed copy */
+  size_t body_len;
+  uint8_t sig[KITH_SIG_LEN];
+  uint8_t *raw; /* g_malloc'ed canonical encoding */
+  size_t raw_len;
+} kith_event;
+
+/* Decodes and checks raw bytes: strict canonical msgpack, field limits,
+ * known kind, sorted distinct parents, create has no parents and depth 0,
+ * signature valid. Fills ev (owning copies). Does not check the DAG or the
+ * group rules. Errors: KITH_ERR_DECODE, KITH_ERR_SIGNATURE, KITH_ERR_LIMIT.
+ * On error ev is left cleared. */
+KITH_MUST kith_err kith_event_decode(const uint8_t *buf, size_t len,
+                                     kith_event *ev);
+
+/* Builds an event: ev's group_id (ignored for create), kind, parents
+ * (sorted here), depth, ts_ms and body (copied) must be set; author is set
+ * from me; encodes, signs, sets raw, sig and id (and group_id for create).
+ * Takes no ownership of body. */
+KITH_MUST kith_err kith_event_build(kith_event *ev, const kith_ident *me,
+                                    const uint8_t *body, size_t body_len);
+
+/* Deep copy. */
+KITH_MUST kith_err kith_event_copy(kith_event *dst, const kith_event *src);
+void kith_event_clear(kith_event *ev);
+
+/* Short human name of a kind ("message"), "unknown" otherwise. */
+const char *kith_event_kind_name(uint32_t kind);
+
+#endif

@@ -1,0 +1,33 @@
+/* kith: the data directory ("home") on local disk.
+ *
+ * Layout: DIR (mode 0700) holds storage.key (32 random bytes, mode 0600),
+ * kith.db (the SQLite store, see store.h), control.sock (the node's control
+ * socket) and node.lock (held with flock while a node runs). */
+#ifndef KITH_HOME_H
+#define KITH_HOME_H
+
+#include <stdint.h>
+
+#include "err.h"
+
+#define KITH_HOME_KEY_FILE "storage.key"
+#define KITH_HOME_DB_FILE "kith.db"
+#define KITH_HOME_SOCKET_FILE "control.sock"
+#define KITH_HOME_LOCK_FILE "node.lock"
+
+/* Creates dir (and parents) if missing and sets it to mode 0700.
+ * KITH_ERR_IO with errno kept. */
+KITH_MUST kith_err kith_home_prepare(const char *dir);
+/* Path of a file in the home, g_malloc'ed. */
+char *kith_home_path(const char *dir, const char *file);
+/* Writes a new random storage key (fails with KITH_ERR_EXISTS if one
+ * exists). */
+KITH_MUST kith_err kith_home_create_key(const char *dir, uint8_t key[32]);
+/* Reads the storage key. KITH_ERR_NOT_FOUND if there is none (no
+ * identity: run kith init), KITH_ERR_IO if unreadable or of wrong size. */
+KITH_MUST kith_err kith_home_load_key(const char *dir, uint8_t key[32]);
+/* Takes the node lock (non-blocking). KITH_ERR_BUSY if another process
+ * holds it. *fd stays open while the lock is held; close it to release. */
+KITH_MUST kith_err kith_home_lock(const char *dir, int *fd);
+
+#endif

@@ -1,0 +1,80 @@
+/* kith: the SQLite store (WAL). The only place core touches the disk.
+ *
+ * Everything secret or decrypted is stored sealed under the storage key
+ * (XChaCha20-Poly1305, random nonce, the row's table and key as additional
+ * data): the identity seed, names, epoch secrets and message texts. Event
+ * bytes are stored as received (their bodies are already encrypted to the
+ * group). Each write is one transaction. */
+#ifndef KITH_STORE_H
+#define KITH_STORE_H
+
+#include <glib.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "event.h"
+
+typedef struct kith_store kith_store;
+
+/* Opens (creating if missing) the database at path. key is copied. */
+KITH_MUST kith_err kith_store_open(const char *path, const uint8_t key[32],
+                                   kith_store **out);
+void kith_store_close(kith_store *s);
+
+/* Identity: seed and display name. get: KITH_ERR_NOT_FOUND if none;
+ * KITH_ERR_CRYPTO if the storage key is wrong. *name is g_malloc'ed. */
+KITH_MUST kith_err kith_store_put_identity(kith_store *s,
+                                           const uint8_t seed[32],
+                                           const char *name);
+KITH_MUST kith_err kith_store_get_identity(kith_store *s, uint8_t seed[32],
+                                           char **name);
+
+/* Groups this node holds (member or joining). */
+KITH_MUST kith_err kith_store_put_group(kith_store *s, const uint8_t gid[32]);
+KITH_MUST kith_err kith_store_list_groups(kith_store *s, GByteArray *gids);
+
+/* An accepted event, with its decrypted text if it is a message (text may
+ * be NULL), in one transaction. Storing the same id twice is a no-op. */
+KITH_MUST kith_err kith_store_put_event(kith_store *s, const kith_event *ev,
+                                        const char *text, size_t text_len);
+/* Raw bytes of every event of a group in (depth, id) order: appends a
+ * GBytes* per event to out. */
+KITH_MUST kith_err kith_store_load_events(kith_store *s, const uint8_t gid[32],
+                                          GPtrArray *out);
+
+typedef struct kith_stored_msg {
+  uint8_t event_id[32];
+  uint8_t sender[32];
+  uint64_t ts_ms;
+  char *text; /* g_malloc'ed, NUL-terminated */
+} kith_stored_msg;
+void kith_stored_msg_free(kith_stored_msg *m);
+/* The last n (0 = all) messages of a group in display order (ts, id):
+ * appends kith_stored_msg* to out. */
+KITH_MUST kith_err kith_store_list_messages(kith_store *s,
+                                            const uint8_t gid[32], size_t n,
+                                            GPtrArray *out);
+
+/* Epoch secrets. load appends (epoch uint64 LE 8 bytes || secret 32) blocks
+ * of 40 bytes to out. */
+KITH_MUST kith_err kith_store_put_secret(kith_store *s, const uint8_t gid[32],
+                                         uint64_t epoch,
+                                         const uint8_t secret[32]);
+KITH_MUST kith_err kith_store_load_secrets(kith_store *s, const uint8_t gid[32],
+                                           GByteArray *out);
+
+/* Last known signal address of a node (for reconnecting). */
+KITH_MUST kith_err kith_store_put_peer(kith_store *s, const uint8_t node[32],
+                                       const char *host, uint16_t port,
+                                       uint64_t seen_ms);
+typedef struct kith_stored_peer {
+  uint8_t node[32];
+  char host[64];
+  uint16_t port;
+  uint64_t seen_ms;
+} kith_stored_peer;
+/* Appends kith_stored_peer structs (by value) to out (a GArray of them). */
+KITH_MUST kith_err kith_store_list_peers(kith_store *s, GArray *out);
+
+#endif

@@ -1,0 +1,328 @@
+/* kith: joining a group by invite code, on both sides.
+ *
+ * The joiner sends its offer to the inviter's signal port with a join
+ * request [group id, invite pk, join proof, name]. The member that gets it
+ * checks the invite against its group state, admits the joiner (an add
+ * event carrying the group secrets sealed to the joiner) and answers; the
+ * link comes up and the joiner receives the history. The join is done when
+ * the joiner holds the group's keys, is a member, and has every event the
+ * admitter announced. */
+#include <sodium.h>
+#include <string.h>
+
+#include "../core/codec.h"
+#include "node_int.h"
+
+void join_free(node_join *j) {
+  if (j->expect)
+    g_byte_array_unref(j->expect);
+  sodium_memzero(&j->inv, sizeof j->inv);
+  g_free(j);
+}
+
+static void progress(node_join *j, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+static void progress(node_join *j, const char *fmt, ...) {
+  va_list ap;
+  char *text;
+  kith_pack pk;
+  uint8_t *buf;
+  size_t len;
+
+  va_start(ap, fmt);
+  text = g_strdup_vprintf(fmt, ap);
+  va_end(ap);
+  kith_pack_init(&pk);
+  kith_pack_array(&pk, 1);
+  kith_pack_cstr(&pk, text);
+  if (kith_pack_take(&pk, &buf, &len) == KITH_OK) {
+    kith_rpc_notify_caller(j->call, "progress", buf, len);
+    g_free(buf);
+  }
+  g_free(text);
+}
+
+static const char *admit_error(kith_err err) {
+  switch (err) {
+  case KITH_ERR_NOT_FOUND:
+    return "the invite code is not valid for this group";
+  case KITH_ERR_EXPIRED:
+    return "the invite code has expired; ask for a new one";
+  case KITH_ERR_USED_UP:
+    return "the invite code has been used up; ask for a new one";
+  case KITH_ERR_SIGNATURE:
+    return "the invite proof is invalid";
+  case KITH_ERR_LIMIT:
+    return "the group is full";
+  default:
+    return "the admission failed";
+  }
+}
+
+static void admitted(kith_node *n, node_group *ng, const uint8_t who[32],
+                     const char *name, kith_accepted *acc) {
+  GPtrArray *list =
+      g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
+  char text[KITH_ID_TEXT_LEN + 1];
+
+  kith_id_to_text(who, text);
+  node_log(n, "admitted %.8s (%s) to %s", text, name, kith_group_name(ng->g));
+  g_ptr_array_add(list, acc);
+  node_accepted(n, ng, list, NULL);
+  g_ptr_array_unref(list);
+}
+
+const char *join_on_offer(kith_node *n, const uint8_t from[32],
+                          const msgpack_object *join) {
+  msgpack_unpacked u;
+  const msgpack_object *it;
+  const uint8_t *raw;
+  size_t raw_len;
+  uint8_t gid[32], invite_pk[32], sig[KITH_SIG_LEN];
+  char *name = NULL;
+  const char *refusal = "malformed join request";
+  node_group *ng;
+  kith_accepted *acc = NULL;
+  kith_err err;
+
+  msgpack_unpacked_init(&u);
+  if (kith_codec_bin(join, 1024, &raw, &raw_len) != KITH_OK ||
+      kith_codec_unpack(raw, raw_len, &u) != KITH_OK ||
+      kith_codec_array(&u.data, 4, &it) != KITH_OK ||
+      kith_codec_bin_fixed(&it[0], gid, 32) != KITH_OK ||
+      kith_codec_bin_fixed(&it[1], invite_pk, 32) != KITH_OK ||
+      kith_codec_bin_fixed(&it[2], sig, KITH_SIG_LEN) != KITH_OK ||
+      kith_codec_strdup(&it[3], KITH_NAME_MAX, &name) != KITH_OK)
+    goto out;
+  ng = node_group_get(n, gid);
+  refusal = "this node is not a member of that group";
+  if (!ng || !kith_group_is_member(ng->g, n->me.pk))
+    goto out;
+  refusal = NULL;
+  if (kith_group_is_member(ng->g, from))
+    goto out; /* a retry after a lost answer: already admitted */
+  err =
+      kith_group_admit(ng->g, from, name, invite_pk, sig, node_wall_ms(), &acc);
+  if (err != KITH_OK) {
+    refusal = admit_error(err);
+    goto out;
+  }
+  admitted(n, ng, from, name, acc);
+out:
+  g_free(name);
+  msgpack_unpacked_destroy(&u);
+  return refusal;
+}
+
+static node_join *find_join(kith_node *n, const uint8_t inviter[32]) {
+  for (guint i = 0; i < n->joins->len; i++) {
+    node_join *j = n->joins->pdata[i];
+    if (memcmp(j->inv.inviter, inviter, KITH_ID_LEN) == 0)
+      return j;
+  }
+  return NULL;
+}
+
+/* Ends a join: replies to the caller (error when msg != NULL) and, if we
+ * were not admitted, forgets the group we had started to hold. */
+static void finish(kith_node *n, node_join *j, kith_err code, const char *msg) {
+  node_group *ng = node_group_get(n, j->inv.group_id);
+  char text[KITH_ID_TEXT_LEN + 1];
+  node_peer *p;
+
+  kith_id_to_text(j->inv.inviter, text);
+  p = g_hash_table_lookup(n->peers, text);
+  g_ptr_array_remove(n->joins, j);
+  if (msg) {
+    kith_rpc_error(j->call, code, "%s", msg);
+    if (p && p->state != PEER_UP)
+      peer_close(p, "join ended");
+    if (ng && !kith_group_is_member(ng->g, n->me.pk))
+      g_hash_table_remove(n->groups, ng->id_text);
+  } else {
+    kith_pack pk;
+    uint8_t *buf;
+    size_t len;
+
+    kith_pack_init(&pk);
+    msgpack_pack_map(&pk.pk, 2);
+    kith_pack_cstr(&pk, "group_id");
+    kith_pack_cstr(&pk, ng->id_text);
+    kith_pack_cstr(&pk, "name");
+    kith_pack_cstr(&pk, kith_group_name(ng->g));
+    if (kith_pack_take(&pk, &buf, &len) == KITH_OK) {
+      kith_rpc_reply(j->call, buf, len);
+      g_free(buf);
+    } else {
+      kith_rpc_error(j->call, KITH_ERR_NOMEM, "out of memory");
+    }
+  }
+  join_free(j);
+}
+
+static kith_err pack_request(kith_node *n, node_join *j, uint8_t **out,
+                             size_t *len) {
+  uint8_t pk_inv[32], sig[KITH_SIG_LEN];
+  kith_pack pk;
+
+  kith_invite_public_key(j->inv.secret, pk_inv);
+  kith_invite_sign_join(j->inv.secret, j->inv.group_id, n->me.pk, sig);
+  kith_pack_init(&pk);
+  kith_pack_array(&pk, 4);
+  kith_pack_bin(&pk, j->inv.group_id, 32);
+  kith_pack_bin(&pk, pk_inv, 32);
+  kith_pack_bin(&pk, sig, KITH_SIG_LEN);
+  kith_pack_cstr(&pk, n->name);
+  return kith_pack_take(&pk, out, len);
+}
+
+/* Sends (or re-sends) the join offer to the next address of the code. */
+static void try_next_addr(kith_node *n, node_join *j, uint64_t now) {
+  char text[KITH_ID_TEXT_LEN + 1];
+  const kith_addr *a = &j->inv.addrs[j->next_addr % j->inv.n_addrs];
+  node_peer *p;
+
+  kith_id_to_text(j->inv.inviter, text);
+  p = g_hash_table_lookup(n->peers, text);
+  j->next_addr++;
+  j->next_try_ms = now + JOIN_RETRY_MS;
+  if (p && p->offerer && p->join && p->state <= PEER_OFFERED) {
+    peer_reoffer(p, a->host, a->port);
+    return;
+  }
+  if (p)
+    return; /* connecting or up: wait for it */
+  uint8_t *req;
+  size_t len;
+  if (pack_request(n, j, &req, &len) != KITH_OK)
+    return;
+  progress(j, "contacting the inviter %.8s at %s:%u", text, a->host, a->port);
+  peer_connect(n, j->inv.inviter, a->host, a->port, req, len);
+  g_free(req);
+}
+
+static const char *invite_error(kith_err err) {
+  switch (err) {
+  case KITH_ERR_CHECKSUM:
+    return "the invite code is mistyped (its checksum does not match); "
+           "copy it again in full";
+  case KITH_ERR_ARG:
+    return "this is not a kith invite code (it starts with kith: and holds "
+           "only letters, digits, - and _)";
+  default:
+    return "the invite code is damaged (it decodes to invalid data); ask "
+           "for a new one";
+  }
+}
+
+void join_start(kith_node *n, kith_rpc_call *call, const char *code,
+                uint64_t timeout_s) {
+  node_join *j = g_new0(node_join, 1);
+  node_group *ng;
+  kith_err err = kith_invite_decode(code, &j->inv);
+  char text[KITH_ID_TEXT_LEN + 1];
+  node_peer *p;
+
+  j->call = call;
+  if (err != KITH_OK) {
+    kith_rpc_error(call, KITH_ERR_ARG, "%s", invite_error(err));
+    join_free(j);
+    return;
+  }
+  ng = node_group_get(n, j->inv.group_id);
+  if (ng && kith_group_is_member(ng->g, n->me.pk)) {
+    kith_rpc_error(call, KITH_ERR_EXISTS, "you are already a member of %s",
+                   kith_group_name(ng->g));
+    join_free(j);
+    return;
+  }
+  if (memcmp(j->inv.inviter, n->me.pk, KITH_ID_LEN) == 0 ||
+      find_join(n, j->inv.inviter)) {
+    kith_rpc_error(call, KITH_ERR_STATE,
+                   memcmp(j->inv.inviter, n->me.pk, KITH_ID_LEN) == 0
+                       ? "this invite code was made by this node"
+                       : "a join through this inviter is already running");
+    join_free(j);
+    return;
+  }
+  if (!ng)
+    node_group_add(n, kith_group_new(j->inv.group_id, &n->me));
+  kith_id_to_text(j->inv.inviter, text);
+  /* An existing link cannot carry the join request: start a new one. */
+  p = g_hash_table_lookup(n->peers, text);
+  if (p)
+    peer_close(p, "reconnecting to join a group");
+  j->deadline_ms = node_now() + timeout_s * KITH_SECOND;
+  g_ptr_array_add(n->joins, j);
+  try_next_addr(n, j, node_now());
+}
+
+void join_tick(kith_node *n, uint64_t now) {
+  for (guint i = n->joins->len; i-- > 0;) {
+    node_join *j = n->joins->pdata[i];
+
+    if (!kith_rpc_is_alive(j->call)) {
+      finish(n, j, KITH_ERR_STATE, "the client went away");
+    } else if (now >= j->deadline_ms) {
+      finish(n, j, KITH_ERR_TIMEOUT,
+             j->admitted ? "admitted, but the history did not arrive in time"
+                         : "no answer from the inviter in time; is its node "
+                           "running and reachable?");
+    } else if (!j->admitted && now >= j->next_try_ms) {
+      try_next_addr(n, j, now);
+    }
+  }
+}
+
+void join_on_refuse(kith_node *n, const uint8_t from[32], const char *reason) {
+  node_join *j = find_join(n, from);
+  char *msg;
+
+  if (!j || j->admitted)
+    return;
+  msg = g_strdup_printf("the join was refused: %s", reason);
+  finish(n, j, KITH_ERR_FORBIDDEN, msg);
+  g_free(msg);
+}
+
+void join_on_have(kith_node *n, node_peer *p, node_group *ng,
+                  const GByteArray *ids) {
+  node_join *j = find_join(n, p->id);
+
+  if (!j || memcmp(j->inv.group_id, kith_group_id(ng->g), 32) != 0)
+    return;
+  if (j->expect)
+    g_byte_array_unref(j->expect);
+  j->expect = g_byte_array_sized_new(ids->len);
+  g_byte_array_append(j->expect, ids->data, ids->len);
+  j->have_final = 1;
+  join_check_progress(n);
+}
+
+static int has_all(kith_group *g, const GByteArray *ids) {
+  for (guint i = 0; i + 32 <= ids->len; i += 32)
+    if (!kith_group_has_event(g, ids->data + i))
+      return 0;
+  return 1;
+}
+
+void join_check_progress(kith_node *n) {
+  for (guint i = n->joins->len; i-- > 0;) {
+    node_join *j = n->joins->pdata[i];
+    node_group *ng = node_group_get(n, j->inv.group_id);
+
+    if (!ng)
+      continue;
+    if (!j->admitted && kith_group_is_ready(ng->g) &&
+        kith_group_is_member(ng->g, n->me.pk)) {
+      j->admitted = 1;
+      if (kith_store_put_group(n->store, j->inv.group_id) != KITH_OK)
+        node_log(n, "could not store the group (disk full?)");
+      progress(j, "admitted to %s; receiving the history",
+               kith_group_name(ng->g));
+    }
+    if (j->admitted && j->have_final && has_all(ng->g, j->expect)) {
+      node_log(n, "joined %s", kith_group_name(ng->g));
+      finish(n, j, KITH_OK, NULL);
+    }
+  }
+}

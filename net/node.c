@@ -1,0 +1,431 @@
+/* kith: the node runtime: start-up, groups, the tick, shutdown. */
+#include <errno.h>
+#include <glib-unix.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../core/codec.h"
+#include "../core/home.h"
+#include "node_int.h"
+
+uint64_t node_now(void) {
+  return (uint64_t)(g_get_monotonic_time() / 1000);
+}
+
+uint64_t node_wall_ms(void) {
+  return (uint64_t)(g_get_real_time() / 1000);
+}
+
+void node_log(kith_node *n, const char *fmt, ...) {
+  va_list ap;
+  char *msg;
+  GDateTime *now = g_date_time_new_now_utc();
+  char *ts = g_date_time_format(now, "%H:%M:%S");
+
+  va_start(ap, fmt);
+  msg = g_strdup_vprintf(fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "%s.%03d kith[%.8s]: %s\n", ts,
+          g_date_time_get_microsecond(now) / 1000, n->me_text, msg);
+  g_free(msg);
+  g_free(ts);
+  g_date_time_unref(now);
+}
+
+node_group *node_group_get(kith_node *n, const uint8_t gid[32]) {
+  char text[KITH_ID_TEXT_LEN + 1];
+
+  kith_id_to_text(gid, text);
+  return g_hash_table_lookup(n->groups, text);
+}
+
+static void node_group_free(gpointer data) {
+  node_group *ng = data;
+
+  kith_group_free(ng->g);
+  g_free(ng);
+}
+
+node_group *node_group_add(kith_node *n, kith_group *g) {
+  node_group *ng = g_new0(node_group, 1);
+
+  ng->g = g;
+  kith_id_to_text(kith_group_id(g), ng->id_text);
+  g_hash_table_replace(n->groups, ng->id_text, ng);
+  return ng;
+}
+
+/* Persists epoch secrets the group learned since the last call. */
+static void save_secrets(kith_node *n, node_group *ng) {
+  size_t count = kith_group_n_secrets(ng->g);
+
+  for (size_t i = ng->secrets_saved; i < count; i++) {
+    uint64_t epoch;
+    uint8_t secret[32];
+
+    kith_group_secret_at(ng->g, i, &epoch, secret);
+    if (kith_store_put_secret(n->store, kith_group_id(ng->g), epoch, secret) !=
+        KITH_OK)
+      node_log(n, "could not store a group secret (disk full?)");
+    sodium_memzero(secret, sizeof secret);
+  }
+  ng->secrets_saved = count;
+}
+
+const char *node_member_name(kith_node *n, const uint8_t id[32]) {
+  GHashTableIter it;
+  gpointer v;
+
+  g_hash_table_iter_init(&it, n->groups);
+  while (g_hash_table_iter_next(&it, NULL, &v)) {
+    const kith_member *m = kith_group_find_member(((node_group *)v)->g, id);
+    if (m)
+      return m->name;
+  }
+  return "";
+}
+
+static void notify_message(kith_node *n, node_group *ng,
+                           const kith_accepted *a) {
+  kith_pack pk;
+  char eid[KITH_ID_TEXT_LEN + 1], sid[KITH_ID_TEXT_LEN + 1];
+  uint8_t *buf;
+  size_t len;
+
+  kith_id_to_text(a->ev.id, eid);
+  kith_id_to_text(a->ev.author, sid);
+  kith_pack_init(&pk);
+  kith_pack_array(&pk, 1);
+  msgpack_pack_map(&pk.pk, 6);
+  kith_pack_cstr(&pk, "event_id");
+  kith_pack_cstr(&pk, eid);
+  kith_pack_cstr(&pk, "time_ms");
+  kith_pack_uint(&pk, a->ev.ts_ms);
+  kith_pack_cstr(&pk, "sender_id");
+  kith_pack_cstr(&pk, sid);
+  kith_pack_cstr(&pk, "sender_name");
+  kith_pack_cstr(&pk, node_member_name(n, a->ev.author));
+  kith_pack_cstr(&pk, "text");
+  kith_pack_str(&pk, a->text, a->text_len);
+  kith_pack_cstr(&pk, "group_id");
+  kith_pack_cstr(&pk, ng->id_text);
+  if (kith_pack_take(&pk, &buf, &len) == KITH_OK) {
+    kith_control_notify(n->ctl, ng->id_text, "message", buf, len);
+    g_free(buf);
+  }
+}
+
+void node_accepted(kith_node *n, node_group *ng, GPtrArray *acc,
+                   node_peer *from) {
+  for (guint i = 0; i < acc->len; i++) {
+    kith_accepted *a = g_ptr_array_index(acc, i);
+    kith_err err = kith_store_put_event(n->store, &a->ev, a->text, a->text_len);
+
+    if (err != KITH_OK)
+      node_log(n, "could not store event: %s", kith_strerror(err));
+    if (a->text)
+      notify_message(n, ng, a);
+    gossip_publish(n, ng, &a->ev, from);
+  }
+  g_ptr_array_set_size(acc, 0); /* its free function frees the entries */
+  save_secrets(n, ng);
+  join_check_progress(n);
+}
+
+int node_shares_group(kith_node *n, const uint8_t id[32]) {
+  GHashTableIter it;
+  gpointer v;
+
+  g_hash_table_iter_init(&it, n->groups);
+  while (g_hash_table_iter_next(&it, NULL, &v)) {
+    node_group *ng = v;
+    if (kith_group_is_member(ng->g, id) &&
+        kith_group_is_member(ng->g, n->me.pk))
+      return 1;
+  }
+  return 0;
+}
+
+void node_remember_addr(kith_node *n, const uint8_t id[32], const char *host,
+                        uint16_t port) {
+  char text[KITH_ID_TEXT_LEN + 1];
+  kith_stored_peer *sp;
+
+  if (memcmp(id, n->me.pk, KITH_ID_LEN) == 0 || port == 0)
+    return;
+  kith_id_to_text(id, text);
+  sp = g_hash_table_lookup(n->addrs, text);
+  if (sp && strcmp(sp->host, host) == 0 && sp->port == port)
+    return;
+  if (!sp) {
+    if (g_hash_table_size(n->addrs) >= PEER_MAX * 4)
+      return;
+    sp = g_new0(kith_stored_peer, 1);
+    memcpy(sp->node, id, KITH_ID_LEN);
+    g_hash_table_replace(n->addrs, g_strdup(text), sp);
+  }
+  g_strlcpy(sp->host, host, sizeof sp->host);
+  sp->port = port;
+  sp->seen_ms = node_wall_ms();
+  if (kith_store_put_peer(n->store, id, host, port, sp->seen_ms) != KITH_OK)
+    node_log(n, "could not store a peer address");
+}
+
+/* Replays a group's stored events through the core to rebuild its state. */
+static kith_err load_group(kith_node *n, const uint8_t gid[32]) {
+  kith_group *g = kith_group_new(gid, &n->me);
+  GByteArray *secrets = g_byte_array_new();
+  GPtrArray *raws =
+      g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+  GPtrArray *acc =
+      g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
+  kith_err err = kith_store_load_secrets(n->store, gid, secrets);
+  node_group *ng;
+
+  for (guint i = 0; err == KITH_OK && i + 40 <= secrets->len; i += 40) {
+    uint64_t epoch = 0;
+    for (int b = 7; b >= 0; b--)
+      epoch = (epoch << 8) | secrets->data[i + b];
+    kith_group_add_secret(g, epoch, secrets->data + i + 8);
+  }
+  sodium_memzero(secrets->data, secrets->len);
+  g_byte_array_unref(secrets);
+  if (err == KITH_OK)
+    err = kith_store_load_events(n->store, gid, raws);
+  for (guint i = 0; err == KITH_OK && i < raws->len; i++) {
+    gsize len;
+    const uint8_t *raw = g_bytes_get_data(raws->pdata[i], &len);
+    kith_err e = kith_group_receive(g, raw, len, node_wall_ms(), acc);
+    if (e != KITH_OK && e != KITH_ERR_DUPLICATE && e != KITH_ERR_MISSING)
+      node_log(n, "stored event rejected on load: %s", kith_strerror(e));
+  }
+  g_ptr_array_unref(acc);
+  g_ptr_array_unref(raws);
+  if (err != KITH_OK) {
+    kith_group_free(g);
+    return err;
+  }
+  ng = node_group_add(n, g);
+  ng->secrets_saved = kith_group_n_secrets(g);
+  return KITH_OK;
+}
+
+static kith_err load_state(kith_node *n) {
+  GByteArray *gids = g_byte_array_new();
+  GArray *peers = g_array_new(FALSE, TRUE, sizeof(kith_stored_peer));
+  kith_err err = kith_store_list_groups(n->store, gids);
+
+  for (guint i = 0; err == KITH_OK && i + 32 <= gids->len; i += 32)
+    err = load_group(n, gids->data + i);
+  if (err == KITH_OK)
+    err = kith_store_list_peers(n->store, peers);
+  for (guint i = 0; err == KITH_OK && i < peers->len; i++) {
+    kith_stored_peer *sp = g_new(kith_stored_peer, 1);
+    char text[KITH_ID_TEXT_LEN + 1];
+
+    *sp = g_array_index(peers, kith_stored_peer, i);
+    kith_id_to_text(sp->node, text);
+    g_hash_table_replace(n->addrs, g_strdup(text), sp);
+  }
+  g_array_unref(peers);
+  g_byte_array_unref(gids);
+  return err;
+}
+
+/* Tries the remembered addresses of group peers we have no link to, with
+ * exponential backoff per peer. */
+static void reconnect(kith_node *n, uint64_t now) {
+  GHashTableIter it;
+  gpointer k, v;
+
+  g_hash_table_iter_init(&it, n->addrs);
+  while (g_hash_table_iter_next(&it, &k, &v)) {
+    kith_stored_peer *sp = v;
+    uint64_t next =
+        (uint64_t)GPOINTER_TO_SIZE(g_hash_table_lookup(n->backoff, k));
+    uint64_t step =
+        (uint64_t)GPOINTER_TO_SIZE(g_hash_table_lookup(n->backoff_step, k));
+
+    if (g_hash_table_contains(n->peers, k) || now < next ||
+        !node_shares_group(n, sp->node))
+      continue;
+    step = step ? MIN(step * 2, PEER_BACKOFF_MAX_MS) : PEER_BACKOFF_MIN_MS;
+    g_hash_table_replace(n->backoff, g_strdup(k),
+                         GSIZE_TO_POINTER((gsize)(now + step)));
+    g_hash_table_replace(n->backoff_step, g_strdup(k),
+                         GSIZE_TO_POINTER((gsize)step));
+    peer_connect(n, sp->node, sp->host, sp->port, NULL, 0);
+  }
+}
+
+static gboolean on_tick(gpointer data) {
+  kith_node *n = data;
+  uint64_t now = node_now();
+  GList *peers = g_hash_table_get_values(n->peers);
+
+  for (GList *l = peers; l; l = l->next)
+    peer_tick(l->data, now);
+  g_list_free(peers);
+  join_tick(n, now);
+  reconnect(n, now);
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean on_quit_signal(gpointer data) {
+  kith_node *n = data;
+
+  node_log(n, "stopping");
+  g_main_loop_quit(n->loop);
+  return G_SOURCE_REMOVE;
+}
+
+static void on_signal_datagram(kith_signal *s, const uint8_t from[32],
+                               const uint8_t *payload, size_t len,
+                               GSocketAddress *src, size_t size, void *ud) {
+  peer_on_signal(ud, from, payload, len, src, size);
+}
+
+/* Opens the home: lock, storage key, store, identity. Prints the error. */
+static int open_home(kith_node *n) {
+  uint8_t key[32], seed[32];
+  char *db;
+  kith_err err;
+
+  err = kith_home_lock(n->home, &n->lock_fd);
+  if (err == KITH_ERR_BUSY) {
+    fprintf(stderr, "kith: error: a node is already running for %s\n", n->home);
+    return 1;
+  }
+  err = err ? err : kith_home_load_key(n->home, key);
+  if (err == KITH_ERR_NOT_FOUND) {
+    fprintf(stderr,
+            "kith: error: %s has no identity; create one with: kith init "
+            "--home %s\n",
+            n->home, n->home);
+    return 1;
+  }
+  db = kith_home_path(n->home, KITH_HOME_DB_FILE);
+  err = err ? err : kith_store_open(db, key, &n->store);
+  g_free(db);
+  sodium_memzero(key, sizeof key);
+  err = err ? err : kith_store_get_identity(n->store, seed, &n->name);
+  err = err ? err : kith_ident_from_seed(&n->me, seed);
+  sodium_memzero(seed, sizeof seed);
+  if (err != KITH_OK) {
+    fprintf(stderr, "kith: error: cannot open %s: %s\n", n->home,
+            kith_strerror(err));
+    return 1;
+  }
+  kith_id_to_text(n->me.pk, n->me_text);
+  return 0;
+}
+
+static int start_services(kith_node *n, uint16_t port) {
+  char *sock = kith_home_path(n->home, KITH_HOME_SOCKET_FILE);
+  kith_err err = load_state(n);
+
+  if (err != KITH_OK) {
+    fprintf(stderr, "kith: error: cannot load the store: %s\n",
+            kith_strerror(err));
+    g_free(sock);
+    return 1;
+  }
+  err = kith_signal_new(n->ctx, &n->me, port, on_signal_datagram, n, &n->sig);
+  if (err != KITH_OK) {
+    fprintf(stderr,
+            "kith: error: cannot bind the signal port %u: %s; choose "
+            "another with --port\n",
+            port, kith_strerror(err));
+    g_free(sock);
+    return 1;
+  }
+  err = kith_control_new(n->ctx, sock, &n->ctl);
+  g_free(sock);
+  if (err != KITH_OK) {
+    fprintf(stderr, "kith: error: cannot open the control socket: %s\n",
+            kith_strerror(err));
+    return 1;
+  }
+  node_rpc_register(n);
+  return 0;
+}
+
+static void node_free(kith_node *n) {
+  if (n->peers) {
+    GList *peers = g_hash_table_get_values(n->peers);
+    for (GList *l = peers; l; l = l->next)
+      peer_close(l->data, "node stopping");
+    g_list_free(peers);
+    g_hash_table_unref(n->peers);
+  }
+  for (guint i = 0; n->joins && i < n->joins->len; i++) {
+    node_join *j = n->joins->pdata[i];
+    kith_rpc_error(j->call, KITH_ERR_STATE, "the node is stopping");
+    join_free(j);
+  }
+  if (n->joins)
+    g_ptr_array_unref(n->joins);
+  if (n->ctl)
+    kith_control_free(n->ctl);
+  if (n->sig)
+    kith_signal_free(n->sig);
+  /* Let libnice finish its asynchronous closes before the context goes. */
+  for (int i = 0; i < 100 && g_main_context_iteration(n->ctx, FALSE); i++)
+    ;
+  if (n->groups)
+    g_hash_table_unref(n->groups);
+  if (n->addrs)
+    g_hash_table_unref(n->addrs);
+  if (n->backoff)
+    g_hash_table_unref(n->backoff);
+  if (n->backoff_step)
+    g_hash_table_unref(n->backoff_step);
+  if (n->store)
+    kith_store_close(n->store);
+  kith_ident_clear(&n->me);
+  g_free(n->name);
+  if (n->lock_fd >= 0)
+    close(n->lock_fd);
+  if (n->loop)
+    g_main_loop_unref(n->loop);
+}
+
+int kith_node_run(const kith_node_config *cfg) {
+  kith_node node = {0}, *n = &node;
+  int rc;
+
+  if (sodium_init() < 0)
+    return 1;
+  n->lock_fd = -1;
+  n->home = (char *)cfg->home;
+  n->loopback = cfg->loopback;
+  n->bind_addr = cfg->bind_addr;
+  n->ctx = g_main_context_default();
+  n->loop = g_main_loop_new(n->ctx, FALSE);
+  n->groups =
+      g_hash_table_new_full(g_str_hash, g_str_equal, NULL, node_group_free);
+  n->peers = g_hash_table_new(g_str_hash, g_str_equal);
+  n->addrs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+  n->backoff = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  n->backoff_step =
+      g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  n->joins = g_ptr_array_new();
+  n->start_ms = node_now();
+  rc = open_home(n);
+  if (rc == 0)
+    rc = start_services(n, cfg->port);
+  if (rc == 0) {
+    node_log(n, "node %s (%s) up: signal port %u, %u groups", n->me_text,
+             n->name, kith_signal_port(n->sig), g_hash_table_size(n->groups));
+    g_unix_signal_add(SIGINT, on_quit_signal, n);
+    g_unix_signal_add(SIGTERM, on_quit_signal, n);
+    g_timeout_add(NODE_TICK_MS, on_tick, n);
+    on_tick(n);
+    g_main_loop_run(n->loop);
+  }
+  node_free(n);
+  return rc;
+}

@@ -1,0 +1,178 @@
+/* kith: internals of the node runtime shared by net/node*.c and
+ * net/peer.c. Not an API: everything here runs on the node's one
+ * GMainContext. */
+#ifndef KITH_NODE_INT_H
+#define KITH_NODE_INT_H
+
+#include <gio/gio.h>
+#include <glib.h>
+#include <msgpack.h>
+#include <stdint.h>
+
+#include "../core/group.h"
+#include "../core/ident.h"
+#include "../core/invite.h"
+#include "../core/store.h"
+#include "control.h"
+#include "ice.h"
+#include "node.h"
+#include "session.h"
+#include "signal.h"
+
+#define KITH_SECOND 1000
+#define NODE_TICK_MS 1000
+#define PEER_PING_MS (5 * KITH_SECOND)
+#define PEER_IDLE_TIMEOUT_MS (30 * KITH_SECOND)
+#define PEER_CONNECT_TIMEOUT_MS (20 * KITH_SECOND)
+#define PEER_BACKOFF_MIN_MS (2 * KITH_SECOND)
+#define PEER_BACKOFF_MAX_MS (60 * KITH_SECOND)
+#define PEER_OUTBUF_MAX (64u * 1024 * 1024)
+#define PEER_MAX 256
+#define SYNC_IDS_PER_FRAME 1024
+#define SYNC_MAX_IDS (1u << 20)
+#define OFFER_MIN_SIZE (KITH_SIGNAL_MAX - 4) /* room for any answer */
+#define JOIN_RETRY_MS (3 * KITH_SECOND)
+
+/* Signal payloads (msgpack arrays inside the sealed envelope). */
+enum { SIG_OFFER = 1, SIG_ANSWER = 2, SIG_REFUSE = 3 };
+/* Session frames (msgpack arrays, encrypted on the link). */
+enum {
+  FRAME_PING = 1,
+  FRAME_PONG = 2,
+  FRAME_EVENT = 3,
+  FRAME_HAVE = 4,
+  FRAME_ADDRS = 5,
+};
+
+typedef enum peer_state {
+  PEER_GATHERING,  /* our ICE agent gathers; offer/answer not sent yet */
+  PEER_OFFERED,    /* offer sent, waiting for the answer */
+  PEER_CONNECTING, /* both sides know each other: ICE checks running */
+  PEER_HANDSHAKE,  /* ICE ready; session handshake running */
+  PEER_UP,         /* session established */
+} peer_state;
+
+typedef struct kith_node kith_node;
+typedef struct node_join node_join;
+
+typedef struct node_peer {
+  kith_node *node;
+  uint8_t id[KITH_ID_LEN];
+  char id_text[KITH_ID_TEXT_LEN + 1];
+  peer_state state;
+  int offerer;  /* we sent the offer (session initiator) */
+  int gathered; /* ICE gathering finished */
+  int armed;    /* set up complete: may signal once gathered */
+  kith_ice *ice;
+  kith_session *sess;
+  GByteArray *outbuf;  /* sealed records not yet taken by ICE */
+  uint64_t started_ms; /* when this attempt began (monotonic) */
+  uint64_t last_rx_ms;
+  uint64_t ping_sent_ms;
+  double rtt_ms;
+  GSocketAddress *reply_to; /* answerer: where the offer came from */
+  size_t offer_size;        /* answerer: size of the offer datagram */
+  kith_ice_params remote;   /* answerer: the offer's ICE params */
+  char offer_host[64];      /* offerer: where the offer goes */
+  uint16_t offer_port;
+  uint8_t *join; /* offerer: packed join request, or NULL */
+  size_t join_len;
+  GHashTable *have; /* gid text -> GByteArray of ids from HAVE */
+} node_peer;
+
+typedef struct node_group {
+  kith_group *g;
+  char id_text[KITH_ID_TEXT_LEN + 1];
+  size_t secrets_saved;
+} node_group;
+
+struct node_join {
+  kith_rpc_call *call;
+  kith_invite inv;
+  char gid_text[KITH_ID_TEXT_LEN + 1];
+  uint64_t deadline_ms;
+  uint64_t next_try_ms;
+  size_t next_addr;
+  int admitted;
+  GByteArray *expect; /* ids the admitter announced (after its HAVE) */
+  int have_final;
+};
+
+struct kith_node {
+  GMainContext *ctx;
+  GMainLoop *loop;
+  char *home;
+  int lock_fd;
+  kith_store *store;
+  kith_ident me;
+  char *name;
+  char me_text[KITH_ID_TEXT_LEN + 1];
+  kith_signal *sig;
+  kith_control *ctl;
+  GHashTable *groups;  /* gid text -> node_group* */
+  GHashTable *peers;   /* node id text -> node_peer* */
+  GHashTable *addrs;   /* node id text -> kith_stored_peer* (known addrs) */
+  GHashTable *backoff; /* node id text -> uint64 next attempt (monotonic) */
+  GHashTable *backoff_step; /* node id text -> current backoff ms */
+  GPtrArray *joins;         /* node_join* */
+  uint64_t start_ms;
+  int loopback;
+  const char *bind_addr;
+  uint64_t dropped_frames;
+};
+
+/* node.c */
+uint64_t node_now(void);     /* monotonic ms */
+uint64_t node_wall_ms(void); /* Unix time ms: event timestamps */
+void node_log(kith_node *n, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+node_group *node_group_get(kith_node *n, const uint8_t gid[32]);
+node_group *node_group_add(kith_node *n, kith_group *g);
+/* Stores, announces and forwards what a group accepted (from peer `from`,
+ * NULL when local). Empties acc, whose free function must be
+ * kith_accepted_free. */
+void node_accepted(kith_node *n, node_group *ng, GPtrArray *acc,
+                   node_peer *from);
+void node_remember_addr(kith_node *n, const uint8_t id[32], const char *host,
+                        uint16_t port);
+int node_shares_group(kith_node *n, const uint8_t id[32]);
+const char *node_member_name(kith_node *n, const uint8_t id[32]);
+
+/* peer.c: links */
+node_peer *peer_connect(kith_node *n, const uint8_t id[32], const char *host,
+                        uint16_t port, const uint8_t *join, size_t join_len);
+void peer_on_signal(kith_node *n, const uint8_t from[32],
+                    const uint8_t *payload, size_t len, GSocketAddress *src,
+                    size_t size);
+void peer_close(node_peer *p, const char *why);
+void peer_send_frame(node_peer *p, const uint8_t *frame, size_t len);
+void peer_tick(node_peer *p, uint64_t now);
+void peer_reoffer(node_peer *p, const char *host, uint16_t port);
+void peer_on_ping(node_peer *p, int kind, uint64_t t);
+void peer_send_refuse(kith_node *n, const uint8_t to[32], GSocketAddress *dst,
+                      size_t request_size, const char *reason);
+
+/* gossip.c: frames on established links */
+void gossip_link_up(node_peer *p);
+void gossip_on_frame(node_peer *p, const uint8_t *buf, size_t len);
+void gossip_publish(kith_node *n, node_group *ng, const kith_event *ev,
+                    node_peer *except);
+void gossip_sync_group(node_peer *p, node_group *ng);
+
+/* join.c */
+/* Admitter side: returns NULL to accept the joiner's offer, or the reason
+ * for refusing it (static string). */
+const char *join_on_offer(kith_node *n, const uint8_t from[32],
+                          const msgpack_object *join);
+void join_start(kith_node *n, kith_rpc_call *call, const char *code,
+                uint64_t timeout_s);
+void join_tick(kith_node *n, uint64_t now);
+void join_on_refuse(kith_node *n, const uint8_t from[32], const char *reason);
+void join_on_have(kith_node *n, node_peer *p, node_group *ng,
+                  const GByteArray *ids);
+void join_check_progress(kith_node *n);
+void join_free(node_join *j);
+
+/* node_rpc.c */
+void node_rpc_register(kith_node *n);
+
+#endif

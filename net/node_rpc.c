@@ -1,0 +1,532 @@
+/* kith: the node's control-socket methods (see docs/protocol.md). */
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <sodium.h>
+#include <string.h>
+
+#include "../core/codec.h"
+#include "node_int.h"
+
+#define INVITE_MAX_TTL_S (365 * 24 * 3600)
+
+static const char *role_name(kith_role r) {
+  return r == KITH_ROLE_OWNER   ? "owner"
+         : r == KITH_ROLE_ADMIN ? "admin"
+                                : "member";
+}
+
+static void kv_str(kith_pack *pk, const char *k, const char *v) {
+  kith_pack_cstr(pk, k);
+  kith_pack_cstr(pk, v);
+}
+
+static void kv_uint(kith_pack *pk, const char *k, uint64_t v) {
+  kith_pack_cstr(pk, k);
+  kith_pack_uint(pk, v);
+}
+
+static void kv_id(kith_pack *pk, const char *k, const uint8_t id[32]) {
+  char text[KITH_ID_TEXT_LEN + 1];
+
+  kith_id_to_text(id, text);
+  kv_str(pk, k, text);
+}
+
+/* Sends what pk holds as the result and frees it. */
+static void reply(kith_rpc_call *call, kith_pack *pk) {
+  uint8_t *buf;
+  size_t len;
+
+  if (kith_pack_take(pk, &buf, &len) != KITH_OK) {
+    kith_rpc_error(call, KITH_ERR_NOMEM, "out of memory");
+    return;
+  }
+  kith_rpc_reply(call, buf, len);
+  g_free(buf);
+}
+
+/* params[i] as a string (borrowed into a bounded copy). */
+static int param_str(const msgpack_object *params, uint32_t i, char *out,
+                     size_t cap) {
+  const char *s;
+  size_t len;
+
+  if (params->type != MSGPACK_OBJECT_ARRAY || i >= params->via.array.size ||
+      kith_codec_str(&params->via.array.ptr[i], cap - 1, &s, &len) != KITH_OK)
+    return 0;
+  memcpy(out, s, len);
+  out[len] = 0;
+  return 1;
+}
+
+static int param_uint(const msgpack_object *params, uint32_t i, uint64_t max,
+                      uint64_t *v) {
+  return params->type == MSGPACK_OBJECT_ARRAY && i < params->via.array.size &&
+         kith_codec_uint(&params->via.array.ptr[i], max, v) == KITH_OK;
+}
+
+/* GROUP: a full id, a unique name, or a unique id prefix, among the groups
+ * this node is a member of. Replies with the error itself on failure. */
+static node_group *resolve_group(kith_node *n, kith_rpc_call *call,
+                                 const msgpack_object *params) {
+  char arg[256];
+  GHashTableIter it;
+  gpointer v;
+  node_group *by_name = NULL, *by_prefix = NULL;
+  int names = 0, prefixes = 0;
+
+  if (!param_str(params, 0, arg, sizeof arg) || !arg[0]) {
+    kith_rpc_error(call, KITH_ERR_ARG, "missing group name or id");
+    return NULL;
+  }
+  g_hash_table_iter_init(&it, n->groups);
+  while (g_hash_table_iter_next(&it, NULL, &v)) {
+    node_group *ng = v;
+    if (!kith_group_is_member(ng->g, n->me.pk))
+      continue;
+    if (strcmp(ng->id_text, arg) == 0)
+      return ng;
+    if (strcmp(kith_group_name(ng->g), arg) == 0)
+      by_name = ng, names++;
+    if (g_str_has_prefix(ng->id_text, arg))
+      by_prefix = ng, prefixes++;
+  }
+  if (names == 1)
+    return by_name;
+  if (names == 0 && prefixes == 1)
+    return by_prefix;
+  if (names > 1 || prefixes > 1)
+    kith_rpc_error(call, KITH_ERR_AMBIGUOUS,
+                   "'%s' matches several groups; give more of the group id "
+                   "(see kith group list)",
+                   arg);
+  else
+    kith_rpc_error(call, KITH_ERR_NOT_FOUND,
+                   "no group '%s' on this node (see kith group list)", arg);
+  return NULL;
+}
+
+static void rpc_id(kith_rpc_call *call, const msgpack_object *params,
+                   void *ud) {
+  kith_node *n = ud;
+  kith_pack pk;
+
+  kith_pack_init(&pk);
+  msgpack_pack_map(&pk.pk, 2);
+  kv_str(&pk, "node_id", n->me_text);
+  kv_str(&pk, "name", n->name);
+  reply(call, &pk);
+}
+
+static unsigned count_up(kith_node *n) {
+  GHashTableIter it;
+  gpointer v;
+  unsigned up = 0;
+
+  g_hash_table_iter_init(&it, n->peers);
+  while (g_hash_table_iter_next(&it, NULL, &v))
+    up += ((node_peer *)v)->state == PEER_UP;
+  return up;
+}
+
+static unsigned count_groups(kith_node *n) {
+  GHashTableIter it;
+  gpointer v;
+  unsigned count = 0;
+
+  g_hash_table_iter_init(&it, n->groups);
+  while (g_hash_table_iter_next(&it, NULL, &v))
+    count += kith_group_is_member(((node_group *)v)->g, n->me.pk);
+  return count;
+}
+
+static void rpc_status(kith_rpc_call *call, const msgpack_object *params,
+                       void *ud) {
+  kith_node *n = ud;
+  kith_pack pk;
+
+  kith_pack_init(&pk);
+  msgpack_pack_map(&pk.pk, 6);
+  kv_str(&pk, "node_id", n->me_text);
+  kv_str(&pk, "name", n->name);
+  kv_uint(&pk, "port", kith_signal_port(n->sig));
+  kv_uint(&pk, "peers", count_up(n));
+  kv_uint(&pk, "groups", count_groups(n));
+  kv_uint(&pk, "uptime_s", (node_now() - n->start_ms) / 1000);
+  reply(call, &pk);
+}
+
+static void rpc_peers(kith_rpc_call *call, const msgpack_object *params,
+                      void *ud) {
+  kith_node *n = ud;
+  kith_pack pk;
+  GList *peers = g_hash_table_get_values(n->peers);
+
+  kith_pack_init(&pk);
+  kith_pack_array(&pk, count_up(n));
+  for (GList *l = peers; l; l = l->next) {
+    node_peer *p = l->data;
+    if (p->state != PEER_UP)
+      continue;
+    msgpack_pack_map(&pk.pk, 5);
+    kv_str(&pk, "node_id", p->id_text);
+    kv_str(&pk, "name", node_member_name(n, p->id));
+    kv_str(&pk, "path", kith_ice_path(p->ice) ? kith_ice_path(p->ice) : "");
+    kv_str(&pk, "addr",
+           kith_ice_remote_addr(p->ice) ? kith_ice_remote_addr(p->ice) : "");
+    kv_uint(&pk, "rtt_ms", (uint64_t)(p->rtt_ms + 0.5));
+  }
+  g_list_free(peers);
+  reply(call, &pk);
+}
+
+static void pack_event_id(kith_rpc_call *call, const uint8_t id[32]) {
+  kith_pack pk;
+
+  kith_pack_init(&pk);
+  msgpack_pack_map(&pk.pk, 1);
+  kv_id(&pk, "event_id", id);
+  reply(call, &pk);
+}
+
+/* Stores and spreads one locally made event, then answers with its id. */
+static void publish_local(kith_node *n, kith_rpc_call *call, node_group *ng,
+                          kith_accepted *acc) {
+  GPtrArray *list =
+      g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
+  uint8_t id[32];
+
+  memcpy(id, acc->ev.id, 32);
+  g_ptr_array_add(list, acc);
+  node_accepted(n, ng, list, NULL);
+  g_ptr_array_unref(list);
+  if (call)
+    pack_event_id(call, id);
+}
+
+static void rpc_group_create(kith_rpc_call *call, const msgpack_object *params,
+                             void *ud) {
+  kith_node *n = ud;
+  char name[KITH_NAME_MAX + 1], hist[16] = "shared";
+  kith_group *g;
+  kith_accepted *acc;
+  node_group *ng;
+  kith_pack pk;
+  kith_err err;
+
+  if (!param_str(params, 0, name, sizeof name) || !name[0]) {
+    kith_rpc_error(call, KITH_ERR_ARG, "a group name is 1 to %d bytes of text",
+                   KITH_NAME_MAX);
+    return;
+  }
+  if (params->via.array.size > 1 && !param_str(params, 1, hist, sizeof hist))
+    hist[0] = 0;
+  if (strcmp(hist, "shared") != 0 && strcmp(hist, "joined") != 0) {
+    kith_rpc_error(call, KITH_ERR_ARG, "history is shared or joined");
+    return;
+  }
+  err = kith_group_create(
+      &n->me, name, hist[0] == 's' ? KITH_HISTORY_SHARED : KITH_HISTORY_JOINED,
+      node_wall_ms(), &g, &acc);
+  if (err != KITH_OK) {
+    kith_rpc_error(call, err, "cannot create the group: %s",
+                   kith_strerror(err));
+    return;
+  }
+  ng = node_group_add(n, g);
+  if (kith_store_put_group(n->store, kith_group_id(g)) != KITH_OK)
+    node_log(n, "could not store the new group (disk full?)");
+  publish_local(n, NULL, ng, acc);
+  node_log(n, "created group %s (%s)", name, ng->id_text);
+  kith_pack_init(&pk);
+  msgpack_pack_map(&pk.pk, 2);
+  kv_str(&pk, "group_id", ng->id_text);
+  kv_str(&pk, "name", name);
+  reply(call, &pk);
+}
+
+static const kith_member *my_member(kith_node *n, node_group *ng) {
+  return kith_group_find_member(ng->g, n->me.pk);
+}
+
+static void rpc_group_list(kith_rpc_call *call, const msgpack_object *params,
+                           void *ud) {
+  kith_node *n = ud;
+  kith_pack pk;
+  GList *groups = g_hash_table_get_values(n->groups);
+
+  kith_pack_init(&pk);
+  kith_pack_array(&pk, count_groups(n));
+  for (GList *l = groups; l; l = l->next) {
+    node_group *ng = l->data;
+    const kith_member *me = my_member(n, ng);
+    if (!me)
+      continue;
+    msgpack_pack_map(&pk.pk, 4);
+    kv_str(&pk, "group_id", ng->id_text);
+    kv_str(&pk, "name", kith_group_name(ng->g));
+    kv_uint(&pk, "members", kith_group_n_members(ng->g));
+    kv_str(&pk, "role", role_name(me->role));
+  }
+  g_list_free(groups);
+  reply(call, &pk);
+}
+
+static void rpc_group_info(kith_rpc_call *call, const msgpack_object *params,
+                           void *ud) {
+  kith_node *n = ud;
+  node_group *ng = resolve_group(n, call, params);
+  uint8_t hash[32];
+  kith_pack pk;
+
+  if (!ng)
+    return;
+  kith_group_state_hash(ng->g, hash);
+  kith_pack_init(&pk);
+  msgpack_pack_map(&pk.pk, 8);
+  kv_str(&pk, "group_id", ng->id_text);
+  kv_str(&pk, "name", kith_group_name(ng->g));
+  kv_str(&pk, "topic", kith_group_topic(ng->g));
+  kv_str(&pk, "history",
+         kith_group_history(ng->g) == KITH_HISTORY_SHARED ? "shared"
+                                                          : "joined");
+  kv_uint(&pk, "epoch", kith_group_epoch(ng->g));
+  kv_uint(&pk, "members", kith_group_n_members(ng->g));
+  kv_uint(&pk, "events", kith_group_n_events(ng->g));
+  kv_id(&pk, "state_hash", hash);
+  reply(call, &pk);
+}
+
+static int is_online(kith_node *n, const uint8_t id[32]) {
+  char text[KITH_ID_TEXT_LEN + 1];
+  node_peer *p;
+
+  if (memcmp(id, n->me.pk, KITH_ID_LEN) == 0)
+    return 1;
+  kith_id_to_text(id, text);
+  p = g_hash_table_lookup(n->peers, text);
+  return p && p->state == PEER_UP;
+}
+
+static void rpc_group_members(kith_rpc_call *call, const msgpack_object *params,
+                              void *ud) {
+  kith_node *n = ud;
+  node_group *ng = resolve_group(n, call, params);
+  kith_pack pk;
+  size_t count;
+
+  if (!ng)
+    return;
+  count = kith_group_n_members(ng->g);
+  kith_pack_init(&pk);
+  kith_pack_array(&pk, (uint32_t)count);
+  for (size_t i = 0; i < count; i++) {
+    const kith_member *m = kith_group_member_at(ng->g, i);
+    msgpack_pack_map(&pk.pk, 4);
+    kv_id(&pk, "node_id", m->id);
+    kv_str(&pk, "name", m->name);
+    kv_str(&pk, "role", role_name(m->role));
+    kith_pack_cstr(&pk, "online");
+    kith_pack_bool(&pk, is_online(n, m->id));
+  }
+  reply(call, &pk);
+}
+
+/* Where joiners can reach this node: the signal port on each usable IPv4
+ * address (the bound address only, when the node was given one). */
+static void invite_addrs(kith_node *n, kith_invite *inv) {
+  struct ifaddrs *ifa = NULL;
+  uint16_t port = kith_signal_port(n->sig);
+
+  if (n->bind_addr) {
+    g_strlcpy(inv->addrs[0].host, n->bind_addr, KITH_INVITE_HOST_MAX + 1);
+    inv->addrs[0].port = port;
+    inv->n_addrs = 1;
+    return;
+  }
+  if (getifaddrs(&ifa) == 0) {
+    for (struct ifaddrs *i = ifa; i && inv->n_addrs < KITH_INVITE_MAX_ADDRS;
+         i = i->ifa_next) {
+      if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET ||
+          !(i->ifa_flags & IFF_UP) || (i->ifa_flags & IFF_LOOPBACK))
+        continue;
+      inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr,
+                inv->addrs[inv->n_addrs].host, KITH_INVITE_HOST_MAX + 1);
+      inv->addrs[inv->n_addrs++].port = port;
+    }
+    freeifaddrs(ifa);
+  }
+  if (inv->n_addrs < KITH_INVITE_MAX_ADDRS) {
+    g_strlcpy(inv->addrs[inv->n_addrs].host, "127.0.0.1",
+              KITH_INVITE_HOST_MAX + 1);
+    inv->addrs[inv->n_addrs++].port = port;
+  }
+}
+
+static void rpc_invite(kith_rpc_call *call, const msgpack_object *params,
+                       void *ud) {
+  kith_node *n = ud;
+  node_group *ng = resolve_group(n, call, params);
+  uint64_t uses = 1, ttl = 24 * 3600, now = node_wall_ms();
+  kith_invite inv = {0};
+  kith_accepted *acc;
+  char code[KITH_INVITE_CODE_MAX];
+  kith_pack pk;
+  kith_err err;
+
+  if (!ng)
+    return;
+  if ((params->via.array.size > 1 &&
+       !param_uint(params, 1, KITH_INVITE_MAX_USES, &uses)) ||
+      (params->via.array.size > 2 &&
+       !param_uint(params, 2, INVITE_MAX_TTL_S, &ttl)) ||
+      uses == 0 || ttl == 0) {
+    kith_rpc_error(call, KITH_ERR_ARG,
+                   "uses must be 1 to %d and the ttl 1 s to 365 days",
+                   KITH_INVITE_MAX_USES);
+    return;
+  }
+  err = kith_group_invite(ng->g, (uint32_t)uses, now + ttl * 1000, now,
+                          inv.secret, &acc);
+  if (err != KITH_OK) {
+    kith_rpc_error(call, err, "cannot invite: %s", kith_strerror(err));
+    return;
+  }
+  publish_local(n, NULL, ng, acc);
+  memcpy(inv.group_id, kith_group_id(ng->g), 32);
+  memcpy(inv.inviter, n->me.pk, KITH_ID_LEN);
+  invite_addrs(n, &inv);
+  err = kith_invite_encode(&inv, code, sizeof code);
+  sodium_memzero(&inv, sizeof inv);
+  if (err != KITH_OK) {
+    kith_rpc_error(call, err, "cannot encode the code: %s", kith_strerror(err));
+    return;
+  }
+  kith_pack_init(&pk);
+  msgpack_pack_map(&pk.pk, 1);
+  kv_str(&pk, "code", code);
+  sodium_memzero(code, sizeof code);
+  reply(call, &pk);
+}
+
+static void rpc_join(kith_rpc_call *call, const msgpack_object *params,
+                     void *ud) {
+  char code[KITH_INVITE_CODE_MAX + 1];
+  uint64_t timeout = 60;
+
+  if (!param_str(params, 0, code, sizeof code) ||
+      (params->via.array.size > 1 &&
+       !param_uint(params, 1, 24 * 3600, &timeout))) {
+    kith_rpc_error(call, KITH_ERR_ARG,
+                   "this is not a kith invite code (too long or not text)");
+    return;
+  }
+  join_start(ud, call, code, timeout ? timeout : 1);
+  sodium_memzero(code, sizeof code);
+}
+
+static void rpc_send(kith_rpc_call *call, const msgpack_object *params,
+                     void *ud) {
+  kith_node *n = ud;
+  node_group *ng = resolve_group(n, call, params);
+  const char *text;
+  size_t len;
+  kith_accepted *acc;
+  kith_err err;
+
+  if (!ng)
+    return;
+  if (params->via.array.size < 2 ||
+      kith_codec_str(&params->via.array.ptr[1], KITH_TEXT_MAX - 1, &text,
+                     &len) != KITH_OK ||
+      len == 0) {
+    kith_rpc_error(call, KITH_ERR_ARG,
+                   "a message is 1 to %d bytes of UTF-8 text",
+                   KITH_TEXT_MAX - 1);
+    return;
+  }
+  err = kith_group_send(ng->g, text, len, node_wall_ms(), &acc);
+  if (err != KITH_OK) {
+    kith_rpc_error(call, err, "cannot send: %s", kith_strerror(err));
+    return;
+  }
+  publish_local(n, call, ng, acc);
+}
+
+static void rpc_log(kith_rpc_call *call, const msgpack_object *params,
+                    void *ud) {
+  kith_node *n = ud;
+  node_group *ng = resolve_group(n, call, params);
+  uint64_t count = 0;
+  GPtrArray *msgs;
+  kith_pack pk;
+  kith_err err;
+
+  if (!ng)
+    return;
+  if (params->via.array.size > 1 && !param_uint(params, 1, 1u << 30, &count)) {
+    kith_rpc_error(call, KITH_ERR_ARG, "-n takes a count");
+    return;
+  }
+  msgs = g_ptr_array_new_with_free_func((GDestroyNotify)kith_stored_msg_free);
+  err = kith_store_list_messages(n->store, kith_group_id(ng->g), (size_t)count,
+                                 msgs);
+  if (err != KITH_OK) {
+    kith_rpc_error(call, err, "cannot read the log: %s", kith_strerror(err));
+    g_ptr_array_unref(msgs);
+    return;
+  }
+  kith_pack_init(&pk);
+  kith_pack_array(&pk, msgs->len);
+  for (guint i = 0; i < msgs->len; i++) {
+    kith_stored_msg *m = msgs->pdata[i];
+    const kith_member *who = kith_group_find_member(ng->g, m->sender);
+    msgpack_pack_map(&pk.pk, 5);
+    kv_id(&pk, "event_id", m->event_id);
+    kv_uint(&pk, "time_ms", m->ts_ms);
+    kv_id(&pk, "sender_id", m->sender);
+    kv_str(&pk, "sender_name", who ? who->name : "");
+    kv_str(&pk, "text", m->text);
+  }
+  g_ptr_array_unref(msgs);
+  reply(call, &pk);
+}
+
+static void rpc_subscribe(kith_rpc_call *call, const msgpack_object *params,
+                          void *ud) {
+  node_group *ng = resolve_group(ud, call, params);
+  kith_pack pk;
+
+  if (!ng)
+    return;
+  kith_rpc_subscribe(call, ng->id_text);
+  kith_pack_init(&pk);
+  msgpack_pack_map(&pk.pk, 1);
+  kv_str(&pk, "group_id", ng->id_text);
+  reply(call, &pk);
+}
+
+void node_rpc_register(kith_node *n) {
+  static const struct {
+    const char *name;
+    kith_rpc_handler fn;
+  } methods[] = {
+      {"id", rpc_id},
+      {"status", rpc_status},
+      {"peers", rpc_peers},
+      {"group.create", rpc_group_create},
+      {"group.list", rpc_group_list},
+      {"group.info", rpc_group_info},
+      {"group.members", rpc_group_members},
+      {"invite", rpc_invite},
+      {"join", rpc_join},
+      {"send", rpc_send},
+      {"log", rpc_log},
+      {"subscribe", rpc_subscribe},
+  };
+
+  for (size_t i = 0; i < G_N_ELEMENTS(methods); i++)
+    kith_control_register(n->ctl, methods[i].name, methods[i].fn, n);
+}

@@ -1,0 +1,413 @@
+/* kith: links to peers: offer/answer over the signal port, one ICE agent
+ * and one secure session per peer, heartbeat. */
+#include <sodium.h>
+#include <string.h>
+
+#include "../core/codec.h"
+#include "node_int.h"
+
+static void peer_free(node_peer *p) {
+  if (p->ice)
+    kith_ice_free(p->ice);
+  if (p->sess)
+    kith_session_free(p->sess);
+  if (p->outbuf)
+    g_byte_array_unref(p->outbuf);
+  if (p->reply_to)
+    g_object_unref(p->reply_to);
+  if (p->have)
+    g_hash_table_unref(p->have);
+  g_free(p->join);
+  g_free(p);
+}
+
+void peer_close(node_peer *p, const char *why) {
+  kith_node *n = p->node;
+
+  if (p->state == PEER_UP)
+    node_log(n, "link to %.8s down: %s", p->id_text, why);
+  else
+    node_log(n, "connection to %.8s abandoned: %s", p->id_text, why);
+  g_hash_table_remove(n->peers, p->id_text);
+  peer_free(p);
+}
+
+static void flush(node_peer *p) {
+  while (p->outbuf->len > 0) {
+    ssize_t sent = kith_ice_send(p->ice, p->outbuf->data, p->outbuf->len);
+    if (sent < 0) {
+      peer_close(p, "send failed");
+      return;
+    }
+    if (sent == 0)
+      return; /* on_writable resumes */
+    g_byte_array_remove_range(p->outbuf, 0, (guint)sent);
+  }
+}
+
+void peer_send_frame(node_peer *p, const uint8_t *frame, size_t len) {
+  if (p->state != PEER_UP)
+    return;
+  if (p->outbuf->len > PEER_OUTBUF_MAX) {
+    peer_close(p, "peer does not keep up (send buffer full)");
+    return;
+  }
+  if (kith_session_seal(p->sess, frame, len, p->outbuf) != KITH_OK) {
+    peer_close(p, "cannot seal frame");
+    return;
+  }
+  flush(p);
+}
+
+static void on_ice_recv(kith_ice *ice, const uint8_t *buf, size_t len,
+                        void *ud) {
+  node_peer *p = ud;
+  GPtrArray *frames =
+      g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+  kith_err err = kith_session_recv(p->sess, buf, len, p->outbuf, frames);
+  int was_up = p->state == PEER_UP;
+  char id_text[KITH_ID_TEXT_LEN + 1];
+  kith_node *n = p->node;
+
+  p->last_rx_ms = node_now();
+  g_strlcpy(id_text, p->id_text, sizeof id_text);
+  if (!was_up && kith_session_is_established(p->sess)) {
+    p->state = PEER_UP;
+    node_log(n, "link to %.8s up (%s, %s)", p->id_text, kith_ice_path(p->ice),
+             kith_ice_remote_addr(p->ice));
+    g_hash_table_remove(n->backoff, p->id_text);
+    g_hash_table_remove(n->backoff_step, p->id_text);
+    gossip_link_up(p);
+  }
+  /* A frame handler may close the link: look the peer up again each time. */
+  for (guint i = 0; i < frames->len; i++) {
+    gsize flen;
+    const uint8_t *f = g_bytes_get_data(frames->pdata[i], &flen);
+    if (g_hash_table_lookup(n->peers, id_text) != p)
+      break;
+    gossip_on_frame(p, f, flen);
+  }
+  g_ptr_array_unref(frames);
+  if (g_hash_table_lookup(n->peers, id_text) != p)
+    return;
+  if (err != KITH_OK) {
+    n->dropped_frames++;
+    peer_close(p, kith_strerror(err));
+    return;
+  }
+  flush(p);
+}
+
+static void on_ice_state(kith_ice *ice, int ready, void *ud) {
+  node_peer *p = ud;
+
+  if (!ready) {
+    peer_close(p, "ICE found no working path");
+    return;
+  }
+  p->state = PEER_HANDSHAKE;
+  if (kith_session_start(p->sess, p->outbuf) != KITH_OK) {
+    peer_close(p, "session start failed");
+    return;
+  }
+  flush(p);
+}
+
+static void on_ice_writable(kith_ice *ice, void *ud) {
+  flush(ud);
+}
+
+/* Packs [kind, ice params bin, join bin|nil]. */
+static kith_err pack_signal(int kind, node_peer *p, uint8_t **out,
+                            size_t *len) {
+  kith_ice_params params;
+  uint8_t *pbuf = NULL;
+  size_t plen = 0;
+  kith_pack pk;
+  kith_err err = kith_ice_local_params(p->ice, &params);
+
+  err = err ? err : kith_ice_params_encode(&params, &pbuf, &plen);
+  if (err != KITH_OK)
+    return err;
+  kith_pack_init(&pk);
+  kith_pack_array(&pk, 3);
+  kith_pack_uint(&pk, (uint64_t)kind);
+  kith_pack_bin(&pk, pbuf, plen);
+  if (kind == SIG_OFFER && p->join)
+    kith_pack_bin(&pk, p->join, p->join_len);
+  else
+    kith_pack_nil(&pk);
+  g_free(pbuf);
+  return kith_pack_take(&pk, out, len);
+}
+
+static void send_offer(node_peer *p, const char *host, uint16_t port) {
+  uint8_t *buf;
+  size_t len;
+  kith_err err = pack_signal(SIG_OFFER, p, &buf, &len);
+
+  if (err == KITH_OK) {
+    err = kith_signal_send(p->node->sig, p->id, host, port, buf, len,
+                           OFFER_MIN_SIZE);
+    g_free(buf);
+  }
+  if (err != KITH_OK)
+    node_log(p->node, "offer to %.8s at %s:%u failed: %s", p->id_text, host,
+             port, kith_strerror(err));
+}
+
+static void send_answer(node_peer *p) {
+  uint8_t *buf;
+  size_t len;
+  kith_err err = pack_signal(SIG_ANSWER, p, &buf, &len);
+
+  if (err == KITH_OK) {
+    err = kith_signal_reply(p->node->sig, p->id, p->reply_to, buf, len,
+                            p->offer_size);
+    g_free(buf);
+  }
+  if (err != KITH_OK) {
+    peer_close(p, "cannot answer the offer");
+    return;
+  }
+  err = kith_ice_set_remote(p->ice, &p->remote);
+  if (err != KITH_OK) {
+    peer_close(p, "bad ICE parameters in the offer");
+    return;
+  }
+  p->state = PEER_CONNECTING;
+}
+
+/* Sends our offer or answer once both gathering and our own set-up are
+ * done (gathering may finish inside kith_ice_new). */
+static void signal_when_ready(node_peer *p) {
+  if (!p->gathered || !p->armed || p->state != PEER_GATHERING)
+    return;
+  if (p->offerer) {
+    send_offer(p, p->offer_host, p->offer_port);
+    p->state = PEER_OFFERED;
+  } else {
+    send_answer(p);
+  }
+}
+
+static void on_ice_gathered(kith_ice *ice, void *ud) {
+  node_peer *p = ud;
+
+  p->gathered = 1;
+  signal_when_ready(p);
+}
+
+static const kith_ice_callbacks ice_cbs = {
+    .on_gathered = on_ice_gathered,
+    .on_state = on_ice_state,
+    .on_recv = on_ice_recv,
+    .on_writable = on_ice_writable,
+};
+
+static node_peer *peer_new(kith_node *n, const uint8_t id[32], int offerer) {
+  node_peer *p = g_new0(node_peer, 1);
+  kith_ice_config cfg = {0};
+
+  p->node = n;
+  memcpy(p->id, id, KITH_ID_LEN);
+  kith_id_to_text(id, p->id_text);
+  p->offerer = offerer;
+  p->state = PEER_GATHERING;
+  p->outbuf = g_byte_array_new();
+  p->started_ms = p->last_rx_ms = node_now();
+  p->have = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                  (GDestroyNotify)g_byte_array_unref);
+  p->sess = kith_session_new(&n->me, id, offerer);
+  cfg.controlling = memcmp(n->me.pk, id, KITH_ID_LEN) < 0;
+  cfg.loopback = n->loopback;
+  cfg.only_addr = n->bind_addr;
+  if (kith_ice_new(n->ctx, &cfg, &ice_cbs, p, &p->ice) != KITH_OK) {
+    peer_free(p);
+    return NULL;
+  }
+  g_hash_table_replace(n->peers, p->id_text, p);
+  return p;
+}
+
+node_peer *peer_connect(kith_node *n, const uint8_t id[32], const char *host,
+                        uint16_t port, const uint8_t *join, size_t join_len) {
+  node_peer *p;
+
+  if (g_hash_table_size(n->peers) >= PEER_MAX)
+    return NULL;
+  p = peer_new(n, id, 1);
+  if (!p)
+    return NULL;
+  g_strlcpy(p->offer_host, host, sizeof p->offer_host);
+  p->offer_port = port;
+  if (join) {
+    p->join = g_memdup2(join, join_len);
+    p->join_len = join_len;
+  }
+  node_log(n, "connecting to %.8s at %s:%u", p->id_text, host, port);
+  p->armed = 1;
+  signal_when_ready(p);
+  return p; /* sending an offer never closes the peer */
+}
+
+/* The offerer re-sends its offer to another address (joins try each
+ * address of the invite code in turn). */
+void peer_reoffer(node_peer *p, const char *host, uint16_t port) {
+  if (p->state == PEER_OFFERED)
+    send_offer(p, host, port);
+}
+
+void peer_send_refuse(kith_node *n, const uint8_t to[32], GSocketAddress *dst,
+                      size_t request_size, const char *reason) {
+  kith_pack pk;
+  uint8_t *buf;
+  size_t len;
+
+  kith_pack_init(&pk);
+  kith_pack_array(&pk, 3);
+  kith_pack_uint(&pk, SIG_REFUSE);
+  kith_pack_cstr(&pk, reason);
+  kith_pack_nil(&pk);
+  if (kith_pack_take(&pk, &buf, &len) != KITH_OK)
+    return;
+  if (kith_signal_reply(n->sig, to, dst, buf, len, request_size) != KITH_OK)
+    node_log(n, "could not send a refusal");
+  g_free(buf);
+}
+
+/* An offer: answer it unless our own offer to the same peer wins (the
+ * smaller node id's offer wins a crossing). */
+static void on_offer(kith_node *n, const uint8_t from[32],
+                     const kith_ice_params *params, const msgpack_object *join,
+                     GSocketAddress *src, size_t size) {
+  char text[KITH_ID_TEXT_LEN + 1];
+  node_peer *p;
+  const char *refusal = NULL;
+
+  kith_id_to_text(from, text);
+  p = g_hash_table_lookup(n->peers, text);
+  if (p && !p->offerer && strcmp(p->remote.ufrag, params->ufrag) == 0)
+    return; /* the same offer again */
+  if (p && p->offerer && p->state < PEER_HANDSHAKE &&
+      memcmp(n->me.pk, from, KITH_ID_LEN) < 0)
+    return;
+  if (join)
+    refusal = join_on_offer(n, from, join);
+  else if (!node_shares_group(n, from))
+    refusal = "no group in common";
+  if (refusal) {
+    node_log(n, "refused an offer from %.8s: %s", text, refusal);
+    if (join)
+      peer_send_refuse(n, from, src, size, refusal);
+    return;
+  }
+  if (p)
+    peer_close(p, "the peer reconnected");
+  p = peer_new(n, from, 0);
+  if (!p)
+    return;
+  p->remote = *params;
+  p->reply_to = g_object_ref(src);
+  p->offer_size = size;
+  node_log(n, "answering %.8s", p->id_text);
+  p->armed = 1;
+  signal_when_ready(p);
+}
+
+static void on_answer(kith_node *n, const uint8_t from[32],
+                      const kith_ice_params *params) {
+  char text[KITH_ID_TEXT_LEN + 1];
+  node_peer *p;
+
+  kith_id_to_text(from, text);
+  p = g_hash_table_lookup(n->peers, text);
+  if (!p || !p->offerer || p->state != PEER_OFFERED)
+    return;
+  if (kith_ice_set_remote(p->ice, params) != KITH_OK) {
+    peer_close(p, "bad ICE parameters in the answer");
+    return;
+  }
+  p->state = PEER_CONNECTING;
+}
+
+void peer_on_signal(kith_node *n, const uint8_t from[32],
+                    const uint8_t *payload, size_t len, GSocketAddress *src,
+                    size_t size) {
+  msgpack_unpacked u;
+  const msgpack_object *it;
+  uint64_t kind;
+  kith_ice_params params;
+  const uint8_t *pb;
+  size_t plen;
+
+  msgpack_unpacked_init(&u);
+  if (kith_codec_unpack(payload, len, &u) != KITH_OK ||
+      kith_codec_array(&u.data, 3, &it) != KITH_OK ||
+      kith_codec_uint(&it[0], 3, &kind) != KITH_OK)
+    goto out;
+  if (kind == SIG_REFUSE) {
+    char *reason = NULL;
+    if (kith_codec_strdup(&it[1], 200, &reason) == KITH_OK)
+      join_on_refuse(n, from, reason);
+    g_free(reason);
+    goto out;
+  }
+  if (kith_codec_bin(&it[1], KITH_SIGNAL_MAX, &pb, &plen) != KITH_OK ||
+      kith_ice_params_decode(pb, plen, &params) != KITH_OK)
+    goto out;
+  if (G_IS_INET_SOCKET_ADDRESS(src)) {
+    GInetSocketAddress *isa = G_INET_SOCKET_ADDRESS(src);
+    char *host =
+        g_inet_address_to_string(g_inet_socket_address_get_address(isa));
+    node_remember_addr(n, from, host, g_inet_socket_address_get_port(isa));
+    g_free(host);
+  }
+  if (kind == SIG_OFFER)
+    on_offer(n, from, &params, it[2].type == MSGPACK_OBJECT_NIL ? NULL : &it[2],
+             src, size);
+  else if (kind == SIG_ANSWER)
+    on_answer(n, from, &params);
+out:
+  msgpack_unpacked_destroy(&u);
+}
+
+static void send_ping(node_peer *p, uint64_t now, int kind, uint64_t t) {
+  kith_pack pk;
+  uint8_t *buf;
+  size_t len;
+
+  kith_pack_init(&pk);
+  kith_pack_array(&pk, 2);
+  kith_pack_uint(&pk, (uint64_t)kind);
+  kith_pack_uint(&pk, t);
+  if (kith_pack_take(&pk, &buf, &len) != KITH_OK)
+    return;
+  if (kind == FRAME_PING)
+    p->ping_sent_ms = now;
+  peer_send_frame(p, buf, len);
+  g_free(buf);
+}
+
+void peer_on_ping(node_peer *p, int kind, uint64_t t) {
+  uint64_t now = node_now();
+
+  if (kind == FRAME_PING)
+    send_ping(p, now, FRAME_PONG, t);
+  else if (t <= now && t == p->ping_sent_ms)
+    p->rtt_ms = (double)(now - t);
+}
+
+void peer_tick(node_peer *p, uint64_t now) {
+  if (p->state != PEER_UP) {
+    if (now - p->started_ms > PEER_CONNECT_TIMEOUT_MS)
+      peer_close(p, "timed out");
+    return;
+  }
+  if (now - p->last_rx_ms > PEER_IDLE_TIMEOUT_MS) {
+    peer_close(p, "no heartbeat");
+    return;
+  }
+  if (now - p->ping_sent_ms >= PEER_PING_MS)
+    send_ping(p, now, FRAME_PING, now);
+}

@@ -1,0 +1,455 @@
+#include "signal.h"
+
+#include <sodium.h>
+#include <string.h>
+
+#include "../core/codec.h"
+
+#define NONCE_LEN 16
+#define REPLAY_CAP 4096      /* remembered nonces */
+#define SOURCES_CAP 1024     /* token buckets (source IPv4 addresses) */
+#define RECV_PER_DISPATCH 64 /* datagrams read per wake-up, then yield */
+/* A bucket refilled to its burst is indistinguishable from a new one. */
+#define IDLE_US ((gint64)KITH_SIGNAL_BURST * G_USEC_PER_SEC / KITH_SIGNAL_RATE)
+
+typedef struct seen_nonce {
+  uint8_t nonce[NONCE_LEN];
+  int64_t expiry_ms; /* ts + skew: later the ts check rejects it anyway */
+} seen_nonce;
+
+typedef struct bucket {
+  double tokens;
+  gint64 last_us;
+} bucket;
+
+struct kith_signal {
+  const kith_ident *me;
+  GMainContext *ctx;
+  GSocket *sock;
+  GSource *src;
+  kith_signal_cb cb;
+  void *ud;
+  uint16_t port;
+  uint64_t dropped;
+  GHashTable *seen;    /* seen_nonce* set, at most REPLAY_CAP */
+  GHashTable *buckets; /* IPv4 (host order) -> bucket*, at most SOURCES_CAP */
+  int in_cb;           /* inside the user callback */
+  int free_pending;    /* kith_signal_free was called from the callback */
+};
+
+typedef struct envelope {
+  uint8_t from[KITH_ID_LEN];
+  uint8_t to[KITH_ID_LEN];
+  uint64_t ts;
+  uint8_t nonce[NONCE_LEN];
+  const uint8_t *payload; /* borrows */
+  size_t len;
+  uint8_t sig[KITH_SIG_LEN];
+} envelope;
+
+/* ---- envelope codec ---- */
+
+static void pack_signed_part(kith_pack *pk, const envelope *e, uint32_t n) {
+  kith_pack_array(pk, n);
+  kith_pack_bin(pk, e->from, KITH_ID_LEN);
+  kith_pack_bin(pk, e->to, KITH_ID_LEN);
+  kith_pack_uint(pk, e->ts);
+  kith_pack_bin(pk, e->nonce, NONCE_LEN);
+  kith_pack_bin(pk, e->payload, e->len);
+}
+
+static kith_err signed_bytes(const envelope *e, uint8_t **out, size_t *len) {
+  kith_pack pk;
+  kith_pack_init(&pk);
+  pack_signed_part(&pk, e, 5);
+  kith_err err = kith_pack_take(&pk, out, len);
+  kith_pack_clear(&pk);
+  return err;
+}
+
+/* pad < 0: the 6-array; otherwise the 7-array with pad zero bytes. */
+static kith_err seal_envelope(const envelope *e, long pad, uint8_t **out,
+                              size_t *out_len) {
+  static const uint8_t zeros[KITH_SIGNAL_MAX];
+  kith_pack pk;
+  kith_pack_init(&pk);
+  pack_signed_part(&pk, e, pad < 0 ? 6 : 7);
+  kith_pack_bin(&pk, e->sig, KITH_SIG_LEN);
+  if (pad >= 0)
+    kith_pack_bin(&pk, zeros, (size_t)pad);
+  uint8_t *plain = NULL;
+  size_t plen = 0;
+  kith_err err = kith_pack_take(&pk, &plain, &plen);
+  kith_pack_clear(&pk);
+  if (err != KITH_OK)
+    return err;
+  *out = NULL;
+  *out_len = plen + KITH_SEAL_OVERHEAD;
+  if (*out_len > KITH_SIGNAL_MAX) {
+    g_free(plain);
+    return KITH_ERR_LIMIT;
+  }
+  *out = g_malloc(*out_len);
+  err = kith_seal(e->to, plain, plen, *out);
+  if (err != KITH_OK)
+    g_clear_pointer(out, g_free);
+  g_free(plain);
+  return err;
+}
+
+kith_err kith_signal_seal_datagram(const kith_ident *me, const uint8_t to[32],
+                                   const uint8_t *payload, size_t len,
+                                   size_t min_size, uint64_t ts_ms,
+                                   uint8_t **out, size_t *out_len) {
+  if (me == NULL || to == NULL || (payload == NULL && len > 0) || out == NULL ||
+      out_len == NULL)
+    return KITH_ERR_ARG;
+  *out = NULL;
+  if (len > KITH_SIGNAL_MAX_PAYLOAD || min_size > KITH_SIGNAL_MAX)
+    return KITH_ERR_LIMIT;
+  envelope e = {.ts = ts_ms, .payload = payload, .len = len};
+  memcpy(e.from, me->pk, KITH_ID_LEN);
+  memcpy(e.to, to, KITH_ID_LEN);
+  randombytes_buf(e.nonce, NONCE_LEN);
+  uint8_t *sb = NULL;
+  size_t sl = 0;
+  kith_err err = signed_bytes(&e, &sb, &sl);
+  if (err != KITH_OK)
+    return err;
+  kith_ident_sign(me, sb, sl, e.sig);
+  g_free(sb);
+  err = seal_envelope(&e, -1, out, out_len);
+  /* Pad: the 7th element costs a 2-byte header (3 past 255 bytes), so grow
+   * it until the datagram reaches min_size (overshoot is at most 1 byte). */
+  for (long pad = (long)min_size - (long)*out_len - 2;
+       err == KITH_OK && *out_len < min_size; pad++) {
+    g_clear_pointer(out, g_free);
+    err = seal_envelope(&e, pad < 0 ? 0 : pad, out, out_len);
+  }
+  return err;
+}
+
+static kith_err decode_fields(const msgpack_object *f, uint32_t n,
+                              envelope *e) {
+  const uint8_t *pad;
+  size_t padlen = 0;
+  if (kith_codec_bin_fixed(&f[0], e->from, KITH_ID_LEN) != KITH_OK ||
+      kith_codec_bin_fixed(&f[1], e->to, KITH_ID_LEN) != KITH_OK ||
+      kith_codec_uint(&f[2], UINT64_MAX, &e->ts) != KITH_OK ||
+      kith_codec_bin_fixed(&f[3], e->nonce, NONCE_LEN) != KITH_OK ||
+      kith_codec_bin(&f[4], KITH_SIGNAL_MAX_PAYLOAD, &e->payload, &e->len) !=
+          KITH_OK ||
+      kith_codec_bin_fixed(&f[5], e->sig, KITH_SIG_LEN) != KITH_OK)
+    return KITH_ERR_DECODE;
+  if (n == 7 &&
+      kith_codec_bin(&f[6], KITH_SIGNAL_MAX, &pad, &padlen) != KITH_OK)
+    return KITH_ERR_DECODE;
+  for (size_t i = 0; i < padlen; i++)
+    if (pad[i] != 0)
+      return KITH_ERR_DECODE;
+  return KITH_OK;
+}
+
+static kith_err decode_envelope(const msgpack_unpacked *u, envelope *e) {
+  const msgpack_object *f;
+  const msgpack_object *o = &u->data;
+  if (o->type != MSGPACK_OBJECT_ARRAY ||
+      (o->via.array.size != 6 && o->via.array.size != 7) ||
+      kith_codec_array(o, o->via.array.size, &f) != KITH_OK)
+    return KITH_ERR_DECODE;
+  return decode_fields(f, o->via.array.size, e);
+}
+
+static kith_err verify_sig(const envelope *e) {
+  uint8_t *sb = NULL;
+  size_t sl = 0;
+  kith_err err = signed_bytes(e, &sb, &sl);
+  if (err == KITH_OK)
+    err = kith_sig_verify(e->from, sb, sl, e->sig);
+  g_free(sb);
+  return err;
+}
+
+/* ---- limits: replay cache and token buckets ---- */
+
+static guint nonce_hash(gconstpointer k) {
+  const seen_nonce *n = k;
+  guint h;
+  memcpy(&h, n->nonce, sizeof h);
+  return h;
+}
+
+static gboolean nonce_equal(gconstpointer a, gconstpointer b) {
+  return memcmp(((const seen_nonce *)a)->nonce, ((const seen_nonce *)b)->nonce,
+                NONCE_LEN) == 0;
+}
+
+static gboolean is_expired(gpointer key, gpointer value, gpointer now) {
+  return ((seen_nonce *)key)->expiry_ms < *(int64_t *)now;
+}
+
+/* Remembers the nonce; FALSE if it was seen (replay) or there is no room. */
+static gboolean remember_nonce(kith_signal *s, const envelope *e,
+                               int64_t now_ms) {
+  seen_nonce key;
+  memcpy(key.nonce, e->nonce, NONCE_LEN);
+  if (g_hash_table_contains(s->seen, &key))
+    return FALSE;
+  if (g_hash_table_size(s->seen) >= REPLAY_CAP)
+    g_hash_table_foreach_remove(s->seen, is_expired, &now_ms);
+  if (g_hash_table_size(s->seen) >= REPLAY_CAP)
+    return FALSE;
+  seen_nonce *n = g_new(seen_nonce, 1);
+  *n = key;
+  n->expiry_ms = (int64_t)e->ts + KITH_SIGNAL_SKEW_MS;
+  g_hash_table_add(s->seen, n);
+  return TRUE;
+}
+
+static gboolean is_idle(gpointer key, gpointer value, gpointer now) {
+  return *(gint64 *)now - ((bucket *)value)->last_us >= IDLE_US;
+}
+
+static gboolean take_token(kith_signal *s, GSocketAddress *src) {
+  if (!G_IS_INET_SOCKET_ADDRESS(src))
+    return FALSE;
+  GInetAddress *ia =
+      g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(src));
+  if (g_inet_address_get_family(ia) != G_SOCKET_FAMILY_IPV4)
+    return FALSE;
+  guint32 ip;
+  memcpy(&ip, g_inet_address_to_bytes(ia), sizeof ip);
+  gint64 now = g_get_monotonic_time();
+  bucket *b = g_hash_table_lookup(s->buckets, GUINT_TO_POINTER(ip));
+  if (b == NULL) {
+    if (g_hash_table_size(s->buckets) >= SOURCES_CAP)
+      g_hash_table_foreach_remove(s->buckets, is_idle, &now);
+    if (g_hash_table_size(s->buckets) >= SOURCES_CAP)
+      return FALSE;
+    b = g_new(bucket, 1);
+    *b = (bucket){.tokens = KITH_SIGNAL_BURST, .last_us = now};
+    g_hash_table_insert(s->buckets, GUINT_TO_POINTER(ip), b);
+  }
+  b->tokens += (double)(now - b->last_us) * KITH_SIGNAL_RATE / G_USEC_PER_SEC;
+  if (b->tokens > KITH_SIGNAL_BURST)
+    b->tokens = KITH_SIGNAL_BURST;
+  b->last_us = now;
+  if (b->tokens < 1.0)
+    return FALSE;
+  b->tokens -= 1.0;
+  return TRUE;
+}
+
+/* ---- receiving ---- */
+
+static int64_t now_ms(void) {
+  return g_get_real_time() / 1000;
+}
+
+static gboolean is_fresh(uint64_t ts, int64_t now) {
+  if (ts > (uint64_t)INT64_MAX / 2)
+    return FALSE;
+  int64_t d = (int64_t)ts - now;
+  return d <= KITH_SIGNAL_SKEW_MS && d >= -KITH_SIGNAL_SKEW_MS;
+}
+
+/* Opens, checks and delivers one datagram; FALSE if it was dropped. */
+static gboolean accept_datagram(kith_signal *s, const uint8_t *buf, size_t len,
+                                GSocketAddress *src) {
+  if (len <= KITH_SEAL_OVERHEAD || len > KITH_SIGNAL_MAX || !take_token(s, src))
+    return FALSE;
+  uint8_t plain[KITH_SIGNAL_MAX];
+  size_t plen = len - KITH_SEAL_OVERHEAD;
+  if (kith_unseal(s->me, buf, len, plain) != KITH_OK)
+    return FALSE;
+  msgpack_unpacked u;
+  msgpack_unpacked_init(&u);
+  envelope e;
+  int64_t now = now_ms();
+  gboolean ok = kith_codec_unpack(plain, plen, &u) == KITH_OK &&
+                decode_envelope(&u, &e) == KITH_OK &&
+                sodium_memcmp(e.to, s->me->pk, KITH_ID_LEN) == 0 &&
+                is_fresh(e.ts, now) && verify_sig(&e) == KITH_OK &&
+                remember_nonce(s, &e, now);
+  if (ok && s->cb != NULL) {
+    s->in_cb++;
+    s->cb(s, e.from, e.payload, e.len, src, len, s->ud);
+    s->in_cb--;
+  }
+  msgpack_unpacked_destroy(&u);
+  sodium_memzero(plain, sizeof plain);
+  return ok;
+}
+
+static void destroy(kith_signal *s);
+
+static gboolean on_readable(GSocket *sock, GIOCondition cond, gpointer data) {
+  kith_signal *s = data;
+  uint8_t buf[KITH_SIGNAL_MAX + 1];
+  for (int i = 0; i < RECV_PER_DISPATCH && !s->free_pending; i++) {
+    GSocketAddress *src = NULL;
+    GError *err = NULL;
+    gssize n =
+        g_socket_receive_from(sock, &src, (gchar *)buf, sizeof buf, NULL, &err);
+    if (n < 0) {
+      gboolean again = g_error_matches(err, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK);
+      g_error_free(err);
+      if (again)
+        break;
+      continue; /* e.g. ICMP errors reported on the socket */
+    }
+    if (!accept_datagram(s, buf, (size_t)n, src))
+      s->dropped++;
+    g_clear_object(&src);
+  }
+  if (s->free_pending) {
+    destroy(s);
+    return G_SOURCE_REMOVE;
+  }
+  return G_SOURCE_CONTINUE;
+}
+
+/* ---- life cycle ---- */
+
+static kith_err open_socket(kith_signal *s, uint16_t port) {
+  GError *err = NULL;
+  s->sock = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM,
+                         G_SOCKET_PROTOCOL_UDP, &err);
+  if (s->sock == NULL) {
+    g_error_free(err);
+    return KITH_ERR_IO;
+  }
+  g_socket_set_blocking(s->sock, FALSE);
+  GInetAddress *any = g_inet_address_new_any(G_SOCKET_FAMILY_IPV4);
+  GSocketAddress *sa = g_inet_socket_address_new(any, port);
+  gboolean ok = g_socket_bind(s->sock, sa, FALSE, &err);
+  g_object_unref(sa);
+  g_object_unref(any);
+  if (!ok) {
+    kith_err e = g_error_matches(err, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE)
+                     ? KITH_ERR_BUSY
+                     : KITH_ERR_IO;
+    g_error_free(err);
+    return e;
+  }
+  GSocketAddress *local = g_socket_get_local_address(s->sock, NULL);
+  if (local == NULL)
+    return KITH_ERR_IO;
+  s->port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(local));
+  g_object_unref(local);
+  return KITH_OK;
+}
+
+kith_err kith_signal_new(GMainContext *ctx, const kith_ident *me, uint16_t port,
+                         kith_signal_cb cb, void *ud, kith_signal **out) {
+  if (me == NULL || out == NULL)
+    return KITH_ERR_ARG;
+  *out = NULL;
+  kith_signal *s = g_new0(kith_signal, 1);
+  s->me = me;
+  s->cb = cb;
+  s->ud = ud;
+  s->ctx = ctx != NULL ? g_main_context_ref(ctx) : NULL;
+  s->seen = g_hash_table_new_full(nonce_hash, nonce_equal, g_free, NULL);
+  s->buckets = g_hash_table_new_full(NULL, NULL, NULL, g_free);
+  kith_err e = open_socket(s, port);
+  if (e != KITH_OK) {
+    destroy(s);
+    return e;
+  }
+  s->src = g_socket_create_source(s->sock, G_IO_IN, NULL);
+  g_source_set_callback(s->src, G_SOURCE_FUNC(on_readable), s, NULL);
+  g_source_attach(s->src, ctx);
+  *out = s;
+  return KITH_OK;
+}
+
+static void destroy(kith_signal *s) {
+  if (s->src != NULL) {
+    g_source_destroy(s->src);
+    g_source_unref(s->src);
+  }
+  if (s->sock != NULL) {
+    g_socket_close(s->sock, NULL);
+    g_object_unref(s->sock);
+  }
+  g_hash_table_destroy(s->seen);
+  g_hash_table_destroy(s->buckets);
+  if (s->ctx != NULL)
+    g_main_context_unref(s->ctx);
+  g_free(s);
+}
+
+void kith_signal_free(kith_signal *s) {
+  if (s == NULL)
+    return;
+  if (s->in_cb) { /* on_readable finishes the job once the callback returns */
+    s->free_pending = 1;
+    s->cb = NULL;
+    return;
+  }
+  destroy(s);
+}
+
+uint16_t kith_signal_port(const kith_signal *s) {
+  return s != NULL ? s->port : 0;
+}
+
+uint64_t kith_signal_dropped(const kith_signal *s) {
+  return s != NULL ? s->dropped : 0;
+}
+
+/* ---- sending ---- */
+
+static kith_err send_to(kith_signal *s, GSocketAddress *dst, const uint8_t *buf,
+                        size_t len) {
+  GError *err = NULL;
+  gssize n =
+      g_socket_send_to(s->sock, dst, (const gchar *)buf, len, NULL, &err);
+  if (n < 0) {
+    g_error_free(err);
+    return KITH_ERR_IO;
+  }
+  return (size_t)n == len ? KITH_OK : KITH_ERR_IO;
+}
+
+kith_err kith_signal_send(kith_signal *s, const uint8_t to[32],
+                          const char *host, uint16_t port,
+                          const uint8_t *payload, size_t len, size_t min_size) {
+  if (s == NULL || to == NULL || host == NULL || port == 0 || s->free_pending)
+    return KITH_ERR_ARG;
+  GInetAddress *ia = g_inet_address_new_from_string(host);
+  if (ia == NULL || g_inet_address_get_family(ia) != G_SOCKET_FAMILY_IPV4) {
+    g_clear_object(&ia);
+    return KITH_ERR_ARG;
+  }
+  uint8_t *dg = NULL;
+  size_t dlen = 0;
+  kith_err e = kith_signal_seal_datagram(s->me, to, payload, len, min_size,
+                                         (uint64_t)now_ms(), &dg, &dlen);
+  if (e == KITH_OK) {
+    GSocketAddress *dst = g_inet_socket_address_new(ia, port);
+    e = send_to(s, dst, dg, dlen);
+    g_object_unref(dst);
+  }
+  g_free(dg);
+  g_object_unref(ia);
+  return e;
+}
+
+kith_err kith_signal_reply(kith_signal *s, const uint8_t to[32],
+                           GSocketAddress *dst, const uint8_t *payload,
+                           size_t len, size_t request_size) {
+  if (s == NULL || to == NULL || dst == NULL || s->free_pending)
+    return KITH_ERR_ARG;
+  uint8_t *dg = NULL;
+  size_t dlen = 0;
+  kith_err e = kith_signal_seal_datagram(s->me, to, payload, len, 0,
+                                         (uint64_t)now_ms(), &dg, &dlen);
+  if (e == KITH_OK && dlen > request_size)
+    e = KITH_ERR_LIMIT; /* never amplify: the reply may not outgrow the ask */
+  if (e == KITH_OK)
+    e = send_to(s, dst, dg, dlen);
+  g_free(dg);
+  return e;
+}

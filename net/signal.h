@@ -1,0 +1,80 @@
+/* kith: the signal port (UDP) for first contact.
+ *
+ * Datagram = crypto_box_seal to the recipient's X25519 key of the msgpack
+ *   [from bin32, to bin32, ts_ms uint, nonce bin16, payload bin, sig bin64]
+ * or, when the sender pads the datagram up to a minimum size, the same with
+ * a 7th element `pad bin` of zero bytes (not signed: the seal covers it;
+ * a non-zero pad byte is rejected).
+ * sig = Ed25519(from, encoding of the first five elements as a 5-array).
+ * Accepted only if: size <= KITH_SIGNAL_MAX, it opens with our key, `to` is
+ * us, sig valid, |ts - now| <= KITH_SIGNAL_SKEW_MS (wall clock) and the
+ * nonce was not seen in that window. Per source IP a token bucket
+ * (KITH_SIGNAL_RATE per second, burst KITH_SIGNAL_BURST) limits what is
+ * even opened. A reply is never larger than the datagram it answers.
+ * Caps: 4096 remembered nonces (when all are unexpired, new datagrams are
+ * dropped) and 1024 tracked source addresses (idle ones are evicted; when
+ * all are active, datagrams from new sources are dropped). */
+#ifndef KITH_SIGNAL_H
+#define KITH_SIGNAL_H
+
+#include <gio/gio.h>
+#include <glib.h>
+#include <stdint.h>
+
+#include "../core/err.h"
+#include "../core/ident.h"
+
+#define KITH_SIGNAL_MAX 1400
+/* envelope + seal, upper bound: 6-array 165 bytes at most besides the
+ * payload, +2 for an empty pad element, +48 for the seal = 215 */
+#define KITH_SIGNAL_OVERHEAD 224
+#define KITH_SIGNAL_MAX_PAYLOAD (KITH_SIGNAL_MAX - KITH_SIGNAL_OVERHEAD)
+#define KITH_SIGNAL_SKEW_MS (120 * 1000)
+#define KITH_SIGNAL_RATE 20
+#define KITH_SIGNAL_BURST 40
+
+typedef struct kith_signal kith_signal;
+
+/* A verified datagram: from is the authenticated sender; src its address
+ * (borrowed until return); size is the datagram's size on the wire. */
+typedef void (*kith_signal_cb)(kith_signal *s, const uint8_t from[32],
+                               const uint8_t *payload, size_t len,
+                               GSocketAddress *src, size_t size, void *ud);
+
+/* Binds UDP port (0 = any free) on all addresses (IPv4). me borrowed. */
+KITH_MUST kith_err kith_signal_new(GMainContext *ctx, const kith_ident *me,
+                                   uint16_t port, kith_signal_cb cb, void *ud,
+                                   kith_signal **out);
+/* Closes the socket; no callback runs afterwards. May be called from the
+ * callback itself (the memory is released once it returns). */
+void kith_signal_free(kith_signal *s);
+uint16_t kith_signal_port(const kith_signal *s);
+/* Dropped datagrams so far (rate-limited, not for us, forged, replayed). */
+uint64_t kith_signal_dropped(const kith_signal *s);
+
+/* Seals and sends payload to node `to` at host:port (numeric address).
+ * min_size pads the datagram up to that many bytes (so that the answer,
+ * which may not be larger, has room). */
+KITH_MUST kith_err kith_signal_send(kith_signal *s, const uint8_t to[32],
+                                    const char *host, uint16_t port,
+                                    const uint8_t *payload, size_t len,
+                                    size_t min_size);
+/* Answers a datagram of request_size bytes from dst: KITH_ERR_LIMIT (and
+ * nothing sent) if the sealed reply would be larger. */
+KITH_MUST kith_err kith_signal_reply(kith_signal *s, const uint8_t to[32],
+                                     GSocketAddress *dst,
+                                     const uint8_t *payload, size_t len,
+                                     size_t request_size);
+
+/* Builds the sealed datagram kith_signal_send would send (from me to `to`,
+ * timestamp ts_ms, a fresh random nonce, padded to at least min_size: it
+ * may overshoot by one byte). Public for tests and tools that need the raw
+ * bytes. *out is g_malloc'ed (caller frees). KITH_ERR_LIMIT if len >
+ * KITH_SIGNAL_MAX_PAYLOAD or the datagram would exceed KITH_SIGNAL_MAX. */
+KITH_MUST kith_err kith_signal_seal_datagram(const kith_ident *me,
+                                             const uint8_t to[32],
+                                             const uint8_t *payload, size_t len,
+                                             size_t min_size, uint64_t ts_ms,
+                                             uint8_t **out, size_t *out_len);
+
+#endif

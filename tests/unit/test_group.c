@@ -1,0 +1,555 @@
+/* Unit tests for core/group*.c: replicas, rules, keys, convergence. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <glib.h>
+#include <sodium.h>
+#include <string.h>
+
+#include "core/codec.h"
+#include "core/group.h"
+#include "core/invite.h"
+
+#define T0 1700000000000ull
+#define HOUR (3600ull * 1000)
+
+enum { A, B, C, D, E, Z, N_NODES };
+
+typedef struct world {
+  kith_ident id[N_NODES];
+  kith_group *g[N_NODES];
+  uint8_t gid[32];
+  GPtrArray *log; /* GBytes* raw events, in creation order */
+  uint8_t inv_secret[32], inv_pk[32];
+  uint64_t now;
+} world;
+
+static void log_take(world *w, kith_accepted *a) {
+  g_ptr_array_add(w->log, g_bytes_new(a->ev.raw, a->ev.raw_len));
+  kith_accepted_free(a);
+}
+
+/* Delivers raw bytes; *text (if set) gets the text of the last message
+ * accepted by the call. */
+static kith_err deliver(kith_group *g, GBytes *raw, char **text) {
+  GPtrArray *acc =
+      g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
+  size_t len;
+  const uint8_t *p = g_bytes_get_data(raw, &len);
+  kith_err rc = kith_group_receive(g, p, len, T0, acc);
+  for (guint i = 0; text && i < acc->len; i++) {
+    kith_accepted *a = acc->pdata[i];
+    if (a->text) {
+      g_free(*text);
+      *text = g_strdup(a->text);
+    }
+  }
+  g_ptr_array_free(acc, TRUE);
+  return rc;
+}
+
+static void sync_node(world *w, int n) {
+  for (guint i = 0; i < w->log->len; i++) {
+    kith_err rc = deliver(w->g[n], w->log->pdata[i], NULL);
+    assert_true(rc == KITH_OK || rc == KITH_ERR_DUPLICATE ||
+                rc == KITH_ERR_MISSING);
+  }
+}
+
+static void assert_same_state(world *w, int x, int y) {
+  uint8_t hx[32], hy[32];
+  kith_group_state_hash(w->g[x], hx);
+  kith_group_state_hash(w->g[y], hy);
+  assert_int_equal(kith_group_n_events(w->g[x]), kith_group_n_events(w->g[y]));
+  assert_memory_equal(hx, hy, 32);
+}
+
+static void admit(world *w, int by, int who, const char *name, kith_err want) {
+  uint8_t sig[64];
+  kith_invite_sign_join(w->inv_secret, w->gid, w->id[who].pk, sig);
+  kith_accepted *a = NULL;
+  assert_int_equal(kith_group_admit(w->g[by], w->id[who].pk, name, w->inv_pk,
+                                    sig, w->now, &a),
+                   want);
+  if (want == KITH_OK)
+    log_take(w, a);
+}
+
+static void new_invite(world *w, int by, uint32_t uses, uint64_t expires) {
+  kith_accepted *a = NULL;
+  assert_int_equal(
+      kith_group_invite(w->g[by], uses, expires, w->now, w->inv_secret, &a),
+      KITH_OK);
+  kith_invite_public_key(w->inv_secret, w->inv_pk);
+  log_take(w, a);
+}
+
+static void send_text(world *w, int by, const char *text) {
+  kith_accepted *a = NULL;
+  assert_int_equal(kith_group_send(w->g[by], text, strlen(text), w->now, &a),
+                   KITH_OK);
+  assert_string_equal(a->text, text);
+  log_take(w, a);
+}
+
+/* a creates "friends", invites (2 uses), admits b; b admits c. */
+static int setup(void **state) {
+  world *w = g_new0(world, 1);
+  w->log = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+  w->now = T0;
+  for (int i = 0; i < N_NODES; i++) {
+    uint8_t seed[32];
+    memset(seed, 0x10 + i, sizeof seed);
+    assert_int_equal(kith_ident_from_seed(&w->id[i], seed), KITH_OK);
+  }
+  kith_accepted *a = NULL;
+  assert_int_equal(kith_group_create(&w->id[A], "friends", KITH_HISTORY_SHARED,
+                                     w->now, &w->g[A], &a),
+                   KITH_OK);
+  memcpy(w->gid, kith_group_id(w->g[A]), 32);
+  assert_memory_equal(a->ev.id, w->gid, 32);
+  log_take(w, a);
+  for (int i = B; i < N_NODES; i++)
+    w->g[i] = kith_group_new(w->gid, &w->id[i]);
+  new_invite(w, A, 2, T0 + HOUR);
+  admit(w, A, B, "bob", KITH_OK);
+  sync_node(w, B);
+  w->now += 1000;
+  admit(w, B, C, "carol", KITH_OK);
+  sync_node(w, A);
+  sync_node(w, C);
+  *state = w;
+  return 0;
+}
+
+static int teardown(void **state) {
+  world *w = *state;
+  for (int i = 0; i < N_NODES; i++) {
+    kith_group_free(w->g[i]);
+    kith_ident_clear(&w->id[i]);
+  }
+  g_ptr_array_free(w->log, TRUE);
+  g_free(w);
+  return 0;
+}
+
+static void three_replicas_converge(void **state) {
+  world *w = *state;
+  assert_true(kith_group_is_ready(w->g[C]));
+  assert_string_equal(kith_group_name(w->g[C]), "friends");
+  assert_string_equal(kith_group_topic(w->g[C]), "");
+  assert_int_equal(kith_group_n_members(w->g[A]), 3);
+  assert_int_equal(kith_group_find_member(w->g[B], w->id[A].pk)->role,
+                   KITH_ROLE_OWNER);
+  assert_string_equal(kith_group_find_member(w->g[A], w->id[C].pk)->name,
+                      "carol");
+  send_text(w, A, "hi from a");
+  send_text(w, B, "hi from b");
+  send_text(w, C, "hi from c");
+  char *text = NULL;
+  assert_int_equal(deliver(w->g[B], w->log->pdata[w->log->len - 3], &text),
+                   KITH_OK);
+  assert_string_equal(text, "hi from a");
+  assert_int_equal(deliver(w->g[B], w->log->pdata[w->log->len - 3], NULL),
+                   KITH_ERR_DUPLICATE);
+  g_free(text);
+  for (int i = A; i <= C; i++)
+    sync_node(w, i);
+  assert_same_state(w, A, B);
+  assert_same_state(w, A, C);
+  assert_int_equal(kith_group_n_events(w->g[A]), w->log->len);
+  assert_int_equal(kith_group_n_held(w->g[A]), 0);
+  /* Secrets persist and restore: a restarted a replays to the same state. */
+  kith_group *r = kith_group_new(w->gid, &w->id[A]);
+  for (size_t i = 0; i < kith_group_n_secrets(w->g[A]); i++) {
+    uint64_t ep;
+    uint8_t s[32];
+    kith_group_secret_at(w->g[A], i, &ep, s);
+    kith_group_add_secret(r, ep, s);
+  }
+  kith_group *old = w->g[A];
+  w->g[A] = r;
+  sync_node(w, A);
+  assert_same_state(w, A, B);
+  send_text(w, A, "after restart"); /* next n after the replayed ones */
+  assert_int_equal(deliver(w->g[B], w->log->pdata[w->log->len - 1], NULL),
+                   KITH_OK);
+  kith_group_free(old);
+}
+
+/* Packs and signs an event exactly as given (author may differ from the
+ * signer). */
+static GBytes *pack_raw(const kith_event *ev, const kith_ident *signer) {
+  kith_pack p;
+  uint8_t sig[64], *msg, *out;
+  size_t mlen, len;
+  kith_pack_init(&p);
+  for (uint32_t n = 8; n <= 9; n++) {
+    kith_pack_array(&p, n);
+    kith_pack_uint(&p, 1);
+    kith_pack_bin(&p, ev->group_id, 32);
+    kith_pack_uint(&p, ev->kind);
+    kith_pack_bin(&p, ev->author, 32);
+    kith_pack_array(&p, (uint32_t)ev->n_parents);
+    for (size_t i = 0; i < ev->n_parents; i++)
+      kith_pack_bin(&p, ev->parents[i], 32);
+    kith_pack_uint(&p, ev->depth);
+    kith_pack_uint(&p, ev->ts_ms);
+    kith_pack_bin(&p, ev->body, ev->body_len);
+    if (n == 8) {
+      assert_int_equal(kith_pack_take(&p, &msg, &mlen), KITH_OK);
+      kith_ident_sign(signer, msg, mlen, sig);
+      g_free(msg);
+    }
+  }
+  kith_pack_bin(&p, sig, 64);
+  assert_int_equal(kith_pack_take(&p, &out, &len), KITH_OK);
+  return g_bytes_new_take(out, len);
+}
+
+/* A message event on top of a's last event, by `by`, with a given body. */
+static GBytes *craft(world *w, int by, uint32_t kind, const uint8_t *body,
+                     size_t len, uint64_t depth_extra) {
+  GByteArray *ids = g_byte_array_new();
+  kith_group_event_ids(w->g[A], ids);
+  const uint8_t *last = ids->data + ids->len - 32;
+  kith_event ev = {.kind = kind, .ts_ms = w->now, .n_parents = 1};
+  memcpy(ev.group_id, w->gid, 32);
+  memcpy(ev.parents[0], last, 32);
+  ev.depth = kith_group_event(w->g[A], last)->depth + 1 + depth_extra;
+  assert_int_equal(kith_event_build(&ev, &w->id[by], body, len), KITH_OK);
+  GBytes *raw = g_bytes_new(ev.raw, ev.raw_len);
+  kith_event_clear(&ev);
+  g_byte_array_free(ids, TRUE);
+  return raw;
+}
+
+static GBytes *fake_message_body(void) {
+  uint8_t junk[60] = {1, 2, 3};
+  kith_pack p;
+  uint8_t *out;
+  size_t len;
+  kith_pack_init(&p);
+  kith_pack_array(&p, 3);
+  kith_pack_uint(&p, 0);
+  kith_pack_uint(&p, 0);
+  kith_pack_bin(&p, junk, sizeof junk);
+  assert_int_equal(kith_pack_take(&p, &out, &len), KITH_OK);
+  return g_bytes_new_take(out, len);
+}
+
+static void non_member_message_rejected(void **state) {
+  world *w = *state;
+  uint8_t before[32], after[32];
+  kith_group_state_hash(w->g[A], before);
+  GBytes *body = fake_message_body();
+  size_t blen;
+  const uint8_t *b = g_bytes_get_data(body, &blen);
+  GBytes *raw = craft(w, Z, KITH_EV_MESSAGE, b, blen, 0);
+  assert_int_equal(deliver(w->g[A], raw, NULL), KITH_ERR_NOT_MEMBER);
+  g_bytes_unref(raw);
+  /* wrong depth is a protocol error whoever sends it */
+  raw = craft(w, B, KITH_EV_MESSAGE, b, blen, 1);
+  assert_int_equal(deliver(w->g[A], raw, NULL), KITH_ERR_PROTOCOL);
+  g_bytes_unref(raw);
+  kith_group_state_hash(w->g[A], after);
+  assert_memory_equal(before, after, 32);
+  g_bytes_unref(body);
+  /* the outsider itself cannot compose */
+  kith_accepted *a = NULL;
+  assert_int_equal(kith_group_send(w->g[Z], "x", 1, w->now, &a),
+                   KITH_ERR_STATE);
+}
+
+static void outsider_replica_cannot_decrypt(void **state) {
+  world *w = *state;
+  send_text(w, A, "members only");
+  for (guint i = 0; i < w->log->len; i++)
+    assert_int_equal(deliver(w->g[Z], w->log->pdata[i], NULL),
+                     KITH_ERR_MISSING);
+  assert_int_equal(kith_group_n_events(w->g[Z]), 0);
+  assert_int_equal(kith_group_n_held(w->g[Z]), w->log->len);
+  assert_false(kith_group_is_ready(w->g[Z]));
+  assert_string_equal(kith_group_name(w->g[Z]), "");
+}
+
+/* Re-signs a's view of `orig` (a message by `by`) with one ciphertext
+ * byte flipped: well signed, but the body does not open. */
+static GBytes *tamper_body(world *w, int by, GBytes *orig) {
+  size_t len;
+  const uint8_t *p = g_bytes_get_data(orig, &len);
+  kith_event ev;
+  assert_int_equal(kith_event_decode(p, len, &ev), KITH_OK);
+  ev.body[ev.body_len - 5] ^= 0x01; /* inside the sealed bin (the tag) */
+  kith_event copy = ev;
+  copy.raw = NULL;
+  copy.body = g_memdup2(ev.body, ev.body_len);
+  assert_int_equal(kith_event_build(&copy, &w->id[by], ev.body, ev.body_len),
+                   KITH_OK);
+  GBytes *out = g_bytes_new(copy.raw, copy.raw_len);
+  kith_event_clear(&copy);
+  kith_event_clear(&ev);
+  return out;
+}
+
+static void tampered_body_is_crypto_error(void **state) {
+  world *w = *state;
+  send_text(w, B, "secret plan");
+  GBytes *good = w->log->pdata[w->log->len - 1];
+  GBytes *bad = tamper_body(w, B, good);
+  uint8_t before[32], after[32];
+  kith_group_state_hash(w->g[A], before);
+  assert_int_equal(deliver(w->g[A], bad, NULL), KITH_ERR_CRYPTO);
+  kith_group_state_hash(w->g[A], after);
+  assert_memory_equal(before, after, 32);
+  char *text = NULL;
+  assert_int_equal(deliver(w->g[A], good, &text), KITH_OK);
+  assert_string_equal(text, "secret plan");
+  g_free(text);
+  g_bytes_unref(bad);
+}
+
+static void member_cannot_forge_author(void **state) {
+  world *w = *state;
+  send_text(w, C, "i am bob");
+  size_t len;
+  const uint8_t *p = g_bytes_get_data(w->log->pdata[w->log->len - 1], &len);
+  kith_event ev;
+  assert_int_equal(kith_event_decode(p, len, &ev), KITH_OK);
+  memcpy(ev.author, w->id[B].pk, 32);
+  GBytes *forged = pack_raw(&ev, &w->id[C]);
+  assert_int_equal(deliver(w->g[A], forged, NULL), KITH_ERR_SIGNATURE);
+  g_bytes_unref(forged);
+  kith_event_clear(&ev);
+}
+
+static void invite_rules(void **state) {
+  world *w = *state;
+  admit(w, A, D, "dave", KITH_ERR_USED_UP); /* both uses spent */
+  assert_int_equal(kith_group_check_invite(w->g[A], w->inv_pk, w->now),
+                   KITH_ERR_USED_UP);
+  new_invite(w, A, 1, w->now + 1000);
+  w->now += 2000;
+  admit(w, A, D, "dave", KITH_ERR_EXPIRED);
+  w->now -= 2000;
+  admit(w, A, B, "bob", KITH_ERR_EXISTS);
+  admit(w, A, D, "", KITH_ERR_ARG);
+  admit(w, A, D, "bad\nname", KITH_ERR_ARG);
+  uint8_t sig[64] = {0}, unknown[32] = {7};
+  kith_accepted *a = NULL;
+  assert_int_equal(kith_group_admit(w->g[A], w->id[D].pk, "dave", w->inv_pk,
+                                    sig, w->now, &a),
+                   KITH_ERR_SIGNATURE);
+  assert_int_equal(kith_group_check_invite(w->g[A], unknown, w->now),
+                   KITH_ERR_NOT_FOUND);
+  assert_int_equal(
+      kith_group_admit(w->g[A], w->id[D].pk, "dave", unknown, sig, w->now, &a),
+      KITH_ERR_NOT_FOUND);
+  sync_node(w, C);
+  admit(w, C, D, "dave", KITH_OK); /* any member may admit */
+  assert_int_equal(kith_group_n_members(w->g[C]), 4);
+  assert_int_equal(
+      kith_group_invite(w->g[A], 0, w->now + 1, w->now, w->inv_secret, &a),
+      KITH_ERR_ARG);
+  assert_int_equal(kith_group_send(w->g[A], "", 0, w->now, &a), KITH_ERR_ARG);
+}
+
+static void held_events_released_when_parents_arrive(void **state) {
+  world *w = *state;
+  send_text(w, A, "one");
+  send_text(w, A, "two");
+  /* d joins later: its replica gets the log backwards, its own add
+   * included; everything is held until the create arrives last. */
+  new_invite(w, A, 1, T0 + HOUR);
+  admit(w, A, D, "dave", KITH_OK);
+  for (guint i = w->log->len; i-- > 1;)
+    assert_int_equal(deliver(w->g[D], w->log->pdata[i], NULL),
+                     KITH_ERR_MISSING);
+  assert_true(kith_group_n_secrets(w->g[D]) > 0);
+  assert_int_equal(kith_group_n_events(w->g[D]), 0);
+  GPtrArray *acc =
+      g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
+  size_t len;
+  const uint8_t *p = g_bytes_get_data(w->log->pdata[0], &len);
+  assert_int_equal(kith_group_receive(w->g[D], p, len, T0, acc), KITH_OK);
+  assert_int_equal(acc->len, w->log->len);
+  for (guint i = 1; i < acc->len; i++) { /* apply order */
+    const kith_event *x = &((kith_accepted *)acc->pdata[i - 1])->ev;
+    const kith_event *y = &((kith_accepted *)acc->pdata[i])->ev;
+    assert_true(x->depth < y->depth ||
+                (x->depth == y->depth && memcmp(x->id, y->id, 32) < 0));
+  }
+  g_ptr_array_free(acc, TRUE);
+  assert_int_equal(kith_group_n_held(w->g[D]), 0);
+  sync_node(w, A);
+  assert_same_state(w, A, D);
+  assert_true(kith_group_is_member(w->g[D], w->id[D].pk));
+}
+
+/* ---- property: any delivery order converges ---- */
+
+static void random_partial_sync(world *w, GRand *rng, const int *nodes, int n) {
+  for (int k = 0; k < n; k++)
+    for (guint i = 0; i < w->log->len; i++)
+      if (g_rand_double(rng) < 0.4) {
+        kith_err rc = deliver(w->g[nodes[k]], w->log->pdata[i], NULL);
+        assert_true(rc == KITH_OK || rc == KITH_ERR_DUPLICATE ||
+                    rc == KITH_ERR_MISSING);
+      }
+}
+
+/* Concurrent writers, including two adds spending one single-use invite
+ * (b admits d, c admits e, neither having seen the other). */
+static void build_concurrent_dag(world *w, GRand *rng) {
+  new_invite(w, A, 1, T0 + HOUR);
+  for (int i = A; i <= C; i++)
+    sync_node(w, i);
+  guint before = w->log->len;
+  admit(w, B, D, "dave", KITH_OK);
+  admit(w, C, E, "erin", KITH_OK);
+  /* each newcomer sees only its own add and speaks at once */
+  for (guint i = 0; i < w->log->len; i++) {
+    if (i != before + 1)
+      (void)!deliver(w->g[D], w->log->pdata[i], NULL);
+    if (i != before)
+      (void)!deliver(w->g[E], w->log->pdata[i], NULL);
+  }
+  send_text(w, D, "hello from d");
+  send_text(w, E, "hello from e");
+  static const int writers[] = {A, B, C};
+  char text[64];
+  for (int round = 0; w->log->len < 60; round++) {
+    for (int k = 0; k < 3; k++)
+      if (g_rand_double(rng) < 0.7) {
+        g_snprintf(text, sizeof text, "round %d from %d", round, writers[k]);
+        send_text(w, writers[k], text);
+      }
+    random_partial_sync(w, rng, writers, 3);
+  }
+  for (int i = A; i <= E; i++)
+    sync_node(w, i);
+}
+
+/* Events sharing a depth with their predecessor in apply order: proof
+ * that the DAG really has concurrent branches. */
+static int count_concurrent(const kith_group *g) {
+  GByteArray *ids = g_byte_array_new();
+  kith_group_event_ids(g, ids);
+  int n = 0;
+  for (guint i = 32; i < ids->len; i += 32)
+    n += kith_group_event(g, ids->data + i)->depth ==
+         kith_group_event(g, ids->data + i - 32)->depth;
+  g_byte_array_free(ids, TRUE);
+  return n;
+}
+
+static kith_group *fresh_replica(world *w, int who) {
+  kith_group *g = kith_group_new(w->gid, &w->id[who]);
+  if (who == A || who == B)
+    for (size_t i = 0; i < kith_group_n_secrets(w->g[A]); i++) {
+      uint64_t ep;
+      uint8_t s[32];
+      kith_group_secret_at(w->g[A], i, &ep, s);
+      kith_group_add_secret(g, ep, s);
+    }
+  return g;
+}
+
+static void shuffled_deliveries_converge(void **state) {
+  world *w = *state;
+  GRand *rng = g_rand_new_with_seed(20240601);
+  build_concurrent_dag(w, rng);
+  uint8_t ref[32];
+  kith_group_state_hash(w->g[A], ref);
+  for (int i = B; i <= E; i++)
+    assert_same_state(w, A, i);
+  size_t total = w->log->len;
+  assert_int_equal(kith_group_n_events(w->g[A]), total);
+  assert_true(total >= 60);
+  /* exactly one of the two concurrent adds took effect */
+  assert_int_equal(kith_group_is_member(w->g[A], w->id[D].pk) +
+                       kith_group_is_member(w->g[A], w->id[E].pk),
+                   1);
+  assert_int_equal(kith_group_n_members(w->g[A]), 4);
+  assert_true(count_concurrent(w->g[A]) >= 10);
+  GPtrArray *order = g_ptr_array_new();
+  static const int who[] = {A, D, E, B};
+  for (int round = 0; round < 200; round++) {
+    g_ptr_array_set_size(order, 0);
+    for (guint i = 0; i < total; i++) {
+      g_ptr_array_add(order, w->log->pdata[i]);
+      if (g_rand_double(rng) < 0.2) /* duplicates */
+        g_ptr_array_add(order, w->log->pdata[g_rand_int_range(rng, 0, total)]);
+    }
+    for (guint i = order->len; i > 1; i--) {
+      guint j = (guint)g_rand_int_range(rng, 0, (gint32)i);
+      gpointer t = order->pdata[i - 1];
+      order->pdata[i - 1] = order->pdata[j];
+      order->pdata[j] = t;
+    }
+    kith_group *g = fresh_replica(w, who[round % 4]);
+    for (guint i = 0; i < order->len; i++) {
+      kith_err rc = deliver(g, order->pdata[i], NULL);
+      assert_true(rc == KITH_OK || rc == KITH_ERR_DUPLICATE ||
+                  rc == KITH_ERR_MISSING);
+    }
+    uint8_t h[32];
+    kith_group_state_hash(g, h);
+    assert_int_equal(kith_group_n_held(g), 0);
+    assert_int_equal(kith_group_n_events(g), total);
+    assert_memory_equal(h, ref, 32);
+    kith_group_free(g);
+  }
+  g_ptr_array_free(order, TRUE);
+  g_rand_free(rng);
+}
+
+static void create_argument_errors(void **state) {
+  kith_ident me = {0};
+  uint8_t seed[32] = {42};
+  assert_int_equal(kith_ident_from_seed(&me, seed), KITH_OK);
+  kith_group *g = NULL;
+  kith_accepted *a = NULL;
+  assert_int_equal(kith_group_create(&me, "", KITH_HISTORY_SHARED, T0, &g, &a),
+                   KITH_ERR_ARG);
+  char longname[KITH_NAME_MAX + 2];
+  memset(longname, 'x', sizeof longname - 1);
+  longname[sizeof longname - 1] = 0;
+  assert_int_equal(
+      kith_group_create(&me, longname, KITH_HISTORY_SHARED, T0, &g, &a),
+      KITH_ERR_ARG);
+  assert_int_equal(
+      kith_group_create(&me, "ok", KITH_HISTORY_JOINED, T0, &g, NULL), KITH_OK);
+  assert_int_equal(kith_group_history(g), KITH_HISTORY_JOINED);
+  assert_int_equal(kith_group_epoch(g), 0);
+  assert_int_equal(kith_group_n_events(g), 1);
+  kith_group_free(g);
+  kith_ident_clear(&me);
+}
+
+int main(void) {
+  if (sodium_init() < 0)
+    return 1;
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(three_replicas_converge, setup, teardown),
+      cmocka_unit_test_setup_teardown(non_member_message_rejected, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(outsider_replica_cannot_decrypt, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(tampered_body_is_crypto_error, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(member_cannot_forge_author, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(invite_rules, setup, teardown),
+      cmocka_unit_test_setup_teardown(held_events_released_when_parents_arrive,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(shuffled_deliveries_converge, setup,
+                                      teardown),
+      cmocka_unit_test(create_argument_errors),
+  };
+  int failed = cmocka_run_group_tests_name("group", tests, NULL, NULL);
+  return failed > 255 ? 255 : failed;
+}

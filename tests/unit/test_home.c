@@ -1,0 +1,158 @@
+/* Unit tests for core/home.c: directory and key file modes, the storage
+ * key file, and the node lock. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <ftw.h>
+#include <glib.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/home.h"
+
+static int rm_entry(const char *path, const struct stat *st, int flag,
+                    struct FTW *ftw) {
+  return remove(path);
+}
+
+static void rm_rf(const char *dir) {
+  assert_int_equal(nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+}
+
+static int setup(void **state) {
+  char *tmp = g_dir_make_tmp("kith-home-XXXXXX", NULL);
+  if (!tmp)
+    return -1;
+  *state = tmp;
+  return 0;
+}
+
+static int teardown(void **state) {
+  rm_rf(*state);
+  g_free(*state);
+  return 0;
+}
+
+static mode_t mode_of(const char *path) {
+  struct stat st;
+  assert_int_equal(stat(path, &st), 0);
+  return st.st_mode & 07777;
+}
+
+static void prepare_creates_dir_0700(void **state) {
+  char *dir = g_build_filename(*state, "a", "b", "home", NULL);
+  assert_int_equal(kith_home_prepare(dir), KITH_OK);
+  assert_true(g_file_test(dir, G_FILE_TEST_IS_DIR));
+  assert_int_equal(mode_of(dir), 0700);
+  /* Preparing again is harmless. */
+  assert_int_equal(kith_home_prepare(dir), KITH_OK);
+  assert_int_equal(mode_of(dir), 0700);
+  g_free(dir);
+}
+
+static void prepare_fixes_0755_dir(void **state) {
+  char *dir = g_build_filename(*state, "loose", NULL);
+  assert_int_equal(mkdir(dir, 0755), 0);
+  assert_int_equal(chmod(dir, 0755), 0);
+  assert_int_equal(kith_home_prepare(dir), KITH_OK);
+  assert_int_equal(mode_of(dir), 0700);
+  g_free(dir);
+}
+
+static void prepare_refuses_file(void **state) {
+  char *path = g_build_filename(*state, "plain", NULL);
+  assert_true(g_file_set_contents(path, "x", 1, NULL));
+  assert_int_equal(kith_home_prepare(path), KITH_ERR_IO);
+  assert_int_equal(kith_home_prepare(""), KITH_ERR_ARG);
+  g_free(path);
+}
+
+static void path_joins(void **state) {
+  char *p = kith_home_path("/x/home", KITH_HOME_DB_FILE);
+  assert_string_equal(p, "/x/home/kith.db");
+  g_free(p);
+}
+
+static void create_key_0600_and_load(void **state) {
+  uint8_t key[32], loaded[32], zero[32] = {0};
+  assert_int_equal(kith_home_create_key(*state, key), KITH_OK);
+  assert_memory_not_equal(key, zero, 32);
+  char *path = kith_home_path(*state, KITH_HOME_KEY_FILE);
+  struct stat st;
+  assert_int_equal(stat(path, &st), 0);
+  assert_int_equal(st.st_mode & 07777, 0600);
+  assert_int_equal(st.st_size, 32);
+  assert_int_equal(kith_home_load_key(*state, loaded), KITH_OK);
+  assert_memory_equal(key, loaded, 32);
+  g_free(path);
+}
+
+static void create_key_twice_exists(void **state) {
+  uint8_t key[32], again[32], loaded[32];
+  assert_int_equal(kith_home_create_key(*state, key), KITH_OK);
+  assert_int_equal(kith_home_create_key(*state, again), KITH_ERR_EXISTS);
+  /* The first key is untouched. */
+  assert_int_equal(kith_home_load_key(*state, loaded), KITH_OK);
+  assert_memory_equal(key, loaded, 32);
+}
+
+static void load_key_not_found(void **state) {
+  uint8_t key[32];
+  assert_int_equal(kith_home_load_key(*state, key), KITH_ERR_NOT_FOUND);
+}
+
+static void load_key_wrong_size(void **state) {
+  uint8_t key[32];
+  char *path = kith_home_path(*state, KITH_HOME_KEY_FILE);
+  assert_true(g_file_set_contents(path, "short", 5, NULL));
+  assert_int_equal(kith_home_load_key(*state, key), KITH_ERR_IO);
+  char big[33];
+  memset(big, 'k', sizeof big);
+  assert_true(g_file_set_contents(path, big, sizeof big, NULL));
+  assert_int_equal(kith_home_load_key(*state, key), KITH_ERR_IO);
+  g_free(path);
+}
+
+static void lock_twice_busy(void **state) {
+  int fd1 = -1, fd2 = -1, fd3 = -1;
+  assert_int_equal(kith_home_lock(*state, &fd1), KITH_OK);
+  assert_true(fd1 >= 0);
+  assert_true(fcntl(fd1, F_GETFD) & FD_CLOEXEC);
+  char *path = kith_home_path(*state, KITH_HOME_LOCK_FILE);
+  assert_int_equal(mode_of(path), 0600);
+  g_free(path);
+  /* A second open file description is refused even in this process. */
+  assert_int_equal(kith_home_lock(*state, &fd2), KITH_ERR_BUSY);
+  assert_int_equal(fd2, -1);
+  /* Closing releases the lock. */
+  assert_int_equal(close(fd1), 0);
+  assert_int_equal(kith_home_lock(*state, &fd3), KITH_OK);
+  assert_int_equal(close(fd3), 0);
+}
+
+int main(void) {
+  if (sodium_init() < 0)
+    return 1;
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(prepare_creates_dir_0700, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(prepare_fixes_0755_dir, setup, teardown),
+      cmocka_unit_test_setup_teardown(prepare_refuses_file, setup, teardown),
+      cmocka_unit_test(path_joins),
+      cmocka_unit_test_setup_teardown(create_key_0600_and_load, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(create_key_twice_exists, setup, teardown),
+      cmocka_unit_test_setup_teardown(load_key_not_found, setup, teardown),
+      cmocka_unit_test_setup_teardown(load_key_wrong_size, setup, teardown),
+      cmocka_unit_test_setup_teardown(lock_twice_busy, setup, teardown),
+  };
+  int failed = cmocka_run_group_tests_name("home", tests, NULL, NULL);
+  return failed > 255 ? 255 : failed;
+}
