@@ -52,6 +52,13 @@ int cli_dispatch(cli_opts *o, const char *family, const cli_cmd *table,
 /* The home as a shell word, for hints ("--home DIR" or ""). */
 char *cli_home_hint(const cli_opts *o);
 
+/* Reads a passphrase from file (one trailing newline dropped) or, when
+ * file is NULL, from the terminal with echo off. Returns CLI_OK with *out
+ * (free with cli_passphrase_free) or an exit code (printed). */
+int cli_read_passphrase(const char *file, const char *home, char **out,
+                        size_t *len);
+void cli_passphrase_free(char *pass, size_t len);
+
 /* Subcommands. */
 int cli_cmd_init(cli_opts *o, int argc, char **argv);
 int cli_cmd_node(cli_opts *o, int argc, char **argv);

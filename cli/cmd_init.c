@@ -45,13 +45,13 @@ static kith_err store_identity(const char *db, const uint8_t key[32],
   return e;
 }
 
-static int create(const cli_opts *o, const char *name,
-                  char id_text[KITH_ID_TEXT_LEN + 1]) {
+static int create(const cli_opts *o, const char *name, const char *pass,
+                  size_t pass_len, char id_text[KITH_ID_TEXT_LEN + 1]) {
   uint8_t key[32];
   if (kith_home_prepare(o->home) != KITH_OK)
     return cli_error("cannot create the home %s: %s", o->home,
                      g_strerror(errno));
-  kith_err e = kith_home_create_key(o->home, key);
+  kith_err e = kith_home_create_key(o->home, pass, pass_len, key);
   if (e == KITH_ERR_EXISTS)
     return cli_error("%s already has an identity", o->home);
   if (e != KITH_OK)
@@ -92,10 +92,15 @@ static void print_identity(const cli_opts *o, const char *id_text,
 }
 
 int cli_cmd_init(cli_opts *o, int argc, char **argv) {
-  char *name = NULL;
+  char *name = NULL, *pass_file = NULL, *pass = NULL;
+  size_t pass_len = 0;
   const GOptionEntry entries[] = {
       {"name", 0, 0, G_OPTION_ARG_STRING, &name,
        "Your name as others see it (default: your login name)", "NAME"},
+      {"passphrase-file", 0, 0, G_OPTION_ARG_FILENAME, &pass_file,
+       "Protect the home with the passphrase in FILE (Argon2id); kith node "
+       "then asks for it",
+       "FILE"},
       G_OPTION_ENTRY_NULL};
   int rc = cli_parse(o, "init", NULL, 0,
                      "Create this node's identity in the home; refuses if "
@@ -106,9 +111,13 @@ int cli_cmd_init(cli_opts *o, int argc, char **argv) {
   if (rc == CLI_OK && !name_is_valid(name))
     rc = cli_usage("init", "a name is 1 to %d bytes of printable text",
                    KITH_NAME_MAX);
+  if (rc == CLI_OK && pass_file)
+    rc = cli_read_passphrase(pass_file, o->home, &pass, &pass_len);
   char id_text[KITH_ID_TEXT_LEN + 1];
   if (rc == CLI_OK)
-    rc = create(o, name, id_text);
+    rc = create(o, name, pass, pass_len, id_text);
+  cli_passphrase_free(pass, pass_len);
+  g_free(pass_file);
   if (rc == CLI_OK)
     print_identity(o, id_text, name);
   g_free(name);

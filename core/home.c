@@ -64,20 +64,112 @@ static void sync_dir(const char *dir) {
   }
 }
 
-kith_err kith_home_create_key(const char *dir, uint8_t key[32]) {
+/* A passphrase-protected key file: magic, Argon2id salt and limits, then
+ * the storage key sealed (XChaCha20-Poly1305) under the derived key. */
+#define PW_MAGIC "KITHPW1"
+#define PW_MAGIC_LEN 8
+#define PW_FILE_LEN                                                            \
+  (PW_MAGIC_LEN + crypto_pwhash_SALTBYTES + 16 +                               \
+   crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + KEY_LEN +                    \
+   crypto_aead_xchacha20poly1305_ietf_ABYTES)
+#define KEY_FILE_MAX 256
+
+static void put_le64(uint8_t *p, uint64_t v) {
+  for (int i = 0; i < 8; i++)
+    p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_le64(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; i--)
+    v = (v << 8) | p[i];
+  return v;
+}
+
+/* Derives the key-encryption key from the passphrase (Argon2id). */
+static kith_err derive(const char *pass, size_t pass_len, const uint8_t *salt,
+                       uint64_t ops, uint64_t mem, uint8_t kek[KEY_LEN]) {
+  if (ops < crypto_pwhash_OPSLIMIT_MIN || ops > crypto_pwhash_OPSLIMIT_MAX ||
+      mem < crypto_pwhash_MEMLIMIT_MIN || mem > (1ull << 32))
+    return KITH_ERR_IO;
+  if (crypto_pwhash(kek, KEY_LEN, pass, pass_len, salt, ops, (size_t)mem,
+                    crypto_pwhash_ALG_ARGON2ID13) != 0)
+    return KITH_ERR_NOMEM;
+  return KITH_OK;
+}
+
+static kith_err seal_key(const uint8_t key[KEY_LEN], const char *pass,
+                         size_t pass_len, uint8_t out[PW_FILE_LEN]) {
+  uint8_t kek[KEY_LEN];
+  uint8_t *salt = out + PW_MAGIC_LEN;
+  uint8_t *limits = salt + crypto_pwhash_SALTBYTES;
+  uint8_t *nonce = limits + 16;
+  uint64_t ops = crypto_pwhash_OPSLIMIT_INTERACTIVE;
+  uint64_t mem = crypto_pwhash_MEMLIMIT_INTERACTIVE;
+
+  memcpy(out, PW_MAGIC, PW_MAGIC_LEN);
+  randombytes_buf(salt, crypto_pwhash_SALTBYTES);
+  put_le64(limits, ops);
+  put_le64(limits + 8, mem);
+  randombytes_buf(nonce, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
+  kith_err err = derive(pass, pass_len, salt, ops, mem, kek);
+  if (err == KITH_OK)
+    crypto_aead_xchacha20poly1305_ietf_encrypt(
+        nonce + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, NULL, key,
+        KEY_LEN, out, PW_MAGIC_LEN, NULL, nonce, kek);
+  sodium_memzero(kek, sizeof kek);
+  return err;
+}
+
+static kith_err open_key(const uint8_t in[PW_FILE_LEN], const char *pass,
+                         size_t pass_len, uint8_t key[KEY_LEN]) {
+  uint8_t kek[KEY_LEN];
+  const uint8_t *salt = in + PW_MAGIC_LEN;
+  const uint8_t *limits = salt + crypto_pwhash_SALTBYTES;
+  const uint8_t *nonce = limits + 16;
+  kith_err err =
+      derive(pass, pass_len, salt, get_le64(limits), get_le64(limits + 8), kek);
+
+  if (err == KITH_OK &&
+      crypto_aead_xchacha20poly1305_ietf_decrypt(
+          key, NULL, NULL, nonce + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
+          KEY_LEN + crypto_aead_xchacha20poly1305_ietf_ABYTES, in, PW_MAGIC_LEN,
+          nonce, kek) != 0)
+    err = KITH_ERR_CRYPTO;
+  sodium_memzero(kek, sizeof kek);
+  return err;
+}
+
+kith_err kith_home_create_key(const char *dir, const char *pass,
+                              size_t pass_len, uint8_t key[32]) {
+  uint8_t file[PW_FILE_LEN];
+  size_t file_len = KEY_LEN;
+
   if (!dir || !key)
     return KITH_ERR_ARG;
+  randombytes_buf(key, KEY_LEN);
+  if (pass) {
+    kith_err err = seal_key(key, pass, pass_len, file);
+    if (err != KITH_OK)
+      return err;
+    file_len = PW_FILE_LEN;
+  } else {
+    memcpy(file, key, KEY_LEN);
+  }
   char *path = kith_home_path(dir, KITH_HOME_KEY_FILE);
   int fd =
       open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) {
     kith_err err = errno == EEXIST ? KITH_ERR_EXISTS : KITH_ERR_IO;
     g_free(path);
+    sodium_memzero(file, sizeof file);
+    sodium_memzero(key, KEY_LEN);
     return err;
   }
-  randombytes_buf(key, KEY_LEN);
-  if (fchmod(fd, 0600) != 0 || write_all(fd, key, KEY_LEN) != 0 ||
-      fsync(fd) != 0) {
+  int bad = fchmod(fd, 0600) != 0 || write_all(fd, file, file_len) != 0 ||
+            fsync(fd) != 0;
+  sodium_memzero(file, sizeof file);
+  if (bad) {
     /* A half-written key file would lock the user out later. */
     close_keep_errno(fd);
     int saved = errno;
@@ -96,47 +188,74 @@ kith_err kith_home_create_key(const char *dir, uint8_t key[32]) {
   return KITH_OK;
 }
 
-/* Reads exactly KEY_LEN bytes and checks that nothing follows. */
-static kith_err read_key(int fd, uint8_t key[32]) {
-  uint8_t buf[KEY_LEN + 1];
-  size_t got = 0;
+/* Reads the whole key file (at most KEY_FILE_MAX bytes) into buf. */
+static kith_err read_key_file(const char *dir, uint8_t buf[KEY_FILE_MAX],
+                              size_t *got) {
+  struct stat st;
+  char *path = kith_home_path(dir, KITH_HOME_KEY_FILE);
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 
-  while (got < sizeof buf) {
-    ssize_t n = read(fd, buf + got, sizeof buf - got);
+  g_free(path);
+  *got = 0;
+  if (fd < 0)
+    return errno == ENOENT ? KITH_ERR_NOT_FOUND : KITH_ERR_IO;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+      st.st_size > KEY_FILE_MAX) {
+    close_keep_errno(fd);
+    return KITH_ERR_IO;
+  }
+  while (*got < KEY_FILE_MAX) {
+    ssize_t n = read(fd, buf + *got, KEY_FILE_MAX - *got);
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0) {
-      sodium_memzero(buf, sizeof buf);
+      close_keep_errno(fd);
       return KITH_ERR_IO;
     }
     if (n == 0)
       break;
-    got += (size_t)n;
+    *got += (size_t)n;
   }
-  kith_err err = KITH_ERR_IO;
-  if (got == KEY_LEN) {
-    memcpy(key, buf, KEY_LEN);
-    err = KITH_OK;
+  close(fd);
+  return KITH_OK;
+}
+
+static int is_protected(const uint8_t *buf, size_t len) {
+  return len == PW_FILE_LEN && memcmp(buf, PW_MAGIC, PW_MAGIC_LEN) == 0;
+}
+
+kith_err kith_home_load_key(const char *dir, const char *pass, size_t pass_len,
+                            uint8_t key[32]) {
+  uint8_t buf[KEY_FILE_MAX];
+  size_t len;
+  kith_err err;
+
+  if (!dir || !key)
+    return KITH_ERR_ARG;
+  err = read_key_file(dir, buf, &len);
+  if (err == KITH_OK) {
+    if (len == KEY_LEN)
+      memcpy(key, buf, KEY_LEN);
+    else if (!is_protected(buf, len))
+      err = KITH_ERR_IO;
+    else if (!pass)
+      err = KITH_ERR_FORBIDDEN;
+    else
+      err = open_key(buf, pass, pass_len, key);
   }
   sodium_memzero(buf, sizeof buf);
   return err;
 }
 
-kith_err kith_home_load_key(const char *dir, uint8_t key[32]) {
-  struct stat st;
+int kith_home_key_is_protected(const char *dir) {
+  uint8_t buf[KEY_FILE_MAX];
+  size_t len;
+  int prot = 0;
 
-  if (!dir || !key)
-    return KITH_ERR_ARG;
-  char *path = kith_home_path(dir, KITH_HOME_KEY_FILE);
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  g_free(path);
-  if (fd < 0)
-    return errno == ENOENT ? KITH_ERR_NOT_FOUND : KITH_ERR_IO;
-  kith_err err = KITH_ERR_IO;
-  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == KEY_LEN)
-    err = read_key(fd, key);
-  close_keep_errno(fd);
-  return err;
+  if (dir && read_key_file(dir, buf, &len) == KITH_OK)
+    prot = is_protected(buf, len);
+  sodium_memzero(buf, sizeof buf);
+  return prot;
 }
 
 kith_err kith_home_lock(const char *dir, int *fd) {

@@ -1,11 +1,13 @@
 /* kith: the data directory ("home") on local disk.
  *
- * Layout: DIR (mode 0700) holds storage.key (32 random bytes, mode 0600),
+ * Layout: DIR (mode 0700) holds storage.key (mode 0600: the 32-byte storage
+ * key, or that key sealed under a passphrase),
  * kith.db (the SQLite store, see store.h), control.sock (the node's control
  * socket) and node.lock (held with flock while a node runs). */
 #ifndef KITH_HOME_H
 #define KITH_HOME_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "err.h"
@@ -21,11 +23,19 @@ KITH_MUST kith_err kith_home_prepare(const char *dir);
 /* Path of a file in the home, g_malloc'ed. */
 char *kith_home_path(const char *dir, const char *file);
 /* Writes a new random storage key (fails with KITH_ERR_EXISTS if one
- * exists). */
-KITH_MUST kith_err kith_home_create_key(const char *dir, uint8_t key[32]);
+ * exists). With pass == NULL the file holds the key itself (mode 0600);
+ * otherwise it holds the key sealed under Argon2id(pass) (crypto_pwhash,
+ * INTERACTIVE limits, random salt; format in docs/protocol.md). */
+KITH_MUST kith_err kith_home_create_key(const char *dir, const char *pass,
+                                        size_t pass_len, uint8_t key[32]);
 /* Reads the storage key. KITH_ERR_NOT_FOUND if there is none (no
- * identity: run kith init), KITH_ERR_IO if unreadable or of wrong size. */
-KITH_MUST kith_err kith_home_load_key(const char *dir, uint8_t key[32]);
+ * identity: run kith init), KITH_ERR_FORBIDDEN if the file is protected and
+ * pass is NULL, KITH_ERR_CRYPTO for a wrong passphrase, KITH_ERR_IO if
+ * unreadable or malformed. pass is ignored for an unprotected file. */
+KITH_MUST kith_err kith_home_load_key(const char *dir, const char *pass,
+                                      size_t pass_len, uint8_t key[32]);
+/* 1 if the home's key file is protected by a passphrase, else 0. */
+int kith_home_key_is_protected(const char *dir);
 /* Takes the node lock (non-blocking). KITH_ERR_BUSY if another process
  * holds it. *fd stays open while the lock is held; close it to release. */
 KITH_MUST kith_err kith_home_lock(const char *dir, int *fd);

@@ -289,7 +289,7 @@ static void on_signal_datagram(kith_signal *s, const uint8_t from[32],
 }
 
 /* Opens the home: lock, storage key, store, identity. Prints the error. */
-static int open_home(kith_node *n) {
+static int open_home(kith_node *n, const kith_node_config *cfg) {
   uint8_t key[32], seed[32];
   char *db;
   kith_err err;
@@ -299,7 +299,16 @@ static int open_home(kith_node *n) {
     fprintf(stderr, "kith: error: a node is already running for %s\n", n->home);
     return 1;
   }
-  err = err ? err : kith_home_load_key(n->home, key);
+  err = err ? err
+            : kith_home_load_key(n->home, cfg->passphrase, cfg->passphrase_len,
+                                 key);
+  if (err == KITH_ERR_CRYPTO || err == KITH_ERR_FORBIDDEN) {
+    fprintf(stderr, "kith: error: %s for %s\n",
+            err == KITH_ERR_CRYPTO ? "wrong passphrase"
+                                   : "a passphrase is needed",
+            n->home);
+    return 1;
+  }
   if (err == KITH_ERR_NOT_FOUND) {
     fprintf(stderr,
             "kith: error: %s has no identity; create one with: kith init "
@@ -414,7 +423,7 @@ int kith_node_run(const kith_node_config *cfg) {
       g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   n->joins = g_ptr_array_new();
   n->start_ms = node_now();
-  rc = open_home(n);
+  rc = open_home(n, cfg);
   if (rc == 0)
     rc = start_services(n, cfg->port);
   if (rc == 0) {

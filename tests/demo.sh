@@ -16,7 +16,7 @@ trap cleanup EXIT
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { # run NAME ARGS...: shows and runs a kith command as that user
   local n=$1; shift
-  printf '\033[2m%s$ kith %s\033[0m\n' "$n" "$*"
+  printf '\033[2m%s$ kith %s\033[0m\n' "$n" "$*" >&2
   "$KITH" --home "$DEMO/$n" "$@"
 }
 

@@ -39,13 +39,14 @@ check() { # check DESCRIPTION COMMAND...
   if "$@"; then pass "$what"; else fail "$what"; fi
 }
 
-# start_node NAME: starts a node in the background and waits until its
-# control socket answers (at most 15 s).
+# start_node NAME [ARGS...]: starts a node in the background (extra
+# arguments go to kith node) and waits until its control socket answers (at
+# most 15 s).
 start_node() {
-  local n=$1
+  local n=$1; shift
   # exec, so that $! is the node itself and a signal reaches it
-  (exec "$KITH" --home "$(home "$n")" node --port 0 --bind 127.0.0.1 \
-    >>"$WORK/$n.log" 2>&1) &
+  (exec "$KITH" --home "$(home "$n")" node --port 0 --bind 127.0.0.1 "$@" \
+    >>"$WORK/$n.log" 2>&1 </dev/null) &
   NODE_PID[$n]=$!
   for _ in $(seq 150); do
     if k "$n" status >/dev/null 2>&1; then return 0; fi

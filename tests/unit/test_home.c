@@ -82,42 +82,73 @@ static void path_joins(void **state) {
 
 static void create_key_0600_and_load(void **state) {
   uint8_t key[32], loaded[32], zero[32] = {0};
-  assert_int_equal(kith_home_create_key(*state, key), KITH_OK);
+  assert_int_equal(kith_home_create_key(*state, NULL, 0, key), KITH_OK);
   assert_memory_not_equal(key, zero, 32);
   char *path = kith_home_path(*state, KITH_HOME_KEY_FILE);
   struct stat st;
   assert_int_equal(stat(path, &st), 0);
   assert_int_equal(st.st_mode & 07777, 0600);
   assert_int_equal(st.st_size, 32);
-  assert_int_equal(kith_home_load_key(*state, loaded), KITH_OK);
+  assert_int_equal(kith_home_load_key(*state, NULL, 0, loaded), KITH_OK);
   assert_memory_equal(key, loaded, 32);
   g_free(path);
 }
 
 static void create_key_twice_exists(void **state) {
   uint8_t key[32], again[32], loaded[32];
-  assert_int_equal(kith_home_create_key(*state, key), KITH_OK);
-  assert_int_equal(kith_home_create_key(*state, again), KITH_ERR_EXISTS);
+  assert_int_equal(kith_home_create_key(*state, NULL, 0, key), KITH_OK);
+  assert_int_equal(kith_home_create_key(*state, NULL, 0, again),
+                   KITH_ERR_EXISTS);
   /* The first key is untouched. */
-  assert_int_equal(kith_home_load_key(*state, loaded), KITH_OK);
+  assert_int_equal(kith_home_load_key(*state, NULL, 0, loaded), KITH_OK);
   assert_memory_equal(key, loaded, 32);
 }
 
 static void load_key_not_found(void **state) {
   uint8_t key[32];
-  assert_int_equal(kith_home_load_key(*state, key), KITH_ERR_NOT_FOUND);
+  assert_int_equal(kith_home_load_key(*state, NULL, 0, key),
+                   KITH_ERR_NOT_FOUND);
 }
 
 static void load_key_wrong_size(void **state) {
   uint8_t key[32];
   char *path = kith_home_path(*state, KITH_HOME_KEY_FILE);
   assert_true(g_file_set_contents(path, "short", 5, NULL));
-  assert_int_equal(kith_home_load_key(*state, key), KITH_ERR_IO);
+  assert_int_equal(kith_home_load_key(*state, NULL, 0, key), KITH_ERR_IO);
   char big[33];
   memset(big, 'k', sizeof big);
   assert_true(g_file_set_contents(path, big, sizeof big, NULL));
-  assert_int_equal(kith_home_load_key(*state, key), KITH_ERR_IO);
+  assert_int_equal(kith_home_load_key(*state, NULL, 0, key), KITH_ERR_IO);
   g_free(path);
+}
+
+static void passphrase_protects_key(void **state) {
+  uint8_t key[32], loaded[32];
+  const char *pass = "correct horse battery staple";
+  assert_int_equal(kith_home_create_key(*state, pass, strlen(pass), key),
+                   KITH_OK);
+  assert_int_equal(kith_home_key_is_protected(*state), 1);
+  /* The key itself is not in the file. */
+  char *path = kith_home_path(*state, KITH_HOME_KEY_FILE);
+  gchar *file;
+  gsize len;
+  assert_true(g_file_get_contents(path, &file, &len, NULL));
+  assert_null(memmem(file, len, key, 32));
+  g_free(file);
+  g_free(path);
+  assert_int_equal(kith_home_load_key(*state, NULL, 0, loaded),
+                   KITH_ERR_FORBIDDEN);
+  assert_int_equal(kith_home_load_key(*state, "wrong", 5, loaded),
+                   KITH_ERR_CRYPTO);
+  assert_int_equal(kith_home_load_key(*state, pass, strlen(pass), loaded),
+                   KITH_OK);
+  assert_memory_equal(key, loaded, 32);
+}
+
+static void plain_key_is_not_protected(void **state) {
+  uint8_t key[32];
+  assert_int_equal(kith_home_create_key(*state, NULL, 0, key), KITH_OK);
+  assert_int_equal(kith_home_key_is_protected(*state), 0);
 }
 
 static void lock_twice_busy(void **state) {
@@ -151,6 +182,9 @@ int main(void) {
       cmocka_unit_test_setup_teardown(create_key_twice_exists, setup, teardown),
       cmocka_unit_test_setup_teardown(load_key_not_found, setup, teardown),
       cmocka_unit_test_setup_teardown(load_key_wrong_size, setup, teardown),
+      cmocka_unit_test_setup_teardown(passphrase_protects_key, setup, teardown),
+      cmocka_unit_test_setup_teardown(plain_key_is_not_protected, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(lock_twice_busy, setup, teardown),
   };
   int failed = cmocka_run_group_tests_name("home", tests, NULL, NULL);
