@@ -70,5 +70,9 @@ int cli_cmd_invite(cli_opts *o, int argc, char **argv);
 int cli_cmd_join(cli_opts *o, int argc, char **argv);
 int cli_cmd_send(cli_opts *o, int argc, char **argv);
 int cli_cmd_log(cli_opts *o, int argc, char **argv);
+int cli_cmd_kick(cli_opts *o, int argc, char **argv);
+int cli_cmd_leave(cli_opts *o, int argc, char **argv);
+int cli_cmd_role(cli_opts *o, int argc, char **argv);
+int cli_cmd_topic(cli_opts *o, int argc, char **argv);
 
 #endif

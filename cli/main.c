@@ -22,6 +22,10 @@ static const cli_cmd COMMANDS[] = {
     {"join", cli_cmd_join, "join a group with an invite code"},
     {"send", cli_cmd_send, "post a message to a group"},
     {"log", cli_cmd_log, "print a group's messages"},
+    {"kick", cli_cmd_kick, "remove a member from a group and rekey"},
+    {"leave", cli_cmd_leave, "leave a group"},
+    {"role", cli_cmd_role, "change a member's role"},
+    {"topic", cli_cmd_topic, "set a group's topic"},
     {NULL, NULL, NULL},
 };
 

@@ -12,11 +12,23 @@
 
 static const char META_LABEL[] = "kith meta v1";
 static const char CHAIN_LABEL[] = "kith chain v1";
+static const char EPOCH_LABEL[] = "kith epoch id v1";
 
 void kith_gcrypto_meta_key(const uint8_t secret[KITH_KEY_LEN],
                            uint8_t key[KITH_KEY_LEN]) {
   crypto_generichash(key, KITH_KEY_LEN, (const uint8_t *)META_LABEL,
                      sizeof META_LABEL - 1, secret, KITH_KEY_LEN);
+}
+
+uint64_t kith_gcrypto_epoch_id(const uint8_t meta_key[KITH_KEY_LEN]) {
+  uint8_t h[32];
+  uint64_t id = 0;
+  crypto_generichash(h, sizeof h, (const uint8_t *)EPOCH_LABEL,
+                     sizeof EPOCH_LABEL - 1, meta_key, KITH_KEY_LEN);
+  for (int i = 7; i >= 0; i--)
+    id = (id << 8) | h[i];
+  id &= KITH_EPOCH_ID_MAX;
+  return id ? id : 1;
 }
 
 void kith_gcrypto_chain_start(const uint8_t secret[KITH_KEY_LEN],

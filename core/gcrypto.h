@@ -5,6 +5,12 @@
  *   chain_0(E, sender) = BLAKE2b-256(key=E, "kith chain v1" || sender)
  *   message key n      = BLAKE2b-256(key=chain_n, 0x01)
  *   chain_{n+1}        = BLAKE2b-256(key=chain_n, 0x02)
+ *   epoch_id(E)        = first 8 bytes (little endian) of
+ *                        BLAKE2b-256(key=meta_key(E), "kith epoch id v1"),
+ *                        top two bits cleared, 0 mapped to 1.
+ * The epoch id names an epoch in bodies; because it is a one-way function
+ * of the meta key, anyone handed a key for an epoch can check that it is
+ * the key of that epoch (a member cannot plant wrong keys in a newcomer).
  * Bodies are sealed with XChaCha20-Poly1305-IETF, random 24-byte nonce,
  * additional data given by the caller (group.c binds group, kind, author). */
 #ifndef KITH_GCRYPTO_H
@@ -22,6 +28,9 @@
 
 void kith_gcrypto_meta_key(const uint8_t secret[KITH_KEY_LEN],
                            uint8_t key[KITH_KEY_LEN]);
+/* Largest epoch id (bit 63 is free for callers to use as a flag). */
+#define KITH_EPOCH_ID_MAX ((UINT64_C(1) << 62) - 1)
+uint64_t kith_gcrypto_epoch_id(const uint8_t meta_key[KITH_KEY_LEN]);
 void kith_gcrypto_chain_start(const uint8_t secret[KITH_KEY_LEN],
                               const uint8_t sender[32],
                               uint8_t chain[KITH_KEY_LEN]);

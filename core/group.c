@@ -17,7 +17,6 @@
 
 #include "codec.h"
 #include "gcrypto.h"
-#include "invite.h"
 
 static guint id_hash(gconstpointer p) {
   guint h;
@@ -132,8 +131,8 @@ static int is_parent(const kith_event *ev, const uint8_t id[32]) {
 
 /* The state after exactly the causal past of ev. When every head is a
  * parent, that past is the whole set and the current state is it. */
-static const grp_state *state_at_parents(const kith_group *g,
-                                         const kith_event *ev, grp_state *tmp) {
+const grp_state *grp_state_at_parents(const kith_group *g, const kith_event *ev,
+                                      grp_state *tmp) {
   guint i;
   for (i = 0; i < g->heads->len; i++)
     if (!is_parent(ev, ((grp_entry *)g->heads->pdata[i])->ev.id))
@@ -205,30 +204,89 @@ static void push_accepted(const grp_entry *e, GPtrArray *acc) {
   g_ptr_array_add(acc, a);
 }
 
-/* Spends the message key of an accepted message (a local one spent it
- * when composing) and advances the sender's next number. */
-static kith_err spend_key(kith_group *g, const grp_entry *e, int own) {
-  chain_slot *s = grp_chain_get(g, e->epoch, e->ev.author);
-  if (!s)
-    return KITH_ERR_MISSING;
-  if (!own) {
-    uint8_t key[KITH_KEY_LEN];
-    kith_err rc = kith_chain_key(s->c, e->n, key);
+static void spend(kith_chain *c, uint64_t n) {
+  uint8_t key[KITH_KEY_LEN];
+  if (kith_chain_key(c, n, key) == KITH_OK)
     sodium_memzero(key, sizeof key);
-    if (rc != KITH_OK)
-      return rc;
+}
+
+/* An accepted message: decrypts it (unless replaying, or its author is no
+ * longer a member here: concurrency rule 1) and spends its key. A message
+ * that does not open stays accepted, unread: whether an event is accepted
+ * must not depend on keys only some replicas hold. */
+static void read_message(kith_group *g, grp_entry *e, const body *b, int own) {
+  chain_slot *c = grp_chain_get(g, e->epoch, e->ev.author);
+  if (!c) {
+    e->in.unread = 1;
+    return;
   }
-  if (e->n + 1 > s->next_n)
-    s->next_n = e->n + 1;
+  if (!own) {
+    int show = !g->replay && grp_state_member(&g->st, e->ev.author);
+    uint8_t key[KITH_KEY_LEN];
+    if (show && kith_chain_peek(c->c, e->n, key) == KITH_OK &&
+        grp_open_with(g, &e->ev, b, key, &e->in) == KITH_OK) {
+      spend(c->c, e->n);
+    } else {
+      if (!show)
+        spend(c->c, e->n);
+      e->in.unread = 1;
+    }
+    sodium_memzero(key, sizeof key);
+  }
+  if (e->n + 1 > c->next_n)
+    c->next_n = e->n + 1;
+}
+
+/* A rekey has one box per member at its parents, in id order; those
+ * members are the ones it was sealed to (its holders). */
+static kith_err rekey_at_parents(const grp_state *s, grp_entry *e,
+                                 const body *b, int own) {
+  if (own) /* composed for exactly these members */
+    return KITH_OK;
+  if (grp_rekey_n_boxes(b) != (long)s->members->len)
+    return KITH_ERR_PROTOCOL;
+  e->in.n_holders = s->members->len;
+  e->in.holders = g_malloc(32 * (s->members->len + 1));
+  for (guint i = 0; i < s->members->len; i++)
+    memcpy(e->in.holders + 32 * i,
+           ((kith_member *)g_ptr_array_index(s->members, i))->id, 32);
   return KITH_OK;
 }
 
-/* Checks and decrypts ev (parents present, key known) and adds it. own,
- * if set, is the plaintext of a local event (its message key is already
- * spent). On KITH_OK ev and own move into the group; otherwise the caller
- * still owns ev, and own is cleared. */
-static kith_err accept_event(kith_group *g, kith_event *ev, const body *b,
-                             grp_inner *own, GPtrArray *acc) {
+static void take_rekey_keys(kith_group *g, const grp_entry *e, const body *b) {
+  for (size_t i = 0; i < e->in.n_holders; i++)
+    if (memcmp(e->in.holders + 32 * i, g->me->pk, 32) == 0) {
+      (void)grp_take_rekey_keys(g, b, i, e->in.new_epoch);
+      return;
+    }
+}
+
+/* The rules at the event's parents: depth, membership, epoch, the inner
+ * plaintext, the kind's own rule. */
+static kith_err check_at_parents(kith_group *g, const grp_state *s,
+                                 grp_entry *e, const body *b, int own) {
+  const kith_event *ev = &e->ev;
+  kith_err rc = check_depth(g, ev);
+  if (rc == KITH_OK && ev->kind != KITH_EV_CREATE) {
+    if (!grp_state_member(s, ev->author))
+      rc = KITH_ERR_NOT_MEMBER;
+    else if (b->epoch != s->epoch)
+      rc = KITH_ERR_PROTOCOL;
+  }
+  if (rc == KITH_OK && !own && ev->kind != KITH_EV_MESSAGE)
+    rc = grp_open_meta(g, ev, b, &e->in);
+  if (rc == KITH_OK && ev->kind == KITH_EV_REKEY)
+    rc = rekey_at_parents(s, e, b, own);
+  return rc == KITH_OK ? grp_state_check(s, e) : rc;
+}
+
+static void note_membership(kith_group *g) {
+  if (grp_state_member(&g->st, g->me->pk))
+    g->was_member = 1;
+}
+
+kith_err grp_accept(kith_group *g, kith_event *ev, const body *b,
+                    grp_inner *own, GPtrArray *acc) {
   if (g_hash_table_size(g->events) >= GROUP_MAX_EVENTS) {
     if (own)
       grp_inner_clear(own);
@@ -236,31 +294,27 @@ static kith_err accept_event(kith_group *g, kith_event *ev, const body *b,
   }
   grp_entry *e = g_new0(grp_entry, 1);
   grp_state tmp = {0};
-  const grp_state *s = state_at_parents(g, ev, &tmp);
-  kith_err rc = check_depth(g, ev);
+  const grp_state *s = grp_state_at_parents(g, ev, &tmp);
   if (own)
     e->in = *own, memset(own, 0, sizeof *own);
-  if (rc == KITH_OK && ev->kind != KITH_EV_CREATE &&
-      !grp_state_member(s, ev->author))
-    rc = KITH_ERR_NOT_MEMBER;
-  if (rc == KITH_OK && !own)
-    rc = grp_open_event(g, ev, b, &e->in);
   e->ev = *ev;
   e->epoch = b->epoch;
   e->n = b->n;
-  if (rc == KITH_OK)
-    rc = grp_state_check(s, e);
+  kith_err rc = check_at_parents(g, s, e, b, own != NULL);
   if (s == &tmp)
     grp_state_clear(&tmp);
-  if (rc == KITH_OK && ev->kind == KITH_EV_MESSAGE)
-    rc = spend_key(g, e, own != NULL);
   if (rc != KITH_OK) {
     memset(&e->ev, 0, sizeof e->ev);
     entry_free(e);
     return rc;
   }
   memset(ev, 0, sizeof *ev);
+  if (e->ev.kind == KITH_EV_REKEY && !own)
+    take_rekey_keys(g, e, b);
+  if (e->ev.kind == KITH_EV_MESSAGE)
+    read_message(g, e, b, own != NULL);
   insert_entry(g, e);
+  note_membership(g);
   push_accepted(e, acc);
   return KITH_OK;
 }
@@ -269,11 +323,22 @@ static kith_err accept_event(kith_group *g, kith_event *ev, const body *b,
 
 static int is_ready_for(const kith_group *g, const kith_event *ev,
                         uint64_t epoch) {
-  return parents_present(g, ev) && grp_find_secret(g, epoch) != NULL;
+  uint8_t key[KITH_KEY_LEN];
+  int ok = parents_present(g, ev) && grp_meta_key(g, epoch, key);
+  sodium_memzero(key, sizeof key);
+  return ok;
+}
+
+/* A node that has been a member and is no longer one will not get the
+ * keys of later epochs: it stops holding what it cannot read. */
+static int has_departed(const kith_group *g) {
+  return g->was_member && !grp_state_member(&g->st, g->me->pk);
 }
 
 static kith_err hold(kith_group *g, kith_event *ev, uint64_t epoch) {
   size_t cost = ev->raw_len + ev->body_len;
+  if (has_departed(g) && parents_present(g, ev))
+    return KITH_ERR_NOT_MEMBER; /* waits for keys it will never get */
   if (g_hash_table_size(g->held) >= KITH_GROUP_MAX_HELD ||
       g->held_bytes + cost > GROUP_MAX_HELD_BYTES)
     return KITH_ERR_LIMIT;
@@ -312,7 +377,7 @@ static guint release_pass(kith_group *g, GPtrArray *acc) {
     g->held_bytes -= h->ev.raw_len + h->ev.body_len;
     body b;
     if (grp_parse_body(&h->ev, &b) == KITH_OK &&
-        accept_event(g, &h->ev, &b, NULL, acc) == KITH_OK)
+        grp_accept(g, &h->ev, &b, NULL, acc) == KITH_OK)
       accepted++;
     grp_body_clear(&b);
     held_free(h);
@@ -358,11 +423,11 @@ static kith_err receive_decoded(kith_group *g, kith_event *ev, GPtrArray *acc) {
   rc = grp_parse_body(ev, &b);
   if (rc != KITH_OK)
     return rc;
-  int took = grp_take_secrets(g, ev, &b);
+  int took = grp_take_add_keys(g, ev, &b);
   if (!is_ready_for(g, ev, b.epoch))
     rc = hold(g, ev, b.epoch);
   else
-    rc = accept_event(g, ev, &b, NULL, acc);
+    rc = grp_accept(g, ev, &b, NULL, acc);
   grp_body_clear(&b);
   if (rc == KITH_OK || took)
     release_held(g, acc);
@@ -382,304 +447,6 @@ kith_err kith_group_receive(kith_group *g, const uint8_t *raw, size_t len,
   return rc;
 }
 
-/* ---- composing local events ---- */
-
-static gint head_cmp(gconstpointer a, gconstpointer b) {
-  const grp_entry *x = *(const grp_entry *const *)a;
-  const grp_entry *y = *(const grp_entry *const *)b;
-  return -grp_entry_cmp(x, y); /* deepest first, then larger id */
-}
-
-/* parents = the heads (the 16 deepest if there are more). */
-static void choose_parents(const kith_group *g, kith_event *ev) {
-  GPtrArray *hs = g_ptr_array_copy(g->heads, NULL, NULL);
-  g_ptr_array_sort(hs, head_cmp);
-  ev->n_parents = MIN(hs->len, KITH_EVENT_MAX_PARENTS);
-  ev->depth = 0;
-  for (size_t i = 0; i < ev->n_parents; i++) {
-    const grp_entry *p = hs->pdata[i];
-    memcpy(ev->parents[i], p->ev.id, 32);
-    ev->depth = MAX(ev->depth, p->ev.depth + 1);
-  }
-  g_ptr_array_free(hs, TRUE);
-}
-
-/* Seals inner under key and packs the outer body. */
-static kith_err pack_body(const kith_event *ev, const uint8_t *gid,
-                          const uint8_t key[KITH_KEY_LEN], uint64_t epoch,
-                          uint64_t n, const uint8_t *inner, size_t inner_len,
-                          const uint8_t *extra, size_t extra_len, uint8_t **out,
-                          size_t *out_len) {
-  uint8_t ad[77];
-  grp_make_ad(ev->kind, ev->author, gid, ad);
-  size_t sl = inner_len + KITH_SEALED_OVERHEAD;
-  uint8_t *sealed = g_malloc(sl);
-  kith_gcrypto_seal(key, ad, sizeof ad, inner, inner_len, sealed);
-  kith_pack p;
-  kith_pack_init(&p);
-  kith_pack_array(&p, 3);
-  kith_pack_uint(&p, epoch);
-  if (ev->kind == KITH_EV_MESSAGE)
-    kith_pack_uint(&p, n);
-  kith_pack_bin(&p, sealed, sl);
-  if (ev->kind == KITH_EV_ADD)
-    kith_pack_bin(&p, extra, extra_len);
-  else if (ev->kind != KITH_EV_MESSAGE)
-    kith_pack_nil(&p);
-  g_free(sealed);
-  kith_err rc = kith_pack_take(&p, out, out_len);
-  if (rc == KITH_OK && *out_len > KITH_EVENT_MAX_BODY)
-    rc = KITH_ERR_LIMIT;
-  return rc;
-}
-
-/* Key for a local event: the meta key, or the next key of our chain. */
-static kith_err compose_key(kith_group *g, uint32_t kind, uint64_t epoch,
-                            uint64_t *n, uint8_t key[KITH_KEY_LEN]) {
-  const uint8_t *secret = grp_find_secret(g, epoch);
-  if (!secret)
-    return KITH_ERR_STATE;
-  if (kind != KITH_EV_MESSAGE) {
-    kith_gcrypto_meta_key(secret, key);
-    return KITH_OK;
-  }
-  chain_slot *s = grp_chain_get(g, epoch, g->me->pk);
-  if (!s)
-    return KITH_ERR_NOMEM;
-  *n = s->next_n;
-  return kith_chain_key(s->c, *n, key);
-}
-
-/* Builds, signs and accepts a local event of kind with plaintext inner;
- * own (moved into the group) is its decoded form. */
-static kith_err compose(kith_group *g, uint32_t kind, const kith_pack *inner,
-                        const uint8_t *extra, size_t extra_len, grp_inner *own,
-                        uint64_t now_ms, kith_accepted **out) {
-  kith_event ev = {.kind = kind, .ts_ms = now_ms};
-  uint8_t key[KITH_KEY_LEN], *bytes = NULL;
-  size_t len = 0;
-  uint64_t n = 0;
-  memcpy(ev.group_id, g->gid, 32);
-  memcpy(ev.author, g->me->pk, 32);
-  choose_parents(g, &ev);
-  kith_err rc = compose_key(g, kind, g->st.epoch, &n, key);
-  if (rc == KITH_OK)
-    rc = pack_body(&ev, g->gid, key, g->st.epoch, n,
-                   (const uint8_t *)inner->sb.data, inner->sb.size, extra,
-                   extra_len, &bytes, &len);
-  sodium_memzero(key, sizeof key);
-  if (rc == KITH_OK)
-    rc = kith_event_build(&ev, g->me, bytes, len);
-  g_free(bytes);
-  body b = {.epoch = g->st.epoch, .n = n};
-  GPtrArray *acc = g_ptr_array_new();
-  if (rc == KITH_OK)
-    rc = accept_event(g, &ev, &b, own, acc);
-  else
-    grp_inner_clear(own);
-  kith_event_clear(&ev);
-  if (rc == KITH_OK && out)
-    *out = acc->pdata[0];
-  else if (rc == KITH_OK)
-    kith_accepted_free(acc->pdata[0]);
-  g_ptr_array_free(acc, TRUE);
-  return rc;
-}
-
-static kith_err can_compose(const kith_group *g) {
-  if (!g->st.created)
-    return KITH_ERR_STATE;
-  return grp_state_member(&g->st, g->me->pk) ? KITH_OK : KITH_ERR_NOT_MEMBER;
-}
-
-kith_err kith_group_send(kith_group *g, const char *text, size_t len,
-                         uint64_t now_ms, kith_accepted **out) {
-  if (!g || !text || len == 0 || len >= KITH_TEXT_MAX || memchr(text, 0, len) ||
-      !g_utf8_validate_len(text, len, NULL))
-    return KITH_ERR_ARG;
-  kith_err rc = can_compose(g);
-  if (rc != KITH_OK)
-    return rc;
-  kith_pack p;
-  kith_pack_init(&p);
-  kith_pack_array(&p, 1);
-  kith_pack_str(&p, text, len);
-  grp_inner own = {.text = g_strndup(text, len), .text_len = len};
-  rc = p.failed ? KITH_ERR_NOMEM
-                : compose(g, KITH_EV_MESSAGE, &p, NULL, 0, &own, now_ms, out);
-  kith_pack_clear(&p);
-  grp_inner_clear(&own);
-  return rc;
-}
-
-kith_err kith_group_invite(kith_group *g, uint32_t uses, uint64_t expires_ms,
-                           uint64_t now_ms, uint8_t secret_out[32],
-                           kith_accepted **out) {
-  if (!g || !secret_out || uses < 1 || uses > KITH_INVITE_MAX_USES ||
-      expires_ms <= now_ms)
-    return KITH_ERR_ARG;
-  kith_err rc = can_compose(g);
-  if (rc != KITH_OK)
-    return rc;
-  grp_inner own = {.uses = uses, .expires = expires_ms};
-  randombytes_buf(secret_out, 32);
-  kith_invite_public_key(secret_out, own.pk);
-  kith_pack p;
-  kith_pack_init(&p);
-  kith_pack_array(&p, 3);
-  kith_pack_bin(&p, own.pk, 32);
-  kith_pack_uint(&p, uses);
-  kith_pack_uint(&p, expires_ms);
-  rc = p.failed ? KITH_ERR_NOMEM
-                : compose(g, KITH_EV_INVITE, &p, NULL, 0, &own, now_ms, out);
-  kith_pack_clear(&p);
-  grp_inner_clear(&own);
-  return rc;
-}
-
-/* The add's extra: every epoch secret we know, sealed to the newcomer
- * (history "joined" is not implemented yet and behaves like "shared"). */
-static kith_err seal_secrets(const kith_group *g, const uint8_t member[32],
-                             uint8_t **out, size_t *out_len) {
-  kith_pack p;
-  kith_pack_init(&p);
-  kith_pack_array(&p, (uint32_t)g->n_secrets);
-  for (size_t i = 0; i < g->n_secrets; i++) {
-    kith_pack_array(&p, 2);
-    kith_pack_uint(&p, g->secrets[i].epoch);
-    kith_pack_bin(&p, g->secrets[i].key, KITH_KEY_LEN);
-  }
-  kith_err rc = p.failed ? KITH_ERR_NOMEM : KITH_OK;
-  if (rc == KITH_OK) {
-    *out_len = p.sb.size + KITH_SEAL_OVERHEAD;
-    *out = g_malloc(*out_len);
-    rc = kith_seal(member, p.sb.data, p.sb.size, *out);
-  }
-  kith_pack_clear(&p);
-  return rc;
-}
-
-static kith_err check_admit(const kith_group *g, const uint8_t member[32],
-                            const char *name, const uint8_t invite_pk[32],
-                            const uint8_t join_sig[KITH_SIG_LEN],
-                            uint64_t now_ms) {
-  kith_err rc = can_compose(g);
-  if (rc != KITH_OK)
-    return rc;
-  if (!grp_name_is_valid(name, strlen(name)))
-    return KITH_ERR_ARG;
-  rc = grp_state_check_invite(&g->st, invite_pk, now_ms);
-  if (rc != KITH_OK)
-    return rc;
-  rc = kith_invite_verify_join(invite_pk, g->gid, member, join_sig);
-  if (rc != KITH_OK)
-    return KITH_ERR_SIGNATURE;
-  if (grp_state_member(&g->st, member))
-    return KITH_ERR_EXISTS;
-  return g->st.members->len >= KITH_GROUP_MAX_MEMBERS ? KITH_ERR_LIMIT
-                                                      : KITH_OK;
-}
-
-kith_err kith_group_admit(kith_group *g, const uint8_t member[32],
-                          const char *name, const uint8_t invite_pk[32],
-                          const uint8_t join_sig[KITH_SIG_LEN], uint64_t now_ms,
-                          kith_accepted **out) {
-  if (!g || !member || !name || !invite_pk || !join_sig)
-    return KITH_ERR_ARG;
-  kith_err rc = check_admit(g, member, name, invite_pk, join_sig, now_ms);
-  if (rc != KITH_OK)
-    return rc;
-  uint8_t *extra = NULL;
-  size_t extra_len = 0;
-  rc = seal_secrets(g, member, &extra, &extra_len);
-  grp_inner own = {.name = g_strdup(name)};
-  memcpy(own.member, member, 32);
-  memcpy(own.pk, invite_pk, 32);
-  kith_pack p;
-  kith_pack_init(&p);
-  kith_pack_array(&p, 4);
-  kith_pack_bin(&p, member, 32);
-  kith_pack_cstr(&p, name);
-  kith_pack_bin(&p, invite_pk, 32);
-  kith_pack_bin(&p, join_sig, KITH_SIG_LEN);
-  if (rc == KITH_OK && p.failed)
-    rc = KITH_ERR_NOMEM;
-  if (rc == KITH_OK)
-    rc = compose(g, KITH_EV_ADD, &p, extra, extra_len, &own, now_ms, out);
-  kith_pack_clear(&p);
-  grp_inner_clear(&own);
-  g_free(extra);
-  return rc;
-}
-
-kith_err kith_group_check_invite(const kith_group *g,
-                                 const uint8_t invite_pk[32], uint64_t now_ms) {
-  if (!g || !invite_pk)
-    return KITH_ERR_ARG;
-  return grp_state_check_invite(&g->st, invite_pk, now_ms);
-}
-
-static kith_err create_event(const kith_ident *me, const char *name,
-                             kith_history history, uint64_t now_ms,
-                             const uint8_t secret[32], kith_event *ev) {
-  uint8_t key[KITH_KEY_LEN], *bytes = NULL;
-  size_t len = 0;
-  kith_pack p;
-  kith_pack_init(&p);
-  kith_pack_array(&p, 2);
-  kith_pack_cstr(&p, name);
-  kith_pack_uint(&p, history);
-  ev->kind = KITH_EV_CREATE;
-  ev->ts_ms = now_ms;
-  memcpy(ev->author, me->pk, 32);
-  kith_gcrypto_meta_key(secret, key);
-  kith_err rc = p.failed
-                    ? KITH_ERR_NOMEM
-                    : pack_body(ev, NULL, key, 0, 0, (const uint8_t *)p.sb.data,
-                                p.sb.size, NULL, 0, &bytes, &len);
-  sodium_memzero(key, sizeof key);
-  kith_pack_clear(&p);
-  if (rc == KITH_OK)
-    rc = kith_event_build(ev, me, bytes, len);
-  g_free(bytes);
-  return rc;
-}
-
-kith_err kith_group_create(const kith_ident *me, const char *name,
-                           kith_history history, uint64_t now_ms,
-                           kith_group **g_out, kith_accepted **out) {
-  if (!me || !name || !g_out || !grp_name_is_valid(name, strlen(name)) ||
-      (history != KITH_HISTORY_SHARED && history != KITH_HISTORY_JOINED))
-    return KITH_ERR_ARG;
-  uint8_t secret[32];
-  kith_event ev = {0};
-  randombytes_buf(secret, sizeof secret);
-  kith_err rc = create_event(me, name, history, now_ms, secret, &ev);
-  kith_group *g = rc == KITH_OK ? kith_group_new(ev.id, me) : NULL;
-  if (rc == KITH_OK && !g)
-    rc = KITH_ERR_NOMEM;
-  if (rc == KITH_OK) {
-    kith_group_add_secret(g, 0, secret);
-    grp_inner own = {.name = g_strdup(name), .history = history};
-    body b = {0};
-    GPtrArray *acc = g_ptr_array_new();
-    rc = accept_event(g, &ev, &b, &own, acc);
-    if (rc == KITH_OK && out)
-      *out = acc->pdata[0];
-    else if (rc == KITH_OK)
-      kith_accepted_free(acc->pdata[0]);
-    g_ptr_array_free(acc, TRUE);
-  }
-  sodium_memzero(secret, sizeof secret);
-  kith_event_clear(&ev);
-  if (rc != KITH_OK) {
-    kith_group_free(g);
-    return rc;
-  }
-  *g_out = g;
-  return KITH_OK;
-}
-
 /* ---- derived state ---- */
 
 const uint8_t *kith_group_id(const kith_group *g) {
@@ -687,7 +454,23 @@ const uint8_t *kith_group_id(const kith_group *g) {
 }
 
 int kith_group_is_ready(const kith_group *g) {
-  return g->st.created && g->n_secrets > 0;
+  return g->st.created && grp_find_secret(g, g->st.epoch) != NULL;
+}
+
+int kith_group_admins_only_invites(const kith_group *g) {
+  return g->st.admins_only;
+}
+
+void kith_group_set_replay(kith_group *g, int on) {
+  g->replay = on != 0;
+}
+
+int kith_group_rekey_due(const kith_group *g) {
+  return grp_state_rekey_due(&g->st);
+}
+
+uint64_t kith_group_epoch_id(const kith_group *g) {
+  return g->st.epoch;
 }
 
 const char *kith_group_name(const kith_group *g) {
@@ -703,7 +486,7 @@ kith_history kith_group_history(const kith_group *g) {
 }
 
 uint64_t kith_group_epoch(const kith_group *g) {
-  return g->st.epoch;
+  return g->st.generation;
 }
 
 size_t kith_group_n_members(const kith_group *g) {
@@ -756,7 +539,7 @@ void kith_group_state_hash(const kith_group *g, uint8_t out[32]) {
   g_ptr_array_sort(hs, id_cmp);
   kith_pack p;
   kith_pack_init(&p);
-  kith_pack_array(&p, 9);
+  kith_pack_array(&p, 4);
   kith_pack_bin(&p, g->gid, 32);
   grp_state_pack(&g->st, &p);
   kith_pack_array(&p, hs->len);

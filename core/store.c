@@ -56,6 +56,9 @@ enum stmt_id {
   ST_BEGIN,
   ST_COMMIT,
   ST_ROLLBACK,
+  ST_SAVEPOINT,
+  ST_RELEASE,
+  ST_ROLLBACK_TO,
   ST_PUT_IDENTITY,
   ST_GET_IDENTITY,
   ST_PUT_GROUP,
@@ -75,6 +78,9 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
+    [ST_SAVEPOINT] = "SAVEPOINT w",
+    [ST_RELEASE] = "RELEASE w",
+    [ST_ROLLBACK_TO] = "ROLLBACK TO w",
     [ST_PUT_IDENTITY] = "INSERT INTO identity(k, seed, name) VALUES(1, ?1, ?2)"
                         " ON CONFLICT(k) DO UPDATE SET seed = excluded.seed,"
                         " name = excluded.name",
@@ -107,6 +113,7 @@ struct kith_store {
   sqlite3 *db;
   uint8_t *key; /* KEY_LEN bytes, sodium_malloc'ed, read-only */
   sqlite3_stmt *st[ST_COUNT];
+  int batch; /* inside kith_store_batch_begin .. _commit */
 };
 
 /* ---- helpers: integers, additional data, sealing ---- */
@@ -244,13 +251,24 @@ static kith_err run(sqlite3_stmt *st) {
   return rc == SQLITE_DONE || rc == SQLITE_ROW ? KITH_OK : map_rc(rc);
 }
 
+/* One write: a transaction of its own, or a savepoint inside a batch so
+ * that a failed write still leaves nothing half-written. */
 static kith_err begin(kith_store *s) {
-  return run(s->st[ST_BEGIN]);
+  return run(s->st[s->batch ? ST_SAVEPOINT : ST_BEGIN]);
 }
 
 /* Commits if err is KITH_OK, otherwise (or if COMMIT fails) rolls back, so
  * nothing is ever half-written. Returns the first error. */
 static kith_err finish(kith_store *s, kith_err err) {
+  if (s->batch) {
+    if (err != KITH_OK && !sqlite3_get_autocommit(s->db))
+      (void)run(s->st[ST_ROLLBACK_TO]);
+    if (!sqlite3_get_autocommit(s->db))
+      (void)run(s->st[ST_RELEASE]);
+    else
+      s->batch = 0; /* SQLite ended the whole transaction (FULL, IOERR) */
+    return err;
+  }
   if (err == KITH_OK) {
     err = run(s->st[ST_COMMIT]);
     if (err == KITH_OK)
@@ -405,6 +423,8 @@ kith_err kith_store_open(const char *path, const uint8_t key[32],
 void kith_store_close(kith_store *s) {
   if (!s)
     return;
+  if (s->batch && kith_store_batch_commit(s) != KITH_OK)
+    s->batch = 0; /* nothing more can be done while closing */
   for (int i = 0; i < ST_COUNT; i++)
     (void)sqlite3_finalize(s->st[i]);
   (void)sqlite3_close(s->db);
@@ -744,4 +764,26 @@ kith_err kith_store_list_peers(kith_store *s, GArray *out) {
   if (err)
     g_array_set_size(out, orig);
   return err;
+}
+
+kith_err kith_store_batch_begin(kith_store *s) {
+  if (!s || s->batch)
+    return KITH_ERR_STATE;
+  kith_err err = run(s->st[ST_BEGIN]);
+  if (err == KITH_OK)
+    s->batch = 1;
+  return err;
+}
+
+kith_err kith_store_batch_commit(kith_store *s) {
+  if (!s || !s->batch)
+    return KITH_ERR_STATE;
+  s->batch = 0;
+  if (sqlite3_get_autocommit(s->db))
+    return KITH_ERR_IO; /* the transaction was already rolled back */
+  return finish(s, KITH_OK);
+}
+
+int kith_store_in_batch(const kith_store *s) {
+  return s && s->batch;
 }

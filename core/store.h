@@ -64,6 +64,15 @@ KITH_MUST kith_err kith_store_put_secret(kith_store *s, const uint8_t gid[32],
 KITH_MUST kith_err kith_store_load_secrets(kith_store *s, const uint8_t gid[32],
                                            GByteArray *out);
 
+/* Batches: writes between batch_begin and batch_commit share one
+ * transaction (each write is still all-or-nothing, as a savepoint), which
+ * makes ingest several times faster than a commit per event. commit
+ * returns KITH_ERR_IO if the batch was lost (e.g. disk full): the writes
+ * since batch_begin are then not on disk. */
+KITH_MUST kith_err kith_store_batch_begin(kith_store *s);
+KITH_MUST kith_err kith_store_batch_commit(kith_store *s);
+int kith_store_in_batch(const kith_store *s);
+
 /* Last known signal address of a node (for reconnecting). */
 KITH_MUST kith_err kith_store_put_peer(kith_store *s, const uint8_t node[32],
                                        const char *host, uint16_t port,

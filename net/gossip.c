@@ -46,14 +46,26 @@ static int peer_may_sync(node_peer *p, node_group *ng) {
   return 0;
 }
 
+/* Are we joining a group through this peer? */
+static int joining_via(node_peer *p) {
+  for (guint i = 0; i < p->node->joins->len; i++) {
+    node_join *j = p->node->joins->pdata[i];
+    if (memcmp(j->inv.inviter, p->id, KITH_ID_LEN) == 0)
+      return 1;
+  }
+  return 0;
+}
+
 void gossip_publish(kith_node *n, node_group *ng, const kith_event *ev,
                     node_peer *except) {
   GList *peers = g_hash_table_get_values(n->peers);
 
   for (GList *l = peers; l; l = l->next) {
     node_peer *p = l->data;
+    /* A removal also goes to linked non-members, so that the removed
+     * member learns of it; everything after it is sealed to a new epoch. */
     if (p != except && p->state == PEER_UP &&
-        kith_group_is_member(ng->g, p->id))
+        (kith_group_is_member(ng->g, p->id) || ev->kind == KITH_EV_REMOVE))
       send_event(p, ev);
   }
   g_list_free(peers);
@@ -82,8 +94,24 @@ void gossip_sync_group(node_peer *p, node_group *ng) {
   g_byte_array_unref(ids);
 }
 
-/* Tells the peer where the other members of our common groups are, so the
- * mesh grows without a server. */
+/* Is there a group that we, a and b all belong to? */
+static int nodes_share_group(kith_node *n, const uint8_t a[32],
+                             const uint8_t b[32]) {
+  GHashTableIter it;
+  gpointer v;
+
+  g_hash_table_iter_init(&it, n->groups);
+  while (g_hash_table_iter_next(&it, NULL, &v)) {
+    kith_group *g = ((node_group *)v)->g;
+    if (kith_group_is_member(g, n->me.pk) && kith_group_is_member(g, a) &&
+        kith_group_is_member(g, b))
+      return 1;
+  }
+  return 0;
+}
+
+/* Tells the peer where the other members of the groups it shares with us
+ * are, so the mesh grows without a server. */
 static void send_addrs(node_peer *p) {
   kith_node *n = p->node;
   GHashTableIter it;
@@ -95,7 +123,7 @@ static void send_addrs(node_peer *p) {
   while (g_hash_table_iter_next(&it, NULL, &v) && list->len < ADDRS_MAX) {
     kith_stored_peer *sp = v;
     if (memcmp(sp->node, p->id, KITH_ID_LEN) != 0 &&
-        node_shares_group(n, sp->node))
+        nodes_share_group(n, sp->node, p->id))
       g_ptr_array_add(list, sp);
   }
   kith_pack_init(&pk);
@@ -215,6 +243,9 @@ static void recv_have(node_peer *p, const msgpack_object *it) {
 
 static void recv_addrs(node_peer *p, const msgpack_object *it) {
   const msgpack_object *list = &it[1], *e;
+  /* A joiner is not a member yet when the admitter introduces the others:
+   * it takes the admitter's word for them. */
+  int via_join = joining_via(p);
 
   if (list->type != MSGPACK_OBJECT_ARRAY || list->via.array.size > ADDRS_MAX)
     return;
@@ -232,7 +263,7 @@ static void recv_addrs(node_peer *p, const msgpack_object *it) {
       continue;
     }
     ia = g_inet_address_new_from_string(host);
-    if (ia)
+    if (ia && (via_join || node_shares_group(p->node, id)))
       node_remember_addr(p->node, id, host, (uint16_t)port);
     g_clear_object(&ia);
     g_free(host);

@@ -59,16 +59,12 @@ static const char *admit_error(kith_err err) {
 }
 
 static void admitted(kith_node *n, node_group *ng, const uint8_t who[32],
-                     const char *name, kith_accepted *acc) {
-  GPtrArray *list =
-      g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
+                     const char *name, GPtrArray *list) {
   char text[KITH_ID_TEXT_LEN + 1];
 
   kith_id_to_text(who, text);
   node_log(n, "admitted %.8s (%s) to %s", text, name, kith_group_name(ng->g));
-  g_ptr_array_add(list, acc);
   node_accepted(n, ng, list, NULL);
-  g_ptr_array_unref(list);
 }
 
 const char *join_on_offer(kith_node *n, const uint8_t from[32],
@@ -81,7 +77,7 @@ const char *join_on_offer(kith_node *n, const uint8_t from[32],
   char *name = NULL;
   const char *refusal = "malformed join request";
   node_group *ng;
-  kith_accepted *acc = NULL;
+  GPtrArray *acc = NULL;
   kith_err err;
 
   msgpack_unpacked_init(&u);
@@ -100,14 +96,17 @@ const char *join_on_offer(kith_node *n, const uint8_t from[32],
   refusal = NULL;
   if (kith_group_is_member(ng->g, from))
     goto out; /* a retry after a lost answer: already admitted */
+  acc = g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
   err =
-      kith_group_admit(ng->g, from, name, invite_pk, sig, node_wall_ms(), &acc);
+      kith_group_admit(ng->g, from, name, invite_pk, sig, node_wall_ms(), acc);
   if (err != KITH_OK) {
     refusal = admit_error(err);
     goto out;
   }
   admitted(n, ng, from, name, acc);
 out:
+  if (acc)
+    g_ptr_array_unref(acc);
   g_free(name);
   msgpack_unpacked_destroy(&u);
   return refusal;

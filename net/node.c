@@ -118,14 +118,51 @@ static void notify_message(kith_node *n, node_group *ng,
   }
 }
 
+void node_store_flush(kith_node *n) {
+  if (n->commit_source) {
+    g_source_remove(n->commit_source);
+    n->commit_source = 0;
+  }
+  if (kith_store_in_batch(n->store) &&
+      kith_store_batch_commit(n->store) != KITH_OK)
+    node_log(n, "could not write the store (disk full?): recent events "
+                "will be fetched again from peers after a restart");
+  n->batch_writes = 0;
+}
+
+static gboolean on_commit(gpointer data) {
+  kith_node *n = data;
+
+  n->commit_source = 0;
+  node_store_flush(n);
+  return G_SOURCE_REMOVE;
+}
+
+/* Events are written in batches: one transaction per main-loop round or
+ * per STORE_BATCH_MAX events, whichever comes first. */
+static void store_event(kith_node *n, const kith_accepted *a) {
+  kith_err err = KITH_OK;
+
+  if (!kith_store_in_batch(n->store)) {
+    err = kith_store_batch_begin(n->store);
+    if (err == KITH_OK)
+      n->commit_source =
+          g_idle_add_full(G_PRIORITY_DEFAULT, on_commit, n, NULL);
+  }
+  if (err == KITH_OK)
+    err = kith_store_put_event(n->store, &a->ev, a->text, a->text_len);
+  if (err != KITH_OK)
+    node_log(n, "could not store event: %s", kith_strerror(err));
+  if (++n->batch_writes >= STORE_BATCH_MAX)
+    node_store_flush(n);
+}
+
 void node_accepted(kith_node *n, node_group *ng, GPtrArray *acc,
                    node_peer *from) {
   for (guint i = 0; i < acc->len; i++) {
     kith_accepted *a = g_ptr_array_index(acc, i);
-    kith_err err = kith_store_put_event(n->store, &a->ev, a->text, a->text_len);
 
-    if (err != KITH_OK)
-      node_log(n, "could not store event: %s", kith_strerror(err));
+    store_event(n, a);
     if (a->text)
       notify_message(n, ng, a);
     gossip_publish(n, ng, &a->ev, from);
@@ -133,6 +170,31 @@ void node_accepted(kith_node *n, node_group *ng, GPtrArray *acc,
   g_ptr_array_set_size(acc, 0); /* its free function frees the entries */
   save_secrets(n, ng);
   join_check_progress(n);
+  if (!from)
+    return;
+  /* Events from peers may oblige this node to rekey (a member left). */
+  if (kith_group_maintain(ng->g, node_wall_ms(), acc) != KITH_OK)
+    node_log(n, "could not rekey %s", kith_group_name(ng->g));
+  if (acc->len > 0)
+    node_accepted(n, ng, acc, NULL);
+}
+
+static void maintain_groups(kith_node *n) {
+  GList *groups = g_hash_table_get_values(n->groups);
+  GPtrArray *acc =
+      g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
+
+  for (GList *l = groups; l; l = l->next) {
+    node_group *ng = l->data;
+    if (!kith_group_is_member(ng->g, n->me.pk))
+      continue;
+    if (kith_group_maintain(ng->g, node_wall_ms(), acc) == KITH_OK &&
+        acc->len > 0)
+      node_accepted(n, ng, acc, NULL);
+    g_ptr_array_set_size(acc, 0);
+  }
+  g_ptr_array_unref(acc);
+  g_list_free(groups);
 }
 
 int node_shares_group(kith_node *n, const uint8_t id[32]) {
@@ -149,6 +211,23 @@ int node_shares_group(kith_node *n, const uint8_t id[32]) {
   return 0;
 }
 
+/* Makes room in the address table: the address heard of longest ago goes
+ * (from memory only; the store keeps it). */
+static void forget_oldest_addr(kith_node *n) {
+  GHashTableIter it;
+  gpointer k, v, oldest = NULL;
+  uint64_t when = UINT64_MAX;
+
+  g_hash_table_iter_init(&it, n->addrs);
+  while (g_hash_table_iter_next(&it, &k, &v))
+    if (((kith_stored_peer *)v)->seen_ms < when) {
+      when = ((kith_stored_peer *)v)->seen_ms;
+      oldest = k;
+    }
+  if (oldest)
+    g_hash_table_remove(n->addrs, oldest);
+}
+
 void node_remember_addr(kith_node *n, const uint8_t id[32], const char *host,
                         uint16_t port) {
   char text[KITH_ID_TEXT_LEN + 1];
@@ -162,7 +241,7 @@ void node_remember_addr(kith_node *n, const uint8_t id[32], const char *host,
     return;
   if (!sp) {
     if (g_hash_table_size(n->addrs) >= PEER_MAX * 4)
-      return;
+      forget_oldest_addr(n);
     sp = g_new0(kith_stored_peer, 1);
     memcpy(sp->node, id, KITH_ID_LEN);
     g_hash_table_replace(n->addrs, g_strdup(text), sp);
@@ -195,6 +274,8 @@ static kith_err load_group(kith_node *n, const uint8_t gid[32]) {
   g_byte_array_unref(secrets);
   if (err == KITH_OK)
     err = kith_store_load_events(n->store, gid, raws);
+  /* texts are already in the store: replay without decrypting messages */
+  kith_group_set_replay(g, 1);
   for (guint i = 0; err == KITH_OK && i < raws->len; i++) {
     gsize len;
     const uint8_t *raw = g_bytes_get_data(raws->pdata[i], &len);
@@ -202,6 +283,7 @@ static kith_err load_group(kith_node *n, const uint8_t gid[32]) {
     if (e != KITH_OK && e != KITH_ERR_DUPLICATE && e != KITH_ERR_MISSING)
       node_log(n, "stored event rejected on load: %s", kith_strerror(e));
   }
+  kith_group_set_replay(g, 0);
   g_ptr_array_unref(acc);
   g_ptr_array_unref(raws);
   if (err != KITH_OK) {
@@ -270,6 +352,7 @@ static gboolean on_tick(gpointer data) {
     peer_tick(l->data, now);
   g_list_free(peers);
   join_tick(n, now);
+  maintain_groups(n);
   reconnect(n, now);
   return G_SOURCE_CONTINUE;
 }
@@ -392,8 +475,10 @@ static void node_free(kith_node *n) {
     g_hash_table_unref(n->backoff);
   if (n->backoff_step)
     g_hash_table_unref(n->backoff_step);
-  if (n->store)
+  if (n->store) {
+    node_store_flush(n);
     kith_store_close(n->store);
+  }
   kith_ident_clear(&n->me);
   g_free(n->name);
   if (n->lock_fd >= 0)

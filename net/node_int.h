@@ -29,6 +29,7 @@
 #define PEER_OUTBUF_MAX (64u * 1024 * 1024)
 #define PEER_MAX 256
 #define SYNC_IDS_PER_FRAME 1024
+#define STORE_BATCH_MAX 64 /* events per store transaction */
 #define SYNC_MAX_IDS (1u << 20)
 #define OFFER_MIN_SIZE (KITH_SIGNAL_MAX - 4) /* room for any answer */
 #define JOIN_RETRY_MS (3 * KITH_SECOND)
@@ -119,6 +120,8 @@ struct kith_node {
   int loopback;
   const char *bind_addr;
   uint64_t dropped_frames;
+  guint commit_source; /* idle source committing the store batch, or 0 */
+  unsigned batch_writes;
 };
 
 /* node.c */
@@ -132,6 +135,8 @@ node_group *node_group_add(kith_node *n, kith_group *g);
  * kith_accepted_free. */
 void node_accepted(kith_node *n, node_group *ng, GPtrArray *acc,
                    node_peer *from);
+/* Commits the store's open batch now (before answering a client). */
+void node_store_flush(kith_node *n);
 void node_remember_addr(kith_node *n, const uint8_t id[32], const char *host,
                         uint16_t port);
 int node_shares_group(kith_node *n, const uint8_t id[32]);

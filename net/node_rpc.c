@@ -35,9 +35,11 @@ static void kv_id(kith_pack *pk, const char *k, const uint8_t id[32]) {
 }
 
 /* Sends what pk holds as the result and frees it. */
-static void reply(kith_rpc_call *call, kith_pack *pk) {
+static void reply(kith_node *n, kith_rpc_call *call, kith_pack *pk) {
   uint8_t *buf;
   size_t len;
+
+  node_store_flush(n); /* what we answer about is on disk first */
 
   if (kith_pack_take(pk, &buf, &len) != KITH_OK) {
     kith_rpc_error(call, KITH_ERR_NOMEM, "out of memory");
@@ -68,7 +70,8 @@ static int param_uint(const msgpack_object *params, uint32_t i, uint64_t max,
 }
 
 /* GROUP: a full id, a unique name, or a unique id prefix, among the groups
- * this node is a member of. Replies with the error itself on failure. */
+ * this node holds the keys of (members and former members). Replies with
+ * the error itself on failure. */
 static node_group *resolve_group(kith_node *n, kith_rpc_call *call,
                                  const msgpack_object *params) {
   char arg[256];
@@ -84,7 +87,9 @@ static node_group *resolve_group(kith_node *n, kith_rpc_call *call,
   g_hash_table_iter_init(&it, n->groups);
   while (g_hash_table_iter_next(&it, NULL, &v)) {
     node_group *ng = v;
-    if (!kith_group_is_member(ng->g, n->me.pk))
+    /* Former members keep their history readable; changes are refused by
+     * the group itself (not a member). */
+    if (!kith_group_is_ready(ng->g))
       continue;
     if (strcmp(ng->id_text, arg) == 0)
       return ng;
@@ -117,7 +122,7 @@ static void rpc_id(kith_rpc_call *call, const msgpack_object *params,
   msgpack_pack_map(&pk.pk, 2);
   kv_str(&pk, "node_id", n->me_text);
   kv_str(&pk, "name", n->name);
-  reply(call, &pk);
+  reply(n, call, &pk);
 }
 
 static unsigned count_up(kith_node *n) {
@@ -155,7 +160,7 @@ static void rpc_status(kith_rpc_call *call, const msgpack_object *params,
   kv_uint(&pk, "peers", count_up(n));
   kv_uint(&pk, "groups", count_groups(n));
   kv_uint(&pk, "uptime_s", (node_now() - n->start_ms) / 1000);
-  reply(call, &pk);
+  reply(n, call, &pk);
 }
 
 static void rpc_peers(kith_rpc_call *call, const msgpack_object *params,
@@ -179,16 +184,17 @@ static void rpc_peers(kith_rpc_call *call, const msgpack_object *params,
     kv_uint(&pk, "rtt_ms", (uint64_t)(p->rtt_ms + 0.5));
   }
   g_list_free(peers);
-  reply(call, &pk);
+  reply(n, call, &pk);
 }
 
-static void pack_event_id(kith_rpc_call *call, const uint8_t id[32]) {
+static void pack_event_id(kith_node *n, kith_rpc_call *call,
+                          const uint8_t id[32]) {
   kith_pack pk;
 
   kith_pack_init(&pk);
   msgpack_pack_map(&pk.pk, 1);
   kv_id(&pk, "event_id", id);
-  reply(call, &pk);
+  reply(n, call, &pk);
 }
 
 /* Stores and spreads one locally made event, then answers with its id. */
@@ -203,7 +209,7 @@ static void publish_local(kith_node *n, kith_rpc_call *call, node_group *ng,
   node_accepted(n, ng, list, NULL);
   g_ptr_array_unref(list);
   if (call)
-    pack_event_id(call, id);
+    pack_event_id(n, call, id);
 }
 
 static void rpc_group_create(kith_rpc_call *call, const msgpack_object *params,
@@ -227,9 +233,12 @@ static void rpc_group_create(kith_rpc_call *call, const msgpack_object *params,
     kith_rpc_error(call, KITH_ERR_ARG, "history is shared or joined");
     return;
   }
-  err = kith_group_create(
-      &n->me, name, hist[0] == 's' ? KITH_HISTORY_SHARED : KITH_HISTORY_JOINED,
-      node_wall_ms(), &g, &acc);
+  kith_group_options opt = {.name = name,
+                            .owner_name = n->name,
+                            .history = hist[0] == 's' ? KITH_HISTORY_SHARED
+                                                      : KITH_HISTORY_JOINED,
+                            .admins_only_invites = 0};
+  err = kith_group_create(&n->me, &opt, node_wall_ms(), &g, &acc);
   if (err != KITH_OK) {
     kith_rpc_error(call, err, "cannot create the group: %s",
                    kith_strerror(err));
@@ -244,7 +253,7 @@ static void rpc_group_create(kith_rpc_call *call, const msgpack_object *params,
   msgpack_pack_map(&pk.pk, 2);
   kv_str(&pk, "group_id", ng->id_text);
   kv_str(&pk, "name", name);
-  reply(call, &pk);
+  reply(n, call, &pk);
 }
 
 static const kith_member *my_member(kith_node *n, node_group *ng) {
@@ -271,7 +280,7 @@ static void rpc_group_list(kith_rpc_call *call, const msgpack_object *params,
     kv_str(&pk, "role", role_name(me->role));
   }
   g_list_free(groups);
-  reply(call, &pk);
+  reply(n, call, &pk);
 }
 
 static void rpc_group_info(kith_rpc_call *call, const msgpack_object *params,
@@ -296,7 +305,7 @@ static void rpc_group_info(kith_rpc_call *call, const msgpack_object *params,
   kv_uint(&pk, "members", kith_group_n_members(ng->g));
   kv_uint(&pk, "events", kith_group_n_events(ng->g));
   kv_id(&pk, "state_hash", hash);
-  reply(call, &pk);
+  reply(n, call, &pk);
 }
 
 static int is_online(kith_node *n, const uint8_t id[32]) {
@@ -331,7 +340,7 @@ static void rpc_group_members(kith_rpc_call *call, const msgpack_object *params,
     kith_pack_cstr(&pk, "online");
     kith_pack_bool(&pk, is_online(n, m->id));
   }
-  reply(call, &pk);
+  reply(n, call, &pk);
 }
 
 /* Where joiners can reach this node: the signal port on each usable IPv4
@@ -408,7 +417,7 @@ static void rpc_invite(kith_rpc_call *call, const msgpack_object *params,
   msgpack_pack_map(&pk.pk, 1);
   kv_str(&pk, "code", code);
   sodium_memzero(code, sizeof code);
-  reply(call, &pk);
+  reply(n, call, &pk);
 }
 
 static void rpc_join(kith_rpc_call *call, const msgpack_object *params,
@@ -491,12 +500,13 @@ static void rpc_log(kith_rpc_call *call, const msgpack_object *params,
     kv_str(&pk, "text", m->text);
   }
   g_ptr_array_unref(msgs);
-  reply(call, &pk);
+  reply(n, call, &pk);
 }
 
 static void rpc_subscribe(kith_rpc_call *call, const msgpack_object *params,
                           void *ud) {
-  node_group *ng = resolve_group(ud, call, params);
+  kith_node *n = ud;
+  node_group *ng = resolve_group(n, call, params);
   kith_pack pk;
 
   if (!ng)
@@ -505,7 +515,161 @@ static void rpc_subscribe(kith_rpc_call *call, const msgpack_object *params,
   kith_pack_init(&pk);
   msgpack_pack_map(&pk.pk, 1);
   kv_str(&pk, "group_id", ng->id_text);
-  reply(call, &pk);
+  reply(n, call, &pk);
+}
+
+/* MEMBER: a full node id, a unique member name, or a unique id prefix.
+ * Replies with the error itself on failure. */
+static const kith_member *resolve_member(kith_rpc_call *call, node_group *ng,
+                                         const msgpack_object *params,
+                                         uint32_t i) {
+  char arg[256], text[KITH_ID_TEXT_LEN + 1];
+  const kith_member *by_name = NULL, *by_prefix = NULL;
+  int names = 0, prefixes = 0;
+
+  if (!param_str(params, i, arg, sizeof arg) || !arg[0]) {
+    kith_rpc_error(call, KITH_ERR_ARG, "missing member name or id");
+    return NULL;
+  }
+  for (size_t k = 0; k < kith_group_n_members(ng->g); k++) {
+    const kith_member *m = kith_group_member_at(ng->g, k);
+    kith_id_to_text(m->id, text);
+    if (strcmp(text, arg) == 0)
+      return m;
+    if (strcmp(m->name, arg) == 0)
+      by_name = m, names++;
+    if (g_str_has_prefix(text, arg))
+      by_prefix = m, prefixes++;
+  }
+  if (names == 1)
+    return by_name;
+  if (names == 0 && prefixes == 1)
+    return by_prefix;
+  if (names > 1 || prefixes > 1)
+    kith_rpc_error(call, KITH_ERR_AMBIGUOUS,
+                   "'%s' matches several members; give more of the node id "
+                   "(see kith group members)",
+                   arg);
+  else
+    kith_rpc_error(call, KITH_ERR_NOT_FOUND,
+                   "'%s' is not a member of %s (see kith group members)", arg,
+                   kith_group_name(ng->g));
+  return NULL;
+}
+
+static const char *change_error(kith_err err) {
+  switch (err) {
+  case KITH_ERR_FORBIDDEN:
+    return "your role in this group does not allow that";
+  case KITH_ERR_NOT_MEMBER:
+    return "not a member of the group";
+  case KITH_ERR_ARG:
+    return "invalid value";
+  default:
+    return kith_strerror(err);
+  }
+}
+
+/* Answers a group change: the id of the first event it made, after storing
+ * and spreading all of them. */
+static void publish_change(kith_node *n, kith_rpc_call *call, node_group *ng,
+                           kith_err err, GPtrArray *acc) {
+  uint8_t id[32];
+
+  if (err != KITH_OK || acc->len == 0) {
+    kith_rpc_error(call, err ? err : KITH_ERR_STATE, "cannot do that: %s",
+                   change_error(err ? err : KITH_ERR_STATE));
+    g_ptr_array_unref(acc);
+    return;
+  }
+  memcpy(id, ((kith_accepted *)acc->pdata[0])->ev.id, 32);
+  node_accepted(n, ng, acc, NULL);
+  g_ptr_array_unref(acc);
+  pack_event_id(n, call, id);
+}
+
+static GPtrArray *new_batch(void) {
+  return g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
+}
+
+static void rpc_kick(kith_rpc_call *call, const msgpack_object *params,
+                     void *ud) {
+  kith_node *n = ud;
+  node_group *ng = resolve_group(n, call, params);
+  const kith_member *m = ng ? resolve_member(call, ng, params, 1) : NULL;
+  GPtrArray *acc;
+
+  if (!m)
+    return;
+  if (memcmp(m->id, n->me.pk, KITH_ID_LEN) == 0) {
+    kith_rpc_error(call, KITH_ERR_ARG,
+                   "you cannot kick yourself; use kith leave");
+    return;
+  }
+  acc = new_batch();
+  publish_change(n, call, ng,
+                 kith_group_remove(ng->g, m->id, node_wall_ms(), acc), acc);
+}
+
+static void rpc_leave(kith_rpc_call *call, const msgpack_object *params,
+                      void *ud) {
+  kith_node *n = ud;
+  node_group *ng = resolve_group(n, call, params);
+  GPtrArray *acc;
+
+  if (!ng)
+    return;
+  acc = new_batch();
+  publish_change(n, call, ng, kith_group_leave(ng->g, node_wall_ms(), acc),
+                 acc);
+}
+
+static void rpc_role(kith_rpc_call *call, const msgpack_object *params,
+                     void *ud) {
+  kith_node *n = ud;
+  node_group *ng = resolve_group(n, call, params);
+  const kith_member *m = ng ? resolve_member(call, ng, params, 1) : NULL;
+  char role[16];
+  kith_role r;
+  GPtrArray *acc;
+
+  if (!m)
+    return;
+  if (!param_str(params, 2, role, sizeof role) ||
+      (strcmp(role, "owner") != 0 && strcmp(role, "admin") != 0 &&
+       strcmp(role, "member") != 0)) {
+    kith_rpc_error(call, KITH_ERR_ARG, "a role is owner, admin or member");
+    return;
+  }
+  r = role[0] == 'o'   ? KITH_ROLE_OWNER
+      : role[0] == 'a' ? KITH_ROLE_ADMIN
+                       : KITH_ROLE_MEMBER;
+  acc = new_batch();
+  publish_change(n, call, ng,
+                 kith_group_set_role(ng->g, m->id, r, node_wall_ms(), acc),
+                 acc);
+}
+
+static void rpc_topic(kith_rpc_call *call, const msgpack_object *params,
+                      void *ud) {
+  kith_node *n = ud;
+  node_group *ng = resolve_group(n, call, params);
+  const char *text;
+  size_t len;
+  GPtrArray *acc;
+
+  if (!ng)
+    return;
+  if (params->via.array.size < 2 ||
+      kith_codec_str(&params->via.array.ptr[1], KITH_TEXT_MAX - 1, &text,
+                     &len) != KITH_OK) {
+    kith_rpc_error(call, KITH_ERR_ARG, "a topic is UTF-8 text");
+    return;
+  }
+  acc = new_batch();
+  publish_change(n, call, ng,
+                 kith_group_set_topic(ng->g, text, len, node_wall_ms(), acc),
+                 acc);
 }
 
 void node_rpc_register(kith_node *n) {
@@ -525,6 +689,10 @@ void node_rpc_register(kith_node *n) {
       {"send", rpc_send},
       {"log", rpc_log},
       {"subscribe", rpc_subscribe},
+      {"kick", rpc_kick},
+      {"leave", rpc_leave},
+      {"role", rpc_role},
+      {"topic", rpc_topic},
   };
 
   for (size_t i = 0; i < G_N_ELEMENTS(methods); i++)

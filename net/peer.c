@@ -156,7 +156,7 @@ static void send_offer(node_peer *p, const char *host, uint16_t port) {
              port, kith_strerror(err));
 }
 
-static void send_answer(node_peer *p) {
+static kith_err resend_answer(node_peer *p) {
   uint8_t *buf;
   size_t len;
   kith_err err = pack_signal(SIG_ANSWER, p, &buf, &len);
@@ -166,6 +166,12 @@ static void send_answer(node_peer *p) {
                             p->offer_size);
     g_free(buf);
   }
+  return err;
+}
+
+static void send_answer(node_peer *p) {
+  kith_err err = resend_answer(p);
+
   if (err != KITH_OK) {
     peer_close(p, "cannot answer the offer");
     return;
@@ -276,6 +282,20 @@ void peer_send_refuse(kith_node *n, const uint8_t to[32], GSocketAddress *dst,
   g_free(buf);
 }
 
+/* Remembers where a peer we accepted reached us from (for reconnects). */
+static void remember_src(kith_node *n, const uint8_t id[32],
+                         GSocketAddress *src) {
+  GInetSocketAddress *isa;
+  char *host;
+
+  if (!G_IS_INET_SOCKET_ADDRESS(src))
+    return;
+  isa = G_INET_SOCKET_ADDRESS(src);
+  host = g_inet_address_to_string(g_inet_socket_address_get_address(isa));
+  node_remember_addr(n, id, host, g_inet_socket_address_get_port(isa));
+  g_free(host);
+}
+
 /* An offer: answer it unless our own offer to the same peer wins (the
  * smaller node id's offer wins a crossing). */
 static void on_offer(kith_node *n, const uint8_t from[32],
@@ -287,8 +307,17 @@ static void on_offer(kith_node *n, const uint8_t from[32],
 
   kith_id_to_text(from, text);
   p = g_hash_table_lookup(n->peers, text);
-  if (p && !p->offerer && strcmp(p->remote.ufrag, params->ufrag) == 0)
-    return; /* the same offer again */
+  if (p && !p->offerer && strcmp(p->remote.ufrag, params->ufrag) == 0) {
+    /* The same offer again: our answer was lost; answer once more. */
+    if (p->state >= PEER_CONNECTING && p->state < PEER_UP) {
+      g_object_unref(p->reply_to);
+      p->reply_to = g_object_ref(src);
+      p->offer_size = size;
+      if (resend_answer(p) != KITH_OK)
+        node_log(n, "could not answer %.8s again", p->id_text);
+    }
+    return;
+  }
   if (p && p->offerer && p->state < PEER_HANDSHAKE &&
       memcmp(n->me.pk, from, KITH_ID_LEN) < 0)
     return;
@@ -310,13 +339,14 @@ static void on_offer(kith_node *n, const uint8_t from[32],
   p->remote = *params;
   p->reply_to = g_object_ref(src);
   p->offer_size = size;
+  remember_src(n, from, src);
   node_log(n, "answering %.8s", p->id_text);
   p->armed = 1;
   signal_when_ready(p);
 }
 
 static void on_answer(kith_node *n, const uint8_t from[32],
-                      const kith_ice_params *params) {
+                      const kith_ice_params *params, GSocketAddress *src) {
   char text[KITH_ID_TEXT_LEN + 1];
   node_peer *p;
 
@@ -328,6 +358,7 @@ static void on_answer(kith_node *n, const uint8_t from[32],
     peer_close(p, "bad ICE parameters in the answer");
     return;
   }
+  remember_src(n, from, src);
   p->state = PEER_CONNECTING;
 }
 
@@ -356,18 +387,11 @@ void peer_on_signal(kith_node *n, const uint8_t from[32],
   if (kith_codec_bin(&it[1], KITH_SIGNAL_MAX, &pb, &plen) != KITH_OK ||
       kith_ice_params_decode(pb, plen, &params) != KITH_OK)
     goto out;
-  if (G_IS_INET_SOCKET_ADDRESS(src)) {
-    GInetSocketAddress *isa = G_INET_SOCKET_ADDRESS(src);
-    char *host =
-        g_inet_address_to_string(g_inet_socket_address_get_address(isa));
-    node_remember_addr(n, from, host, g_inet_socket_address_get_port(isa));
-    g_free(host);
-  }
   if (kind == SIG_OFFER)
     on_offer(n, from, &params, it[2].type == MSGPACK_OBJECT_NIL ? NULL : &it[2],
              src, size);
   else if (kind == SIG_ANSWER)
-    on_answer(n, from, &params);
+    on_answer(n, from, &params, src);
 out:
   msgpack_unpacked_destroy(&u);
 }

@@ -30,6 +30,18 @@ static void derivations_are_deterministic_and_distinct(void **state) {
   assert_memory_not_equal(k0, k1, 32);
 }
 
+static void epoch_ids_bind_keys(void **state) {
+  uint8_t m1[32], m2[32];
+  kith_gcrypto_meta_key(SECRET, m1);
+  memcpy(m2, m1, 32);
+  m2[31] ^= 1;
+  uint64_t a = kith_gcrypto_epoch_id(m1), b = kith_gcrypto_epoch_id(m2);
+  assert_true(a != 0 && a <= KITH_EPOCH_ID_MAX);
+  assert_true(b != 0 && b <= KITH_EPOCH_ID_MAX);
+  assert_true(a != b);
+  assert_true(kith_gcrypto_epoch_id(m1) == a);
+}
+
 static void seal_open_round_trip(void **state) {
   uint8_t key[32], out[64 + KITH_SEALED_OVERHEAD], back[64];
   const uint8_t ad[] = "ad";
@@ -110,6 +122,7 @@ int main(void) {
     return 1;
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(derivations_are_deterministic_and_distinct),
+      cmocka_unit_test(epoch_ids_bind_keys),
       cmocka_unit_test(seal_open_round_trip),
       cmocka_unit_test(chain_out_of_order_within_window),
       cmocka_unit_test(chain_duplicate_n),

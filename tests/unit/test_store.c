@@ -513,6 +513,51 @@ static void failed_text_insert_rolls_back_event(void **state) {
   kith_store_close(s);
 }
 
+static size_t count_events(kith_store *s, uint8_t g) {
+  uint8_t gid[32];
+  fill32(gid, g);
+  GPtrArray *out =
+      g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+  assert_int_equal(kith_store_load_events(s, gid, out), KITH_OK);
+  size_t n = out->len;
+  g_ptr_array_unref(out);
+  return n;
+}
+
+static void batch_commits_together_and_keeps_writes_atomic(void **state) {
+  fixture *f = *state;
+  kith_store *s = open_store(f);
+  assert_int_equal(kith_store_batch_commit(s), KITH_ERR_STATE);
+  assert_int_equal(kith_store_batch_begin(s), KITH_OK);
+  assert_true(kith_store_in_batch(s));
+  put_event(s, 1, 7, 0, 100, "one");
+  put_event(s, 2, 7, 1, 101, "two");
+  assert_int_equal(count_events(s, 7), 2); /* visible inside the batch */
+  assert_int_equal(kith_store_batch_commit(s), KITH_OK);
+  assert_false(kith_store_in_batch(s));
+  kith_store_close(s);
+  raw_exec(f, "CREATE TRIGGER no_texts BEFORE INSERT ON texts"
+              " BEGIN SELECT RAISE(ABORT, 'refused'); END");
+  s = open_store(f);
+  assert_int_equal(kith_store_batch_begin(s), KITH_OK);
+  kith_event ev;
+  make_event(&ev, 3, 7, 2, 102);
+  /* A failed write inside a batch leaves nothing of itself ... */
+  assert_int_equal(kith_store_put_event(s, &ev, "three", 5), KITH_ERR_IO);
+  put_event(s, 4, 7, 2, 103, NULL);
+  assert_int_equal(kith_store_batch_commit(s), KITH_OK);
+  /* ... and the rest of the batch is kept. */
+  assert_int_equal(count_events(s, 7), 3);
+  g_free(ev.raw);
+  /* Closing commits an open batch. */
+  assert_int_equal(kith_store_batch_begin(s), KITH_OK);
+  put_event(s, 5, 7, 3, 104, NULL);
+  kith_store_close(s);
+  s = open_store(f);
+  assert_int_equal(count_events(s, 7), 4);
+  kith_store_close(s);
+}
+
 static void bad_files_refused(void **state) {
   fixture *f = *state;
   kith_store *s = NULL;
@@ -598,6 +643,7 @@ int main(void) {
       T(moved_or_relabelled_text_is_crypto_error),
       T(tampered_secret_is_crypto_error),
       T(failed_text_insert_rolls_back_event),
+      T(batch_commits_together_and_keeps_writes_atomic),
       T(bad_files_refused),
       T(opens_through_symlinked_dir),
       T(bad_arguments_refused),
