@@ -86,3 +86,14 @@ finish() {
   echo "$PASSES passed, $FAILS failed"
   [ "$FAILS" -eq 0 ]
 }
+
+# log_has NODE GROUP TEXT: does NODE's log of GROUP contain TEXT now?
+# (Use it under wait_for: each try reads the log afresh.)
+log_has() { k "$1" log "$2" | grep -q -- "$3"; }
+
+# same_state GROUP NODE...: do all these nodes show one state_hash now?
+same_state() {
+  local g=$1; shift
+  test "$(for n in "$@"; do k "$n" --json group info "$g" | json_field state_hash; done |
+    sort -u | wc -l)" -eq 1
+}

@@ -30,6 +30,6 @@ check "no message text on disk" \
   bash -c "! grep -r -a -q 'sealed at rest' '$(home erin)'"
 start_node erin --passphrase-file "$WORK/pass"
 check "history readable again after a restart" \
-  grep -q "sealed at rest" <(k erin log secret)
+  log_has erin secret "sealed at rest"
 
 finish

@@ -39,14 +39,11 @@ k carol send friends "hello from carol" >/dev/null
 for n in alice bob carol; do
   for who in alice bob carol; do
     check "$n sees the message of $who" \
-      wait_for 15 grep -q "hello from $who" <(k $n log friends)
+      wait_for 15 log_has $n friends "hello from $who"
   done
 done
 
-hashes() {
-  for n in alice bob carol; do k $n --json group info friends | json_field state_hash; done | sort -u | wc -l
-}
-check "one state_hash on all three" wait_for 15 test "$(hashes)" -eq 1
+check "one state_hash on all three" wait_for 15 same_state friends alice bob carol
 for n in alice bob carol; do
   echo "  $n: $(k $n --json group info friends)"
 done
@@ -56,10 +53,10 @@ k alice send friends "while carol was away 1" >/dev/null
 k bob send friends "while carol was away 2" >/dev/null
 start_node carol
 check "carol catches up after a restart (1)" \
-  wait_for 30 grep -q "while carol was away 1" <(k carol log friends)
+  wait_for 30 log_has carol friends "while carol was away 1"
 check "carol catches up after a restart (2)" \
-  wait_for 30 grep -q "while carol was away 2" <(k carol log friends)
-check "state_hash agrees again" wait_for 15 test "$(hashes)" -eq 1
+  wait_for 30 log_has carol friends "while carol was away 2"
+check "state_hash agrees again" wait_for 15 same_state friends alice bob carol
 
 # Bad input.
 out=$(k alice send friends "" 2>&1) && rc=0 || rc=$?
