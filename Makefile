@@ -41,6 +41,10 @@ bench: deps
 	cmake -S . -B $(BUILD_BENCH) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
 	cmake --build $(BUILD_BENCH) -j $(JOBS)
 	$(BUILD_BENCH)/bin/kith-bench ingest
+	$(BUILD_BENCH)/bin/kith-bench reconcile --items 100000 --diff 100
+	@if [ -x $(BUILD_BENCH)/bin/kith-sim ]; then \
+	  $(BUILD_BENCH)/bin/kith-sim --nodes 1000 --messages 20 --loss 0.01 \
+	    --crash 0.2 --seed 1; fi
 
 install: all
 	cmake --install $(BUILD) --prefix $(PREFIX)
