@@ -20,15 +20,12 @@ static const cli_simple LIST = {
     .rows = 1};
 
 /* Labels are the JSON keys, so scripts can grep either form. */
-static const cli_field INFO_FIELDS[] = {{"group_id", "group_id", NULL},
-                                        {"name", "name", NULL},
-                                        {"topic", "topic", NULL},
-                                        {"history", "history", NULL},
-                                        {"epoch", "epoch", NULL},
-                                        {"members", "members", NULL},
-                                        {"events", "events", NULL},
-                                        {"state_hash", "state_hash", NULL},
-                                        {NULL, NULL, NULL}};
+static const cli_field INFO_FIELDS[] = {
+    {"group_id", "group_id", NULL}, {"name", "name", NULL},
+    {"topic", "topic", NULL},       {"history", "history", NULL},
+    {"epoch", "epoch", NULL},       {"members", "members", NULL},
+    {"events", "events", NULL},     {"state_hash", "state_hash", NULL},
+    {"links", "links", NULL},       {NULL, NULL, NULL}};
 
 static const cli_simple INFO = {.cmd = "group info",
                                 .method = "group.info",

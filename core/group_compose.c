@@ -517,13 +517,18 @@ kith_err kith_group_maintain(kith_group *g, uint64_t now_ms, GPtrArray *acc) {
   const grp_state *s = &g->st;
   if (!s->created || !grp_state_member(s, g->me->pk) || !grp_state_rekey_due(s))
     return KITH_OK;
-  if (g->last_rekey_ms && now_ms < g->last_rekey_ms + KITH_REKEY_GRACE_MS)
-    return KITH_OK;
   const uint8_t *who = grp_state_rekeyer(s);
   int mine = who && memcmp(who, g->me->pk, 32) == 0;
+  /* The designated member rekeys for every change at once (a kick and a
+   * leave a moment later are two rekeys); the others wait out the grace
+   * period, and make at most one rekey per period. */
   if (!mine && now_ms < s->change_ts + KITH_REKEY_GRACE_MS)
     return KITH_OK;
+  if ((!mine || g->rekey_failed) && g->last_rekey_ms &&
+      now_ms < g->last_rekey_ms + KITH_REKEY_GRACE_MS)
+    return KITH_OK;
   kith_err rc = grp_compose_rekey(g, now_ms, acc);
+  g->rekey_failed = rc != KITH_OK;
   if (rc != KITH_OK)
     g->last_rekey_ms = now_ms ? now_ms : 1; /* do not retry every second */
   return rc;

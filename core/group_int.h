@@ -129,6 +129,7 @@ struct kith_group {
   int replay;             /* kith_group_set_replay */
   int was_member;         /* we have been a member (so losing it is final) */
   uint64_t last_rekey_ms; /* our last owed rekey (rate limit) */
+  int rekey_failed;       /* the last rekey we tried could not be made */
 };
 
 /* group.c */

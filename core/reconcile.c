@@ -601,6 +601,10 @@ static void emit_children(const kith_recon *r, out *o, const bound *lo,
                           const bound *hi, size_t i0, size_t i1, size_t nb) {
   size_t n = i1 - i0;
   bound a = *lo, b;
+  /* Never more parts than items: an empty part would have no item to
+   * place its bound after. */
+  if (nb > n)
+    nb = n ? n : 1;
   for (size_t j = 0; j < nb; j++) {
     size_t s = i0 + n * j / nb, e = i0 + n * (j + 1) / nb;
     if (j + 1 == nb)

@@ -1,306 +1,442 @@
-/* kith: what travels on an established link (first version of gossip):
- * new events are pushed to every linked member, and on link-up each side
- * announces the ids it holds so the other pushes what is missing. */
+/* kith: the gossip engines (core/gossip.h) on the node's links.
+ *
+ * Each group this node is a member of has one engine. The node feeds it
+ * link changes, the engine's frames (inside FRAME_GOSSIP), local events and
+ * its verdicts on delivered events; it carries out what the engine asks:
+ * send a frame, make or drop a link, look events up, and wakes it at its
+ * next deadline. Every engine call gets its own output queue, drained at
+ * once, so nested calls (a delivery that makes a rekey that is published)
+ * never share a queue. */
+#include <sodium.h>
 #include <string.h>
 
 #include "../core/codec.h"
 #include "node_int.h"
 
-#define ADDRS_MAX 64
+#define OVERLAY_JOIN_RETRY_MS (5 * KITH_SECOND)
 
-static void send_packed(node_peer *p, kith_pack *pk) {
-  uint8_t *buf;
-  size_t len;
+static void arm_timer(kith_node *n);
+static void run_out(kith_node *n, node_group *ng, kith_out *o);
 
-  if (kith_pack_take(pk, &buf, &len) != KITH_OK)
-    return;
-  peer_send_frame(p, buf, len);
-  g_free(buf);
+static node_peer *find_peer(kith_node *n, const uint8_t id[32]) {
+  char text[KITH_ID_TEXT_LEN + 1];
+
+  kith_id_to_text(id, text);
+  return g_hash_table_lookup(n->peers, text);
 }
 
-static void send_event(node_peer *p, const kith_event *ev) {
+static node_peer *up_peer(kith_node *n, const uint8_t id[32]) {
+  node_peer *p = find_peer(n, id);
+
+  return p && p->state == PEER_UP ? p : NULL;
+}
+
+static void drain(kith_node *n, node_group *ng, kith_out *o) {
+  run_out(n, ng, o);
+  kith_out_clear(o);
+  arm_timer(n);
+}
+
+static void send_frame(node_peer *p, const uint8_t gid[32], const uint8_t *buf,
+                       size_t len) {
   kith_pack pk;
+  uint8_t *frame;
+  size_t flen;
 
   kith_pack_init(&pk);
   kith_pack_array(&pk, 3);
-  kith_pack_uint(&pk, FRAME_EVENT);
-  kith_pack_bin(&pk, ev->group_id, 32);
-  kith_pack_bin(&pk, ev->raw, ev->raw_len);
-  send_packed(p, &pk);
+  kith_pack_uint(&pk, FRAME_GOSSIP);
+  kith_pack_bin(&pk, gid, 32);
+  kith_pack_bin(&pk, buf, len);
+  if (kith_pack_take(&pk, &frame, &flen) != KITH_OK)
+    return;
+  peer_send_frame(p, frame, flen);
+  g_free(frame);
 }
 
-/* Is p entitled to the events of ng: a member, or the node we are joining
- * through (it admits us and sends us the group). */
-static int peer_may_sync(node_peer *p, node_group *ng) {
-  kith_node *n = p->node;
+static void verdict(kith_node *n, node_group *ng, const uint8_t id[32],
+                    int valid) {
+  kith_out o;
 
-  if (kith_group_is_member(ng->g, p->id) &&
-      kith_group_is_member(ng->g, n->me.pk))
-    return 1;
-  for (guint i = 0; i < n->joins->len; i++) {
-    node_join *j = n->joins->pdata[i];
-    if (memcmp(j->inv.group_id, kith_group_id(ng->g), 32) == 0 &&
-        memcmp(j->inv.inviter, p->id, KITH_ID_LEN) == 0)
-      return 1;
+  if (!ng->gs)
+    return;
+  kith_out_init(&o);
+  kith_gossip_verdict(ng->gs, id, valid, node_now(), &o);
+  drain(n, ng, &o);
+}
+
+/* An event the engine received: the group decides; the engine forwards
+ * only what the group accepted. */
+static void deliver(kith_node *n, node_group *ng, const kith_out_item *it,
+                    const uint8_t *data, size_t len) {
+  GPtrArray *acc =
+      g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
+  kith_err err = kith_group_receive(ng->g, data, len, node_wall_ms(), acc);
+
+  if (err == KITH_ERR_DUPLICATE)
+    verdict(n, ng, it->id, 1);
+  else if (err != KITH_OK && err != KITH_ERR_MISSING) {
+    char text[KITH_ID_TEXT_LEN + 1];
+    kith_id_to_text(it->peer, text);
+    node_log(n, "rejected an event from %.8s: %s", text, kith_strerror(err));
+    verdict(n, ng, it->id, 0);
   }
-  return 0;
+  /* Accepted events (this one and held ones it released) get their
+   * verdict in node_accepted; a held one gets it when released. */
+  node_accepted(n, ng, acc, ACC_GOSSIP);
+  g_ptr_array_unref(acc);
 }
 
-/* Are we joining a group through this peer? */
-static int joining_via(node_peer *p) {
-  for (guint i = 0; i < p->node->joins->len; i++) {
-    node_join *j = p->node->joins->pdata[i];
-    if (memcmp(j->inv.inviter, p->id, KITH_ID_LEN) == 0)
-      return 1;
+static void fetch(kith_node *n, node_group *ng, const uint8_t peer[32],
+                  const uint8_t *ids, size_t len) {
+  kith_out o;
+
+  kith_out_init(&o);
+  for (size_t i = 0; i + 32 <= len && ng->gs; i += 32) {
+    const kith_event *ev = kith_group_event(ng->g, ids + i);
+    if (ev && kith_gossip_send_payload(ng->gs, peer, ev->id, ev->ts_ms, ev->raw,
+                                       ev->raw_len, &o) != KITH_OK)
+      break;
   }
-  return 0;
+  drain(n, ng, &o);
 }
 
-void gossip_publish(kith_node *n, node_group *ng, const kith_event *ev,
-                    node_peer *except) {
-  GList *peers = g_hash_table_get_values(n->peers);
+/* The engine wants a link to peer: report an existing one, or make one
+ * from the address we know, or tell it there is no way. */
+static void connect_to(kith_node *n, node_group *ng, const uint8_t peer[32]) {
+  char text[KITH_ID_TEXT_LEN + 1];
+  node_peer *p = find_peer(n, peer);
+  kith_stored_peer *sp;
+  kith_out o;
 
-  for (GList *l = peers; l; l = l->next) {
-    node_peer *p = l->data;
-    /* A removal also goes to linked non-members, so that the removed
-     * member learns of it; everything after it is sealed to a new epoch. */
-    if (p != except && p->state == PEER_UP &&
-        (kith_group_is_member(ng->g, p->id) || ev->kind == KITH_EV_REMOVE))
-      send_event(p, ev);
+  if (p && p->state != PEER_UP)
+    return; /* being made: gossip_link_up follows */
+  kith_out_init(&o);
+  kith_id_to_text(peer, text);
+  sp = g_hash_table_lookup(n->addrs, text);
+  if (p)
+    kith_gossip_link_up(ng->gs, peer, node_now(), &o);
+  else if (!sp || !peer_connect(n, peer, sp->host, sp->port, NULL, 0))
+    kith_gossip_link_down(ng->gs, peer, node_now(), &o);
+  drain(n, ng, &o);
+}
+
+/* A link no group's overlay needs (and no join uses) is closed. */
+static void maybe_disconnect(kith_node *n, const uint8_t peer[32]) {
+  node_peer *p = find_peer(n, peer);
+
+  if (!p || gossip_wants_link(n, peer))
+    return;
+  for (guint i = 0; i < n->joins->len; i++)
+    if (memcmp(((node_join *)n->joins->pdata[i])->inv.inviter, peer,
+               KITH_ID_LEN) == 0)
+      return;
+  peer_close(p, "no group's overlay needs this link");
+}
+
+static void run_item(kith_node *n, node_group *ng, kith_out *o, size_t i) {
+  kith_out_item it = o->items[i];
+  uint8_t *data = kith_out_take_data(o, i);
+  node_peer *p;
+  if (g_getenv("KITH_DEBUG_GOSSIP")) {
+    char t[KITH_ID_TEXT_LEN + 1];
+    kith_id_to_text(it.peer, t);
+    node_log(n, "gossip out %d to %.8s type %d", it.kind, t,
+             it.kind == KITH_OUT_SEND ? kith_gossip_frame_type(data, it.len)
+                                      : -1);
   }
-  g_list_free(peers);
+
+  switch (it.kind) {
+  case KITH_OUT_SEND:
+    if ((p = up_peer(n, it.peer)))
+      send_frame(p, kith_group_id(ng->g), data, it.len);
+    break;
+  case KITH_OUT_DELIVER:
+    deliver(n, ng, &it, data, it.len);
+    break;
+  case KITH_OUT_CONNECT:
+    connect_to(n, ng, it.peer);
+    break;
+  case KITH_OUT_DISCONNECT:
+    maybe_disconnect(n, it.peer);
+    break;
+  case KITH_OUT_PENALIZE:
+    n->dropped_frames++;
+    break;
+  case KITH_OUT_FETCH:
+    fetch(n, ng, it.peer, data, it.len);
+    break;
+  }
+  g_free(data);
 }
 
-void gossip_sync_group(node_peer *p, node_group *ng) {
+static void run_out(kith_node *n, node_group *ng, kith_out *o) {
+  /* Items are copied out one at a time: handling one may not touch o. */
+  for (size_t i = 0; i < o->n && !n->stopping && ng->gs; i++)
+    run_item(n, ng, o, i);
+}
+
+static gboolean on_timer(gpointer data) {
+  kith_node *n = data;
+  uint64_t now = node_now();
+  GList *groups = g_hash_table_get_values(n->groups);
+
+  n->gossip_timer = 0;
+  n->gossip_timer_at = 0;
+  for (GList *l = groups; l; l = l->next) {
+    node_group *ng = l->data;
+    kith_out o;
+    if (!ng->gs || kith_gossip_next_deadline(ng->gs) > now)
+      continue;
+    kith_out_init(&o);
+    kith_gossip_tick(ng->gs, now, &o);
+    run_out(n, ng, &o);
+    kith_out_clear(&o);
+  }
+  g_list_free(groups);
+  arm_timer(n);
+  return G_SOURCE_REMOVE;
+}
+
+/* One timer for all engines, at the earliest deadline. */
+static void arm_timer(kith_node *n) {
+  GHashTableIter it;
+  gpointer v;
+  uint64_t at = UINT64_MAX, now = node_now();
+
+  if (n->stopping)
+    return;
+  g_hash_table_iter_init(&it, n->groups);
+  while (g_hash_table_iter_next(&it, NULL, &v))
+    if (((node_group *)v)->gs)
+      at = MIN(at, kith_gossip_next_deadline(((node_group *)v)->gs));
+  if (at == UINT64_MAX || (n->gossip_timer && n->gossip_timer_at <= at))
+    return;
+  if (n->gossip_timer)
+    g_source_remove(n->gossip_timer);
+  n->gossip_timer_at = at;
+  n->gossip_timer =
+      g_timeout_add(at > now ? (guint)MIN(at - now, 60000) : 0, on_timer, n);
+}
+
+/* Enters the group's overlay through a member whose address we know. */
+static void join_overlay(kith_node *n, node_group *ng) {
+  GPtrArray *known = g_ptr_array_new();
+  uint64_t now = node_now();
+  kith_out o;
+
+  if (now < ng->next_join_ms)
+    goto out;
+  ng->next_join_ms = now + OVERLAY_JOIN_RETRY_MS;
+  for (size_t i = 0; i < kith_group_n_members(ng->g); i++) {
+    const kith_member *m = kith_group_member_at(ng->g, i);
+    char text[KITH_ID_TEXT_LEN + 1];
+    kith_id_to_text(m->id, text);
+    if (memcmp(m->id, n->me.pk, KITH_ID_LEN) != 0 &&
+        g_hash_table_contains(n->addrs, text))
+      g_ptr_array_add(known, (gpointer)m);
+  }
+  /* A member we are linked to already is the quickest way in. */
+  for (guint i = 0; i < known->len; i++)
+    if (up_peer(n, ((kith_member *)known->pdata[i])->id)) {
+      known->pdata[0] = known->pdata[i];
+      g_ptr_array_set_size(known, 1);
+      break;
+    }
+  if (known->len == 0)
+    goto out;
+  kith_out_init(&o);
+  if (kith_gossip_join(
+          ng->gs,
+          ((kith_member *)known->pdata[randombytes_uniform(known->len)])->id,
+          now, &o) == KITH_OK)
+    drain(n, ng, &o);
+  else
+    kith_out_clear(&o);
+out:
+  g_ptr_array_unref(known);
+}
+
+static void start_engine(kith_node *n, node_group *ng) {
   GByteArray *ids = g_byte_array_new();
-  size_t count;
+  uint64_t seed;
 
+  randombytes_buf(&seed, sizeof seed);
+  ng->gs = kith_gossip_new(n->me.pk, seed, NULL);
   kith_group_event_ids(ng->g, ids);
-  count = ids->len / 32;
-  for (size_t off = 0;; off += SYNC_IDS_PER_FRAME) {
-    size_t k = MIN(SYNC_IDS_PER_FRAME, count - off);
-    kith_pack pk;
-
-    kith_pack_init(&pk);
-    kith_pack_array(&pk, 4);
-    kith_pack_uint(&pk, FRAME_HAVE);
-    kith_pack_bin(&pk, kith_group_id(ng->g), 32);
-    kith_pack_bin(&pk, ids->data + off * 32, k * 32);
-    kith_pack_bool(&pk, off + k >= count);
-    send_packed(p, &pk);
-    if (off + k >= count)
+  for (guint i = 0; i + 32 <= ids->len; i += 32) {
+    const kith_event *ev = kith_group_event(ng->g, ids->data + i);
+    if (kith_gossip_add_known(ng->gs, ev->ts_ms, ev->id) != KITH_OK)
       break;
   }
   g_byte_array_unref(ids);
 }
 
-/* Is there a group that we, a and b all belong to? */
-static int nodes_share_group(kith_node *n, const uint8_t a[32],
-                             const uint8_t b[32]) {
+/* Offers the engine the links we already have to members. */
+static void link_members(kith_node *n, node_group *ng) {
+  GList *peers = g_hash_table_get_values(n->peers);
+
+  for (GList *l = peers; l && ng->gs; l = l->next) {
+    node_peer *p = l->data;
+    kith_out o;
+    if (p->state != PEER_UP || !kith_group_is_member(ng->g, p->id))
+      continue;
+    kith_out_init(&o);
+    kith_gossip_link_up(ng->gs, p->id, node_now(), &o);
+    drain(n, ng, &o);
+  }
+  g_list_free(peers);
+}
+
+void gossip_group_stop(node_group *ng) {
+  kith_gossip_free(ng->gs);
+  ng->gs = NULL;
+}
+
+/* Keeps the engine in step with the group: started while we are a member,
+ * stopped after, told of linked peers that joined or left, and sent into
+ * the overlay again when it has no neighbour. Called from the node's tick
+ * (never from inside an engine call) and when a join completes. */
+void gossip_group_update(kith_node *n, node_group *ng) {
+  int member =
+      kith_group_is_ready(ng->g) && kith_group_is_member(ng->g, n->me.pk);
+  GList *peers;
+
+  if (!member) {
+    if (ng->gs)
+      gossip_group_stop(ng);
+    return;
+  }
+  if (!ng->gs) {
+    start_engine(n, ng);
+    if (!ng->gs)
+      return;
+    link_members(n, ng);
+  }
+  for (size_t i = 0; i < kith_group_n_members(ng->g); i++) {
+    const kith_member *m = kith_group_member_at(ng->g, i);
+    if (memcmp(m->id, n->me.pk, KITH_ID_LEN) != 0)
+      kith_gossip_add_passive(ng->gs, m->id);
+  }
+  /* Linked peers that are no longer members leave the overlay. */
+  peers = g_hash_table_get_values(n->peers);
+  for (GList *l = peers; l && ng->gs; l = l->next) {
+    node_peer *p = l->data;
+    kith_out o;
+    if (p->state != PEER_UP || kith_group_is_member(ng->g, p->id) ||
+        kith_gossip_peer_state(ng->gs, p->id) < 0)
+      continue;
+    kith_out_init(&o);
+    kith_gossip_link_down(ng->gs, p->id, node_now(), &o);
+    drain(n, ng, &o);
+  }
+  g_list_free(peers);
+  if (ng->gs && kith_gossip_active(ng->gs, NULL, 0) == 0)
+    join_overlay(n, ng);
+  arm_timer(n);
+}
+
+void gossip_link_up(kith_node *n, node_peer *p) {
+  GList *groups = g_hash_table_get_values(n->groups);
+
+  for (GList *l = groups; l; l = l->next) {
+    node_group *ng = l->data;
+    kith_out o;
+    if (!ng->gs || !kith_group_is_member(ng->g, p->id))
+      continue;
+    kith_out_init(&o);
+    kith_gossip_link_up(ng->gs, p->id, node_now(), &o);
+    drain(n, ng, &o);
+  }
+  g_list_free(groups);
+}
+
+void gossip_link_down(kith_node *n, node_peer *p) {
+  GList *groups;
+
+  if (n->stopping)
+    return;
+  groups = g_hash_table_get_values(n->groups);
+  for (GList *l = groups; l; l = l->next) {
+    node_group *ng = l->data;
+    kith_out o;
+    if (!ng->gs)
+      continue;
+    kith_out_init(&o);
+    kith_gossip_link_down(ng->gs, p->id, node_now(), &o);
+    drain(n, ng, &o);
+  }
+  g_list_free(groups);
+}
+
+int gossip_wants_link(kith_node *n, const uint8_t peer[32]) {
   GHashTableIter it;
   gpointer v;
 
   g_hash_table_iter_init(&it, n->groups);
   while (g_hash_table_iter_next(&it, NULL, &v)) {
-    kith_group *g = ((node_group *)v)->g;
-    if (kith_group_is_member(g, n->me.pk) && kith_group_is_member(g, a) &&
-        kith_group_is_member(g, b))
+    node_group *ng = v;
+    if (ng->gs && kith_gossip_peer_state(ng->gs, peer) >= 0)
       return 1;
   }
   return 0;
 }
 
-/* Tells the peer where the other members of the groups it shares with us
- * are, so the mesh grows without a server. */
-static void send_addrs(node_peer *p) {
-  kith_node *n = p->node;
-  GHashTableIter it;
-  gpointer v;
-  GPtrArray *list = g_ptr_array_new();
-  kith_pack pk;
-
-  g_hash_table_iter_init(&it, n->addrs);
-  while (g_hash_table_iter_next(&it, NULL, &v) && list->len < ADDRS_MAX) {
-    kith_stored_peer *sp = v;
-    if (memcmp(sp->node, p->id, KITH_ID_LEN) != 0 &&
-        nodes_share_group(n, sp->node, p->id))
-      g_ptr_array_add(list, sp);
-  }
-  kith_pack_init(&pk);
-  kith_pack_array(&pk, 2);
-  kith_pack_uint(&pk, FRAME_ADDRS);
-  kith_pack_array(&pk, list->len);
-  for (guint i = 0; i < list->len; i++) {
-    kith_stored_peer *sp = list->pdata[i];
-    kith_pack_array(&pk, 3);
-    kith_pack_bin(&pk, sp->node, KITH_ID_LEN);
-    kith_pack_cstr(&pk, sp->host);
-    kith_pack_uint(&pk, sp->port);
-  }
-  g_ptr_array_unref(list);
-  send_packed(p, &pk);
-}
-
-void gossip_link_up(node_peer *p) {
-  kith_node *n = p->node;
-  GList *groups = g_hash_table_get_values(n->groups);
-
-  send_addrs(p);
-  for (GList *l = groups; l; l = l->next)
-    if (peer_may_sync(p, l->data))
-      gossip_sync_group(p, l->data);
-  g_list_free(groups);
-}
-
-static void recv_event(node_peer *p, const msgpack_object *it) {
+void gossip_on_frame(node_peer *p, const msgpack_object *it) {
   kith_node *n = p->node;
   uint8_t gid[32];
-  const uint8_t *raw;
+  const uint8_t *buf;
   size_t len;
   node_group *ng;
-  GPtrArray *acc;
-  kith_err err;
+  kith_out o;
 
   if (kith_codec_bin_fixed(&it[1], gid, 32) != KITH_OK ||
-      kith_codec_bin(&it[2], KITH_EVENT_MAX, &raw, &len) != KITH_OK)
+      kith_codec_bin(&it[2], KITH_GOSSIP_MAX_FRAME, &buf, &len) != KITH_OK)
     return;
   ng = node_group_get(n, gid);
-  if (!ng || !peer_may_sync(p, ng)) {
+  if (!ng || !ng->gs || !kith_group_is_member(ng->g, p->id)) {
     n->dropped_frames++;
     return;
   }
-  acc = g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
-  err = kith_group_receive(ng->g, raw, len, node_wall_ms(), acc);
-  if (err != KITH_OK && err != KITH_ERR_DUPLICATE && err != KITH_ERR_MISSING) {
+  kith_out_init(&o);
+  if (kith_gossip_recv(ng->gs, p->id, buf, len, node_now(), &o) != KITH_OK)
     n->dropped_frames++;
-    node_log(n, "rejected an event from %.8s: %s", p->id_text,
-             kith_strerror(err));
-  }
-  node_accepted(n, ng, acc, p);
-  g_ptr_array_unref(acc);
+  drain(n, ng, &o);
 }
 
-/* Everything the peer lacks of what we hold, in apply order. */
-static void push_missing(node_peer *p, node_group *ng, GByteArray *theirs) {
-  GHashTable *have = g_hash_table_new(g_bytes_hash, g_bytes_equal);
-  GPtrArray *keys =
-      g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
-  GByteArray *ours = g_byte_array_new();
+/* A removal also goes straight to the removed member's link, so that it
+ * learns it is out (the overlay no longer carries anything to it). */
+static void tell_removed(kith_node *n, node_group *ng, const kith_event *ev) {
+  GList *peers = g_hash_table_get_values(n->peers);
 
-  for (guint i = 0; i + 32 <= theirs->len; i += 32) {
-    GBytes *k = g_bytes_new(theirs->data + i, 32);
-    g_ptr_array_add(keys, k);
-    g_hash_table_add(have, k);
+  for (GList *l = peers; l; l = l->next) {
+    node_peer *p = l->data;
+    if (p->state == PEER_UP && !kith_group_is_member(ng->g, p->id))
+      frames_send_event(p, ev);
   }
-  kith_group_event_ids(ng->g, ours);
-  for (guint i = 0; i + 32 <= ours->len; i += 32) {
-    GBytes *k = g_bytes_new_static(ours->data + i, 32);
-    if (!g_hash_table_contains(have, k))
-      send_event(p, kith_group_event(ng->g, ours->data + i));
-    g_bytes_unref(k);
-  }
-  g_byte_array_unref(ours);
-  g_hash_table_unref(have);
-  g_ptr_array_unref(keys);
+  g_list_free(peers);
 }
 
-static void recv_have(node_peer *p, const msgpack_object *it) {
-  kith_node *n = p->node;
-  uint8_t gid[32];
-  char text[KITH_ID_TEXT_LEN + 1];
-  const uint8_t *ids;
-  size_t len;
-  node_group *ng;
-  GByteArray *acc;
+void gossip_note(kith_node *n, node_group *ng, const kith_accepted *a,
+                 acc_origin origin) {
+  kith_out o;
 
-  if (kith_codec_bin_fixed(&it[1], gid, 32) != KITH_OK ||
-      kith_codec_bin(&it[2], SYNC_IDS_PER_FRAME * 32, &ids, &len) != KITH_OK ||
-      len % 32 != 0 || it[3].type != MSGPACK_OBJECT_BOOLEAN)
+  if (a->ev.kind == KITH_EV_REMOVE && origin != ACC_SYNC)
+    tell_removed(n, ng, &a->ev);
+  if (!ng->gs)
     return;
-  ng = node_group_get(n, gid);
-  if (!ng || !peer_may_sync(p, ng))
-    return;
-  kith_id_to_text(gid, text);
-  acc = g_hash_table_lookup(p->have, text);
-  if (!acc) {
-    acc = g_byte_array_new();
-    g_hash_table_replace(p->have, g_strdup(text), acc);
-  }
-  if (acc->len + len > SYNC_MAX_IDS * 32) {
-    peer_close(p, "sync announcement too large");
+  if (origin == ACC_GOSSIP) {
+    verdict(n, ng, a->ev.id, 1);
     return;
   }
-  g_byte_array_append(acc, ids, (guint)len);
-  if (!it[3].via.boolean)
-    return;
-  g_byte_array_ref(acc);
-  g_hash_table_remove(p->have, text);
-  if (kith_group_is_member(ng->g, p->id))
-    push_missing(p, ng, acc);
-  join_on_have(n, p, ng, acc);
-  g_byte_array_unref(acc);
-}
-
-static void recv_addrs(node_peer *p, const msgpack_object *it) {
-  const msgpack_object *list = &it[1], *e;
-  /* A joiner is not a member yet when the admitter introduces the others:
-   * it takes the admitter's word for them. */
-  int via_join = joining_via(p);
-
-  if (list->type != MSGPACK_OBJECT_ARRAY || list->via.array.size > ADDRS_MAX)
-    return;
-  for (uint32_t i = 0; i < list->via.array.size; i++) {
-    uint8_t id[KITH_ID_LEN];
-    char *host = NULL;
-    uint64_t port;
-    GInetAddress *ia;
-
-    if (kith_codec_array(&list->via.array.ptr[i], 3, &e) != KITH_OK ||
-        kith_codec_bin_fixed(&e[0], id, KITH_ID_LEN) != KITH_OK ||
-        kith_codec_strdup(&e[1], 63, &host) != KITH_OK ||
-        kith_codec_uint(&e[2], 65535, &port) != KITH_OK || port == 0) {
-      g_free(host);
-      continue;
-    }
-    ia = g_inet_address_new_from_string(host);
-    if (ia && (via_join || node_shares_group(p->node, id)))
-      node_remember_addr(p->node, id, host, (uint16_t)port);
-    g_clear_object(&ia);
-    g_free(host);
-  }
-}
-
-void gossip_on_frame(node_peer *p, const uint8_t *buf, size_t len) {
-  msgpack_unpacked u;
-  const msgpack_object *it;
-  uint64_t type, t;
-
-  msgpack_unpacked_init(&u);
-  if (kith_codec_unpack(buf, len, &u) != KITH_OK ||
-      u.data.type != MSGPACK_OBJECT_ARRAY || u.data.via.array.size < 1 ||
-      kith_codec_uint(&u.data.via.array.ptr[0], 255, &type) != KITH_OK) {
-    p->node->dropped_frames++;
-    msgpack_unpacked_destroy(&u);
+  if (origin == ACC_SYNC) {
+    if (kith_gossip_add_known(ng->gs, a->ev.ts_ms, a->ev.id) != KITH_OK)
+      n->dropped_frames++;
     return;
   }
-  it = u.data.via.array.ptr;
-  switch (u.data.via.array.size * 256 + type) {
-  case 2 * 256 + FRAME_PING:
-  case 2 * 256 + FRAME_PONG:
-    if (kith_codec_uint(&it[1], UINT64_MAX, &t) == KITH_OK)
-      peer_on_ping(p, (int)type, t);
-    break;
-  case 3 * 256 + FRAME_EVENT:
-    recv_event(p, it);
-    break;
-  case 4 * 256 + FRAME_HAVE:
-    recv_have(p, it);
-    break;
-  case 2 * 256 + FRAME_ADDRS:
-    recv_addrs(p, it);
-    break;
-  default:
-    p->node->dropped_frames++; /* unknown frames are ignored: newer peers */
-  }
-  msgpack_unpacked_destroy(&u);
+  kith_out_init(&o);
+  if (kith_gossip_publish(ng->gs, a->ev.id, a->ev.ts_ms, a->ev.raw,
+                          a->ev.raw_len, node_now(), &o) != KITH_OK)
+    node_log(n, "could not publish an event");
+  drain(n, ng, &o);
 }

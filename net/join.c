@@ -64,7 +64,7 @@ static void admitted(kith_node *n, node_group *ng, const uint8_t who[32],
 
   kith_id_to_text(who, text);
   node_log(n, "admitted %.8s (%s) to %s", text, name, kith_group_name(ng->g));
-  node_accepted(n, ng, list, NULL);
+  node_accepted(n, ng, list, ACC_LOCAL);
 }
 
 const char *join_on_offer(kith_node *n, const uint8_t from[32],
@@ -322,6 +322,7 @@ void join_check_progress(kith_node *n) {
     if (j->admitted && j->have_final && has_all(ng->g, j->expect)) {
       node_log(n, "joined %s", kith_group_name(ng->g));
       finish(n, j, KITH_OK, NULL);
+      gossip_group_update(n, ng);
     }
   }
 }

@@ -45,6 +45,7 @@ node_group *node_group_get(kith_node *n, const uint8_t gid[32]) {
 static void node_group_free(gpointer data) {
   node_group *ng = data;
 
+  gossip_group_stop(ng);
   kith_group_free(ng->g);
   g_free(ng);
 }
@@ -158,25 +159,25 @@ static void store_event(kith_node *n, const kith_accepted *a) {
 }
 
 void node_accepted(kith_node *n, node_group *ng, GPtrArray *acc,
-                   node_peer *from) {
+                   acc_origin origin) {
   for (guint i = 0; i < acc->len; i++) {
     kith_accepted *a = g_ptr_array_index(acc, i);
 
     store_event(n, a);
     if (a->text)
       notify_message(n, ng, a);
-    gossip_publish(n, ng, &a->ev, from);
+    gossip_note(n, ng, a, origin);
   }
   g_ptr_array_set_size(acc, 0); /* its free function frees the entries */
   save_secrets(n, ng);
   join_check_progress(n);
-  if (!from)
+  if (origin == ACC_LOCAL)
     return;
   /* Events from peers may oblige this node to rekey (a member left). */
   if (kith_group_maintain(ng->g, node_wall_ms(), acc) != KITH_OK)
     node_log(n, "could not rekey %s", kith_group_name(ng->g));
   if (acc->len > 0)
-    node_accepted(n, ng, acc, NULL);
+    node_accepted(n, ng, acc, ACC_LOCAL);
 }
 
 static void maintain_groups(kith_node *n) {
@@ -186,11 +187,12 @@ static void maintain_groups(kith_node *n) {
 
   for (GList *l = groups; l; l = l->next) {
     node_group *ng = l->data;
+    gossip_group_update(n, ng);
     if (!kith_group_is_member(ng->g, n->me.pk))
       continue;
     if (kith_group_maintain(ng->g, node_wall_ms(), acc) == KITH_OK &&
         acc->len > 0)
-      node_accepted(n, ng, acc, NULL);
+      node_accepted(n, ng, acc, ACC_LOCAL);
     g_ptr_array_set_size(acc, 0);
   }
   g_ptr_array_unref(acc);
@@ -317,32 +319,6 @@ static kith_err load_state(kith_node *n) {
   return err;
 }
 
-/* Tries the remembered addresses of group peers we have no link to, with
- * exponential backoff per peer. */
-static void reconnect(kith_node *n, uint64_t now) {
-  GHashTableIter it;
-  gpointer k, v;
-
-  g_hash_table_iter_init(&it, n->addrs);
-  while (g_hash_table_iter_next(&it, &k, &v)) {
-    kith_stored_peer *sp = v;
-    uint64_t next =
-        (uint64_t)GPOINTER_TO_SIZE(g_hash_table_lookup(n->backoff, k));
-    uint64_t step =
-        (uint64_t)GPOINTER_TO_SIZE(g_hash_table_lookup(n->backoff_step, k));
-
-    if (g_hash_table_contains(n->peers, k) || now < next ||
-        !node_shares_group(n, sp->node))
-      continue;
-    step = step ? MIN(step * 2, PEER_BACKOFF_MAX_MS) : PEER_BACKOFF_MIN_MS;
-    g_hash_table_replace(n->backoff, g_strdup(k),
-                         GSIZE_TO_POINTER((gsize)(now + step)));
-    g_hash_table_replace(n->backoff_step, g_strdup(k),
-                         GSIZE_TO_POINTER((gsize)step));
-    peer_connect(n, sp->node, sp->host, sp->port, NULL, 0);
-  }
-}
-
 static gboolean on_tick(gpointer data) {
   kith_node *n = data;
   uint64_t now = node_now();
@@ -353,7 +329,6 @@ static gboolean on_tick(gpointer data) {
   g_list_free(peers);
   join_tick(n, now);
   maintain_groups(n);
-  reconnect(n, now);
   return G_SOURCE_CONTINUE;
 }
 
@@ -446,6 +421,9 @@ static int start_services(kith_node *n, uint16_t port) {
 }
 
 static void node_free(kith_node *n) {
+  n->stopping = 1;
+  if (n->gossip_timer)
+    g_source_remove(n->gossip_timer);
   if (n->peers) {
     GList *peers = g_hash_table_get_values(n->peers);
     for (GList *l = peers; l; l = l->next)
@@ -471,10 +449,6 @@ static void node_free(kith_node *n) {
     g_hash_table_unref(n->groups);
   if (n->addrs)
     g_hash_table_unref(n->addrs);
-  if (n->backoff)
-    g_hash_table_unref(n->backoff);
-  if (n->backoff_step)
-    g_hash_table_unref(n->backoff_step);
   if (n->store) {
     node_store_flush(n);
     kith_store_close(n->store);
@@ -503,9 +477,6 @@ int kith_node_run(const kith_node_config *cfg) {
       g_hash_table_new_full(g_str_hash, g_str_equal, NULL, node_group_free);
   n->peers = g_hash_table_new(g_str_hash, g_str_equal);
   n->addrs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-  n->backoff = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-  n->backoff_step =
-      g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   n->joins = g_ptr_array_new();
   n->start_ms = node_now();
   rc = open_home(n, cfg);

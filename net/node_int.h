@@ -9,6 +9,7 @@
 #include <msgpack.h>
 #include <stdint.h>
 
+#include "../core/gossip.h"
 #include "../core/group.h"
 #include "../core/ident.h"
 #include "../core/invite.h"
@@ -24,8 +25,6 @@
 #define PEER_PING_MS (5 * KITH_SECOND)
 #define PEER_IDLE_TIMEOUT_MS (30 * KITH_SECOND)
 #define PEER_CONNECT_TIMEOUT_MS (20 * KITH_SECOND)
-#define PEER_BACKOFF_MIN_MS (2 * KITH_SECOND)
-#define PEER_BACKOFF_MAX_MS (60 * KITH_SECOND)
 #define PEER_OUTBUF_MAX (64u * 1024 * 1024)
 #define PEER_MAX 256
 #define SYNC_IDS_PER_FRAME 1024
@@ -43,6 +42,7 @@ enum {
   FRAME_EVENT = 3,
   FRAME_HAVE = 4,
   FRAME_ADDRS = 5,
+  FRAME_GOSSIP = 6, /* [6, group id, engine frame bin] */
 };
 
 typedef enum peer_state {
@@ -78,11 +78,14 @@ typedef struct node_peer {
   uint16_t offer_port;
   uint8_t *join; /* offerer: packed join request, or NULL */
   size_t join_len;
-  GHashTable *have; /* gid text -> GByteArray of ids from HAVE */
+  GHashTable *have;      /* gid text -> GByteArray of ids from HAVE */
+  GHashTable *have_sent; /* gid texts we sent our HAVE for */
 } node_peer;
 
 typedef struct node_group {
   kith_group *g;
+  kith_gossip *gs;       /* the group's gossip engine while we are a member */
+  uint64_t next_join_ms; /* when to try entering the overlay again */
   char id_text[KITH_ID_TEXT_LEN + 1];
   size_t secrets_saved;
 } node_group;
@@ -110,17 +113,18 @@ struct kith_node {
   char me_text[KITH_ID_TEXT_LEN + 1];
   kith_signal *sig;
   kith_control *ctl;
-  GHashTable *groups;  /* gid text -> node_group* */
-  GHashTable *peers;   /* node id text -> node_peer* */
-  GHashTable *addrs;   /* node id text -> kith_stored_peer* (known addrs) */
-  GHashTable *backoff; /* node id text -> uint64 next attempt (monotonic) */
-  GHashTable *backoff_step; /* node id text -> current backoff ms */
-  GPtrArray *joins;         /* node_join* */
+  GHashTable *groups; /* gid text -> node_group* */
+  GHashTable *peers;  /* node id text -> node_peer* */
+  GHashTable *addrs;  /* node id text -> kith_stored_peer* (known addrs) */
+  GPtrArray *joins;   /* node_join* */
   uint64_t start_ms;
   int loopback;
   const char *bind_addr;
   uint64_t dropped_frames;
   guint commit_source; /* idle source committing the store batch, or 0 */
+  guint gossip_timer;  /* timeout source for the engines' next deadline */
+  uint64_t gossip_timer_at;
+  int stopping;
   unsigned batch_writes;
 };
 
@@ -130,11 +134,15 @@ uint64_t node_wall_ms(void); /* Unix time ms: event timestamps */
 void node_log(kith_node *n, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 node_group *node_group_get(kith_node *n, const uint8_t gid[32]);
 node_group *node_group_add(kith_node *n, kith_group *g);
-/* Stores, announces and forwards what a group accepted (from peer `from`,
- * NULL when local). Empties acc, whose free function must be
- * kith_accepted_free. */
+/* Where accepted events came from: made here, delivered by the gossip
+ * engine, or sent in a newcomer's bulk history transfer. */
+typedef enum acc_origin { ACC_LOCAL, ACC_GOSSIP, ACC_SYNC } acc_origin;
+
+/* Stores and announces what a group accepted and hands it to the gossip
+ * engine (publish, verdict or known). Empties acc, whose free function
+ * must be kith_accepted_free. */
 void node_accepted(kith_node *n, node_group *ng, GPtrArray *acc,
-                   node_peer *from);
+                   acc_origin origin);
 /* Commits the store's open batch now (before answering a client). */
 void node_store_flush(kith_node *n);
 void node_remember_addr(kith_node *n, const uint8_t id[32], const char *host,
@@ -156,12 +164,20 @@ void peer_on_ping(node_peer *p, int kind, uint64_t t);
 void peer_send_refuse(kith_node *n, const uint8_t to[32], GSocketAddress *dst,
                       size_t request_size, const char *reason);
 
-/* gossip.c: frames on established links */
-void gossip_link_up(node_peer *p);
-void gossip_on_frame(node_peer *p, const uint8_t *buf, size_t len);
-void gossip_publish(kith_node *n, node_group *ng, const kith_event *ev,
-                    node_peer *except);
-void gossip_sync_group(node_peer *p, node_group *ng);
+/* frames.c: link frames other than the engine's */
+void frames_link_up(node_peer *p);
+void frames_on_frame(node_peer *p, const uint8_t *buf, size_t len);
+void frames_send_event(node_peer *p, const kith_event *ev);
+
+/* gossip.c: the per-group engines (core/gossip.h) on the node's links */
+void gossip_group_update(kith_node *n, node_group *ng);
+void gossip_group_stop(node_group *ng);
+void gossip_link_up(kith_node *n, node_peer *p);
+void gossip_link_down(kith_node *n, node_peer *p);
+void gossip_on_frame(node_peer *p, const msgpack_object *it);
+void gossip_note(kith_node *n, node_group *ng, const kith_accepted *a,
+                 acc_origin origin);
+int gossip_wants_link(kith_node *n, const uint8_t peer[32]);
 
 /* join.c */
 /* Admitter side: returns NULL to accept the joiner's offer, or the reason

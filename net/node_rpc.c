@@ -69,8 +69,17 @@ static int param_uint(const msgpack_object *params, uint32_t i, uint64_t max,
          kith_codec_uint(&params->via.array.ptr[i], max, v) == KITH_OK;
 }
 
+static int is_joining(kith_node *n, node_group *ng) {
+  for (guint i = 0; i < n->joins->len; i++)
+    if (memcmp(((node_join *)n->joins->pdata[i])->inv.group_id,
+               kith_group_id(ng->g), 32) == 0)
+      return 1;
+  return 0;
+}
+
 /* GROUP: a full id, a unique name, or a unique id prefix, among the groups
- * this node holds the keys of (members and former members). Replies with
+ * this node holds (members and former members, not groups still being
+ * joined). Replies with
  * the error itself on failure. */
 static node_group *resolve_group(kith_node *n, kith_rpc_call *call,
                                  const msgpack_object *params) {
@@ -89,7 +98,7 @@ static node_group *resolve_group(kith_node *n, kith_rpc_call *call,
     node_group *ng = v;
     /* Former members keep their history readable; changes are refused by
      * the group itself (not a member). */
-    if (!kith_group_is_ready(ng->g))
+    if (kith_group_n_events(ng->g) == 0 || is_joining(n, ng))
       continue;
     if (strcmp(ng->id_text, arg) == 0)
       return ng;
@@ -206,7 +215,7 @@ static void publish_local(kith_node *n, kith_rpc_call *call, node_group *ng,
 
   memcpy(id, acc->ev.id, 32);
   g_ptr_array_add(list, acc);
-  node_accepted(n, ng, list, NULL);
+  node_accepted(n, ng, list, ACC_LOCAL);
   g_ptr_array_unref(list);
   if (call)
     pack_event_id(n, call, id);
@@ -248,6 +257,7 @@ static void rpc_group_create(kith_rpc_call *call, const msgpack_object *params,
   if (kith_store_put_group(n->store, kith_group_id(g)) != KITH_OK)
     node_log(n, "could not store the new group (disk full?)");
   publish_local(n, NULL, ng, acc);
+  gossip_group_update(n, ng);
   node_log(n, "created group %s (%s)", name, ng->id_text);
   kith_pack_init(&pk);
   msgpack_pack_map(&pk.pk, 2);
@@ -294,7 +304,7 @@ static void rpc_group_info(kith_rpc_call *call, const msgpack_object *params,
     return;
   kith_group_state_hash(ng->g, hash);
   kith_pack_init(&pk);
-  msgpack_pack_map(&pk.pk, 8);
+  msgpack_pack_map(&pk.pk, 9);
   kv_str(&pk, "group_id", ng->id_text);
   kv_str(&pk, "name", kith_group_name(ng->g));
   kv_str(&pk, "topic", kith_group_topic(ng->g));
@@ -305,6 +315,7 @@ static void rpc_group_info(kith_rpc_call *call, const msgpack_object *params,
   kv_uint(&pk, "members", kith_group_n_members(ng->g));
   kv_uint(&pk, "events", kith_group_n_events(ng->g));
   kv_id(&pk, "state_hash", hash);
+  kv_uint(&pk, "links", ng->gs ? kith_gossip_active(ng->gs, NULL, 0) : 0);
   reply(n, call, &pk);
 }
 
@@ -583,7 +594,7 @@ static void publish_change(kith_node *n, kith_rpc_call *call, node_group *ng,
     return;
   }
   memcpy(id, ((kith_accepted *)acc->pdata[0])->ev.id, 32);
-  node_accepted(n, ng, acc, NULL);
+  node_accepted(n, ng, acc, ACC_LOCAL);
   g_ptr_array_unref(acc);
   pack_event_id(n, call, id);
 }

@@ -17,6 +17,8 @@ static void peer_free(node_peer *p) {
     g_object_unref(p->reply_to);
   if (p->have)
     g_hash_table_unref(p->have);
+  if (p->have_sent)
+    g_hash_table_unref(p->have_sent);
   g_free(p->join);
   g_free(p);
 }
@@ -29,6 +31,8 @@ void peer_close(node_peer *p, const char *why) {
   else
     node_log(n, "connection to %.8s abandoned: %s", p->id_text, why);
   g_hash_table_remove(n->peers, p->id_text);
+  if (p->state == PEER_UP)
+    gossip_link_down(n, p);
   peer_free(p);
 }
 
@@ -75,9 +79,9 @@ static void on_ice_recv(kith_ice *ice, const uint8_t *buf, size_t len,
     p->state = PEER_UP;
     node_log(n, "link to %.8s up (%s, %s)", p->id_text, kith_ice_path(p->ice),
              kith_ice_remote_addr(p->ice));
-    g_hash_table_remove(n->backoff, p->id_text);
-    g_hash_table_remove(n->backoff_step, p->id_text);
-    gossip_link_up(p);
+    frames_link_up(p);
+    if (g_hash_table_lookup(n->peers, id_text) == p)
+      gossip_link_up(n, p);
   }
   /* A frame handler may close the link: look the peer up again each time. */
   for (guint i = 0; i < frames->len; i++) {
@@ -85,7 +89,7 @@ static void on_ice_recv(kith_ice *ice, const uint8_t *buf, size_t len,
     const uint8_t *f = g_bytes_get_data(frames->pdata[i], &flen);
     if (g_hash_table_lookup(n->peers, id_text) != p)
       break;
-    gossip_on_frame(p, f, flen);
+    frames_on_frame(p, f, flen);
   }
   g_ptr_array_unref(frames);
   if (g_hash_table_lookup(n->peers, id_text) != p)
@@ -224,6 +228,7 @@ static node_peer *peer_new(kith_node *n, const uint8_t id[32], int offerer) {
   p->started_ms = p->last_rx_ms = node_now();
   p->have = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
                                   (GDestroyNotify)g_byte_array_unref);
+  p->have_sent = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   p->sess = kith_session_new(&n->me, id, offerer);
   cfg.controlling = memcmp(n->me.pk, id, KITH_ID_LEN) < 0;
   cfg.loopback = n->loopback;

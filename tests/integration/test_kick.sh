@@ -50,7 +50,13 @@ check "the kick started a new epoch" test "$epoch" -ge 1
 check "ben sets the topic" k ben topic club "board games on friday"
 topic_is() { test "$(k "$1" --json group info club | json_field topic)" = "$2"; }
 check "the topic reaches dan" wait_for 10 topic_is dan "board games on friday"
+epoch_before=$(k ann --json group info club | json_field epoch)
 check "dan leaves" k dan leave club
+# A message sent after ann has seen the leave (and the rekey that follows
+# it) is sealed to the new epoch.
+epoch_after() { test "$(k ann --json group info club | json_field epoch)" -gt "$epoch_before"; }
+check "ann sees the leave and a rekey follows" wait_for 15 epoch_after
+echo "  ann's epoch: $epoch_before before, $(k ann --json group info club | json_field epoch) after"
 k ann send club "after dan left" >/dev/null
 check "ben reads what came after dan left" \
   wait_for 15 log_has ben club "after dan left"

@@ -225,6 +225,21 @@ static void messages_respect_the_size_cap(void **state) {
   run_clear(&x);
 }
 
+/* Sets smaller than the branch factor split into fewer parts (9 items once
+ * read past the start of the item array). */
+static void small_sets_of_every_size_reconcile(void **state) {
+  (void)state;
+  run x;
+  for (size_t n = 1; n <= 3 * KITH_RECON_BRANCH; n++) {
+    check_case(200 + n, n, 0, 0, 1000000, &x);
+    run_clear(&x);
+    if (n >= 2) {
+      check_case(100 + n, n, 1, 1, 1000000, &x);
+      run_clear(&x);
+    }
+  }
+}
+
 static void duplicates_are_ignored(void **state) {
   kith_recon *r = kith_recon_new();
   uint8_t id[32] = {1};
@@ -514,6 +529,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(equal_sets_take_one_round_and_report_nothing),
       cmocka_unit_test(both_empty_sets_agree_at_once),
+      cmocka_unit_test(small_sets_of_every_size_reconcile),
       cmocka_unit_test(one_empty_side_gets_everything),
       cmocka_unit_test(disjoint_sets_exchange_all_ids),
       cmocka_unit_test(nearly_equal_sets_find_exactly_the_difference),

@@ -1,0 +1,141 @@
+/* kith: gossip engine internals shared by core/gossip*.c. */
+#ifndef KITH_GOSSIP_INT_H
+#define KITH_GOSSIP_INT_H
+
+#include <glib.h>
+#include <msgpack.h>
+
+#include "codec.h"
+#include "gossip.h"
+#include "reconcile.h"
+
+#define PEERS_MAX 40 /* linked or pending peers tracked: active + spare */
+#define SHUFFLE_N 8  /* ids in one shuffle sample */
+#define TTL_MAX 16   /* longest random walk accepted */
+#define HOPS_MAX 255
+#define KNOWN_MAX (1u << 20) /* ids offered to reconciliation */
+/* RECON frame roles: what the sender is in that reconciliation */
+enum { RECON_RESPONDER = 0, RECON_INITIATOR = 1, RECON_START = 2 };
+#define OPT_THRESHOLD 4 /* hops saved before the tree is rewired */
+
+/* Why the engine asked for a link to a peer. */
+enum { INTENT_NONE, INTENT_JOIN, INTENT_NEIGHBOR_LO, INTENT_NEIGHBOR_HI };
+
+typedef struct lazy_ent {
+  uint8_t id[32];
+  uint8_t hops; /* how far the event had come when we got it */
+} lazy_ent;
+
+typedef struct gpeer {
+  uint8_t id[32];
+  uint8_t used;          /* slot in use (slots never move) */
+  uint8_t linked;        /* the caller reported the link up */
+  uint8_t active;        /* in the active view */
+  uint8_t eager;         /* Plumtree: push payloads (else announce ids) */
+  uint8_t intent;        /* INTENT_*: what to say once linked */
+  uint8_t awaiting;      /* NEIGHBOR sent, reply pending */
+  uint64_t deadline;     /* intent / reply timeout */
+  uint64_t since;        /* linked or created at */
+  struct lazy_ent *lazy; /* ids to announce, up to KITH_GOSSIP_IDS_MAX */
+  uint32_t n_lazy, cap_lazy;
+  /* reconciliations with this peer: [0] started here, [1] by the peer.
+   * Each has its own snapshot (reconcile.h: one at a time per object). */
+  kith_recon *rs[2];
+} gpeer;
+
+typedef struct known_item {
+  uint64_t ts;
+  uint8_t id[32];
+} known_item;
+
+typedef struct cached {
+  uint8_t id[32];
+  uint8_t from[32]; /* who delivered it first (zero: published here) */
+  uint64_t ts;
+  uint32_t hops;
+  uint8_t *data;
+  size_t len;
+} cached;
+
+typedef struct pending {
+  uint8_t id[32];
+  uint8_t from[32];
+  uint64_t ts;
+  uint32_t hops;
+  int push; /* forward eagerly once valid */
+  uint8_t *data;
+  size_t len;
+} pending;
+
+typedef struct missing {
+  uint8_t id[32];
+  uint8_t who[KITH_GOSSIP_ANNOUNCERS][32];
+  uint8_t hops[KITH_GOSSIP_ANNOUNCERS]; /* UINT8_MAX once tried */
+  uint32_t n;
+  uint64_t deadline;
+} missing;
+
+enum { SEEN_PENDING = 1, SEEN_VALID = 2, SEEN_INVALID = 3 };
+
+struct kith_gossip {
+  uint8_t self[32];
+  kith_gossip_config cfg;
+  uint64_t rng;
+  gpeer peers[PEERS_MAX];
+  uint32_t n_peers;
+  uint8_t passive[KITH_GOSSIP_PASSIVE_CAP][32];
+  uint32_t n_passive;
+  GHashTable *seen; /* id -> SEEN_* */
+  GQueue seen_fifo;
+  GHashTable *cache; /* id -> cached */
+  GQueue cache_fifo;
+  size_t cache_bytes;
+  GHashTable *pend;    /* id -> pending */
+  GHashTable *missing; /* id -> missing */
+  GArray *known;       /* known_item of valid events, for anti-entropy */
+  uint64_t ihave_at, repair_at, shuffle_at, recon_at; /* 0 = unset */
+  uint32_t repair_tries; /* refused NEIGHBOR requests in a row */
+  kith_gossip_stats st;
+};
+
+/* gossip.c */
+uint64_t gs_rand(kith_gossip *g);
+uint32_t gs_below(kith_gossip *g, uint32_t n);
+uint64_t gs_jitter(kith_gossip *g, uint32_t period);
+void gs_arm(kith_gossip *g, uint64_t now);
+gpeer *gs_peer(kith_gossip *g, const uint8_t id[32]);
+gpeer *gs_peer_add(kith_gossip *g, const uint8_t id[32], uint64_t now);
+void gs_peer_drop(kith_gossip *g, gpeer *p);
+uint32_t gs_active_list(kith_gossip *g, gpeer **list);
+void gs_send(kith_gossip *g, const uint8_t peer[32], kith_pack *pk,
+             kith_out *out);
+void gs_send_ids(kith_gossip *g, const uint8_t peer[32], int type,
+                 const uint8_t *ids, size_t n, kith_out *out);
+void gs_send_simple(kith_gossip *g, const uint8_t peer[32], int type, int arg,
+                    kith_out *out);
+kith_err gs_read_ids(const msgpack_object *o, size_t max, uint8_t (*buf)[32],
+                     size_t *n);
+
+/* gossip_overlay.c */
+void ov_passive_add(kith_gossip *g, const uint8_t id[32]);
+void ov_passive_del(kith_gossip *g, const uint8_t id[32]);
+void ov_link_up(kith_gossip *g, gpeer *p, uint64_t now, kith_out *out);
+void ov_link_down(kith_gossip *g, const uint8_t id[32], uint64_t now,
+                  kith_out *out);
+kith_err ov_recv(kith_gossip *g, gpeer *p, const uint8_t from[32], int type,
+                 const msgpack_object *f, uint32_t nf, uint64_t now,
+                 kith_out *out);
+void ov_tick(kith_gossip *g, uint64_t now, kith_out *out);
+uint64_t ov_deadline(const kith_gossip *g);
+
+/* gossip_plum.c */
+kith_err pt_recv(kith_gossip *g, gpeer *p, const uint8_t from[32], int type,
+                 const msgpack_object *f, uint32_t nf, uint64_t now,
+                 kith_out *out);
+void pt_tick(kith_gossip *g, uint64_t now, kith_out *out);
+uint64_t pt_deadline(const kith_gossip *g);
+void pt_peer_gone(kith_gossip *g, gpeer *p);
+void pt_free_cached(gpointer v);
+void pt_free_pending(gpointer v);
+
+#endif
