@@ -38,7 +38,7 @@ static kith_err pack_invite(const kith_invite *inv, uint8_t **out,
                             size_t *len) {
   kith_pack p;
   kith_pack_init(&p);
-  kith_pack_array(&p, 5);
+  kith_pack_array(&p, inv->n_others ? 6 : 5);
   kith_pack_uint(&p, INVITE_VERSION);
   kith_pack_bin(&p, inv->group_id, sizeof inv->group_id);
   kith_pack_bin(&p, inv->secret, sizeof inv->secret);
@@ -49,18 +49,33 @@ static kith_err pack_invite(const kith_invite *inv, uint8_t **out,
     kith_pack_cstr(&p, inv->addrs[i].host);
     kith_pack_uint(&p, inv->addrs[i].port);
   }
+  if (inv->n_others) {
+    kith_pack_array(&p, (uint32_t)inv->n_others);
+    for (size_t i = 0; i < inv->n_others; i++) {
+      kith_pack_array(&p, 3);
+      kith_pack_bin(&p, inv->others[i].id, KITH_ID_LEN);
+      kith_pack_cstr(&p, inv->others[i].addr.host);
+      kith_pack_uint(&p, inv->others[i].addr.port);
+    }
+  }
   return kith_pack_take(&p, out, len);
 }
 
+static int addr_is_valid(const kith_addr *a) {
+  size_t n = strnlen(a->host, sizeof a->host);
+  return n < sizeof a->host && host_is_valid(a->host, n) && a->port != 0;
+}
+
 static kith_err check_invite(const kith_invite *inv) {
-  if (inv->n_addrs < 1 || inv->n_addrs > KITH_INVITE_MAX_ADDRS)
+  if (inv->n_addrs < 1 || inv->n_addrs > KITH_INVITE_MAX_ADDRS ||
+      inv->n_others > KITH_INVITE_MAX_OTHERS)
     return KITH_ERR_ARG;
-  for (size_t i = 0; i < inv->n_addrs; i++) {
-    const kith_addr *a = &inv->addrs[i];
-    size_t n = strnlen(a->host, sizeof a->host);
-    if (n == sizeof a->host || !host_is_valid(a->host, n) || a->port == 0)
+  for (size_t i = 0; i < inv->n_addrs; i++)
+    if (!addr_is_valid(&inv->addrs[i]))
       return KITH_ERR_ARG;
-  }
+  for (size_t i = 0; i < inv->n_others; i++)
+    if (!addr_is_valid(&inv->others[i].addr))
+      return KITH_ERR_ARG;
   return KITH_OK;
 }
 
@@ -97,13 +112,12 @@ kith_err kith_invite_encode(const kith_invite *inv, char *out, size_t cap) {
   return err;
 }
 
-static kith_err read_addr(const msgpack_object *o, kith_addr *a) {
-  const msgpack_object *f;
+/* [host, port] (or, for a member, [id, host, port]: f points past id). */
+static kith_err read_host_port(const msgpack_object *f, kith_addr *a) {
   const char *host;
   size_t n;
   uint64_t port;
-  if (kith_codec_array(o, 2, &f) != KITH_OK ||
-      kith_codec_str(&f[0], KITH_INVITE_HOST_MAX, &host, &n) != KITH_OK ||
+  if (kith_codec_str(&f[0], KITH_INVITE_HOST_MAX, &host, &n) != KITH_OK ||
       !host_is_valid(host, n) ||
       kith_codec_uint(&f[1], UINT16_MAX, &port) != KITH_OK || port == 0)
     return KITH_ERR_DECODE;
@@ -113,10 +127,33 @@ static kith_err read_addr(const msgpack_object *o, kith_addr *a) {
   return KITH_OK;
 }
 
+static kith_err read_addr(const msgpack_object *o, kith_addr *a) {
+  const msgpack_object *f;
+  if (kith_codec_array(o, 2, &f) != KITH_OK)
+    return KITH_ERR_DECODE;
+  return read_host_port(f, a);
+}
+
+static kith_err read_others(const msgpack_object *o, kith_invite *inv) {
+  const msgpack_object *list, *f;
+  if (kith_codec_array(o, UINT32_MAX, &list) != KITH_OK ||
+      o->via.array.size < 1 || o->via.array.size > KITH_INVITE_MAX_OTHERS)
+    return KITH_ERR_DECODE;
+  for (uint32_t i = 0; i < o->via.array.size; i++)
+    if (kith_codec_array(&list[i], 3, &f) != KITH_OK ||
+        kith_codec_bin_fixed(&f[0], inv->others[i].id, KITH_ID_LEN) !=
+            KITH_OK ||
+        read_host_port(f + 1, &inv->others[i].addr) != KITH_OK)
+      return KITH_ERR_DECODE;
+  inv->n_others = o->via.array.size;
+  return KITH_OK;
+}
+
 static kith_err read_invite(const msgpack_object *root, kith_invite *inv) {
   const msgpack_object *f, *addrs;
   uint64_t version;
-  if (kith_codec_array(root, 5, &f) != KITH_OK ||
+  uint32_t nf = root->type == MSGPACK_OBJECT_ARRAY ? root->via.array.size : 0;
+  if ((nf != 5 && nf != 6) || kith_codec_array(root, nf, &f) != KITH_OK ||
       kith_codec_uint(&f[0], UINT64_MAX, &version) != KITH_OK ||
       version != INVITE_VERSION ||
       kith_codec_bin_fixed(&f[1], inv->group_id, 32) != KITH_OK ||
@@ -131,7 +168,7 @@ static kith_err read_invite(const msgpack_object *root, kith_invite *inv) {
     if (read_addr(&addrs[i], &inv->addrs[i]) != KITH_OK)
       return KITH_ERR_DECODE;
   inv->n_addrs = n;
-  return KITH_OK;
+  return nf == 6 ? read_others(&f[5], inv) : KITH_OK;
 }
 
 /* Strips white space and the prefix, checks the alphabet and decodes the

@@ -2,7 +2,10 @@
  *
  * A code is "kith:" followed by base64url (no padding) of
  *   msgpack [version=1, group_id bin32, invite_secret bin32,
- *            inviter_id bin32, addrs [[host str, port uint], ...]]
+ *            inviter_id bin32, addrs [[host str, port uint], ...],
+ *            (optional) others [[node_id bin32, host str, port uint], ...]]
+ * others lists up to KITH_INVITE_MAX_OTHERS further members that can admit
+ * the holder when the inviter is offline; it is left out when empty.
  * followed by 4 checksum bytes = first 4 bytes of BLAKE2b-256 of the
  * msgpack bytes. The invite secret is the Ed25519 seed of the invite key
  * pair; the invite event in the group publishes only its public key. */
@@ -16,6 +19,7 @@
 #include "ident.h"
 
 #define KITH_INVITE_MAX_ADDRS 8
+#define KITH_INVITE_MAX_OTHERS 3
 #define KITH_INVITE_HOST_MAX 63
 #define KITH_INVITE_CODE_MAX 1024 /* characters, including "kith:" */
 
@@ -24,12 +28,19 @@ typedef struct kith_addr {
   uint16_t port;
 } kith_addr;
 
+typedef struct kith_invite_member {
+  uint8_t id[KITH_ID_LEN];
+  kith_addr addr;
+} kith_invite_member;
+
 typedef struct kith_invite {
   uint8_t group_id[32];
   uint8_t secret[32];
   uint8_t inviter[KITH_ID_LEN];
   size_t n_addrs;
   kith_addr addrs[KITH_INVITE_MAX_ADDRS];
+  size_t n_others;
+  kith_invite_member others[KITH_INVITE_MAX_OTHERS];
 } kith_invite;
 
 /* Writes the code (NUL-terminated) to out. KITH_ERR_LIMIT if cap is too

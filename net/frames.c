@@ -41,7 +41,7 @@ static int peer_may_sync(node_peer *p, node_group *ng) {
   for (guint i = 0; i < n->joins->len; i++) {
     node_join *j = n->joins->pdata[i];
     if (memcmp(j->inv.group_id, kith_group_id(ng->g), 32) == 0 &&
-        memcmp(j->inv.inviter, p->id, KITH_ID_LEN) == 0)
+        memcmp(j->target, p->id, KITH_ID_LEN) == 0)
       return 1;
   }
   return 0;
@@ -51,7 +51,7 @@ static int peer_may_sync(node_peer *p, node_group *ng) {
 static int joining_via(node_peer *p) {
   for (guint i = 0; i < p->node->joins->len; i++) {
     node_join *j = p->node->joins->pdata[i];
-    if (memcmp(j->inv.inviter, p->id, KITH_ID_LEN) == 0)
+    if (memcmp(j->target, p->id, KITH_ID_LEN) == 0)
       return 1;
   }
   return 0;
@@ -98,7 +98,7 @@ static int nodes_share_group(kith_node *n, const uint8_t a[32],
 
 /* Tells the peer where the other members of the groups it shares with us
  * are, so the mesh grows without a server. */
-static void send_addrs(node_peer *p) {
+static void send_addrs(node_peer *p, const kith_stored_peer *only) {
   kith_node *n = p->node;
   GHashTableIter it;
   gpointer v;
@@ -108,9 +108,13 @@ static void send_addrs(node_peer *p) {
   g_hash_table_iter_init(&it, n->addrs);
   while (g_hash_table_iter_next(&it, NULL, &v) && list->len < ADDRS_MAX) {
     kith_stored_peer *sp = v;
-    if (memcmp(sp->node, p->id, KITH_ID_LEN) != 0 &&
+    if ((!only || sp == only) && memcmp(sp->node, p->id, KITH_ID_LEN) != 0 &&
         nodes_share_group(n, sp->node, p->id))
       g_ptr_array_add(list, sp);
+  }
+  if (list->len == 0 && only) {
+    g_ptr_array_unref(list);
+    return;
   }
   kith_pack_init(&pk);
   kith_pack_array(&pk, 2);
@@ -127,17 +131,29 @@ static void send_addrs(node_peer *p) {
   send_packed(p, &pk);
 }
 
+void frames_announce_addr(kith_node *n, const kith_stored_peer *sp) {
+  GList *peers = g_hash_table_get_values(n->peers);
+
+  for (GList *l = peers; l; l = l->next) {
+    node_peer *p = l->data;
+    /* Sending may close a link: only peers still in the table. */
+    if (g_hash_table_lookup(n->peers, p->id_text) == p && p->state == PEER_UP)
+      send_addrs(p, sp);
+  }
+  g_list_free(peers);
+}
+
 void frames_link_up(node_peer *p) {
   kith_node *n = p->node;
 
-  send_addrs(p);
+  send_addrs(p, NULL);
   /* A joiner announces what it holds of the group it joins (nothing, or
    * what an interrupted join brought); the admitter answers with what it
    * holds and sends the rest. */
   for (guint i = 0; i < n->joins->len; i++) {
     node_join *j = n->joins->pdata[i];
     node_group *ng = node_group_get(n, j->inv.group_id);
-    if (ng && memcmp(j->inv.inviter, p->id, KITH_ID_LEN) == 0) {
+    if (ng && memcmp(j->target, p->id, KITH_ID_LEN) == 0) {
       g_hash_table_add(p->have_sent, g_strdup(ng->id_text));
       send_have(p, ng);
     }

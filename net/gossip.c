@@ -128,8 +128,8 @@ static void maybe_disconnect(kith_node *n, const uint8_t peer[32]) {
   if (!p || gossip_wants_link(n, peer))
     return;
   for (guint i = 0; i < n->joins->len; i++)
-    if (memcmp(((node_join *)n->joins->pdata[i])->inv.inviter, peer,
-               KITH_ID_LEN) == 0)
+    if (memcmp(((node_join *)n->joins->pdata[i])->target, peer, KITH_ID_LEN) ==
+        0)
       return;
   peer_close(p, "no group's overlay needs this link");
 }

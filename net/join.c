@@ -115,10 +115,17 @@ out:
 static node_join *find_join(kith_node *n, const uint8_t inviter[32]) {
   for (guint i = 0; i < n->joins->len; i++) {
     node_join *j = n->joins->pdata[i];
-    if (memcmp(j->inv.inviter, inviter, KITH_ID_LEN) == 0)
+    if (memcmp(j->target, inviter, KITH_ID_LEN) == 0)
       return j;
   }
   return NULL;
+}
+
+static int joining_group(kith_node *n, const uint8_t gid[32]) {
+  for (guint i = 0; i < n->joins->len; i++)
+    if (memcmp(((node_join *)n->joins->pdata[i])->inv.group_id, gid, 32) == 0)
+      return 1;
+  return 0;
 }
 
 /* Ends a join: replies to the caller (error when msg != NULL) and, if we
@@ -128,7 +135,7 @@ static void finish(kith_node *n, node_join *j, kith_err code, const char *msg) {
   char text[KITH_ID_TEXT_LEN + 1];
   node_peer *p;
 
-  kith_id_to_text(j->inv.inviter, text);
+  kith_id_to_text(j->target, text);
   p = g_hash_table_lookup(n->peers, text);
   g_ptr_array_remove(n->joins, j);
   if (msg) {
@@ -174,28 +181,58 @@ static kith_err pack_request(kith_node *n, node_join *j, uint8_t **out,
   return kith_pack_take(&pk, out, len);
 }
 
-/* Sends (or re-sends) the join offer to the next address of the code. */
+/* The k-th way in: the inviter's addresses, then the other members the
+ * code names (any member can admit). */
+static void candidate(const node_join *j, size_t k, const uint8_t **id,
+                      const kith_addr **a) {
+  size_t n = j->inv.n_addrs + j->inv.n_others;
+
+  k %= n;
+  if (k < j->inv.n_addrs) {
+    *id = j->inv.inviter;
+    *a = &j->inv.addrs[k];
+  } else {
+    *id = j->inv.others[k - j->inv.n_addrs].id;
+    *a = &j->inv.others[k - j->inv.n_addrs].addr;
+  }
+}
+
+/* Sends (or re-sends) the join offer to the next way in. */
 static void try_next_addr(kith_node *n, node_join *j, uint64_t now) {
   char text[KITH_ID_TEXT_LEN + 1];
-  const kith_addr *a = &j->inv.addrs[j->next_addr % j->inv.n_addrs];
+  const uint8_t *id;
+  const kith_addr *a;
   node_peer *p;
+  uint8_t *req;
+  size_t len;
 
-  kith_id_to_text(j->inv.inviter, text);
-  p = g_hash_table_lookup(n->peers, text);
-  j->next_addr++;
+  candidate(j, j->next_addr++, &id, &a);
   j->next_try_ms = now + JOIN_RETRY_MS;
+  if (memcmp(id, n->me.pk, KITH_ID_LEN) == 0)
+    return;
+  if (memcmp(id, j->target, KITH_ID_LEN) != 0) {
+    /* Moving on to another member: drop the attempt at the last one. */
+    kith_id_to_text(j->target, text);
+    p = g_hash_table_lookup(n->peers, text);
+    if (p && p->state != PEER_UP)
+      peer_close(p, "trying another member");
+    memcpy(j->target, id, KITH_ID_LEN);
+  }
+  kith_id_to_text(id, text);
+  p = g_hash_table_lookup(n->peers, text);
   if (p && p->offerer && p->join && p->state <= PEER_OFFERED) {
     peer_reoffer(p, a->host, a->port);
     return;
   }
   if (p)
     return; /* connecting or up: wait for it */
-  uint8_t *req;
-  size_t len;
   if (pack_request(n, j, &req, &len) != KITH_OK)
     return;
-  progress(j, "contacting the inviter %.8s at %s:%u", text, a->host, a->port);
-  peer_connect(n, j->inv.inviter, a->host, a->port, req, len);
+  progress(j, "contacting %s %.8s at %s:%u",
+           memcmp(id, j->inv.inviter, KITH_ID_LEN) == 0 ? "the inviter"
+                                                        : "the member",
+           text, a->host, a->port);
+  peer_connect(n, id, a->host, a->port, req, len);
   g_free(req);
 }
 
@@ -235,17 +272,18 @@ void join_start(kith_node *n, kith_rpc_call *call, const char *code,
     return;
   }
   if (memcmp(j->inv.inviter, n->me.pk, KITH_ID_LEN) == 0 ||
-      find_join(n, j->inv.inviter)) {
+      joining_group(n, j->inv.group_id)) {
     kith_rpc_error(call, KITH_ERR_STATE,
                    memcmp(j->inv.inviter, n->me.pk, KITH_ID_LEN) == 0
                        ? "this invite code was made by this node"
-                       : "a join through this inviter is already running");
+                       : "a join of this group is already running");
     join_free(j);
     return;
   }
   if (!ng)
     node_group_add(n, kith_group_new(j->inv.group_id, &n->me));
-  kith_id_to_text(j->inv.inviter, text);
+  memcpy(j->target, j->inv.inviter, KITH_ID_LEN);
+  kith_id_to_text(j->target, text);
   /* An existing link cannot carry the join request: start a new one. */
   p = g_hash_table_lookup(n->peers, text);
   if (p)

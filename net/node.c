@@ -253,6 +253,7 @@ void node_remember_addr(kith_node *n, const uint8_t id[32], const char *host,
   sp->seen_ms = node_wall_ms();
   if (kith_store_put_peer(n->store, id, host, port, sp->seen_ms) != KITH_OK)
     node_log(n, "could not store a peer address");
+  frames_announce_addr(n, sp);
 }
 
 /* Replays a group's stored events through the core to rebuild its state. */

@@ -93,6 +93,7 @@ typedef struct node_group {
 struct node_join {
   kith_rpc_call *call;
   kith_invite inv;
+  uint8_t target[KITH_ID_LEN]; /* the member we are trying to join through */
   char gid_text[KITH_ID_TEXT_LEN + 1];
   uint64_t deadline_ms;
   uint64_t next_try_ms;
@@ -168,6 +169,10 @@ void peer_send_refuse(kith_node *n, const uint8_t to[32], GSocketAddress *dst,
 void frames_link_up(node_peer *p);
 void frames_on_frame(node_peer *p, const uint8_t *buf, size_t len);
 void frames_send_event(node_peer *p, const kith_event *ev);
+/* Tells linked members that share a group with sp's node where it is now
+ * (sent when an address changes, so a node that restarts on another port
+ * is found again; receivers pass on only what changes for them). */
+void frames_announce_addr(kith_node *n, const kith_stored_peer *sp);
 
 /* gossip.c: the per-group engines (core/gossip.h) on the node's links */
 void gossip_group_update(kith_node *n, node_group *ng);

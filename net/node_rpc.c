@@ -385,6 +385,27 @@ static void invite_addrs(kith_node *n, kith_invite *inv) {
   }
 }
 
+/* Other members that can admit the holder if we are offline: linked ones
+ * whose address we know. */
+static void invite_others(kith_node *n, node_group *ng, kith_invite *inv) {
+  GHashTableIter it;
+  gpointer k, v;
+
+  g_hash_table_iter_init(&it, n->addrs);
+  while (g_hash_table_iter_next(&it, &k, &v) &&
+         inv->n_others < KITH_INVITE_MAX_OTHERS) {
+    kith_stored_peer *sp = v;
+    node_peer *p = g_hash_table_lookup(n->peers, k);
+    kith_invite_member *m = &inv->others[inv->n_others];
+    if (!p || p->state != PEER_UP || !kith_group_is_member(ng->g, sp->node))
+      continue;
+    memcpy(m->id, sp->node, KITH_ID_LEN);
+    g_strlcpy(m->addr.host, sp->host, sizeof m->addr.host);
+    m->addr.port = sp->port;
+    inv->n_others++;
+  }
+}
+
 static void rpc_invite(kith_rpc_call *call, const msgpack_object *params,
                        void *ud) {
   kith_node *n = ud;
@@ -418,7 +439,12 @@ static void rpc_invite(kith_rpc_call *call, const msgpack_object *params,
   memcpy(inv.group_id, kith_group_id(ng->g), 32);
   memcpy(inv.inviter, n->me.pk, KITH_ID_LEN);
   invite_addrs(n, &inv);
+  invite_others(n, ng, &inv);
   err = kith_invite_encode(&inv, code, sizeof code);
+  if (err == KITH_ERR_LIMIT && inv.n_others > 0) {
+    inv.n_others = 0; /* long addresses: the inviter alone then */
+    err = kith_invite_encode(&inv, code, sizeof code);
+  }
   sodium_memzero(&inv, sizeof inv);
   if (err != KITH_OK) {
     kith_rpc_error(call, err, "cannot encode the code: %s", kith_strerror(err));

@@ -6,16 +6,30 @@
 #include "../core/codec.h"
 
 #define NONCE_LEN 16
-#define REPLAY_CAP 4096      /* remembered nonces */
+#define REPLAY_CAP 4096      /* remembered nonces, all sources together */
+#define REPLAY_PER_SOURCE 64 /* of which one source IPv4 address may hold */
 #define SOURCES_CAP 1024     /* token buckets (source IPv4 addresses) */
 #define RECV_PER_DISPATCH 64 /* datagrams read per wake-up, then yield */
 /* A bucket refilled to its burst is indistinguishable from a new one. */
 #define IDLE_US ((gint64)KITH_SIGNAL_BURST * G_USEC_PER_SEC / KITH_SIGNAL_RATE)
 
+typedef struct replay_source replay_source;
+
+/* A remembered nonce sits in the nonce set and in two insertion-ordered
+ * queues (all nonces, and its source's), through the links embedded here. */
 typedef struct seen_nonce {
   uint8_t nonce[NONCE_LEN];
+  guint hash;        /* keyed hash of nonce: senders choose nonces */
   int64_t expiry_ms; /* ts + skew: later the ts check rejects it anyway */
+  replay_source *src;
+  GList all_link; /* in kith_signal.seen_order */
+  GList src_link; /* in replay_source.order */
 } seen_nonce;
+
+struct replay_source {
+  guint32 ip;
+  GQueue order; /* its nonces, oldest first; at most REPLAY_PER_SOURCE */
+};
 
 typedef struct bucket {
   double tokens;
@@ -32,6 +46,9 @@ struct kith_signal {
   uint16_t port;
   uint64_t dropped;
   GHashTable *seen;    /* seen_nonce* set, at most REPLAY_CAP */
+  GQueue seen_order;   /* the same seen_nonce, oldest first */
+  GHashTable *sources; /* IPv4 -> replay_source* holding >= 1 nonce */
+  uint8_t hash_key[crypto_shorthash_KEYBYTES];
   GHashTable *buckets; /* IPv4 (host order) -> bucket*, at most SOURCES_CAP */
   int in_cb;           /* inside the user callback */
   int free_pending;    /* kith_signal_free was called from the callback */
@@ -173,10 +190,7 @@ static kith_err verify_sig(const envelope *e) {
 /* ---- limits: replay cache and token buckets ---- */
 
 static guint nonce_hash(gconstpointer k) {
-  const seen_nonce *n = k;
-  guint h;
-  memcpy(&h, n->nonce, sizeof h);
-  return h;
+  return ((const seen_nonce *)k)->hash;
 }
 
 static gboolean nonce_equal(gconstpointer a, gconstpointer b) {
@@ -184,24 +198,59 @@ static gboolean nonce_equal(gconstpointer a, gconstpointer b) {
                 NONCE_LEN) == 0;
 }
 
-static gboolean is_expired(gpointer key, gpointer value, gpointer now) {
-  return ((seen_nonce *)key)->expiry_ms < *(int64_t *)now;
+static void forget_nonce(kith_signal *s, seen_nonce *n) {
+  replay_source *rs = n->src;
+  g_queue_unlink(&s->seen_order, &n->all_link);
+  g_queue_unlink(&rs->order, &n->src_link);
+  if (g_queue_is_empty(&rs->order))
+    g_hash_table_remove(s->sources, GUINT_TO_POINTER(rs->ip));
+  g_hash_table_remove(s->seen, n); /* frees n */
 }
 
-/* Remembers the nonce; FALSE if it was seen (replay) or there is no room. */
-static gboolean remember_nonce(kith_signal *s, const envelope *e,
+/* Makes room for one nonce from ip. Nothing valid is ever refused for lack
+ * of room: a source at its quota forgets its own oldest nonce, and a full
+ * cache its oldest one. A replay of a forgotten datagram then gets through,
+ * which is harmless (receivers handle signal payloads idempotently), while
+ * refusing would let one flooding sender shut out everybody else. */
+static void make_room(kith_signal *s, guint32 ip, int64_t now_ms) {
+  replay_source *rs = g_hash_table_lookup(s->sources, GUINT_TO_POINTER(ip));
+  if (rs != NULL && rs->order.length >= REPLAY_PER_SOURCE) {
+    forget_nonce(s, rs->order.head->data);
+    return;
+  }
+  GList *oldest;
+  while ((oldest = s->seen_order.head) != NULL &&
+         (((seen_nonce *)oldest->data)->expiry_ms < now_ms ||
+          g_hash_table_size(s->seen) >= REPLAY_CAP))
+    forget_nonce(s, oldest->data);
+}
+
+/* Remembers the nonce of a datagram from ip; FALSE if it was seen. */
+static gboolean remember_nonce(kith_signal *s, const envelope *e, guint32 ip,
                                int64_t now_ms) {
   seen_nonce key;
   memcpy(key.nonce, e->nonce, NONCE_LEN);
+  uint8_t h[crypto_shorthash_BYTES];
+  crypto_shorthash(h, e->nonce, NONCE_LEN, s->hash_key);
+  memcpy(&key.hash, h, sizeof key.hash);
   if (g_hash_table_contains(s->seen, &key))
     return FALSE;
-  if (g_hash_table_size(s->seen) >= REPLAY_CAP)
-    g_hash_table_foreach_remove(s->seen, is_expired, &now_ms);
-  if (g_hash_table_size(s->seen) >= REPLAY_CAP)
-    return FALSE;
-  seen_nonce *n = g_new(seen_nonce, 1);
-  *n = key;
+  make_room(s, ip, now_ms);
+  replay_source *rs = g_hash_table_lookup(s->sources, GUINT_TO_POINTER(ip));
+  if (rs == NULL) {
+    rs = g_new0(replay_source, 1);
+    rs->ip = ip;
+    g_hash_table_insert(s->sources, GUINT_TO_POINTER(ip), rs);
+  }
+  seen_nonce *n = g_new0(seen_nonce, 1);
+  memcpy(n->nonce, key.nonce, NONCE_LEN);
+  n->hash = key.hash;
   n->expiry_ms = (int64_t)e->ts + KITH_SIGNAL_SKEW_MS;
+  n->src = rs;
+  n->all_link.data = n;
+  n->src_link.data = n;
+  g_queue_push_tail_link(&s->seen_order, &n->all_link);
+  g_queue_push_tail_link(&rs->order, &n->src_link);
   g_hash_table_add(s->seen, n);
   return TRUE;
 }
@@ -210,15 +259,19 @@ static gboolean is_idle(gpointer key, gpointer value, gpointer now) {
   return *(gint64 *)now - ((bucket *)value)->last_us >= IDLE_US;
 }
 
-static gboolean take_token(kith_signal *s, GSocketAddress *src) {
+/* The source's IPv4 address (the socket is IPv4 only). */
+static gboolean source_ip(GSocketAddress *src, guint32 *ip) {
   if (!G_IS_INET_SOCKET_ADDRESS(src))
     return FALSE;
   GInetAddress *ia =
       g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(src));
   if (g_inet_address_get_family(ia) != G_SOCKET_FAMILY_IPV4)
     return FALSE;
-  guint32 ip;
-  memcpy(&ip, g_inet_address_to_bytes(ia), sizeof ip);
+  memcpy(ip, g_inet_address_to_bytes(ia), sizeof *ip);
+  return TRUE;
+}
+
+static gboolean take_token(kith_signal *s, guint32 ip) {
   gint64 now = g_get_monotonic_time();
   bucket *b = g_hash_table_lookup(s->buckets, GUINT_TO_POINTER(ip));
   if (b == NULL) {
@@ -256,7 +309,9 @@ static gboolean is_fresh(uint64_t ts, int64_t now) {
 /* Opens, checks and delivers one datagram; FALSE if it was dropped. */
 static gboolean accept_datagram(kith_signal *s, const uint8_t *buf, size_t len,
                                 GSocketAddress *src) {
-  if (len <= KITH_SEAL_OVERHEAD || len > KITH_SIGNAL_MAX || !take_token(s, src))
+  guint32 ip;
+  if (len <= KITH_SEAL_OVERHEAD || len > KITH_SIGNAL_MAX ||
+      !source_ip(src, &ip) || !take_token(s, ip))
     return FALSE;
   uint8_t plain[KITH_SIGNAL_MAX];
   size_t plen = len - KITH_SEAL_OVERHEAD;
@@ -270,7 +325,7 @@ static gboolean accept_datagram(kith_signal *s, const uint8_t *buf, size_t len,
                 decode_envelope(&u, &e) == KITH_OK &&
                 sodium_memcmp(e.to, s->me->pk, KITH_ID_LEN) == 0 &&
                 is_fresh(e.ts, now) && verify_sig(&e) == KITH_OK &&
-                remember_nonce(s, &e, now);
+                remember_nonce(s, &e, ip, now);
   if (ok && s->cb != NULL) {
     s->in_cb++;
     s->cb(s, e.from, e.payload, e.len, src, len, s->ud);
@@ -351,6 +406,9 @@ kith_err kith_signal_new(GMainContext *ctx, const kith_ident *me, uint16_t port,
   s->ud = ud;
   s->ctx = ctx != NULL ? g_main_context_ref(ctx) : NULL;
   s->seen = g_hash_table_new_full(nonce_hash, nonce_equal, g_free, NULL);
+  g_queue_init(&s->seen_order);
+  s->sources = g_hash_table_new_full(NULL, NULL, NULL, g_free);
+  crypto_shorthash_keygen(s->hash_key);
   s->buckets = g_hash_table_new_full(NULL, NULL, NULL, g_free);
   kith_err e = open_socket(s, port);
   if (e != KITH_OK) {
@@ -373,7 +431,8 @@ static void destroy(kith_signal *s) {
     g_socket_close(s->sock, NULL);
     g_object_unref(s->sock);
   }
-  g_hash_table_destroy(s->seen);
+  g_hash_table_destroy(s->seen); /* frees the nonces and with them the links */
+  g_hash_table_destroy(s->sources);
   g_hash_table_destroy(s->buckets);
   if (s->ctx != NULL)
     g_main_context_unref(s->ctx);

@@ -58,6 +58,19 @@ check "carol catches up after a restart (2)" \
   wait_for 30 log_has carol friends "while carol was away 2"
 check "state_hash agrees again" wait_for 15 same_state friends alice bob carol
 
+# Any online member can admit: the code names other members too.
+code2=$(k alice --json invite friends | json_field code)
+stop_node alice
+t0=$(now_ms)
+check "with the inviter offline, another member admits dave" \
+  k dave join "$code2" --timeout 30
+echo "join time with the inviter offline: $(( $(now_ms) - t0 )) ms"
+k dave send friends "dave got in" >/dev/null
+check "bob sees dave's message" wait_for 15 log_has bob friends "dave got in"
+start_node alice
+check "alice catches up with dave's admission" \
+  wait_for 30 log_has alice friends "dave got in"
+
 # Bad input.
 out=$(k alice send friends "" 2>&1) && rc=0 || rc=$?
 check "an empty message is refused" test "$rc" -eq 1

@@ -81,6 +81,12 @@ static void assert_invite_equal(const kith_invite *a, const kith_invite *b) {
     assert_string_equal(a->addrs[i].host, b->addrs[i].host);
     assert_int_equal(a->addrs[i].port, b->addrs[i].port);
   }
+  assert_int_equal(a->n_others, b->n_others);
+  for (size_t i = 0; i < a->n_others; i++) {
+    assert_memory_equal(a->others[i].id, b->others[i].id, KITH_ID_LEN);
+    assert_string_equal(a->others[i].addr.host, b->others[i].addr.host);
+    assert_int_equal(a->others[i].addr.port, b->others[i].addr.port);
+  }
 }
 
 static void vector_reproduces(void **state) {
@@ -134,6 +140,35 @@ static void round_trips(void **state) {
     assert_int_equal(kith_invite_encode(&inv, code, need), KITH_OK);
     assert_int_equal(kith_invite_encode(&inv, code, need - 1), KITH_ERR_LIMIT);
   }
+}
+
+/* Other members that can admit when the inviter is offline travel in the
+ * code too; with none, the layout is the 5-element one of the vector. */
+static void other_members_round_trip(void **state) {
+  for (size_t k = 1; k <= KITH_INVITE_MAX_OTHERS; k++) {
+    kith_invite inv, back;
+    char code[KITH_INVITE_CODE_MAX + 1];
+    fill_invite(&inv, 2);
+    inv.n_others = k;
+    for (size_t i = 0; i < k; i++) {
+      memset(inv.others[i].id, (int)(0x10 + i), KITH_ID_LEN);
+      g_strlcpy(inv.others[i].addr.host, "127.0.0.1",
+                sizeof inv.others[i].addr.host);
+      inv.others[i].addr.port = (uint16_t)(7000 + i);
+    }
+    assert_int_equal(kith_invite_encode(&inv, code, sizeof code), KITH_OK);
+    assert_int_equal(kith_invite_decode(code, &back), KITH_OK);
+    assert_invite_equal(&back, &inv);
+  }
+  kith_invite inv;
+  char code[KITH_INVITE_CODE_MAX + 1];
+  fill_invite(&inv, 1);
+  inv.n_others = KITH_INVITE_MAX_OTHERS + 1;
+  assert_int_equal(kith_invite_encode(&inv, code, sizeof code), KITH_ERR_ARG);
+  fill_invite(&inv, 1);
+  inv.n_others = 1;
+  inv.others[0].addr.port = 0;
+  assert_int_equal(kith_invite_encode(&inv, code, sizeof code), KITH_ERR_ARG);
 }
 
 static void encode_rejects_bad_invites(void **state) {
@@ -332,6 +367,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(vector_reproduces),
       cmocka_unit_test(round_trips),
+      cmocka_unit_test(other_members_round_trip),
       cmocka_unit_test(encode_rejects_bad_invites),
       cmocka_unit_test(single_char_changes_detected),
       cmocka_unit_test(prefix_and_space),
