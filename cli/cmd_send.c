@@ -183,21 +183,78 @@ static int subscribe(cli_rpc *r, follow *f, const char *group) {
                       &res);
 }
 
-static int fetch_log(cli_rpc *r, follow *f, const char *group, gint n) {
+/* Asks for the page of the log before event `before` ("" for the newest),
+ * keeping it packed in pages. Sets *first to the page's first event id
+ * (g_malloc'ed, NULL for an empty page) and *count to its size. */
+static int fetch_page(cli_rpc *r, follow *f, const char *group, gint want,
+                      const char *before, GPtrArray *pages, char **first,
+                      guint *count) {
   kith_pack p;
   kith_pack_init(&p);
-  kith_pack_array(&p, 2);
+  kith_pack_array(&p, 3);
   kith_pack_cstr(&p, group);
-  kith_pack_uint(&p, (uint64_t)n);
+  kith_pack_uint(&p, (uint64_t)want);
+  kith_pack_cstr(&p, before);
   const msgpack_object *res = NULL;
   int rc = cli_rpc_call(r, "log", &p, CLI_CALL_TIMEOUT_MS, on_message, f, &res);
+  *first = NULL;
+  *count = 0;
   if (rc != CLI_OK)
     return rc;
   if (res->type != MSGPACK_OBJECT_ARRAY)
     return cli_error("the node sent a malformed log");
-  for (uint32_t i = 0; i < res->via.array.size; i++)
-    print_new(f, &res->via.array.ptr[i]);
+  *count = res->via.array.size;
+  if (*count == 0)
+    return CLI_OK;
+  const msgpack_object *id = cli_map_get(&res->via.array.ptr[0], "event_id");
+  if (id == NULL || id->type != MSGPACK_OBJECT_STR)
+    return cli_error("the node sent a malformed log");
+  *first = g_strndup(id->via.str.ptr, id->via.str.size);
+  kith_pack keep;
+  kith_pack_init(&keep);
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  if (msgpack_pack_object(&keep.pk, *res) != 0 ||
+      kith_pack_take(&keep, &buf, &len) != KITH_OK) {
+    kith_pack_clear(&keep);
+    return cli_error("out of memory");
+  }
+  g_ptr_array_add(pages, g_bytes_new_take(buf, len));
   return CLI_OK;
+}
+
+/* The node answers a long log in pages, newest first; they are printed
+ * oldest first. */
+static int fetch_log(cli_rpc *r, follow *f, const char *group, gint n) {
+  GPtrArray *pages =
+      g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+  char *before = g_strdup("");
+  gint got = 0;
+  int rc = CLI_OK;
+  while (rc == CLI_OK && (n == 0 || got < n)) {
+    char *first = NULL;
+    guint count = 0;
+    rc =
+        fetch_page(r, f, group, n ? n - got : 0, before, pages, &first, &count);
+    g_free(before);
+    before = first;
+    got += (gint)count;
+    if (count == 0 || first == NULL)
+      break;
+  }
+  g_free(before);
+  for (guint i = pages->len; rc == CLI_OK && i-- > 0;) {
+    gsize len = 0;
+    const uint8_t *buf = g_bytes_get_data(pages->pdata[i], &len);
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    if (kith_codec_unpack_loose(buf, len, &u) == KITH_OK)
+      for (uint32_t k = 0; k < u.data.via.array.size; k++)
+        print_new(f, &u.data.via.array.ptr[k]);
+    msgpack_unpacked_destroy(&u);
+  }
+  g_ptr_array_unref(pages);
+  return rc;
 }
 
 /* With --follow: subscribe first, so nothing falls between the log and

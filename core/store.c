@@ -93,10 +93,14 @@ static const char *const stmt_sql[ST_COUNT] = {
                     " sender, text) VALUES(?1, ?2, ?3, ?4, ?5)",
     [ST_LOAD_EVENTS] =
         "SELECT raw FROM events WHERE group_id = ?1 ORDER BY depth, id",
+    /* ?3: NULL, or an event id: only messages before it in display
+     * order (for reading a long log page by page). */
     [ST_LIST_MESSAGES] =
         "SELECT event_id, sender, ts, text FROM (SELECT event_id, sender, ts,"
-        " text FROM texts WHERE group_id = ?1 ORDER BY ts DESC, event_id DESC"
-        " LIMIT ?2) ORDER BY ts, event_id",
+        " text FROM texts WHERE group_id = ?1 AND (?3 IS NULL OR ts <"
+        " (SELECT ts FROM texts WHERE event_id = ?3) OR (ts = (SELECT ts FROM"
+        " texts WHERE event_id = ?3) AND event_id < ?3))"
+        " ORDER BY ts DESC, event_id DESC LIMIT ?2) ORDER BY ts, event_id",
     [ST_PUT_SECRET] = "INSERT INTO secrets(group_id, epoch, secret)"
                       " VALUES(?1, ?2, ?3) ON CONFLICT(group_id, epoch)"
                       " DO UPDATE SET secret = excluded.secret",
@@ -639,6 +643,12 @@ static kith_err msg_row(kith_store *s, sqlite3_stmt *st, void *vctx) {
 
 kith_err kith_store_list_messages(kith_store *s, const uint8_t gid[32],
                                   size_t n, GPtrArray *out) {
+  return kith_store_list_messages_before(s, gid, n, NULL, out);
+}
+
+kith_err kith_store_list_messages_before(kith_store *s, const uint8_t gid[32],
+                                         size_t n, const uint8_t *before,
+                                         GPtrArray *out) {
   if (!s || !gid || !out)
     return KITH_ERR_ARG;
   sqlite3_stmt *st = s->st[ST_LIST_MESSAGES];
@@ -647,6 +657,8 @@ kith_err kith_store_list_messages(kith_store *s, const uint8_t gid[32],
                         (GDestroyNotify)kith_stored_msg_free)};
   int rc = sqlite3_bind_blob(st, 1, gid, 32, SQLITE_STATIC);
   rc = first_rc(rc, sqlite3_bind_int64(st, 2, limit));
+  rc = first_rc(rc, before ? sqlite3_bind_blob(st, 3, before, 32, SQLITE_STATIC)
+                           : sqlite3_bind_null(st, 3));
   kith_err err = each_row(s, st, rc, msg_row, &c);
   if (err) {
     g_ptr_array_unref(c.out);

@@ -55,6 +55,13 @@ void kith_stored_msg_free(kith_stored_msg *m);
 KITH_MUST kith_err kith_store_list_messages(kith_store *s,
                                             const uint8_t gid[32], size_t n,
                                             GPtrArray *out);
+/* The same, among the messages before event `before` in display order
+ * (before NULL: all), for reading a long log page by page. */
+KITH_MUST kith_err kith_store_list_messages_before(kith_store *s,
+                                                   const uint8_t gid[32],
+                                                   size_t n,
+                                                   const uint8_t *before,
+                                                   GPtrArray *out);
 
 /* Epoch secrets. load appends (epoch uint64 LE 8 bytes || secret 32) blocks
  * of 40 bytes to out. */

@@ -203,13 +203,42 @@ static void push_missing(node_peer *p, node_group *ng, GByteArray *theirs) {
   kith_group_event_ids(ng->g, ours);
   for (guint i = 0; i + 32 <= ours->len; i += 32) {
     GBytes *k = g_bytes_new_static(ours->data + i, 32);
-    if (!g_hash_table_contains(have, k))
-      frames_send_event(p, kith_group_event(ng->g, ours->data + i));
+    if (!g_hash_table_contains(have, k) &&
+        g_queue_get_length(p->push) < SYNC_MAX_IDS) {
+      uint8_t *item = g_malloc(64);
+      memcpy(item, kith_group_id(ng->g), 32);
+      memcpy(item + 32, ours->data + i, 32);
+      g_queue_push_tail(p->push, item);
+    }
     g_bytes_unref(k);
   }
   g_byte_array_unref(ours);
   g_hash_table_unref(have);
   g_ptr_array_unref(keys);
+  frames_pump(p);
+}
+
+/* Sends queued history while the link's send buffer is short, so a large
+ * history flows at the link's pace instead of filling memory. */
+void frames_pump(node_peer *p) {
+  kith_node *n = p->node;
+  char id_text[KITH_ID_TEXT_LEN + 1];
+
+  if (p->pumping)
+    return;
+  p->pumping = 1;
+  g_strlcpy(id_text, p->id_text, sizeof id_text);
+  while (!g_queue_is_empty(p->push) && p->outbuf->len < PUSH_WINDOW) {
+    uint8_t *item = g_queue_pop_head(p->push);
+    node_group *ng = node_group_get(n, item);
+    const kith_event *ev = ng ? kith_group_event(ng->g, item + 32) : NULL;
+    if (ev)
+      frames_send_event(p, ev);
+    g_free(item);
+    if (g_hash_table_lookup(n->peers, id_text) != p)
+      return; /* the link closed while sending */
+  }
+  p->pumping = 0;
 }
 
 static void recv_have(node_peer *p, const msgpack_object *it) {

@@ -28,7 +28,8 @@
 #define PEER_OUTBUF_MAX (64u * 1024 * 1024)
 #define PEER_MAX 256
 #define SYNC_IDS_PER_FRAME 1024
-#define STORE_BATCH_MAX 64 /* events per store transaction */
+#define STORE_BATCH_MAX 64       /* events per store transaction */
+#define PUSH_WINDOW (256 * 1024) /* history queued on a link at a time */
 #define SYNC_MAX_IDS (1u << 20)
 #define OFFER_MIN_SIZE (KITH_SIGNAL_MAX - 4) /* room for any answer */
 #define JOIN_RETRY_MS (3 * KITH_SECOND)
@@ -80,6 +81,8 @@ typedef struct node_peer {
   size_t join_len;
   GHashTable *have;      /* gid text -> GByteArray of ids from HAVE */
   GHashTable *have_sent; /* gid texts we sent our HAVE for */
+  GQueue *push;          /* history to send: 64-byte (gid, event id) items */
+  int pumping;
 } node_peer;
 
 typedef struct node_group {
@@ -169,6 +172,7 @@ void peer_send_refuse(kith_node *n, const uint8_t to[32], GSocketAddress *dst,
 void frames_link_up(node_peer *p);
 void frames_on_frame(node_peer *p, const uint8_t *buf, size_t len);
 void frames_send_event(node_peer *p, const kith_event *ev);
+void frames_pump(node_peer *p);
 /* Tells linked members that share a group with sp's node where it is now
  * (sent when an address changes, so a node that restarts on another port
  * is found again; receivers pass on only what changes for them). */

@@ -10,6 +10,11 @@
 #include "node_int.h"
 
 #define INVITE_MAX_TTL_S (365 * 24 * 3600)
+#define LOG_PAGE_MAX 500 /* messages in one log reply */
+#define LOG_PAGE_BYTES                                                         \
+  (192 * 1024)                 /* one log reply at most (the control           \
+                                  socket's limit is 256 KiB) */
+#define LOG_ENTRY_OVERHEAD 300 /* keys, ids and name of one entry */
 
 static const char *role_name(kith_role r) {
   return r == KITH_ROLE_OWNER   ? "owner"
@@ -501,32 +506,53 @@ static void rpc_send(kith_rpc_call *call, const msgpack_object *params,
   publish_local(n, call, ng, acc);
 }
 
+/* One page of the log: the newest messages (at most `count`, 0 = any
+ * number) before event `before` (NULL: the newest), as many as fit in
+ * LOG_PAGE_BYTES of text, in display order. The client asks again with the
+ * first id of a page for the page before it, until a page is empty. */
 static void rpc_log(kith_rpc_call *call, const msgpack_object *params,
                     void *ud) {
   kith_node *n = ud;
   node_group *ng = resolve_group(n, call, params);
   uint64_t count = 0;
+  char before_text[KITH_ID_TEXT_LEN + 1] = "";
+  uint8_t before[32];
   GPtrArray *msgs;
+  size_t first, bytes = 0;
   kith_pack pk;
   kith_err err;
 
   if (!ng)
     return;
-  if (params->via.array.size > 1 && !param_uint(params, 1, 1u << 30, &count)) {
-    kith_rpc_error(call, KITH_ERR_ARG, "-n takes a count");
+  if ((params->via.array.size > 1 &&
+       !param_uint(params, 1, 1u << 30, &count)) ||
+      (params->via.array.size > 2 &&
+       !param_str(params, 2, before_text, sizeof before_text)) ||
+      (before_text[0] && kith_id_from_text(before_text, before) != KITH_OK)) {
+    kith_rpc_error(call, KITH_ERR_ARG, "log takes a count and an event id");
     return;
   }
   msgs = g_ptr_array_new_with_free_func((GDestroyNotify)kith_stored_msg_free);
-  err = kith_store_list_messages(n->store, kith_group_id(ng->g), (size_t)count,
-                                 msgs);
+  err = kith_store_list_messages_before(
+      n->store, kith_group_id(ng->g),
+      count && count < LOG_PAGE_MAX ? (size_t)count : LOG_PAGE_MAX,
+      before_text[0] ? before : NULL, msgs);
   if (err != KITH_OK) {
     kith_rpc_error(call, err, "cannot read the log: %s", kith_strerror(err));
     g_ptr_array_unref(msgs);
     return;
   }
+  /* Keep the newest messages that fit (a message alone always fits). */
+  for (first = msgs->len; first > 0; first--) {
+    size_t len = strlen(((kith_stored_msg *)msgs->pdata[first - 1])->text) +
+                 LOG_ENTRY_OVERHEAD;
+    if (bytes + len > LOG_PAGE_BYTES && first < msgs->len)
+      break;
+    bytes += len;
+  }
   kith_pack_init(&pk);
-  kith_pack_array(&pk, msgs->len);
-  for (guint i = 0; i < msgs->len; i++) {
+  kith_pack_array(&pk, msgs->len - first);
+  for (guint i = (guint)first; i < msgs->len; i++) {
     kith_stored_msg *m = msgs->pdata[i];
     const kith_member *who = kith_group_find_member(ng->g, m->sender);
     msgpack_pack_map(&pk.pk, 5);

@@ -19,6 +19,8 @@ static void peer_free(node_peer *p) {
     g_hash_table_unref(p->have);
   if (p->have_sent)
     g_hash_table_unref(p->have_sent);
+  if (p->push)
+    g_queue_free_full(p->push, g_free);
   g_free(p->join);
   g_free(p);
 }
@@ -47,6 +49,7 @@ static void flush(node_peer *p) {
       return; /* on_writable resumes */
     g_byte_array_remove_range(p->outbuf, 0, (guint)sent);
   }
+  frames_pump(p);
 }
 
 void peer_send_frame(node_peer *p, const uint8_t *frame, size_t len) {
@@ -229,6 +232,7 @@ static node_peer *peer_new(kith_node *n, const uint8_t id[32], int offerer) {
   p->have = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
                                   (GDestroyNotify)g_byte_array_unref);
   p->have_sent = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  p->push = g_queue_new();
   p->sess = kith_session_new(&n->me, id, offerer);
   cfg.controlling = memcmp(n->me.pk, id, KITH_ID_LEN) < 0;
   cfg.loopback = n->loopback;

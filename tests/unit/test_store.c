@@ -249,6 +249,39 @@ static void messages_last_n_in_order(void **state) {
   kith_store_close(s);
 }
 
+/* A long log is read page by page: the messages before a given one. */
+static void messages_before_an_event_page_backwards(void **state) {
+  fixture *f = *state;
+  uint8_t gid[32], before[32];
+  fill32(gid, 7);
+  kith_store *s = open_store(f);
+  put_event(s, 0x11, 7, 1, 100, "one");
+  put_event(s, 0x12, 7, 2, 200, "two-b");
+  put_event(s, 0x10, 7, 2, 200, "two-a");
+  put_event(s, 0x13, 7, 3, 300, "three");
+  GPtrArray *out =
+      g_ptr_array_new_with_free_func((GDestroyNotify)kith_stored_msg_free);
+  fill32(before, 0x12); /* "two-b": before it come "one", "two-a" */
+  assert_int_equal(kith_store_list_messages_before(s, gid, 0, before, out),
+                   KITH_OK);
+  assert_int_equal(out->len, 2);
+  assert_string_equal(((kith_stored_msg *)out->pdata[0])->text, "one");
+  assert_string_equal(((kith_stored_msg *)out->pdata[1])->text, "two-a");
+  g_ptr_array_set_size(out, 0);
+  fill32(before, 0x13);
+  assert_int_equal(kith_store_list_messages_before(s, gid, 1, before, out),
+                   KITH_OK);
+  assert_int_equal(out->len, 1);
+  assert_string_equal(((kith_stored_msg *)out->pdata[0])->text, "two-b");
+  g_ptr_array_set_size(out, 0);
+  fill32(before, 0x11); /* nothing before the first */
+  assert_int_equal(kith_store_list_messages_before(s, gid, 0, before, out),
+                   KITH_OK);
+  assert_int_equal(out->len, 0);
+  g_ptr_array_unref(out);
+  kith_store_close(s);
+}
+
 static void text_added_to_stored_event(void **state) {
   fixture *f = *state;
   uint8_t gid[32];
@@ -634,6 +667,7 @@ int main(void) {
       T(event_put_twice_stored_once),
       T(events_load_in_depth_id_order),
       T(messages_last_n_in_order),
+      T(messages_before_an_event_page_backwards),
       T(text_added_to_stored_event),
       T(secrets_round_trip),
       T(peers_upsert),
