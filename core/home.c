@@ -86,11 +86,29 @@ static uint64_t get_le64(const uint8_t *p) {
   return v;
 }
 
+/* Bounds on the Argon2id limits read from a key file. They are used before
+ * anything in the file is authenticated, so a tampered file could otherwise
+ * make us allocate gigabytes or hash for hours. We write the interactive
+ * limits (2 passes, 64 MiB); the bounds leave room for stronger settings
+ * up to libsodium's "sensitive" cost (4 passes over 1 GiB, a few seconds):
+ * at most 1 GiB, at most 32 passes, and passes x memory at most that of
+ * "sensitive" (so 32 passes only over 128 MiB). Outside: a malformed file. */
+#define KDF_OPSLIMIT_MAX (16ull * crypto_pwhash_argon2id_OPSLIMIT_INTERACTIVE)
+#define KDF_MEMLIMIT_MAX ((uint64_t)crypto_pwhash_argon2id_MEMLIMIT_SENSITIVE)
+#define KDF_COST_MAX                                                           \
+  ((uint64_t)crypto_pwhash_argon2id_OPSLIMIT_SENSITIVE * KDF_MEMLIMIT_MAX)
+
+static int is_sane_kdf_limits(uint64_t ops, uint64_t mem) {
+  return ops >= crypto_pwhash_argon2id_OPSLIMIT_MIN &&
+         ops <= KDF_OPSLIMIT_MAX &&
+         mem >= crypto_pwhash_argon2id_MEMLIMIT_MIN &&
+         mem <= KDF_MEMLIMIT_MAX && ops * mem <= KDF_COST_MAX;
+}
+
 /* Derives the key-encryption key from the passphrase (Argon2id). */
 static kith_err derive(const char *pass, size_t pass_len, const uint8_t *salt,
                        uint64_t ops, uint64_t mem, uint8_t kek[KEY_LEN]) {
-  if (ops < crypto_pwhash_OPSLIMIT_MIN || ops > crypto_pwhash_OPSLIMIT_MAX ||
-      mem < crypto_pwhash_MEMLIMIT_MIN || mem > (1ull << 32))
+  if (!is_sane_kdf_limits(ops, mem))
     return KITH_ERR_IO;
   if (crypto_pwhash(kek, KEY_LEN, pass, pass_len, salt, ops, (size_t)mem,
                     crypto_pwhash_ALG_ARGON2ID13) != 0)

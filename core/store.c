@@ -19,7 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 #define BUSY_TIMEOUT_MS 5000
 #define KEY_LEN 32
 /* Caps on what one call reads or writes. */
@@ -33,6 +33,12 @@
 
 /* events and texts keep rowids: their rows are large (raw events up to
  * 80 KiB), which WITHOUT ROWID tables handle badly. */
+/* Version 2: relay friends. */
+#define FRIENDS_SQL                                                            \
+  "CREATE TABLE friends(node BLOB PRIMARY KEY NOT NULL CHECK(length(node) ="   \
+  " 32), name BLOB NOT NULL, host TEXT NOT NULL, port INTEGER NOT NULL)"       \
+  " WITHOUT ROWID;"
+
 static const char schema_sql[] =
     "CREATE TABLE identity(k INTEGER PRIMARY KEY CHECK(k = 1),"
     " seed BLOB NOT NULL, name BLOB NOT NULL);"
@@ -49,8 +55,8 @@ static const char schema_sql[] =
     "CREATE TABLE secrets(group_id BLOB NOT NULL, epoch INTEGER NOT NULL,"
     " secret BLOB NOT NULL, PRIMARY KEY(group_id, epoch)) WITHOUT ROWID;"
     "CREATE TABLE peers(node BLOB PRIMARY KEY, host TEXT NOT NULL,"
-    " port INTEGER NOT NULL, seen INTEGER NOT NULL) WITHOUT ROWID;"
-    "PRAGMA user_version = 1;";
+    " port INTEGER NOT NULL, seen INTEGER NOT NULL) WITHOUT ROWID;" FRIENDS_SQL
+    "PRAGMA user_version = 2;";
 
 enum stmt_id {
   ST_BEGIN,
@@ -71,6 +77,9 @@ enum stmt_id {
   ST_LOAD_SECRETS,
   ST_PUT_PEER,
   ST_LIST_PEERS,
+  ST_PUT_FRIEND,
+  ST_DEL_FRIEND,
+  ST_LIST_FRIENDS,
   ST_COUNT
 };
 
@@ -111,6 +120,13 @@ static const char *const stmt_sql[ST_COUNT] = {
                     " host = excluded.host, port = excluded.port,"
                     " seen = excluded.seen",
     [ST_LIST_PEERS] = "SELECT node, host, port, seen FROM peers ORDER BY node",
+    [ST_PUT_FRIEND] = "INSERT INTO friends(node, name, host, port)"
+                      " VALUES(?1, ?2, ?3, ?4) ON CONFLICT(node) DO UPDATE"
+                      " SET name = excluded.name, host = excluded.host,"
+                      " port = excluded.port",
+    [ST_DEL_FRIEND] = "DELETE FROM friends WHERE node = ?1",
+    [ST_LIST_FRIENDS] = "SELECT node, name, host, port FROM friends"
+                        " ORDER BY node",
 };
 
 struct kith_store {
@@ -376,6 +392,9 @@ static kith_err migrate(kith_store *s) {
   err = read_user_version(s, &version);
   if (!err && version == 0)
     err = map_rc(sqlite3_exec(s->db, schema_sql, NULL, NULL, NULL));
+  else if (!err && version == 1) /* a home made before relay friends */
+    err = map_rc(sqlite3_exec(s->db, FRIENDS_SQL "PRAGMA user_version = 2;",
+                              NULL, NULL, NULL));
   else if (!err && version != SCHEMA_VERSION)
     err = KITH_ERR_STATE;
   if (!err)
@@ -798,4 +817,86 @@ kith_err kith_store_batch_commit(kith_store *s) {
 
 int kith_store_in_batch(const kith_store *s) {
   return s && s->batch;
+}
+
+/* ---- relay friends ---- */
+
+static void friend_ad(ad_buf *ad, const uint8_t node[32]) {
+  ad_init(ad, "friends", "name");
+  ad_add(ad, node, 32);
+}
+
+kith_err kith_store_put_friend(kith_store *s, const uint8_t node[32],
+                               const char *name, const char *host,
+                               uint16_t port) {
+  if (!s || !node || !name || !host)
+    return KITH_ERR_ARG;
+  size_t name_len = strlen(name), host_len = strlen(host);
+  if (name_len > MAX_NAME || host_len > MAX_HOST)
+    return KITH_ERR_LIMIT;
+  ad_buf ad;
+  int sname_len = 0;
+  friend_ad(&ad, node);
+  uint8_t *sname = seal(s, &ad, name, name_len, &sname_len);
+  sqlite3_stmt *st = s->st[ST_PUT_FRIEND];
+  int rc = sqlite3_bind_blob(st, 1, node, 32, SQLITE_STATIC);
+  rc = first_rc(rc, sqlite3_bind_blob(st, 2, sname, sname_len, g_free));
+  rc = first_rc(rc,
+                sqlite3_bind_text(st, 3, host, (int)host_len, SQLITE_STATIC));
+  rc = first_rc(rc, sqlite3_bind_int(st, 4, port));
+  return write_one(s, st, rc);
+}
+
+kith_err kith_store_remove_friend(kith_store *s, const uint8_t node[32]) {
+  if (!s || !node)
+    return KITH_ERR_ARG;
+  sqlite3_stmt *st = s->st[ST_DEL_FRIEND];
+  kith_err err =
+      write_one(s, st, sqlite3_bind_blob(st, 1, node, 32, SQLITE_STATIC));
+  if (err == KITH_OK && sqlite3_changes(s->db) == 0)
+    return KITH_ERR_NOT_FOUND;
+  return err;
+}
+
+void kith_friend_free(kith_friend *f) {
+  if (f)
+    g_free(f->name);
+  g_free(f);
+}
+
+static kith_err friend_row(kith_store *s, sqlite3_stmt *st, void *ctx) {
+  const uint8_t *node = col_fixed(st, 0, 32);
+  const unsigned char *host = sqlite3_column_text(st, 2);
+  size_t host_len = (size_t)sqlite3_column_bytes(st, 2);
+  sqlite3_int64 port = sqlite3_column_int64(st, 3);
+  ad_buf ad;
+
+  if (!node || !host || host_len > MAX_HOST || port < 0 || port > 65535)
+    return KITH_ERR_IO;
+  kith_friend *f = g_new0(kith_friend, 1);
+  memcpy(f->node, node, 32);
+  memcpy(f->host, host, host_len);
+  f->port = (uint16_t)port;
+  friend_ad(&ad, node);
+  kith_err err = unseal_str(s, &ad, st, 1, MAX_NAME, &f->name);
+  if (err) {
+    kith_friend_free(f);
+    return err;
+  }
+  g_ptr_array_add((GPtrArray *)ctx, f);
+  return KITH_OK;
+}
+
+kith_err kith_store_list_friends(kith_store *s, GPtrArray *out) {
+  if (!s || !out)
+    return KITH_ERR_ARG;
+  GPtrArray *tmp =
+      g_ptr_array_new_with_free_func((GDestroyNotify)kith_friend_free);
+  kith_err err =
+      each_row(s, s->st[ST_LIST_FRIENDS], SQLITE_OK, friend_row, tmp);
+  if (err == KITH_OK)
+    g_ptr_array_extend_and_steal(out, tmp);
+  else
+    g_ptr_array_unref(tmp);
+  return err;
 }

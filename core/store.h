@@ -93,4 +93,23 @@ typedef struct kith_stored_peer {
 /* Appends kith_stored_peer structs (by value) to out (a GArray of them). */
 KITH_MUST kith_err kith_store_list_peers(kith_store *s, GArray *out);
 
+/* Relay friends: nodes this one relays for (with --relay) and may relay
+ * through. The name is sealed; host may be "" (port 0) when unknown. */
+typedef struct kith_friend {
+  uint8_t node[32];
+  char *name; /* g_malloc'ed */
+  char host[64];
+  uint16_t port;
+} kith_friend;
+void kith_friend_free(kith_friend *f);
+/* Adds or updates a friend. */
+KITH_MUST kith_err kith_store_put_friend(kith_store *s, const uint8_t node[32],
+                                         const char *name, const char *host,
+                                         uint16_t port);
+/* KITH_ERR_NOT_FOUND if node is not a friend. */
+KITH_MUST kith_err kith_store_remove_friend(kith_store *s,
+                                            const uint8_t node[32]);
+/* Appends kith_friend* (free with kith_friend_free) in node id order. */
+KITH_MUST kith_err kith_store_list_friends(kith_store *s, GPtrArray *out);
+
 #endif

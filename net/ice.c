@@ -99,6 +99,49 @@ kith_err kith_ice_params_encode(const kith_ice_params *p, uint8_t **out,
   return e;
 }
 
+/* Sorts the candidates by priority, highest first; stable (insertion sort
+ * of at most KITH_ICE_MAX_CANDS), so equal priorities keep their order. */
+static void sort_by_priority(kith_ice_params *p) {
+  for (size_t i = 1; i < p->n_cands; i++) {
+    kith_ice_cand c = p->cands[i];
+    size_t j = i;
+    for (; j > 0 && p->cands[j - 1].priority < c.priority; j--)
+      p->cands[j] = p->cands[j - 1];
+    p->cands[j] = c;
+  }
+}
+
+kith_err kith_ice_params_encode_max(const kith_ice_params *p, size_t max_bytes,
+                                    uint8_t **out, size_t *len) {
+  if (out != NULL)
+    *out = NULL;
+  if (p == NULL || out == NULL || len == NULL || !is_valid_params(p))
+    return KITH_ERR_ARG;
+  *len = 0;
+  kith_ice_params *top = g_new(kith_ice_params, 1);
+  *top = *p;
+  sort_by_priority(top);
+  size_t keep = p->n_cands;
+  kith_err e;
+  /* At most KITH_ICE_MAX_CANDS + 1 small encodings: simpler and surer than
+   * predicting msgpack's header sizes. */
+  for (;;) {
+    top->n_cands = keep;
+    e = kith_ice_params_encode(top, out, len);
+    if (e != KITH_OK || *len <= max_bytes)
+      break;
+    g_clear_pointer(out, g_free);
+    *len = 0;
+    if (keep <= 1) {
+      e = KITH_ERR_LIMIT;
+      break;
+    }
+    keep--;
+  }
+  g_free(top);
+  return e;
+}
+
 /* Copies a msgpack str of 1..cap-1 bytes into a NUL-terminated buffer. */
 static kith_err read_str(const msgpack_object *o, char *dst, size_t cap) {
   const char *s;

@@ -47,6 +47,20 @@ KITH_MUST kith_err kith_ice_params_encode(const kith_ice_params *p,
                                           uint8_t **out, size_t *len);
 KITH_MUST kith_err kith_ice_params_decode(const uint8_t *buf, size_t len,
                                           kith_ice_params *p);
+/* Encodes p like kith_ice_params_encode, but in at most max_bytes: the
+ * candidates sorted by priority (highest first, ties in p's order) and cut
+ * to the largest number k whose encoding fits, so the k highest-priority
+ * ones are kept. At least one is kept when p has any: if even one does not
+ * fit (or, with none, the credentials alone do not), KITH_ERR_LIMIT. Use it
+ * to fit an offer into a signal payload (KITH_SIGNAL_MAX_PAYLOAD less the
+ * other fields): 16 candidates may need ~1.5 KB (up to 91 bytes each, with
+ * a 32-character foundation and a 45-character IPv6 address, plus 104 for
+ * the credentials), more than a datagram carries. p is not changed.
+ * KITH_ERR_ARG if p is invalid (as for kith_ice_params_encode). On success
+ * *out is g_malloc'ed (caller frees); otherwise *out is NULL. */
+KITH_MUST kith_err kith_ice_params_encode_max(const kith_ice_params *p,
+                                              size_t max_bytes, uint8_t **out,
+                                              size_t *len);
 
 typedef struct kith_ice kith_ice;
 

@@ -124,6 +124,8 @@ static void on_ice_writable(kith_ice *ice, void *ud) {
   flush(ud);
 }
 
+#define SIGNAL_FIELDS_MAX 16 /* array, kind and bin headers of a payload */
+
 /* Packs [kind, ice params bin, join bin|nil]. */
 static kith_err pack_signal(int kind, node_peer *p, uint8_t **out,
                             size_t *len) {
@@ -133,7 +135,14 @@ static kith_err pack_signal(int kind, node_peer *p, uint8_t **out,
   kith_pack pk;
   kith_err err = kith_ice_local_params(p->ice, &params);
 
-  err = err ? err : kith_ice_params_encode(&params, &pbuf, &plen);
+  /* The candidates that fit beside the rest of the payload (kind, headers
+   * and the join request), highest priorities first. */
+  err = err ? err
+            : kith_ice_params_encode_max(
+                  &params,
+                  KITH_SIGNAL_MAX_PAYLOAD - SIGNAL_FIELDS_MAX -
+                      (kind == SIG_OFFER && p->join ? p->join_len : 0),
+                  &pbuf, &plen);
   if (err != KITH_OK)
     return err;
   kith_pack_init(&pk);

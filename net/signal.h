@@ -11,9 +11,13 @@
  * nonce was not seen in that window. Per source IP a token bucket
  * (KITH_SIGNAL_RATE per second, burst KITH_SIGNAL_BURST) limits what is
  * even opened. A reply is never larger than the datagram it answers.
- * Caps: 4096 remembered nonces (when all are unexpired, new datagrams are
- * dropped) and 1024 tracked source addresses (idle ones are evicted; when
- * all are active, datagrams from new sources are dropped). */
+ * Caps: 4096 remembered nonces, at most 64 of them per source address. A
+ * full cache never makes a valid datagram be dropped: a source at its quota
+ * forgets its own oldest nonce, and a full cache the oldest of all (expired
+ * ones first). A replay of a forgotten datagram is then delivered again,
+ * so receivers must handle a payload seen twice (offers are idempotent).
+ * 1024 tracked source addresses for the token buckets (idle ones are
+ * evicted; when all are active, datagrams from new sources are dropped). */
 #ifndef KITH_SIGNAL_H
 #define KITH_SIGNAL_H
 

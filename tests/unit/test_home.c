@@ -145,6 +145,55 @@ static void passphrase_protects_key(void **state) {
   assert_memory_equal(key, loaded, 32);
 }
 
+/* Offset of the Argon2id limits in a protected key file: magic, salt. */
+#define LIMITS_AT (8 + crypto_pwhash_SALTBYTES)
+
+static void put_le64(uint8_t *p, uint64_t v) {
+  for (int i = 0; i < 8; i++)
+    p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* Writes a protected key file, then overwrites its stored Argon2id limits
+ * (as an attacker with write access to the file could) and loads it. */
+static kith_err load_with_limits(const char *dir, uint64_t ops, uint64_t mem) {
+  uint8_t key[32], loaded[32];
+  const char *pass = "pass";
+  char *path = kith_home_path(dir, KITH_HOME_KEY_FILE);
+  (void)unlink(path);
+  assert_int_equal(kith_home_create_key(dir, pass, strlen(pass), key), KITH_OK);
+  gchar *file;
+  gsize len;
+  assert_true(g_file_get_contents(path, &file, &len, NULL));
+  assert_true(len > LIMITS_AT + 16);
+  put_le64((uint8_t *)file + LIMITS_AT, ops);
+  put_le64((uint8_t *)file + LIMITS_AT + 8, mem);
+  assert_true(g_file_set_contents(path, file, (gssize)len, NULL));
+  g_free(file);
+  g_free(path);
+  return kith_home_load_key(dir, pass, strlen(pass), loaded);
+}
+
+static void tampered_kdf_limits_are_refused_quickly(void **state) {
+  uint64_t ops = crypto_pwhash_OPSLIMIT_INTERACTIVE;
+  uint64_t mem = crypto_pwhash_MEMLIMIT_INTERACTIVE;
+  gint64 start = g_get_monotonic_time();
+  /* Unauthenticated limits are checked before any hashing is done. */
+  assert_int_equal(load_with_limits(*state, ops, 1ull << 32), KITH_ERR_IO);
+  assert_int_equal(load_with_limits(*state, ops, (1ull << 30) + 1),
+                   KITH_ERR_IO);
+  assert_int_equal(load_with_limits(*state, ops, UINT64_MAX), KITH_ERR_IO);
+  assert_int_equal(load_with_limits(*state, ops, 0), KITH_ERR_IO);
+  assert_int_equal(load_with_limits(*state, 1000000, mem), KITH_ERR_IO);
+  assert_int_equal(load_with_limits(*state, 0, mem), KITH_ERR_IO);
+  /* Each bound alone would allow this pair; their product is too much. */
+  assert_int_equal(load_with_limits(*state, 32, 1ull << 30), KITH_ERR_IO);
+  /* 7 key files written at interactive cost, none read: well under 5 s. */
+  assert_true(g_get_monotonic_time() - start < 5 * G_USEC_PER_SEC);
+  /* Within the bounds, changed limits derive another key: the file does
+   * not open (so nobody can quietly weaken it). */
+  assert_int_equal(load_with_limits(*state, ops + 1, mem), KITH_ERR_CRYPTO);
+}
+
 static void plain_key_is_not_protected(void **state) {
   uint8_t key[32];
   assert_int_equal(kith_home_create_key(*state, NULL, 0, key), KITH_OK);
@@ -185,6 +234,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(passphrase_protects_key, setup, teardown),
       cmocka_unit_test_setup_teardown(plain_key_is_not_protected, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(tampered_kdf_limits_are_refused_quickly,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(lock_twice_busy, setup, teardown),
   };
   int failed = cmocka_run_group_tests_name("home", tests, NULL, NULL);

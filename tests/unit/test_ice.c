@@ -316,6 +316,102 @@ static void params_encode_rejects_invalid(void **state) {
   assert_null(buf);
 }
 
+/* 16 valid candidates with the longest IPv6 addresses and foundations,
+ * priorities shuffled so that the encoder has to sort them. */
+static void fill_long_params(kith_ice_params *p) {
+  memset(p, 0, sizeof *p);
+  strcpy(p->ufrag, "abcdefghijklmnopqrstuvwxyz012345");
+  strcpy(p->pwd, "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWX"
+                 "YZ01");
+  p->n_cands = KITH_ICE_MAX_CANDS;
+  for (size_t i = 0; i < p->n_cands; i++) {
+    kith_ice_cand *c = &p->cands[i];
+    g_snprintf(c->foundation, sizeof c->foundation, "%032zu",
+               i); /* 32 characters */
+    c->priority = 1000 + (uint32_t)((i * 7) % KITH_ICE_MAX_CANDS) * 10;
+    g_snprintf(c->addr, sizeof c->addr,
+               "2001:0db8:ffff:ffff:ffff:ffff:%u.255.255.255",
+               (unsigned)(200 + i)); /* 45 characters */
+    c->port = (uint16_t)(60000 + i);
+    c->type = KITH_CAND_HOST;
+  }
+}
+
+static void params_encode_max_keeps_highest_priorities(void **state) {
+  kith_ice_params p, q;
+  fill_long_params(&p);
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  assert_int_equal(kith_ice_params_encode(&p, &buf, &len), KITH_OK);
+  assert_true(len > 900); /* too big for the budget as a whole */
+  g_free(buf);
+  assert_int_equal(kith_ice_params_encode_max(&p, 900, &buf, &len), KITH_OK);
+  assert_true(len <= 900);
+  assert_int_equal(kith_ice_params_decode(buf, len, &q), KITH_OK);
+  g_free(buf);
+  assert_true(q.n_cands >= 1 && q.n_cands < KITH_ICE_MAX_CANDS);
+  assert_string_equal(q.ufrag, p.ufrag);
+  assert_string_equal(q.pwd, p.pwd);
+  /* The kept ones are the highest priorities, in order (1150, 1140, ...). */
+  for (size_t i = 0; i < q.n_cands; i++) {
+    assert_int_equal(q.cands[i].priority, 1150 - 10 * i);
+    size_t src = 0;
+    while (p.cands[src].priority != q.cands[i].priority)
+      src++;
+    assert_string_equal(q.cands[i].addr, p.cands[src].addr);
+    assert_string_equal(q.cands[i].foundation, p.cands[src].foundation);
+    assert_int_equal(q.cands[i].port, p.cands[src].port);
+  }
+  /* As many as fit: one more would not have. */
+  kith_ice_params more = q;
+  more.cands[q.n_cands] = p.cands[0];
+  more.n_cands++;
+  assert_int_equal(kith_ice_params_encode(&more, &buf, &len), KITH_OK);
+  assert_true(len > 900);
+  g_free(buf);
+}
+
+static void params_encode_max_edge_cases(void **state) {
+  kith_ice_params p, q;
+  fill_long_params(&p);
+  uint8_t *buf = NULL;
+  size_t len = 0, full = 0;
+  /* A budget with room for all of them keeps all of them. */
+  assert_int_equal(kith_ice_params_encode(&p, &buf, &full), KITH_OK);
+  g_free(buf);
+  assert_int_equal(kith_ice_params_encode_max(&p, full, &buf, &len), KITH_OK);
+  assert_int_equal(len, full);
+  assert_int_equal(kith_ice_params_decode(buf, len, &q), KITH_OK);
+  assert_int_equal(q.n_cands, KITH_ICE_MAX_CANDS);
+  g_free(buf);
+  /* Room for the credentials and one candidate only. */
+  kith_ice_params one = p;
+  one.n_cands = 1;
+  one.cands[0] = p.cands[9]; /* priority 1150, the highest */
+  assert_int_equal(kith_ice_params_encode(&one, &buf, &full), KITH_OK);
+  g_free(buf);
+  assert_int_equal(kith_ice_params_encode_max(&p, full, &buf, &len), KITH_OK);
+  assert_int_equal(kith_ice_params_decode(buf, len, &q), KITH_OK);
+  assert_int_equal(q.n_cands, 1);
+  assert_int_equal(q.cands[0].priority, 1150);
+  g_free(buf);
+  /* Not even one fits: a limit, nothing returned. */
+  buf = (uint8_t *)"x";
+  assert_int_equal(kith_ice_params_encode_max(&p, full - 1, &buf, &len),
+                   KITH_ERR_LIMIT);
+  assert_null(buf);
+  one.n_cands = 0;
+  assert_int_equal(kith_ice_params_encode_max(&one, 10, &buf, &len),
+                   KITH_ERR_LIMIT);
+  assert_int_equal(kith_ice_params_encode_max(&one, 200, &buf, &len), KITH_OK);
+  g_free(buf);
+  /* Invalid params are an argument error, as for kith_ice_params_encode. */
+  p.cands[3].port = 0;
+  assert_int_equal(kith_ice_params_encode_max(&p, 900, &buf, &len),
+                   KITH_ERR_ARG);
+  assert_null(buf);
+}
+
 int main(void) {
   if (sodium_init() < 0)
     return 1;
@@ -323,6 +419,8 @@ int main(void) {
       cmocka_unit_test(params_decode_accepts_valid),
       cmocka_unit_test(params_decode_rejects_junk),
       cmocka_unit_test(params_encode_rejects_invalid),
+      cmocka_unit_test(params_encode_max_keeps_highest_priorities),
+      cmocka_unit_test(params_encode_max_edge_cases),
       cmocka_unit_test(loopback_link_carries_300k_each_way),
       cmocka_unit_test(free_while_connecting_is_safe),
   };

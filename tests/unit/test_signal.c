@@ -24,7 +24,8 @@ typedef struct node {
   kith_ident id;
   kith_signal *sig;
   got got[MAX_GOT];
-  size_t n_got;
+  size_t n_got;     /* stored in got[], at most MAX_GOT */
+  uint64_t n_all;   /* delivered, all of them */
   int reply;        /* answer each datagram with "pong" */
   size_t reply_len; /* payload length of that answer */
   kith_err reply_err;
@@ -41,6 +42,7 @@ static void on_datagram(kith_signal *s, const uint8_t from[32],
                         const uint8_t *payload, size_t len, GSocketAddress *src,
                         size_t size, void *ud) {
   node *n = ud;
+  n->n_all++;
   if (n->n_got < MAX_GOT) {
     got *g = &n->got[n->n_got++];
     memcpy(g->from, from, 32);
@@ -102,13 +104,13 @@ static gboolean set_flag(gpointer data) {
  * the deadline passes; a 20 ms timer bounds each blocking wait. */
 static void wait_handled(fixture *f, node *n, uint64_t total) {
   gint64 end = g_get_monotonic_time() + DEADLINE_US;
-  while (n->n_got + kith_signal_dropped(n->sig) < total &&
+  while (n->n_all + kith_signal_dropped(n->sig) < total &&
          g_get_monotonic_time() < end) {
     int tick = 0;
     GSource *t = g_timeout_source_new(20);
     g_source_set_callback(t, set_flag, &tick, NULL);
     g_source_attach(t, f->ctx);
-    while (!tick && n->n_got + kith_signal_dropped(n->sig) < total)
+    while (!tick && n->n_all + kith_signal_dropped(n->sig) < total)
       g_main_context_iteration(f->ctx, TRUE);
     g_source_destroy(t);
     g_source_unref(t);
@@ -289,6 +291,141 @@ static void send_rejects_bad_arguments(void **state) {
   assert_int_equal(f->b.got[0].size, KITH_SIGNAL_MAX);
 }
 
+/* ---- the replay cache under a flood of valid datagrams ---- */
+
+#define FLOOD_CACHE 4096 /* the cache size documented in signal.h */
+#define FLOOD_QUOTA 64   /* its per-source quota, likewise */
+
+/* A UDP socket bound to 127.0.0.<host>: a distinct source address (all of
+ * 127.0.0.0/8 is loopback on Linux), with its own token bucket. */
+static GSocket *socket_from(uint8_t host) {
+  GSocket *sock = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM,
+                               G_SOCKET_PROTOCOL_UDP, NULL);
+  assert_non_null(sock);
+  char ip[16];
+  g_snprintf(ip, sizeof ip, "127.0.0.%u", host);
+  GInetAddress *ia = g_inet_address_new_from_string(ip);
+  GSocketAddress *sa = g_inet_socket_address_new(ia, 0);
+  assert_true(g_socket_bind(sock, sa, FALSE, NULL));
+  g_object_unref(sa);
+  g_object_unref(ia);
+  return sock;
+}
+
+/* Sends n distinct valid datagrams from the throwaway key c to b through
+ * sock, stamped at the far edge of the window so they stay remembered as
+ * long as possible. */
+static void flood_from(fixture *f, GSocket *sock, int n) {
+  GInetAddress *lo = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+  GSocketAddress *dst =
+      g_inet_socket_address_new(lo, kith_signal_port(f->b.sig));
+  uint64_t ts =
+      (uint64_t)(g_get_real_time() / 1000) + KITH_SIGNAL_SKEW_MS - 5000;
+  for (int i = 0; i < n; i++) {
+    uint8_t *dg = NULL;
+    size_t len = 0;
+    assert_int_equal(kith_signal_seal_datagram(&f->c, f->b.id.pk,
+                                               (const uint8_t *)"flood", 5, 0,
+                                               ts, &dg, &len),
+                     KITH_OK);
+    assert_int_equal(
+        g_socket_send_to(sock, dst, (const gchar *)dg, len, NULL, NULL),
+        (gssize)len);
+    g_free(dg);
+  }
+  g_object_unref(dst);
+  g_object_unref(lo);
+}
+
+/* Iterates the context until the monotonic clock reaches end_us. */
+static void iterate_until(fixture *f, gint64 end_us) {
+  gint64 left = end_us - g_get_monotonic_time();
+  if (left <= 0)
+    return;
+  int done = 0;
+  GSource *t = g_timeout_source_new((guint)(left / 1000 + 1));
+  g_source_set_callback(t, set_flag, &done, NULL);
+  g_source_attach(t, f->ctx);
+  while (!done)
+    g_main_context_iteration(f->ctx, TRUE);
+  g_source_unref(t);
+}
+
+/* Each socket sends `each` datagrams (at most what its token bucket holds);
+ * sent_us[h], if given, records when socket h sent. */
+static void flood_hosts(fixture *f, GSocket **socks, int n_hosts, int each,
+                        gint64 *sent_us) {
+  for (int h = 0; h < n_hosts; h++) {
+    uint64_t before = f->b.n_all + kith_signal_dropped(f->b.sig);
+    flood_from(f, socks[h], each);
+    wait_handled(f, &f->b, before + (uint64_t)each);
+    if (sent_us != NULL)
+      sent_us[h] = g_get_monotonic_time();
+  }
+}
+
+static void full_replay_cache_still_admits_new_sender(void **state) {
+  fixture *f = *state;
+  enum { HOSTS = FLOOD_CACHE / KITH_SIGNAL_BURST + 2 };
+  GSocket *socks[HOSTS];
+  for (int h = 0; h < HOSTS; h++)
+    socks[h] = socket_from((uint8_t)(10 + h));
+  flood_hosts(f, socks, HOSTS, KITH_SIGNAL_BURST, NULL);
+  /* More valid datagrams than the cache holds: none was dropped. */
+  assert_true(HOSTS * KITH_SIGNAL_BURST > FLOOD_CACHE);
+  assert_int_equal(f->b.n_all, HOSTS * KITH_SIGNAL_BURST);
+  assert_int_equal(kith_signal_dropped(f->b.sig), 0);
+  /* The cache is full of unexpired nonces; a new sender still gets in. */
+  f->b.n_got = 0;
+  a_to_b(f, f->b.id.pk, "offer", 0);
+  wait_handled(f, &f->b, HOSTS * KITH_SIGNAL_BURST + 1);
+  assert_int_equal(kith_signal_dropped(f->b.sig), 0);
+  assert_int_equal(f->b.n_got, 1);
+  assert_memory_equal(f->b.got[0].from, f->a.id.pk, 32);
+  assert_memory_equal(f->b.got[0].payload, "offer", 5);
+  for (int h = 0; h < HOSTS; h++)
+    g_object_unref(socks[h]);
+}
+
+static void flooding_sources_cannot_evict_another_sources_nonce(void **state) {
+  fixture *f = *state;
+  /* HOSTS sources stay under the cache size at their quota, yet send more
+   * than the cache holds in total: without a per-source quota the oldest
+   * nonce (the victim's) would be forgotten and its replay accepted. */
+  enum { HOSTS = FLOOD_CACHE / FLOOD_QUOTA - 1, EACH = FLOOD_QUOTA + 6 };
+  assert_true(HOSTS * EACH > FLOOD_CACHE);
+  uint8_t *dg = NULL;
+  size_t len = 0;
+  assert_int_equal(kith_signal_seal_datagram(
+                       &f->a.id, f->b.id.pk, (const uint8_t *)"victim", 6, 0,
+                       (uint64_t)(g_get_real_time() / 1000), &dg, &len),
+                   KITH_OK);
+  send_raw(f, &f->b, dg, len);
+  wait_handled(f, &f->b, 1);
+  assert_int_equal(f->b.n_all, 1);
+  GSocket *socks[HOSTS];
+  for (int h = 0; h < HOSTS; h++)
+    socks[h] = socket_from((uint8_t)(10 + h));
+  gint64 sent_us[HOSTS];
+  flood_hosts(f, socks, HOSTS, KITH_SIGNAL_BURST, sent_us);
+  /* The rest once each bucket has refilled enough (bounded waits). */
+  gint64 refill = (gint64)(EACH - KITH_SIGNAL_BURST + 2) * G_USEC_PER_SEC /
+                  KITH_SIGNAL_RATE;
+  for (int h = 0; h < HOSTS; h++) {
+    iterate_until(f, sent_us[h] + refill);
+    flood_hosts(f, &socks[h], 1, EACH - KITH_SIGNAL_BURST, NULL);
+  }
+  assert_int_equal(f->b.n_all, 1 + HOSTS * EACH);
+  assert_int_equal(kith_signal_dropped(f->b.sig), 0);
+  send_raw(f, &f->b, dg, len); /* the replay is still recognized */
+  wait_handled(f, &f->b, 2 + HOSTS * EACH);
+  assert_int_equal(f->b.n_all, 1 + HOSTS * EACH);
+  assert_int_equal(kith_signal_dropped(f->b.sig), 1);
+  g_free(dg);
+  for (int h = 0; h < HOSTS; h++)
+    g_object_unref(socks[h]);
+}
+
 static void free_from_callback(kith_signal *s, const uint8_t from[32],
                                const uint8_t *payload, size_t len,
                                GSocketAddress *src, size_t size, void *ud) {
@@ -333,6 +470,8 @@ int main(void) {
       T(burst_from_one_source_is_rate_limited),
       T(send_rejects_bad_arguments),
       T(free_inside_callback_is_safe),
+      T(full_replay_cache_still_admits_new_sender),
+      T(flooding_sources_cannot_evict_another_sources_nonce),
   };
   int failed = cmocka_run_group_tests_name("signal", tests, NULL, NULL);
   return failed > 255 ? 255 : failed;

@@ -591,13 +591,50 @@ static void batch_commits_together_and_keeps_writes_atomic(void **state) {
   kith_store_close(s);
 }
 
+static void friends_round_trip_and_old_homes_upgrade(void **state) {
+  fixture *f = *state;
+  uint8_t a[32], b[32];
+  fill32(a, 0x31);
+  fill32(b, 0x32);
+  kith_store *s = open_store(f);
+  assert_int_equal(kith_store_put_friend(s, b, "relay-bob", "", 0), KITH_OK);
+  assert_int_equal(kith_store_put_friend(s, a, "alice", "10.0.0.1", 7733),
+                   KITH_OK);
+  assert_int_equal(kith_store_put_friend(s, a, "alice", "10.0.0.2", 7733),
+                   KITH_OK); /* an update */
+  GPtrArray *out =
+      g_ptr_array_new_with_free_func((GDestroyNotify)kith_friend_free);
+  assert_int_equal(kith_store_list_friends(s, out), KITH_OK);
+  assert_int_equal(out->len, 2);
+  kith_friend *fa = out->pdata[0];
+  assert_memory_equal(fa->node, a, 32);
+  assert_string_equal(fa->name, "alice");
+  assert_string_equal(fa->host, "10.0.0.2");
+  assert_int_equal(fa->port, 7733);
+  g_ptr_array_set_size(out, 0);
+  assert_int_equal(kith_store_remove_friend(s, b), KITH_OK);
+  assert_int_equal(kith_store_remove_friend(s, b), KITH_ERR_NOT_FOUND);
+  assert_int_equal(kith_store_list_friends(s, out), KITH_OK);
+  assert_int_equal(out->len, 1);
+  g_ptr_array_unref(out);
+  kith_store_close(s);
+  /* A home from before friends existed (schema 1) is upgraded. */
+  raw_exec(f, "DROP TABLE friends; PRAGMA user_version = 1");
+  s = open_store(f);
+  out = g_ptr_array_new_with_free_func((GDestroyNotify)kith_friend_free);
+  assert_int_equal(kith_store_list_friends(s, out), KITH_OK);
+  assert_int_equal(out->len, 0);
+  g_ptr_array_unref(out);
+  kith_store_close(s);
+}
+
 static void bad_files_refused(void **state) {
   fixture *f = *state;
   kith_store *s = NULL;
   /* A newer schema than this code knows. */
   s = open_store(f);
   kith_store_close(s);
-  raw_exec(f, "PRAGMA user_version = 2");
+  raw_exec(f, "PRAGMA user_version = 3");
   s = NULL;
   assert_int_equal(kith_store_open(f->db, f->key, &s), KITH_ERR_STATE);
   assert_null(s);
@@ -678,6 +715,7 @@ int main(void) {
       T(tampered_secret_is_crypto_error),
       T(failed_text_insert_rolls_back_event),
       T(batch_commits_together_and_keeps_writes_atomic),
+      T(friends_round_trip_and_old_homes_upgrade),
       T(bad_files_refused),
       T(opens_through_symlinked_dir),
       T(bad_arguments_refused),
