@@ -26,6 +26,7 @@ static const cli_cmd COMMANDS[] = {
     {"leave", cli_cmd_leave, "leave a group"},
     {"role", cli_cmd_role, "change a member's role"},
     {"topic", cli_cmd_topic, "set a group's topic"},
+    {"friend", cli_cmd_friend, "manage relay friends"},
     {NULL, NULL, NULL},
 };
 

@@ -59,6 +59,7 @@
 #define KITH_GOSSIP_CACHE_MAX 1024      /* payloads kept for grafts */
 #define KITH_GOSSIP_CACHE_BYTES (8u << 20)
 #define KITH_GOSSIP_PENDING_MAX 1024 /* payloads awaiting a verdict */
+#define KITH_GOSSIP_PENDING_MS 60000 /* then they are forgotten */
 #define KITH_GOSSIP_MISSING_MAX 4096 /* announced ids not yet received */
 #define KITH_GOSSIP_ANNOUNCERS 4     /* neighbours remembered per id */
 

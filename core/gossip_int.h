@@ -65,6 +65,7 @@ typedef struct pending {
   int push; /* forward eagerly once valid */
   uint8_t *data;
   size_t len;
+  uint64_t since; /* first tick that saw it waiting (0: not yet) */
 } pending;
 
 typedef struct missing {

@@ -523,7 +523,29 @@ static void start_recon(kith_gossip *g, uint64_t now, kith_out *out) {
   g_free(msg);
 }
 
+/* A payload the application never judged (e.g. an event whose parents
+ * never came) is forgotten after KITH_GOSSIP_PENDING_MS, without blame, so
+ * that such payloads cannot fill the pending table and stop dissemination;
+ * it may be received again later. */
+static void expire_pending(kith_gossip *g, uint64_t now) {
+  GHashTableIter it;
+  gpointer v;
+
+  g_hash_table_iter_init(&it, g->pend);
+  while (g_hash_table_iter_next(&it, NULL, &v)) {
+    pending *pe = v;
+    if (pe->since == 0) {
+      pe->since = now ? now : 1;
+    } else if (now - pe->since >= KITH_GOSSIP_PENDING_MS) {
+      seen_set(g, pe->id, 0);
+      g->st.overflows++;
+      g_hash_table_iter_remove(&it);
+    }
+  }
+}
+
 void pt_tick(kith_gossip *g, uint64_t now, kith_out *out) {
+  expire_pending(g, now);
   if (g->ihave_at != 0 && now >= g->ihave_at) {
     g->ihave_at = 0;
     for (uint32_t i = 0; i < PEERS_MAX; i++)

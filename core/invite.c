@@ -34,11 +34,21 @@ static void checksum(const uint8_t *msg, size_t len,
   memcpy(out, h, CHECKSUM_LEN);
 }
 
+static void pack_members(kith_pack *p, const kith_invite_member *m, size_t n) {
+  kith_pack_array(p, (uint32_t)n);
+  for (size_t i = 0; i < n; i++) {
+    kith_pack_array(p, 3);
+    kith_pack_bin(p, m[i].id, KITH_ID_LEN);
+    kith_pack_cstr(p, m[i].addr.host);
+    kith_pack_uint(p, m[i].addr.port);
+  }
+}
+
 static kith_err pack_invite(const kith_invite *inv, uint8_t **out,
                             size_t *len) {
   kith_pack p;
   kith_pack_init(&p);
-  kith_pack_array(&p, inv->n_others ? 6 : 5);
+  kith_pack_array(&p, inv->n_relays ? 7 : inv->n_others ? 6 : 5);
   kith_pack_uint(&p, INVITE_VERSION);
   kith_pack_bin(&p, inv->group_id, sizeof inv->group_id);
   kith_pack_bin(&p, inv->secret, sizeof inv->secret);
@@ -49,15 +59,10 @@ static kith_err pack_invite(const kith_invite *inv, uint8_t **out,
     kith_pack_cstr(&p, inv->addrs[i].host);
     kith_pack_uint(&p, inv->addrs[i].port);
   }
-  if (inv->n_others) {
-    kith_pack_array(&p, (uint32_t)inv->n_others);
-    for (size_t i = 0; i < inv->n_others; i++) {
-      kith_pack_array(&p, 3);
-      kith_pack_bin(&p, inv->others[i].id, KITH_ID_LEN);
-      kith_pack_cstr(&p, inv->others[i].addr.host);
-      kith_pack_uint(&p, inv->others[i].addr.port);
-    }
-  }
+  if (inv->n_others || inv->n_relays)
+    pack_members(&p, inv->others, inv->n_others);
+  if (inv->n_relays)
+    pack_members(&p, inv->relays, inv->n_relays);
   return kith_pack_take(&p, out, len);
 }
 
@@ -68,8 +73,12 @@ static int addr_is_valid(const kith_addr *a) {
 
 static kith_err check_invite(const kith_invite *inv) {
   if (inv->n_addrs < 1 || inv->n_addrs > KITH_INVITE_MAX_ADDRS ||
-      inv->n_others > KITH_INVITE_MAX_OTHERS)
+      inv->n_others > KITH_INVITE_MAX_OTHERS ||
+      inv->n_relays > KITH_INVITE_MAX_RELAYS)
     return KITH_ERR_ARG;
+  for (size_t i = 0; i < inv->n_relays; i++)
+    if (!addr_is_valid(&inv->relays[i].addr))
+      return KITH_ERR_ARG;
   for (size_t i = 0; i < inv->n_addrs; i++)
     if (!addr_is_valid(&inv->addrs[i]))
       return KITH_ERR_ARG;
@@ -134,18 +143,19 @@ static kith_err read_addr(const msgpack_object *o, kith_addr *a) {
   return read_host_port(f, a);
 }
 
-static kith_err read_others(const msgpack_object *o, kith_invite *inv) {
+/* A list of [id, host, port] of min..max entries. */
+static kith_err read_members(const msgpack_object *o, kith_invite_member *m,
+                             size_t min, size_t max, size_t *n) {
   const msgpack_object *list, *f;
   if (kith_codec_array(o, UINT32_MAX, &list) != KITH_OK ||
-      o->via.array.size < 1 || o->via.array.size > KITH_INVITE_MAX_OTHERS)
+      o->via.array.size < min || o->via.array.size > max)
     return KITH_ERR_DECODE;
   for (uint32_t i = 0; i < o->via.array.size; i++)
     if (kith_codec_array(&list[i], 3, &f) != KITH_OK ||
-        kith_codec_bin_fixed(&f[0], inv->others[i].id, KITH_ID_LEN) !=
-            KITH_OK ||
-        read_host_port(f + 1, &inv->others[i].addr) != KITH_OK)
+        kith_codec_bin_fixed(&f[0], m[i].id, KITH_ID_LEN) != KITH_OK ||
+        read_host_port(f + 1, &m[i].addr) != KITH_OK)
       return KITH_ERR_DECODE;
-  inv->n_others = o->via.array.size;
+  *n = o->via.array.size;
   return KITH_OK;
 }
 
@@ -153,7 +163,7 @@ static kith_err read_invite(const msgpack_object *root, kith_invite *inv) {
   const msgpack_object *f, *addrs;
   uint64_t version;
   uint32_t nf = root->type == MSGPACK_OBJECT_ARRAY ? root->via.array.size : 0;
-  if ((nf != 5 && nf != 6) || kith_codec_array(root, nf, &f) != KITH_OK ||
+  if (nf < 5 || nf > 7 || kith_codec_array(root, nf, &f) != KITH_OK ||
       kith_codec_uint(&f[0], UINT64_MAX, &version) != KITH_OK ||
       version != INVITE_VERSION ||
       kith_codec_bin_fixed(&f[1], inv->group_id, 32) != KITH_OK ||
@@ -168,7 +178,16 @@ static kith_err read_invite(const msgpack_object *root, kith_invite *inv) {
     if (read_addr(&addrs[i], &inv->addrs[i]) != KITH_OK)
       return KITH_ERR_DECODE;
   inv->n_addrs = n;
-  return nf == 6 ? read_others(&f[5], inv) : KITH_OK;
+  /* Canonical: a list is left out when empty, except others before
+   * relays. */
+  if (nf >= 6 &&
+      read_members(&f[5], inv->others, nf == 7 ? 0 : 1, KITH_INVITE_MAX_OTHERS,
+                   &inv->n_others) != KITH_OK)
+    return KITH_ERR_DECODE;
+  if (nf == 7 && read_members(&f[6], inv->relays, 1, KITH_INVITE_MAX_RELAYS,
+                              &inv->n_relays) != KITH_OK)
+    return KITH_ERR_DECODE;
+  return KITH_OK;
 }
 
 /* Strips white space and the prefix, checks the alphabet and decodes the

@@ -3,9 +3,13 @@
  * A code is "kith:" followed by base64url (no padding) of
  *   msgpack [version=1, group_id bin32, invite_secret bin32,
  *            inviter_id bin32, addrs [[host str, port uint], ...],
- *            (optional) others [[node_id bin32, host str, port uint], ...]]
+ *            (optional) others [[node_id bin32, host str, port uint], ...],
+ *            (optional) relays [[node_id bin32, host str, port uint], ...]]
  * others lists up to KITH_INVITE_MAX_OTHERS further members that can admit
- * the holder when the inviter is offline; it is left out when empty.
+ * the holder when the inviter is offline; relays lists up to
+ * KITH_INVITE_MAX_RELAYS relay friends of the inviter, through which a
+ * joiner that cannot reach the inviter directly (NAT) sends its request.
+ * Trailing empty lists are left out (others is [] when only relays exist).
  * followed by 4 checksum bytes = first 4 bytes of BLAKE2b-256 of the
  * msgpack bytes. The invite secret is the Ed25519 seed of the invite key
  * pair; the invite event in the group publishes only its public key. */
@@ -20,6 +24,7 @@
 
 #define KITH_INVITE_MAX_ADDRS 8
 #define KITH_INVITE_MAX_OTHERS 3
+#define KITH_INVITE_MAX_RELAYS 2
 #define KITH_INVITE_HOST_MAX 63
 #define KITH_INVITE_CODE_MAX 1024 /* characters, including "kith:" */
 
@@ -41,6 +46,8 @@ typedef struct kith_invite {
   kith_addr addrs[KITH_INVITE_MAX_ADDRS];
   size_t n_others;
   kith_invite_member others[KITH_INVITE_MAX_OTHERS];
+  size_t n_relays;
+  kith_invite_member relays[KITH_INVITE_MAX_RELAYS];
 } kith_invite;
 
 /* Writes the code (NUL-terminated) to out. KITH_ERR_LIMIT if cap is too

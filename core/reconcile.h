@@ -33,7 +33,9 @@
 
 #define KITH_RECON_BRANCH 16
 #define KITH_RECON_LEAF 8
-#define KITH_RECON_MAX_MSG (256 * 1024) /* bytes of one message */
+/* bytes of one message: it travels in one session frame (192 KiB) with
+ * the gossip and link framing around it */
+#define KITH_RECON_MAX_MSG (128 * 1024)
 #define KITH_RECON_MAX_ITEMS (1u << 24)
 /* Ids per id-list range: longer lists are cut into several ranges. */
 #define KITH_RECON_CHUNK 1024

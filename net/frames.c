@@ -343,6 +343,9 @@ void frames_on_frame(node_peer *p, const uint8_t *buf, size_t len) {
   case 3 * 256 + FRAME_GOSSIP:
     gossip_on_frame(p, it);
     break;
+  case 5 * 256 + FRAME_RELAY:
+    relay_on_frame(p, it);
+    break;
   default:
     p->node->dropped_frames++; /* unknown frames are ignored: newer peers */
   }

@@ -125,8 +125,8 @@ static void connect_to(kith_node *n, node_group *ng, const uint8_t peer[32]) {
 static void maybe_disconnect(kith_node *n, const uint8_t peer[32]) {
   node_peer *p = find_peer(n, peer);
 
-  if (!p || gossip_wants_link(n, peer))
-    return;
+  if (!p || gossip_wants_link(n, peer) || relay_is_friend(n, peer))
+    return; /* friends' links are kept: they relay */
   for (guint i = 0; i < n->joins->len; i++)
     if (memcmp(((node_join *)n->joins->pdata[i])->target, peer, KITH_ID_LEN) ==
         0)
@@ -404,14 +404,17 @@ void gossip_on_frame(node_peer *p, const msgpack_object *it) {
   drain(n, ng, &o);
 }
 
-/* A removal also goes straight to the removed member's link, so that it
- * learns it is out (the overlay no longer carries anything to it). */
+/* A removal also goes straight to the removed member if it is one of our
+ * overlay neighbours, so that it learns it is out (the overlay no longer
+ * carries anything to it); others learn it from their own neighbours. */
 static void tell_removed(kith_node *n, node_group *ng, const kith_event *ev) {
   GList *peers = g_hash_table_get_values(n->peers);
 
   for (GList *l = peers; l; l = l->next) {
     node_peer *p = l->data;
-    if (p->state == PEER_UP && !kith_group_is_member(ng->g, p->id))
+    /* Only to the overlay neighbours it removes: they were members. */
+    if (p->state == PEER_UP && !kith_group_is_member(ng->g, p->id) && ng->gs &&
+        kith_gossip_peer_state(ng->gs, p->id) >= 0)
       frames_send_event(p, ev);
   }
   g_list_free(peers);

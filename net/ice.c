@@ -400,10 +400,16 @@ static void configure(NiceAgent *agent, const kith_ice_config *cfg) {
     add_loopback_addrs(agent);
 }
 
-static kith_err start_agent(kith_ice *ice) {
+static kith_err start_agent(kith_ice *ice, const kith_ice_config *cfg) {
   ice->stream = nice_agent_add_stream(ice->agent, 1);
   if (ice->stream == 0)
     return KITH_ERR_IO;
+  for (size_t i = 0; i < cfg->n_turn && i < KITH_TURN_MAX; i++)
+    if (!nice_agent_set_relay_info(ice->agent, ice->stream, COMPONENT,
+                                   cfg->turn[i].host, cfg->turn[i].port,
+                                   cfg->turn[i].user, cfg->turn[i].pass,
+                                   NICE_RELAY_TYPE_TURN_UDP))
+      return KITH_ERR_ARG;
   connect_signals(ice);
   if (!nice_agent_attach_recv(ice->agent, ice->stream, COMPONENT, ice->ctx,
                               on_recv, ice))
@@ -444,7 +450,7 @@ kith_err kith_ice_new(GMainContext *ctx, const kith_ice_config *cfg,
     return KITH_ERR_NOMEM;
   }
   configure(ice->agent, cfg);
-  kith_err e = start_agent(ice);
+  kith_err e = start_agent(ice, cfg);
   if (e != KITH_OK) {
     destroy_now(ice);
     return e;
@@ -605,4 +611,43 @@ const char *kith_ice_path(const kith_ice *ice) {
 
 const char *kith_ice_remote_addr(const kith_ice *ice) {
   return ice != NULL && ice->ready && ice->remote[0] ? ice->remote : NULL;
+}
+
+kith_err kith_turn_parse(const char *url, kith_turn *t) {
+  kith_turn r = {0};
+  const char *at, *colon, *hp, *sep;
+  GInetAddress *ia;
+  guint64 port = 3478;
+
+  if (!url || !t || !g_str_has_prefix(url, "turn://"))
+    return KITH_ERR_ARG;
+  url += strlen("turn://");
+  at = strrchr(url, '@');
+  colon = at ? memchr(url, ':', (size_t)(at - url)) : NULL;
+  if (!at || !colon || colon == url || at - colon - 1 < 1 ||
+      (size_t)(colon - url) >= sizeof r.user ||
+      (size_t)(at - colon - 1) >= sizeof r.pass)
+    return KITH_ERR_ARG;
+  memcpy(r.user, url, (size_t)(colon - url));
+  memcpy(r.pass, colon + 1, (size_t)(at - colon - 1));
+  hp = at + 1;
+  sep = strrchr(hp, ':');
+  if (sep && !strchr(sep + 1, ']')) {
+    char *end = NULL;
+    port = g_ascii_strtoull(sep + 1, &end, 10);
+    if (end == sep + 1 || *end || port == 0 || port > 65535)
+      return KITH_ERR_ARG;
+  } else {
+    sep = hp + strlen(hp);
+  }
+  if ((size_t)(sep - hp) >= sizeof r.host || sep == hp)
+    return KITH_ERR_ARG;
+  memcpy(r.host, hp, (size_t)(sep - hp));
+  ia = g_inet_address_new_from_string(r.host);
+  if (!ia)
+    return KITH_ERR_ARG;
+  g_object_unref(ia);
+  r.port = (uint16_t)port;
+  *t = r;
+  return KITH_OK;
 }

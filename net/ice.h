@@ -64,13 +64,29 @@ KITH_MUST kith_err kith_ice_params_encode_max(const kith_ice_params *p,
 
 typedef struct kith_ice kith_ice;
 
+#define KITH_TURN_MAX 4 /* TURN servers a node uses */
+
+/* A TURN server (UDP), from turn://USER:PASS@HOST:PORT. */
+typedef struct kith_turn {
+  char host[46]; /* numeric IPv4 or IPv6 */
+  uint16_t port;
+  char user[65];
+  char pass[65];
+} kith_turn;
+
+/* Parses turn://USER:PASS@HOST:PORT (HOST numeric; port default 3478).
+ * KITH_ERR_ARG with nothing written if malformed. */
+KITH_MUST kith_err kith_turn_parse(const char *url, kith_turn *t);
+
 typedef struct kith_ice_config {
   int controlling;       /* the side with the smaller node id controls */
   int loopback;          /* also gather on 127.0.0.1 (tests, one machine) */
   const char *only_addr; /* if set: gather on this IPv4 address only
                             (e.g. "127.0.0.1"); overrides loopback */
-  const char *stun_host; /* NULL: none */
+  const char *stun_host; /* numeric address, NULL: none */
   uint16_t stun_port;
+  const struct kith_turn *turn; /* TURN servers (relayed candidates) */
+  size_t n_turn;
 } kith_ice_config;
 
 typedef struct kith_ice_callbacks {

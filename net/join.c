@@ -182,19 +182,55 @@ static kith_err pack_request(kith_node *n, node_join *j, uint8_t **out,
 }
 
 /* The k-th way in: the inviter's addresses, then the other members the
- * code names (any member can admit). */
+ * code names (any member can admit), then the inviter through each relay
+ * friend the code names (for an inviter behind NAT). */
 static void candidate(const node_join *j, size_t k, const uint8_t **id,
-                      const kith_addr **a) {
-  size_t n = j->inv.n_addrs + j->inv.n_others;
+                      const kith_addr **a, const kith_invite_member **relay) {
+  size_t n = j->inv.n_addrs + j->inv.n_others + j->inv.n_relays;
 
   k %= n;
+  *relay = NULL;
   if (k < j->inv.n_addrs) {
     *id = j->inv.inviter;
     *a = &j->inv.addrs[k];
-  } else {
+  } else if (k < j->inv.n_addrs + j->inv.n_others) {
     *id = j->inv.others[k - j->inv.n_addrs].id;
     *a = &j->inv.others[k - j->inv.n_addrs].addr;
+  } else {
+    *relay = &j->inv.relays[k - j->inv.n_addrs - j->inv.n_others];
+    *id = j->inv.inviter;
+    *a = &(*relay)->addr;
   }
+}
+
+/* Through a relay friend: first a link to the relay (it must count us as
+ * a friend), then the request through it at the next try. */
+static void try_relay(kith_node *n, node_join *j,
+                      const kith_invite_member *relay, const uint8_t *req,
+                      size_t len) {
+  char text[KITH_ID_TEXT_LEN + 1];
+  node_peer *r, *p;
+
+  kith_id_to_text(relay->id, text);
+  r = g_hash_table_lookup(n->peers, text);
+  if (!r) {
+    progress(j, "contacting the relay friend %.8s at %s:%u", text,
+             relay->addr.host, relay->addr.port);
+    peer_connect(n, relay->id, relay->addr.host, relay->addr.port, NULL, 0);
+    j->next_addr--; /* come back to this relay once linked */
+    return;
+  }
+  if (r->state != PEER_UP)
+    return;
+  kith_id_to_text(j->inv.inviter, text);
+  p = g_hash_table_lookup(n->peers, text);
+  if (p && strcmp(p->via, r->id_text) != 0 && p->state != PEER_UP)
+    peer_close(p, "trying through a relay");
+  else if (p)
+    return;
+  progress(j, "contacting the inviter %.8s through the relay %.8s", text,
+           r->id_text);
+  peer_connect_via(n, j->inv.inviter, r, req, len);
 }
 
 /* Sends (or re-sends) the join offer to the next way in. */
@@ -202,11 +238,12 @@ static void try_next_addr(kith_node *n, node_join *j, uint64_t now) {
   char text[KITH_ID_TEXT_LEN + 1];
   const uint8_t *id;
   const kith_addr *a;
+  const kith_invite_member *relay;
   node_peer *p;
   uint8_t *req;
   size_t len;
 
-  candidate(j, j->next_addr++, &id, &a);
+  candidate(j, j->next_addr++, &id, &a, &relay);
   j->next_try_ms = now + JOIN_RETRY_MS;
   if (memcmp(id, n->me.pk, KITH_ID_LEN) == 0)
     return;
@@ -218,21 +255,24 @@ static void try_next_addr(kith_node *n, node_join *j, uint64_t now) {
       peer_close(p, "trying another member");
     memcpy(j->target, id, KITH_ID_LEN);
   }
-  kith_id_to_text(id, text);
-  p = g_hash_table_lookup(n->peers, text);
-  if (p && p->offerer && p->join && p->state <= PEER_OFFERED) {
-    peer_reoffer(p, a->host, a->port);
-    return;
-  }
-  if (p)
-    return; /* connecting or up: wait for it */
   if (pack_request(n, j, &req, &len) != KITH_OK)
     return;
-  progress(j, "contacting %s %.8s at %s:%u",
-           memcmp(id, j->inv.inviter, KITH_ID_LEN) == 0 ? "the inviter"
-                                                        : "the member",
-           text, a->host, a->port);
-  peer_connect(n, id, a->host, a->port, req, len);
+  if (relay) {
+    try_relay(n, j, relay, req, len);
+    g_free(req);
+    return;
+  }
+  kith_id_to_text(id, text);
+  p = g_hash_table_lookup(n->peers, text);
+  if (p && p->offerer && p->join && !p->via[0] && p->state <= PEER_OFFERED)
+    peer_reoffer(p, a->host, a->port);
+  else if (!p) {
+    progress(j, "contacting %s %.8s at %s:%u",
+             memcmp(id, j->inv.inviter, KITH_ID_LEN) == 0 ? "the inviter"
+                                                          : "the member",
+             text, a->host, a->port);
+    peer_connect(n, id, a->host, a->port, req, len);
+  }
   g_free(req);
 }
 

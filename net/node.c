@@ -306,6 +306,8 @@ static kith_err load_state(kith_node *n) {
   for (guint i = 0; err == KITH_OK && i + 32 <= gids->len; i += 32)
     err = load_group(n, gids->data + i);
   if (err == KITH_OK)
+    err = relay_load(n);
+  if (err == KITH_OK)
     err = kith_store_list_peers(n->store, peers);
   for (guint i = 0; err == KITH_OK && i < peers->len; i++) {
     kith_stored_peer *sp = g_new(kith_stored_peer, 1);
@@ -329,6 +331,7 @@ static gboolean on_tick(gpointer data) {
     peer_tick(l->data, now);
   g_list_free(peers);
   join_tick(n, now);
+  relay_tick(n, now);
   maintain_groups(n);
   return G_SOURCE_CONTINUE;
 }
@@ -450,6 +453,10 @@ static void node_free(kith_node *n) {
     g_hash_table_unref(n->groups);
   if (n->addrs)
     g_hash_table_unref(n->addrs);
+  if (n->friends)
+    g_hash_table_unref(n->friends);
+  if (n->relay_buckets)
+    g_hash_table_unref(n->relay_buckets);
   if (n->store) {
     node_store_flush(n);
     kith_store_close(n->store);
@@ -460,6 +467,41 @@ static void node_free(kith_node *n) {
     close(n->lock_fd);
   if (n->loop)
     g_main_loop_unref(n->loop);
+}
+
+/* STUN host names are resolved once at start (libnice wants an address);
+ * TURN URLs take numeric hosts. Prints the error. */
+static int read_servers(kith_node *n, const kith_node_config *cfg) {
+  if (cfg->stun && cfg->stun[0]) {
+    const char *colon = strrchr(cfg->stun, ':');
+    char *host = g_strndup(cfg->stun, colon ? (gsize)(colon - cfg->stun) : 0);
+    guint64 port = colon ? g_ascii_strtoull(colon + 1, NULL, 10) : 0;
+    GList *addrs = NULL;
+    if (host[0] && port > 0 && port < 65536)
+      addrs =
+          g_resolver_lookup_by_name(g_resolver_get_default(), host, NULL, NULL);
+    if (addrs) {
+      char *ip = g_inet_address_to_string(addrs->data);
+      g_strlcpy(n->stun_host, ip, sizeof n->stun_host);
+      n->stun_port = (uint16_t)port;
+      g_free(ip);
+    }
+    g_resolver_free_addresses(addrs);
+    g_free(host);
+    if (!n->stun_host[0]) {
+      fprintf(stderr, "kith: error: cannot use STUN server '%s'\n", cfg->stun);
+      return 1;
+    }
+  }
+  for (size_t i = 0; cfg->turn && cfg->turn[i]; i++) {
+    if (i >= KITH_TURN_MAX ||
+        kith_turn_parse(cfg->turn[i], &n->turn[n->n_turn]) != KITH_OK) {
+      fprintf(stderr, "kith: error: bad TURN server '%s'\n", cfg->turn[i]);
+      return 1;
+    }
+    n->n_turn++;
+  }
+  return 0;
 }
 
 int kith_node_run(const kith_node_config *cfg) {
@@ -478,14 +520,22 @@ int kith_node_run(const kith_node_config *cfg) {
       g_hash_table_new_full(g_str_hash, g_str_equal, NULL, node_group_free);
   n->peers = g_hash_table_new(g_str_hash, g_str_equal);
   n->addrs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+  n->friends = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                     (GDestroyNotify)kith_friend_free);
+  n->relay_buckets =
+      g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
   n->joins = g_ptr_array_new();
   n->start_ms = node_now();
-  rc = open_home(n, cfg);
+  n->relay = cfg->relay;
+  rc = read_servers(n, cfg);
+  if (rc == 0)
+    rc = open_home(n, cfg);
   if (rc == 0)
     rc = start_services(n, cfg->port);
   if (rc == 0) {
-    node_log(n, "node %s (%s) up: signal port %u, %u groups", n->me_text,
-             n->name, kith_signal_port(n->sig), g_hash_table_size(n->groups));
+    node_log(n, "node %s (%s) up: signal port %u, %u groups%s", n->me_text,
+             n->name, kith_signal_port(n->sig), g_hash_table_size(n->groups),
+             n->relay ? ", relaying for friends" : "");
     g_unix_signal_add(SIGINT, on_quit_signal, n);
     g_unix_signal_add(SIGTERM, on_quit_signal, n);
     g_timeout_add(NODE_TICK_MS, on_tick, n);

@@ -9,12 +9,15 @@
 #include <stdint.h>
 
 typedef struct kith_node_config {
-  const char *home;       /* data directory (resolved by the caller) */
-  uint16_t port;          /* signal port; 0 = any free port */
-  int loopback;           /* also use 127.0.0.1 for ICE (default on) */
-  const char *bind_addr;  /* only this IPv4 address for ICE and invites
-                             (e.g. 127.0.0.1 for tests); NULL: all */
-  const char *passphrase; /* for a protected home, else NULL (borrowed) */
+  const char *home;        /* data directory (resolved by the caller) */
+  uint16_t port;           /* signal port; 0 = any free port */
+  int loopback;            /* also use 127.0.0.1 for ICE (default on) */
+  const char *bind_addr;   /* only this IPv4 address for ICE and invites
+                              (e.g. 127.0.0.1 for tests); NULL: all */
+  const char *stun;        /* STUN server HOST:PORT, or NULL */
+  const char *const *turn; /* NULL-terminated TURN URLs, or NULL */
+  int relay;               /* relay for the friend list */
+  const char *passphrase;  /* for a protected home, else NULL (borrowed) */
   size_t passphrase_len;
 } kith_node_config;
 

@@ -31,6 +31,7 @@
 #define STORE_BATCH_MAX 64       /* events per store transaction */
 #define PUSH_WINDOW (256 * 1024) /* history queued on a link at a time */
 #define SYNC_MAX_IDS (1u << 20)
+#define RELAY_FALLBACK_MS (8 * KITH_SECOND)  /* ICE this long: use the relay */
 #define OFFER_MIN_SIZE (KITH_SIGNAL_MAX - 4) /* room for any answer */
 #define JOIN_RETRY_MS (3 * KITH_SECOND)
 
@@ -44,6 +45,7 @@ enum {
   FRAME_HAVE = 4,
   FRAME_ADDRS = 5,
   FRAME_GOSSIP = 6, /* [6, group id, engine frame bin] */
+  FRAME_RELAY = 7,  /* [7, kind, to, from, payload] (relay.c) */
 };
 
 typedef enum peer_state {
@@ -82,6 +84,8 @@ typedef struct node_peer {
   GHashTable *have;      /* gid text -> GByteArray of ids from HAVE */
   GHashTable *have_sent; /* gid texts we sent our HAVE for */
   GQueue *push;          /* history to send: 64-byte (gid, event id) items */
+  char via[KITH_ID_TEXT_LEN + 1]; /* relay friend our signalling used, or "" */
+  int relayed; /* no ICE path: session bytes go through `via` */
   int pumping;
 } node_peer;
 
@@ -124,9 +128,17 @@ struct kith_node {
   uint64_t start_ms;
   int loopback;
   const char *bind_addr;
+  char stun_host[46]; /* numeric, "" for none */
+  uint16_t stun_port;
+  kith_turn turn[KITH_TURN_MAX];
+  size_t n_turn;
+  int relay;
   uint64_t dropped_frames;
-  guint commit_source; /* idle source committing the store batch, or 0 */
-  guint gossip_timer;  /* timeout source for the engines' next deadline */
+  guint commit_source;       /* idle source committing the store batch, or 0 */
+  GHashTable *friends;       /* id text -> kith_friend* */
+  GHashTable *relay_buckets; /* id text -> rate bucket (relay.c) */
+  uint64_t relay_refusals, relayed_bytes, next_friend_ms;
+  guint gossip_timer; /* timeout source for the engines' next deadline */
   uint64_t gossip_timer_at;
   int stopping;
   unsigned batch_writes;
@@ -166,7 +178,11 @@ void peer_tick(node_peer *p, uint64_t now);
 void peer_reoffer(node_peer *p, const char *host, uint16_t port);
 void peer_on_ping(node_peer *p, int kind, uint64_t t);
 void peer_send_refuse(kith_node *n, const uint8_t to[32], GSocketAddress *dst,
-                      size_t request_size, const char *reason);
+                      size_t request_size, node_peer *relay,
+                      const char *reason);
+/* The link's path as kith peers shows it, and the remote address. */
+const char *peer_path(const node_peer *p);
+const char *peer_addr(const node_peer *p);
 
 /* frames.c: link frames other than the engine's */
 void frames_link_up(node_peer *p);
@@ -187,6 +203,29 @@ void gossip_on_frame(node_peer *p, const msgpack_object *it);
 void gossip_note(kith_node *n, node_group *ng, const kith_accepted *a,
                  acc_origin origin);
 int gossip_wants_link(kith_node *n, const uint8_t peer[32]);
+
+/* relay.c: relay friends */
+kith_err relay_load(kith_node *n);
+int relay_is_friend(kith_node *n, const uint8_t id[32]);
+void relay_on_frame(node_peer *p, const msgpack_object *it);
+void relay_tick(kith_node *n, uint64_t now);
+node_peer *relay_pick(kith_node *n, const uint8_t to[32]);
+KITH_MUST kith_err relay_send_signal(node_peer *relay, const uint8_t to[32],
+                                     const uint8_t *payload, size_t len);
+void relay_send_data(node_peer *relay, const uint8_t to[32],
+                     const uint8_t *bytes, size_t len);
+void relay_rpc_register(kith_node *n);
+
+/* peer.c: what arrives through a relay friend */
+void peer_on_relayed_signal(kith_node *n, const uint8_t from[32],
+                            const uint8_t *payload, size_t len,
+                            node_peer *relay);
+void peer_on_relayed_data(kith_node *n, const uint8_t from[32],
+                          const uint8_t *bytes, size_t len, node_peer *relay);
+/* Offers a link to id with signalling through the relay friend `relay`. */
+node_peer *peer_connect_via(kith_node *n, const uint8_t id[32],
+                            node_peer *relay, const uint8_t *join,
+                            size_t join_len);
 
 /* join.c */
 /* Admitter side: returns NULL to accept the joiner's offer, or the reason

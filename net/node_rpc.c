@@ -192,9 +192,8 @@ static void rpc_peers(kith_rpc_call *call, const msgpack_object *params,
     msgpack_pack_map(&pk.pk, 5);
     kv_str(&pk, "node_id", p->id_text);
     kv_str(&pk, "name", node_member_name(n, p->id));
-    kv_str(&pk, "path", kith_ice_path(p->ice) ? kith_ice_path(p->ice) : "");
-    kv_str(&pk, "addr",
-           kith_ice_remote_addr(p->ice) ? kith_ice_remote_addr(p->ice) : "");
+    kv_str(&pk, "path", peer_path(p));
+    kv_str(&pk, "addr", peer_addr(p));
     kv_uint(&pk, "rtt_ms", (uint64_t)(p->rtt_ms + 0.5));
   }
   g_list_free(peers);
@@ -411,6 +410,25 @@ static void invite_others(kith_node *n, node_group *ng, kith_invite *inv) {
   }
 }
 
+/* Relay friends with a known address, for joiners who cannot reach us. */
+static void invite_relays(kith_node *n, kith_invite *inv) {
+  GHashTableIter it;
+  gpointer v;
+
+  g_hash_table_iter_init(&it, n->friends);
+  while (g_hash_table_iter_next(&it, NULL, &v) &&
+         inv->n_relays < KITH_INVITE_MAX_RELAYS) {
+    kith_friend *f = v;
+    kith_invite_member *m = &inv->relays[inv->n_relays];
+    if (!f->port)
+      continue;
+    memcpy(m->id, f->node, KITH_ID_LEN);
+    g_strlcpy(m->addr.host, f->host, sizeof m->addr.host);
+    m->addr.port = f->port;
+    inv->n_relays++;
+  }
+}
+
 static void rpc_invite(kith_rpc_call *call, const msgpack_object *params,
                        void *ud) {
   kith_node *n = ud;
@@ -445,9 +463,10 @@ static void rpc_invite(kith_rpc_call *call, const msgpack_object *params,
   memcpy(inv.inviter, n->me.pk, KITH_ID_LEN);
   invite_addrs(n, &inv);
   invite_others(n, ng, &inv);
+  invite_relays(n, &inv);
   err = kith_invite_encode(&inv, code, sizeof code);
   if (err == KITH_ERR_LIMIT && inv.n_others > 0) {
-    inv.n_others = 0; /* long addresses: the inviter alone then */
+    inv.n_others = 0; /* long addresses: without the other members then */
     err = kith_invite_encode(&inv, code, sizeof code);
   }
   sodium_memzero(&inv, sizeof inv);
@@ -757,6 +776,8 @@ void node_rpc_register(kith_node *n) {
       {"role", rpc_role},
       {"topic", rpc_topic},
   };
+
+  relay_rpc_register(n);
 
   for (size_t i = 0; i < G_N_ELEMENTS(methods); i++)
     kith_control_register(n->ctl, methods[i].name, methods[i].fn, n);

@@ -6,6 +6,10 @@
 #include "../core/codec.h"
 #include "node_int.h"
 
+#define RELAY_CHUNK (64 * 1024) /* session bytes per relayed frame */
+
+static int fall_back_to_relay(node_peer *p);
+
 static void peer_free(node_peer *p) {
   if (p->ice)
     kith_ice_free(p->ice);
@@ -38,7 +42,25 @@ void peer_close(node_peer *p, const char *why) {
   peer_free(p);
 }
 
+static node_peer *relay_of(node_peer *p) {
+  node_peer *r = p->via[0] ? g_hash_table_lookup(p->node->peers, p->via) : NULL;
+  return r && r->state == PEER_UP && !r->relayed ? r : NULL;
+}
+
 static void flush(node_peer *p) {
+  if (p->relayed) {
+    node_peer *r = relay_of(p);
+    if (!r) {
+      peer_close(p, "the relay friend is gone");
+      return;
+    }
+    for (guint off = 0; off < p->outbuf->len; off += RELAY_CHUNK)
+      relay_send_data(r, p->id, p->outbuf->data + off,
+                      MIN(RELAY_CHUNK, p->outbuf->len - off));
+    g_byte_array_set_size(p->outbuf, 0);
+    frames_pump(p);
+    return;
+  }
   while (p->outbuf->len > 0) {
     ssize_t sent = kith_ice_send(p->ice, p->outbuf->data, p->outbuf->len);
     if (sent < 0) {
@@ -66,9 +88,21 @@ void peer_send_frame(node_peer *p, const uint8_t *frame, size_t len) {
   flush(p);
 }
 
-static void on_ice_recv(kith_ice *ice, const uint8_t *buf, size_t len,
-                        void *ud) {
-  node_peer *p = ud;
+const char *peer_path(const node_peer *p) {
+  if (p->relayed)
+    return "friend-relay";
+  return p->ice && kith_ice_path(p->ice) ? kith_ice_path(p->ice) : "";
+}
+
+const char *peer_addr(const node_peer *p) {
+  if (p->relayed)
+    return p->via;
+  return p->ice && kith_ice_remote_addr(p->ice) ? kith_ice_remote_addr(p->ice)
+                                                : "";
+}
+
+/* Bytes of the session, from ICE or through a relay. */
+static void peer_feed(node_peer *p, const uint8_t *buf, size_t len) {
   GPtrArray *frames =
       g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
   kith_err err = kith_session_recv(p->sess, buf, len, p->outbuf, frames);
@@ -80,8 +114,8 @@ static void on_ice_recv(kith_ice *ice, const uint8_t *buf, size_t len,
   g_strlcpy(id_text, p->id_text, sizeof id_text);
   if (!was_up && kith_session_is_established(p->sess)) {
     p->state = PEER_UP;
-    node_log(n, "link to %.8s up (%s, %s)", p->id_text, kith_ice_path(p->ice),
-             kith_ice_remote_addr(p->ice));
+    node_log(n, "link to %.8s up (%s, %s)", p->id_text, peer_path(p),
+             peer_addr(p));
     frames_link_up(p);
     if (g_hash_table_lookup(n->peers, id_text) == p)
       gossip_link_up(n, p);
@@ -105,11 +139,17 @@ static void on_ice_recv(kith_ice *ice, const uint8_t *buf, size_t len,
   flush(p);
 }
 
+static void on_ice_recv(kith_ice *ice, const uint8_t *buf, size_t len,
+                        void *ud) {
+  peer_feed(ud, buf, len);
+}
+
 static void on_ice_state(kith_ice *ice, int ready, void *ud) {
   node_peer *p = ud;
 
   if (!ready) {
-    peer_close(p, "ICE found no working path");
+    if (!fall_back_to_relay(p))
+      peer_close(p, "ICE found no working path");
     return;
   }
   p->state = PEER_HANDSHAKE;
@@ -161,10 +201,12 @@ static void send_offer(node_peer *p, const char *host, uint16_t port) {
   uint8_t *buf;
   size_t len;
   kith_err err = pack_signal(SIG_OFFER, p, &buf, &len);
+  node_peer *r = relay_of(p);
 
   if (err == KITH_OK) {
-    err = kith_signal_send(p->node->sig, p->id, host, port, buf, len,
-                           OFFER_MIN_SIZE);
+    err = r ? relay_send_signal(r, p->id, buf, len)
+            : kith_signal_send(p->node->sig, p->id, host, port, buf, len,
+                               OFFER_MIN_SIZE);
     g_free(buf);
   }
   if (err != KITH_OK)
@@ -176,10 +218,16 @@ static kith_err resend_answer(node_peer *p) {
   uint8_t *buf;
   size_t len;
   kith_err err = pack_signal(SIG_ANSWER, p, &buf, &len);
+  node_peer *r = relay_of(p);
 
   if (err == KITH_OK) {
-    err = kith_signal_reply(p->node->sig, p->id, p->reply_to, buf, len,
-                            p->offer_size);
+    if (r)
+      err = relay_send_signal(r, p->id, buf, len);
+    else if (p->reply_to)
+      err = kith_signal_reply(p->node->sig, p->id, p->reply_to, buf, len,
+                              p->offer_size);
+    else
+      err = KITH_ERR_STATE;
     g_free(buf);
   }
   return err;
@@ -246,6 +294,10 @@ static node_peer *peer_new(kith_node *n, const uint8_t id[32], int offerer) {
   cfg.controlling = memcmp(n->me.pk, id, KITH_ID_LEN) < 0;
   cfg.loopback = n->loopback;
   cfg.only_addr = n->bind_addr;
+  cfg.stun_host = n->stun_host[0] ? n->stun_host : NULL;
+  cfg.stun_port = n->stun_port;
+  cfg.turn = n->turn;
+  cfg.n_turn = n->n_turn;
   if (kith_ice_new(n->ctx, &cfg, &ice_cbs, p, &p->ice) != KITH_OK) {
     peer_free(p);
     return NULL;
@@ -283,7 +335,8 @@ void peer_reoffer(node_peer *p, const char *host, uint16_t port) {
 }
 
 void peer_send_refuse(kith_node *n, const uint8_t to[32], GSocketAddress *dst,
-                      size_t request_size, const char *reason) {
+                      size_t request_size, node_peer *relay,
+                      const char *reason) {
   kith_pack pk;
   uint8_t *buf;
   size_t len;
@@ -295,7 +348,9 @@ void peer_send_refuse(kith_node *n, const uint8_t to[32], GSocketAddress *dst,
   kith_pack_nil(&pk);
   if (kith_pack_take(&pk, &buf, &len) != KITH_OK)
     return;
-  if (kith_signal_reply(n->sig, to, dst, buf, len, request_size) != KITH_OK)
+  if ((relay ? relay_send_signal(relay, to, buf, len)
+             : kith_signal_reply(n->sig, to, dst, buf, len, request_size)) !=
+      KITH_OK)
     node_log(n, "could not send a refusal");
   g_free(buf);
 }
@@ -318,7 +373,7 @@ static void remember_src(kith_node *n, const uint8_t id[32],
  * smaller node id's offer wins a crossing). */
 static void on_offer(kith_node *n, const uint8_t from[32],
                      const kith_ice_params *params, const msgpack_object *join,
-                     GSocketAddress *src, size_t size) {
+                     GSocketAddress *src, size_t size, node_peer *relay) {
   char text[KITH_ID_TEXT_LEN + 1];
   node_peer *p;
   const char *refusal = NULL;
@@ -328,9 +383,11 @@ static void on_offer(kith_node *n, const uint8_t from[32],
   if (p && !p->offerer && strcmp(p->remote.ufrag, params->ufrag) == 0) {
     /* The same offer again: our answer was lost; answer once more. */
     if (p->state >= PEER_CONNECTING && p->state < PEER_UP) {
-      g_object_unref(p->reply_to);
-      p->reply_to = g_object_ref(src);
-      p->offer_size = size;
+      if (src) {
+        g_clear_object(&p->reply_to);
+        p->reply_to = g_object_ref(src);
+        p->offer_size = size;
+      }
       if (resend_answer(p) != KITH_OK)
         node_log(n, "could not answer %.8s again", p->id_text);
     }
@@ -341,12 +398,12 @@ static void on_offer(kith_node *n, const uint8_t from[32],
     return;
   if (join)
     refusal = join_on_offer(n, from, join);
-  else if (!node_shares_group(n, from))
-    refusal = "no group in common";
+  else if (!node_shares_group(n, from) && !relay_is_friend(n, from))
+    refusal = "no group in common and not a friend";
   if (refusal) {
     node_log(n, "refused an offer from %.8s: %s", text, refusal);
     if (join)
-      peer_send_refuse(n, from, src, size, refusal);
+      peer_send_refuse(n, from, src, size, relay, refusal);
     return;
   }
   if (p)
@@ -355,9 +412,13 @@ static void on_offer(kith_node *n, const uint8_t from[32],
   if (!p)
     return;
   p->remote = *params;
-  p->reply_to = g_object_ref(src);
-  p->offer_size = size;
-  remember_src(n, from, src);
+  if (relay) {
+    g_strlcpy(p->via, relay->id_text, sizeof p->via);
+  } else {
+    p->reply_to = g_object_ref(src);
+    p->offer_size = size;
+    remember_src(n, from, src);
+  }
   node_log(n, "answering %.8s", p->id_text);
   p->armed = 1;
   signal_when_ready(p);
@@ -376,13 +437,14 @@ static void on_answer(kith_node *n, const uint8_t from[32],
     peer_close(p, "bad ICE parameters in the answer");
     return;
   }
-  remember_src(n, from, src);
+  if (src)
+    remember_src(n, from, src);
   p->state = PEER_CONNECTING;
 }
 
-void peer_on_signal(kith_node *n, const uint8_t from[32],
-                    const uint8_t *payload, size_t len, GSocketAddress *src,
-                    size_t size) {
+static void handle_signal(kith_node *n, const uint8_t from[32],
+                          const uint8_t *payload, size_t len,
+                          GSocketAddress *src, size_t size, node_peer *relay) {
   msgpack_unpacked u;
   const msgpack_object *it;
   uint64_t kind;
@@ -407,11 +469,81 @@ void peer_on_signal(kith_node *n, const uint8_t from[32],
     goto out;
   if (kind == SIG_OFFER)
     on_offer(n, from, &params, it[2].type == MSGPACK_OBJECT_NIL ? NULL : &it[2],
-             src, size);
+             src, size, relay);
   else if (kind == SIG_ANSWER)
     on_answer(n, from, &params, src);
 out:
   msgpack_unpacked_destroy(&u);
+}
+
+void peer_on_signal(kith_node *n, const uint8_t from[32],
+                    const uint8_t *payload, size_t len, GSocketAddress *src,
+                    size_t size) {
+  handle_signal(n, from, payload, len, src, size, NULL);
+}
+
+void peer_on_relayed_signal(kith_node *n, const uint8_t from[32],
+                            const uint8_t *payload, size_t len,
+                            node_peer *relay) {
+  handle_signal(n, from, payload, len, NULL, 0, relay);
+}
+
+/* ICE found no path (or is too slow): carry the session through the relay
+ * friend that carried the signalling. The two ends keep their own
+ * end-to-end session; the relay sees only its records. */
+static int fall_back_to_relay(node_peer *p) {
+  if (p->relayed || p->state >= PEER_HANDSHAKE || !relay_of(p))
+    return 0;
+  node_log(p->node, "no direct path to %.8s: relaying through %.8s", p->id_text,
+           p->via);
+  kith_ice_free(p->ice);
+  p->ice = NULL;
+  p->relayed = 1;
+  p->state = PEER_HANDSHAKE;
+  g_byte_array_set_size(p->outbuf, 0);
+  if (kith_session_start(p->sess, p->outbuf) != KITH_OK) {
+    peer_close(p, "session start failed");
+    return 1;
+  }
+  flush(p);
+  return 1;
+}
+
+void peer_on_relayed_data(kith_node *n, const uint8_t from[32],
+                          const uint8_t *bytes, size_t len, node_peer *relay) {
+  char text[KITH_ID_TEXT_LEN + 1];
+  node_peer *p;
+
+  kith_id_to_text(from, text);
+  p = g_hash_table_lookup(n->peers, text);
+  if (!p || strcmp(p->via, relay->id_text) != 0)
+    return; /* not a link we signalled through this relay */
+  if (!p->relayed && !fall_back_to_relay(p))
+    return;
+  if (g_hash_table_lookup(n->peers, text) == p)
+    peer_feed(p, bytes, len);
+}
+
+node_peer *peer_connect_via(kith_node *n, const uint8_t id[32],
+                            node_peer *relay, const uint8_t *join,
+                            size_t join_len) {
+  node_peer *p;
+
+  if (g_hash_table_size(n->peers) >= PEER_MAX)
+    return NULL;
+  p = peer_new(n, id, 1);
+  if (!p)
+    return NULL;
+  g_strlcpy(p->via, relay->id_text, sizeof p->via);
+  if (join) {
+    p->join = g_memdup2(join, join_len);
+    p->join_len = join_len;
+  }
+  node_log(n, "connecting to %.8s through the relay %.8s", p->id_text,
+           relay->id_text);
+  p->armed = 1;
+  signal_when_ready(p);
+  return p;
 }
 
 static void send_ping(node_peer *p, uint64_t now, int kind, uint64_t t) {
@@ -442,6 +574,8 @@ void peer_on_ping(node_peer *p, int kind, uint64_t t) {
 
 void peer_tick(node_peer *p, uint64_t now) {
   if (p->state != PEER_UP) {
+    if (now - p->started_ms > RELAY_FALLBACK_MS && fall_back_to_relay(p))
+      return;
     if (now - p->started_ms > PEER_CONNECT_TIMEOUT_MS)
       peer_close(p, "timed out");
     return;

@@ -412,6 +412,24 @@ static void params_encode_max_edge_cases(void **state) {
   assert_null(buf);
 }
 
+static void turn_urls_parse(void **state) {
+  kith_turn t;
+  assert_int_equal(kith_turn_parse("turn://kith:labpass@10.77.0.3:3478", &t),
+                   KITH_OK);
+  assert_string_equal(t.user, "kith");
+  assert_string_equal(t.pass, "labpass");
+  assert_string_equal(t.host, "10.77.0.3");
+  assert_int_equal(t.port, 3478);
+  assert_int_equal(kith_turn_parse("turn://u:p@192.0.2.1", &t), KITH_OK);
+  assert_int_equal(t.port, 3478);
+  const char *bad[] = {"stun://u:p@192.0.2.1",   "turn://192.0.2.1:3478",
+                       "turn://u@192.0.2.1",     "turn://u:p@host.name",
+                       "turn://u:p@192.0.2.1:0", "turn://u:p@192.0.2.1:70000",
+                       "turn://:p@192.0.2.1",    "turn://u:p@"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    assert_int_equal(kith_turn_parse(bad[i], &t), KITH_ERR_ARG);
+}
+
 int main(void) {
   if (sodium_init() < 0)
     return 1;
@@ -423,6 +441,7 @@ int main(void) {
       cmocka_unit_test(params_encode_max_edge_cases),
       cmocka_unit_test(loopback_link_carries_300k_each_way),
       cmocka_unit_test(free_while_connecting_is_safe),
+      cmocka_unit_test(turn_urls_parse),
   };
   int failed = cmocka_run_group_tests_name("ice", tests, NULL, NULL);
   return failed > 255 ? 255 : failed;

@@ -87,6 +87,12 @@ static void assert_invite_equal(const kith_invite *a, const kith_invite *b) {
     assert_string_equal(a->others[i].addr.host, b->others[i].addr.host);
     assert_int_equal(a->others[i].addr.port, b->others[i].addr.port);
   }
+  assert_int_equal(a->n_relays, b->n_relays);
+  for (size_t i = 0; i < a->n_relays; i++) {
+    assert_memory_equal(a->relays[i].id, b->relays[i].id, KITH_ID_LEN);
+    assert_string_equal(a->relays[i].addr.host, b->relays[i].addr.host);
+    assert_int_equal(a->relays[i].addr.port, b->relays[i].addr.port);
+  }
 }
 
 static void vector_reproduces(void **state) {
@@ -169,6 +175,31 @@ static void other_members_round_trip(void **state) {
   inv.n_others = 1;
   inv.others[0].addr.port = 0;
   assert_int_equal(kith_invite_encode(&inv, code, sizeof code), KITH_ERR_ARG);
+}
+
+/* Relay friends travel in the code, with or without other members. */
+static void relays_round_trip(void **state) {
+  for (size_t others = 0; others <= 1; others++)
+    for (size_t k = 1; k <= KITH_INVITE_MAX_RELAYS; k++) {
+      kith_invite inv, back;
+      char code[KITH_INVITE_CODE_MAX + 1];
+      fill_invite(&inv, 1);
+      inv.n_others = others;
+      memset(inv.others[0].id, 0x55, KITH_ID_LEN);
+      g_strlcpy(inv.others[0].addr.host, "192.0.2.5",
+                sizeof inv.others[0].addr.host);
+      inv.others[0].addr.port = 7733;
+      inv.n_relays = k;
+      for (size_t i = 0; i < k; i++) {
+        memset(inv.relays[i].id, (int)(0x70 + i), KITH_ID_LEN);
+        g_strlcpy(inv.relays[i].addr.host, "203.0.113.7",
+                  sizeof inv.relays[i].addr.host);
+        inv.relays[i].addr.port = (uint16_t)(7733 + i);
+      }
+      assert_int_equal(kith_invite_encode(&inv, code, sizeof code), KITH_OK);
+      assert_int_equal(kith_invite_decode(code, &back), KITH_OK);
+      assert_invite_equal(&back, &inv);
+    }
 }
 
 static void encode_rejects_bad_invites(void **state) {
@@ -368,6 +399,7 @@ int main(void) {
       cmocka_unit_test(vector_reproduces),
       cmocka_unit_test(round_trips),
       cmocka_unit_test(other_members_round_trip),
+      cmocka_unit_test(relays_round_trip),
       cmocka_unit_test(encode_rejects_bad_invites),
       cmocka_unit_test(single_char_changes_detected),
       cmocka_unit_test(prefix_and_space),
