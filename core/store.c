@@ -62,9 +62,7 @@ enum stmt_id {
   ST_BEGIN,
   ST_COMMIT,
   ST_ROLLBACK,
-  ST_SAVEPOINT,
-  ST_RELEASE,
-  ST_ROLLBACK_TO,
+  ST_DEL_EVENT,
   ST_PUT_IDENTITY,
   ST_GET_IDENTITY,
   ST_PUT_GROUP,
@@ -87,9 +85,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
-    [ST_SAVEPOINT] = "SAVEPOINT w",
-    [ST_RELEASE] = "RELEASE w",
-    [ST_ROLLBACK_TO] = "ROLLBACK TO w",
+    [ST_DEL_EVENT] = "DELETE FROM events WHERE id = ?1",
     [ST_PUT_IDENTITY] = "INSERT INTO identity(k, seed, name) VALUES(1, ?1, ?2)"
                         " ON CONFLICT(k) DO UPDATE SET seed = excluded.seed,"
                         " name = excluded.name",
@@ -271,21 +267,26 @@ static kith_err run(sqlite3_stmt *st) {
   return rc == SQLITE_DONE || rc == SQLITE_ROW ? KITH_OK : map_rc(rc);
 }
 
-/* One write: a transaction of its own, or a savepoint inside a batch so
- * that a failed write still leaves nothing half-written. */
+/* One write: a transaction of its own, or, inside a batch, part of the
+ * batch's transaction (a failed statement changes nothing by itself; the
+ * one write of two statements, put_event, undoes its first itself). */
+static kith_err run_bound(sqlite3_stmt *st, int bind_rc) {
+  if (bind_rc != SQLITE_OK) {
+    unbind(st);
+    return map_rc(bind_rc);
+  }
+  return run(st);
+}
+
 static kith_err begin(kith_store *s) {
-  return run(s->st[s->batch ? ST_SAVEPOINT : ST_BEGIN]);
+  return s->batch ? KITH_OK : run(s->st[ST_BEGIN]);
 }
 
 /* Commits if err is KITH_OK, otherwise (or if COMMIT fails) rolls back, so
  * nothing is ever half-written. Returns the first error. */
 static kith_err finish(kith_store *s, kith_err err) {
   if (s->batch) {
-    if (err != KITH_OK && !sqlite3_get_autocommit(s->db))
-      (void)run(s->st[ST_ROLLBACK_TO]);
-    if (!sqlite3_get_autocommit(s->db))
-      (void)run(s->st[ST_RELEASE]);
-    else
+    if (sqlite3_get_autocommit(s->db))
       s->batch = 0; /* SQLite ended the whole transaction (FULL, IOERR) */
     return err;
   }
@@ -591,10 +592,17 @@ kith_err kith_store_put_event(kith_store *s, const kith_event *ev,
   if (err)
     return err;
   err = insert_event(s, ev);
+  int inserted = !err && sqlite3_changes(s->db) > 0;
   /* A text arriving later for a stored event (once its epoch secret is
    * known) is still added; a text already stored is kept. */
   if (!err && text)
     err = insert_text(s, ev, text, text_len);
+  if (err && inserted && s->batch && !sqlite3_get_autocommit(s->db)) {
+    /* Inside a batch nothing rolls back for us: take the event row out
+     * again, so that the event and its text are stored together or not. */
+    sqlite3_stmt *del = s->st[ST_DEL_EVENT];
+    (void)run_bound(del, sqlite3_bind_blob(del, 1, ev->id, 32, SQLITE_STATIC));
+  }
   return finish(s, err);
 }
 

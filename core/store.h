@@ -72,7 +72,7 @@ KITH_MUST kith_err kith_store_load_secrets(kith_store *s, const uint8_t gid[32],
                                            GByteArray *out);
 
 /* Batches: writes between batch_begin and batch_commit share one
- * transaction (each write is still all-or-nothing, as a savepoint), which
+ * transaction (each write is still all-or-nothing), which
  * makes ingest several times faster than a commit per event. commit
  * returns KITH_ERR_IO if the batch was lost (e.g. disk full): the writes
  * since batch_begin are then not on disk. */
