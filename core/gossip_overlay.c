@@ -336,6 +336,11 @@ static void do_shuffle(kith_gossip *g, uint64_t now, kith_out *out) {
 
 void ov_tick(kith_gossip *g, uint64_t now, kith_out *out) {
   expire_peers(g, now, out);
+  /* A view with room and known members to fill it is repaired, not only
+   * after a failure: a small group ends up fully linked (up to the bound)
+   * even when every join went through one member. */
+  if (g->repair_at == 0 && g->n_passive > 0 && n_active(g) < g->cfg.active_max)
+    g->repair_at = now + gs_jitter(g, g->cfg.repair_ms);
   if (g->repair_at != 0 && now >= g->repair_at)
     try_repair(g, now, out);
   if (g->shuffle_at != 0 && now >= g->shuffle_at)

@@ -81,8 +81,7 @@ static void send_have(node_peer *p, node_group *ng) {
 }
 
 /* Is there a group that we, a and b all belong to? */
-static int nodes_share_group(kith_node *n, const uint8_t a[32],
-                             const uint8_t b[32]) {
+int nodes_share_group(kith_node *n, const uint8_t a[32], const uint8_t b[32]) {
   GHashTableIter it;
   gpointer v;
 
@@ -345,6 +344,9 @@ void frames_on_frame(node_peer *p, const uint8_t *buf, size_t len) {
     break;
   case 5 * 256 + FRAME_RELAY:
     relay_on_frame(p, it);
+    break;
+  case 1 * 256 + FRAME_BYE:
+    peer_close(p, "closed by the peer");
     break;
   default:
     p->node->dropped_frames++; /* unknown frames are ignored: newer peers */

@@ -114,9 +114,15 @@ static void connect_to(kith_node *n, node_group *ng, const uint8_t peer[32]) {
   kith_out_init(&o);
   kith_id_to_text(peer, text);
   sp = g_hash_table_lookup(n->addrs, text);
+  /* The remembered address first; if a direct attempt there failed lately
+   * (NAT, a stale address), signalling through a linked relay friend or a
+   * common neighbour (an introduction). */
+  int direct = sp && !node_direct_failed(n, peer);
+  node_peer *via = p || direct ? NULL : relay_pick(n, peer);
   if (p)
     kith_gossip_link_up(ng->gs, peer, node_now(), &o);
-  else if (!sp || !peer_connect(n, peer, sp->host, sp->port, NULL, 0))
+  else if (!(direct && peer_connect(n, peer, sp->host, sp->port, NULL, 0)) &&
+           !(via && peer_connect_via(n, peer, via, NULL, 0)))
     kith_gossip_link_down(ng->gs, peer, node_now(), &o);
   drain(n, ng, &o);
 }
@@ -233,7 +239,7 @@ static void join_overlay(kith_node *n, node_group *ng) {
     char text[KITH_ID_TEXT_LEN + 1];
     kith_id_to_text(m->id, text);
     if (memcmp(m->id, n->me.pk, KITH_ID_LEN) != 0 &&
-        g_hash_table_contains(n->addrs, text))
+        (g_hash_table_contains(n->addrs, text) || relay_pick(n, m->id)))
       g_ptr_array_add(known, (gpointer)m);
   }
   /* A member we are linked to already is the quickest way in. */

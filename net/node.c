@@ -230,6 +230,24 @@ static void forget_oldest_addr(kith_node *n) {
     g_hash_table_remove(n->addrs, oldest);
 }
 
+int node_direct_failed(kith_node *n, const uint8_t id[32]) {
+  char text[KITH_ID_TEXT_LEN + 1];
+  uint64_t at;
+
+  kith_id_to_text(id, text);
+  at = (uint64_t)GPOINTER_TO_SIZE(g_hash_table_lookup(n->direct_failed, text));
+  return at && node_now() < at + DIRECT_FAILED_MS;
+}
+
+void node_note_direct_failure(kith_node *n, const uint8_t id[32]) {
+  char text[KITH_ID_TEXT_LEN + 1];
+
+  kith_id_to_text(id, text);
+  if (g_hash_table_size(n->direct_failed) < PEER_MAX * 4)
+    g_hash_table_replace(n->direct_failed, g_strdup(text),
+                         GSIZE_TO_POINTER((gsize)node_now()));
+}
+
 void node_remember_addr(kith_node *n, const uint8_t id[32], const char *host,
                         uint16_t port) {
   char text[KITH_ID_TEXT_LEN + 1];
@@ -457,6 +475,8 @@ static void node_free(kith_node *n) {
     g_hash_table_unref(n->friends);
   if (n->relay_buckets)
     g_hash_table_unref(n->relay_buckets);
+  if (n->direct_failed)
+    g_hash_table_unref(n->direct_failed);
   if (n->store) {
     node_store_flush(n);
     kith_store_close(n->store);
@@ -524,6 +544,8 @@ int kith_node_run(const kith_node_config *cfg) {
                                      (GDestroyNotify)kith_friend_free);
   n->relay_buckets =
       g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+  n->direct_failed =
+      g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   n->joins = g_ptr_array_new();
   n->start_ms = node_now();
   n->relay = cfg->relay;

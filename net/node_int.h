@@ -24,7 +24,8 @@
 #define NODE_TICK_MS 1000
 #define PEER_PING_MS (5 * KITH_SECOND)
 #define PEER_IDLE_TIMEOUT_MS (30 * KITH_SECOND)
-#define PEER_CONNECT_TIMEOUT_MS (20 * KITH_SECOND)
+#define PEER_CONNECT_TIMEOUT_MS (15 * KITH_SECOND)
+#define DIRECT_FAILED_MS (120 * KITH_SECOND) /* then try the address again */
 #define PEER_OUTBUF_MAX (64u * 1024 * 1024)
 #define PEER_MAX 256
 #define SYNC_IDS_PER_FRAME 1024
@@ -46,6 +47,7 @@ enum {
   FRAME_ADDRS = 5,
   FRAME_GOSSIP = 6, /* [6, group id, engine frame bin] */
   FRAME_RELAY = 7,  /* [7, kind, to, from, payload] (relay.c) */
+  FRAME_BYE = 8,    /* [8]: the sender closes the link */
 };
 
 typedef enum peer_state {
@@ -86,6 +88,7 @@ typedef struct node_peer {
   GQueue *push;          /* history to send: 64-byte (gid, event id) items */
   char via[KITH_ID_TEXT_LEN + 1]; /* relay friend our signalling used, or "" */
   int relayed; /* no ICE path: session bytes go through `via` */
+  int closing; /* peer_close is running */
   int pumping;
 } node_peer;
 
@@ -136,6 +139,7 @@ struct kith_node {
   uint64_t dropped_frames;
   guint commit_source;       /* idle source committing the store batch, or 0 */
   GHashTable *friends;       /* id text -> kith_friend* */
+  GHashTable *direct_failed; /* id text -> monotonic ms of the failure */
   GHashTable *relay_buckets; /* id text -> rate bucket (relay.c) */
   uint64_t relay_refusals, relayed_bytes, next_friend_ms;
   guint gossip_timer; /* timeout source for the engines' next deadline */
@@ -161,6 +165,9 @@ void node_accepted(kith_node *n, node_group *ng, GPtrArray *acc,
                    acc_origin origin);
 /* Commits the store's open batch now (before answering a client). */
 void node_store_flush(kith_node *n);
+/* Did a direct attempt at id's remembered address fail lately? */
+int node_direct_failed(kith_node *n, const uint8_t id[32]);
+void node_note_direct_failure(kith_node *n, const uint8_t id[32]);
 void node_remember_addr(kith_node *n, const uint8_t id[32], const char *host,
                         uint16_t port);
 int node_shares_group(kith_node *n, const uint8_t id[32]);
@@ -189,6 +196,8 @@ void frames_link_up(node_peer *p);
 void frames_on_frame(node_peer *p, const uint8_t *buf, size_t len);
 void frames_send_event(node_peer *p, const kith_event *ev);
 void frames_pump(node_peer *p);
+/* Is there a group that we, a and b all belong to? */
+int nodes_share_group(kith_node *n, const uint8_t a[32], const uint8_t b[32]);
 /* Tells linked members that share a group with sp's node where it is now
  * (sent when an address changes, so a node that restarts on another port
  * is found again; receivers pass on only what changes for them). */

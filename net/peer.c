@@ -9,6 +9,7 @@
 #define RELAY_CHUNK (64 * 1024) /* session bytes per relayed frame */
 
 static int fall_back_to_relay(node_peer *p);
+static node_peer *relay_of(node_peer *p);
 
 static void peer_free(node_peer *p) {
   if (p->ice)
@@ -31,6 +32,22 @@ static void peer_free(node_peer *p) {
 
 void peer_close(node_peer *p, const char *why) {
   kith_node *n = p->node;
+
+  /* Tell the other end, so that it does not keep a half-open link for the
+   * heartbeat timeout (best effort: the bytes may not make it). */
+  if (p->state == PEER_UP && !p->closing) {
+    static const uint8_t bye[] = {0x91, FRAME_BYE};
+    p->closing = 1;
+    if (kith_session_seal(p->sess, bye, sizeof bye, p->outbuf) == KITH_OK) {
+      if (p->relayed) {
+        node_peer *r = relay_of(p);
+        if (r)
+          relay_send_data(r, p->id, p->outbuf->data, p->outbuf->len);
+      } else if (p->ice) {
+        (void)kith_ice_send(p->ice, p->outbuf->data, p->outbuf->len);
+      }
+    }
+  }
 
   if (p->state == PEER_UP)
     node_log(n, "link to %.8s down: %s", p->id_text, why);
@@ -148,8 +165,11 @@ static void on_ice_state(kith_ice *ice, int ready, void *ud) {
   node_peer *p = ud;
 
   if (!ready) {
-    if (!fall_back_to_relay(p))
+    if (!fall_back_to_relay(p)) {
+      if (p->offerer && !p->via[0])
+        node_note_direct_failure(p->node, p->id);
       peer_close(p, "ICE found no working path");
+    }
     return;
   }
   p->state = PEER_HANDSHAKE;
@@ -492,8 +512,10 @@ void peer_on_relayed_signal(kith_node *n, const uint8_t from[32],
  * friend that carried the signalling. The two ends keep their own
  * end-to-end session; the relay sees only its records. */
 static int fall_back_to_relay(node_peer *p) {
-  if (p->relayed || p->state >= PEER_HANDSHAKE || !relay_of(p))
-    return 0;
+  node_peer *r = relay_of(p);
+  if (p->relayed || p->state >= PEER_HANDSHAKE || !r ||
+      !relay_is_friend(p->node, r->id))
+    return 0; /* only a relay friend carries session bytes */
   node_log(p->node, "no direct path to %.8s: relaying through %.8s", p->id_text,
            p->via);
   kith_ice_free(p->ice);
@@ -576,8 +598,11 @@ void peer_tick(node_peer *p, uint64_t now) {
   if (p->state != PEER_UP) {
     if (now - p->started_ms > RELAY_FALLBACK_MS && fall_back_to_relay(p))
       return;
-    if (now - p->started_ms > PEER_CONNECT_TIMEOUT_MS)
+    if (now - p->started_ms > PEER_CONNECT_TIMEOUT_MS) {
+      if (p->offerer && !p->via[0])
+        node_note_direct_failure(p->node, p->id);
       peer_close(p, "timed out");
+    }
     return;
   }
   if (now - p->last_rx_ms > PEER_IDLE_TIMEOUT_MS) {

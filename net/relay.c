@@ -108,7 +108,13 @@ static void forward(node_peer *p, uint64_t kind, const uint8_t to[32],
   kith_node *n = p->node;
   node_peer *q;
 
-  if (!n->relay || !relay_is_friend(n, p->id) || !relay_is_friend(n, to)) {
+  int friends = n->relay && relay_is_friend(n, p->id) && relay_is_friend(n, to);
+  /* Introductions: any member passes signalling between two members of a
+   * group it shares with both, so the mesh grows without a server. Session
+   * bytes only a relay passes, and only between its friends. */
+  int introduce = kind == 0 && nodes_share_group(n, p->id, to);
+
+  if (!friends && !introduce) {
     if (n->relay_refusals++ % 100 == 0)
       node_log(n, "refused to relay for %.8s: %s", p->id_text,
                n->relay ? "not a friend (or to a non-friend)"
@@ -255,12 +261,23 @@ void relay_tick(kith_node *n, uint64_t now) {
   }
 }
 
-/* A linked friend that can relay between us and `to`: one that is linked
- * to us now (whether it links `to` is for it to say). */
+/* A linked node that can pass signalling between us and `to`: a common
+ * neighbour in one of our groups, else a relay friend (whether it reaches
+ * `to` is for it to say). */
 node_peer *relay_pick(kith_node *n, const uint8_t to[32]) {
   GHashTableIter it;
   gpointer k, v;
 
+  /* A common neighbour first: a linked member of a group `to` is in
+   * passes signalling between members (an introduction). */
+  g_hash_table_iter_init(&it, n->peers);
+  while (g_hash_table_iter_next(&it, &k, &v)) {
+    node_peer *p = v;
+    if (p->state == PEER_UP && !p->relayed && memcmp(p->id, to, 32) != 0 &&
+        nodes_share_group(n, p->id, to))
+      return p;
+  }
+  /* Else a relay friend (it relays if `to` is its friend too). */
   g_hash_table_iter_init(&it, n->friends);
   while (g_hash_table_iter_next(&it, &k, &v)) {
     node_peer *p = g_hash_table_lookup(n->peers, k);
