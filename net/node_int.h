@@ -252,5 +252,10 @@ void join_free(node_join *j);
 
 /* node_rpc.c */
 void node_rpc_register(kith_node *n);
+/* Answers call with what pk holds (after committing the store batch). */
+void node_rpc_reply(kith_node *n, kith_rpc_call *call, kith_pack *pk);
+/* params[i] as a string copied into out (cap bytes); 0 if it is not one. */
+int node_rpc_param_str(const msgpack_object *params, uint32_t i, char *out,
+                       size_t cap);
 
 #endif

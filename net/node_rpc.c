@@ -40,7 +40,7 @@ static void kv_id(kith_pack *pk, const char *k, const uint8_t id[32]) {
 }
 
 /* Sends what pk holds as the result and frees it. */
-static void reply(kith_node *n, kith_rpc_call *call, kith_pack *pk) {
+void node_rpc_reply(kith_node *n, kith_rpc_call *call, kith_pack *pk) {
   uint8_t *buf;
   size_t len;
 
@@ -55,8 +55,8 @@ static void reply(kith_node *n, kith_rpc_call *call, kith_pack *pk) {
 }
 
 /* params[i] as a string (borrowed into a bounded copy). */
-static int param_str(const msgpack_object *params, uint32_t i, char *out,
-                     size_t cap) {
+int node_rpc_param_str(const msgpack_object *params, uint32_t i, char *out,
+                       size_t cap) {
   const char *s;
   size_t len;
 
@@ -94,7 +94,7 @@ static node_group *resolve_group(kith_node *n, kith_rpc_call *call,
   node_group *by_name = NULL, *by_prefix = NULL;
   int names = 0, prefixes = 0;
 
-  if (!param_str(params, 0, arg, sizeof arg) || !arg[0]) {
+  if (!node_rpc_param_str(params, 0, arg, sizeof arg) || !arg[0]) {
     kith_rpc_error(call, KITH_ERR_ARG, "missing group name or id");
     return NULL;
   }
@@ -136,7 +136,7 @@ static void rpc_id(kith_rpc_call *call, const msgpack_object *params,
   msgpack_pack_map(&pk.pk, 2);
   kv_str(&pk, "node_id", n->me_text);
   kv_str(&pk, "name", n->name);
-  reply(n, call, &pk);
+  node_rpc_reply(n, call, &pk);
 }
 
 static unsigned count_up(kith_node *n) {
@@ -174,7 +174,7 @@ static void rpc_status(kith_rpc_call *call, const msgpack_object *params,
   kv_uint(&pk, "peers", count_up(n));
   kv_uint(&pk, "groups", count_groups(n));
   kv_uint(&pk, "uptime_s", (node_now() - n->start_ms) / 1000);
-  reply(n, call, &pk);
+  node_rpc_reply(n, call, &pk);
 }
 
 static void rpc_peers(kith_rpc_call *call, const msgpack_object *params,
@@ -197,7 +197,7 @@ static void rpc_peers(kith_rpc_call *call, const msgpack_object *params,
     kv_uint(&pk, "rtt_ms", (uint64_t)(p->rtt_ms + 0.5));
   }
   g_list_free(peers);
-  reply(n, call, &pk);
+  node_rpc_reply(n, call, &pk);
 }
 
 static void pack_event_id(kith_node *n, kith_rpc_call *call,
@@ -207,7 +207,7 @@ static void pack_event_id(kith_node *n, kith_rpc_call *call,
   kith_pack_init(&pk);
   msgpack_pack_map(&pk.pk, 1);
   kv_id(&pk, "event_id", id);
-  reply(n, call, &pk);
+  node_rpc_reply(n, call, &pk);
 }
 
 /* Stores and spreads one locally made event, then answers with its id. */
@@ -235,12 +235,13 @@ static void rpc_group_create(kith_rpc_call *call, const msgpack_object *params,
   kith_pack pk;
   kith_err err;
 
-  if (!param_str(params, 0, name, sizeof name) || !name[0]) {
+  if (!node_rpc_param_str(params, 0, name, sizeof name) || !name[0]) {
     kith_rpc_error(call, KITH_ERR_ARG, "a group name is 1 to %d bytes of text",
                    KITH_NAME_MAX);
     return;
   }
-  if (params->via.array.size > 1 && !param_str(params, 1, hist, sizeof hist))
+  if (params->via.array.size > 1 &&
+      !node_rpc_param_str(params, 1, hist, sizeof hist))
     hist[0] = 0;
   if (strcmp(hist, "shared") != 0 && strcmp(hist, "joined") != 0) {
     kith_rpc_error(call, KITH_ERR_ARG, "history is shared or joined");
@@ -267,7 +268,7 @@ static void rpc_group_create(kith_rpc_call *call, const msgpack_object *params,
   msgpack_pack_map(&pk.pk, 2);
   kv_str(&pk, "group_id", ng->id_text);
   kv_str(&pk, "name", name);
-  reply(n, call, &pk);
+  node_rpc_reply(n, call, &pk);
 }
 
 static const kith_member *my_member(kith_node *n, node_group *ng) {
@@ -294,7 +295,7 @@ static void rpc_group_list(kith_rpc_call *call, const msgpack_object *params,
     kv_str(&pk, "role", role_name(me->role));
   }
   g_list_free(groups);
-  reply(n, call, &pk);
+  node_rpc_reply(n, call, &pk);
 }
 
 static void rpc_group_info(kith_rpc_call *call, const msgpack_object *params,
@@ -320,7 +321,7 @@ static void rpc_group_info(kith_rpc_call *call, const msgpack_object *params,
   kv_uint(&pk, "events", kith_group_n_events(ng->g));
   kv_id(&pk, "state_hash", hash);
   kv_uint(&pk, "links", ng->gs ? kith_gossip_active(ng->gs, NULL, 0) : 0);
-  reply(n, call, &pk);
+  node_rpc_reply(n, call, &pk);
 }
 
 static int is_online(kith_node *n, const uint8_t id[32]) {
@@ -355,7 +356,7 @@ static void rpc_group_members(kith_rpc_call *call, const msgpack_object *params,
     kith_pack_cstr(&pk, "online");
     kith_pack_bool(&pk, is_online(n, m->id));
   }
-  reply(n, call, &pk);
+  node_rpc_reply(n, call, &pk);
 }
 
 /* Where joiners can reach this node: the signal port on each usable IPv4
@@ -478,7 +479,7 @@ static void rpc_invite(kith_rpc_call *call, const msgpack_object *params,
   msgpack_pack_map(&pk.pk, 1);
   kv_str(&pk, "code", code);
   sodium_memzero(code, sizeof code);
-  reply(n, call, &pk);
+  node_rpc_reply(n, call, &pk);
 }
 
 static void rpc_join(kith_rpc_call *call, const msgpack_object *params,
@@ -486,7 +487,7 @@ static void rpc_join(kith_rpc_call *call, const msgpack_object *params,
   char code[KITH_INVITE_CODE_MAX + 1];
   uint64_t timeout = 60;
 
-  if (!param_str(params, 0, code, sizeof code) ||
+  if (!node_rpc_param_str(params, 0, code, sizeof code) ||
       (params->via.array.size > 1 &&
        !param_uint(params, 1, 24 * 3600, &timeout))) {
     kith_rpc_error(call, KITH_ERR_ARG,
@@ -546,7 +547,7 @@ static void rpc_log(kith_rpc_call *call, const msgpack_object *params,
   if ((params->via.array.size > 1 &&
        !param_uint(params, 1, 1u << 30, &count)) ||
       (params->via.array.size > 2 &&
-       !param_str(params, 2, before_text, sizeof before_text)) ||
+       !node_rpc_param_str(params, 2, before_text, sizeof before_text)) ||
       (before_text[0] && kith_id_from_text(before_text, before) != KITH_OK)) {
     kith_rpc_error(call, KITH_ERR_ARG, "log takes a count and an event id");
     return;
@@ -582,7 +583,7 @@ static void rpc_log(kith_rpc_call *call, const msgpack_object *params,
     kv_str(&pk, "text", m->text);
   }
   g_ptr_array_unref(msgs);
-  reply(n, call, &pk);
+  node_rpc_reply(n, call, &pk);
 }
 
 static void rpc_subscribe(kith_rpc_call *call, const msgpack_object *params,
@@ -597,7 +598,7 @@ static void rpc_subscribe(kith_rpc_call *call, const msgpack_object *params,
   kith_pack_init(&pk);
   msgpack_pack_map(&pk.pk, 1);
   kv_str(&pk, "group_id", ng->id_text);
-  reply(n, call, &pk);
+  node_rpc_reply(n, call, &pk);
 }
 
 /* MEMBER: a full node id, a unique member name, or a unique id prefix.
@@ -609,7 +610,7 @@ static const kith_member *resolve_member(kith_rpc_call *call, node_group *ng,
   const kith_member *by_name = NULL, *by_prefix = NULL;
   int names = 0, prefixes = 0;
 
-  if (!param_str(params, i, arg, sizeof arg) || !arg[0]) {
+  if (!node_rpc_param_str(params, i, arg, sizeof arg) || !arg[0]) {
     kith_rpc_error(call, KITH_ERR_ARG, "missing member name or id");
     return NULL;
   }
@@ -717,7 +718,7 @@ static void rpc_role(kith_rpc_call *call, const msgpack_object *params,
 
   if (!m)
     return;
-  if (!param_str(params, 2, role, sizeof role) ||
+  if (!node_rpc_param_str(params, 2, role, sizeof role) ||
       (strcmp(role, "owner") != 0 && strcmp(role, "admin") != 0 &&
        strcmp(role, "member") != 0)) {
     kith_rpc_error(call, KITH_ERR_ARG, "a role is owner, admin or member");

@@ -305,32 +305,6 @@ static void pack_friend(kith_pack *pk, const kith_friend *f) {
   kith_pack_cstr(pk, addr);
 }
 
-static void reply_pack(kith_node *n, kith_rpc_call *call, kith_pack *pk) {
-  uint8_t *buf;
-  size_t len;
-
-  node_store_flush(n);
-  if (kith_pack_take(pk, &buf, &len) != KITH_OK) {
-    kith_rpc_error(call, KITH_ERR_NOMEM, "out of memory");
-    return;
-  }
-  kith_rpc_reply(call, buf, len);
-  g_free(buf);
-}
-
-static int get_str(const msgpack_object *params, uint32_t i, char *out,
-                   size_t cap) {
-  const char *s;
-  size_t len;
-
-  if (params->type != MSGPACK_OBJECT_ARRAY || i >= params->via.array.size ||
-      kith_codec_str(&params->via.array.ptr[i], cap - 1, &s, &len) != KITH_OK)
-    return 0;
-  memcpy(out, s, len);
-  out[len] = 0;
-  return 1;
-}
-
 /* HOST:PORT with a numeric IPv4 host ("" allowed: unknown). */
 static int parse_addr(const char *s, char host[64], uint16_t *port) {
   const char *colon = strrchr(s, ':');
@@ -364,9 +338,9 @@ static void rpc_friend_add(kith_rpc_call *call, const msgpack_object *params,
   kith_friend *f;
   kith_pack pk;
 
-  if (!get_str(params, 0, id_text, sizeof id_text) ||
-      !get_str(params, 1, name, sizeof name) ||
-      !get_str(params, 2, addr, sizeof addr)) {
+  if (!node_rpc_param_str(params, 0, id_text, sizeof id_text) ||
+      !node_rpc_param_str(params, 1, name, sizeof name) ||
+      !node_rpc_param_str(params, 2, addr, sizeof addr)) {
     kith_rpc_error(call, KITH_ERR_ARG,
                    "friend add takes NODE_ID, a name "
                    "and HOST:PORT");
@@ -397,7 +371,7 @@ static void rpc_friend_add(kith_rpc_call *call, const msgpack_object *params,
   n->next_friend_ms = 0; /* link up at the next tick */
   kith_pack_init(&pk);
   pack_friend(&pk, f);
-  reply_pack(n, call, &pk);
+  node_rpc_reply(n, call, &pk);
 }
 
 static void rpc_friend_list(kith_rpc_call *call, const msgpack_object *params,
@@ -411,7 +385,7 @@ static void rpc_friend_list(kith_rpc_call *call, const msgpack_object *params,
   for (GList *l = list; l; l = l->next)
     pack_friend(&pk, l->data);
   g_list_free(list);
-  reply_pack(n, call, &pk);
+  node_rpc_reply(n, call, &pk);
 }
 
 static void rpc_friend_remove(kith_rpc_call *call, const msgpack_object *params,
@@ -421,7 +395,7 @@ static void rpc_friend_remove(kith_rpc_call *call, const msgpack_object *params,
   kith_friend *f;
   kith_pack pk;
 
-  if (!get_str(params, 0, id_text, sizeof id_text) ||
+  if (!node_rpc_param_str(params, 0, id_text, sizeof id_text) ||
       !(f = g_hash_table_lookup(n->friends, id_text))) {
     kith_rpc_error(call, KITH_ERR_NOT_FOUND,
                    "no such friend (see kith friend list)");
@@ -434,7 +408,7 @@ static void rpc_friend_remove(kith_rpc_call *call, const msgpack_object *params,
   kith_pack_init(&pk);
   pack_friend(&pk, f);
   g_hash_table_remove(n->friends, id_text);
-  reply_pack(n, call, &pk);
+  node_rpc_reply(n, call, &pk);
 }
 
 void relay_rpc_register(kith_node *n) {
