@@ -375,6 +375,20 @@ void peer_send_refuse(kith_node *n, const uint8_t to[32], GSocketAddress *dst,
   g_free(buf);
 }
 
+static int same_addr(GSocketAddress *src, const char *host, uint16_t port) {
+  GInetSocketAddress *isa;
+  char *h;
+  int same;
+
+  if (!G_IS_INET_SOCKET_ADDRESS(src))
+    return 0;
+  isa = G_INET_SOCKET_ADDRESS(src);
+  h = g_inet_address_to_string(g_inet_socket_address_get_address(isa));
+  same = strcmp(h, host) == 0 && g_inet_socket_address_get_port(isa) == port;
+  g_free(h);
+  return same;
+}
+
 /* Remembers where a peer we accepted reached us from (for reconnects). */
 static void remember_src(kith_node *n, const uint8_t id[32],
                          GSocketAddress *src) {
@@ -413,8 +427,12 @@ static void on_offer(kith_node *n, const uint8_t from[32],
     }
     return;
   }
+  /* Crossing offers: the smaller node id's offer wins, unless ours went to
+   * an address the peer no longer has (its offer comes from elsewhere:
+   * it restarted), in which case ours will never be answered. */
   if (p && p->offerer && p->state < PEER_HANDSHAKE &&
-      memcmp(n->me.pk, from, KITH_ID_LEN) < 0)
+      memcmp(n->me.pk, from, KITH_ID_LEN) < 0 &&
+      !(src && !p->via[0] && !same_addr(src, p->offer_host, p->offer_port)))
     return;
   if (join)
     refusal = join_on_offer(n, from, join);
