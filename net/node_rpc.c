@@ -82,6 +82,36 @@ static int is_joining(kith_node *n, node_group *ng) {
   return 0;
 }
 
+/* The naming rule of GROUP and MEMBER: a full id, else a unique name,
+ * else a unique prefix of an id. Feed it every candidate, then ask. */
+typedef struct name_match {
+  const char *arg;
+  const void *exact, *by_name, *by_prefix;
+  int names, prefixes;
+} name_match;
+
+static void match_offer(name_match *m, const void *item, const char *id_text,
+                        const char *name) {
+  if (strcmp(id_text, m->arg) == 0)
+    m->exact = item;
+  if (strcmp(name, m->arg) == 0)
+    m->by_name = item, m->names++;
+  if (g_str_has_prefix(id_text, m->arg))
+    m->by_prefix = item, m->prefixes++;
+}
+
+/* The item, or NULL with *ambiguous set when several match. */
+static const void *match_result(const name_match *m, int *ambiguous) {
+  *ambiguous = !m->exact && (m->names > 1 || m->prefixes > 1);
+  if (m->exact)
+    return m->exact;
+  if (m->names == 1)
+    return m->by_name;
+  if (m->names == 0 && m->prefixes == 1)
+    return m->by_prefix;
+  return NULL;
+}
+
 /* GROUP: a full id, a unique name, or a unique id prefix, among the groups
  * this node holds (members and former members, not groups still being
  * joined). Replies with
@@ -91,8 +121,9 @@ static node_group *resolve_group(kith_node *n, kith_rpc_call *call,
   char arg[256];
   GHashTableIter it;
   gpointer v;
-  node_group *by_name = NULL, *by_prefix = NULL;
-  int names = 0, prefixes = 0;
+  name_match m = {.arg = arg};
+  const node_group *found;
+  int ambiguous;
 
   if (!node_rpc_param_str(params, 0, arg, sizeof arg) || !arg[0]) {
     kith_rpc_error(call, KITH_ERR_ARG, "missing group name or id");
@@ -103,20 +134,12 @@ static node_group *resolve_group(kith_node *n, kith_rpc_call *call,
     node_group *ng = v;
     /* Former members keep their history readable; changes are refused by
      * the group itself (not a member). */
-    if (kith_group_n_events(ng->g) == 0 || is_joining(n, ng))
-      continue;
-    if (strcmp(ng->id_text, arg) == 0)
-      return ng;
-    if (strcmp(kith_group_name(ng->g), arg) == 0)
-      by_name = ng, names++;
-    if (g_str_has_prefix(ng->id_text, arg))
-      by_prefix = ng, prefixes++;
+    if (kith_group_n_events(ng->g) != 0 && !is_joining(n, ng))
+      match_offer(&m, ng, ng->id_text, kith_group_name(ng->g));
   }
-  if (names == 1)
-    return by_name;
-  if (names == 0 && prefixes == 1)
-    return by_prefix;
-  if (names > 1 || prefixes > 1)
+  if ((found = match_result(&m, &ambiguous)))
+    return (node_group *)found;
+  if (ambiguous)
     kith_rpc_error(call, KITH_ERR_AMBIGUOUS,
                    "'%s' matches several groups; give more of the group id "
                    "(see kith group list)",
@@ -607,8 +630,9 @@ static const kith_member *resolve_member(kith_rpc_call *call, node_group *ng,
                                          const msgpack_object *params,
                                          uint32_t i) {
   char arg[256], text[KITH_ID_TEXT_LEN + 1];
-  const kith_member *by_name = NULL, *by_prefix = NULL;
-  int names = 0, prefixes = 0;
+  name_match mt = {.arg = arg};
+  const kith_member *found;
+  int ambiguous;
 
   if (!node_rpc_param_str(params, i, arg, sizeof arg) || !arg[0]) {
     kith_rpc_error(call, KITH_ERR_ARG, "missing member name or id");
@@ -617,18 +641,11 @@ static const kith_member *resolve_member(kith_rpc_call *call, node_group *ng,
   for (size_t k = 0; k < kith_group_n_members(ng->g); k++) {
     const kith_member *m = kith_group_member_at(ng->g, k);
     kith_id_to_text(m->id, text);
-    if (strcmp(text, arg) == 0)
-      return m;
-    if (strcmp(m->name, arg) == 0)
-      by_name = m, names++;
-    if (g_str_has_prefix(text, arg))
-      by_prefix = m, prefixes++;
+    match_offer(&mt, m, text, m->name);
   }
-  if (names == 1)
-    return by_name;
-  if (names == 0 && prefixes == 1)
-    return by_prefix;
-  if (names > 1 || prefixes > 1)
+  if ((found = match_result(&mt, &ambiguous)))
+    return found;
+  if (ambiguous)
     kith_rpc_error(call, KITH_ERR_AMBIGUOUS,
                    "'%s' matches several members; give more of the node id "
                    "(see kith group members)",
