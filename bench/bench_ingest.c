@@ -130,13 +130,14 @@ static kith_err build_messages(corpus *c, kith_group *g, const opts *o) {
     for (long k = n; k < o->text_bytes; k++)
       text[k] = (char)('a' + (k % 26));
     text[o->text_bytes] = '\0';
-    kith_accepted *a = NULL;
-    rc = kith_group_send(g, text, (size_t)o->text_bytes, T0 + 10 + (uint64_t)i,
-                         &a);
-    if (rc == KITH_OK) {
-      c->msg_bytes += a->ev.raw_len;
-      log_raw(c->msgs, a);
-    }
+    GPtrArray *acc =
+        g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
+    rc = kith_group_send(g, text, (size_t)o->text_bytes, NULL,
+                         T0 + 10 + (uint64_t)i, acc);
+    for (guint k = 0; rc == KITH_OK && k < acc->len; k++)
+      c->msg_bytes += ((kith_accepted *)acc->pdata[k])->ev.raw_len;
+    log_all(c->msgs, acc);
+    g_ptr_array_unref(acc);
   }
   g_free(text);
   return rc;
@@ -231,13 +232,12 @@ static kith_group *receiver_new(const corpus *c, kith_store *s) {
     const uint8_t *raw = g_bytes_get_data(c->setup->pdata[i], &len);
     kith_err rc = kith_group_receive(g, raw, len, T0 + 5, acc);
     bad |= rc != KITH_OK && rc != KITH_ERR_MISSING;
-    for (guint k = 0; s && k < acc->len; k++) {
-      kith_accepted *a = acc->pdata[k];
-      bad |= kith_store_put_event(s, &a->ev, a->text, a->text_len) != KITH_OK;
-    }
     g_ptr_array_set_size(acc, 0);
   }
   g_ptr_array_unref(acc);
+  if (s)
+    bad |= kith_store_put_group(s, c->gid) != KITH_OK ||
+           kith_group_attach_store(g, s) != KITH_OK;
   if (bad || !kith_group_is_ready(g) ||
       !kith_group_is_member(g, c->receiver.pk)) {
     kith_group_free(g);
@@ -246,31 +246,30 @@ static kith_group *receiver_new(const corpus *c, kith_store *s) {
   return g;
 }
 
-/* Writes one event as the node does: in a store batch that is committed
- * every STORE_BATCH events (the node also commits once per main-loop
- * round, whichever comes first). */
+/* The node's store batches: one transaction per STORE_BATCH events (the
+ * node also commits once per main-loop round, whichever comes first); the
+ * group writes into it and flushes its chains before the commit. */
 #define STORE_BATCH 64
-static int put_batched(kith_store *s, const kith_accepted *a, unsigned *n) {
+static int batch_step(kith_store *s, kith_group *g, unsigned *n) {
   int bad = 0;
   if (!kith_store_in_batch(s))
     bad |= kith_store_batch_begin(s) != KITH_OK;
-  bad |= kith_store_put_event(s, &a->ev, a->text, a->text_len) != KITH_OK;
   if (++*n % STORE_BATCH == 0)
-    bad |= kith_store_batch_commit(s) != KITH_OK;
+    bad |= kith_group_flush(g) != KITH_OK ||
+           kith_store_batch_commit(s) != KITH_OK;
   return bad;
 }
 
-static int flush_batch(kith_store *s) {
-  return kith_store_in_batch(s) && kith_store_batch_commit(s) != KITH_OK;
+static int flush_batch(kith_store *s, kith_group *g) {
+  return kith_store_in_batch(s) && (kith_group_flush(g) != KITH_OK ||
+                                    kith_store_batch_commit(s) != KITH_OK);
 }
 
-/* Where ingest_range puts what it accepts: into the store s if given, else
- * into kept if given. */
+/* A receiving replica, with a store (the full path) or without. */
 typedef struct sink {
   kith_group *g;
   kith_store *s;
-  GPtrArray *kept; /* kith_accepted* */
-  GPtrArray *acc;  /* scratch */
+  GPtrArray *acc; /* scratch */
   int bad;
 } sink;
 
@@ -283,15 +282,10 @@ static double ingest_range(const corpus *c, sink *k, guint from, guint to) {
   for (guint i = from; i < to; i++) {
     gsize len;
     const uint8_t *raw = g_bytes_get_data(c->msgs->pdata[i], &len);
+    if (k->s)
+      k->bad |= batch_step(k->s, k->g, &writes);
     k->bad |=
         kith_group_receive(k->g, raw, len, T0 + 10 + i, k->acc) != KITH_OK;
-    for (guint j = 0; j < k->acc->len; j++) {
-      kith_accepted *a = k->acc->pdata[j];
-      if (k->s)
-        k->bad |= put_batched(k->s, a, &writes);
-      else if (k->kept)
-        g_ptr_array_add(k->kept, g_ptr_array_steal_index(k->acc, j--));
-    }
     g_ptr_array_set_size(k->acc, 0);
     /* The node asks after every batch from a peer whether it owes a rekey;
      * here it never does. */
@@ -299,20 +293,8 @@ static double ingest_range(const corpus *c, sink *k, guint from, guint to) {
               k->acc->len != 0;
   }
   if (k->s)
-    k->bad |= flush_batch(k->s);
+    k->bad |= flush_batch(k->s, k->g);
   return bench_now() - t;
-}
-
-/* kith_store_put_event alone, of already accepted events. */
-static double store_kept(kith_store *s, GPtrArray *kept) {
-  int bad = 0;
-  unsigned writes = 0;
-  double t = bench_now();
-  for (guint i = 0; i < kept->len; i++)
-    bad |= put_batched(s, kept->pdata[i], &writes);
-  bad |= flush_batch(s);
-  t = bench_now() - t;
-  return bad || kept->len == 0 ? -1.0 : (double)kept->len / t;
 }
 
 /* A fresh store in a new temporary directory, as the node opens it. */
@@ -370,24 +352,20 @@ static int measure_full(const corpus *c, results *r) {
   return ok;
 }
 
-/* Receive alone, then store alone, each on fresh objects. */
+/* Decode alone, and receive without a store (in memory), on fresh
+ * objects: the full path less these is the store's share. */
 static int measure_stages(const corpus *c, results *r) {
   sink k = {.g = receiver_new(c, NULL)};
-  char *dir = NULL;
   k.acc = g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
-  k.kept = g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
   r->decode_per_s = measure_decode(c);
   if (k.g)
     r->receive_per_s =
         (double)c->msgs->len / ingest_range(c, &k, 0, c->msgs->len);
   kith_group_free(k.g);
-  kith_store *s = store_new(&dir);
-  r->store_per_s = s && !k.bad ? store_kept(s, k.kept) : -1.0;
-  store_done(s, dir);
-  g_ptr_array_unref(k.kept);
+  r->store_per_s =
+      1.0 / (1.0 / r->events_per_s - 1.0 / r->receive_per_s);
   g_ptr_array_unref(k.acc);
-  return r->decode_per_s > 0 && r->receive_per_s > 0 && r->store_per_s > 0 &&
-         !k.bad;
+  return r->decode_per_s > 0 && r->receive_per_s > 0 && !k.bad;
 }
 
 /* One core: pin to the CPU we are on so the figures are per core. */

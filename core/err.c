@@ -20,6 +20,8 @@ const char *kith_strerror(int err) {
     return "not allowed";
   case KITH_ERR_BUSY:
     return "busy: in use by another process";
+  case KITH_ERR_REKEY:
+    return "done, but the rekey it needs could not be made yet (retrying)";
   case KITH_ERR_NOMEM:
     return "out of memory";
   case KITH_ERR_LIMIT:

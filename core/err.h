@@ -19,6 +19,7 @@ typedef enum kith_err {
   KITH_ERR_NOT_MEMBER = -11,
   KITH_ERR_FORBIDDEN = -12,
   KITH_ERR_BUSY = -13,
+  KITH_ERR_REKEY = -14, /* done, but the rekey it owes is not made yet */
   /* resources */
   KITH_ERR_NOMEM = -20,
   KITH_ERR_LIMIT = -21,

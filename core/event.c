@@ -23,9 +23,10 @@ void kith_event_clear(kith_event *ev) {
 }
 
 const char *kith_event_kind_name(uint32_t kind) {
-  static const char *const names[] = {NULL,     "create", "invite", "add",
-                                      "remove", "leave",  "role",   "topic",
-                                      "rekey",  "message"};
+  static const char *const names[] = {
+      NULL,     "create",   "invite", "add",     "remove", "leave",
+      "role",   "topic",    "rekey",  "message", "ban",    "unban",
+      "revoke", "settings", "mute",   "react",   "edit",   "delete"};
   if (kind >= 1 && kind <= KITH_EV_KIND_MAX)
     return names[kind];
   return "unknown";
@@ -113,18 +114,25 @@ static kith_err read_fields(const msgpack_object *root, kith_event *ev) {
   return check_shape(ev);
 }
 
-static kith_err verify(kith_event *ev) {
-  uint8_t *msg;
-  size_t len;
-  kith_err rc = signed_bytes(ev, &msg, &len);
-  if (rc != KITH_OK)
-    return rc;
-  rc = kith_sig_verify(ev->author, msg, len, ev->sig);
-  g_free(msg);
+/* The canonical encoding ends with the signature as bin8 of 64 bytes
+ * ("c4 40" and 64 bytes), and its 9-element array header is one byte, so
+ * the signed bytes are an 8-element header and the raw bytes in between. */
+static kith_err verify(const kith_event *ev, const uint8_t *raw, size_t len) {
+  if (len < 1 + 66 || raw[0] != 0x99)
+    return KITH_ERR_DECODE;
+  uint8_t stack[1024];
+  size_t n = len - 66;
+  uint8_t *msg = n <= sizeof stack ? stack : g_malloc(n);
+  msg[0] = 0x98;
+  memcpy(msg + 1, raw + 1, n - 1);
+  kith_err rc = kith_sig_verify(ev->author, msg, n, ev->sig);
+  if (msg != stack)
+    g_free(msg);
   return rc;
 }
 
-kith_err kith_event_decode(const uint8_t *buf, size_t len, kith_event *ev) {
+static kith_err decode(const uint8_t *buf, size_t len, kith_event *ev,
+                       int check_sig) {
   memset(ev, 0, sizeof *ev);
   if (!buf || len == 0)
     return KITH_ERR_DECODE;
@@ -136,8 +144,8 @@ kith_err kith_event_decode(const uint8_t *buf, size_t len, kith_event *ev) {
   if (rc == KITH_OK)
     rc = read_fields(&u.data, ev);
   msgpack_unpacked_destroy(&u);
-  if (rc == KITH_OK)
-    rc = verify(ev);
+  if (rc == KITH_OK && check_sig)
+    rc = verify(ev, buf, len);
   if (rc != KITH_OK) {
     kith_event_clear(ev);
     return rc == KITH_ERR_NOMEM || rc == KITH_ERR_LIMIT ||
@@ -151,6 +159,15 @@ kith_err kith_event_decode(const uint8_t *buf, size_t len, kith_event *ev) {
   if (ev->kind == KITH_EV_CREATE)
     memcpy(ev->group_id, ev->id, 32);
   return KITH_OK;
+}
+
+kith_err kith_event_decode(const uint8_t *buf, size_t len, kith_event *ev) {
+  return decode(buf, len, ev, 1);
+}
+
+kith_err kith_event_decode_trusted(const uint8_t *buf, size_t len,
+                                   kith_event *ev) {
+  return decode(buf, len, ev, 0);
 }
 
 static int cmp_id(const void *a, const void *b) {

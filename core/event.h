@@ -35,8 +35,16 @@ typedef enum kith_event_kind {
   KITH_EV_TOPIC = 7,
   KITH_EV_REKEY = 8,
   KITH_EV_MESSAGE = 9,
+  KITH_EV_BAN = 10,
+  KITH_EV_UNBAN = 11,
+  KITH_EV_REVOKE = 12,
+  KITH_EV_SETTINGS = 13,
+  KITH_EV_MUTE = 14,
+  KITH_EV_REACT = 15,
+  KITH_EV_EDIT = 16,
+  KITH_EV_DELETE = 17,
 } kith_event_kind;
-#define KITH_EV_KIND_MAX 9
+#define KITH_EV_KIND_MAX 17
 
 typedef struct kith_event {
   uint8_t id[KITH_EVENT_ID_LEN];
@@ -61,6 +69,11 @@ typedef struct kith_event {
  * On error ev is left cleared. */
 KITH_MUST kith_err kith_event_decode(const uint8_t *buf, size_t len,
                                      kith_event *ev);
+
+/* The same for bytes this node verified before and read back from its
+ * own authenticated store: every check but the signature. */
+KITH_MUST kith_err kith_event_decode_trusted(const uint8_t *buf, size_t len,
+                                             kith_event *ev);
 
 /* Builds an event: ev's group_id (ignored for create), kind, parents
  * (sorted here), depth, ts_ms and body (copied) must be set; author is set

@@ -197,3 +197,68 @@ kith_err kith_chain_key(kith_chain *c, uint64_t n, uint8_t key[KITH_KEY_LEN]) {
   c->pos++;
   return KITH_OK;
 }
+
+static void put_u64(uint8_t *p, uint64_t v) {
+  for (int i = 0; i < 8; i++)
+    p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_u64(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; i--)
+    v = (v << 8) | p[i];
+  return v;
+}
+
+#define CHAIN_HEAD (16 + KITH_KEY_LEN)
+#define CHAIN_ITEM (8 + KITH_KEY_LEN)
+
+uint8_t *kith_chain_export(const kith_chain *c, size_t *len) {
+  size_t live = 0;
+  for (size_t i = 0; c->ring && i < c->count; i++)
+    live += ring_at(c, i)->live != 0;
+  *len = CHAIN_HEAD + live * CHAIN_ITEM;
+  uint8_t *out = g_malloc(*len), *p = out + CHAIN_HEAD;
+  put_u64(out, c->pos);
+  put_u64(out + 8, c->floor);
+  memcpy(out + 16, c->chain, KITH_KEY_LEN);
+  for (size_t i = 0; c->ring && i < c->count; i++) {
+    const skipped *s = ring_at(c, i);
+    if (!s->live)
+      continue;
+    put_u64(p, s->n);
+    memcpy(p + 8, s->key, KITH_KEY_LEN);
+    p += CHAIN_ITEM;
+  }
+  return out;
+}
+
+kith_chain *kith_chain_import(const uint8_t *buf, size_t len) {
+  if (len < CHAIN_HEAD || (len - CHAIN_HEAD) % CHAIN_ITEM != 0 ||
+      (len - CHAIN_HEAD) / CHAIN_ITEM > KITH_SKIPPED_KEYS_MAX)
+    return NULL;
+  kith_chain *c = g_new0(kith_chain, 1);
+  c->chain = sodium_malloc(KITH_KEY_LEN);
+  if (!c->chain) {
+    g_free(c);
+    return NULL;
+  }
+  c->pos = get_u64(buf);
+  c->floor = get_u64(buf + 8);
+  memcpy(c->chain, buf + 16, KITH_KEY_LEN);
+  size_t n = (len - CHAIN_HEAD) / CHAIN_ITEM;
+  uint64_t last = 0;
+  for (size_t i = 0; i < n; i++) {
+    const uint8_t *p = buf + CHAIN_HEAD + i * CHAIN_ITEM;
+    uint64_t k = get_u64(p);
+    if (k >= c->pos || k < c->floor || (i > 0 && k <= last)) {
+      kith_chain_free(c);
+      return NULL;
+    }
+    if (!c->ring)
+      c->ring = g_new0(skipped, KITH_SKIPPED_KEYS_MAX);
+    ring_push(c, k, p + 8);
+    last = k;
+  }
+  return c;
+}

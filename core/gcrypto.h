@@ -67,4 +67,12 @@ KITH_MUST kith_err kith_chain_key(kith_chain *c, uint64_t n,
 KITH_MUST kith_err kith_chain_peek(const kith_chain *c, uint64_t n,
                                    uint8_t key[KITH_KEY_LEN]);
 
+/* The chain's state as bytes (to keep it across restarts; the caller
+ * stores it sealed): pos u64, floor u64, chain key, then each unused
+ * skipped key as n u64 || key, all little endian. Returns a g_malloc'ed
+ * buffer (wipe it after use). */
+uint8_t *kith_chain_export(const kith_chain *c, size_t *len);
+/* NULL if buf is not such a state. */
+kith_chain *kith_chain_import(const uint8_t *buf, size_t len);
+
 #endif

@@ -1,15 +1,12 @@
-/* kith: one group replica: receipt, holding, keys, composing (group.h).
- *
- * Accepted events live in `events` (id -> entry, with the decrypted inner
- * plaintext cached) and in `order`, sorted by (depth, id). The derived
- * state is the fold of `order` (group_state.c): a new event that sorts
- * last is applied on top, any other insertion re-folds from the cached
- * inners without decrypting again.
+/* kith: one group replica: receipt, holding, acceptance, queries
+ * (group.h; the design is in group_int.h and docs/architecture.md).
  *
  * Whether an event is accepted depends only on the event and its causal
  * past (the state at its parents), never on concurrent events a replica
- * happens to hold already; otherwise replicas receiving the same events
- * in different orders would keep different sets. */
+ * happens to hold already, nor on keys only some replicas hold; otherwise
+ * replicas receiving the same events in different orders would keep
+ * different sets. The one input from outside, the receiver's clock, only
+ * delays an event (held while dated too far ahead), never rejects it. */
 #include "group_int.h"
 
 #include <sodium.h>
@@ -17,6 +14,16 @@
 
 #include "codec.h"
 #include "gcrypto.h"
+
+enum { WAIT_PARENT = 1, WAIT_KEY, WAIT_TIME };
+
+struct held {
+  kith_event ev;
+  int why;          /* WAIT_* */
+  uint8_t wait[32]; /* WAIT_PARENT: the parent it waits for */
+  size_t cost;
+  GList link; /* in its author's queue */
+};
 
 static guint id_hash(gconstpointer p) {
   guint h;
@@ -28,61 +35,60 @@ static gboolean id_equal(gconstpointer a, gconstpointer b) {
   return memcmp(a, b, 32) == 0;
 }
 
-static gboolean key40_equal(gconstpointer a, gconstpointer b) {
-  return memcmp(a, b, 40) == 0;
+int grp_is_control(uint32_t kind) {
+  return !grp_is_message_like(kind);
 }
 
-static guint key40_hash(gconstpointer p) {
-  return id_hash((const uint8_t *)p + 8) ^ (guint)((const uint8_t *)p)[0];
-}
-
-static void entry_free(gpointer p) {
-  grp_entry *e = p;
-  kith_event_clear(&e->ev);
-  grp_inner_clear(&e->in);
-  g_free(e);
-}
-
-static void held_free(gpointer p) {
-  held *h = p;
+static void held_free(held *h) {
   kith_event_clear(&h->ev);
   g_free(h);
 }
 
-static void slot_free(gpointer p) {
-  chain_slot *s = p;
-  kith_chain_free(s->c);
-  g_free(s);
+static void raw_free(gpointer p) {
+  g_bytes_unref(p);
 }
 
 kith_group *kith_group_new(const uint8_t gid[32], const kith_ident *me) {
   kith_group *g = g_new0(kith_group, 1);
-  g->secrets = sodium_malloc(sizeof(secret_rec) * GROUP_MAX_SECRETS);
-  if (!g->secrets) {
-    g_free(g);
-    return NULL;
-  }
   memcpy(g->gid, gid, 32);
   g->me = me;
-  g->events = g_hash_table_new_full(id_hash, id_equal, NULL, entry_free);
-  g->order = g_ptr_array_new();
-  g->heads = g_ptr_array_new();
+  grp_dag_init(g);
   grp_state_init(&g->st);
-  g->held = g_hash_table_new_full(id_hash, id_equal, NULL, held_free);
-  g->chains = g_hash_table_new_full(key40_hash, key40_equal, g_free, slot_free);
+  g->held = g_hash_table_new(id_hash, id_equal);
+  g->waiting = g_hash_table_new_full(id_hash, id_equal, g_free,
+                                     (GDestroyNotify)g_ptr_array_unref);
+  g->by_author = g_hash_table_new_full(id_hash, id_equal, g_free, g_free);
+  g->wait_keys = g_ptr_array_new();
+  g->wait_time = g_ptr_array_new();
+  g->epochs = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+  g->prov = g_ptr_array_new();
+  g->chains = grp_chains_new();
+  g_queue_init(&g->chain_lru);
   return g;
 }
 
 void kith_group_free(kith_group *g) {
   if (!g)
     return;
-  g_ptr_array_free(g->order, TRUE);
-  g_ptr_array_free(g->heads, TRUE);
-  g_hash_table_destroy(g->events);
+  GHashTableIter it;
+  gpointer v;
+  g_hash_table_iter_init(&it, g->held);
+  while (g_hash_table_iter_next(&it, NULL, &v))
+    held_free(v);
   g_hash_table_destroy(g->held);
-  g_hash_table_destroy(g->chains);
+  g_hash_table_destroy(g->waiting);
+  g_hash_table_destroy(g->by_author);
+  g_ptr_array_free(g->wait_keys, TRUE);
+  g_ptr_array_free(g->wait_time, TRUE);
   grp_state_clear(&g->st);
-  sodium_free(g->secrets);
+  grp_dag_clear(g);
+  grp_keys_clear(g);
+  grp_chains_clear(g);
+  g_hash_table_destroy(g->epochs);
+  if (g->raws)
+    g_hash_table_destroy(g->raws);
+  if (g->raw_order)
+    g_ptr_array_free(g->raw_order, TRUE);
   g_free(g);
 }
 
@@ -96,300 +102,368 @@ void kith_accepted_free(kith_accepted *a) {
   g_free(a);
 }
 
-/* ---- the accepted set ---- */
-
-static grp_entry *find_entry(const kith_group *g, const uint8_t id[32]) {
-  return g_hash_table_lookup(g->events, id);
-}
-
-static int parents_present(const kith_group *g, const kith_event *ev) {
-  for (size_t i = 0; i < ev->n_parents; i++)
-    if (!find_entry(g, ev->parents[i]))
-      return 0;
-  return 1;
-}
-
-/* depth must be 1 + the deepest parent (parents are present). */
-static kith_err check_depth(const kith_group *g, const kith_event *ev) {
-  uint64_t max = 0;
-  for (size_t i = 0; i < ev->n_parents; i++) {
-    const grp_entry *p = find_entry(g, ev->parents[i]);
-    if (p->ev.depth > max)
-      max = p->ev.depth;
+/* Raw bytes of accepted events, kept in memory only without a store. */
+void grp_keep_raw(kith_group *g, const kith_event *ev) {
+  if (!g->raws) {
+    g->raws = g_hash_table_new_full(id_hash, id_equal, g_free, raw_free);
+    g->raw_order = g_ptr_array_new();
   }
-  if (ev->kind == KITH_EV_CREATE)
-    return KITH_OK;
-  return ev->depth == max + 1 ? KITH_OK : KITH_ERR_PROTOCOL;
+  uint8_t *id = g_memdup2(ev->id, 32);
+  g_hash_table_insert(g->raws, id, g_bytes_new(ev->raw, ev->raw_len));
+  g_ptr_array_add(g->raw_order, id);
 }
 
-static int is_parent(const kith_event *ev, const uint8_t id[32]) {
-  for (size_t i = 0; i < ev->n_parents; i++)
-    if (memcmp(ev->parents[i], id, 32) == 0)
-      return 1;
-  return 0;
+GBytes *grp_raw_of(const kith_group *g, const uint8_t id[32]) {
+  return g->raws ? g_hash_table_lookup(g->raws, id) : NULL;
 }
 
-/* The state after exactly the causal past of ev. When every head is a
- * parent, that past is the whole set and the current state is it. */
-const grp_state *grp_state_at_parents(const kith_group *g, const kith_event *ev,
-                                      grp_state *tmp) {
-  guint i;
-  for (i = 0; i < g->heads->len; i++)
-    if (!is_parent(ev, ((grp_entry *)g->heads->pdata[i])->ev.id))
-      break;
-  if (i == g->heads->len)
-    return &g->st;
-  GHashTable *past = g_hash_table_new(id_hash, id_equal);
-  GPtrArray *stack = g_ptr_array_new();
-  for (size_t k = 0; k < ev->n_parents; k++)
-    g_ptr_array_add(stack, find_entry(g, ev->parents[k]));
-  while (stack->len > 0) {
-    grp_entry *e = g_ptr_array_steal_index_fast(stack, stack->len - 1);
-    if (!e || !g_hash_table_add(past, e->ev.id))
-      continue;
-    for (size_t k = 0; k < e->ev.n_parents; k++)
-      g_ptr_array_add(stack, find_entry(g, e->ev.parents[k]));
+/* ---- holding ---- */
+
+static GQueue *author_queue(kith_group *g, const uint8_t author[32]) {
+  GQueue *q = g_hash_table_lookup(g->by_author, author);
+  if (!q) {
+    q = g_new0(GQueue, 1);
+    g_hash_table_insert(g->by_author, g_memdup2(author, 32), q);
   }
-  grp_state_init(tmp);
-  for (i = 0; i < g->order->len; i++) {
-    grp_entry *e = g->order->pdata[i];
-    if (g_hash_table_contains(past, e->ev.id))
-      grp_state_apply(tmp, e);
+  return q;
+}
+
+static void unindex(kith_group *g, held *h) {
+  GQueue *q = g_hash_table_lookup(g->by_author, h->ev.author);
+  g_queue_unlink(q, &h->link);
+  if (q->length == 0)
+    g_hash_table_remove(g->by_author, h->ev.author);
+  g_hash_table_remove(g->held, h->ev.id);
+  g->held_bytes -= h->cost;
+  if (h->why == WAIT_PARENT) {
+    GPtrArray *l = g_hash_table_lookup(g->waiting, h->wait);
+    if (l && g_ptr_array_remove_fast(l, h) && l->len == 0)
+      g_hash_table_remove(g->waiting, h->wait);
+  } else {
+    g_ptr_array_remove_fast(h->why == WAIT_KEY ? g->wait_keys : g->wait_time,
+                            h);
   }
-  g_ptr_array_free(stack, TRUE);
-  g_hash_table_destroy(past);
-  return tmp;
 }
 
-static void refold(kith_group *g) {
-  grp_state_clear(&g->st);
-  grp_state_init(&g->st);
-  for (guint i = 0; i < g->order->len; i++)
-    grp_state_apply(&g->st, g->order->pdata[i]);
-}
-
-static void insert_entry(kith_group *g, grp_entry *e) {
-  g_hash_table_insert(g->events, e->ev.id, e);
-  for (guint i = g->heads->len; i-- > 0;)
-    if (is_parent(&e->ev, ((grp_entry *)g->heads->pdata[i])->ev.id))
-      g_ptr_array_remove_index_fast(g->heads, i);
-  g_ptr_array_add(g->heads, e);
-  guint lo = 0, hi = g->order->len;
-  while (lo < hi) {
-    guint mid = lo + (hi - lo) / 2;
-    if (grp_entry_cmp(g->order->pdata[mid], e) < 0)
-      lo = mid + 1;
-    else
-      hi = mid;
+/* Drops the oldest held event of the author with the most held. */
+static void evict_one(kith_group *g, GQueue *prefer) {
+  GQueue *q = prefer;
+  if (!q) {
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, g->by_author);
+    while (g_hash_table_iter_next(&it, NULL, &v))
+      if (!q || ((GQueue *)v)->length > q->length)
+        q = v;
   }
-  g_ptr_array_insert(g->order, (gint)lo, e);
-  if (lo + 1 == g->order->len)
-    grp_state_apply(&g->st, e);
-  else
-    refold(g);
-}
-
-static void push_accepted(const grp_entry *e, GPtrArray *acc) {
-  if (!acc)
+  if (!q || !q->head)
     return;
-  kith_accepted *a = g_new0(kith_accepted, 1);
-  if (kith_event_copy(&a->ev, &e->ev) != KITH_OK) {
-    g_free(a);
-    return;
-  }
-  if (e->in.text) {
-    a->text = g_strndup(e->in.text, e->in.text_len);
-    a->text_len = e->in.text_len;
-  }
-  g_ptr_array_add(acc, a);
+  held *h = q->head->data;
+  unindex(g, h);
+  held_free(h);
 }
 
-static void spend(kith_chain *c, uint64_t n) {
-  uint8_t key[KITH_KEY_LEN];
-  if (kith_chain_key(c, n, key) == KITH_OK)
-    sodium_memzero(key, sizeof key);
-}
-
-/* An accepted message: decrypts it (unless replaying, or its author is no
- * longer a member here: concurrency rule 1) and spends its key. A message
- * that does not open stays accepted, unread: whether an event is accepted
- * must not depend on keys only some replicas hold. */
-static void read_message(kith_group *g, grp_entry *e, const body *b, int own) {
-  chain_slot *c = grp_chain_get(g, e->epoch, e->ev.author);
-  if (!c) {
-    e->in.unread = 1;
-    return;
-  }
-  if (!own) {
-    int show = !g->replay && grp_state_member(&g->st, e->ev.author);
-    uint8_t key[KITH_KEY_LEN];
-    if (show && kith_chain_peek(c->c, e->n, key) == KITH_OK &&
-        grp_open_with(g, &e->ev, b, key, &e->in) == KITH_OK) {
-      spend(c->c, e->n);
-    } else {
-      if (!show)
-        spend(c->c, e->n);
-      e->in.unread = 1;
-    }
-    sodium_memzero(key, sizeof key);
-  }
-  if (e->n + 1 > c->next_n)
-    c->next_n = e->n + 1;
-}
-
-/* A rekey has one box per member at its parents, in id order; those
- * members are the ones it was sealed to (its holders). */
-static kith_err rekey_at_parents(const grp_state *s, grp_entry *e,
-                                 const body *b, int own) {
-  if (own) /* composed for exactly these members */
-    return KITH_OK;
-  if (grp_rekey_n_boxes(b) != (long)s->members->len)
-    return KITH_ERR_PROTOCOL;
-  e->in.n_holders = s->members->len;
-  e->in.holders = g_malloc(32 * (s->members->len + 1));
-  for (guint i = 0; i < s->members->len; i++)
-    memcpy(e->in.holders + 32 * i,
-           ((kith_member *)g_ptr_array_index(s->members, i))->id, 32);
-  return KITH_OK;
-}
-
-static void take_rekey_keys(kith_group *g, const grp_entry *e, const body *b) {
-  for (size_t i = 0; i < e->in.n_holders; i++)
-    if (memcmp(e->in.holders + 32 * i, g->me->pk, 32) == 0) {
-      (void)grp_take_rekey_keys(g, b, i, e->in.new_epoch);
-      return;
-    }
-}
-
-/* The rules at the event's parents: depth, membership, epoch, the inner
- * plaintext, the kind's own rule. */
-static kith_err check_at_parents(kith_group *g, const grp_state *s,
-                                 grp_entry *e, const body *b, int own) {
-  const kith_event *ev = &e->ev;
-  kith_err rc = check_depth(g, ev);
-  if (rc == KITH_OK && ev->kind != KITH_EV_CREATE) {
-    if (!grp_state_member(s, ev->author))
-      rc = KITH_ERR_NOT_MEMBER;
-    else if (b->epoch != s->epoch)
-      rc = KITH_ERR_PROTOCOL;
-  }
-  if (rc == KITH_OK && !own && ev->kind != KITH_EV_MESSAGE)
-    rc = grp_open_meta(g, ev, b, &e->in);
-  if (rc == KITH_OK && ev->kind == KITH_EV_REKEY)
-    rc = rekey_at_parents(s, e, b, own);
-  return rc == KITH_OK ? grp_state_check(s, e) : rc;
-}
-
-static void note_membership(kith_group *g) {
-  if (grp_state_member(&g->st, g->me->pk))
-    g->was_member = 1;
-}
-
-kith_err grp_accept(kith_group *g, kith_event *ev, const body *b,
-                    grp_inner *own, GPtrArray *acc) {
-  if (g_hash_table_size(g->events) >= GROUP_MAX_EVENTS) {
-    if (own)
-      grp_inner_clear(own);
-    return KITH_ERR_LIMIT;
-  }
-  grp_entry *e = g_new0(grp_entry, 1);
-  grp_state tmp = {0};
-  const grp_state *s = grp_state_at_parents(g, ev, &tmp);
-  if (own)
-    e->in = *own, memset(own, 0, sizeof *own);
-  e->ev = *ev;
-  e->epoch = b->epoch;
-  e->n = b->n;
-  kith_err rc = check_at_parents(g, s, e, b, own != NULL);
-  if (s == &tmp)
-    grp_state_clear(&tmp);
-  if (rc != KITH_OK) {
-    memset(&e->ev, 0, sizeof e->ev);
-    entry_free(e);
-    return rc;
-  }
+/* Holds ev (moved in). Being held is never a verdict: a held event that is
+ * evicted is simply forgotten, and arrives again from a peer later. */
+static kith_err hold(kith_group *g, kith_event *ev, int why,
+                     const uint8_t *wait_in) {
+  uint8_t wait[32] = {0};
+  if (wait_in)
+    memcpy(wait, wait_in, 32); /* it may point into ev, which moves */
+  size_t cost = ev->raw_len + ev->body_len + sizeof(held);
+  GQueue *mine = author_queue(g, ev->author);
+  if (mine->length >= GROUP_HELD_PER_AUTHOR)
+    evict_one(g, mine);
+  while (g_hash_table_size(g->held) > 0 &&
+         (g_hash_table_size(g->held) >= KITH_GROUP_MAX_HELD ||
+          g->held_bytes + cost > GROUP_MAX_HELD_BYTES))
+    evict_one(g, NULL);
+  mine = author_queue(g, ev->author);
+  held *h = g_new0(held, 1);
+  h->ev = *ev;
   memset(ev, 0, sizeof *ev);
-  if (e->ev.kind == KITH_EV_REKEY && !own)
-    take_rekey_keys(g, e, b);
-  if (e->ev.kind == KITH_EV_MESSAGE)
-    read_message(g, e, b, own != NULL);
-  insert_entry(g, e);
-  note_membership(g);
-  push_accepted(e, acc);
-  return KITH_OK;
+  h->why = why;
+  h->cost = cost;
+  h->link.data = h;
+  g_queue_push_tail_link(mine, &h->link);
+  g_hash_table_insert(g->held, h->ev.id, h);
+  g->held_bytes += cost;
+  if (why == WAIT_PARENT) {
+    memcpy(h->wait, wait, 32);
+    GPtrArray *l = g_hash_table_lookup(g->waiting, wait);
+    if (!l) {
+      l = g_ptr_array_new();
+      g_hash_table_insert(g->waiting, g_memdup2(wait, 32), l);
+    }
+    g_ptr_array_add(l, h);
+  } else {
+    g_ptr_array_add(why == WAIT_KEY ? g->wait_keys : g->wait_time, h);
+  }
+  return KITH_ERR_MISSING;
 }
 
-/* ---- receipt and held events ---- */
-
-static int is_ready_for(const kith_group *g, const kith_event *ev,
-                        uint64_t epoch) {
-  uint8_t key[KITH_KEY_LEN];
-  int ok = parents_present(g, ev) && grp_meta_key(g, epoch, key);
-  sodium_memzero(key, sizeof key);
-  return ok;
+size_t kith_group_missing(const kith_group *g, GByteArray *ids, size_t max) {
+  GHashTableIter it;
+  gpointer k;
+  size_t n = 0;
+  g_hash_table_iter_init(&it, g->waiting);
+  while (n < max && g_hash_table_iter_next(&it, &k, NULL))
+    if (!g_hash_table_contains(g->held, k)) {
+      g_byte_array_append(ids, k, 32);
+      n++;
+    }
+  return n;
 }
 
-/* A node that has been a member and is no longer one will not get the
- * keys of later epochs: it stops holding what it cannot read. */
+/* ---- the state at an event's parents ---- */
+
+grp_front *grp_parents_front(kith_group *g, const kith_event *ev) {
+  grp_front *fs[KITH_EVENT_MAX_PARENTS];
+  for (size_t i = 0; i < ev->n_parents; i++) {
+    grp_sum *s = grp_sum_get(g, ev->parents[i]);
+    if (!s)
+      return NULL;
+    fs[i] = s->cf;
+  }
+  return grp_front_merge(g, fs, ev->n_parents);
+}
+
 static int has_departed(const kith_group *g) {
   return g->was_member && !grp_state_member(&g->st, g->me->pk);
 }
 
-static kith_err hold(kith_group *g, kith_event *ev, uint64_t epoch) {
-  size_t cost = ev->raw_len + ev->body_len;
-  if (has_departed(g) && parents_present(g, ev))
-    return KITH_ERR_NOT_MEMBER; /* waits for keys it will never get */
-  if (g_hash_table_size(g->held) >= KITH_GROUP_MAX_HELD ||
-      g->held_bytes + cost > GROUP_MAX_HELD_BYTES)
-    return KITH_ERR_LIMIT;
-  held *h = g_new0(held, 1);
-  h->ev = *ev;
-  h->epoch = epoch;
-  memset(ev, 0, sizeof *ev);
-  g->held_bytes += cost;
-  g_hash_table_insert(g->held, h->ev.id, h);
-  return KITH_ERR_MISSING;
+/* ---- acceptance ---- */
+
+/* The index of id among the members of s (the box a rekey made at s has
+ * for it), or -1. */
+static long member_index(const grp_state *s, const uint8_t id[32]) {
+  const grp_member *m = grp_state_member(s, id);
+  return m ? (long)(m - (const grp_member *)s->members->data) : -1;
 }
 
-static gint held_cmp(gconstpointer a, gconstpointer b) {
-  const held *x = *(const held *const *)a, *y = *(const held *const *)b;
-  if (x->ev.depth != y->ev.depth)
-    return x->ev.depth < y->ev.depth ? -1 : 1;
-  return memcmp(x->ev.id, y->ev.id, 32);
+/* A recovery rekey replaces the current epoch's rekey, whose box for its
+ * author did not open: its body names that rekey's (older) epoch. */
+static kith_err check_recovery(kith_group *g, const grp_state *s,
+                               const kith_event *ev, const body *b,
+                               const grp_inner *in) {
+  const grp_ctl *bad = grp_ctl_by_id(g, in->ref);
+  if (!bad || bad->kind != KITH_EV_REKEY || s->epoch_ctl != bad->cseq ||
+      b->epoch != bad->epoch)
+    return KITH_ERR_PROTOCOL;
+  uint32_t num = grp_member_number(g, ev->author);
+  for (uint32_t i = 0; i < bad->n_rcpt; i++)
+    if (bad->rcpt[i] == num)
+      return KITH_OK;
+  return KITH_ERR_PROTOCOL;
 }
 
-/* One pass over the held events in (depth, id) order; returns how many
- * were accepted. Held events that fail now are dropped. */
-static guint release_pass(kith_group *g, GPtrArray *acc) {
-  GPtrArray *all = g_ptr_array_new();
-  GHashTableIter it;
-  gpointer v;
-  guint accepted = 0;
-  g_hash_table_iter_init(&it, g->held);
-  while (g_hash_table_iter_next(&it, NULL, &v))
-    g_ptr_array_add(all, v);
-  g_ptr_array_sort(all, held_cmp);
-  for (guint i = 0; i < all->len; i++) {
-    held *h = all->pdata[i];
-    if (!is_ready_for(g, &h->ev, h->epoch))
-      continue;
-    g_hash_table_steal(g->held, h->ev.id);
-    g->held_bytes -= h->ev.raw_len + h->ev.body_len;
-    body b;
-    if (grp_parse_body(&h->ev, &b) == KITH_OK &&
-        grp_accept(g, &h->ev, &b, NULL, acc) == KITH_OK)
-      accepted++;
-    grp_body_clear(&b);
-    held_free(h);
+/* Everything decided at the event's parents, without side effects: the
+ * author, the body's epoch, the inner plaintext, the kind's rule. */
+static kith_err check_at_parents(kith_group *g, const grp_state *s,
+                                 const kith_event *ev, const body *b,
+                                 grp_inner *in, int own) {
+  int control = grp_is_control(ev->kind);
+  if (ev->kind != KITH_EV_CREATE && !grp_state_member(s, ev->author))
+    return KITH_ERR_NOT_MEMBER;
+  kith_err rc = KITH_OK;
+  if (control && !own)
+    rc = grp_open_meta(g, ev, b, in);
+  if (rc != KITH_OK)
+    return rc;
+  if (ev->kind != KITH_EV_CREATE && b->epoch != s->epoch) {
+    if (!(ev->kind == KITH_EV_REKEY && in->has_ref))
+      return KITH_ERR_PROTOCOL;
+    rc = check_recovery(g, s, ev, b, in);
+  } else if (ev->kind == KITH_EV_REKEY && in->has_ref) {
+    rc = KITH_ERR_PROTOCOL; /* a recovery names an older epoch */
   }
-  g_ptr_array_free(all, TRUE);
-  return accepted;
+  if (rc == KITH_OK && ev->kind == KITH_EV_REKEY && !own &&
+      grp_rekey_n_boxes(b) != (long)s->members->len)
+    rc = KITH_ERR_PROTOCOL;
+  if (rc == KITH_OK && ev->kind == KITH_EV_ADD &&
+      s->history == KITH_HISTORY_JOINED &&
+      b->extra_len > GROUP_MAX_KEY_LIST * 64)
+    rc = KITH_ERR_LIMIT;
+  return rc == KITH_OK
+             ? grp_state_check(g, s, ev->kind, ev->author, in, ev->ts_ms)
+             : rc;
 }
 
-static void release_held(kith_group *g, GPtrArray *acc) {
-  while (g_hash_table_size(g->held) > 0 && release_pass(g, acc) > 0)
-    ;
+/* A message (or react, edit, delete) is read if this node can: its key
+ * is in the author's chain and the author is still a member here (a
+ * replica that already holds the author's removal shows nothing of it:
+ * concurrency rule 1). Returns whether its key is to be spent once the
+ * event is stored: when it opened, or when it is not to be shown; a body
+ * that does not open leaves the key for the genuine message with that
+ * number (only the author can sign either). */
+static int read_message(kith_group *g, const kith_event *ev, const body *b,
+                        grp_inner *in) {
+  chain_slot *c = grp_chain_get(g, b->epoch, ev->author);
+  uint8_t key[KITH_KEY_LEN];
+  int show = c && !g->replay && grp_state_member(&g->st, ev->author);
+  int opened = show && kith_chain_peek(c->c, b->n, key) == KITH_OK &&
+               grp_open_with(g, ev, b, key, in) == KITH_OK;
+  sodium_memzero(key, sizeof key);
+  if (!opened) {
+    grp_inner_clear(in);
+    in->unread = 1;
+  }
+  return opened || !show;
 }
+
+/* Every message key is used once: the author's chain moves past n. */
+static void spend_message(kith_group *g, const kith_event *ev, const body *b,
+                          int spend) {
+  chain_slot *c = grp_chain_get(g, b->epoch, ev->author);
+  if (!c)
+    return;
+  uint8_t key[KITH_KEY_LEN];
+  if (spend && kith_chain_key(c->c, b->n, key) == KITH_OK)
+    sodium_memzero(key, sizeof key);
+  if (b->n + 1 > c->next_n)
+    c->next_n = b->n + 1;
+  c->dirty = 1;
+}
+
+static void push_accepted(const kith_event *ev, const grp_inner *in,
+                          int effective, GPtrArray *acc) {
+  if (!acc)
+    return;
+  kith_accepted *a = g_new0(kith_accepted, 1);
+  if (kith_event_copy(&a->ev, ev) != KITH_OK) {
+    g_free(a);
+    return;
+  }
+  if (in->text && !in->unread) {
+    a->text = g_strndup(in->text, in->text_len);
+    a->text_len = in->text_len;
+  }
+  memcpy(a->ref, in->ref, 32);
+  a->has_ref = in->has_ref;
+  a->on = in->value != 0;
+  a->effective = effective;
+  g_ptr_array_add(acc, a);
+}
+
+/* The keys an accepted control event brings to this node. */
+static void take_keys(kith_group *g, grp_ctl *c, const body *b, long box) {
+  if (c->kind == KITH_EV_ADD) {
+    if (memcmp(c->in.member, g->me->pk, 32) == 0)
+      grp_prov_promote(g, c->id);
+    else
+      grp_prov_drop(g, c->id);
+  } else if (c->kind == KITH_EV_REKEY && box >= 0 &&
+             !grp_take_rekey_keys(g, b, (size_t)box, c->in.new_epoch) &&
+             !grp_find_secret(g, c->in.new_epoch)) {
+    memcpy(g->victim_of, c->id, 32); /* our box did not open */
+    g->victim = 1;
+  }
+}
+
+static void note_epoch(kith_group *g, uint64_t epoch) {
+  uint64_t *k = g_new(uint64_t, 1);
+  *k = epoch;
+  g_hash_table_replace(g->epochs, k, NULL);
+}
+
+/* The control event joins the DAG; the global state follows. */
+static grp_ctl *insert_control(kith_group *g, const kith_event *ev,
+                               const body *b, grp_inner *in, grp_front *pf,
+                               const grp_state *s) {
+  grp_ctl *c = g_new0(grp_ctl, 1);
+  c->cseq = g->ctl->len;
+  c->kind = ev->kind;
+  memcpy(c->id, ev->id, 32);
+  memcpy(c->author, ev->author, 32);
+  c->depth = ev->depth;
+  c->ts = ev->ts_ms;
+  c->epoch = b->epoch;
+  c->in = *in;
+  memset(in, 0, sizeof *in);
+  c->pf = grp_front_ref(pf);
+  grp_state_note_facts(g, s, c);
+  return c;
+}
+
+static void fold_control(kith_group *g, grp_ctl *c) {
+  int append = c->pf == g->ctl_heads;
+  grp_ctl_insert(g, c);
+  g->st_version++;
+  if (c->kind == KITH_EV_CREATE)
+    note_epoch(g, c->epoch);
+  else if (c->kind == KITH_EV_REKEY)
+    note_epoch(g, c->in.new_epoch);
+  if (append) {
+    grp_fold_append(g, c);
+  } else {
+    grp_state_clear(&g->st);
+    grp_fold(g, NULL, &g->st);
+  }
+  const grp_ctl *cur = grp_ctl_at(g, g->st.epoch_ctl);
+  if (g->victim && (!cur || memcmp(g->victim_of, cur->id, 32) != 0))
+    g->victim = 0; /* a newer epoch took over */
+}
+
+kith_err grp_accept(kith_group *g, kith_event *ev, const body *b,
+                    grp_inner *own, uint64_t now_ms, GPtrArray *acc) {
+  if (g->n_events >= GROUP_MAX_EVENTS ||
+      (grp_is_control(ev->kind) && g->ctl->len >= GROUP_MAX_CONTROL)) {
+    if (own)
+      grp_inner_clear(own);
+    return KITH_ERR_LIMIT;
+  }
+  grp_front *pf = ev->kind == KITH_EV_CREATE ? NULL : grp_parents_front(g, ev);
+  grp_state empty;
+  grp_state_init(&empty);
+  const grp_state *s = pf ? grp_state_at(g, pf) : &empty;
+  grp_inner in = {0};
+  if (own)
+    in = *own, memset(own, 0, sizeof *own);
+  kith_err rc = ev->kind != KITH_EV_CREATE && !pf
+                    ? KITH_ERR_MISSING
+                    : check_at_parents(g, s, ev, b, &in, own != NULL);
+  int control = grp_is_control(ev->kind);
+  long box = rc == KITH_OK && ev->kind == KITH_EV_REKEY && !own
+                 ? member_index(s, g->me->pk)
+                 : -1;
+  grp_ctl *c =
+      rc == KITH_OK && control ? insert_control(g, ev, b, &in, pf, s) : NULL;
+  int spend = 0;
+  if (rc == KITH_OK && !control && !own)
+    spend = read_message(g, ev, b, &in);
+  if (rc == KITH_OK)
+    rc = grp_store_event(g, ev, c, pf, c ? &c->in : &in);
+  if (rc != KITH_OK) {
+    if (c)
+      grp_ctl_free(g, c);
+    grp_inner_clear(&in);
+    grp_front_unref(g, pf);
+    grp_state_clear(&empty);
+    return rc;
+  }
+  grp_state_clear(&empty);
+  if (c) {
+    fold_control(g, c);
+    take_keys(g, c, b, box);
+  } else {
+    spend_message(g, ev, b, spend);
+  }
+  grp_sum_add(g, ev, c ? c->self : pf);
+  grp_heads_update(g, ev, c ? c->self : pf);
+  g->n_events++;
+  if (grp_state_member(&g->st, g->me->pk))
+    g->was_member = 1;
+  if (c && c->kind > KITH_EV_MESSAGE)
+    g->has_ext_kind = 1;
+  push_accepted(ev, c ? &c->in : &in, c ? c->effective : 1, acc);
+  grp_inner_clear(&in);
+  grp_front_unref(g, pf);
+  (void)now_ms;
+  kith_event_clear(ev);
+  return KITH_OK;
+}
+
+/* ---- receipt ---- */
 
 static kith_err check_group_id(const kith_group *g, const kith_event *ev) {
   const uint8_t *want = ev->kind == KITH_EV_CREATE ? ev->id : ev->group_id;
@@ -411,27 +485,121 @@ static kith_err as_receipt_error(kith_err rc) {
   }
 }
 
-static kith_err receive_decoded(kith_group *g, kith_event *ev, GPtrArray *acc) {
-  if (find_entry(g, ev->id))
+/* Parents, depth, dates and keys, then acceptance; holds ev (moved in) if
+ * something it needs is not here yet. */
+static kith_err process(kith_group *g, kith_event *ev, uint64_t now_ms,
+                        GPtrArray *acc) {
+  body b;
+  kith_err rc = grp_parse_body(ev, &b);
+  if (rc != KITH_OK)
+    return rc;
+  /* an add sealed to us brings the keys its own past needs */
+  if (ev->kind == KITH_EV_ADD)
+    grp_prov_take(g, ev, &b);
+  uint64_t depth = 0, ts = 0;
+  for (size_t i = 0; rc == KITH_OK && i < ev->n_parents; i++) {
+    grp_sum *p = grp_sum_get(g, ev->parents[i]);
+    if (!p)
+      rc = hold(g, ev, WAIT_PARENT, ev->parents[i]);
+    else
+      depth = MAX(depth, p->depth + 1), ts = MAX(ts, p->ts);
+  }
+  if (rc == KITH_OK && ev->kind != KITH_EV_CREATE &&
+      (ev->depth != depth || ev->ts_ms + KITH_CLOCK_SKEW_MS < ts))
+    rc = KITH_ERR_PROTOCOL;
+  if (rc == KITH_OK && ev->ts_ms > now_ms + KITH_CLOCK_SKEW_MS)
+    rc = hold(g, ev, WAIT_TIME, NULL);
+  uint8_t key[KITH_KEY_LEN];
+  if (rc == KITH_OK && !grp_meta_key(g, b.epoch, key))
+    rc = has_departed(g) ? KITH_ERR_NOT_MEMBER : hold(g, ev, WAIT_KEY, NULL);
+  sodium_memzero(key, sizeof key);
+  if (rc == KITH_OK) {
+    uint8_t id[32];
+    memcpy(id, ev->id, 32);
+    rc = grp_accept(g, ev, &b, NULL, now_ms, acc);
+    if (rc == KITH_OK)
+      grp_release_waiting(g, id, now_ms, acc);
+    else if (ev->kind == KITH_EV_ADD && rc != KITH_ERR_IO)
+      grp_prov_drop(g, id);
+  }
+  grp_body_clear(&b);
+  return rc;
+}
+
+kith_err grp_receive_event(kith_group *g, kith_event *ev, uint64_t now_ms,
+                           GPtrArray *acc) {
+  if (grp_sum_get(g, ev->id))
     return KITH_ERR_DUPLICATE;
   if (g_hash_table_contains(g->held, ev->id))
     return KITH_ERR_MISSING;
   kith_err rc = check_group_id(g, ev);
   if (rc != KITH_OK)
     return rc;
-  body b;
-  rc = grp_parse_body(ev, &b);
-  if (rc != KITH_OK)
-    return rc;
-  int took = grp_take_add_keys(g, ev, &b);
-  if (!is_ready_for(g, ev, b.epoch))
-    rc = hold(g, ev, b.epoch);
-  else
-    rc = grp_accept(g, ev, &b, NULL, acc);
-  grp_body_clear(&b);
-  if (rc == KITH_OK || took)
-    release_held(g, acc);
+  size_t keys = g->n_secrets, prov = g->prov->len;
+  rc = process(g, ev, now_ms, acc);
+  if (g->n_secrets != keys || g->prov->len != prov)
+    grp_release_keys(g, now_ms, acc);
   return as_receipt_error(rc);
+}
+
+/* Retries held events; those that still lack something are held again.
+ * A worklist, not recursion: a long chain of held events is released one
+ * by one. */
+static void retry(kith_group *g, GPtrArray *list, uint64_t now_ms,
+                  GPtrArray *acc) {
+  for (guint i = 0; i < list->len; i++) {
+    held *h = list->pdata[i];
+    kith_event ev = h->ev;
+    memset(&h->ev, 0, sizeof h->ev);
+    g_free(h);
+    size_t keys = g->n_secrets, prov = g->prov->len;
+    (void)process(g, &ev, now_ms, acc);
+    kith_event_clear(&ev); /* a no-op if it moved into the group */
+    if (g->n_secrets != keys || g->prov->len != prov)
+      grp_release_keys(g, now_ms, acc);
+  }
+}
+
+static GPtrArray *take_list(kith_group *g, GPtrArray *from) {
+  GPtrArray *l = g_ptr_array_new();
+  for (guint i = from->len; i-- > 0;) {
+    held *h = from->pdata[i];
+    g_ptr_array_add(l, h);
+  }
+  for (guint i = 0; i < l->len; i++)
+    unindex(g, l->pdata[i]);
+  return l;
+}
+
+void grp_release_waiting(kith_group *g, const uint8_t id[32], uint64_t now_ms,
+                         GPtrArray *acc) {
+  GPtrArray *w = g_hash_table_lookup(g->waiting, id);
+  if (!w)
+    return;
+  GPtrArray *l = take_list(g, w);
+  retry(g, l, now_ms, acc);
+  g_ptr_array_free(l, TRUE);
+}
+
+void grp_release_keys(kith_group *g, uint64_t now_ms, GPtrArray *acc) {
+  if (g->wait_keys->len == 0)
+    return;
+  GPtrArray *l = take_list(g, g->wait_keys);
+  retry(g, l, now_ms, acc);
+  g_ptr_array_free(l, TRUE);
+}
+
+static void release_time(kith_group *g, uint64_t now_ms, GPtrArray *acc) {
+  GPtrArray *due = g_ptr_array_new();
+  for (guint i = 0; i < g->wait_time->len; i++) {
+    held *h = g->wait_time->pdata[i];
+    if (h->ev.ts_ms <= now_ms + KITH_CLOCK_SKEW_MS)
+      g_ptr_array_add(due, h);
+  }
+  for (guint i = 0; i < due->len; i++)
+    unindex(g, due->pdata[i]);
+  retry(g, due, now_ms, acc);
+  g_ptr_array_free(due, TRUE);
 }
 
 kith_err kith_group_receive(kith_group *g, const uint8_t *raw, size_t len,
@@ -442,9 +610,14 @@ kith_err kith_group_receive(kith_group *g, const uint8_t *raw, size_t len,
   kith_err rc = kith_event_decode(raw, len, &ev);
   if (rc != KITH_OK)
     return rc;
-  rc = receive_decoded(g, &ev, accepted);
-  kith_event_clear(&ev);
+  rc = grp_receive_event(g, &ev, now_ms, accepted);
+  kith_event_clear(&ev); /* a no-op if it moved into the group */
   return rc;
+}
+
+void grp_release_time(kith_group *g, uint64_t now_ms, GPtrArray *acc) {
+  if (g->wait_time->len)
+    release_time(g, now_ms, acc);
 }
 
 /* ---- derived state ---- */
@@ -461,12 +634,16 @@ int kith_group_admins_only_invites(const kith_group *g) {
   return g->st.admins_only;
 }
 
+int kith_group_announce(const kith_group *g) {
+  return g->st.announce;
+}
+
 void kith_group_set_replay(kith_group *g, int on) {
   g->replay = on != 0;
 }
 
 int kith_group_rekey_due(const kith_group *g) {
-  return grp_state_rekey_due(&g->st);
+  return grp_state_rekey_due((kith_group *)g, &g->st);
 }
 
 uint64_t kith_group_epoch_id(const kith_group *g) {
@@ -494,59 +671,220 @@ size_t kith_group_n_members(const kith_group *g) {
 }
 
 const kith_member *kith_group_member_at(const kith_group *g, size_t i) {
-  return i < g->st.members->len ? g_ptr_array_index(g->st.members, i) : NULL;
+  return i < g->st.members->len ? &g_array_index(g->st.members, grp_member, i).m
+                                : NULL;
 }
 
 const kith_member *kith_group_find_member(const kith_group *g,
                                           const uint8_t id[32]) {
-  return grp_state_member(&g->st, id);
+  const grp_member *m = grp_state_member(&g->st, id);
+  return m ? &m->m : NULL;
 }
 
 int kith_group_is_member(const kith_group *g, const uint8_t id[32]) {
   return grp_state_member(&g->st, id) != NULL;
 }
 
-size_t kith_group_n_events(const kith_group *g) {
-  return g->order->len;
+uint64_t kith_group_muted_until(const kith_group *g, const uint8_t id[32]) {
+  const grp_member *m = grp_state_member(&g->st, id);
+  return m ? m->muted_until : 0;
+}
+
+size_t kith_group_n_banned(const kith_group *g) {
+  return g->st.bans->len / 32;
+}
+
+const uint8_t *kith_group_banned_at(const kith_group *g, size_t i) {
+  return i < g->st.bans->len / 32 ? g->st.bans->data + 32 * i : NULL;
+}
+
+/* The name given by the latest add (or the create) of this node. */
+const char *kith_group_name_of(const kith_group *g, const uint8_t id[32]) {
+  const grp_member *m = grp_state_member(&g->st, id);
+  if (m)
+    return m->m.name;
+  for (guint i = g->ctl->len; i-- > 0;) {
+    const grp_ctl *c = g->ctl->pdata[i];
+    if (c->kind == KITH_EV_ADD && memcmp(c->in.member, id, 32) == 0)
+      return c->in.name;
+    if (c->kind == KITH_EV_CREATE && memcmp(c->author, id, 32) == 0)
+      return c->in.owner_name;
+  }
+  return "";
+}
+
+size_t kith_group_n_invites(const kith_group *g) {
+  return g->st.invites->len;
+}
+
+void kith_group_invite_at(const kith_group *g, size_t i,
+                          kith_invite_info *out) {
+  memset(out, 0, sizeof *out);
+  if (i >= g->st.invites->len)
+    return;
+  const grp_invite *v = &g_array_index(g->st.invites, grp_invite, i);
+  memcpy(out->pk, v->pk, 32);
+  memcpy(out->by, v->by, 32);
+  out->uses = (uint32_t)v->uses;
+  out->used = (uint32_t)v->used;
+  out->expires_ms = v->expires;
+  out->revoked = v->revoked;
+}
+
+size_t kith_group_n_reports(const kith_group *g) {
+  return g->st.reports->len;
+}
+
+void kith_group_report_at(const kith_group *g, size_t i, uint8_t reporter[32],
+                          uint8_t accused[32], uint8_t rekey[32]) {
+  if (i >= g->st.reports->len)
+    return;
+  const grp_report *r = &g_array_index(g->st.reports, grp_report, i);
+  memcpy(reporter, r->reporter, 32);
+  memcpy(accused, r->accused, 32);
+  memcpy(rekey, r->rekey, 32);
+}
+
+uint64_t kith_group_n_events(const kith_group *g) {
+  return g->n_events;
 }
 
 size_t kith_group_n_held(const kith_group *g) {
   return g_hash_table_size(g->held);
 }
 
-int kith_group_has_event(const kith_group *g, const uint8_t id[32]) {
-  return find_entry(g, id) != NULL;
+int kith_group_has_event(kith_group *g, const uint8_t id[32]) {
+  return grp_sum_get(g, id) != NULL;
 }
 
-const kith_event *kith_group_event(const kith_group *g, const uint8_t id[32]) {
-  const grp_entry *e = find_entry(g, id);
-  return e ? &e->ev : NULL;
+kith_err kith_group_event_raw(kith_group *g, const uint8_t id[32],
+                              GBytes **out) {
+  if (!g->store) {
+    GBytes *b = grp_raw_of(g, id);
+    if (!b)
+      return KITH_ERR_NOT_FOUND;
+    *out = g_bytes_ref(b);
+    return KITH_OK;
+  }
+  return kith_store_get_raw(g->store, g->gid, id, out);
 }
 
-void kith_group_event_ids(const kith_group *g, GByteArray *ids) {
-  for (guint i = 0; i < g->order->len; i++)
-    g_byte_array_append(ids, ((grp_entry *)g->order->pdata[i])->ev.id, 32);
+/* A base32 prefix of k characters fixes the first 5k bits of an id: the
+ * ids it names lie between lo (the other bits 0) and hi (1). */
+static int prefix_range(const char *text, uint8_t lo[32], uint8_t hi[32]) {
+  size_t k = strlen(text);
+  uint8_t scratch[32];
+  if (k == 0 || k > KITH_ID_TEXT_LEN ||
+      kith_base32_decode(text, k, scratch, sizeof scratch) < 0)
+    return 0; /* not base32 */
+  memset(lo, 0, 32);
+  memset(hi, 0xff, 32);
+  for (size_t i = 0; i < k; i++) {
+    int val = g_ascii_isdigit(text[i]) ? text[i] - '2' + 26
+                                       : g_ascii_tolower(text[i]) - 'a';
+    for (int b = 4; b >= 0; b--) {
+      size_t bit = 5 * i + (size_t)(4 - b);
+      if (bit >= 256)
+        continue;
+      uint8_t mask = (uint8_t)(0x80 >> (bit % 8));
+      if ((val >> b) & 1)
+        lo[bit / 8] |= mask;
+      else
+        hi[bit / 8] &= (uint8_t)~mask;
+    }
+  }
+  return 1;
+}
+
+kith_err kith_group_find_event(kith_group *g, const char *text,
+                               uint8_t id[32]) {
+  uint8_t lo[32], hi[32];
+  if (!g || !text)
+    return KITH_ERR_ARG;
+  if (strlen(text) == KITH_ID_TEXT_LEN &&
+      kith_id_from_text(text, id) == KITH_OK)
+    return grp_sum_get(g, id) ? KITH_OK : KITH_ERR_NOT_FOUND;
+  if (!prefix_range(text, lo, hi))
+    return KITH_ERR_ARG;
+  GByteArray *found = g_byte_array_new();
+  kith_err rc = KITH_OK;
+  if (g->store) {
+    rc = kith_store_find_range(g->store, g->gid, lo, hi, found);
+  } else {
+    for (guint i = 0; g->raw_order && i < g->raw_order->len; i++) {
+      const uint8_t *x = g->raw_order->pdata[i];
+      if (memcmp(x, lo, 32) >= 0 && memcmp(x, hi, 32) <= 0 && found->len < 64)
+        g_byte_array_append(found, x, 32);
+    }
+  }
+  if (rc == KITH_OK)
+    rc = found->len == 0   ? KITH_ERR_NOT_FOUND
+         : found->len > 32 ? KITH_ERR_AMBIGUOUS
+                           : KITH_OK;
+  if (rc == KITH_OK)
+    memcpy(id, found->data, 32);
+  g_byte_array_free(found, TRUE);
+  return rc;
+}
+
+kith_err kith_group_event_info(kith_group *g, const uint8_t id[32],
+                               uint64_t *depth, uint64_t *ts_ms, uint32_t *kind,
+                               uint8_t author[32]) {
+  grp_sum *s = grp_sum_get(g, id);
+  if (!s)
+    return KITH_ERR_NOT_FOUND;
+  if (depth)
+    *depth = s->depth;
+  if (ts_ms)
+    *ts_ms = s->ts;
+  if (kind)
+    *kind = s->kind;
+  if (author)
+    memcpy(author, s->author, 32);
+  return KITH_OK;
+}
+
+kith_err kith_group_each_id(kith_group *g,
+                            void (*fn)(void *ctx, uint64_t ts_ms,
+                                       const uint8_t id[32]),
+                            void *ctx) {
+  if (g->store)
+    return kith_store_each_id(g->store, g->gid, fn, ctx);
+  for (guint i = 0; g->raw_order && i < g->raw_order->len; i++) {
+    grp_sum *s = grp_sum_get(g, g->raw_order->pdata[i]);
+    if (s)
+      fn(ctx, s->ts, g->raw_order->pdata[i]);
+  }
+  return KITH_OK;
 }
 
 static gint id_cmp(gconstpointer a, gconstpointer b) {
-  const grp_entry *x = *(const grp_entry *const *)a;
-  const grp_entry *y = *(const grp_entry *const *)b;
-  return memcmp(x->ev.id, y->ev.id, 32);
+  return memcmp(a, b, 32);
 }
 
-void kith_group_state_hash(const kith_group *g, uint8_t out[32]) {
-  GPtrArray *hs = g_ptr_array_copy(g->heads, NULL, NULL);
-  g_ptr_array_sort(hs, id_cmp);
+void kith_group_heads(const kith_group *g, GByteArray *ids) {
+  GList *keys = g_hash_table_get_keys(g->heads);
+  keys = g_list_sort(keys, id_cmp);
+  for (GList *l = keys; l; l = l->next)
+    g_byte_array_append(ids, l->data, 32);
+  g_list_free(keys);
+}
+
+void kith_group_state_hash(kith_group *g, uint8_t out[32]) {
+  GByteArray *hs = g_byte_array_new();
+  kith_group_heads(g, hs);
   kith_pack p;
   kith_pack_init(&p);
-  kith_pack_array(&p, 4);
+  kith_pack_array(&p, g->st.ext ? 5 : 4);
   kith_pack_bin(&p, g->gid, 32);
-  grp_state_pack(&g->st, &p);
-  kith_pack_array(&p, hs->len);
-  for (guint i = 0; i < hs->len; i++)
-    kith_pack_bin(&p, ((grp_entry *)hs->pdata[i])->ev.id, 32);
-  kith_pack_uint(&p, g->order->len);
+  grp_state_pack(g, &g->st, &p);
+  kith_pack_array(&p, hs->len / 32);
+  for (guint i = 0; i < hs->len; i += 32)
+    kith_pack_bin(&p, hs->data + i, 32);
+  kith_pack_uint(&p, g->n_events);
+  if (g->st.ext)
+    grp_state_pack_ext(&g->st, &p);
   crypto_generichash(out, 32, (const uint8_t *)p.sb.data, p.sb.size, NULL, 0);
   kith_pack_clear(&p);
-  g_ptr_array_free(hs, TRUE);
+  g_byte_array_free(hs, TRUE);
 }

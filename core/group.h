@@ -1,40 +1,51 @@
 /* kith: one group: its event DAG, derived state, keys, and event bodies.
  *
- * State is a pure function of the set of accepted events, applied in the
- * order (depth, id). Two replicas with the same events have the same
- * kith_group_state_hash. Events whose parents are missing, or that arrive
- * before this node holds the group's keys, are held (bounded) and
- * re-examined when what they wait for arrives. The concurrency rules are
- * written at the top of group_state.c and in docs/security.md.
+ * State is a pure function of the set of accepted events (docs/protocol.md
+ * 5.7-5.9 and 6). Two replicas with the same events have the same
+ * kith_group_state_hash. Events whose parents are missing, whose epoch key
+ * is not known yet, or that are dated too far ahead of this node's clock
+ * are held (bounded per author, evicted oldest first, never marked
+ * invalid) and re-examined when what they wait for arrives.
+ *
+ * Memory does not grow with the history: control events (every kind but
+ * message, react, edit, delete) stay in memory, other events only as
+ * summaries in a bounded cache. With a store attached (kith_group_open,
+ * kith_group_attach_store) every accepted event, its text and every key
+ * learned are written to the store inside the caller's transaction, and a
+ * replica is rebuilt from the store without verifying or decrypting
+ * anything but the control events.
  *
  * Epochs are named by epoch ids (kith_gcrypto_epoch_id of the meta key).
  * Bodies (the bin in the event) are msgpack:
- *   non-message kinds: [epoch uint, sealed bin, extra bin|nil]
+ *   message, react, edit, delete: [epoch uint, n uint, sealed bin]
+ *       sealed = kith_gcrypto_seal(message key n of author's chain, ad,
+ *       inner)
+ *   every other kind: [epoch uint, sealed bin, extra bin|nil]
  *       sealed = kith_gcrypto_seal(meta_key(E_epoch), ad, inner)
- *   message:           [epoch uint, n uint, sealed bin]
- *       sealed = kith_gcrypto_seal(message key n of author's chain, ad, inner)
  *   ad = "kith body v1" || kind (1 byte) || author (32) || group id (32,
  *        zero for create)
- *   epoch must be the current epoch of the state at the event's parents
- *   (for create: the id of the first epoch).
  * Inner plaintexts (extra is nil unless said otherwise):
- *   create:  [name str, history uint, owner_name str, admins_only uint]
- *   invite:  [invite_pk bin32, uses uint, expires_ms uint]
- *   add:     [member bin32, name str, invite_pk bin32, join_sig bin64]
- *            extra = sealed box to member of a key list
- *   remove:  [member bin32]
- *   leave:   []
- *   role:    [member bin32, role uint]
- *   topic:   [topic str]           (0..KITH_TOPIC_MAX bytes)
- *   rekey:   [new_epoch uint]
- *            extra = msgpack array of one sealed box per member of the
- *            state at the rekey's parents, in member id order, each
- *            holding a key list that starts with the new epoch secret
- *   message: [text str]
+ *   create:   [name str, history uint, owner_name str, admins_only uint]
+ *   invite:   [invite_pk bin32, uses uint, expires_ms uint]
+ *   add:      [member bin32, name str, invite_pk bin32, join_sig bin64]
+ *             extra = sealed box to member of a key list
+ *   remove, ban, unban: [member bin32]
+ *   leave:    []
+ *   role:     [member bin32, role uint]
+ *   topic:    [topic str]           (0..KITH_TOPIC_MAX bytes)
+ *   rekey:    [new_epoch uint] or [new_epoch uint, replaces bin32]
+ *             extra = msgpack array of one sealed box per member of the
+ *             state at the rekey's parents, in member id order, each
+ *             holding a key list that starts with the new epoch secret
+ *   revoke:   [invite_pk bin32]
+ *   settings: [key uint (1 invites, 2 mode), value uint (0, 1)]
+ *   mute:     [member bin32, until_ms uint (0: unmute)]
+ *   message:  [text str] or [text str, reply_to bin32]
+ *   react:    [target bin32, emoji str, on uint (1 add, 0 remove)]
+ *   edit:     [target bin32, text str]
+ *   delete:   [target bin32]
  *   key list: [[epoch uint, key bin32, full uint]...]; full = 1: the epoch
- *            secret, 0: only its meta key (history "joined": a newcomer
- *            can read the group's state but not the earlier messages).
- *            Every key is checked against its epoch id before use. */
+ *             secret, 0: only its meta key. */
 #ifndef KITH_GROUP_H
 #define KITH_GROUP_H
 
@@ -51,13 +62,22 @@
 #define KITH_GROUP_MAX_MEMBERS 1000
 #define KITH_GROUP_MAX_HELD 4096 /* events waiting for parents or keys */
 #define KITH_INVITE_MAX_USES 1000
+#define KITH_INVITE_MAX_TTL_MS (UINT64_C(366) * 24 * 3600 * 1000)
 #define KITH_TOPIC_MAX 256 /* bytes of a topic */
+#define KITH_EMOJI_MAX 32  /* bytes of a reaction */
+#define KITH_TS_MAX (UINT64_C(1) << 50)
+/* Clock skew tolerated: an event may be dated up to this much before its
+ * latest parent, and is held while dated more than this ahead of the
+ * receiver's clock. */
+#define KITH_CLOCK_SKEW_MS (10 * 60 * 1000)
 /* A rekey a departed or removed member left owed: the designated member
  * makes it at once, every other member after this grace period. */
 #define KITH_REKEY_GRACE_MS (30 * 1000)
 /* kith_group_secret_at/add_secret: an epoch with this bit set carries only
  * the epoch's meta key (history "joined"), not its secret. */
 #define KITH_EPOCH_META_ONLY (UINT64_C(1) << 63)
+
+struct kith_store;
 
 typedef enum kith_role {
   KITH_ROLE_MEMBER = 0,
@@ -79,22 +99,40 @@ typedef struct kith_member {
 /* One event accepted by kith_group_receive (or a local compose). */
 typedef struct kith_accepted {
   kith_event ev; /* owned */
-  char *text;    /* message plaintext (g_malloc, NUL-terminated) or NULL */
+  char *text;    /* plaintext (g_malloc, NUL-terminated) or NULL: a
+                    message's, edit's text, reaction's emoji, topic */
   size_t text_len;
+  uint8_t ref[32]; /* reply_to, or the target of react/edit/delete */
+  int has_ref;
+  int on;        /* react: 1 adds, 0 removes */
+  int effective; /* control events: took effect in the group state */
 } kith_accepted;
 void kith_accepted_free(kith_accepted *a);
 
 typedef struct kith_group kith_group;
 
-/* A replica of group gid for identity me (borrowed; must outlive g). */
+/* A replica of group gid for identity me (borrowed; must outlive g), kept
+ * in memory only. */
 kith_group *kith_group_new(const uint8_t gid[32], const kith_ident *me);
+/* A replica backed by store (borrowed; must outlive g): loads the group's
+ * keys, control events, heads and count from it, and upgrades events
+ * stored by an older kith (verifying them). Errors: KITH_ERR_IO,
+ * KITH_ERR_CRYPTO (wrong storage key). */
+KITH_MUST kith_err kith_group_open(const uint8_t gid[32], const kith_ident *me,
+                                   struct kith_store *store, kith_group **out);
+/* Attaches a store to a replica that has none yet (a group just created
+ * or being joined) and writes what it holds. */
+KITH_MUST kith_err kith_group_attach_store(kith_group *g,
+                                           struct kith_store *store);
 void kith_group_free(kith_group *g);
+/* Writes what is kept in memory between events (sender chains, keys) to
+ * the store; the caller does it before committing a batch. */
+KITH_MUST kith_err kith_group_flush(kith_group *g);
 
-/* Gives the group an epoch secret (from the store, on restart); ignored
- * unless it is the key of that epoch id (see KITH_EPOCH_META_ONLY). */
+/* Gives the group a key from the store (trusted; see
+ * KITH_EPOCH_META_ONLY); ignored unless it is the key of that epoch id. */
 void kith_group_add_secret(kith_group *g, uint64_t epoch,
                            const uint8_t secret[32]);
-/* Number of epoch secrets known, and each by index (for persisting). */
 size_t kith_group_n_secrets(const kith_group *g);
 void kith_group_secret_at(const kith_group *g, size_t i, uint64_t *epoch,
                           uint8_t secret[32]);
@@ -115,19 +153,38 @@ KITH_MUST kith_err kith_group_create(const kith_ident *me,
                                      uint64_t now_ms, kith_group **g_out,
                                      kith_accepted **out);
 
-/* Composes, signs and applies a local event. *out gets the accepted event.
- * Errors: KITH_ERR_NOT_MEMBER, KITH_ERR_ARG (empty or too long text),
- * for add: KITH_ERR_NOT_FOUND (no such invite), KITH_ERR_EXPIRED,
- * KITH_ERR_USED_UP, KITH_ERR_SIGNATURE (bad join proof), KITH_ERR_EXISTS
- * (already a member). */
+/* Posts a message (reply_to: an accepted event of the group, or NULL).
+ * Appends the accepted events to acc: a rekey first when the current
+ * epoch was given to someone who is no longer a member (a sender never
+ * encrypts to such an epoch), then the message. Errors: KITH_ERR_ARG
+ * (empty, too long or not UTF-8), KITH_ERR_NOT_MEMBER, KITH_ERR_FORBIDDEN
+ * (muted, or announce mode and not an admin), KITH_ERR_NOT_FOUND (no such
+ * reply_to), KITH_ERR_STATE (no key for the current epoch: waiting for a
+ * rekey), KITH_ERR_IO (the store). */
 KITH_MUST kith_err kith_group_send(kith_group *g, const char *text, size_t len,
-                                   uint64_t now_ms, kith_accepted **out);
+                                   const uint8_t *reply_to, uint64_t now_ms,
+                                   GPtrArray *acc);
+/* React to, edit (own messages) or delete (own, or as owner/admin) an
+ * accepted message; appends to acc like kith_group_send. react: emoji is
+ * 1..KITH_EMOJI_MAX bytes of UTF-8 without control characters or leading
+ * space; on = 0 takes one's reaction back. */
+KITH_MUST kith_err kith_group_react(kith_group *g, const uint8_t target[32],
+                                    const char *emoji, int on, uint64_t now_ms,
+                                    GPtrArray *acc);
+KITH_MUST kith_err kith_group_edit(kith_group *g, const uint8_t target[32],
+                                   const char *text, size_t len,
+                                   uint64_t now_ms, GPtrArray *acc);
+KITH_MUST kith_err kith_group_delete(kith_group *g, const uint8_t target[32],
+                                     uint64_t now_ms, GPtrArray *acc);
 KITH_MUST kith_err kith_group_invite(kith_group *g, uint32_t uses,
                                      uint64_t expires_ms, uint64_t now_ms,
                                      uint8_t secret_out[32],
                                      kith_accepted **out);
 /* Admits an invite holder. Appends the add (and, with history "joined",
- * the rekey that starts the newcomer's first epoch) to acc. */
+ * the rekey that starts the newcomer's first epoch) to acc. Errors as
+ * below, and KITH_ERR_NOT_FOUND (no such invite, or revoked),
+ * KITH_ERR_EXPIRED, KITH_ERR_USED_UP, KITH_ERR_SIGNATURE (bad join proof),
+ * KITH_ERR_EXISTS (already a member), KITH_ERR_FORBIDDEN (banned). */
 KITH_MUST kith_err kith_group_admit(kith_group *g, const uint8_t member[32],
                                     const char *name,
                                     const uint8_t invite_pk[32],
@@ -137,20 +194,37 @@ KITH_MUST kith_err kith_group_admit(kith_group *g, const uint8_t member[32],
 /* Membership and settings changes. Each composes, signs and applies the
  * event(s) and appends them (kith_accepted*) to acc. Errors:
  * KITH_ERR_NOT_MEMBER (we or the target are not members), KITH_ERR_FORBIDDEN
- * (our role does not allow it), KITH_ERR_ARG (bad text or role),
- * KITH_ERR_EXISTS (the target already has that role), KITH_ERR_STATE (no
- * key for the current epoch yet), KITH_ERR_LIMIT.
- * remove: owner/admin; an admin cannot remove an owner; not oneself (use
- *   leave). Appends the remove and the rekey that excludes the member.
+ * (our rank does not allow it), KITH_ERR_ARG (bad text or role),
+ * KITH_ERR_EXISTS (nothing would change), KITH_ERR_STATE (no key for the
+ * current epoch yet), KITH_ERR_LIMIT, KITH_ERR_IO.
+ * Acting on another member (remove, ban, demote, mute) needs a higher
+ * rank: a higher role, or the same role and an earlier admission.
+ * remove: owner/admin; not oneself (use leave). Appends the remove and the
+ *   rekey that excludes the member. The member is banned (no invite
+ *   admits it again until unbanned) and its invites are revoked. If the
+ *   rekey cannot be made, the remove still stands and KITH_ERR_REKEY is
+ *   returned: kith_group_maintain retries it, and no message is sent in
+ *   the old epoch meanwhile.
+ * ban: owner/admin; any node id; removes it too if it is a member (then
+ *   with its rekey, as remove). unban: owner/admin; lifts a ban.
  * leave: any member. The remaining members rekey (kith_group_maintain).
  *   If the last owner leaves, ownership passes to the remaining member
  *   with the highest role, lowest node id first.
- * set_role: owner/admin; not one's own role; an admin cannot change an
- *   owner's role nor grant owner.
+ * set_role: owner/admin; not one's own role; the new role at most one's
+ *   own.
  * set_topic: owner/admin; 0..KITH_TOPIC_MAX bytes of UTF-8 text.
+ * set_invites: owner/admin; admins_only 1: only owners and admins invite.
+ * set_announce: owner/admin; on 1: only owners and admins post messages.
+ * mute: owner/admin; until_ms 0 unmutes; a muted member cannot post
+ *   (message, react, edit, delete) dated before until_ms.
+ * revoke: the invite's maker, an owner or an admin.
  * rekey: any member: a fresh epoch secret sealed to every member. */
 KITH_MUST kith_err kith_group_remove(kith_group *g, const uint8_t member[32],
                                      uint64_t now_ms, GPtrArray *acc);
+KITH_MUST kith_err kith_group_ban(kith_group *g, const uint8_t node[32],
+                                  uint64_t now_ms, GPtrArray *acc);
+KITH_MUST kith_err kith_group_unban(kith_group *g, const uint8_t node[32],
+                                    uint64_t now_ms, GPtrArray *acc);
 KITH_MUST kith_err kith_group_leave(kith_group *g, uint64_t now_ms,
                                     GPtrArray *acc);
 KITH_MUST kith_err kith_group_set_role(kith_group *g, const uint8_t member[32],
@@ -159,47 +233,62 @@ KITH_MUST kith_err kith_group_set_role(kith_group *g, const uint8_t member[32],
 KITH_MUST kith_err kith_group_set_topic(kith_group *g, const char *topic,
                                         size_t len, uint64_t now_ms,
                                         GPtrArray *acc);
+KITH_MUST kith_err kith_group_set_invites(kith_group *g, int admins_only,
+                                          uint64_t now_ms, GPtrArray *acc);
+KITH_MUST kith_err kith_group_set_announce(kith_group *g, int on,
+                                           uint64_t now_ms, GPtrArray *acc);
+KITH_MUST kith_err kith_group_mute(kith_group *g, const uint8_t member[32],
+                                   uint64_t until_ms, uint64_t now_ms,
+                                   GPtrArray *acc);
+KITH_MUST kith_err kith_group_revoke(kith_group *g, const uint8_t invite_pk[32],
+                                     uint64_t now_ms, GPtrArray *acc);
 KITH_MUST kith_err kith_group_rekey(kith_group *g, uint64_t now_ms,
                                     GPtrArray *acc);
-/* Makes any rekey this node owes (after a removal, a leave or a missed
- * epoch: the designated member at once, any member after
- * KITH_REKEY_GRACE_MS). The node calls it after every batch of received
- * events and once a second; appends 0 or more events to acc. */
+/* Makes any rekey this node owes (after a removal, a leave, a missed
+ * epoch, an invite race, or a rekey whose box for this node did not open:
+ * the designated member at once, any member after KITH_REKEY_GRACE_MS),
+ * and retries events held for their date. The node calls it after every
+ * batch of received events and once a second; appends 0 or more accepted
+ * events to acc. */
 KITH_MUST kith_err kith_group_maintain(kith_group *g, uint64_t now_ms,
                                        GPtrArray *acc);
 
-/* While on, kith_group_receive does not decrypt messages (their texts
- * are already in the store): it only advances the ratchets so that used
- * message keys stay deleted. The node turns it on while it replays its
- * store at start-up. */
+/* While on, kith_group_receive does not decrypt messages (their texts are
+ * already in the store): it only advances the ratchets so that used
+ * message keys stay deleted. Used while upgrading an old store. */
 void kith_group_set_replay(kith_group *g, int on);
 /* Would an admission with this invite succeed now? Same errors as admit. */
 KITH_MUST kith_err kith_group_check_invite(const kith_group *g,
                                            const uint8_t invite_pk[32],
                                            uint64_t now_ms);
 
-/* Receives an event's raw bytes from a peer or from the store. Every event
- * accepted by this call (this one, and held ones it released, in apply
- * order) is appended to accepted (GPtrArray of kith_accepted*, caller
- * frees each). A message is accepted whenever its author may post at its
- * parents; its text is set only if this node could decrypt it and the
- * author is still a member here (a message concurrent with its author's
- * removal that arrives after the removal is kept in the DAG, unread). A
- * node that was a member and no longer is gets KITH_ERR_NOT_MEMBER for
- * events it cannot decrypt instead of holding them. Returns KITH_OK (accepted),
- * KITH_ERR_DUPLICATE (already have it), KITH_ERR_MISSING (held: parents or keys
- * missing), or the reason it was rejected (KITH_ERR_DECODE, KITH_ERR_SIGNATURE,
- * KITH_ERR_PROTOCOL, KITH_ERR_NOT_MEMBER, KITH_ERR_FORBIDDEN, KITH_ERR_CRYPTO,
- * KITH_ERR_LIMIT). Rejected events leave the state unchanged. */
+/* Receives an event's raw bytes from a peer. Every event accepted by this
+ * call (this one, and held ones it released, in the order accepted) is
+ * appended to accepted (GPtrArray of kith_accepted*, caller frees each).
+ * now_ms is this node's wall clock (for the future bound on dates).
+ * Returns KITH_OK (accepted), KITH_ERR_DUPLICATE (already have it),
+ * KITH_ERR_MISSING (held: parents, keys or its date; never a verdict on
+ * the bytes), KITH_ERR_IO (the store failed: nothing changed, try again),
+ * or the reason it was rejected (KITH_ERR_DECODE, KITH_ERR_SIGNATURE,
+ * KITH_ERR_PROTOCOL, KITH_ERR_NOT_MEMBER, KITH_ERR_FORBIDDEN,
+ * KITH_ERR_CRYPTO, KITH_ERR_LIMIT): those depend only on the bytes and
+ * their causal past, so the same bytes are rejected everywhere. A node
+ * that was a member and no longer is gets KITH_ERR_NOT_MEMBER for events
+ * it cannot decrypt instead of holding them. Rejected events leave the
+ * state unchanged. */
 KITH_MUST kith_err kith_group_receive(kith_group *g, const uint8_t *raw,
                                       size_t len, uint64_t now_ms,
                                       GPtrArray *accepted);
+/* Ids of parents that held events wait for (32 bytes each, at most max),
+ * to ask peers for. */
+size_t kith_group_missing(const kith_group *g, GByteArray *ids, size_t max);
 
 /* Derived state (all borrowed until the next call that changes g). */
 const uint8_t *kith_group_id(const kith_group *g);
 /* create applied and we hold the current epoch's secret (we can send) */
 int kith_group_is_ready(const kith_group *g);
 int kith_group_admins_only_invites(const kith_group *g);
+int kith_group_announce(const kith_group *g);
 const char *kith_group_name(const kith_group *g); /* "" until known */
 const char *kith_group_topic(const kith_group *g);
 kith_history kith_group_history(const kith_group *g);
@@ -214,17 +303,55 @@ const kith_member *kith_group_member_at(const kith_group *g, size_t i);
 const kith_member *kith_group_find_member(const kith_group *g,
                                           const uint8_t id[32]);
 int kith_group_is_member(const kith_group *g, const uint8_t id[32]);
-size_t kith_group_n_events(const kith_group *g); /* accepted events */
+/* Muted until (ms), 0 if not muted. */
+uint64_t kith_group_muted_until(const kith_group *g, const uint8_t id[32]);
+size_t kith_group_n_banned(const kith_group *g);
+const uint8_t *kith_group_banned_at(const kith_group *g, size_t i);
+/* The name a node had in this group, current member or not ("" if never
+ * a member). */
+const char *kith_group_name_of(const kith_group *g, const uint8_t id[32]);
+
+typedef struct kith_invite_info {
+  uint8_t pk[32];
+  uint8_t by[32];
+  uint32_t uses, used;
+  uint64_t expires_ms;
+  int revoked;
+} kith_invite_info;
+size_t kith_group_n_invites(const kith_group *g);
+void kith_group_invite_at(const kith_group *g, size_t i, kith_invite_info *out);
+
+/* Reports: a member's recovery rekey names a rekey whose box for it did
+ * not open; its author is reported. */
+size_t kith_group_n_reports(const kith_group *g);
+void kith_group_report_at(const kith_group *g, size_t i, uint8_t reporter[32],
+                          uint8_t accused[32], uint8_t rekey[32]);
+
+uint64_t kith_group_n_events(const kith_group *g); /* accepted events */
 size_t kith_group_n_held(const kith_group *g);
-int kith_group_has_event(const kith_group *g, const uint8_t id[32]);
-/* Borrowed event by id, NULL if not accepted. */
-const kith_event *kith_group_event(const kith_group *g, const uint8_t id[32]);
-/* All accepted event ids in apply order (depth, id): appends 32-byte
- * blocks to ids. */
-void kith_group_event_ids(const kith_group *g, GByteArray *ids);
-/* BLAKE2b-256 of the canonical encoding of the derived state: name, topic,
- * history, invite policy, epoch, members (sorted), invites (sorted),
- * epoch holders, heads (sorted), event count. */
-void kith_group_state_hash(const kith_group *g, uint8_t out[32]);
+int kith_group_has_event(kith_group *g, const uint8_t id[32]);
+/* The raw bytes of an accepted event (from memory or the store).
+ * KITH_ERR_NOT_FOUND if not accepted. */
+KITH_MUST kith_err kith_group_event_raw(kith_group *g, const uint8_t id[32],
+                                        GBytes **out);
+/* An accepted event named by its base32 id or a prefix of it.
+ * KITH_ERR_NOT_FOUND, KITH_ERR_AMBIGUOUS (several match), KITH_ERR_ARG. */
+KITH_MUST kith_err kith_group_find_event(kith_group *g, const char *text,
+                                         uint8_t id[32]);
+/* Depth, timestamp, kind and author of an accepted event. */
+KITH_MUST kith_err kith_group_event_info(kith_group *g, const uint8_t id[32],
+                                         uint64_t *depth, uint64_t *ts_ms,
+                                         uint32_t *kind, uint8_t author[32]);
+/* Calls fn with the timestamp and id of every accepted event, in the
+ * order they were accepted (parents before children). */
+KITH_MUST kith_err kith_group_each_id(kith_group *g,
+                                      void (*fn)(void *ctx, uint64_t ts_ms,
+                                                 const uint8_t id[32]),
+                                      void *ctx);
+/* Current heads (32-byte ids, sorted). */
+void kith_group_heads(const kith_group *g, GByteArray *ids);
+/* BLAKE2b-256 of the canonical encoding of the derived state (section 6
+ * of docs/protocol.md). */
+void kith_group_state_hash(kith_group *g, uint8_t out[32]);
 
 #endif

@@ -1,5 +1,14 @@
-/* kith: group bodies: epoch secrets, sender chains, the outer body and
- * the inner plaintexts of each kind (see group.h for the formats). */
+/* kith: group bodies: epoch keys, sender chains, the outer body and the
+ * inner plaintexts of each kind (see group.h for the formats).
+ *
+ * Keys. A replica keeps a key only for an epoch that exists in the group
+ * (named by an accepted create or rekey), and only from an accepted
+ * event: its own box of a rekey, or the key list an add sealed to it. A
+ * newcomer needs its add's keys before the add itself can be accepted (to
+ * open the history that leads up to it), so the key list of an add sealed
+ * to this node is kept aside, provisionally, to open events with; it is
+ * promoted (epochs that exist only) when the add is accepted, and dropped
+ * if the add is rejected. */
 #include "group_int.h"
 
 #include <sodium.h>
@@ -8,28 +17,54 @@
 #include "codec.h"
 #include "invite.h"
 
-/* ---- epoch keys and chains ---- */
+#define PROV_MAX 8 /* adds sealed to us waiting at once */
+
+/* ---- epoch keys ---- */
+
+static const secret_rec *find_rec(const secret_rec *r, size_t n, uint64_t epoch,
+                                  int full_only) {
+  const secret_rec *meta = NULL;
+  for (size_t i = n; i-- > 0;)
+    if (r[i].epoch == epoch) {
+      if (r[i].full)
+        return &r[i];
+      meta = meta ? meta : &r[i];
+    }
+  return full_only ? NULL : meta;
+}
+
+/* In the kept keys, then in the provisional ones; a full secret first. */
+static const secret_rec *find_key(const kith_group *g, uint64_t epoch,
+                                  int full_only) {
+  const secret_rec *r = find_rec(g->secrets, g->n_secrets, epoch, 0);
+  if (r && r->full)
+    return r;
+  for (guint i = 0; g->prov && i < g->prov->len; i++) {
+    const prov_keys *p = g->prov->pdata[i];
+    const secret_rec *q = find_rec(p->keys, p->n, epoch, 0);
+    if (q && q->full)
+      return q;
+    if (q && !r)
+      r = q;
+  }
+  return full_only ? NULL : r;
+}
 
 const uint8_t *grp_find_secret(const kith_group *g, uint64_t epoch) {
-  for (size_t i = 0; i < g->n_secrets; i++)
-    if (g->secrets[i].epoch == epoch && g->secrets[i].full)
-      return g->secrets[i].key;
-  return NULL;
+  const secret_rec *r = find_key(g, epoch, 1);
+  return r ? r->key : NULL;
 }
 
 int grp_meta_key(const kith_group *g, uint64_t epoch,
                  uint8_t key[KITH_KEY_LEN]) {
-  const uint8_t *secret = grp_find_secret(g, epoch);
-  if (secret) {
-    kith_gcrypto_meta_key(secret, key);
-    return 1;
-  }
-  for (size_t i = 0; i < g->n_secrets; i++)
-    if (g->secrets[i].epoch == epoch) {
-      memcpy(key, g->secrets[i].key, KITH_KEY_LEN);
-      return 1;
-    }
-  return 0;
+  const secret_rec *r = find_key(g, epoch, 0);
+  if (!r)
+    return 0;
+  if (r->full)
+    kith_gcrypto_meta_key(r->key, key);
+  else
+    memcpy(key, r->key, KITH_KEY_LEN);
+  return 1;
 }
 
 static int key_fits(uint64_t epoch, const uint8_t *key, int full) {
@@ -43,17 +78,36 @@ static int key_fits(uint64_t epoch, const uint8_t *key, int full) {
   return ok;
 }
 
+static int grow_secrets(kith_group *g) {
+  if (g->n_secrets < g->cap_secrets)
+    return 1;
+  if (g->cap_secrets >= GROUP_MAX_SECRETS)
+    return 0;
+  size_t cap = g->cap_secrets ? g->cap_secrets * 2 : 16;
+  secret_rec *n = sodium_malloc(sizeof(secret_rec) * cap);
+  if (!n)
+    return 0;
+  if (g->n_secrets)
+    memcpy(n, g->secrets, sizeof(secret_rec) * g->n_secrets);
+  if (g->secrets)
+    sodium_free(g->secrets);
+  g->secrets = n;
+  g->cap_secrets = cap;
+  return 1;
+}
+
 /* A secret learned after the meta key is appended (not written over the
- * meta record) so that callers persisting by index see it as new. */
-int grp_add_key(kith_group *g, uint64_t epoch, const uint8_t *key, int full) {
-  uint8_t meta[KITH_KEY_LEN];
+ * meta record) so that the store, written by index, sees it as new. */
+int grp_add_key(kith_group *g, uint64_t epoch, const uint8_t *key, int full,
+                int any) {
   if (epoch > GROUP_EPOCH_MAX || !key_fits(epoch, key, full))
     return 0;
-  if (grp_find_secret(g, epoch) || (!full && grp_meta_key(g, epoch, meta))) {
-    sodium_memzero(meta, sizeof meta);
+  if (!any && !g_hash_table_contains(g->epochs, &epoch))
+    return 0; /* no such epoch in this group: never kept */
+  const secret_rec *have = find_rec(g->secrets, g->n_secrets, epoch, 0);
+  if (have && (have->full || !full))
     return 1;
-  }
-  if (g->n_secrets >= GROUP_MAX_SECRETS)
+  if (!grow_secrets(g))
     return 0;
   secret_rec *r = &g->secrets[g->n_secrets++];
   r->epoch = epoch;
@@ -65,7 +119,8 @@ int grp_add_key(kith_group *g, uint64_t epoch, const uint8_t *key, int full) {
 void kith_group_add_secret(kith_group *g, uint64_t epoch,
                            const uint8_t secret[32]) {
   (void)grp_add_key(g, epoch & ~KITH_EPOCH_META_ONLY, secret,
-                    !(epoch & KITH_EPOCH_META_ONLY));
+                    !(epoch & KITH_EPOCH_META_ONLY), 1);
+  g->secrets_saved = g->n_secrets; /* it came from the store */
 }
 
 size_t kith_group_n_secrets(const kith_group *g) {
@@ -81,29 +136,186 @@ void kith_group_secret_at(const kith_group *g, size_t i, uint64_t *epoch,
   memcpy(secret, g->secrets[i].key, KITH_KEY_LEN);
 }
 
-/* The receiving chain of sender in epoch; NULL without the secret. */
-chain_slot *grp_chain_get(kith_group *g, uint64_t epoch,
-                          const uint8_t sender[32]) {
-  uint8_t key[40];
-  memcpy(key, &epoch, 8);
-  memcpy(key + 8, sender, 32);
-  chain_slot *s = g_hash_table_lookup(g->chains, key);
-  if (s)
-    return s;
-  const uint8_t *secret = grp_find_secret(g, epoch);
-  if (!secret)
-    return NULL;
-  s = g_new0(chain_slot, 1);
-  s->c = kith_chain_new(secret, sender);
-  if (!s->c) {
-    g_free(s);
-    return NULL;
+kith_err grp_save_keys(kith_group *g) {
+  kith_err rc = KITH_OK;
+  for (; g->store && g->secrets_saved < g->n_secrets; g->secrets_saved++) {
+    const secret_rec *r = &g->secrets[g->secrets_saved];
+    rc = kith_store_put_secret(g->store, g->gid,
+                               r->epoch | (r->full ? 0 : KITH_EPOCH_META_ONLY),
+                               r->key);
+    if (rc != KITH_OK)
+      break;
   }
-  g_hash_table_insert(g->chains, g_memdup2(key, 40), s);
+  return rc;
+}
+
+/* ---- provisional keys ---- */
+
+static void prov_free(prov_keys *p) {
+  if (p->keys)
+    sodium_free(p->keys);
+  g_free(p);
+}
+
+static int prov_index(const kith_group *g, const uint8_t id[32]) {
+  for (guint i = 0; i < g->prov->len; i++)
+    if (memcmp(((prov_keys *)g->prov->pdata[i])->add_id, id, 32) == 0)
+      return (int)i;
+  return -1;
+}
+
+void grp_prov_drop(kith_group *g, const uint8_t add_id[32]) {
+  int i = prov_index(g, add_id);
+  if (i >= 0)
+    prov_free(g_ptr_array_steal_index(g->prov, (guint)i));
+}
+
+void grp_prov_promote(kith_group *g, const uint8_t add_id[32]) {
+  int i = prov_index(g, add_id);
+  if (i < 0)
+    return;
+  prov_keys *p = g_ptr_array_steal_index(g->prov, (guint)i);
+  for (size_t k = 0; k < p->n; k++)
+    (void)grp_add_key(g, p->keys[k].epoch, p->keys[k].key, p->keys[k].full, 0);
+  prov_free(p);
+}
+
+void grp_keys_clear(kith_group *g) {
+  if (g->secrets)
+    sodium_free(g->secrets);
+  g->secrets = NULL;
+  for (guint i = 0; g->prov && i < g->prov->len; i++)
+    prov_free(g->prov->pdata[i]);
+  if (g->prov)
+    g_ptr_array_free(g->prov, TRUE);
+  g->prov = NULL;
+}
+
+/* ---- sender chains (a bounded cache, kept in the store) ---- */
+
+static void slot_free(gpointer p) {
+  chain_slot *s = p;
+  kith_chain_free(s->c);
+  g_free(s);
+}
+
+static kith_err save_slot(kith_group *g, chain_slot *s) {
+  if (!g->store || !s->dirty)
+    return KITH_OK;
+  size_t len;
+  uint8_t *state = kith_chain_export(s->c, &len);
+  uint8_t *blob = g_malloc(len + 8);
+  for (int i = 0; i < 8; i++)
+    blob[i] = (uint8_t)(s->next_n >> (8 * i));
+  memcpy(blob + 8, state, len);
+  kith_err rc = kith_store_put_chain(g->store, g->gid, s->k, blob, len + 8);
+  sodium_memzero(state, len);
+  sodium_memzero(blob, len + 8);
+  g_free(state);
+  g_free(blob);
+  if (rc == KITH_OK)
+    s->dirty = 0;
+  return rc;
+}
+
+kith_err grp_save_chains(kith_group *g) {
+  kith_err rc = KITH_OK;
+  for (GList *l = g->chain_lru.head; l; l = l->next) {
+    kith_err e = save_slot(g, l->data);
+    if (rc == KITH_OK)
+      rc = e;
+  }
+  return rc;
+}
+
+static chain_slot *slot_load(kith_group *g, const uint8_t k[40]) {
+  uint8_t *blob = NULL;
+  size_t len = 0;
+  if (!g->store ||
+      kith_store_get_chain(g->store, g->gid, k, &blob, &len) != KITH_OK)
+    return NULL;
+  chain_slot *s = NULL;
+  kith_chain *c = len > 8 ? kith_chain_import(blob + 8, len - 8) : NULL;
+  if (c) {
+    s = g_new0(chain_slot, 1);
+    s->c = c;
+    for (int i = 7; i >= 0; i--)
+      s->next_n = (s->next_n << 8) | blob[i];
+  }
+  sodium_memzero(blob, len);
+  g_free(blob);
   return s;
 }
 
+static void slot_insert(kith_group *g, chain_slot *s, const uint8_t k[40]) {
+  memcpy(s->k, k, 40);
+  s->link.data = s;
+  g_queue_push_head_link(&g->chain_lru, &s->link);
+  g_hash_table_insert(g->chains, s->k, s);
+  while (g->store && g->chain_lru.length > GROUP_CHAIN_CACHE) {
+    GList *l = g_queue_peek_tail_link(&g->chain_lru);
+    chain_slot *old = l->data;
+    if (save_slot(g, old) != KITH_OK)
+      break; /* keep it until it can be written */
+    g_queue_unlink(&g->chain_lru, l);
+    g_hash_table_remove(g->chains, old->k);
+  }
+}
+
+/* The receiving chain of sender in epoch; NULL without the secret. */
+chain_slot *grp_chain_get(kith_group *g, uint64_t epoch,
+                          const uint8_t sender[32]) {
+  uint8_t k[40];
+  for (int i = 0; i < 8; i++)
+    k[i] = (uint8_t)(epoch >> (8 * i));
+  memcpy(k + 8, sender, 32);
+  chain_slot *s = g_hash_table_lookup(g->chains, k);
+  if (s) {
+    g_queue_unlink(&g->chain_lru, &s->link);
+    g_queue_push_head_link(&g->chain_lru, &s->link);
+    return s;
+  }
+  s = slot_load(g, k);
+  if (!s) {
+    const uint8_t *secret = grp_find_secret(g, epoch);
+    kith_chain *c = secret ? kith_chain_new(secret, sender) : NULL;
+    if (!c)
+      return NULL;
+    s = g_new0(chain_slot, 1);
+    s->c = c;
+    s->dirty = 1;
+  }
+  slot_insert(g, s, k);
+  return s;
+}
+
+static guint key40_hash(gconstpointer p) {
+  guint h;
+  memcpy(&h, (const uint8_t *)p + 8, sizeof h);
+  return h ^ ((const uint8_t *)p)[0];
+}
+
+static gboolean key40_equal(gconstpointer a, gconstpointer b) {
+  return memcmp(a, b, 40) == 0;
+}
+
+GHashTable *grp_chains_new(void) {
+  return g_hash_table_new_full(key40_hash, key40_equal, NULL, slot_free);
+}
+
+void grp_chains_clear(kith_group *g) {
+  /* the hash table owns the slots; the queue only links them */
+  g_queue_init(&g->chain_lru);
+  g_hash_table_destroy(g->chains);
+  g->chains = NULL;
+}
+
 /* ---- bodies ---- */
+
+int grp_is_message_like(uint32_t kind) {
+  return kind == KITH_EV_MESSAGE || kind == KITH_EV_REACT ||
+         kind == KITH_EV_EDIT || kind == KITH_EV_DELETE;
+}
 
 void grp_body_clear(body *b) {
   g_free(b->sealed);
@@ -128,7 +340,7 @@ static kith_err read_body(const kith_event *ev, const msgpack_object *it,
   size_t n, xn = 0;
   if (kith_codec_uint(&it[0], GROUP_EPOCH_MAX, &b->epoch) != KITH_OK)
     return KITH_ERR_DECODE;
-  if (ev->kind == KITH_EV_MESSAGE) {
+  if (grp_is_message_like(ev->kind)) {
     if (kith_codec_uint(&it[1], GROUP_MSG_N_MAX, &b->n) != KITH_OK ||
         kith_codec_bin(&it[2], KITH_EVENT_MAX_BODY, &p, &n) != KITH_OK)
       return KITH_ERR_DECODE;
@@ -142,7 +354,7 @@ static kith_err read_body(const kith_event *ev, const msgpack_object *it,
     if (!nil && kith_codec_bin(&it[2], KITH_EVENT_MAX_BODY, &x, &xn) != KITH_OK)
       return KITH_ERR_DECODE;
     if (!nil)
-      b->extra = g_memdup2(x, xn), b->extra_len = xn;
+      b->extra = g_memdup2(xn ? x : (const uint8_t *)"", xn), b->extra_len = xn;
   }
   b->sealed = g_memdup2(n ? p : (const uint8_t *)"", n);
   b->sealed_len = n;
@@ -162,7 +374,7 @@ kith_err grp_parse_body(const kith_event *ev, body *b) {
   msgpack_unpacked_destroy(&u);
   if (rc != KITH_OK) {
     grp_body_clear(b);
-    return rc == KITH_ERR_PROTOCOL ? rc : KITH_ERR_DECODE;
+    return KITH_ERR_DECODE;
   }
   return KITH_OK;
 }
@@ -177,6 +389,16 @@ static kith_err read_name(const msgpack_object *o, char **out) {
     return KITH_ERR_PROTOCOL;
   *out = g_strndup(s, n);
   return KITH_OK;
+}
+
+/* An array of 1..max elements whose first min are required. */
+static int arr(const msgpack_object *o, uint32_t min, uint32_t max,
+               const msgpack_object **it) {
+  if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < min ||
+      o->via.array.size > max)
+    return 0;
+  *it = o->via.array.ptr;
+  return 1;
 }
 
 static kith_err read_create(const msgpack_object *o, grp_inner *in) {
@@ -197,7 +419,10 @@ static kith_err read_invite(const kith_event *ev, const msgpack_object *o,
       kith_codec_uint(&it[1], KITH_INVITE_MAX_USES, &in->uses) != KITH_OK ||
       kith_codec_uint(&it[2], UINT64_MAX, &in->expires) != KITH_OK)
     return KITH_ERR_DECODE;
-  return in->uses >= 1 && in->expires > ev->ts_ms ? KITH_OK : KITH_ERR_PROTOCOL;
+  return in->uses >= 1 && in->expires > ev->ts_ms &&
+                 in->expires - ev->ts_ms <= KITH_INVITE_MAX_TTL_MS
+             ? KITH_OK
+             : KITH_ERR_PROTOCOL;
 }
 
 static kith_err read_add(const kith_group *g, const msgpack_object *o,
@@ -214,15 +439,85 @@ static kith_err read_add(const kith_group *g, const msgpack_object *o,
   return read_name(&it[1], &in->name);
 }
 
-static kith_err read_text(const msgpack_object *o, size_t max, int empty_ok,
+/* [text] (message: 1..65535 bytes; topic: 0..256 bytes, no control
+ * characters), a message may add [text, reply_to bin32]. */
+static kith_err read_text(const msgpack_object *o, size_t max, int topic,
                           grp_inner *in) {
   const msgpack_object *it;
   const char *s;
-  if (kith_codec_array(o, 1, &it) != KITH_OK ||
+  if (!arr(o, 1, topic ? 1 : 2, &it) ||
       kith_codec_str(&it[0], max, &s, &in->text_len) != KITH_OK ||
-      (!empty_ok && in->text_len == 0))
+      (!topic && in->text_len == 0))
     return KITH_ERR_DECODE;
-  if (empty_ok && !grp_topic_is_valid(s, in->text_len))
+  if (o->via.array.size == 2) {
+    if (kith_codec_bin_fixed(&it[1], in->ref, 32) != KITH_OK)
+      return KITH_ERR_DECODE;
+    in->has_ref = 1;
+  }
+  if (topic && !grp_topic_is_valid(s, in->text_len))
+    return KITH_ERR_PROTOCOL;
+  in->text = g_strndup(s, in->text_len);
+  return KITH_OK;
+}
+
+static kith_err read_member(const msgpack_object *o, grp_inner *in) {
+  const msgpack_object *it;
+  return kith_codec_array(o, 1, &it) == KITH_OK &&
+                 kith_codec_bin_fixed(&it[0], in->member, 32) == KITH_OK
+             ? KITH_OK
+             : KITH_ERR_DECODE;
+}
+
+static kith_err read_rekey(const msgpack_object *o, grp_inner *in) {
+  const msgpack_object *it;
+  if (!arr(o, 1, 2, &it) ||
+      kith_codec_uint(&it[0], GROUP_EPOCH_MAX, &in->new_epoch) != KITH_OK)
+    return KITH_ERR_DECODE;
+  if (o->via.array.size == 2) {
+    if (kith_codec_bin_fixed(&it[1], in->ref, 32) != KITH_OK)
+      return KITH_ERR_DECODE;
+    in->has_ref = 1;
+  }
+  return KITH_OK;
+}
+
+static kith_err read_settings(const msgpack_object *o, grp_inner *in) {
+  const msgpack_object *it;
+  if (kith_codec_array(o, 2, &it) != KITH_OK ||
+      kith_codec_uint(&it[0], GRP_SET_MODE, &in->key) != KITH_OK ||
+      kith_codec_uint(&it[1], 1, &in->value) != KITH_OK)
+    return KITH_ERR_DECODE;
+  return in->key >= GRP_SET_INVITES ? KITH_OK : KITH_ERR_DECODE;
+}
+
+static kith_err read_mute(const msgpack_object *o, grp_inner *in) {
+  const msgpack_object *it;
+  return kith_codec_array(o, 2, &it) == KITH_OK &&
+                 kith_codec_bin_fixed(&it[0], in->member, 32) == KITH_OK &&
+                 kith_codec_uint(&it[1], KITH_TS_MAX, &in->until) == KITH_OK
+             ? KITH_OK
+             : KITH_ERR_DECODE;
+}
+
+/* react [target, emoji, on 0|1]; edit [target, text]; delete [target] */
+static kith_err read_about(uint32_t kind, const msgpack_object *o,
+                           grp_inner *in) {
+  const msgpack_object *it;
+  const char *s;
+  uint32_t want = kind == KITH_EV_REACT ? 3 : kind == KITH_EV_EDIT ? 2 : 1;
+  if (kith_codec_array(o, want, &it) != KITH_OK ||
+      kith_codec_bin_fixed(&it[0], in->ref, 32) != KITH_OK)
+    return KITH_ERR_DECODE;
+  in->has_ref = 1;
+  if (kind == KITH_EV_DELETE)
+    return KITH_OK;
+  size_t max = kind == KITH_EV_REACT ? KITH_EMOJI_MAX : KITH_TEXT_MAX - 1;
+  if (kith_codec_str(&it[1], max, &s, &in->text_len) != KITH_OK ||
+      in->text_len == 0)
+    return KITH_ERR_DECODE;
+  if (kind == KITH_EV_REACT &&
+      (kith_codec_uint(&it[2], 1, &in->value) != KITH_OK ||
+       !grp_emoji_is_valid(s, in->text_len)))
     return KITH_ERR_PROTOCOL;
   in->text = g_strndup(s, in->text_len);
   return KITH_OK;
@@ -239,10 +534,9 @@ static kith_err read_inner(const kith_group *g, const kith_event *ev,
   case KITH_EV_ADD:
     return read_add(g, o, in);
   case KITH_EV_REMOVE:
-    return kith_codec_array(o, 1, &it) == KITH_OK &&
-                   kith_codec_bin_fixed(&it[0], in->member, 32) == KITH_OK
-               ? KITH_OK
-               : KITH_ERR_DECODE;
+  case KITH_EV_BAN:
+  case KITH_EV_UNBAN:
+    return read_member(o, in);
   case KITH_EV_LEAVE:
     return o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 0
                ? KITH_OK
@@ -257,20 +551,29 @@ static kith_err read_inner(const kith_group *g, const kith_event *ev,
   case KITH_EV_TOPIC:
     return read_text(o, KITH_TOPIC_MAX, 1, in);
   case KITH_EV_REKEY:
-    return kith_codec_array(o, 1, &it) == KITH_OK &&
-                   kith_codec_uint(&it[0], GROUP_EPOCH_MAX, &in->new_epoch) ==
-                       KITH_OK
-               ? KITH_OK
-               : KITH_ERR_DECODE;
+    return read_rekey(o, in);
   case KITH_EV_MESSAGE:
     return read_text(o, KITH_TEXT_MAX - 1, 0, in);
+  case KITH_EV_REVOKE:
+    return kith_codec_array(o, 1, &it) == KITH_OK &&
+                   kith_codec_bin_fixed(&it[0], in->pk, 32) == KITH_OK
+               ? KITH_OK
+               : KITH_ERR_DECODE;
+  case KITH_EV_SETTINGS:
+    return read_settings(o, in);
+  case KITH_EV_MUTE:
+    return read_mute(o, in);
+  case KITH_EV_REACT:
+  case KITH_EV_EDIT:
+  case KITH_EV_DELETE:
+    return read_about(ev->kind, o, in);
   default:
     return KITH_ERR_PROTOCOL;
   }
 }
 
-static kith_err parse_inner(const kith_group *g, const kith_event *ev,
-                            const uint8_t *pt, size_t len, grp_inner *in) {
+kith_err grp_parse_inner(const kith_group *g, const kith_event *ev,
+                         const uint8_t *pt, size_t len, grp_inner *in) {
   msgpack_unpacked u;
   msgpack_unpacked_init(&u);
   kith_err rc = kith_codec_unpack(pt, len, &u);
@@ -284,7 +587,6 @@ static kith_err parse_inner(const kith_group *g, const kith_event *ev,
                                                              : KITH_ERR_DECODE;
 }
 
-/* Opens b with key and parses the inner plaintext of ev. */
 kith_err grp_open_with(const kith_group *g, const kith_event *ev, const body *b,
                        const uint8_t key[KITH_KEY_LEN], grp_inner *in) {
   if (b->sealed_len < KITH_SEALED_OVERHEAD)
@@ -293,13 +595,19 @@ kith_err grp_open_with(const kith_group *g, const kith_event *ev, const body *b,
   grp_make_ad(ev->kind, ev->author, ev->kind == KITH_EV_CREATE ? NULL : g->gid,
               ad);
   size_t n = b->sealed_len - KITH_SEALED_OVERHEAD;
-  uint8_t *pt = g_malloc(n + 1);
+  uint8_t stack[512];
+  uint8_t *pt = n <= sizeof stack ? stack : g_malloc(n + 1);
   kith_err rc =
       kith_gcrypto_open(key, ad, sizeof ad, b->sealed, b->sealed_len, pt);
   if (rc == KITH_OK)
-    rc = parse_inner(g, ev, pt, n, in);
+    rc = grp_parse_inner(g, ev, pt, n, in);
+  if (rc == KITH_OK && !grp_is_message_like(ev->kind)) {
+    in->pt = g_memdup2(n ? pt : (const uint8_t *)"", n);
+    in->pt_len = n;
+  }
   sodium_memzero(pt, n);
-  g_free(pt);
+  if (pt != stack)
+    g_free(pt);
   return rc;
 }
 
@@ -311,6 +619,22 @@ kith_err grp_open_meta(const kith_group *g, const kith_event *ev, const body *b,
   kith_err rc = grp_open_with(g, ev, b, key, in);
   sodium_memzero(key, sizeof key);
   return rc;
+}
+
+void grp_inner_clear(grp_inner *in) {
+  if (in->text)
+    sodium_memzero(in->text, in->text_len);
+  if (in->name)
+    sodium_memzero(in->name, strlen(in->name));
+  if (in->owner_name)
+    sodium_memzero(in->owner_name, strlen(in->owner_name));
+  if (in->pt)
+    sodium_memzero(in->pt, in->pt_len);
+  g_free(in->text);
+  g_free(in->name);
+  g_free(in->owner_name);
+  g_free(in->pt);
+  memset(in, 0, sizeof *in);
 }
 
 /* ---- key lists (carried by add and rekey) ---- */
@@ -354,11 +678,12 @@ kith_err grp_seal_keys(const kith_group *g, const uint8_t member[32],
   return rc;
 }
 
-/* Unseals box and adds every key of its list that fits its epoch id. If
- * want_first is set, the first key must be that epoch's secret. Returns
- * the number of keys taken. */
-static size_t take_key_list(kith_group *g, const uint8_t *box, size_t len,
-                            int want_first, uint64_t first) {
+/* Unseals box and reads its key list into recs (at most max entries, each
+ * checked against its epoch id). If want_first is set, the first entry
+ * must be that epoch's secret, else nothing is read. Returns how many. */
+static size_t read_key_list(const kith_group *g, const uint8_t *box, size_t len,
+                            int want_first, uint64_t first, secret_rec *recs,
+                            size_t max) {
   if (len <= KITH_SEAL_OVERHEAD)
     return 0;
   size_t n = len - KITH_SEAL_OVERHEAD, took = 0;
@@ -368,19 +693,21 @@ static size_t take_key_list(kith_group *g, const uint8_t *box, size_t len,
   if (pt && kith_unseal(g->me, box, len, pt) == KITH_OK &&
       kith_codec_unpack(pt, n, &u) == KITH_OK &&
       u.data.type == MSGPACK_OBJECT_ARRAY &&
-      u.data.via.array.size <= GROUP_MAX_SECRETS + 1) {
-    for (uint32_t i = 0; i < u.data.via.array.size; i++) {
+      u.data.via.array.size <= GROUP_MAX_KEY_LIST) {
+    for (uint32_t i = 0; i < u.data.via.array.size && took < max; i++) {
       const msgpack_object *it;
       uint64_t epoch, full;
-      uint8_t key[KITH_KEY_LEN];
+      secret_rec *r = &recs[took];
       if (kith_codec_array(&u.data.via.array.ptr[i], 3, &it) != KITH_OK ||
           kith_codec_uint(&it[0], GROUP_EPOCH_MAX, &epoch) != KITH_OK ||
-          kith_codec_bin_fixed(&it[1], key, KITH_KEY_LEN) != KITH_OK ||
+          kith_codec_bin_fixed(&it[1], r->key, KITH_KEY_LEN) != KITH_OK ||
           kith_codec_uint(&it[2], 1, &full) != KITH_OK ||
-          (i == 0 && want_first && (epoch != first || !full)))
+          (i == 0 && want_first && (epoch != first || !full)) ||
+          !key_fits(epoch, r->key, (int)full))
         break;
-      took += (size_t)grp_add_key(g, epoch, key, (int)full);
-      sodium_memzero(key, sizeof key);
+      r->epoch = epoch;
+      r->full = (int)full;
+      took++;
     }
   }
   msgpack_unpacked_destroy(&u);
@@ -389,10 +716,23 @@ static size_t take_key_list(kith_group *g, const uint8_t *box, size_t len,
   return took;
 }
 
-int grp_take_add_keys(kith_group *g, const kith_event *ev, const body *b) {
-  if (ev->kind != KITH_EV_ADD)
-    return 0;
-  return take_key_list(g, b->extra, b->extra_len, 0, 0) > 0;
+void grp_prov_take(kith_group *g, const kith_event *ev, const body *b) {
+  if (ev->kind != KITH_EV_ADD || prov_index(g, ev->id) >= 0 ||
+      b->extra_len <= KITH_SEAL_OVERHEAD)
+    return;
+  prov_keys *p = g_new0(prov_keys, 1);
+  p->keys = sodium_malloc(sizeof(secret_rec) * GROUP_MAX_KEY_LIST);
+  if (p->keys)
+    p->n = read_key_list(g, b->extra, b->extra_len, 0, 0, p->keys,
+                         GROUP_MAX_KEY_LIST);
+  if (p->n == 0) {
+    prov_free(p);
+    return;
+  }
+  memcpy(p->add_id, ev->id, 32);
+  if (g->prov->len >= PROV_MAX)
+    prov_free(g_ptr_array_steal_index(g->prov, 0));
+  g_ptr_array_add(g->prov, p);
 }
 
 /* The extra of a rekey: a msgpack array of bins. Returns their number (-1
@@ -413,7 +753,7 @@ static long rekey_boxes(const body *b, size_t want, uint8_t **box,
                          &n) != KITH_OK)
         count = -1;
       else if (i == want && box)
-        *box = g_memdup2(p, n), *len = n;
+        *box = g_memdup2(n ? p : (const uint8_t *)"", n), *len = n;
     }
   }
   msgpack_unpacked_destroy(&u);
@@ -431,9 +771,15 @@ long grp_rekey_n_boxes(const body *b) {
 int grp_take_rekey_keys(kith_group *g, const body *b, size_t i,
                         uint64_t new_epoch) {
   uint8_t *box = NULL;
-  size_t len = 0;
-  int took = rekey_boxes(b, i, &box, &len) >= 0 && box &&
-             take_key_list(g, box, len, 1, new_epoch) > 0;
+  size_t len = 0, n = 0;
+  secret_rec *recs =
+      sodium_malloc(sizeof(secret_rec) * (GROUP_CATCHUP_MAX + 1));
+  if (recs && rekey_boxes(b, i, &box, &len) >= 0 && box)
+    n = read_key_list(g, box, len, 1, new_epoch, recs, GROUP_CATCHUP_MAX + 1);
+  for (size_t k = 0; k < n; k++)
+    (void)grp_add_key(g, recs[k].epoch, recs[k].key, recs[k].full, 0);
+  if (recs)
+    sodium_free(recs);
   g_free(box);
-  return took;
+  return n > 0;
 }

@@ -1,6 +1,7 @@
-/* kith: composing local group events (group.h): create, invite, admit,
- * send, remove, leave, role, topic, rekey, and the owed rekeys of
- * kith_group_maintain.
+/* kith: composing local group events (group.h): the signing machinery,
+ * create, send, react, edit, delete, invite and admit. Changes to
+ * membership, roles and settings, rekeys and kith_group_maintain are in
+ * group_admin.c.
  *
  * Every local event is checked against the current state first (for a
  * precise error), then signed and passed through the same acceptance as a
@@ -15,28 +16,55 @@
 #include "gcrypto.h"
 #include "invite.h"
 
+/* Deepest first, then the larger id. */
 static gint head_cmp(gconstpointer a, gconstpointer b) {
-  const grp_entry *x = *(const grp_entry *const *)a;
-  const grp_entry *y = *(const grp_entry *const *)b;
-  return -grp_entry_cmp(x, y); /* deepest first, then larger id */
+  const grp_sum *x = *(const grp_sum *const *)a;
+  const grp_sum *y = *(const grp_sum *const *)b;
+  if (x->depth != y->depth)
+    return x->depth > y->depth ? -1 : 1;
+  return -memcmp(x->id, y->id, 32);
 }
 
-/* parents = the heads (the 16 deepest if there are more). */
+static gint id_order(gconstpointer a, gconstpointer b) {
+  return memcmp((*(const grp_sum *const *)a)->id,
+                (*(const grp_sum *const *)b)->id, 32);
+}
+
+/* parents = the heads; beyond KITH_EVENT_MAX_PARENTS, the deepest ones
+ * and the GRP_OLD_PARENTS shallowest (so that stray old branches merge
+ * over time instead of piling up). */
+#define GRP_OLD_PARENTS 4
 static void choose_parents(const kith_group *g, kith_event *ev) {
-  GPtrArray *hs = g_ptr_array_copy(g->heads, NULL, NULL);
+  GPtrArray *hs = g_ptr_array_new();
+  GHashTableIter it;
+  gpointer v;
+  g_hash_table_iter_init(&it, g->heads);
+  while (g_hash_table_iter_next(&it, NULL, &v))
+    g_ptr_array_add(hs, v);
   g_ptr_array_sort(hs, head_cmp);
-  ev->n_parents = MIN(hs->len, KITH_EVENT_MAX_PARENTS);
-  ev->depth = 0;
-  for (size_t i = 0; i < ev->n_parents; i++) {
-    const grp_entry *p = hs->pdata[i];
-    memcpy(ev->parents[i], p->ev.id, 32);
-    ev->depth = MAX(ev->depth, p->ev.depth + 1);
+  if (hs->len > KITH_EVENT_MAX_PARENTS) {
+    guint keep = KITH_EVENT_MAX_PARENTS - GRP_OLD_PARENTS;
+    for (guint i = 0; i < GRP_OLD_PARENTS; i++)
+      hs->pdata[keep + i] = hs->pdata[hs->len - GRP_OLD_PARENTS + i];
+    g_ptr_array_set_size(hs, KITH_EVENT_MAX_PARENTS);
   }
+  g_ptr_array_sort(hs, id_order);
+  ev->n_parents = hs->len;
+  ev->depth = 0;
+  uint64_t ts = 0;
+  for (size_t i = 0; i < ev->n_parents; i++) {
+    const grp_sum *p = hs->pdata[i];
+    memcpy(ev->parents[i], p->id, 32);
+    ev->depth = MAX(ev->depth, p->depth + 1);
+    ts = MAX(ts, p->ts);
+  }
+  /* never dated before a parent, whatever this node's clock says */
+  ev->ts_ms = MAX(ev->ts_ms, ts);
   g_ptr_array_free(hs, TRUE);
 }
 
-static void start_event(const kith_group *g, kith_event *ev, uint32_t kind,
-                        uint64_t now_ms) {
+void grp_start_event(const kith_group *g, kith_event *ev, uint32_t kind,
+                     uint64_t now_ms) {
   memset(ev, 0, sizeof *ev);
   ev->kind = kind;
   ev->ts_ms = now_ms;
@@ -61,12 +89,12 @@ static kith_err pack_body(const kith_event *ev, const uint8_t *gid,
   kith_pack_init(&p);
   kith_pack_array(&p, 3);
   kith_pack_uint(&p, epoch);
-  if (ev->kind == KITH_EV_MESSAGE)
+  if (grp_is_message_like(ev->kind))
     kith_pack_uint(&p, n);
   kith_pack_bin(&p, sealed, sl);
   if (ev->kind == KITH_EV_ADD || ev->kind == KITH_EV_REKEY)
     kith_pack_bin(&p, extra, extra_len);
-  else if (ev->kind != KITH_EV_MESSAGE)
+  else if (!grp_is_message_like(ev->kind))
     kith_pack_nil(&p);
   g_free(sealed);
   kith_err rc =
@@ -81,25 +109,27 @@ static kith_err pack_body(const kith_event *ev, const uint8_t *gid,
 
 /* Key for a local event: the meta key, or the next key of our chain. */
 static kith_err compose_key(kith_group *g, uint32_t kind, uint64_t epoch,
-                            uint64_t *n, uint8_t key[KITH_KEY_LEN]) {
-  if (kind != KITH_EV_MESSAGE)
+                            uint64_t *n, uint8_t key[KITH_KEY_LEN],
+                            chain_slot **slot) {
+  if (!grp_is_message_like(kind))
     return grp_meta_key(g, epoch, key) ? KITH_OK : KITH_ERR_STATE;
   chain_slot *s = grp_chain_get(g, epoch, g->me->pk);
   if (!s)
     return KITH_ERR_STATE;
+  *slot = s;
   *n = s->next_n;
   return kith_chain_key(s->c, *n, key);
 }
 
-/* Signs ev (kind, parents, ts set) with body inner/extra in epoch and
- * accepts it; own (moved into the group) is its decoded form. */
-static kith_err compose_at(kith_group *g, kith_event *ev, uint64_t epoch,
-                           const kith_pack *inner, const uint8_t *extra,
-                           size_t extra_len, grp_inner *own, GPtrArray *acc) {
+kith_err grp_compose_at(kith_group *g, kith_event *ev, uint64_t epoch,
+                        const kith_pack *inner, const uint8_t *extra,
+                        size_t extra_len, grp_inner *own, uint64_t now_ms,
+                        GPtrArray *acc) {
   uint8_t key[KITH_KEY_LEN], *bytes = NULL;
   size_t len = 0;
   uint64_t n = 0;
-  kith_err rc = compose_key(g, ev->kind, epoch, &n, key);
+  chain_slot *slot = NULL;
+  kith_err rc = compose_key(g, ev->kind, epoch, &n, key, &slot);
   if (rc == KITH_OK)
     rc = pack_body(ev, g->gid, key, epoch, n, inner, extra, extra_len, &bytes,
                    &len);
@@ -108,28 +138,49 @@ static kith_err compose_at(kith_group *g, kith_event *ev, uint64_t epoch,
     rc = kith_event_build(ev, g->me, bytes, len);
   g_free(bytes);
   body b = {.epoch = epoch, .n = n};
+  if (rc == KITH_OK && !grp_is_message_like(ev->kind)) {
+    own->pt = g_memdup2(inner->sb.data, inner->sb.size);
+    own->pt_len = inner->sb.size;
+  }
   if (rc == KITH_OK)
-    rc = grp_accept(g, ev, &b, own, acc);
+    rc = grp_accept(g, ev, &b, own, now_ms, acc);
   else
     grp_inner_clear(own);
+  if (rc != KITH_OK && slot) {
+    /* the key of n is spent: never use n again */
+    slot->next_n = MAX(slot->next_n, n + 1);
+    slot->dirty = 1;
+  }
   kith_event_clear(ev);
   return rc;
 }
 
-static uint64_t epoch_at_parents(const kith_group *g, const kith_event *ev) {
-  grp_state tmp = {0};
-  const grp_state *s = grp_state_at_parents(g, ev, &tmp);
-  uint64_t epoch = s->epoch;
-  if (s == &tmp)
-    grp_state_clear(&tmp);
+uint64_t grp_epoch_at_parents(kith_group *g, const kith_event *ev) {
+  grp_front *f = grp_parents_front(g, ev);
+  uint64_t epoch = f ? grp_state_at(g, f)->epoch : g->st.epoch;
+  grp_front_unref(g, f);
   return epoch;
 }
 
-static kith_err compose(kith_group *g, uint32_t kind, const kith_pack *inner,
-                        grp_inner *own, uint64_t now_ms, GPtrArray *acc) {
+kith_err grp_compose(kith_group *g, uint32_t kind, const kith_pack *inner,
+                     grp_inner *own, uint64_t now_ms, GPtrArray *acc) {
   kith_event ev;
-  start_event(g, &ev, kind, now_ms);
-  return compose_at(g, &ev, epoch_at_parents(g, &ev), inner, NULL, 0, own, acc);
+  grp_start_event(g, &ev, kind, now_ms);
+  return grp_compose_at(g, &ev, grp_epoch_at_parents(g, &ev), inner, NULL, 0,
+                        own, now_ms, acc);
+}
+
+kith_err grp_can_compose(const kith_group *g) {
+  if (!g->st.created)
+    return KITH_ERR_STATE;
+  return grp_state_member(&g->st, g->me->pk) ? KITH_OK : KITH_ERR_NOT_MEMBER;
+}
+
+kith_err grp_check_local(const kith_group *g, uint32_t kind,
+                         const grp_inner *in, uint64_t now_ms) {
+  kith_err rc = grp_can_compose(g);
+  return rc == KITH_OK ? grp_state_check(g, &g->st, kind, g->me->pk, in, now_ms)
+                       : rc;
 }
 
 /* The old single-event interface. */
@@ -143,52 +194,145 @@ static kith_err take_one(kith_err rc, GPtrArray *acc, kith_accepted **out) {
   return rc;
 }
 
-static kith_err can_compose(const kith_group *g) {
-  if (!g->st.created)
-    return KITH_ERR_STATE;
-  return grp_state_member(&g->st, g->me->pk) ? KITH_OK : KITH_ERR_NOT_MEMBER;
+/* A sender never encrypts to an epoch that someone who is no longer a
+ * member was given (after a removal whose rekey has not arrived, an
+ * invite race, or a rekey that went back to an older epoch): it rekeys
+ * first. */
+static kith_err rekey_before_posting(kith_group *g, uint64_t now_ms,
+                                     GPtrArray *acc) {
+  if (!grp_local_rekey_due(g))
+    return KITH_OK;
+  return grp_compose_rekey(g, now_ms, acc);
 }
 
-/* The rule of a would-be local event against the current state. */
-static kith_err check_local(const kith_group *g, uint32_t kind,
-                            const grp_inner *in) {
-  kith_err rc = can_compose(g);
-  if (rc != KITH_OK)
-    return rc;
-  grp_entry e = {.ev = {.kind = kind}, .in = *in};
-  memcpy(e.ev.author, g->me->pk, 32);
-  return grp_state_check(&g->st, &e);
+static int text_ok(const char *text, size_t len) {
+  return text && len > 0 && len < KITH_TEXT_MAX && !memchr(text, 0, len) &&
+         g_utf8_validate_len(text, len, NULL);
+}
+
+/* message, react, edit, delete: inner p, own decoded form. */
+static kith_err post(kith_group *g, uint32_t kind, kith_pack *p, grp_inner *own,
+                     uint64_t now_ms, GPtrArray *acc) {
+  kith_err rc = grp_check_local(g, kind, own, now_ms);
+  if (rc == KITH_OK && g->victim)
+    rc = KITH_ERR_STATE; /* waiting for a rekey that gives us the key */
+  if (rc == KITH_OK)
+    rc = rekey_before_posting(g, now_ms, acc);
+  if (rc == KITH_OK)
+    rc = grp_compose(g, kind, p, own, now_ms, acc);
+  else
+    grp_inner_clear(own);
+  kith_pack_clear(p);
+  return rc;
+}
+
+/* The target of a reply, reaction, edit or delete must be an accepted
+ * message of this group. */
+static kith_err check_target_msg(kith_group *g, const uint8_t id[32],
+                                 uint8_t author[32]) {
+  grp_sum *s = grp_sum_get(g, id);
+  if (!s || s->kind != KITH_EV_MESSAGE)
+    return KITH_ERR_NOT_FOUND;
+  if (author)
+    memcpy(author, s->author, 32);
+  return KITH_OK;
 }
 
 kith_err kith_group_send(kith_group *g, const char *text, size_t len,
-                         uint64_t now_ms, kith_accepted **out) {
-  if (!g || !text || len == 0 || len >= KITH_TEXT_MAX || memchr(text, 0, len) ||
-      !g_utf8_validate_len(text, len, NULL))
+                         const uint8_t *reply_to, uint64_t now_ms,
+                         GPtrArray *acc) {
+  if (!g || !acc || !text_ok(text, len))
     return KITH_ERR_ARG;
-  kith_err rc = can_compose(g);
+  if (reply_to && check_target_msg(g, reply_to, NULL) != KITH_OK)
+    return KITH_ERR_NOT_FOUND;
+  kith_pack p;
+  kith_pack_init(&p);
+  kith_pack_array(&p, reply_to ? 2 : 1);
+  kith_pack_str(&p, text, len);
+  grp_inner own = {.text = g_strndup(text, len), .text_len = len};
+  if (reply_to) {
+    kith_pack_bin(&p, reply_to, 32);
+    memcpy(own.ref, reply_to, 32);
+    own.has_ref = 1;
+  }
+  return post(g, KITH_EV_MESSAGE, &p, &own, now_ms, acc);
+}
+
+kith_err kith_group_react(kith_group *g, const uint8_t target[32],
+                          const char *emoji, int on, uint64_t now_ms,
+                          GPtrArray *acc) {
+  size_t len = emoji ? strlen(emoji) : 0;
+  if (!g || !target || !acc || !grp_emoji_is_valid(emoji, len))
+    return KITH_ERR_ARG;
+  kith_err rc = check_target_msg(g, target, NULL);
   if (rc != KITH_OK)
     return rc;
   kith_pack p;
   kith_pack_init(&p);
-  kith_pack_array(&p, 1);
+  kith_pack_array(&p, 3);
+  kith_pack_bin(&p, target, 32);
+  kith_pack_str(&p, emoji, len);
+  kith_pack_uint(&p, on ? 1 : 0);
+  grp_inner own = {.text = g_strndup(emoji, len),
+                   .text_len = len,
+                   .has_ref = 1,
+                   .value = on ? 1 : 0};
+  memcpy(own.ref, target, 32);
+  return post(g, KITH_EV_REACT, &p, &own, now_ms, acc);
+}
+
+kith_err kith_group_edit(kith_group *g, const uint8_t target[32],
+                         const char *text, size_t len, uint64_t now_ms,
+                         GPtrArray *acc) {
+  uint8_t author[32];
+  if (!g || !target || !acc || !text_ok(text, len))
+    return KITH_ERR_ARG;
+  kith_err rc = check_target_msg(g, target, author);
+  if (rc != KITH_OK)
+    return rc;
+  if (memcmp(author, g->me->pk, 32) != 0)
+    return KITH_ERR_FORBIDDEN; /* only the author edits */
+  kith_pack p;
+  kith_pack_init(&p);
+  kith_pack_array(&p, 2);
+  kith_pack_bin(&p, target, 32);
   kith_pack_str(&p, text, len);
-  grp_inner own = {.text = g_strndup(text, len), .text_len = len};
-  GPtrArray *acc = g_ptr_array_new();
-  rc = compose(g, KITH_EV_MESSAGE, &p, &own, now_ms, acc);
-  kith_pack_clear(&p);
-  return take_one(rc, acc, out);
+  grp_inner own = {.text = g_strndup(text, len), .text_len = len, .has_ref = 1};
+  memcpy(own.ref, target, 32);
+  return post(g, KITH_EV_EDIT, &p, &own, now_ms, acc);
+}
+
+kith_err kith_group_delete(kith_group *g, const uint8_t target[32],
+                           uint64_t now_ms, GPtrArray *acc) {
+  uint8_t author[32];
+  if (!g || !target || !acc)
+    return KITH_ERR_ARG;
+  kith_err rc = check_target_msg(g, target, author);
+  if (rc != KITH_OK)
+    return rc;
+  const grp_member *me = grp_state_member(&g->st, g->me->pk);
+  if (memcmp(author, g->me->pk, 32) != 0 &&
+      (!me || me->m.role < KITH_ROLE_ADMIN))
+    return KITH_ERR_FORBIDDEN;
+  kith_pack p;
+  kith_pack_init(&p);
+  kith_pack_array(&p, 1);
+  kith_pack_bin(&p, target, 32);
+  grp_inner own = {.has_ref = 1};
+  memcpy(own.ref, target, 32);
+  return post(g, KITH_EV_DELETE, &p, &own, now_ms, acc);
 }
 
 kith_err kith_group_invite(kith_group *g, uint32_t uses, uint64_t expires_ms,
                            uint64_t now_ms, uint8_t secret_out[32],
                            kith_accepted **out) {
   if (!g || !secret_out || uses < 1 || uses > KITH_INVITE_MAX_USES ||
-      expires_ms <= now_ms)
+      expires_ms <= now_ms || expires_ms - now_ms > KITH_INVITE_MAX_TTL_MS)
     return KITH_ERR_ARG;
   grp_inner own = {.uses = uses, .expires = expires_ms};
   randombytes_buf(secret_out, 32);
   kith_invite_public_key(secret_out, own.pk);
-  kith_err rc = check_local(g, KITH_EV_INVITE, &own);
+  kith_err rc = grp_check_local(g, KITH_EV_INVITE, &own, now_ms);
   if (rc != KITH_OK)
     return rc;
   kith_pack p;
@@ -198,7 +342,7 @@ kith_err kith_group_invite(kith_group *g, uint32_t uses, uint64_t expires_ms,
   kith_pack_uint(&p, uses);
   kith_pack_uint(&p, expires_ms);
   GPtrArray *acc = g_ptr_array_new();
-  rc = compose(g, KITH_EV_INVITE, &p, &own, now_ms, acc);
+  rc = grp_compose(g, KITH_EV_INVITE, &p, &own, now_ms, acc);
   kith_pack_clear(&p);
   return take_one(rc, acc, out);
 }
@@ -207,7 +351,7 @@ static kith_err check_admit(const kith_group *g, const uint8_t member[32],
                             const char *name, const uint8_t invite_pk[32],
                             const uint8_t join_sig[KITH_SIG_LEN],
                             uint64_t now_ms) {
-  kith_err rc = can_compose(g);
+  kith_err rc = grp_can_compose(g);
   if (rc != KITH_OK)
     return rc;
   if (!grp_name_is_valid(name, strlen(name)))
@@ -218,10 +362,10 @@ static kith_err check_admit(const kith_group *g, const uint8_t member[32],
   rc = kith_invite_verify_join(invite_pk, g->gid, member, join_sig);
   if (rc != KITH_OK)
     return KITH_ERR_SIGNATURE;
-  if (grp_state_member(&g->st, member))
-    return KITH_ERR_EXISTS;
-  return g->st.members->len >= KITH_GROUP_MAX_MEMBERS ? KITH_ERR_LIMIT
-                                                      : KITH_OK;
+  grp_inner in = {0};
+  memcpy(in.member, member, 32);
+  memcpy(in.pk, invite_pk, 32);
+  return grp_state_check(g, &g->st, KITH_EV_ADD, g->me->pk, &in, now_ms);
 }
 
 /* The add; its extra is every key we hold sealed to the newcomer (only
@@ -232,8 +376,9 @@ static kith_err compose_add(kith_group *g, const uint8_t member[32],
                             uint64_t now_ms, GPtrArray *acc) {
   uint8_t *extra = NULL;
   size_t extra_len = 0;
-  kith_err rc = grp_seal_keys(g, member, g->st.history == KITH_HISTORY_JOINED,
-                              GROUP_MAX_SECRETS, 0, NULL, &extra, &extra_len);
+  kith_err rc =
+      grp_seal_keys(g, member, g->st.history == KITH_HISTORY_JOINED,
+                    GROUP_MAX_KEY_LIST - 1, 0, NULL, &extra, &extra_len);
   grp_inner own = {.name = g_strdup(name)};
   memcpy(own.member, member, 32);
   memcpy(own.pk, invite_pk, 32);
@@ -245,10 +390,10 @@ static kith_err compose_add(kith_group *g, const uint8_t member[32],
   kith_pack_bin(&p, invite_pk, 32);
   kith_pack_bin(&p, join_sig, KITH_SIG_LEN);
   kith_event ev;
-  start_event(g, &ev, KITH_EV_ADD, now_ms);
+  grp_start_event(g, &ev, KITH_EV_ADD, now_ms);
   if (rc == KITH_OK)
-    rc = compose_at(g, &ev, epoch_at_parents(g, &ev), &p, extra, extra_len,
-                    &own, acc);
+    rc = grp_compose_at(g, &ev, grp_epoch_at_parents(g, &ev), &p, extra,
+                        extra_len, &own, now_ms, acc);
   else
     grp_inner_clear(&own);
   kith_pack_clear(&p);
@@ -291,7 +436,7 @@ static int options_valid(const kith_group_options *o) {
 
 static kith_err create_event(const kith_ident *me, const kith_group_options *o,
                              uint64_t now_ms, const uint8_t secret[32],
-                             uint64_t epoch, kith_event *ev) {
+                             uint64_t epoch, kith_event *ev, grp_inner *own) {
   uint8_t key[KITH_KEY_LEN], *bytes = NULL;
   size_t len = 0;
   kith_pack p;
@@ -307,6 +452,8 @@ static kith_err create_event(const kith_ident *me, const kith_group_options *o,
   kith_gcrypto_meta_key(secret, key);
   kith_err rc = pack_body(ev, NULL, key, epoch, 0, &p, NULL, 0, &bytes, &len);
   sodium_memzero(key, sizeof key);
+  own->pt = g_memdup2(p.sb.data, p.sb.size);
+  own->pt_len = p.sb.size;
   kith_pack_clear(&p);
   if (rc == KITH_OK)
     rc = kith_event_build(ev, me, bytes, len);
@@ -325,20 +472,21 @@ kith_err kith_group_create(const kith_ident *me, const kith_group_options *opt,
   kith_gcrypto_meta_key(secret, meta);
   uint64_t epoch = kith_gcrypto_epoch_id(meta);
   sodium_memzero(meta, sizeof meta);
-  kith_err rc = create_event(me, opt, now_ms, secret, epoch, &ev);
+  grp_inner own = {.name = g_strdup(opt->name),
+                   .owner_name = g_strdup(opt->owner_name),
+                   .history = opt->history,
+                   .admins_only = opt->admins_only_invites ? 1 : 0};
+  kith_err rc = create_event(me, opt, now_ms, secret, epoch, &ev, &own);
   kith_group *g = rc == KITH_OK ? kith_group_new(ev.id, me) : NULL;
   if (rc == KITH_OK && !g)
     rc = KITH_ERR_NOMEM;
   if (rc == KITH_OK) {
-    (void)grp_add_key(g, epoch, secret, 1);
-    grp_inner own = {.name = g_strdup(opt->name),
-                     .owner_name = g_strdup(opt->owner_name),
-                     .history = opt->history,
-                     .admins_only = opt->admins_only_invites ? 1 : 0};
+    (void)grp_add_key(g, epoch, secret, 1, 1);
     body b = {.epoch = epoch};
     GPtrArray *acc = g_ptr_array_new();
-    rc = take_one(grp_accept(g, &ev, &b, &own, acc), acc, out);
+    rc = take_one(grp_accept(g, &ev, &b, &own, now_ms, acc), acc, out);
   }
+  grp_inner_clear(&own);
   sodium_memzero(secret, sizeof secret);
   kith_event_clear(&ev);
   if (rc != KITH_OK) {
@@ -347,189 +495,4 @@ kith_err kith_group_create(const kith_ident *me, const kith_group_options *opt,
   }
   *g_out = g;
   return KITH_OK;
-}
-
-/* ---- membership, roles, topic ---- */
-
-static kith_err simple_event(kith_group *g, uint32_t kind, kith_pack *p,
-                             grp_inner *own, uint64_t now_ms, GPtrArray *acc) {
-  kith_err rc = check_local(g, kind, own);
-  if (rc == KITH_OK)
-    rc = compose(g, kind, p, own, now_ms, acc);
-  else
-    grp_inner_clear(own);
-  kith_pack_clear(p);
-  return rc;
-}
-
-kith_err kith_group_remove(kith_group *g, const uint8_t member[32],
-                           uint64_t now_ms, GPtrArray *acc) {
-  if (!g || !member || !acc)
-    return KITH_ERR_ARG;
-  grp_inner own = {0};
-  memcpy(own.member, member, 32);
-  kith_pack p;
-  kith_pack_init(&p);
-  kith_pack_array(&p, 1);
-  kith_pack_bin(&p, member, 32);
-  kith_err rc = simple_event(g, KITH_EV_REMOVE, &p, &own, now_ms, acc);
-  /* post-removal secrecy: a new epoch the removed member does not get. If
-   * this fails, kith_group_maintain retries (we are the rekeyer). */
-  if (rc == KITH_OK)
-    (void)grp_compose_rekey(g, now_ms, acc);
-  return rc;
-}
-
-kith_err kith_group_leave(kith_group *g, uint64_t now_ms, GPtrArray *acc) {
-  if (!g || !acc)
-    return KITH_ERR_ARG;
-  grp_inner own = {0};
-  kith_pack p;
-  kith_pack_init(&p);
-  kith_pack_array(&p, 0);
-  return simple_event(g, KITH_EV_LEAVE, &p, &own, now_ms, acc);
-}
-
-kith_err kith_group_set_role(kith_group *g, const uint8_t member[32],
-                             kith_role role, uint64_t now_ms, GPtrArray *acc) {
-  if (!g || !member || !acc || (unsigned)role > KITH_ROLE_OWNER)
-    return KITH_ERR_ARG;
-  grp_inner own = {.role = role};
-  memcpy(own.member, member, 32);
-  kith_pack p;
-  kith_pack_init(&p);
-  kith_pack_array(&p, 2);
-  kith_pack_bin(&p, member, 32);
-  kith_pack_uint(&p, role);
-  return simple_event(g, KITH_EV_ROLE, &p, &own, now_ms, acc);
-}
-
-kith_err kith_group_set_topic(kith_group *g, const char *topic, size_t len,
-                              uint64_t now_ms, GPtrArray *acc) {
-  if (!g || !acc || (!topic && len) ||
-      !grp_topic_is_valid(topic ? topic : "", len))
-    return KITH_ERR_ARG;
-  grp_inner own = {.text = g_strndup(topic ? topic : "", len), .text_len = len};
-  kith_pack p;
-  kith_pack_init(&p);
-  kith_pack_array(&p, 1);
-  kith_pack_str(&p, topic ? topic : "", len);
-  return simple_event(g, KITH_EV_TOPIC, &p, &own, now_ms, acc);
-}
-
-/* ---- rekey ---- */
-
-/* One box per member of s, in id order: the new secret, plus (for a member
- * who missed the current epoch, e.g. admitted concurrently with a rekey)
- * the most recent older keys, as meta keys only with history "joined". */
-static kith_err pack_boxes(const kith_group *g, const grp_state *s,
-                           uint64_t epoch, const uint8_t secret[32],
-                           kith_pack *x) {
-  kith_err rc = KITH_OK;
-  kith_pack_array(x, s->members->len);
-  for (guint i = 0; rc == KITH_OK && i < s->members->len; i++) {
-    const kith_member *m = g_ptr_array_index(s->members, i);
-    uint8_t *box = NULL;
-    size_t len = 0;
-    size_t more = grp_state_is_holder(s, m->id) ? 0 : GROUP_CATCHUP_MAX;
-    rc = grp_seal_keys(g, m->id, s->history == KITH_HISTORY_JOINED, more, epoch,
-                       secret, &box, &len);
-    if (rc == KITH_OK)
-      kith_pack_bin(x, box, len);
-    g_free(box);
-  }
-  return rc == KITH_OK && x->failed ? KITH_ERR_NOMEM : rc;
-}
-
-static void own_holders(const grp_state *s, grp_inner *own) {
-  own->n_holders = s->members->len;
-  own->holders = g_malloc(32 * (s->members->len + 1));
-  for (guint i = 0; i < s->members->len; i++)
-    memcpy(own->holders + 32 * i,
-           ((kith_member *)g_ptr_array_index(s->members, i))->id, 32);
-}
-
-static kith_err rekey_at(kith_group *g, kith_event *ev, const grp_state *s,
-                         GPtrArray *acc) {
-  uint8_t secret[32], meta[KITH_KEY_LEN];
-  randombytes_buf(secret, sizeof secret);
-  kith_gcrypto_meta_key(secret, meta);
-  grp_inner own = {.new_epoch = kith_gcrypto_epoch_id(meta)};
-  sodium_memzero(meta, sizeof meta);
-  kith_pack x, p;
-  kith_pack_init(&x);
-  kith_pack_init(&p);
-  kith_pack_array(&p, 1);
-  kith_pack_uint(&p, own.new_epoch);
-  kith_err rc = pack_boxes(g, s, own.new_epoch, secret, &x);
-  own_holders(s, &own);
-  uint64_t epoch = s->epoch;
-  if (rc == KITH_OK && !grp_add_key(g, own.new_epoch, secret, 1))
-    rc = KITH_ERR_LIMIT;
-  sodium_memzero(secret, sizeof secret);
-  if (rc == KITH_OK)
-    rc = compose_at(g, ev, epoch, &p, (const uint8_t *)x.sb.data, x.sb.size,
-                    &own, acc);
-  else
-    grp_inner_clear(&own);
-  kith_pack_clear(&x);
-  kith_pack_clear(&p);
-  return rc;
-}
-
-kith_err grp_compose_rekey(kith_group *g, uint64_t now_ms, GPtrArray *acc) {
-  kith_err rc = can_compose(g);
-  if (rc != KITH_OK)
-    return rc;
-  if (g->n_secrets >= GROUP_MAX_SECRETS)
-    return KITH_ERR_LIMIT;
-  kith_event ev;
-  start_event(g, &ev, KITH_EV_REKEY, now_ms);
-  grp_state tmp = {0};
-  const grp_state *s = grp_state_at_parents(g, &ev, &tmp);
-  uint8_t meta[KITH_KEY_LEN];
-  if (!grp_state_member(s, g->me->pk))
-    rc = KITH_ERR_NOT_MEMBER;
-  else if (!grp_meta_key(g, s->epoch, meta))
-    rc = KITH_ERR_STATE;
-  sodium_memzero(meta, sizeof meta);
-  if (rc == KITH_OK)
-    rc = rekey_at(g, &ev, s, acc);
-  if (s == &tmp)
-    grp_state_clear(&tmp);
-  kith_event_clear(&ev);
-  if (rc == KITH_OK)
-    g->last_rekey_ms = now_ms ? now_ms : 1;
-  return rc;
-}
-
-kith_err kith_group_rekey(kith_group *g, uint64_t now_ms, GPtrArray *acc) {
-  if (!g || !acc)
-    return KITH_ERR_ARG;
-  return grp_compose_rekey(g, now_ms, acc);
-}
-
-/* Concurrency rule 7 (group_state.c): the designated rekeyer at once,
- * everyone else after the grace period; at most one of ours per period. */
-kith_err kith_group_maintain(kith_group *g, uint64_t now_ms, GPtrArray *acc) {
-  if (!g || !acc)
-    return KITH_ERR_ARG;
-  const grp_state *s = &g->st;
-  if (!s->created || !grp_state_member(s, g->me->pk) || !grp_state_rekey_due(s))
-    return KITH_OK;
-  const uint8_t *who = grp_state_rekeyer(s);
-  int mine = who && memcmp(who, g->me->pk, 32) == 0;
-  /* The designated member rekeys for every change at once (a kick and a
-   * leave a moment later are two rekeys); the others wait out the grace
-   * period, and make at most one rekey per period. */
-  if (!mine && now_ms < s->change_ts + KITH_REKEY_GRACE_MS)
-    return KITH_OK;
-  if ((!mine || g->rekey_failed) && g->last_rekey_ms &&
-      now_ms < g->last_rekey_ms + KITH_REKEY_GRACE_MS)
-    return KITH_OK;
-  kith_err rc = grp_compose_rekey(g, now_ms, acc);
-  g->rekey_failed = rc != KITH_OK;
-  if (rc != KITH_OK)
-    g->last_rekey_ms = now_ms ? now_ms : 1; /* do not retry every second */
-  return rc;
 }

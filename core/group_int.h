@@ -1,95 +1,218 @@
-/* kith: internals shared by group.c (receipt, holding), group_state.c
- * (derived state and the rules), group_body.c (keys, bodies, inner
- * plaintexts) and group_compose.c (local events). Not a public API. */
+/* kith: internals of the group engine, shared by
+ *   group.c          receipt: decode, parents, time, holding, acceptance
+ *   group_dag.c      control events, frontiers, ancestry, summaries, heads
+ *   group_state.c    the derived state, the fold and the rules
+ *   group_body.c     keys, chains, bodies, inner plaintexts, key lists
+ *   group_compose.c  local events
+ * Not a public API. docs/architecture.md ("The group engine") explains the
+ * design; docs/protocol.md 5.7-5.9 the rules.
+ *
+ * Control events (every kind but message) are few and stay in memory with
+ * their decoded contents. Every other event is known by a summary (depth,
+ * timestamp, kind, author, control frontier) kept in a bounded cache and,
+ * when a store is attached, in the store. The state at an event's parents
+ * is the fold of the control events in its causal past, which is named by
+ * its control frontier (the maximal control events in that past); states
+ * are cached by frontier. Control events get sequence numbers (cseq) in
+ * the order they are accepted, which is a topological order of the DAG, so
+ * the ancestors of a control event are a set of cseqs, kept as sorted
+ * intervals (mostly one: "everything before"). */
 #ifndef KITH_GROUP_INT_H
 #define KITH_GROUP_INT_H
 
 #include "group.h"
 
+#include "codec.h"
 #include "gcrypto.h"
+#include "store.h"
 
-#define GROUP_MAX_INVITES 4096
-#define GROUP_MAX_SECRETS 1024 /* epochs a group can have (keys held) */
-#define GROUP_CATCHUP_MAX 64   /* older keys in a rekey box for a member */
-#define GROUP_MAX_EVENTS (1u << 22)
+#define GROUP_MAX_INVITES 65536      /* invite events in a group's life */
+#define GROUP_MAX_LIVE_INVITES 64    /* unused, unrevoked invites per member */
+#define GROUP_MAX_CONTROL (1u << 20) /* control events in a group's life */
+#define GROUP_MAX_SECRETS 65536      /* epochs a replica keeps keys of */
+#define GROUP_MAX_KEY_LIST 1025      /* entries of one key list */
+#define GROUP_CATCHUP_MAX 64 /* older keys in a rekey box for a member */
+#define GROUP_MAX_EVENTS (UINT64_C(1) << 40)
 #define GROUP_MAX_HELD_BYTES (32u << 20)
+#define GROUP_HELD_PER_AUTHOR 512 /* held events of one author, at most */
 #define GROUP_EPOCH_MAX KITH_EPOCH_ID_MAX
 #define GROUP_MSG_N_MAX (UINT64_C(1) << 40)
+#define GROUP_SUM_CACHE 65536  /* event summaries kept in memory (store) */
+#define GROUP_STATE_CACHE 16   /* states at frontiers kept in memory */
+#define GROUP_CHAIN_CACHE 1024 /* sender chains kept in memory (store) */
+#define GROUP_MAX_REPORTS 4096
 
-/* Decoded inner plaintext of one accepted event (only the fields of its
- * kind are set). */
+/* ---- interval sets of control sequence numbers ---- */
+
+/* Sorted, disjoint, non-adjacent inclusive intervals [v[2i], v[2i+1]]. */
+typedef struct grp_ivs {
+  uint32_t *v;
+  uint32_t n; /* intervals */
+} grp_ivs;
+
+void grp_ivs_clear(grp_ivs *s);
+int grp_ivs_has(const grp_ivs *s, uint32_t x);
+/* dst = dst | src. */
+void grp_ivs_union(grp_ivs *dst, const grp_ivs *src);
+void grp_ivs_add(grp_ivs *dst, uint32_t x);
+void grp_ivs_copy(grp_ivs *dst, const grp_ivs *src);
+
+/* ---- frontiers: sets of control events, interned and refcounted ---- */
+
+typedef struct grp_state grp_state;
+
+typedef struct grp_front {
+  uint32_t n;   /* control events */
+  uint32_t *cs; /* their cseqs, ascending */
+  grp_ivs anc;  /* every ancestor-or-self of them */
+  guint hash;
+  int refs;
+  grp_state *st;  /* the state of exactly anc, if cached */
+  GList *st_link; /* its place in the state cache */
+} grp_front;
+
+/* ---- decoded inner plaintexts ---- */
+
 typedef struct grp_inner {
   char *name;       /* create: group name; add: member name */
   char *owner_name; /* create */
   char *text;       /* message text or topic, NUL-terminated */
   size_t text_len;
   uint64_t history, admins_only;
-  uint8_t pk[32];     /* invite, add: invite public key */
-  uint8_t member[32]; /* add, remove, role: the member concerned */
+  uint8_t pk[32];     /* invite, add, revoke: invite public key */
+  uint8_t member[32]; /* add, remove, ban, unban, role, mute */
+  uint8_t ref[32];    /* message: reply_to; rekey: the rekey it replaces */
+  int has_ref;
   uint64_t uses, expires;
-  uint64_t role;      /* role: the new role */
-  uint64_t new_epoch; /* rekey */
-  uint8_t *holders;   /* rekey: member ids at its parents, 32 each, sorted */
-  size_t n_holders;
-  int unread; /* message accepted without its text */
+  uint64_t role;       /* role: the new role */
+  uint64_t new_epoch;  /* rekey */
+  uint64_t key, value; /* settings */
+  uint64_t until;      /* mute: muted until (ms), 0 = unmuted */
+  int unread;          /* message accepted without its text */
+  uint8_t *pt;         /* control events: the inner plaintext's bytes */
+  size_t pt_len;
 } grp_inner;
 
-typedef struct grp_entry {
-  kith_event ev;
-  uint64_t epoch; /* epoch named by the body */
-  uint64_t n;     /* message: chain position */
+void grp_inner_clear(grp_inner *in);
+
+enum { GRP_POWER_NONE = 0, GRP_POWER_EXIT = 1, GRP_POWER_DEMOTE = 2 };
+enum { GRP_SET_INVITES = 1, GRP_SET_MODE = 2 }; /* settings keys */
+#define GRP_NO_CSEQ UINT32_MAX
+
+/* One accepted control event. */
+typedef struct grp_ctl {
+  uint32_t cseq;
+  uint32_t kind;
+  uint8_t id[32], author[32];
+  uint64_t depth, ts;
+  uint64_t epoch; /* the epoch its body names */
   grp_inner in;
-} grp_entry;
+  grp_front *pf;   /* control frontier of its parents (NULL: create) */
+  grp_front *self; /* {cseq} */
+  /* facts of the state at its parents */
+  uint8_t a_role;   /* the author's role */
+  uint8_t t_role;   /* the target's role (remove, ban, role, mute) */
+  uint8_t needs;    /* the role this event needs of its author */
+  uint8_t power;    /* GRP_POWER_*: takes power away from `member` */
+  uint32_t a_since; /* cseq of the author's admission */
+  uint32_t *rcpt;   /* rekey: member numbers it was sealed to, sorted */
+  uint32_t n_rcpt;
+  /* results of the last global fold */
+  uint8_t effective;
+} grp_ctl;
+
+/* Summary of any accepted event (what deciding on its children needs). */
+typedef struct grp_sum {
+  uint8_t id[32];
+  uint8_t author[32];
+  uint64_t depth, ts;
+  uint32_t kind;
+  grp_front *cf; /* control frontier of the event (for control: {self}) */
+  GList link;    /* place in the cache's LRU queue */
+} grp_sum;
+
+/* ---- derived state ---- */
+
+typedef struct grp_member {
+  kith_member m;  /* id, name (borrowed from the admitting event), role */
+  uint32_t since; /* cseq of the admitting event (create or add) */
+  uint64_t muted_until;
+} grp_member;
 
 typedef struct grp_invite {
   uint8_t pk[32];
   uint64_t uses, used, expires;
+  uint8_t by[32];
+  uint32_t cseq;
+  int revoked;
 } grp_invite;
 
-/* Derived state: a fold of entries in (depth, id) order. */
-typedef struct grp_state {
+typedef struct grp_report {
+  uint8_t reporter[32], accused[32], rekey[32];
+} grp_report;
+
+struct grp_state {
   int created;
-  char *name, *topic;
+  const char *name, *topic; /* borrowed from control events */
   kith_history history;
-  int admins_only;
+  int admins_only, announce;
   uint64_t epoch;      /* id of the current epoch */
   uint64_t generation; /* rekeys that took effect */
-  GPtrArray *members;  /* kith_member*, sorted by id */
+  uint32_t epoch_ctl;  /* cseq of the event that started it */
+  GArray *members;     /* grp_member, sorted by id */
   GArray *invites;     /* grp_invite, sorted by pk */
-  GByteArray *holders; /* 32-byte ids (sorted) given the current epoch */
+  GByteArray *bans;    /* 32-byte ids, sorted */
+  GByteArray *shared;  /* ids added to the current epoch's holders */
+  GArray *reports;     /* grp_report */
   uint64_t change_ts;  /* last membership change: when, by whom */
   uint8_t change_by[32];
-} grp_state;
+  int ext; /* an event of a kind after 9 (or a recovery rekey) applied */
+};
 
 void grp_state_init(grp_state *s);
 void grp_state_clear(grp_state *s);
-/* Checks e's rule against s (the state before e). Returns KITH_OK or
- * KITH_ERR_NOT_MEMBER, _FORBIDDEN, _PROTOCOL, _NOT_FOUND, _EXPIRED,
- * _USED_UP, _EXISTS, _LIMIT. */
-kith_err grp_state_check(const grp_state *s, const grp_entry *e);
-/* Applies e if its rule holds in s; otherwise e has no effect. */
-void grp_state_apply(grp_state *s, const grp_entry *e);
-kith_member *grp_state_member(const grp_state *s, const uint8_t id[32]);
-const grp_invite *grp_state_invite(const grp_state *s, const uint8_t pk[32]);
+void grp_state_copy(grp_state *dst, const grp_state *src);
+grp_member *grp_state_member(const grp_state *s, const uint8_t id[32]);
+grp_invite *grp_state_invite(const grp_state *s, const uint8_t pk[32]);
+int grp_state_is_banned(const grp_state *s, const uint8_t id[32]);
+/* Outranks: higher role, or the same role and admitted earlier. */
+int grp_state_outranks(const kith_group *g, const grp_member *a,
+                       const grp_member *b);
 /* The add rules on the invite at time ts. */
 kith_err grp_state_check_invite(const grp_state *s, const uint8_t pk[32],
                                 uint64_t ts);
-/* Does id hold the current epoch? */
-int grp_state_is_holder(const grp_state *s, const uint8_t id[32]);
-/* Holders differ from members: a rekey is owed. */
-int grp_state_rekey_due(const grp_state *s);
-/* The member who owes that rekey first (see group_state.c). */
+/* Checks the kind rule of a would-be event (kind, author, inner, ts) at
+ * state s. KITH_OK or KITH_ERR_NOT_MEMBER, _FORBIDDEN, _PROTOCOL,
+ * _NOT_FOUND, _EXPIRED, _USED_UP, _EXISTS, _LIMIT. */
+kith_err grp_state_check(const kith_group *g, const grp_state *s, uint32_t kind,
+                         const uint8_t author[32], const grp_inner *in,
+                         uint64_t ts);
+/* Fills the at-parents facts of c (roles, since, power, needs, rcpt). */
+void grp_state_note_facts(kith_group *g, const grp_state *s, grp_ctl *c);
+/* The fold: the state of the control events in sub (NULL: all of them);
+ * with sub NULL it also sets every control event's `effective`. */
+void grp_fold(kith_group *g, const grp_ivs *sub, grp_state *out);
+/* Applies control event c on top of the global state when nothing is
+ * concurrent with it (its parents' frontier is the control heads). */
+void grp_fold_append(kith_group *g, grp_ctl *c);
+/* State at a frontier (cached; borrowed until the next change of g). */
+const grp_state *grp_state_at(kith_group *g, grp_front *f);
+void grp_state_cache_drop(kith_group *g, grp_front *f);
+/* The holders of the current epoch (sorted ids) and everyone who was sent
+ * its secret (holders and every newcomer of an add in it, taking effect
+ * or not). */
+void grp_state_holders(kith_group *g, const grp_state *s, GByteArray *out);
+void grp_state_exposed(kith_group *g, const grp_state *s, GByteArray *out);
+int grp_state_rekey_due(kith_group *g, const grp_state *s);
 const uint8_t *grp_state_rekeyer(const grp_state *s);
-/* Packs the state fields of the state hash (one array). */
 struct kith_pack;
-void grp_state_pack(const grp_state *s, struct kith_pack *p);
-
-/* Order of application: (depth, id). */
-int grp_entry_cmp(const grp_entry *a, const grp_entry *b);
-void grp_inner_clear(grp_inner *in);
-/* Name rule: valid UTF-8, 1..KITH_NAME_MAX bytes, no control chars. */
+void grp_state_pack(kith_group *g, const grp_state *s, struct kith_pack *p);
+void grp_state_pack_ext(const grp_state *s, struct kith_pack *p);
 int grp_name_is_valid(const char *s, size_t len);
 int grp_topic_is_valid(const char *s, size_t len);
+int grp_emoji_is_valid(const char *s, size_t len);
+
+/* ---- keys and chains ---- */
 
 typedef struct secret_rec {
   uint64_t epoch;
@@ -98,14 +221,21 @@ typedef struct secret_rec {
 } secret_rec;
 
 typedef struct chain_slot {
+  uint8_t k[40]; /* epoch (8, little endian) || sender (32) */
   kith_chain *c;
   uint64_t next_n; /* 1 + highest n seen from this sender */
+  int dirty;       /* changed since written to the store */
+  GList link;
 } chain_slot;
 
-typedef struct held {
-  kith_event ev;
-  uint64_t epoch;
-} held;
+/* A key list an add sealed to this node, waiting for its add. */
+typedef struct prov_keys {
+  uint8_t add_id[32];
+  secret_rec *keys; /* sodium_malloc'ed */
+  size_t n;
+} prov_keys;
+
+typedef struct held held;
 
 /* The outer body (see group.h); sealed/extra are owned copies. */
 typedef struct body {
@@ -117,72 +247,167 @@ typedef struct body {
 struct kith_group {
   uint8_t gid[32];
   const kith_ident *me;
-  GHashTable *events; /* id -> grp_entry* (owned) */
-  GPtrArray *order;   /* grp_entry*, sorted by (depth, id) */
-  GPtrArray *heads;   /* grp_entry*, accepted events without children */
-  grp_state st;
-  GHashTable *held; /* id -> held* (owned) */
+  kith_store *store; /* NULL: everything in memory */
+  /* control events */
+  GPtrArray *ctl;      /* grp_ctl*, by cseq */
+  GHashTable *ctl_ids; /* id -> grp_ctl* */
+  GPtrArray *order;    /* grp_ctl*, by (depth, id) */
+  grp_front *ctl_heads;
+  GHashTable *fronts; /* interned frontiers (key and value: grp_front*) */
+  GQueue st_cache;    /* grp_front* whose state is cached, newest first */
+  grp_state st;       /* the global state */
+  /* member numbers: every node id that was ever a member */
+  GHashTable *mnum; /* id -> GUINT_TO_POINTER(1 + number) */
+  GPtrArray *mids;  /* number -> 32-byte id */
+  /* all events */
+  GHashTable *sums; /* id -> grp_sum* (a bounded cache with a store) */
+  GQueue sum_lru;
+  GHashTable *heads;    /* id -> grp_sum* (own refs: not in the cache) */
+  GHashTable *raws;     /* id -> GBytes (only without a store) */
+  GPtrArray *raw_order; /* their ids (keys of raws), in acceptance order */
+  uint64_t n_events;
+  int has_ext_kind;
+  /* held events */
+  GHashTable *held;      /* id -> held* */
+  GHashTable *waiting;   /* missing parent id -> GPtrArray of held* */
+  GHashTable *by_author; /* author -> GQueue of held* (oldest first) */
+  GPtrArray *wait_keys;  /* held* that wait for an epoch key */
+  GPtrArray *wait_time;  /* held* dated too far ahead */
   size_t held_bytes;
-  secret_rec *secrets; /* sodium_malloc'ed, GROUP_MAX_SECRETS */
-  size_t n_secrets;
-  GHashTable *chains;     /* epoch(8) || sender(32) -> chain_slot* */
-  int replay;             /* kith_group_set_replay */
-  int was_member;         /* we have been a member (so losing it is final) */
-  uint64_t last_rekey_ms; /* our last owed rekey (rate limit) */
-  int rekey_failed;       /* the last rekey we tried could not be made */
+  /* keys */
+  secret_rec *secrets; /* sodium_malloc'ed, cap_secrets */
+  size_t n_secrets, cap_secrets, secrets_saved;
+  GHashTable *epochs; /* epoch ids that exist (create, rekeys) */
+  GPtrArray *prov;    /* prov_keys* */
+  GHashTable *chains; /* k(40) -> chain_slot* */
+  GQueue chain_lru;
+  uint8_t victim_of[32]; /* current rekey whose box for us did not open */
+  int victim;
+  int replay;
+  int was_member;
+  uint64_t last_rekey_ms;
+  int rekey_failed;
+  uint64_t st_version; /* bumped whenever the global state changes */
+  uint64_t due_version;
+  int due_cached;
 };
 
-/* group.c */
-const grp_state *grp_state_at_parents(const kith_group *g, const kith_event *ev,
-                                      grp_state *tmp);
-/* Checks and applies ev (parents present, keys known). own, if set, is
- * the plaintext of a local event (moved in). On KITH_OK ev moves into the
- * group and a copy is appended to acc; otherwise the caller still owns ev
- * and own is cleared. */
-kith_err grp_accept(kith_group *g, kith_event *ev, const body *b,
-                    grp_inner *own, GPtrArray *acc);
+/* ---- group_dag.c ---- */
+grp_front *grp_front_intern(kith_group *g, const uint32_t *cs, uint32_t n);
+grp_front *grp_front_ref(grp_front *f);
+void grp_front_unref(kith_group *g, grp_front *f);
+/* The maximal control events of the union of fronts (a new ref). */
+grp_front *grp_front_merge(kith_group *g, grp_front *const *fronts, size_t n);
+int grp_ctl_concurrent(const grp_ctl *a, const grp_ctl *b);
+grp_ctl *grp_ctl_by_id(const kith_group *g, const uint8_t id[32]);
+static inline grp_ctl *grp_ctl_at(const kith_group *g, uint32_t cseq) {
+  return cseq < g->ctl->len ? g->ctl->pdata[cseq] : NULL;
+}
+/* Adds c (cseq, pf set) to the control DAG and the (depth, id) order. */
+void grp_ctl_insert(kith_group *g, grp_ctl *c);
+void grp_ctl_free(kith_group *g, grp_ctl *c);
+int grp_ctl_cmp(const grp_ctl *a, const grp_ctl *b);
+/* The summary of an accepted event, from the cache or the store (NULL if
+ * not accepted). Borrowed until the next call into g. */
+grp_sum *grp_sum_get(kith_group *g, const uint8_t id[32]);
+grp_sum *grp_sum_add(kith_group *g, const kith_event *ev, grp_front *cf);
+/* Heads: the new event replaces its parents. */
+void grp_heads_update(kith_group *g, const kith_event *ev, grp_front *cf);
+uint32_t grp_member_number(kith_group *g, const uint8_t id[32]);
+const uint8_t *grp_member_id(const kith_group *g, uint32_t num);
+void grp_dag_init(kith_group *g);
+void grp_dag_clear(kith_group *g);
 
-/* group_body.c: epoch keys, chains, bodies and inner plaintexts. */
-/* The epoch secret (full key) of epoch, or NULL. */
+/* ---- group.c ---- */
+/* Checks and accepts ev (parents present, key known) at the state at its
+ * parents. own, if set, is the inner plaintext of a local event (moved
+ * in). On KITH_OK ev moves into the group and a copy goes to acc;
+ * otherwise the caller still owns ev and own is cleared. */
+kith_err grp_accept(kith_group *g, kith_event *ev, const body *b,
+                    grp_inner *own, uint64_t now_ms, GPtrArray *acc);
+/* The control frontier of ev's parents (a new ref), or NULL if a parent
+ * is missing. */
+grp_front *grp_parents_front(kith_group *g, const kith_event *ev);
+void grp_release_waiting(kith_group *g, const uint8_t id[32], uint64_t now_ms,
+                         GPtrArray *acc);
+void grp_release_keys(kith_group *g, uint64_t now_ms, GPtrArray *acc);
+void grp_release_time(kith_group *g, uint64_t now_ms, GPtrArray *acc);
+
+/* Receives a decoded event (moved in if held or accepted). */
+kith_err grp_receive_event(kith_group *g, kith_event *ev, uint64_t now_ms,
+                           GPtrArray *acc);
+void grp_keep_raw(kith_group *g, const kith_event *ev);
+GBytes *grp_raw_of(const kith_group *g, const uint8_t id[32]);
+
+/* ---- group_load.c ---- */
+/* Writes an accepted event (c: its control event, or NULL; cf: the
+ * control frontier of a non-control event) to the store, or keeps its
+ * bytes in memory without one. */
+kith_err grp_store_event(kith_group *g, const kith_event *ev, const grp_ctl *c,
+                         grp_front *cf, const grp_inner *in);
+int grp_is_control(uint32_t kind);
+
+/* ---- group_body.c ---- */
 const uint8_t *grp_find_secret(const kith_group *g, uint64_t epoch);
-/* The meta key of epoch into key; 0 if we have no key for it. */
 int grp_meta_key(const kith_group *g, uint64_t epoch,
                  uint8_t key[KITH_KEY_LEN]);
-/* Stores a key (full: secret, else meta key) if it is the key of epoch.
- * Returns 1 if it was stored or already known. */
-int grp_add_key(kith_group *g, uint64_t epoch, const uint8_t *key, int full);
+/* Stores a key (full: secret, else meta key) if it is the key of epoch and
+ * the epoch exists in the group (or `any`). 1 if stored or known. */
+int grp_add_key(kith_group *g, uint64_t epoch, const uint8_t *key, int full,
+                int any);
+/* Writes keys learned since the last call to the store. */
+kith_err grp_save_keys(kith_group *g);
 chain_slot *grp_chain_get(kith_group *g, uint64_t epoch,
                           const uint8_t sender[32]);
+kith_err grp_save_chains(kith_group *g);
+GHashTable *grp_chains_new(void);
+void grp_chains_clear(kith_group *g);
 void grp_make_ad(uint32_t kind, const uint8_t author[32], const uint8_t *gid,
                  uint8_t ad[77]);
-/* Outer body of ev into b (owned copies): KITH_ERR_DECODE/_PROTOCOL. */
 kith_err grp_parse_body(const kith_event *ev, body *b);
 void grp_body_clear(body *b);
-/* Decrypts and parses the inner plaintext of a non-message ev under the
- * meta key of its epoch. KITH_ERR_MISSING (no key), _CRYPTO, _DECODE,
- * _PROTOCOL, _SIGNATURE (bad join proof). */
+int grp_is_message_like(uint32_t kind);
 kith_err grp_open_meta(const kith_group *g, const kith_event *ev, const body *b,
                        grp_inner *in);
-/* Decrypts a message with key into in (text). */
 kith_err grp_open_with(const kith_group *g, const kith_event *ev, const body *b,
                        const uint8_t key[KITH_KEY_LEN], grp_inner *in);
-/* If ev is an add whose extra is sealed to us, takes its keys. Returns 1
- * if it took any. */
-int grp_take_add_keys(kith_group *g, const kith_event *ev, const body *b);
-/* Rekey: number of boxes in the extra (-1 if malformed), and taking the
- * keys from box i (ours) if its first key is new_epoch's secret. */
+/* Parses an inner plaintext (already decrypted) into in. */
+kith_err grp_parse_inner(const kith_group *g, const kith_event *ev,
+                         const uint8_t *pt, size_t len, grp_inner *in);
+/* Provisional keys from an add sealed to us (not yet accepted). */
+void grp_prov_take(kith_group *g, const kith_event *ev, const body *b);
+void grp_prov_promote(kith_group *g, const uint8_t add_id[32]);
+void grp_prov_drop(kith_group *g, const uint8_t add_id[32]);
 long grp_rekey_n_boxes(const body *b);
+/* Takes the keys of box i; 1 if its first key is new_epoch's secret. */
 int grp_take_rekey_keys(kith_group *g, const body *b, size_t i,
                         uint64_t new_epoch);
-/* A key list sealed to member: every key we hold (as meta keys only if
- * meta_only), newest last, at most max entries, after the first entry
- * (if first_key is set). */
 kith_err grp_seal_keys(const kith_group *g, const uint8_t member[32],
                        int meta_only, size_t max, uint64_t first_epoch,
                        const uint8_t *first_key, uint8_t **out,
                        size_t *out_len);
+void grp_keys_clear(kith_group *g);
 
-/* group_compose.c */
+/* ---- group_compose.c ---- */
+void grp_start_event(const kith_group *g, kith_event *ev, uint32_t kind,
+                     uint64_t now_ms);
+/* Signs ev (kind, parents, ts set) with body inner/extra in epoch and
+ * accepts it; own (moved into the group) is its decoded form. */
+kith_err grp_compose_at(kith_group *g, kith_event *ev, uint64_t epoch,
+                        const kith_pack *inner, const uint8_t *extra,
+                        size_t extra_len, grp_inner *own, uint64_t now_ms,
+                        GPtrArray *acc);
+uint64_t grp_epoch_at_parents(kith_group *g, const kith_event *ev);
+kith_err grp_compose(kith_group *g, uint32_t kind, const kith_pack *inner,
+                     grp_inner *own, uint64_t now_ms, GPtrArray *acc);
+kith_err grp_can_compose(const kith_group *g);
+/* The rule of a would-be local event against the current state. */
+kith_err grp_check_local(const kith_group *g, uint32_t kind,
+                         const grp_inner *in, uint64_t now_ms);
+
+/* ---- group_admin.c ---- */
 kith_err grp_compose_rekey(kith_group *g, uint64_t now_ms, GPtrArray *acc);
+/* A rekey is owed before this node may post (group_admin.c). */
+int grp_local_rekey_due(kith_group *g);
 
 #endif

@@ -2,9 +2,10 @@
  *
  * Everything secret or decrypted is stored sealed under the storage key
  * (XChaCha20-Poly1305, random nonce, the row's table and key as additional
- * data): the identity seed, names, epoch secrets and message texts. Event
- * bytes are stored as received (their bodies are already encrypted to the
- * group). Each write is one transaction. */
+ * data): the identity seed, names, epoch secrets, sender chains and
+ * message texts. Event bytes are stored as received (their bodies are
+ * already encrypted to the group). Each write is one transaction, or part
+ * of the open batch. */
 #ifndef KITH_STORE_H
 #define KITH_STORE_H
 
@@ -34,14 +35,107 @@ KITH_MUST kith_err kith_store_get_identity(kith_store *s, uint8_t seed[32],
 KITH_MUST kith_err kith_store_put_group(kith_store *s, const uint8_t gid[32]);
 KITH_MUST kith_err kith_store_list_groups(kith_store *s, GByteArray *gids);
 
-/* An accepted event, with its decrypted text if it is a message (text may
- * be NULL), in one transaction. Storing the same id twice is a no-op. */
-KITH_MUST kith_err kith_store_put_event(kith_store *s, const kith_event *ev,
-                                        const char *text, size_t text_len);
-/* Raw bytes of every event of a group in (depth, id) order: appends a
- * GBytes* per event to out. */
-KITH_MUST kith_err kith_store_load_events(kith_store *s, const uint8_t gid[32],
-                                          GPtrArray *out);
+/* Forgets everything stored of a group (a join that did not succeed). */
+KITH_MUST kith_err kith_store_drop_group(kith_store *s, const uint8_t gid[32]);
+
+/* Read marker and event count of a group (0 and no marker if none). */
+typedef struct kith_store_group {
+  uint64_t n_events;
+  int has_read;
+  uint64_t read_ts;
+  uint8_t read_id[32];
+} kith_store_group;
+KITH_MUST kith_err kith_store_get_group(kith_store *s, const uint8_t gid[32],
+                                        kith_store_group *out);
+KITH_MUST kith_err kith_store_set_count(kith_store *s, const uint8_t gid[32],
+                                        uint64_t n_events);
+KITH_MUST kith_err kith_store_set_read(kith_store *s, const uint8_t gid[32],
+                                       uint64_t ts, const uint8_t id[32]);
+
+/* An accepted event as the group engine writes it (core/group_int.h):
+ * cseq is the control sequence number of a control event, UINT32_MAX for
+ * the others; cf is the control frontier of the event's parents for a
+ * control event, the event's own for the others (cseqs, ascending); facts
+ * the control event's facts at its parents (opaque here); text its
+ * decrypted text, if any (stored sealed); ref the event a reply, reaction,
+ * edit or delete refers to; flag the reaction's on/off. The heads table
+ * follows: the event's parents stop being heads, the event becomes one.
+ * Writing an id again updates the derived columns (upgrading a row stored
+ * by an older kith) and keeps a stored text. */
+typedef struct kith_store_row {
+  const kith_event *ev;
+  uint32_t cseq;
+  const uint32_t *cf;
+  uint32_t n_cf;
+  const uint8_t *facts;
+  size_t facts_len;
+  const char *text;
+  size_t text_len;
+  const uint8_t *ref;
+  int flag;
+} kith_store_row;
+KITH_MUST kith_err kith_store_put_event(kith_store *s, const kith_store_row *r);
+
+/* What the engine keeps of an event it does not hold in memory.
+ * KITH_ERR_NOT_FOUND for an event not stored (or not converted yet). */
+typedef struct kith_store_sum {
+  uint64_t depth, ts;
+  uint32_t kind;
+  uint8_t author[32];
+  uint32_t cseq;
+  uint32_t *cf; /* g_malloc'ed */
+  uint32_t n_cf;
+} kith_store_sum;
+void kith_store_sum_clear(kith_store_sum *s);
+KITH_MUST kith_err kith_store_get_summary(kith_store *s, const uint8_t gid[32],
+                                          const uint8_t id[32],
+                                          kith_store_sum *out);
+/* Raw bytes of a stored event (a new GBytes). */
+KITH_MUST kith_err kith_store_get_raw(kith_store *s, const uint8_t gid[32],
+                                      const uint8_t id[32], GBytes **out);
+/* Each control event of a group in cseq order, with its parents'
+ * frontier, its facts and its inner plaintext (stored as its text, so a
+ * restart needs no group key to read control events). fn's pointers are
+ * valid during the call only. */
+typedef struct kith_store_ctl {
+  const uint8_t *raw;
+  size_t len;
+  uint32_t cseq;
+  const uint32_t *pf;
+  uint32_t n_pf;
+  const uint8_t *facts, *note;
+  size_t facts_len, note_len;
+} kith_store_ctl;
+typedef kith_err (*kith_store_ctl_fn)(void *ctx, const kith_store_ctl *c);
+KITH_MUST kith_err kith_store_load_controls(kith_store *s,
+                                            const uint8_t gid[32],
+                                            kith_store_ctl_fn fn, void *ctx);
+/* The group's heads (32-byte ids appended to ids). */
+KITH_MUST kith_err kith_store_load_heads(kith_store *s, const uint8_t gid[32],
+                                         GByteArray *ids);
+/* Raw bytes (GBytes*) of every event stored by an older kith and not
+ * converted yet, in (depth, id) order. */
+KITH_MUST kith_err kith_store_load_old(kith_store *s, const uint8_t gid[32],
+                                       GPtrArray *out);
+
+/* Up to 2 ids of the group's events in [lo, hi] (32 bytes each), appended
+ * to out. */
+KITH_MUST kith_err kith_store_find_range(kith_store *s, const uint8_t gid[32],
+                                         const uint8_t lo[32],
+                                         const uint8_t hi[32], GByteArray *out);
+/* Calls fn with the timestamp and id of every stored event of a group. */
+typedef void (*kith_store_id_fn)(void *ctx, uint64_t ts, const uint8_t id[32]);
+KITH_MUST kith_err kith_store_each_id(kith_store *s, const uint8_t gid[32],
+                                      kith_store_id_fn fn, void *ctx);
+
+/* Sender chain state (sealed) of a group, by key k (40 bytes). */
+KITH_MUST kith_err kith_store_put_chain(kith_store *s, const uint8_t gid[32],
+                                        const uint8_t k[40],
+                                        const uint8_t *state, size_t len);
+/* *state is g_malloc'ed (wipe it after use). KITH_ERR_NOT_FOUND. */
+KITH_MUST kith_err kith_store_get_chain(kith_store *s, const uint8_t gid[32],
+                                        const uint8_t k[40], uint8_t **state,
+                                        size_t *len);
 
 typedef struct kith_stored_msg {
   uint8_t event_id[32];
@@ -50,8 +144,8 @@ typedef struct kith_stored_msg {
   char *text; /* g_malloc'ed, NUL-terminated */
 } kith_stored_msg;
 void kith_stored_msg_free(kith_stored_msg *m);
-/* The last n (0 = all) messages of a group in display order (ts, id):
- * appends kith_stored_msg* to out. */
+/* The last n (0 = all) readable messages of a group in display order (ts,
+ * id): appends kith_stored_msg* to out. */
 KITH_MUST kith_err kith_store_list_messages(kith_store *s,
                                             const uint8_t gid[32], size_t n,
                                             GPtrArray *out);
@@ -62,6 +156,10 @@ KITH_MUST kith_err kith_store_list_messages_before(kith_store *s,
                                                    size_t n,
                                                    const uint8_t *before,
                                                    GPtrArray *out);
+/* Readable messages after (ts, id) in display order. */
+KITH_MUST kith_err kith_store_count_after(kith_store *s, const uint8_t gid[32],
+                                          uint64_t ts, const uint8_t id[32],
+                                          uint64_t *n);
 
 /* Epoch secrets. load appends (epoch uint64 LE 8 bytes || secret 32) blocks
  * of 40 bytes to out. */

@@ -19,15 +19,31 @@ static void send_packed(node_peer *p, kith_pack *pk) {
   g_free(buf);
 }
 
-void frames_send_event(node_peer *p, const kith_event *ev) {
+static void send_raw(node_peer *p, const uint8_t gid[32], const void *raw,
+                     size_t len) {
   kith_pack pk;
 
   kith_pack_init(&pk);
   kith_pack_array(&pk, 3);
   kith_pack_uint(&pk, FRAME_EVENT);
-  kith_pack_bin(&pk, ev->group_id, 32);
-  kith_pack_bin(&pk, ev->raw, ev->raw_len);
+  kith_pack_bin(&pk, gid, 32);
+  kith_pack_bin(&pk, raw, len);
   send_packed(p, &pk);
+}
+
+void frames_send_event(node_peer *p, const kith_event *ev) {
+  send_raw(p, ev->group_id, ev->raw, ev->raw_len);
+}
+
+/* The group's event ids in the order they were accepted (parents before
+ * children). */
+static void collect_id(void *ctx, uint64_t ts, const uint8_t id[32]) {
+  g_byte_array_append(ctx, id, 32);
+}
+
+static void group_ids(kith_node *n, node_group *ng, GByteArray *ids) {
+  if (kith_group_each_id(ng->g, collect_id, ids) != KITH_OK)
+    node_log(n, "could not read a group's event ids from the store");
 }
 
 /* Is p entitled to the events of ng: a member, or the node we are joining
@@ -61,7 +77,7 @@ static void send_have(node_peer *p, node_group *ng) {
   GByteArray *ids = g_byte_array_new();
   size_t count;
 
-  kith_group_event_ids(ng->g, ids);
+  group_ids(p->node, ng, ids);
   count = ids->len / 32;
   for (size_t off = 0;; off += SYNC_IDS_PER_FRAME) {
     size_t k = MIN(SYNC_IDS_PER_FRAME, count - off);
@@ -177,6 +193,7 @@ static void recv_event(node_peer *p, const msgpack_object *it) {
     return;
   }
   acc = g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
+  node_batch(n);
   err = kith_group_receive(ng->g, raw, len, node_wall_ms(), acc);
   if (err != KITH_OK && err != KITH_ERR_DUPLICATE && err != KITH_ERR_MISSING) {
     n->dropped_frames++;
@@ -199,7 +216,7 @@ static void push_missing(node_peer *p, node_group *ng, GByteArray *theirs) {
     g_ptr_array_add(keys, k);
     g_hash_table_add(have, k);
   }
-  kith_group_event_ids(ng->g, ours);
+  group_ids(p->node, ng, ours);
   for (guint i = 0; i + 32 <= ours->len; i += 32) {
     GBytes *k = g_bytes_new_static(ours->data + i, 32);
     if (!g_hash_table_contains(have, k) &&
@@ -230,9 +247,11 @@ void frames_pump(node_peer *p) {
   while (!g_queue_is_empty(p->push) && p->outbuf->len < PUSH_WINDOW) {
     uint8_t *item = g_queue_pop_head(p->push);
     node_group *ng = node_group_get(n, item);
-    const kith_event *ev = ng ? kith_group_event(ng->g, item + 32) : NULL;
-    if (ev)
-      frames_send_event(p, ev);
+    GBytes *raw = NULL;
+    if (ng && kith_group_event_raw(ng->g, item + 32, &raw) == KITH_OK) {
+      send_raw(p, item, g_bytes_get_data(raw, NULL), g_bytes_get_size(raw));
+      g_bytes_unref(raw);
+    }
     g_free(item);
     if (g_hash_table_lookup(n->peers, id_text) != p)
       return; /* the link closed while sending */

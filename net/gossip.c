@@ -71,11 +71,13 @@ static void deliver(kith_node *n, node_group *ng, const kith_out_item *it,
                     const uint8_t *data, size_t len) {
   GPtrArray *acc =
       g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
-  kith_err err = kith_group_receive(ng->g, data, len, node_wall_ms(), acc);
+  kith_err err;
 
+  node_batch(n);
+  err = kith_group_receive(ng->g, data, len, node_wall_ms(), acc);
   if (err == KITH_ERR_DUPLICATE)
     verdict(n, ng, it->id, 1);
-  else if (err != KITH_OK && err != KITH_ERR_MISSING) {
+  else if (err != KITH_OK && err != KITH_ERR_MISSING && err != KITH_ERR_IO) {
     char text[KITH_ID_TEXT_LEN + 1];
     kith_id_to_text(it->peer, text);
     node_log(n, "rejected an event from %.8s: %s", text, kith_strerror(err));
@@ -93,9 +95,18 @@ static void fetch(kith_node *n, node_group *ng, const uint8_t peer[32],
 
   kith_out_init(&o);
   for (size_t i = 0; i + 32 <= len && ng->gs; i += 32) {
-    const kith_event *ev = kith_group_event(ng->g, ids + i);
-    if (ev && kith_gossip_send_payload(ng->gs, peer, ev->id, ev->ts_ms, ev->raw,
-                                       ev->raw_len, &o) != KITH_OK)
+    GBytes *raw = NULL;
+    uint64_t ts = 0;
+    kith_err err = kith_group_event_raw(ng->g, ids + i, &raw);
+    if (err == KITH_OK)
+      err = kith_group_event_info(ng->g, ids + i, NULL, &ts, NULL, NULL);
+    if (err == KITH_OK)
+      err = kith_gossip_send_payload(ng->gs, peer, ids + i, ts,
+                                     g_bytes_get_data(raw, NULL),
+                                     g_bytes_get_size(raw), &o);
+    if (raw)
+      g_bytes_unref(raw);
+    if (err != KITH_OK && err != KITH_ERR_NOT_FOUND)
       break;
   }
   drain(n, ng, &o);
@@ -263,19 +274,17 @@ out:
   g_ptr_array_unref(known);
 }
 
+static void add_known(void *ctx, uint64_t ts, const uint8_t id[32]) {
+  (void)!kith_gossip_add_known(ctx, ts, id);
+}
+
 static void start_engine(kith_node *n, node_group *ng) {
-  GByteArray *ids = g_byte_array_new();
   uint64_t seed;
 
   randombytes_buf(&seed, sizeof seed);
   ng->gs = kith_gossip_new(n->me.pk, seed, NULL);
-  kith_group_event_ids(ng->g, ids);
-  for (guint i = 0; i + 32 <= ids->len; i += 32) {
-    const kith_event *ev = kith_group_event(ng->g, ids->data + i);
-    if (kith_gossip_add_known(ng->gs, ev->ts_ms, ev->id) != KITH_OK)
-      break;
-  }
-  g_byte_array_unref(ids);
+  if (kith_group_each_id(ng->g, add_known, ng->gs) != KITH_OK)
+    node_log(n, "could not read a group's event ids from the store");
 }
 
 /* Offers the engine the links we already have to members. */

@@ -142,8 +142,12 @@ static void finish(kith_node *n, node_join *j, kith_err code, const char *msg) {
     kith_rpc_error(j->call, code, "%s", msg);
     if (p && p->state != PEER_UP)
       peer_close(p, "join ended");
-    if (ng && !kith_group_is_member(ng->g, n->me.pk))
+    if (ng && !kith_group_is_member(ng->g, n->me.pk)) {
       g_hash_table_remove(n->groups, ng->id_text);
+      node_store_flush(n);
+      if (kith_store_drop_group(n->store, j->inv.group_id) != KITH_OK)
+        node_log(n, "could not forget a group we did not join");
+    }
   } else {
     kith_pack pk;
     uint8_t *buf;
@@ -320,8 +324,18 @@ void join_start(kith_node *n, kith_rpc_call *call, const char *code,
     join_free(j);
     return;
   }
-  if (!ng)
-    node_group_add(n, kith_group_new(j->inv.group_id, &n->me));
+  if (!ng) {
+    kith_group *g = kith_group_new(j->inv.group_id, &n->me);
+    /* whatever an earlier attempt left behind goes first */
+    if (kith_store_drop_group(n->store, j->inv.group_id) != KITH_OK ||
+        kith_group_attach_store(g, n->store) != KITH_OK) {
+      kith_group_free(g);
+      kith_rpc_error(call, KITH_ERR_IO, "cannot write the store");
+      join_free(j);
+      return;
+    }
+    node_group_add(n, g);
+  }
   memcpy(j->target, j->inv.inviter, KITH_ID_LEN);
   kith_id_to_text(j->target, text);
   /* An existing link cannot carry the join request: start a new one. */

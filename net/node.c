@@ -59,23 +59,6 @@ node_group *node_group_add(kith_node *n, kith_group *g) {
   return ng;
 }
 
-/* Persists epoch secrets the group learned since the last call. */
-static void save_secrets(kith_node *n, node_group *ng) {
-  size_t count = kith_group_n_secrets(ng->g);
-
-  for (size_t i = ng->secrets_saved; i < count; i++) {
-    uint64_t epoch;
-    uint8_t secret[32];
-
-    kith_group_secret_at(ng->g, i, &epoch, secret);
-    if (kith_store_put_secret(n->store, kith_group_id(ng->g), epoch, secret) !=
-        KITH_OK)
-      node_log(n, "could not store a group secret (disk full?)");
-    sodium_memzero(secret, sizeof secret);
-  }
-  ng->secrets_saved = count;
-}
-
 const char *node_member_name(kith_node *n, const uint8_t id[32]) {
   GHashTableIter it;
   gpointer v;
@@ -119,13 +102,23 @@ static void notify_message(kith_node *n, node_group *ng,
   }
 }
 
+/* Writes what the groups keep in memory between events, then commits. */
 void node_store_flush(kith_node *n) {
+  GHashTableIter it;
+  gpointer v;
+  kith_err err = KITH_OK;
+
   if (n->commit_source) {
     g_source_remove(n->commit_source);
     n->commit_source = 0;
   }
-  if (kith_store_in_batch(n->store) &&
-      kith_store_batch_commit(n->store) != KITH_OK)
+  if (!kith_store_in_batch(n->store))
+    return;
+  g_hash_table_iter_init(&it, n->groups);
+  while (g_hash_table_iter_next(&it, NULL, &v))
+    if (kith_group_flush(((node_group *)v)->g) != KITH_OK)
+      err = KITH_ERR_IO;
+  if (kith_store_batch_commit(n->store) != KITH_OK || err != KITH_OK)
     node_log(n, "could not write the store (disk full?): recent events "
                 "will be fetched again from peers after a restart");
   n->batch_writes = 0;
@@ -139,23 +132,15 @@ static gboolean on_commit(gpointer data) {
   return G_SOURCE_REMOVE;
 }
 
-/* Events are written in batches: one transaction per main-loop round or
- * per STORE_BATCH_MAX events, whichever comes first. */
-static void store_event(kith_node *n, const kith_accepted *a) {
-  kith_err err = KITH_OK;
-
-  if (!kith_store_in_batch(n->store)) {
-    err = kith_store_batch_begin(n->store);
-    if (err == KITH_OK)
-      n->commit_source =
-          g_idle_add_full(G_PRIORITY_DEFAULT, on_commit, n, NULL);
-  }
-  if (err == KITH_OK)
-    err = kith_store_put_event(n->store, &a->ev, a->text, a->text_len);
-  if (err != KITH_OK)
-    node_log(n, "could not store event: %s", kith_strerror(err));
-  if (++n->batch_writes >= STORE_BATCH_MAX)
-    node_store_flush(n);
+/* Groups write accepted events into the open batch: one transaction per
+ * main-loop round or per STORE_BATCH_MAX events, whichever comes first. */
+void node_batch(kith_node *n) {
+  if (kith_store_in_batch(n->store))
+    return;
+  if (kith_store_batch_begin(n->store) == KITH_OK)
+    n->commit_source = g_idle_add_full(G_PRIORITY_DEFAULT, on_commit, n, NULL);
+  else
+    node_log(n, "could not start a store transaction");
 }
 
 void node_accepted(kith_node *n, node_group *ng, GPtrArray *acc,
@@ -163,19 +148,21 @@ void node_accepted(kith_node *n, node_group *ng, GPtrArray *acc,
   for (guint i = 0; i < acc->len; i++) {
     kith_accepted *a = g_ptr_array_index(acc, i);
 
-    store_event(n, a);
-    if (a->text)
+    if (a->text && a->ev.kind == KITH_EV_MESSAGE)
       notify_message(n, ng, a);
     gossip_note(n, ng, a, origin);
+    n->batch_writes++;
   }
   g_ptr_array_set_size(acc, 0); /* its free function frees the entries */
-  save_secrets(n, ng);
+  if (n->batch_writes >= STORE_BATCH_MAX)
+    node_store_flush(n);
   join_check_progress(n);
   if (origin == ACC_LOCAL)
     return;
   /* Events from peers may oblige this node to rekey (a member left). */
+  node_batch(n);
   if (kith_group_maintain(ng->g, node_wall_ms(), acc) != KITH_OK)
-    node_log(n, "could not rekey %s", kith_group_name(ng->g));
+    node_log(n, "could not rekey a group");
   if (acc->len > 0)
     node_accepted(n, ng, acc, ACC_LOCAL);
 }
@@ -190,6 +177,7 @@ static void maintain_groups(kith_node *n) {
     gossip_group_update(n, ng);
     if (!kith_group_is_member(ng->g, n->me.pk))
       continue;
+    node_batch(n);
     if (kith_group_maintain(ng->g, node_wall_ms(), acc) == KITH_OK &&
         acc->len > 0)
       node_accepted(n, ng, acc, ACC_LOCAL);
@@ -274,45 +262,18 @@ void node_remember_addr(kith_node *n, const uint8_t id[32], const char *host,
   frames_announce_addr(n, sp);
 }
 
-/* Replays a group's stored events through the core to rebuild its state. */
+/* Opens a group from the store: its control events, keys and heads (an
+ * older store's events are converted once). */
 static kith_err load_group(kith_node *n, const uint8_t gid[32]) {
-  kith_group *g = kith_group_new(gid, &n->me);
-  GByteArray *secrets = g_byte_array_new();
-  GPtrArray *raws =
-      g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
-  GPtrArray *acc =
-      g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
-  kith_err err = kith_store_load_secrets(n->store, gid, secrets);
-  node_group *ng;
+  kith_group *g = NULL;
+  kith_err err;
 
-  for (guint i = 0; err == KITH_OK && i + 40 <= secrets->len; i += 40) {
-    uint64_t epoch = 0;
-    for (int b = 7; b >= 0; b--)
-      epoch = (epoch << 8) | secrets->data[i + b];
-    kith_group_add_secret(g, epoch, secrets->data + i + 8);
-  }
-  sodium_memzero(secrets->data, secrets->len);
-  g_byte_array_unref(secrets);
-  if (err == KITH_OK)
-    err = kith_store_load_events(n->store, gid, raws);
-  /* texts are already in the store: replay without decrypting messages */
-  kith_group_set_replay(g, 1);
-  for (guint i = 0; err == KITH_OK && i < raws->len; i++) {
-    gsize len;
-    const uint8_t *raw = g_bytes_get_data(raws->pdata[i], &len);
-    kith_err e = kith_group_receive(g, raw, len, node_wall_ms(), acc);
-    if (e != KITH_OK && e != KITH_ERR_DUPLICATE && e != KITH_ERR_MISSING)
-      node_log(n, "stored event rejected on load: %s", kith_strerror(e));
-  }
-  kith_group_set_replay(g, 0);
-  g_ptr_array_unref(acc);
-  g_ptr_array_unref(raws);
-  if (err != KITH_OK) {
-    kith_group_free(g);
+  node_batch(n);
+  err = kith_group_open(gid, &n->me, n->store, &g);
+  node_store_flush(n);
+  if (err != KITH_OK)
     return err;
-  }
-  ng = node_group_add(n, g);
-  ng->secrets_saved = kith_group_n_secrets(g);
+  node_group_add(n, g);
   return KITH_OK;
 }
 

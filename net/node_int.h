@@ -97,7 +97,6 @@ typedef struct node_group {
   kith_gossip *gs;       /* the group's gossip engine while we are a member */
   uint64_t next_join_ms; /* when to try entering the overlay again */
   char id_text[KITH_ID_TEXT_LEN + 1];
-  size_t secrets_saved;
 } node_group;
 
 struct node_join {
@@ -163,6 +162,10 @@ typedef enum acc_origin { ACC_LOCAL, ACC_GOSSIP, ACC_SYNC } acc_origin;
  * must be kith_accepted_free. */
 void node_accepted(kith_node *n, node_group *ng, GPtrArray *acc,
                    acc_origin origin);
+/* Opens a store batch (if none is open) that commits at the end of this
+ * main-loop round: call it before anything that makes a group accept
+ * events. */
+void node_batch(kith_node *n);
 /* Commits the store's open batch now (before answering a client). */
 void node_store_flush(kith_node *n);
 /* Did a direct attempt at id's remembered address fail lately? */

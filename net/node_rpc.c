@@ -281,9 +281,17 @@ static void rpc_group_create(kith_rpc_call *call, const msgpack_object *params,
                    kith_strerror(err));
     return;
   }
+  node_batch(n);
+  if (kith_store_put_group(n->store, kith_group_id(g)) != KITH_OK ||
+      kith_group_attach_store(g, n->store) != KITH_OK) {
+    kith_accepted_free(acc);
+    kith_group_free(g);
+    node_store_flush(n);
+    kith_rpc_error(call, KITH_ERR_IO,
+                   "cannot store the new group (disk full?)");
+    return;
+  }
   ng = node_group_add(n, g);
-  if (kith_store_put_group(n->store, kith_group_id(g)) != KITH_OK)
-    node_log(n, "could not store the new group (disk full?)");
   publish_local(n, NULL, ng, acc);
   gossip_group_update(n, ng);
   node_log(n, "created group %s (%s)", name, ng->id_text);
@@ -521,13 +529,106 @@ static void rpc_join(kith_rpc_call *call, const msgpack_object *params,
   sodium_memzero(code, sizeof code);
 }
 
+static const char *change_error(kith_err err) {
+  switch (err) {
+  case KITH_ERR_FORBIDDEN:
+    return "your role in this group does not allow that";
+  case KITH_ERR_NOT_MEMBER:
+    return "not a member of the group";
+  case KITH_ERR_ARG:
+    return "invalid value";
+  default:
+    return kith_strerror(err);
+  }
+}
+
+/* Answers a group change: the id of the first event it made, after storing
+ * and spreading all of them. */
+static int id_set(const uint8_t id[32]) {
+  static const uint8_t zero[32];
+  return memcmp(id, zero, 32) != 0;
+}
+
+static void publish_change(kith_node *n, kith_rpc_call *call, node_group *ng,
+                           kith_err err, GPtrArray *acc) {
+  uint8_t id[32] = {0};
+
+  if (acc->len > 0) {
+    memcpy(id, ((kith_accepted *)acc->pdata[acc->len - 1])->ev.id, 32);
+    if (err == KITH_OK || err == KITH_ERR_REKEY)
+      memcpy(id, ((kith_accepted *)acc->pdata[0])->ev.id, 32);
+    node_accepted(n, ng, acc, ACC_LOCAL);
+  }
+  g_ptr_array_unref(acc);
+  if (err == KITH_ERR_REKEY) {
+    node_store_flush(n);
+    kith_rpc_error(call, err,
+                   "done, but the new epoch that leaves the member out could "
+                   "not be made yet; this node retries, and posts nothing in "
+                   "the old epoch meanwhile");
+  } else if (err != KITH_OK || !id_set(id)) {
+    kith_rpc_error(call, err ? err : KITH_ERR_STATE, "cannot do that: %s",
+                   change_error(err ? err : KITH_ERR_STATE));
+  } else {
+    pack_event_id(n, call, id);
+  }
+}
+
+static GPtrArray *new_batch(void) {
+  return g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
+}
+
+/* EVENT: an event of the group by its id in base32, or a unique prefix of
+ * one. */
+static int resolve_event(kith_node *n, kith_rpc_call *call, node_group *ng,
+                         const msgpack_object *params, uint32_t i,
+                         uint8_t out[32]) {
+  char arg[KITH_ID_TEXT_LEN + 1];
+  kith_err err;
+
+  if (!node_rpc_param_str(params, i, arg, sizeof arg) || !arg[0]) {
+    kith_rpc_error(call, KITH_ERR_ARG,
+                   "an event is its id (see kith log --json) or a prefix");
+    return 0;
+  }
+  err = kith_group_find_event(ng->g, arg, out);
+  if (err == KITH_ERR_AMBIGUOUS)
+    kith_rpc_error(call, err,
+                   "'%s' matches several events; give more of "
+                   "the id",
+                   arg);
+  else if (err != KITH_OK)
+    kith_rpc_error(call, KITH_ERR_NOT_FOUND, "no event '%s' in %s", arg,
+                   kith_group_name(ng->g));
+  (void)n;
+  return err == KITH_OK;
+}
+
+static const char *send_error(kith_err err) {
+  switch (err) {
+  case KITH_ERR_FORBIDDEN:
+    return "you are muted, or the group is in announce mode (only owners "
+           "and admins post)";
+  case KITH_ERR_STATE:
+    return "this node does not hold the group's current key yet; a rekey "
+           "that gives it is on its way";
+  case KITH_ERR_NOT_FOUND:
+    return "no such message to reply to";
+  case KITH_ERR_IO:
+    return "could not write the store (disk full?)";
+  default:
+    return kith_strerror(err);
+  }
+}
+
 static void rpc_send(kith_rpc_call *call, const msgpack_object *params,
                      void *ud) {
   kith_node *n = ud;
   node_group *ng = resolve_group(n, call, params);
   const char *text;
   size_t len;
-  kith_accepted *acc;
+  uint8_t reply[32];
+  GPtrArray *acc;
   kith_err err;
 
   if (!ng)
@@ -541,12 +642,20 @@ static void rpc_send(kith_rpc_call *call, const msgpack_object *params,
                    KITH_TEXT_MAX - 1);
     return;
   }
-  err = kith_group_send(ng->g, text, len, node_wall_ms(), &acc);
+  int has_reply = params->via.array.size > 2 &&
+                  params->via.array.ptr[2].type != MSGPACK_OBJECT_NIL;
+  if (has_reply && !resolve_event(n, call, ng, params, 2, reply))
+    return;
+  acc = new_batch();
+  node_batch(n);
+  err = kith_group_send(ng->g, text, len, has_reply ? reply : NULL,
+                        node_wall_ms(), acc);
   if (err != KITH_OK) {
-    kith_rpc_error(call, err, "cannot send: %s", kith_strerror(err));
+    g_ptr_array_unref(acc);
+    kith_rpc_error(call, err, "cannot send: %s", send_error(err));
     return;
   }
-  publish_local(n, call, ng, acc);
+  publish_change(n, call, ng, err, acc);
 }
 
 /* One page of the log: the newest messages (at most `count`, 0 = any
@@ -655,41 +764,6 @@ static const kith_member *resolve_member(kith_rpc_call *call, node_group *ng,
                    "'%s' is not a member of %s (see kith group members)", arg,
                    kith_group_name(ng->g));
   return NULL;
-}
-
-static const char *change_error(kith_err err) {
-  switch (err) {
-  case KITH_ERR_FORBIDDEN:
-    return "your role in this group does not allow that";
-  case KITH_ERR_NOT_MEMBER:
-    return "not a member of the group";
-  case KITH_ERR_ARG:
-    return "invalid value";
-  default:
-    return kith_strerror(err);
-  }
-}
-
-/* Answers a group change: the id of the first event it made, after storing
- * and spreading all of them. */
-static void publish_change(kith_node *n, kith_rpc_call *call, node_group *ng,
-                           kith_err err, GPtrArray *acc) {
-  uint8_t id[32];
-
-  if (err != KITH_OK || acc->len == 0) {
-    kith_rpc_error(call, err ? err : KITH_ERR_STATE, "cannot do that: %s",
-                   change_error(err ? err : KITH_ERR_STATE));
-    g_ptr_array_unref(acc);
-    return;
-  }
-  memcpy(id, ((kith_accepted *)acc->pdata[0])->ev.id, 32);
-  node_accepted(n, ng, acc, ACC_LOCAL);
-  g_ptr_array_unref(acc);
-  pack_event_id(n, call, id);
-}
-
-static GPtrArray *new_batch(void) {
-  return g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
 }
 
 static void rpc_kick(kith_rpc_call *call, const msgpack_object *params,

@@ -49,30 +49,54 @@ static void concurrent_removal_beats_message_of_removed(void **state) {
   world_free(w);
 }
 
-static void admins_remove_each_other_concurrently(void **state) {
+/* b (admin) removes c (admin, admitted later: b outranks c) while a
+ * promotes c to owner; c, an owner in its own view, removes b. Each
+ * removal is valid at its parents, so they are a concurrent mutual
+ * removal: the more senior author wins (role at its parents first, then
+ * admission), whatever the order of arrival or the events' depths. */
+static void concurrent_mutual_removals_settled_by_seniority(void **state) {
   world *w = world_new(KITH_HISTORY_SHARED, 0, D);
   do_role(w, A, B, KITH_ROLE_ADMIN);
   do_role(w, A, C, KITH_ROLE_ADMIN);
   sync_nodes(w, A, D);
-  guint rb = w->log->len;
-  do_remove(w, B, C);
-  guint rc = w->log->len;
+  do_remove(w, B, C); /* b has not seen the promotion */
+  guint promo = w->log->len;
+  do_role(w, A, C, KITH_ROLE_OWNER);
+  /* c sees its promotion, not its removal */
+  for (guint i = promo; i < w->log->len; i++)
+    assert_int_equal(deliver(w->g[C], w->log->pdata[i], NULL), KITH_OK);
   do_remove(w, C, B);
   sync_nodes(w, A, D);
-  int winner = sorts_before(w, rb, rc) ? B : C, loser = winner == B ? C : B;
   static const int all[] = {A, B, C, D};
   assert_all_same(w, all, 4);
-  assert_true(kith_group_is_member(w->g[A], w->id[winner].pk));
-  assert_false(kith_group_is_member(w->g[A], w->id[loser].pk));
-  assert_false(kith_group_is_member(w->g[loser], w->id[loser].pk));
+  assert_true(kith_group_is_member(w->g[A], w->id[C].pk));
+  assert_false(kith_group_is_member(w->g[A], w->id[B].pk));
+  assert_int_equal(member_of(w, D, C)->role, KITH_ROLE_OWNER);
   assert_false(kith_group_rekey_due(w->g[D]));
-  assert_int_equal(kith_group_n_members(w->g[D]), 3);
   send_text(w, A, "after both");
-  char *text = sync_read(w, loser);
+  char *text = sync_read(w, B);
   assert_null(text);
-  text = sync_read(w, winner);
+  text = sync_read(w, C);
   assert_string_equal(text, "after both");
   g_free(text);
+  world_free(w);
+}
+
+/* Acting on someone needs a higher rank: the same role is not enough
+ * against someone admitted earlier. */
+static void junior_admin_cannot_remove_senior(void **state) {
+  world *w = world_new(KITH_HISTORY_SHARED, 0, C);
+  do_role(w, A, B, KITH_ROLE_ADMIN);
+  do_role(w, A, C, KITH_ROLE_ADMIN);
+  sync_nodes(w, A, C);
+  GPtrArray *acc = acc_new();
+  assert_int_equal(kith_group_remove(w->g[C], w->id[B].pk, w->now, acc),
+                   KITH_ERR_FORBIDDEN);
+  assert_int_equal(acc->len, 0);
+  g_ptr_array_unref(acc);
+  do_remove(w, B, C);
+  sync_nodes(w, A, C);
+  assert_false(kith_group_is_member(w->g[A], w->id[C].pk));
   world_free(w);
 }
 
@@ -110,22 +134,20 @@ static void concurrent_rekeys_pick_one_epoch(void **state) {
   world_free(w);
 }
 
-static void concurrent_role_changes(void **state) {
+/* a demotes b while b, still admin in its view, promotes c: the
+ * demotion beats b's concurrent actions that needed the role, wherever
+ * they sort. */
+static void demotion_beats_concurrent_actions_of_the_demoted(void **state) {
   world *w = world_new(KITH_HISTORY_SHARED, 0, D);
   do_role(w, A, B, KITH_ROLE_ADMIN);
   sync_nodes(w, A, D);
-  guint demote = w->log->len;
   do_role(w, A, B, KITH_ROLE_MEMBER);
-  guint promote = w->log->len;
   do_role(w, B, C, KITH_ROLE_ADMIN); /* b is still admin in its view */
   sync_nodes(w, A, D);
   static const int all[] = {A, B, C, D};
   assert_all_same(w, all, 4);
   assert_int_equal(member_of(w, D, B)->role, KITH_ROLE_MEMBER);
-  /* b's promotion counts only if it sorts before its demotion */
-  kith_role want =
-      sorts_before(w, promote, demote) ? KITH_ROLE_ADMIN : KITH_ROLE_MEMBER;
-  assert_int_equal(member_of(w, D, C)->role, want);
+  assert_int_equal(member_of(w, D, C)->role, KITH_ROLE_MEMBER);
   world_free(w);
 }
 
@@ -170,9 +192,9 @@ static void chatter(world *w, GRand *rng, int round) {
     }
 }
 
-/* Concurrent adds (a single-use invite spent twice), removals of each
- * other by two admins, a demotion racing a promotion, concurrent rekeys
- * and a leave, with messages and partial syncs in between. */
+/* Concurrent adds (a single-use invite spent twice), a removal racing the
+ * removed admin's own removal of someone else, a promotion, concurrent
+ * rekeys and a leave, with messages and partial syncs in between. */
 static void build_dag(world *w, GRand *rng) {
   do_role(w, A, B, KITH_ROLE_ADMIN);
   do_role(w, A, C, KITH_ROLE_ADMIN);
@@ -183,8 +205,8 @@ static void build_dag(world *w, GRand *rng) {
   random_sync(w, rng, A, F);
   chatter(w, rng, 0);
   sync_nodes(w, A, F);
-  do_remove(w, B, C);
-  do_remove(w, C, B);
+  do_remove(w, B, C); /* b outranks c */
+  do_remove(w, C, D); /* concurrent with c's own removal: no effect */
   do_role(w, A, D, KITH_ROLE_ADMIN);
   chatter(w, rng, 1);
   random_sync(w, rng, A, F);
@@ -266,9 +288,10 @@ int main(void) {
     return 1;
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(concurrent_removal_beats_message_of_removed),
-      cmocka_unit_test(admins_remove_each_other_concurrently),
+      cmocka_unit_test(concurrent_mutual_removals_settled_by_seniority),
+      cmocka_unit_test(junior_admin_cannot_remove_senior),
       cmocka_unit_test(concurrent_rekeys_pick_one_epoch),
-      cmocka_unit_test(concurrent_role_changes),
+      cmocka_unit_test(demotion_beats_concurrent_actions_of_the_demoted),
       cmocka_unit_test(single_use_invite_redeemed_twice_admits_lower_id),
       cmocka_unit_test(random_schedules_converge),
   };

@@ -14,6 +14,8 @@
 
 #define T0 1700000000000ull
 #define HOUR (3600ull * 1000)
+/* The receivers' clock: later than any event a test makes. */
+#define RECV_NOW (T0 + 1000 * 24 * HOUR)
 
 enum { A, B, C, D, E, F, Z, N_NODES };
 static const char *const NAMES[N_NODES] = {"alice", "bob",  "carol", "dave",
@@ -55,7 +57,7 @@ static inline kith_err deliver_x(kith_group *g, GBytes *raw, char **text,
   GPtrArray *acc = acc_new();
   size_t len;
   const uint8_t *p = g_bytes_get_data(raw, &len);
-  kith_err rc = kith_group_receive(g, p, len, T0, acc);
+  kith_err rc = kith_group_receive(g, p, len, RECV_NOW, acc);
   for (guint i = 0; i < acc->len; i++) {
     kith_accepted *a = acc->pdata[i];
     if (a->text && text) {
@@ -119,11 +121,31 @@ static inline void new_invite(world *w, int by, uint32_t uses,
 }
 
 static inline void send_text(world *w, int by, const char *text) {
-  kith_accepted *a = NULL;
-  assert_int_equal(kith_group_send(w->g[by], text, strlen(text), w->now, &a),
-                   KITH_OK);
-  assert_string_equal(a->text, text);
-  log_take(w, a);
+  GPtrArray *acc = acc_new();
+  assert_int_equal(
+      kith_group_send(w->g[by], text, strlen(text), NULL, w->now, acc),
+      KITH_OK);
+  kith_accepted *last = acc->pdata[acc->len - 1];
+  assert_string_equal(last->text, text);
+  log_all(w, acc);
+}
+
+/* The deepest head of g (ties: the larger id) and its depth. */
+static inline uint64_t deepest_head(kith_group *g, uint8_t id[32]) {
+  GByteArray *hs = g_byte_array_new();
+  uint64_t best = 0;
+  kith_group_heads(g, hs);
+  assert_true(hs->len >= 32);
+  for (guint i = 0; i < hs->len; i += 32) {
+    uint64_t d;
+    assert_int_equal(
+        kith_group_event_info(g, hs->data + i, &d, NULL, NULL, NULL),
+        KITH_OK);
+    if (i == 0 || d > best || (d == best && memcmp(hs->data + i, id, 32) > 0))
+      best = d, memcpy(id, hs->data + i, 32);
+  }
+  g_byte_array_free(hs, TRUE);
+  return best;
 }
 
 /* The last message text n can read after a full sync, NULL if none. */
@@ -227,20 +249,15 @@ static inline void secret_of(kith_group *g, uint64_t *epoch, uint8_t out[32]) {
   secret_of(g, epoch, out);
 }
 
-/* One parent: the last event in by's apply order. */
+/* One parent: by's deepest head. */
 static inline void craft_start(world *w, int by, uint32_t kind,
                                kith_event *ev) {
-  GByteArray *ids = g_byte_array_new();
-  kith_group_event_ids(w->g[by], ids);
-  const uint8_t *last = ids->data + ids->len - 32;
   memset(ev, 0, sizeof *ev);
   ev->kind = kind;
   ev->ts_ms = w->now;
   ev->n_parents = 1;
   memcpy(ev->group_id, w->gid, 32);
-  memcpy(ev->parents[0], last, 32);
-  ev->depth = kith_group_event(w->g[by], last)->depth + 1;
-  g_byte_array_free(ids, TRUE);
+  ev->depth = deepest_head(w->g[by], ev->parents[0]) + 1;
 }
 
 static inline GBytes *craft_finish(world *w, int by, kith_event *ev,
