@@ -41,10 +41,18 @@ static void progress(node_join *j, const char *fmt, ...) {
   g_free(text);
 }
 
+/* The refusal of a node that cannot admit anyone to the group (it is not,
+ * or no longer, a member): the joiner tries the other ways in. */
+static const char JOIN_NOT_MEMBER[] = "this node is not a member of that group";
+
 static const char *admit_error(kith_err err) {
   switch (err) {
   case KITH_ERR_NOT_FOUND:
-    return "the invite code is not valid for this group";
+    return "the invite code is not valid for this group (revoked, or its "
+           "maker was removed)";
+  case KITH_ERR_FORBIDDEN:
+    return "this node is banned from the group; an owner or admin can lift "
+           "the ban (kith unban)";
   case KITH_ERR_EXPIRED:
     return "the invite code has expired; ask for a new one";
   case KITH_ERR_USED_UP:
@@ -53,6 +61,8 @@ static const char *admit_error(kith_err err) {
     return "the invite proof is invalid";
   case KITH_ERR_LIMIT:
     return "the group is full";
+  case KITH_ERR_EXISTS:
+    return "this node is a member already";
   default:
     return "the admission failed";
   }
@@ -90,7 +100,7 @@ const char *join_on_offer(kith_node *n, const uint8_t from[32],
       kith_codec_strdup(&it[3], KITH_NAME_MAX, &name) != KITH_OK)
     goto out;
   ng = node_group_get(n, gid);
-  refusal = "this node is not a member of that group";
+  refusal = JOIN_NOT_MEMBER;
   if (!ng || !kith_group_is_member(ng->g, n->me.pk))
     goto out;
   refusal = NULL;
@@ -370,6 +380,25 @@ void join_on_refuse(kith_node *n, const uint8_t from[32], const char *reason) {
 
   if (!j || j->admitted)
     return;
+  size_t ways = j->inv.n_addrs + j->inv.n_others + j->inv.n_relays;
+  if (strcmp(reason, JOIN_NOT_MEMBER) == 0 &&
+      memcmp(from, j->inv.inviter, KITH_ID_LEN) == 0) {
+    /* the inviter cannot admit (it left or was removed): the other members
+     * the code names can, if the invite is still good */
+    while (j->next_addr < ways && memcmp(from, j->target, KITH_ID_LEN) == 0) {
+      const uint8_t *id;
+      const kith_addr *a;
+      const kith_invite_member *relay;
+      candidate(j, j->next_addr, &id, &a, &relay);
+      if (memcmp(id, from, KITH_ID_LEN) != 0)
+        break;
+      j->next_addr++;
+    }
+    if (j->next_addr < ways) {
+      try_next_addr(n, j, node_now());
+      return;
+    }
+  }
   msg = g_strdup_printf("the join was refused: %s", reason);
   finish(n, j, KITH_ERR_FORBIDDEN, msg);
   g_free(msg);

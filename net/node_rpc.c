@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "../core/codec.h"
-#include "node_int.h"
+#include "node_rpc_int.h"
 
 #define INVITE_MAX_TTL_S (365 * 24 * 3600)
 #define LOG_PAGE_MAX 500 /* messages in one log reply */
@@ -16,27 +16,27 @@
                                   socket's limit is 256 KiB) */
 #define LOG_ENTRY_OVERHEAD 300 /* keys, ids and name of one entry */
 
-static const char *role_name(kith_role r) {
+const char *rpc_role_name(kith_role r) {
   return r == KITH_ROLE_OWNER   ? "owner"
          : r == KITH_ROLE_ADMIN ? "admin"
                                 : "member";
 }
 
-static void kv_str(kith_pack *pk, const char *k, const char *v) {
+void rpc_kv_str(kith_pack *pk, const char *k, const char *v) {
   kith_pack_cstr(pk, k);
   kith_pack_cstr(pk, v);
 }
 
-static void kv_uint(kith_pack *pk, const char *k, uint64_t v) {
+void rpc_kv_uint(kith_pack *pk, const char *k, uint64_t v) {
   kith_pack_cstr(pk, k);
   kith_pack_uint(pk, v);
 }
 
-static void kv_id(kith_pack *pk, const char *k, const uint8_t id[32]) {
+void rpc_kv_id(kith_pack *pk, const char *k, const uint8_t id[32]) {
   char text[KITH_ID_TEXT_LEN + 1];
 
   kith_id_to_text(id, text);
-  kv_str(pk, k, text);
+  rpc_kv_str(pk, k, text);
 }
 
 /* Sends what pk holds as the result and frees it. */
@@ -68,8 +68,8 @@ int node_rpc_param_str(const msgpack_object *params, uint32_t i, char *out,
   return 1;
 }
 
-static int param_uint(const msgpack_object *params, uint32_t i, uint64_t max,
-                      uint64_t *v) {
+int rpc_param_uint(const msgpack_object *params, uint32_t i, uint64_t max,
+                   uint64_t *v) {
   return params->type == MSGPACK_OBJECT_ARRAY && i < params->via.array.size &&
          kith_codec_uint(&params->via.array.ptr[i], max, v) == KITH_OK;
 }
@@ -116,8 +116,8 @@ static const void *match_result(const name_match *m, int *ambiguous) {
  * this node holds (members and former members, not groups still being
  * joined). Replies with
  * the error itself on failure. */
-static node_group *resolve_group(kith_node *n, kith_rpc_call *call,
-                                 const msgpack_object *params) {
+node_group *rpc_resolve_group(kith_node *n, kith_rpc_call *call,
+                              const msgpack_object *params) {
   char arg[256];
   GHashTableIter it;
   gpointer v;
@@ -157,8 +157,8 @@ static void rpc_id(kith_rpc_call *call, const msgpack_object *params,
 
   kith_pack_init(&pk);
   msgpack_pack_map(&pk.pk, 2);
-  kv_str(&pk, "node_id", n->me_text);
-  kv_str(&pk, "name", n->name);
+  rpc_kv_str(&pk, "node_id", n->me_text);
+  rpc_kv_str(&pk, "name", n->name);
   node_rpc_reply(n, call, &pk);
 }
 
@@ -191,12 +191,12 @@ static void rpc_status(kith_rpc_call *call, const msgpack_object *params,
 
   kith_pack_init(&pk);
   msgpack_pack_map(&pk.pk, 6);
-  kv_str(&pk, "node_id", n->me_text);
-  kv_str(&pk, "name", n->name);
-  kv_uint(&pk, "port", kith_signal_port(n->sig));
-  kv_uint(&pk, "peers", count_up(n));
-  kv_uint(&pk, "groups", count_groups(n));
-  kv_uint(&pk, "uptime_s", (node_now() - n->start_ms) / 1000);
+  rpc_kv_str(&pk, "node_id", n->me_text);
+  rpc_kv_str(&pk, "name", n->name);
+  rpc_kv_uint(&pk, "port", kith_signal_port(n->sig));
+  rpc_kv_uint(&pk, "peers", count_up(n));
+  rpc_kv_uint(&pk, "groups", count_groups(n));
+  rpc_kv_uint(&pk, "uptime_s", (node_now() - n->start_ms) / 1000);
   node_rpc_reply(n, call, &pk);
 }
 
@@ -213,23 +213,23 @@ static void rpc_peers(kith_rpc_call *call, const msgpack_object *params,
     if (p->state != PEER_UP)
       continue;
     msgpack_pack_map(&pk.pk, 5);
-    kv_str(&pk, "node_id", p->id_text);
-    kv_str(&pk, "name", node_member_name(n, p->id));
-    kv_str(&pk, "path", peer_path(p));
-    kv_str(&pk, "addr", peer_addr(p));
-    kv_uint(&pk, "rtt_ms", (uint64_t)(p->rtt_ms + 0.5));
+    rpc_kv_str(&pk, "node_id", p->id_text);
+    rpc_kv_str(&pk, "name", node_member_name(n, p->id));
+    rpc_kv_str(&pk, "path", peer_path(p));
+    rpc_kv_str(&pk, "addr", peer_addr(p));
+    rpc_kv_uint(&pk, "rtt_ms", (uint64_t)(p->rtt_ms + 0.5));
   }
   g_list_free(peers);
   node_rpc_reply(n, call, &pk);
 }
 
-static void pack_event_id(kith_node *n, kith_rpc_call *call,
-                          const uint8_t id[32]) {
+void rpc_pack_event_id(kith_node *n, kith_rpc_call *call,
+                       const uint8_t id[32]) {
   kith_pack pk;
 
   kith_pack_init(&pk);
   msgpack_pack_map(&pk.pk, 1);
-  kv_id(&pk, "event_id", id);
+  rpc_kv_id(&pk, "event_id", id);
   node_rpc_reply(n, call, &pk);
 }
 
@@ -245,7 +245,7 @@ static void publish_local(kith_node *n, kith_rpc_call *call, node_group *ng,
   node_accepted(n, ng, list, ACC_LOCAL);
   g_ptr_array_unref(list);
   if (call)
-    pack_event_id(n, call, id);
+    rpc_pack_event_id(n, call, id);
 }
 
 static void rpc_group_create(kith_rpc_call *call, const msgpack_object *params,
@@ -270,11 +270,22 @@ static void rpc_group_create(kith_rpc_call *call, const msgpack_object *params,
     kith_rpc_error(call, KITH_ERR_ARG, "history is shared or joined");
     return;
   }
-  kith_group_options opt = {.name = name,
-                            .owner_name = n->name,
-                            .history = hist[0] == 's' ? KITH_HISTORY_SHARED
-                                                      : KITH_HISTORY_JOINED,
-                            .admins_only_invites = 0};
+  /* optional: announce bool, invites "all" or "admins" */
+  int announce = params->via.array.size > 2 &&
+                 params->via.array.ptr[2].type == MSGPACK_OBJECT_BOOLEAN &&
+                 params->via.array.ptr[2].via.boolean;
+  char invites[16] = "all";
+  if (params->via.array.size > 3 &&
+      (!node_rpc_param_str(params, 3, invites, sizeof invites) ||
+       (strcmp(invites, "all") != 0 && strcmp(invites, "admins") != 0))) {
+    kith_rpc_error(call, KITH_ERR_ARG, "invites is all or admins");
+    return;
+  }
+  kith_group_options opt = {
+      .name = name,
+      .owner_name = n->name,
+      .history = hist[0] == 's' ? KITH_HISTORY_SHARED : KITH_HISTORY_JOINED,
+      .admins_only_invites = strcmp(invites, "admins") == 0};
   err = kith_group_create(&n->me, &opt, node_wall_ms(), &g, &acc);
   if (err != KITH_OK) {
     kith_rpc_error(call, err, "cannot create the group: %s",
@@ -293,12 +304,19 @@ static void rpc_group_create(kith_rpc_call *call, const msgpack_object *params,
   }
   ng = node_group_add(n, g);
   publish_local(n, NULL, ng, acc);
+  if (announce) {
+    GPtrArray *more = rpc_new_batch();
+    if (kith_group_set_announce(g, 1, node_wall_ms(), more) != KITH_OK)
+      node_log(n, "could not set announce mode on a new group");
+    node_accepted(n, ng, more, ACC_LOCAL);
+    g_ptr_array_unref(more);
+  }
   gossip_group_update(n, ng);
   node_log(n, "created group %s (%s)", name, ng->id_text);
   kith_pack_init(&pk);
   msgpack_pack_map(&pk.pk, 2);
-  kv_str(&pk, "group_id", ng->id_text);
-  kv_str(&pk, "name", name);
+  rpc_kv_str(&pk, "group_id", ng->id_text);
+  rpc_kv_str(&pk, "name", name);
   node_rpc_reply(n, call, &pk);
 }
 
@@ -320,19 +338,41 @@ static void rpc_group_list(kith_rpc_call *call, const msgpack_object *params,
     if (!me)
       continue;
     msgpack_pack_map(&pk.pk, 4);
-    kv_str(&pk, "group_id", ng->id_text);
-    kv_str(&pk, "name", kith_group_name(ng->g));
-    kv_uint(&pk, "members", kith_group_n_members(ng->g));
-    kv_str(&pk, "role", role_name(me->role));
+    rpc_kv_str(&pk, "group_id", ng->id_text);
+    rpc_kv_str(&pk, "name", kith_group_name(ng->g));
+    rpc_kv_uint(&pk, "members", kith_group_n_members(ng->g));
+    rpc_kv_str(&pk, "role", rpc_role_name(me->role));
   }
   g_list_free(groups);
   node_rpc_reply(n, call, &pk);
 }
 
+/* Members a member reported: a rekey whose box for the reporter did not
+ * open (docs/protocol.md 5.7). */
+static void pack_reports(kith_pack *pk, node_group *ng) {
+  size_t n = kith_group_n_reports(ng->g);
+
+  kith_pack_cstr(pk, "reports");
+  kith_pack_array(pk, (uint32_t)n);
+  for (size_t i = 0; i < n; i++) {
+    uint8_t by[32], about[32], rekey[32];
+    char what[128], text[KITH_ID_TEXT_LEN + 1];
+    kith_group_report_at(ng->g, i, by, about, rekey);
+    kith_id_to_text(rekey, text);
+    g_snprintf(what, sizeof what, "its box of rekey %.12s did not open", text);
+    msgpack_pack_map(&pk->pk, 5);
+    rpc_kv_id(pk, "by", by);
+    rpc_kv_str(pk, "by_name", kith_group_name_of(ng->g, by));
+    rpc_kv_id(pk, "about", about);
+    rpc_kv_str(pk, "about_name", kith_group_name_of(ng->g, about));
+    rpc_kv_str(pk, "what", what);
+  }
+}
+
 static void rpc_group_info(kith_rpc_call *call, const msgpack_object *params,
                            void *ud) {
   kith_node *n = ud;
-  node_group *ng = resolve_group(n, call, params);
+  node_group *ng = rpc_resolve_group(n, call, params);
   uint8_t hash[32];
   kith_pack pk;
 
@@ -340,18 +380,23 @@ static void rpc_group_info(kith_rpc_call *call, const msgpack_object *params,
     return;
   kith_group_state_hash(ng->g, hash);
   kith_pack_init(&pk);
-  msgpack_pack_map(&pk.pk, 9);
-  kv_str(&pk, "group_id", ng->id_text);
-  kv_str(&pk, "name", kith_group_name(ng->g));
-  kv_str(&pk, "topic", kith_group_topic(ng->g));
-  kv_str(&pk, "history",
-         kith_group_history(ng->g) == KITH_HISTORY_SHARED ? "shared"
-                                                          : "joined");
-  kv_uint(&pk, "epoch", kith_group_epoch(ng->g));
-  kv_uint(&pk, "members", kith_group_n_members(ng->g));
-  kv_uint(&pk, "events", kith_group_n_events(ng->g));
-  kv_id(&pk, "state_hash", hash);
-  kv_uint(&pk, "links", ng->gs ? kith_gossip_active(ng->gs, NULL, 0) : 0);
+  msgpack_pack_map(&pk.pk, 13);
+  rpc_kv_str(&pk, "group_id", ng->id_text);
+  rpc_kv_str(&pk, "name", kith_group_name(ng->g));
+  rpc_kv_str(&pk, "topic", kith_group_topic(ng->g));
+  rpc_kv_str(&pk, "history",
+             kith_group_history(ng->g) == KITH_HISTORY_SHARED ? "shared"
+                                                              : "joined");
+  rpc_kv_uint(&pk, "epoch", kith_group_epoch(ng->g));
+  rpc_kv_uint(&pk, "members", kith_group_n_members(ng->g));
+  rpc_kv_uint(&pk, "events", kith_group_n_events(ng->g));
+  rpc_kv_id(&pk, "state_hash", hash);
+  rpc_kv_uint(&pk, "links", ng->gs ? kith_gossip_active(ng->gs, NULL, 0) : 0);
+  rpc_kv_str(&pk, "mode", kith_group_announce(ng->g) ? "announce" : "open");
+  rpc_kv_str(&pk, "invites",
+             kith_group_admins_only_invites(ng->g) ? "admins" : "all");
+  rpc_kv_uint(&pk, "banned", kith_group_n_banned(ng->g));
+  pack_reports(&pk, ng);
   node_rpc_reply(n, call, &pk);
 }
 
@@ -369,7 +414,7 @@ static int is_online(kith_node *n, const uint8_t id[32]) {
 static void rpc_group_members(kith_rpc_call *call, const msgpack_object *params,
                               void *ud) {
   kith_node *n = ud;
-  node_group *ng = resolve_group(n, call, params);
+  node_group *ng = rpc_resolve_group(n, call, params);
   kith_pack pk;
   size_t count;
 
@@ -381,9 +426,9 @@ static void rpc_group_members(kith_rpc_call *call, const msgpack_object *params,
   for (size_t i = 0; i < count; i++) {
     const kith_member *m = kith_group_member_at(ng->g, i);
     msgpack_pack_map(&pk.pk, 4);
-    kv_id(&pk, "node_id", m->id);
-    kv_str(&pk, "name", m->name);
-    kv_str(&pk, "role", role_name(m->role));
+    rpc_kv_id(&pk, "node_id", m->id);
+    rpc_kv_str(&pk, "name", m->name);
+    rpc_kv_str(&pk, "role", rpc_role_name(m->role));
     kith_pack_cstr(&pk, "online");
     kith_pack_bool(&pk, is_online(n, m->id));
   }
@@ -464,7 +509,7 @@ static void invite_relays(kith_node *n, kith_invite *inv) {
 static void rpc_invite(kith_rpc_call *call, const msgpack_object *params,
                        void *ud) {
   kith_node *n = ud;
-  node_group *ng = resolve_group(n, call, params);
+  node_group *ng = rpc_resolve_group(n, call, params);
   uint64_t uses = 1, ttl = 24 * 3600, now = node_wall_ms();
   kith_invite inv = {0};
   kith_accepted *acc;
@@ -475,9 +520,9 @@ static void rpc_invite(kith_rpc_call *call, const msgpack_object *params,
   if (!ng)
     return;
   if ((params->via.array.size > 1 &&
-       !param_uint(params, 1, KITH_INVITE_MAX_USES, &uses)) ||
+       !rpc_param_uint(params, 1, KITH_INVITE_MAX_USES, &uses)) ||
       (params->via.array.size > 2 &&
-       !param_uint(params, 2, INVITE_MAX_TTL_S, &ttl)) ||
+       !rpc_param_uint(params, 2, INVITE_MAX_TTL_S, &ttl)) ||
       uses == 0 || ttl == 0) {
     kith_rpc_error(call, KITH_ERR_ARG,
                    "uses must be 1 to %d and the ttl 1 s to 365 days",
@@ -508,7 +553,7 @@ static void rpc_invite(kith_rpc_call *call, const msgpack_object *params,
   }
   kith_pack_init(&pk);
   msgpack_pack_map(&pk.pk, 1);
-  kv_str(&pk, "code", code);
+  rpc_kv_str(&pk, "code", code);
   sodium_memzero(code, sizeof code);
   node_rpc_reply(n, call, &pk);
 }
@@ -520,7 +565,7 @@ static void rpc_join(kith_rpc_call *call, const msgpack_object *params,
 
   if (!node_rpc_param_str(params, 0, code, sizeof code) ||
       (params->via.array.size > 1 &&
-       !param_uint(params, 1, 24 * 3600, &timeout))) {
+       !rpc_param_uint(params, 1, 24 * 3600, &timeout))) {
     kith_rpc_error(call, KITH_ERR_ARG,
                    "this is not a kith invite code (too long or not text)");
     return;
@@ -529,7 +574,7 @@ static void rpc_join(kith_rpc_call *call, const msgpack_object *params,
   sodium_memzero(code, sizeof code);
 }
 
-static const char *change_error(kith_err err) {
+const char *rpc_change_error(kith_err err) {
   switch (err) {
   case KITH_ERR_FORBIDDEN:
     return "your role in this group does not allow that";
@@ -549,8 +594,8 @@ static int id_set(const uint8_t id[32]) {
   return memcmp(id, zero, 32) != 0;
 }
 
-static void publish_change(kith_node *n, kith_rpc_call *call, node_group *ng,
-                           kith_err err, GPtrArray *acc) {
+void rpc_publish_change(kith_node *n, kith_rpc_call *call, node_group *ng,
+                        kith_err err, GPtrArray *acc) {
   uint8_t id[32] = {0};
 
   if (acc->len > 0) {
@@ -568,21 +613,21 @@ static void publish_change(kith_node *n, kith_rpc_call *call, node_group *ng,
                    "the old epoch meanwhile");
   } else if (err != KITH_OK || !id_set(id)) {
     kith_rpc_error(call, err ? err : KITH_ERR_STATE, "cannot do that: %s",
-                   change_error(err ? err : KITH_ERR_STATE));
+                   rpc_change_error(err ? err : KITH_ERR_STATE));
   } else {
-    pack_event_id(n, call, id);
+    rpc_pack_event_id(n, call, id);
   }
 }
 
-static GPtrArray *new_batch(void) {
+GPtrArray *rpc_new_batch(void) {
   return g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
 }
 
 /* EVENT: an event of the group by its id in base32, or a unique prefix of
  * one. */
-static int resolve_event(kith_node *n, kith_rpc_call *call, node_group *ng,
-                         const msgpack_object *params, uint32_t i,
-                         uint8_t out[32]) {
+int rpc_resolve_event(kith_node *n, kith_rpc_call *call, node_group *ng,
+                      const msgpack_object *params, uint32_t i,
+                      uint8_t out[32]) {
   char arg[KITH_ID_TEXT_LEN + 1];
   kith_err err;
 
@@ -624,7 +669,7 @@ static const char *send_error(kith_err err) {
 static void rpc_send(kith_rpc_call *call, const msgpack_object *params,
                      void *ud) {
   kith_node *n = ud;
-  node_group *ng = resolve_group(n, call, params);
+  node_group *ng = rpc_resolve_group(n, call, params);
   const char *text;
   size_t len;
   uint8_t reply[32];
@@ -644,9 +689,9 @@ static void rpc_send(kith_rpc_call *call, const msgpack_object *params,
   }
   int has_reply = params->via.array.size > 2 &&
                   params->via.array.ptr[2].type != MSGPACK_OBJECT_NIL;
-  if (has_reply && !resolve_event(n, call, ng, params, 2, reply))
+  if (has_reply && !rpc_resolve_event(n, call, ng, params, 2, reply))
     return;
-  acc = new_batch();
+  acc = rpc_new_batch();
   node_batch(n);
   err = kith_group_send(ng->g, text, len, has_reply ? reply : NULL,
                         node_wall_ms(), acc);
@@ -655,7 +700,7 @@ static void rpc_send(kith_rpc_call *call, const msgpack_object *params,
     kith_rpc_error(call, err, "cannot send: %s", send_error(err));
     return;
   }
-  publish_change(n, call, ng, err, acc);
+  rpc_publish_change(n, call, ng, err, acc);
 }
 
 /* One page of the log: the newest messages (at most `count`, 0 = any
@@ -665,7 +710,7 @@ static void rpc_send(kith_rpc_call *call, const msgpack_object *params,
 static void rpc_log(kith_rpc_call *call, const msgpack_object *params,
                     void *ud) {
   kith_node *n = ud;
-  node_group *ng = resolve_group(n, call, params);
+  node_group *ng = rpc_resolve_group(n, call, params);
   uint64_t count = 0;
   char before_text[KITH_ID_TEXT_LEN + 1] = "";
   uint8_t before[32];
@@ -677,7 +722,7 @@ static void rpc_log(kith_rpc_call *call, const msgpack_object *params,
   if (!ng)
     return;
   if ((params->via.array.size > 1 &&
-       !param_uint(params, 1, 1u << 30, &count)) ||
+       !rpc_param_uint(params, 1, 1u << 30, &count)) ||
       (params->via.array.size > 2 &&
        !node_rpc_param_str(params, 2, before_text, sizeof before_text)) ||
       (before_text[0] && kith_id_from_text(before_text, before) != KITH_OK)) {
@@ -708,11 +753,11 @@ static void rpc_log(kith_rpc_call *call, const msgpack_object *params,
     kith_stored_msg *m = msgs->pdata[i];
     const kith_member *who = kith_group_find_member(ng->g, m->sender);
     msgpack_pack_map(&pk.pk, 5);
-    kv_id(&pk, "event_id", m->event_id);
-    kv_uint(&pk, "time_ms", m->ts_ms);
-    kv_id(&pk, "sender_id", m->sender);
-    kv_str(&pk, "sender_name", who ? who->name : "");
-    kv_str(&pk, "text", m->text);
+    rpc_kv_id(&pk, "event_id", m->event_id);
+    rpc_kv_uint(&pk, "time_ms", m->ts_ms);
+    rpc_kv_id(&pk, "sender_id", m->sender);
+    rpc_kv_str(&pk, "sender_name", who ? who->name : "");
+    rpc_kv_str(&pk, "text", m->text);
   }
   g_ptr_array_unref(msgs);
   node_rpc_reply(n, call, &pk);
@@ -721,7 +766,7 @@ static void rpc_log(kith_rpc_call *call, const msgpack_object *params,
 static void rpc_subscribe(kith_rpc_call *call, const msgpack_object *params,
                           void *ud) {
   kith_node *n = ud;
-  node_group *ng = resolve_group(n, call, params);
+  node_group *ng = rpc_resolve_group(n, call, params);
   kith_pack pk;
 
   if (!ng)
@@ -729,15 +774,15 @@ static void rpc_subscribe(kith_rpc_call *call, const msgpack_object *params,
   kith_rpc_subscribe(call, ng->id_text);
   kith_pack_init(&pk);
   msgpack_pack_map(&pk.pk, 1);
-  kv_str(&pk, "group_id", ng->id_text);
+  rpc_kv_str(&pk, "group_id", ng->id_text);
   node_rpc_reply(n, call, &pk);
 }
 
 /* MEMBER: a full node id, a unique member name, or a unique id prefix.
  * Replies with the error itself on failure. */
-static const kith_member *resolve_member(kith_rpc_call *call, node_group *ng,
-                                         const msgpack_object *params,
-                                         uint32_t i) {
+const kith_member *rpc_resolve_member(kith_rpc_call *call, node_group *ng,
+                                      const msgpack_object *params,
+                                      uint32_t i) {
   char arg[256], text[KITH_ID_TEXT_LEN + 1];
   name_match mt = {.arg = arg};
   const kith_member *found;
@@ -769,8 +814,8 @@ static const kith_member *resolve_member(kith_rpc_call *call, node_group *ng,
 static void rpc_kick(kith_rpc_call *call, const msgpack_object *params,
                      void *ud) {
   kith_node *n = ud;
-  node_group *ng = resolve_group(n, call, params);
-  const kith_member *m = ng ? resolve_member(call, ng, params, 1) : NULL;
+  node_group *ng = rpc_resolve_group(n, call, params);
+  const kith_member *m = ng ? rpc_resolve_member(call, ng, params, 1) : NULL;
   GPtrArray *acc;
 
   if (!m)
@@ -780,29 +825,29 @@ static void rpc_kick(kith_rpc_call *call, const msgpack_object *params,
                    "you cannot kick yourself; use kith leave");
     return;
   }
-  acc = new_batch();
-  publish_change(n, call, ng,
-                 kith_group_remove(ng->g, m->id, node_wall_ms(), acc), acc);
+  acc = rpc_new_batch();
+  rpc_publish_change(n, call, ng,
+                     kith_group_remove(ng->g, m->id, node_wall_ms(), acc), acc);
 }
 
 static void rpc_leave(kith_rpc_call *call, const msgpack_object *params,
                       void *ud) {
   kith_node *n = ud;
-  node_group *ng = resolve_group(n, call, params);
+  node_group *ng = rpc_resolve_group(n, call, params);
   GPtrArray *acc;
 
   if (!ng)
     return;
-  acc = new_batch();
-  publish_change(n, call, ng, kith_group_leave(ng->g, node_wall_ms(), acc),
-                 acc);
+  acc = rpc_new_batch();
+  rpc_publish_change(n, call, ng, kith_group_leave(ng->g, node_wall_ms(), acc),
+                     acc);
 }
 
 static void rpc_role(kith_rpc_call *call, const msgpack_object *params,
                      void *ud) {
   kith_node *n = ud;
-  node_group *ng = resolve_group(n, call, params);
-  const kith_member *m = ng ? resolve_member(call, ng, params, 1) : NULL;
+  node_group *ng = rpc_resolve_group(n, call, params);
+  const kith_member *m = ng ? rpc_resolve_member(call, ng, params, 1) : NULL;
   char role[16];
   kith_role r;
   GPtrArray *acc;
@@ -818,16 +863,16 @@ static void rpc_role(kith_rpc_call *call, const msgpack_object *params,
   r = role[0] == 'o'   ? KITH_ROLE_OWNER
       : role[0] == 'a' ? KITH_ROLE_ADMIN
                        : KITH_ROLE_MEMBER;
-  acc = new_batch();
-  publish_change(n, call, ng,
-                 kith_group_set_role(ng->g, m->id, r, node_wall_ms(), acc),
-                 acc);
+  acc = rpc_new_batch();
+  rpc_publish_change(n, call, ng,
+                     kith_group_set_role(ng->g, m->id, r, node_wall_ms(), acc),
+                     acc);
 }
 
 static void rpc_topic(kith_rpc_call *call, const msgpack_object *params,
                       void *ud) {
   kith_node *n = ud;
-  node_group *ng = resolve_group(n, call, params);
+  node_group *ng = rpc_resolve_group(n, call, params);
   const char *text;
   size_t len;
   GPtrArray *acc;
@@ -840,10 +885,10 @@ static void rpc_topic(kith_rpc_call *call, const msgpack_object *params,
     kith_rpc_error(call, KITH_ERR_ARG, "a topic is UTF-8 text");
     return;
   }
-  acc = new_batch();
-  publish_change(n, call, ng,
-                 kith_group_set_topic(ng->g, text, len, node_wall_ms(), acc),
-                 acc);
+  acc = rpc_new_batch();
+  rpc_publish_change(
+      n, call, ng, kith_group_set_topic(ng->g, text, len, node_wall_ms(), acc),
+      acc);
 }
 
 void node_rpc_register(kith_node *n) {
@@ -870,6 +915,7 @@ void node_rpc_register(kith_node *n) {
   };
 
   relay_rpc_register(n);
+  node_rpc_mod_register(n);
 
   for (size_t i = 0; i < G_N_ELEMENTS(methods); i++)
     kith_control_register(n->ctl, methods[i].name, methods[i].fn, n);
