@@ -6,6 +6,7 @@
 #define KITH_CLI_H
 
 #include <glib.h>
+#include <stdint.h>
 
 /* Exit codes (CLI.md). */
 enum {
@@ -36,9 +37,18 @@ int cli_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 /* Prints "kith: error: <msg>; see 'kith <cmd> --help'"; returns CLI_USAGE. */
 int cli_usage(const char *cmd, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 
+/* While set (the chat's screen is up), error lines go to fn instead of
+ * stderr. NULL restores stderr. */
+typedef void (*cli_error_sink)(const char *msg, void *ud);
+void cli_set_error_sink(cli_error_sink fn, void *ud);
+
+/* "30s", "10m", "24h", "7d": 1 s to max_s seconds. Returns 0 if not. */
+int cli_parse_duration(const char *s, uint64_t max_s, uint64_t *out);
+
 /* Parses the options of command cmd (its entries plus the global --home
  * and --json; --help prints the usage and exits 0) and checks that exactly
- * nargs positional arguments remain, named in params ("GROUP TEXT").
+ * nargs positional arguments remain, named in params ("GROUP TEXT"); names
+ * in brackets ("[GROUP]") may be left out.
  * On success *argv[1..nargs] are the arguments. Returns CLI_OK or
  * CLI_USAGE (printed). */
 int cli_parse(cli_opts *o, const char *cmd, const char *params, int nargs,
@@ -69,8 +79,16 @@ int cli_cmd_group(cli_opts *o, int argc, char **argv);
 int cli_cmd_invite(cli_opts *o, int argc, char **argv);
 int cli_cmd_join(cli_opts *o, int argc, char **argv);
 int cli_cmd_send(cli_opts *o, int argc, char **argv);
+int cli_cmd_react(cli_opts *o, int argc, char **argv);
+int cli_cmd_edit(cli_opts *o, int argc, char **argv);
+int cli_cmd_delete(cli_opts *o, int argc, char **argv);
+int cli_cmd_chat(cli_opts *o, int argc, char **argv);
 int cli_cmd_log(cli_opts *o, int argc, char **argv);
 int cli_cmd_kick(cli_opts *o, int argc, char **argv);
+int cli_cmd_ban(cli_opts *o, int argc, char **argv);
+int cli_cmd_unban(cli_opts *o, int argc, char **argv);
+int cli_cmd_mute(cli_opts *o, int argc, char **argv);
+int cli_cmd_unmute(cli_opts *o, int argc, char **argv);
 int cli_cmd_leave(cli_opts *o, int argc, char **argv);
 int cli_cmd_role(cli_opts *o, int argc, char **argv);
 int cli_cmd_topic(cli_opts *o, int argc, char **argv);
