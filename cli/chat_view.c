@@ -235,8 +235,16 @@ static void draw_messages(chat *c, chat_group *g, int top, int rows,
       c->top_reached = 0;
     g_ptr_array_unref(lines);
   }
-  if (skip > 0) /* scrolled past the top: stay at the top */
-    c->scroll -= skip;
+  /* Scrolled past the top: the oldest line goes to the top of the pane. */
+  int spare = (y - top) + skip;
+  if (spare > 0 && c->scroll > 0) {
+    c->scroll = MAX(0, c->scroll - spare);
+    for (int r = top; r < top + rows; r++) {
+      move(r, 0);
+      clrtoeol();
+    }
+    draw_messages(c, g, top, rows, width);
+  }
 }
 
 static int member_rank(const chat_member *m) {
