@@ -69,6 +69,10 @@ int cli_read_passphrase(const char *file, const char *home, char **out,
                         size_t *len);
 void cli_passphrase_free(char *pass, size_t len);
 
+/* Prints the identity stored in the home (kith id with no node running);
+ * pass_file as for kith node. Returns an exit code (printed). */
+int cli_id_from_home(const cli_opts *o, const char *pass_file);
+
 /* Subcommands. */
 int cli_cmd_init(cli_opts *o, int argc, char **argv);
 int cli_cmd_node(cli_opts *o, int argc, char **argv);

@@ -96,9 +96,8 @@ static int bulk_line(bulk *b, const char *group, GString *line, long no) {
   if (line->len == 0)
     return CLI_OK; /* an empty line is no message */
   if (line->len >= KITH_TEXT_MAX)
-    return cli_error("line %ld is too long (%zu bytes; a message is 1 to "
-                     "%d bytes)",
-                     no, line->len, KITH_TEXT_MAX - 1);
+    return cli_error("line %ld is too long (a message is 1 to %d bytes)", no,
+                     KITH_TEXT_MAX - 1);
   if (!g_utf8_validate(line->str, (gssize)line->len, NULL))
     return cli_error("line %ld is not UTF-8 text", no);
   int rc = CLI_OK;

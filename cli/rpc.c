@@ -26,10 +26,8 @@ struct cli_rpc {
 
 static int no_node(const cli_opts *o) {
   char *hint = cli_home_hint(o);
-  fprintf(stderr,
-          "kith: error: no node is running for %s; start it with: kith "
-          "node%s\n",
-          o->home, hint);
+  cli_error("no node is running for %s; start it with: kith node%s", o->home,
+            hint);
   g_free(hint);
   return CLI_NO_NODE;
 }

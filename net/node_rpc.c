@@ -15,6 +15,9 @@
   (192 * 1024)                 /* one log reply at most (the control           \
                                   socket's limit is 256 KiB) */
 #define LOG_ENTRY_OVERHEAD 300 /* keys, ids and name of one entry */
+#define TOPIC_RULE                                                             \
+  "a topic is 0 to %d bytes of text without control characters (empty "        \
+  "clears it)"
 
 static const char *role_name(kith_role r) {
   return r == KITH_ROLE_OWNER   ? "owner"
@@ -248,6 +251,28 @@ static void publish_local(kith_node *n, kith_rpc_call *call, node_group *ng,
     pack_event_id(n, call, id);
 }
 
+/* Group names are unique among the groups this node is a member of (a
+ * joined group may still bring a second one: then use its id). Replies
+ * with the error when taken. */
+static int name_taken(kith_node *n, kith_rpc_call *call, const char *name) {
+  GHashTableIter it;
+  gpointer v;
+
+  g_hash_table_iter_init(&it, n->groups);
+  while (g_hash_table_iter_next(&it, NULL, &v)) {
+    node_group *ng = v;
+    if (kith_group_is_member(ng->g, n->me.pk) &&
+        strcmp(kith_group_name(ng->g), name) == 0) {
+      kith_rpc_error(call, KITH_ERR_EXISTS,
+                     "you already have a group named '%s' (%s); choose "
+                     "another name",
+                     name, ng->id_text);
+      return 1;
+    }
+  }
+  return 0;
+}
+
 static void rpc_group_create(kith_rpc_call *call, const msgpack_object *params,
                              void *ud) {
   kith_node *n = ud;
@@ -258,11 +283,15 @@ static void rpc_group_create(kith_rpc_call *call, const msgpack_object *params,
   kith_pack pk;
   kith_err err;
 
-  if (!node_rpc_param_str(params, 0, name, sizeof name) || !name[0]) {
-    kith_rpc_error(call, KITH_ERR_ARG, "a group name is 1 to %d bytes of text",
+  if (!node_rpc_param_str(params, 0, name, sizeof name) ||
+      !g_strstrip(name)[0]) {
+    kith_rpc_error(call, KITH_ERR_ARG,
+                   "a group name is 1 to %d bytes of printable text",
                    KITH_NAME_MAX);
     return;
   }
+  if (name_taken(n, call, name))
+    return;
   if (params->via.array.size > 1 &&
       !node_rpc_param_str(params, 1, hist, sizeof hist))
     hist[0] = 0;
@@ -542,6 +571,13 @@ static void rpc_send(kith_rpc_call *call, const msgpack_object *params,
     return;
   }
   err = kith_group_send(ng->g, text, len, node_wall_ms(), &acc);
+  if (err == KITH_ERR_NOT_MEMBER) {
+    kith_rpc_error(call, err,
+                   "cannot send: you are no longer a member of %s (you left "
+                   "or were removed)",
+                   kith_group_name(ng->g));
+    return;
+  }
   if (err != KITH_OK) {
     kith_rpc_error(call, err, "cannot send: %s", kith_strerror(err));
     return;
@@ -572,7 +608,10 @@ static void rpc_log(kith_rpc_call *call, const msgpack_object *params,
       (params->via.array.size > 2 &&
        !node_rpc_param_str(params, 2, before_text, sizeof before_text)) ||
       (before_text[0] && kith_id_from_text(before_text, before) != KITH_OK)) {
-    kith_rpc_error(call, KITH_ERR_ARG, "log takes a count and an event id");
+    kith_rpc_error(call, KITH_ERR_ARG,
+                   "log takes a count (0 to 2^30) and an event id (%d "
+                   "base32 characters)",
+                   KITH_ID_TEXT_LEN);
     return;
   }
   msgs = g_ptr_array_new_with_free_func((GDestroyNotify)kith_stored_msg_free);
@@ -744,6 +783,10 @@ static void rpc_role(kith_rpc_call *call, const msgpack_object *params,
   r = role[0] == 'o'   ? KITH_ROLE_OWNER
       : role[0] == 'a' ? KITH_ROLE_ADMIN
                        : KITH_ROLE_MEMBER;
+  if (m->role == r) {
+    kith_rpc_error(call, KITH_ERR_EXISTS, "%s is already %s", m->name, role);
+    return;
+  }
   acc = new_batch();
   publish_change(n, call, ng,
                  kith_group_set_role(ng->g, m->id, r, node_wall_ms(), acc),
@@ -757,19 +800,24 @@ static void rpc_topic(kith_rpc_call *call, const msgpack_object *params,
   const char *text;
   size_t len;
   GPtrArray *acc;
+  kith_err err;
 
   if (!ng)
     return;
   if (params->via.array.size < 2 ||
       kith_codec_str(&params->via.array.ptr[1], KITH_TEXT_MAX - 1, &text,
                      &len) != KITH_OK) {
-    kith_rpc_error(call, KITH_ERR_ARG, "a topic is UTF-8 text");
+    kith_rpc_error(call, KITH_ERR_ARG, TOPIC_RULE, KITH_TOPIC_MAX);
     return;
   }
   acc = new_batch();
-  publish_change(n, call, ng,
-                 kith_group_set_topic(ng->g, text, len, node_wall_ms(), acc),
-                 acc);
+  err = kith_group_set_topic(ng->g, text, len, node_wall_ms(), acc);
+  if (err == KITH_ERR_ARG) {
+    kith_rpc_error(call, err, TOPIC_RULE, KITH_TOPIC_MAX);
+    g_ptr_array_unref(acc);
+    return;
+  }
+  publish_change(n, call, ng, err, acc);
 }
 
 void node_rpc_register(kith_node *n) {
