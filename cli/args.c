@@ -185,6 +185,16 @@ int cli_parse_duration(const char *s, uint64_t max_s, uint64_t *out) {
   return 0;
 }
 
+int cli_duration_option(const char *cmd, const char *opt, const char *text,
+                        uint64_t max_s, uint64_t *out) {
+  if (text == NULL || cli_parse_duration(text, max_s, out))
+    return CLI_OK;
+  return cli_usage(cmd,
+                   "%s takes a duration like 30s, 10m, 24h or 7d (at most "
+                   "%" G_GUINT64_FORMAT "d), not '%s'",
+                   opt, max_s / 86400, text);
+}
+
 /* Characters that need no quoting in a POSIX shell word. */
 static int is_plain_word(const char *s) {
   return *s != '\0' &&

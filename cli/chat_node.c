@@ -130,8 +130,6 @@ static void on_item(chat *c, const msgpack_object *m, int update) {
 
 static void on_removed(chat *c, const msgpack_object *m) {
   const msgpack_object *gid = cli_map_get(m, "group_id");
-  const msgpack_object *by = cli_map_get(m, "by");
-  const msgpack_object *by_name = cli_map_get(m, "by_name");
   char *id = gid && gid->type == MSGPACK_OBJECT_STR
                  ? g_strndup(gid->via.str.ptr, gid->via.str.size)
                  : NULL;
@@ -139,15 +137,7 @@ static void on_removed(chat *c, const msgpack_object *m) {
   g_free(id);
   if (g == NULL)
     return;
-  char *by_id = by && by->type == MSGPACK_OBJECT_STR
-                    ? g_strndup(by->via.str.ptr, by->via.str.size)
-                    : g_strdup("");
-  char *name = by_name && by_name->type == MSGPACK_OBJECT_STR
-                   ? g_strndup(by_name->via.str.ptr, by_name->via.str.size)
-                   : g_strdup("");
-  char *who = cli_names_label(g->names, by_id, name);
-  char *gname = cli_clean(g->name, strlen(g->name), 0);
-  char *text = g_strdup_printf("you were removed from %s by %s", gname, who);
+  char *text = cli_removed_text(g->names, m, g->name);
   guint keep = c->cur;
   for (guint i = 0; i < c->groups->len; i++)
     if (c->groups->pdata[i] == g)
@@ -155,10 +145,6 @@ static void on_removed(chat *c, const msgpack_object *m) {
   chat_say(c, text);
   c->cur = keep;
   g_free(text);
-  g_free(gname);
-  g_free(who);
-  g_free(name);
-  g_free(by_id);
 }
 
 void chat_on_notify(const char *method, const msgpack_object *params,

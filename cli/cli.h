@@ -44,6 +44,10 @@ void cli_set_error_sink(cli_error_sink fn, void *ud);
 
 /* "30s", "10m", "24h", "7d": 1 s to max_s seconds. Returns 0 if not. */
 int cli_parse_duration(const char *s, uint64_t max_s, uint64_t *out);
+/* The value of option opt of cmd: CLI_OK with *out set (untouched when
+ * text is NULL), or CLI_USAGE (printed). */
+int cli_duration_option(const char *cmd, const char *opt, const char *text,
+                        uint64_t max_s, uint64_t *out);
 
 /* Parses the options of command cmd (its entries plus the global --home
  * and --json; --help prints the usage and exits 0) and checks that exactly

@@ -5,9 +5,6 @@
 #include "../core/group.h"
 #include "rpc.h"
 
-static const cli_field EVENT_FIELDS[] = {{"event_id", "event id", NULL},
-                                         {NULL, NULL, NULL}};
-
 static const cli_field CREATED_FIELDS[] = {
     {"group_id", "group id", NULL}, {"name", "name", NULL}, {NULL, NULL, NULL}};
 
@@ -141,14 +138,9 @@ static int group_setting(cli_opts *o, const char *cmd, const char *a,
     rc = cli_usage(cmd, "the setting is %s or %s, not '%s'", a, b, argv[2]);
   if (rc != CLI_OK)
     return rc;
-  kith_pack p;
-  kith_pack_init(&p);
-  kith_pack_array(&p, 2);
-  kith_pack_cstr(&p, argv[1]);
-  kith_pack_cstr(&p, argv[2]);
   /* "group mode" calls group.mode */
   char *method = g_strdelimit(g_strdup(cmd), " ", '.');
-  rc = cli_call_show(o, method, &p, EVENT_FIELDS, 0);
+  rc = cli_call_strs(o, method, 2, argv + 1, CLI_EVENT_FIELDS, 0);
   g_free(method);
   return rc;
 }

@@ -31,9 +31,6 @@ static const cli_simple LIST = {
     .fields = INVITE_FIELDS,
     .rows = 1};
 
-static const cli_field EVENT_FIELDS[] = {{"event_id", "event id", NULL},
-                                         {NULL, NULL, NULL}};
-
 static const cli_simple REVOKE = {
     .cmd = "invite revoke",
     .method = "invite.revoke",
@@ -41,7 +38,7 @@ static const cli_simple REVOKE = {
     .nargs = 2,
     .summary = "Revoke an invite: INVITE is its id, a unique prefix, or the "
                "kith: code itself (its maker, an owner or an admin).",
-    .fields = EVENT_FIELDS};
+    .fields = CLI_EVENT_FIELDS};
 
 /* Options of kith invite that take a value in the next word. */
 static int takes_value(const char *a) {
@@ -98,12 +95,8 @@ int cli_cmd_invite(cli_opts *o, int argc, char **argv) {
                      entries, &argc, &argv);
   if (rc == CLI_OK && (uses < 1 || uses > KITH_INVITE_MAX_USES))
     rc = cli_usage("invite", "--uses must be 1 to %d", KITH_INVITE_MAX_USES);
-  if (rc == CLI_OK && ttl_text != NULL &&
-      !cli_parse_duration(ttl_text, CLI_MAX_TTL_S, &ttl))
-    rc = cli_usage("invite",
-                   "--ttl takes a duration like 30s, 10m, 24h or 7d (at most "
-                   "365d), not '%s'",
-                   ttl_text);
+  if (rc == CLI_OK)
+    rc = cli_duration_option("invite", "--ttl", ttl_text, CLI_MAX_TTL_S, &ttl);
   g_free(ttl_text);
   if (rc != CLI_OK)
     return rc;

@@ -73,23 +73,10 @@ static void hold(logview *v, const char *method, const msgpack_object *m) {
 
 /* "you were removed from G by X": the end of following. */
 static void print_removed(logview *v, const msgpack_object *m) {
-  char *who = NULL;
-  const msgpack_object *by = cli_map_get(m, "by");
-  const msgpack_object *by_name = cli_map_get(m, "by_name");
-  char *id = by && by->type == MSGPACK_OBJECT_STR
-                 ? g_strndup(by->via.str.ptr, by->via.str.size)
-                 : g_strdup("");
-  char *name = by_name && by_name->type == MSGPACK_OBJECT_STR
-                   ? g_strndup(by_name->via.str.ptr, by_name->via.str.size)
-                   : g_strdup("");
-  who = cli_names_label(v->names, id, name);
-  char *group = cli_clean(v->group, strlen(v->group), 0);
-  fprintf(stderr, "kith: you were removed from %s by %s\n", group, who);
-  g_free(group);
+  char *line = cli_removed_text(v->names, m, v->group);
+  fprintf(stderr, "kith: %s\n", line);
   v->removed = 1;
-  g_free(who);
-  g_free(id);
-  g_free(name);
+  g_free(line);
 }
 
 static void on_notify(const char *method, const msgpack_object *params,

@@ -8,13 +8,10 @@
 
 #define CLI_MAX_MUTE_S (365ull * 24 * 3600)
 
-static const cli_field EVENT_FIELDS[] = {{"event_id", "event id", NULL},
-                                         {NULL, NULL, NULL}};
-
 #define MEMBER_CMD(fn, name, summary)                                          \
   int fn(cli_opts *o, int argc, char **argv) {                                 \
     static const cli_simple s = {                                              \
-        name, name, "GROUP MEMBER", 2, summary, EVENT_FIELDS, 0};              \
+        name, name, "GROUP MEMBER", 2, summary, CLI_EVENT_FIELDS, 0};          \
     return cli_run_simple(o, &s, argc, argv);                                  \
   }
 
@@ -45,12 +42,8 @@ int cli_cmd_mute(cli_opts *o, int argc, char **argv) {
                      "Stop MEMBER from posting in GROUP (owner or admin "
                      "only); reactions stay allowed.",
                      entries, &argc, &argv);
-  if (rc == CLI_OK && for_text != NULL &&
-      !cli_parse_duration(for_text, CLI_MAX_MUTE_S, &secs))
-    rc = cli_usage("mute",
-                   "--for takes a duration like 30s, 10m, 24h or 7d (at most "
-                   "365d), not '%s'",
-                   for_text);
+  if (rc == CLI_OK)
+    rc = cli_duration_option("mute", "--for", for_text, CLI_MAX_MUTE_S, &secs);
   g_free(for_text);
   if (rc != CLI_OK)
     return rc;
@@ -60,7 +53,7 @@ int cli_cmd_mute(cli_opts *o, int argc, char **argv) {
   kith_pack_cstr(&p, argv[1]);
   kith_pack_cstr(&p, argv[2]);
   kith_pack_uint(&p, secs);
-  return cli_call_show(o, "mute", &p, EVENT_FIELDS, 0);
+  return cli_call_show(o, "mute", &p, CLI_EVENT_FIELDS, 0);
 }
 
 int cli_cmd_leave(cli_opts *o, int argc, char **argv) {
@@ -69,7 +62,7 @@ int cli_cmd_leave(cli_opts *o, int argc, char **argv) {
                                "GROUP",
                                1,
                                "Leave GROUP; the others rekey without you.",
-                               EVENT_FIELDS,
+                               CLI_EVENT_FIELDS,
                                0};
   return cli_run_simple(o, &s, argc, argv);
 }
@@ -82,7 +75,7 @@ int cli_cmd_role(cli_opts *o, int argc, char **argv) {
       3,
       "Set MEMBER's role in GROUP to owner, admin or member (owner or admin "
       "only).",
-      EVENT_FIELDS,
+      CLI_EVENT_FIELDS,
       0};
   return cli_run_simple(o, &s, argc, argv);
 }
@@ -99,10 +92,5 @@ int cli_cmd_topic(cli_opts *o, int argc, char **argv) {
                      KITH_TOPIC_MAX, strlen(argv[2]));
   if (rc != CLI_OK)
     return rc;
-  kith_pack p;
-  kith_pack_init(&p);
-  kith_pack_array(&p, 2);
-  kith_pack_cstr(&p, argv[1]);
-  kith_pack_cstr(&p, argv[2]);
-  return cli_call_show(o, "topic", &p, EVENT_FIELDS, 0);
+  return cli_call_strs(o, "topic", 2, argv + 1, CLI_EVENT_FIELDS, 0);
 }

@@ -7,9 +7,6 @@
 #include "item.h"
 #include "rpc.h"
 
-static const cli_field EVENT_FIELDS[] = {{"event_id", "event id", NULL},
-                                         {NULL, NULL, NULL}};
-
 /* Reads all of stdin, keeping at most KITH_TEXT_MAX + 1 bytes; returns the
  * full length, without one trailing newline. -1 on a read error. */
 static long read_stdin(GString *out) {
@@ -197,7 +194,7 @@ int cli_cmd_send(cli_opts *o, int argc, char **argv) {
     if (rc == CLI_OK) {
       kith_pack p;
       pack_send(&p, argv[1], text->str, text->len, reply_to);
-      rc = cli_call_show(o, "send", &p, EVENT_FIELDS, 0);
+      rc = cli_call_show(o, "send", &p, CLI_EVENT_FIELDS, 0);
     }
     g_string_free(text, TRUE);
   }
@@ -239,7 +236,7 @@ int cli_cmd_react(cli_opts *o, int argc, char **argv) {
   kith_pack_cstr(&p, argv[2]);
   kith_pack_cstr(&p, argv[3]);
   kith_pack_bool(&p, remove);
-  return cli_call_show(o, "react", &p, EVENT_FIELDS, 0);
+  return cli_call_show(o, "react", &p, CLI_EVENT_FIELDS, 0);
 }
 
 int cli_cmd_edit(cli_opts *o, int argc, char **argv) {
@@ -258,7 +255,7 @@ int cli_cmd_edit(cli_opts *o, int argc, char **argv) {
     kith_pack_cstr(&p, argv[1]);
     kith_pack_cstr(&p, argv[2]);
     kith_pack_str(&p, text->str, text->len);
-    rc = cli_call_show(o, "edit", &p, EVENT_FIELDS, 0);
+    rc = cli_call_show(o, "edit", &p, CLI_EVENT_FIELDS, 0);
   }
   g_string_free(text, TRUE);
   return rc;
@@ -272,7 +269,7 @@ int cli_cmd_delete(cli_opts *o, int argc, char **argv) {
       2,
       "Delete message EVENT: your own, or anyone's as an owner or admin. It "
       "is hidden on every node.",
-      EVENT_FIELDS,
+      CLI_EVENT_FIELDS,
       0};
   return cli_run_simple(o, &s, argc, argv);
 }

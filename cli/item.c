@@ -272,6 +272,20 @@ char *cli_names_label(cli_names *nb, const char *id, const char *name) {
   return label;
 }
 
+char *cli_removed_text(cli_names *nb, const msgpack_object *m,
+                       const char *group) {
+  char *id = str_or(m, "by", "");
+  char *name = str_or(m, "by_name", "");
+  char *who = cli_names_label(nb, id, name);
+  char *g = cli_clean(group, strlen(group), 0);
+  char *line = g_strdup_printf("you were removed from %s by %s", g, who);
+  g_free(g);
+  g_free(who);
+  g_free(name);
+  g_free(id);
+  return line;
+}
+
 /* ---- human form ---- */
 
 char *cli_item_reply_text(const cli_item *it, cli_names *nb,

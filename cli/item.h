@@ -82,6 +82,12 @@ char *cli_names_label(cli_names *nb, const char *id, const char *name);
 /* "owner", "admin" or NULL. */
 const char *cli_names_role(cli_names *nb, const char *id);
 
+/* The line for a `removed` notification ({group_id, by, by_name}): "you
+ * were removed from GROUP by LABEL", the group's name cleaned.
+ * g_malloc'ed. */
+char *cli_removed_text(cli_names *nb, const msgpack_object *m,
+                       const char *group);
+
 /* Finds an item by event id (for replies); may return NULL. */
 typedef const cli_item *(*cli_item_find_fn)(const char *event_id, void *ud);
 

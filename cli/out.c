@@ -12,6 +12,9 @@
 #define OUT_COLUMN_GAP "  "
 #define OUT_MAX_COLUMNS 16
 
+const cli_field CLI_EVENT_FIELDS[] = {{"event_id", "event id", NULL},
+                                      {NULL, NULL, NULL}};
+
 const msgpack_object *cli_map_get(const msgpack_object *map, const char *key) {
   if (map == NULL || map->type != MSGPACK_OBJECT_MAP)
     return NULL;

@@ -26,6 +26,8 @@ typedef struct cli_field {
 
 /* node_id and name, as "node id: ...", "name: ..." (init and id). */
 extern const cli_field CLI_ID_FIELDS[];
+/* event_id, as "event id: ..." (every command that makes an event). */
+extern const cli_field CLI_EVENT_FIELDS[];
 
 /* A map result: one JSON line, or "label: value" lines in fields order
  * (fields is terminated by a NULL key). */

@@ -344,15 +344,20 @@ int cli_call_show(const cli_opts *o, const char *method, kith_pack *params,
   return rc;
 }
 
+int cli_call_strs(const cli_opts *o, const char *method, int n,
+                  char *const *strs, const cli_field *fields, int rows) {
+  kith_pack p;
+  kith_pack_init(&p);
+  kith_pack_array(&p, (uint32_t)n);
+  for (int i = 0; i < n; i++)
+    kith_pack_cstr(&p, strs[i]);
+  return cli_call_show(o, method, &p, fields, rows);
+}
+
 int cli_run_simple(cli_opts *o, const cli_simple *s, int argc, char **argv) {
   int rc =
       cli_parse(o, s->cmd, s->params, s->nargs, s->summary, NULL, &argc, &argv);
   if (rc != CLI_OK)
     return rc;
-  kith_pack p;
-  kith_pack_init(&p);
-  kith_pack_array(&p, (uint32_t)s->nargs);
-  for (int i = 1; i <= s->nargs; i++)
-    kith_pack_cstr(&p, argv[i]);
-  return cli_call_show(o, s->method, &p, s->fields, s->rows);
+  return cli_call_strs(o, s->method, s->nargs, argv + 1, s->fields, s->rows);
 }

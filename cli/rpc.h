@@ -59,6 +59,11 @@ int cli_rpc_listen(cli_rpc *r, cli_notify_fn fn, void *ud);
 int cli_call_show(const cli_opts *o, const char *method, kith_pack *params,
                   const cli_field *fields, int rows);
 
+/* One call whose params are the n strings strs, printed as cli_call_show
+ * does. */
+int cli_call_strs(const cli_opts *o, const char *method, int n,
+                  char *const *strs, const cli_field *fields, int rows);
+
 /* A command that is one call: no options but the global ones, its
  * positional arguments (nargs of them, named in params) sent as strings. */
 typedef struct cli_simple {
