@@ -6,6 +6,7 @@
 #include <langinfo.h>
 #include <poll.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "chat_int.h"
 

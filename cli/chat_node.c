@@ -64,7 +64,10 @@ static int item_before(const cli_item *a, const cli_item *b) {
 static int insert_item(chat_group *g, cli_item *it) {
   cli_item *old = g_hash_table_lookup(g->by_id, it->event_id);
   if (old != NULL) {
+    /* The key is the old item's id, freed by the replacement. */
+    g_hash_table_remove(g->by_id, it->event_id);
     cli_item_replace(old, it);
+    g_hash_table_insert(g->by_id, old->event_id, old);
     return 0;
   }
   guint at = g->items->len;

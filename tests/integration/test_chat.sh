@@ -89,8 +89,9 @@ fi
 
 type_line "/quit"
 check "/quit ends the chat" pane_dead 10
-status=$(tm display-message -p -t t '#{pane_dead_status}')
-check "  ... with exit code 0 (got '$status')" test "$status" = 0 || screen
+status=$(pane_status)
+check "  ... with exit code 0 (got '$status')" test "$status" = 0
+[ "$status" = 0 ] || screen
 
 out=$(k alice chat friends </dev/null 2>&1) && rc=0 || rc=$?
 check "kith chat without a terminal says to use log and send" \
