@@ -13,6 +13,7 @@
 
 #include "cli/chat_cmd.h"
 #include "cli/chat_int.h"
+#include "core/codec.h"
 
 static void assert_text(chat_input *in, const char *want) {
   char *s = chat_input_text(in);
@@ -203,6 +204,75 @@ static void wrap_breaks_at_spaces_and_counts_columns(void **state) {
   assert_int_equal(chat_width("a👍é"), 4);
 }
 
+/* A notification's params: [ {event_id, time_ms, sender_id, sender_name,
+ * text, group_id, edited} ], decoded into u. */
+static const msgpack_object *notice_params(msgpack_unpacked *u,
+                                           const char *group, const char *id,
+                                           uint64_t time_ms, const char *from,
+                                           const char *text, int edited) {
+  kith_pack p;
+  kith_pack_init(&p);
+  kith_pack_array(&p, 1);
+  msgpack_pack_map(&p.pk, 7);
+  const char *kv[][2] = {{"event_id", id},
+                         {"sender_id", from},
+                         {"sender_name", from},
+                         {"text", text},
+                         {"group_id", group}};
+  for (size_t i = 0; i < G_N_ELEMENTS(kv); i++) {
+    kith_pack_cstr(&p, kv[i][0]);
+    kith_pack_cstr(&p, kv[i][1]);
+  }
+  kith_pack_cstr(&p, "time_ms");
+  kith_pack_uint(&p, time_ms);
+  kith_pack_cstr(&p, "edited");
+  kith_pack_bool(&p, edited);
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  assert_int_equal(kith_pack_take(&p, &buf, &len), KITH_OK);
+  msgpack_unpacked_init(u);
+  assert_int_equal(kith_codec_unpack_loose(buf, len, u), KITH_OK);
+  g_free(buf);
+  return &u->data;
+}
+
+static void notify(chat *c, const char *method, const char *group,
+                   const char *id, uint64_t t, const char *from,
+                   const char *text, int edited) {
+  msgpack_unpacked u;
+  chat_on_notify(method, notice_params(&u, group, id, t, from, text, edited),
+                 c);
+  msgpack_unpacked_destroy(&u);
+}
+
+static void notifications_keep_order_updates_and_unread(void **state) {
+  chat c = {.me = g_strdup("me")};
+  c.groups = g_ptr_array_new_with_free_func(chat_group_free);
+  g_ptr_array_add(c.groups, chat_group_new("g1", "friends"));
+  g_ptr_array_add(c.groups, chat_group_new("g2", "fans"));
+  chat_group *g1 = c.groups->pdata[0], *g2 = c.groups->pdata[1];
+  notify(&c, "message", "g1", "e2", 200, "bob", "second", 0);
+  notify(&c, "message", "g1", "e1", 100, "bob", "first", 0);
+  notify(&c, "message", "g1", "e1", 100, "bob", "first", 0); /* again */
+  assert_int_equal(g1->items->len, 2);
+  assert_string_equal(((cli_item *)g1->items->pdata[0])->text, "first");
+  notify(&c, "update", "g1", "e1", 100, "bob", "first, edited", 1);
+  assert_int_equal(g1->items->len, 2);
+  const cli_item *e1 = g_hash_table_lookup(g1->by_id, "e1");
+  assert_non_null(e1);
+  assert_string_equal(e1->text, "first, edited");
+  assert_true(e1->edited);
+  assert_int_equal(g1->unread, 0); /* the group on screen, at the bottom */
+  notify(&c, "message", "g2", "e3", 300, "bob", "elsewhere", 0);
+  notify(&c, "message", "g2", "e4", 400, "me", "mine", 0);
+  notify(&c, "message", "nope", "e5", 500, "bob", "no such group", 0);
+  assert_int_equal(g2->unread, 1); /* one from another, not mine */
+  assert_string_equal(g2->marker, "e3");
+  assert_int_equal(g2->items->len, 2);
+  g_ptr_array_unref(c.groups);
+  g_free(c.me);
+}
+
 int main(void) {
   setlocale(LC_ALL, "C.UTF-8");
   const struct CMUnitTest tests[] = {
@@ -212,6 +282,7 @@ int main(void) {
       cmocka_unit_test(commands_parse_with_their_arguments),
       cmocka_unit_test(bad_commands_say_what_is_wrong),
       cmocka_unit_test(wrap_breaks_at_spaces_and_counts_columns),
+      cmocka_unit_test(notifications_keep_order_updates_and_unread),
   };
   int failed = cmocka_run_group_tests_name("cli_chat", tests, NULL, NULL);
   return failed > 255 ? 255 : failed;
