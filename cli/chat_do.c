@@ -154,8 +154,11 @@ static void do_members(chat *c) {
   for (guint i = 0; i < g->members->len; i++) {
     chat_member *m = g->members->pdata[i];
     char *label = cli_names_label(g->names, m->id, m->name);
-    char *line = g_strdup_printf("%s %s (%s)", label, m->role,
-                                 m->online ? "online" : "offline");
+    char *age = chat_age(g_get_real_time() / 1000, m->last_seen_ms);
+    char *line = g_strdup_printf(
+        "%s %s (%s%s%s)", label, m->role, m->online ? "online" : "offline",
+        !m->online && age ? ", last seen " : "", !m->online && age ? age : "");
+    g_free(age);
     chat_say(c, line);
     g_free(line);
     g_free(label);

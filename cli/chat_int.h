@@ -69,6 +69,9 @@ typedef struct chat {
 GPtrArray *chat_wrap(const char *text, int first, int rest);
 /* Columns the UTF-8 text takes on a terminal. */
 int chat_width(const char *text);
+/* How long ago then_ms was, short: "now", "5m", "3h", "2d"; NULL when
+ * unknown (0). g_malloc'ed. */
+char *chat_age(int64_t now_ms, int64_t then_ms);
 
 /* Draws the whole screen (ncurses must be up). */
 void chat_draw(chat *c);

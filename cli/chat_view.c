@@ -89,6 +89,21 @@ static void fill(int y, int x, int cols, attr_t attr) {
   attroff(attr);
 }
 
+char *chat_age(int64_t now_ms, int64_t then_ms) {
+  static const struct {
+    int64_t ms;
+    char unit;
+  } UNITS[] = {{86400000, 'd'}, {3600000, 'h'}, {60000, 'm'}};
+  if (then_ms <= 0)
+    return NULL;
+  int64_t d = MAX(0, now_ms - then_ms);
+  for (size_t i = 0; i < G_N_ELEMENTS(UNITS); i++)
+    if (d >= UNITS[i].ms)
+      return g_strdup_printf("%" G_GINT64_FORMAT "%c", d / UNITS[i].ms,
+                             UNITS[i].unit);
+  return g_strdup("now");
+}
+
 /* ---- items to lines ---- */
 
 static attr_t name_attr(const char *id) {
@@ -278,7 +293,15 @@ static void draw_members(chat *c, chat_group *g, int top, int rows, int x) {
     int used = put(c, m->online ? (c->utf8 ? "● " : "+ ") : "  ", w,
                    m->online ? A_BOLD : A_DIM);
     used += put(c, sigil(g->names, m->id), w - used, A_BOLD);
-    put(c, label, w - used, m->online ? name_attr(m->id) : A_DIM);
+    used += put(c, label, w - used, m->online ? name_attr(m->id) : A_DIM);
+    char *age =
+        m->online ? NULL : chat_age(g_get_real_time() / 1000, m->last_seen_ms);
+    if (age != NULL) {
+      char *seen = g_strdup_printf(" %s", age);
+      put(c, seen, w - used, A_DIM);
+      g_free(seen);
+    }
+    g_free(age);
     g_free(label);
   }
 }

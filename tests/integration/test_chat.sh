@@ -15,7 +15,9 @@ k bob send friends "hello from bob" >/dev/null
 # A title change, a clear screen and a bidi override, as a message.
 k bob send friends $'evil \e]2;pwned\a\e[2J\u202etext' >/dev/null
 
-tmux_start 100 24 "$KITH" --home "$(home alice)" chat friends
+# The exit status is kept by a shell around the chat (tmux 3.3 shows none
+# for a program ended by a signal).
+tmux_start 100 24 sh -c "'$KITH' --home '$(home alice)' chat friends; echo \$? >'$WORK/chat.rc'"
 check "the chat shows the history" screen_has 15 "bob: hello from bob"
 check "  ... with the group in the title" screen_has 5 "kith: friends"
 check "  ... and the members, owner marked, online" screen_has 5 "● ~alice"
@@ -60,18 +62,17 @@ check "  ... the unread marker above what came meanwhile" \
   bash -c "tmux -S '$TMUX_SOCK' capture-pane -p -t t | grep -A1 -- '- new -' | grep -q 'while you were away'"
 
 seq 1 60 | sed 's/^/backlog /' | k bob send friends - --lines >/dev/null
-check "a burst arrives" screen_has 15 "bob: backlog 60"
+k bob send friends "after the burst" >/dev/null
+check "a burst arrives" screen_has 15 "bob: after the burst"
 keys PPage PPage PPage PPage PPage
 check "PgUp scrolls back to the start" screen_has 5 "bob: hello from bob" || { screen; }
 check "  ... and says so" screen_has 5 "[scrolled]"
 keys NPage NPage NPage NPage NPage
-check "PgDn returns to the newest" \
-  bash -c "! tmux -S '$TMUX_SOCK' capture-pane -p -t t | grep -qF '[scrolled]'"
+check "PgDn returns to the newest" screen_lacks 5 "[scrolled]"
 
 tm resize-window -t t -x 60 -y 14
-check "after a resize to 60x14 the newest message shows" screen_has 10 "bob: backlog 60"
-check "  ... the member list steps aside when narrow" \
-  bash -c "! tmux -S '$TMUX_SOCK' capture-pane -p -t t | grep -q 'members 2'"
+check "after a resize to 60x14 the newest message shows" screen_has 10 "bob: after the burst"
+check "  ... the member list steps aside when narrow" screen_lacks 5 "members 2"
 tm resize-window -t t -x 120 -y 30
 check "  ... and comes back when wide" screen_has 10 "members 2, online 2"
 
@@ -82,14 +83,14 @@ if grep -q "unknown method" <<<"$probe"; then
 else
   type_line "/reply nice one"
   check "/reply answers the newest message of another" \
-    screen_has 10 '> bob: "backlog 60"'
+    screen_has 10 '> bob: "after the burst"'
   type_line "/react 👍"
   check "/react adds a reaction" screen_has 10 "👍 1"
 fi
 
 type_line "/quit"
-check "/quit ends the chat" pane_dead 10
-status=$(pane_status)
+check "/quit ends the chat" wait_for 10 test -s "$WORK/chat.rc"
+status=$(cat "$WORK/chat.rc" 2>/dev/null || true)
 check "  ... with exit code 0 (got '$status')" test "$status" = 0
 [ "$status" = 0 ] || screen
 

@@ -40,22 +40,13 @@ screen_has() {
   return 1
 }
 
-# pane_dead SECONDS: waits until the program in the pane has exited and
-# tmux knows how (the pane's terminal closes before its exit is reaped).
-pane_dead() {
-  for _ in $(seq $(($1 * 10))); do
-    [ "$(tm display-message -p -t t '#{pane_dead}')" = 1 ] &&
-      [ -n "$(pane_status)" ] && return 0
+# screen_lacks SECONDS TEXT: waits until the screen no longer shows TEXT.
+screen_lacks() {
+  local limit=$1 text=$2
+  for _ in $(seq $((limit * 10))); do
+    if ! screen | grep -qF -- "$text"; then return 0; fi
     sleep 0.1
   done
-  echo "--- after $1 s the pane is dead: '$(tm display-message -p -t t \
-    '#{pane_dead}')', its status '$(pane_status)'; its screen:"
-  screen
+  echo "--- screen after $limit s still with '$text':"; screen
   return 1
-}
-
-# The exit code of the pane's program, or "signal N".
-pane_status() {
-  tm display-message -p -t t \
-    '#{pane_dead_status}#{?pane_dead_signal,signal #{pane_dead_signal},}'
 }

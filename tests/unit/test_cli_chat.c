@@ -204,6 +204,24 @@ static void wrap_breaks_at_spaces_and_counts_columns(void **state) {
   assert_int_equal(chat_width("a👍é"), 4);
 }
 
+static void ages_are_short(void **state) {
+  static const struct {
+    int64_t ago;
+    const char *says;
+  } CASES[] = {{30000, "now"},
+               {5 * 60000 + 1, "5m"},
+               {3 * 3600000LL, "3h"},
+               {2 * 86400000LL + 5, "2d"},
+               {-5000, "now"}}; /* a clock ahead */
+  int64_t now = 1000LL * 86400 * 400;
+  assert_null(chat_age(now, 0));
+  for (size_t i = 0; i < G_N_ELEMENTS(CASES); i++) {
+    char *a = chat_age(now, now - CASES[i].ago);
+    assert_string_equal(a, CASES[i].says);
+    g_free(a);
+  }
+}
+
 /* A notification's params: [ {event_id, time_ms, sender_id, sender_name,
  * text, group_id, edited} ], decoded into u. */
 static const msgpack_object *notice_params(msgpack_unpacked *u,
@@ -283,6 +301,7 @@ int main(void) {
       cmocka_unit_test(bad_commands_say_what_is_wrong),
       cmocka_unit_test(wrap_breaks_at_spaces_and_counts_columns),
       cmocka_unit_test(notifications_keep_order_updates_and_unread),
+      cmocka_unit_test(ages_are_short),
   };
   int failed = cmocka_run_group_tests_name("cli_chat", tests, NULL, NULL);
   return failed > 255 ? 255 : failed;
