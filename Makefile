@@ -6,9 +6,9 @@ PREFIX       ?= /usr/local
 JOBS         ?= $(shell nproc 2>/dev/null || echo 2)
 
 # Debian packages needed to build, test and run kith.
-DEPS = build-essential cmake pkg-config clang-format \
+DEPS = build-essential cmake pkg-config clang-format tmux \
        libsodium-dev libnice-dev libmsgpack-dev libcmocka-dev \
-       libglib2.0-dev libsqlite3-dev libjson-glib-dev \
+       libglib2.0-dev libsqlite3-dev libjson-glib-dev libncurses-dev \
        iproute2 iptables coturn jq
 
 .PHONY: all deps test demo bench install clean format check-format

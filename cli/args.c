@@ -4,12 +4,27 @@
 
 #include "cli.h"
 
+static cli_error_sink error_sink;
+static void *error_sink_ud;
+
+void cli_set_error_sink(cli_error_sink fn, void *ud) {
+  error_sink = fn;
+  error_sink_ud = ud;
+}
+
+static void emit_error(const char *msg) {
+  if (error_sink != NULL)
+    error_sink(msg, error_sink_ud);
+  else
+    fprintf(stderr, "kith: error: %s\n", msg);
+}
+
 int cli_error(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   char *msg = g_strdup_vprintf(fmt, ap);
   va_end(ap);
-  fprintf(stderr, "kith: error: %s\n", msg);
+  emit_error(msg);
   g_free(msg);
   return CLI_ERROR;
 }
@@ -19,8 +34,10 @@ int cli_usage(const char *cmd, const char *fmt, ...) {
   va_start(ap, fmt);
   char *msg = g_strdup_vprintf(fmt, ap);
   va_end(ap);
-  fprintf(stderr, "kith: error: %s; see 'kith%s%s --help'\n", msg,
-          cmd ? " " : "", cmd ? cmd : "");
+  char *line = g_strdup_printf("%s; see 'kith%s%s --help'", msg, cmd ? " " : "",
+                               cmd ? cmd : "");
+  emit_error(line);
+  g_free(line);
   g_free(msg);
   return CLI_USAGE;
 }
@@ -60,6 +77,10 @@ static int check_count(const char *cmd, const char *params, int nargs, int argc,
     return CLI_OK;
   char **names = g_strsplit(params ? params : "", " ", -1);
   int n = (int)g_strv_length(names);
+  if (have < n && names[have][0] == '[') { /* optional from here on */
+    g_strfreev(names);
+    return CLI_OK;
+  }
   int rc = cli_usage(cmd, "missing %s", have < n ? names[have] : "argument");
   g_strfreev(names);
   return rc;
@@ -142,6 +163,36 @@ int cli_dispatch(cli_opts *o, const char *family, const cli_cmd *table,
     if (strcmp(c->name, cmd) == 0)
       return c->fn(o, argc - 1, argv + 1);
   return cli_usage(family, "unknown command '%s %s'", family, cmd);
+}
+
+int cli_parse_duration(const char *s, uint64_t max_s, uint64_t *out) {
+  static const struct {
+    char unit;
+    uint64_t mult;
+  } UNITS[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
+  if (!g_ascii_isdigit(s[0]))
+    return 0;
+  char *end = NULL;
+  guint64 n = g_ascii_strtoull(s, &end, 10);
+  if (end[0] == '\0' || end[1] != '\0' || n == 0)
+    return 0;
+  for (size_t i = 0; i < G_N_ELEMENTS(UNITS); i++) {
+    if (UNITS[i].unit == end[0] && n <= max_s / UNITS[i].mult) {
+      *out = n * UNITS[i].mult;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+int cli_duration_option(const char *cmd, const char *opt, const char *text,
+                        uint64_t max_s, uint64_t *out) {
+  if (text == NULL || cli_parse_duration(text, max_s, out))
+    return CLI_OK;
+  return cli_usage(cmd,
+                   "%s takes a duration like 30s, 10m, 24h or 7d (at most "
+                   "%" G_GUINT64_FORMAT "d), not '%s'",
+                   opt, max_s / 86400, text);
 }
 
 /* Characters that need no quoting in a POSIX shell word. */

@@ -6,6 +6,7 @@
 #define KITH_CLI_H
 
 #include <glib.h>
+#include <stdint.h>
 
 /* Exit codes (CLI.md). */
 enum {
@@ -36,9 +37,22 @@ int cli_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 /* Prints "kith: error: <msg>; see 'kith <cmd> --help'"; returns CLI_USAGE. */
 int cli_usage(const char *cmd, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 
+/* While set (the chat's screen is up), error lines go to fn instead of
+ * stderr. NULL restores stderr. */
+typedef void (*cli_error_sink)(const char *msg, void *ud);
+void cli_set_error_sink(cli_error_sink fn, void *ud);
+
+/* "30s", "10m", "24h", "7d": 1 s to max_s seconds. Returns 0 if not. */
+int cli_parse_duration(const char *s, uint64_t max_s, uint64_t *out);
+/* The value of option opt of cmd: CLI_OK with *out set (untouched when
+ * text is NULL), or CLI_USAGE (printed). */
+int cli_duration_option(const char *cmd, const char *opt, const char *text,
+                        uint64_t max_s, uint64_t *out);
+
 /* Parses the options of command cmd (its entries plus the global --home
  * and --json; --help prints the usage and exits 0) and checks that exactly
- * nargs positional arguments remain, named in params ("GROUP TEXT").
+ * nargs positional arguments remain, named in params ("GROUP TEXT"); names
+ * in brackets ("[GROUP]") may be left out.
  * On success *argv[1..nargs] are the arguments. Returns CLI_OK or
  * CLI_USAGE (printed). */
 int cli_parse(cli_opts *o, const char *cmd, const char *params, int nargs,
@@ -59,6 +73,10 @@ int cli_read_passphrase(const char *file, const char *home, char **out,
                         size_t *len);
 void cli_passphrase_free(char *pass, size_t len);
 
+/* Prints the identity stored in the home (kith id with no node running);
+ * pass_file as for kith node. Returns an exit code (printed). */
+int cli_id_from_home(const cli_opts *o, const char *pass_file);
+
 /* Subcommands. */
 int cli_cmd_init(cli_opts *o, int argc, char **argv);
 int cli_cmd_node(cli_opts *o, int argc, char **argv);
@@ -69,8 +87,16 @@ int cli_cmd_group(cli_opts *o, int argc, char **argv);
 int cli_cmd_invite(cli_opts *o, int argc, char **argv);
 int cli_cmd_join(cli_opts *o, int argc, char **argv);
 int cli_cmd_send(cli_opts *o, int argc, char **argv);
+int cli_cmd_react(cli_opts *o, int argc, char **argv);
+int cli_cmd_edit(cli_opts *o, int argc, char **argv);
+int cli_cmd_delete(cli_opts *o, int argc, char **argv);
+int cli_cmd_chat(cli_opts *o, int argc, char **argv);
 int cli_cmd_log(cli_opts *o, int argc, char **argv);
 int cli_cmd_kick(cli_opts *o, int argc, char **argv);
+int cli_cmd_ban(cli_opts *o, int argc, char **argv);
+int cli_cmd_unban(cli_opts *o, int argc, char **argv);
+int cli_cmd_mute(cli_opts *o, int argc, char **argv);
+int cli_cmd_unmute(cli_opts *o, int argc, char **argv);
 int cli_cmd_leave(cli_opts *o, int argc, char **argv);
 int cli_cmd_role(cli_opts *o, int argc, char **argv);
 int cli_cmd_topic(cli_opts *o, int argc, char **argv);

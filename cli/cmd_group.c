@@ -1,31 +1,40 @@
-/* kith group create|list|info|members. */
+/* kith group create|list|info|members|mode|invites. */
+#include <stdio.h>
 #include <string.h>
 
+#include "../core/group.h"
 #include "rpc.h"
 
 static const cli_field CREATED_FIELDS[] = {
     {"group_id", "group id", NULL}, {"name", "name", NULL}, {NULL, NULL, NULL}};
 
-static const cli_field LIST_FIELDS[] = {{"group_id", NULL, NULL},
-                                        {"name", NULL, NULL},
-                                        {"members", NULL, NULL},
-                                        {"role", NULL, NULL},
-                                        {NULL, NULL, NULL}};
+static const cli_field LIST_FIELDS[] = {
+    {"group_id", NULL, NULL},    {"name", NULL, NULL},
+    {"members", NULL, NULL},     {"role", NULL, NULL},
+    {"unread", NULL, " unread"}, {NULL, NULL, NULL}};
 
 static const cli_simple LIST = {
     .cmd = "group list",
     .method = "group.list",
-    .summary = "List your groups: id, name, members, role.",
+    .summary = "List your groups: id, name, members, your role, unread "
+               "messages.",
     .fields = LIST_FIELDS,
     .rows = 1};
 
 /* Labels are the JSON keys, so scripts can grep either form. */
-static const cli_field INFO_FIELDS[] = {
-    {"group_id", "group_id", NULL}, {"name", "name", NULL},
-    {"topic", "topic", NULL},       {"history", "history", NULL},
-    {"epoch", "epoch", NULL},       {"members", "members", NULL},
-    {"events", "events", NULL},     {"state_hash", "state_hash", NULL},
-    {"links", "links", NULL},       {NULL, NULL, NULL}};
+static const cli_field INFO_FIELDS[] = {{"group_id", "group_id", NULL},
+                                        {"name", "name", NULL},
+                                        {"topic", "topic", NULL},
+                                        {"history", "history", NULL},
+                                        {"epoch", "epoch", NULL},
+                                        {"members", "members", NULL},
+                                        {"events", "events", NULL},
+                                        {"state_hash", "state_hash", NULL},
+                                        {"links", "links", NULL},
+                                        {"mode", "mode", NULL},
+                                        {"invites", "invites", NULL},
+                                        {"banned", "banned", NULL},
+                                        {NULL, NULL, NULL}};
 
 static const cli_simple INFO = {.cmd = "group info",
                                 .method = "group.info",
@@ -41,47 +50,163 @@ static const cli_field MEMBER_FIELDS[] = {{"node_id", NULL, NULL},
                                           {"name", NULL, NULL},
                                           {"role", NULL, NULL},
                                           {"online", NULL, "online|offline"},
+                                          {"last_seen_ms", NULL, CLI_FMT_TIME},
                                           {NULL, NULL, NULL}};
 
 static const cli_simple MEMBERS = {.cmd = "group members",
                                    .method = "group.members",
                                    .params = "GROUP",
                                    .nargs = 1,
-                                   .summary = "List the members of a group.",
+                                   .summary =
+                                       "List the members of a group: node "
+                                       "id, name, role, online (reachable "
+                                       "in the group's mesh), last seen.",
                                    .fields = MEMBER_FIELDS,
                                    .rows = 1};
 
+/* A group name: trimmed, 1 to KITH_NAME_MAX bytes of printable text. */
+static char *group_name(const char *arg) {
+  char *name = g_strstrip(g_strdup(arg));
+  size_t len = strlen(name);
+  int ok = len > 0 && len <= KITH_NAME_MAX && g_utf8_validate(name, -1, NULL);
+  for (const char *p = name; ok && *p; p = g_utf8_next_char(p))
+    ok = g_unichar_isprint(g_utf8_get_char(p));
+  if (!ok)
+    g_clear_pointer(&name, g_free);
+  return name;
+}
+
+static int is_word(const char *s, const char *a, const char *b) {
+  return s != NULL && (strcmp(s, a) == 0 || strcmp(s, b) == 0);
+}
+
 static int group_create(cli_opts *o, int argc, char **argv) {
-  char *history = NULL;
+  char *history = NULL, *invites = NULL, *name = NULL;
+  gboolean announce = FALSE;
   const GOptionEntry entries[] = {
       {"history", 0, 0, G_OPTION_ARG_STRING, &history,
        "Who sees messages from before they joined: shared (everyone, the "
        "default) or joined (only what came after)",
        "shared|joined"},
+      {"announce", 0, 0, G_OPTION_ARG_NONE, &announce,
+       "Announcement mode: only owners and admins post; members read and "
+       "react",
+       NULL},
+      {"invites", 0, 0, G_OPTION_ARG_STRING, &invites,
+       "Who may invite: all members (the default) or only owners and "
+       "admins",
+       "all|admins"},
       G_OPTION_ENTRY_NULL};
   int rc = cli_parse(o, "group create", "NAME", 1,
-                     "Make a group; you are its owner.", entries, &argc, &argv);
-  if (rc == CLI_OK && history != NULL && strcmp(history, "shared") != 0 &&
-      strcmp(history, "joined") != 0)
+                     "Make a group; you are its owner. NAME is 1 to 64 bytes "
+                     "of printable text (spaces around it are dropped) and "
+                     "differs from your other groups' names.",
+                     entries, &argc, &argv);
+  if (rc == CLI_OK && history != NULL && !is_word(history, "shared", "joined"))
     rc = cli_usage("group create", "--history is shared or joined");
+  if (rc == CLI_OK && invites != NULL && !is_word(invites, "all", "admins"))
+    rc = cli_usage("group create", "--invites is all or admins");
+  if (rc == CLI_OK && (name = group_name(argv[1])) == NULL)
+    rc = cli_usage("group create",
+                   "a group name is 1 to %d bytes of printable text",
+                   KITH_NAME_MAX);
   if (rc == CLI_OK) {
     kith_pack p;
     kith_pack_init(&p);
-    kith_pack_array(&p, 2);
-    kith_pack_cstr(&p, argv[1]);
+    kith_pack_array(&p, 4);
+    kith_pack_cstr(&p, name);
     kith_pack_cstr(&p, history ? history : "shared");
+    kith_pack_bool(&p, announce);
+    kith_pack_cstr(&p, invites ? invites : "all");
     rc = cli_call_show(o, "group.create", &p, CREATED_FIELDS, 0);
   }
   g_free(history);
+  g_free(invites);
+  g_free(name);
   return rc;
+}
+
+/* kith group mode GROUP announce|open, kith group invites GROUP
+ * all|admins: a setting with two values. */
+static int group_setting(cli_opts *o, const char *cmd, const char *a,
+                         const char *b, const char *summary, int argc,
+                         char **argv) {
+  char *params = g_strdup_printf("GROUP %s|%s", a, b);
+  int rc = cli_parse(o, cmd, params, 2, summary, NULL, &argc, &argv);
+  g_free(params);
+  if (rc == CLI_OK && !is_word(argv[2], a, b))
+    rc = cli_usage(cmd, "the setting is %s or %s, not '%s'", a, b, argv[2]);
+  if (rc != CLI_OK)
+    return rc;
+  /* "group mode" calls group.mode */
+  char *method = g_strdelimit(g_strdup(cmd), " ", '.');
+  rc = cli_call_strs(o, method, 2, argv + 1, CLI_EVENT_FIELDS, 0);
+  g_free(method);
+  return rc;
+}
+
+static int group_mode(cli_opts *o, int argc, char **argv) {
+  return group_setting(o, "group mode", "announce", "open",
+                       "Announcement mode (only owners and admins post; "
+                       "members read and react) or open (everyone posts). "
+                       "Owner or admin only.",
+                       argc, argv);
+}
+
+static int group_invites(cli_opts *o, int argc, char **argv) {
+  return group_setting(o, "group invites", "all", "admins",
+                       "Who may invite: all members, or only owners and "
+                       "admins. Owner or admin only.",
+                       argc, argv);
 }
 
 static int group_list(cli_opts *o, int argc, char **argv) {
   return cli_run_simple(o, &LIST, argc, argv);
 }
 
+/* Reports (members that a member reported, e.g. a rekey whose box did not
+ * open) follow the fields, one line each. */
+static void print_reports(const msgpack_object *info) {
+  const msgpack_object *reps = cli_map_get(info, "reports");
+  if (reps == NULL || reps->type != MSGPACK_OBJECT_ARRAY)
+    return;
+  for (uint32_t i = 0; i < reps->via.array.size; i++) {
+    const msgpack_object *r = &reps->via.array.ptr[i];
+    char *parts[3] = {NULL, NULL, NULL};
+    const char *keys[3] = {"by", "about", "what"};
+    for (int k = 0; k < 3; k++) {
+      const msgpack_object *v = cli_map_get(r, keys[k]);
+      parts[k] = v ? cli_out_text(v, NULL, 0) : g_strdup("?");
+    }
+    printf("report: %s about %s: %s\n", parts[0], parts[1], parts[2]);
+    for (int k = 0; k < 3; k++)
+      g_free(parts[k]);
+  }
+}
+
 static int group_info(cli_opts *o, int argc, char **argv) {
-  return cli_run_simple(o, &INFO, argc, argv);
+  int rc =
+      cli_parse(o, INFO.cmd, INFO.params, 1, INFO.summary, NULL, &argc, &argv);
+  cli_rpc *r = NULL;
+  if (rc == CLI_OK)
+    rc = cli_rpc_open(o, &r);
+  if (rc != CLI_OK)
+    return rc;
+  kith_pack p;
+  kith_pack_init(&p);
+  kith_pack_array(&p, 1);
+  kith_pack_cstr(&p, argv[1]);
+  const msgpack_object *res = NULL;
+  rc = cli_rpc_call(r, INFO.method, &p, CLI_CALL_TIMEOUT_MS, NULL, NULL, &res);
+  if (rc == CLI_OK && res->type != MSGPACK_OBJECT_MAP)
+    rc = cli_error("the node sent a malformed result");
+  if (rc == CLI_OK) {
+    cli_out_map(o, res, INFO_FIELDS);
+    if (!o->json)
+      print_reports(res);
+  }
+  cli_rpc_free(r);
+  return rc;
 }
 
 static int group_members(cli_opts *o, int argc, char **argv) {
@@ -93,6 +218,8 @@ static const cli_cmd GROUP_COMMANDS[] = {
     {"list", group_list, "your groups"},
     {"info", group_info, "a group's state as this node sees it"},
     {"members", group_members, "members of a group"},
+    {"mode", group_mode, "announcement mode on or off"},
+    {"invites", group_invites, "who may invite: all members or admins"},
     {NULL, NULL, NULL},
 };
 

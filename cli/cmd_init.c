@@ -1,5 +1,6 @@
 /* kith init: create the node's identity. The one command that writes the
- * home itself; every other one asks the running node. */
+ * home itself; every other one asks the running node (kith id reads the
+ * home itself when no node runs). */
 #include <errno.h>
 #include <sodium.h>
 #include <string.h>
@@ -89,6 +90,49 @@ static void print_identity(const cli_opts *o, const char *id_text,
     cli_out_map(o, &u.data, CLI_ID_FIELDS);
   msgpack_unpacked_destroy(&u);
   kith_pack_clear(&p);
+}
+
+/* kith id without a node: the identity from the store, opened with the
+ * storage key (asking for the passphrase if the home has one). */
+int cli_id_from_home(const cli_opts *o, const char *pass_file) {
+  char *pass = NULL, *name = NULL;
+  size_t pass_len = 0;
+  uint8_t key[32], seed[KITH_SEED_LEN];
+  kith_store *s = NULL;
+  kith_ident id = {0};
+  char id_text[KITH_ID_TEXT_LEN + 1];
+  int rc = CLI_OK;
+  if (pass_file || kith_home_key_is_protected(o->home))
+    rc = cli_read_passphrase(pass_file, o->home, &pass, &pass_len);
+  if (rc != CLI_OK)
+    return rc;
+  kith_err e = kith_home_load_key(o->home, pass, pass_len, key);
+  cli_passphrase_free(pass, pass_len);
+  if (e == KITH_ERR_NOT_FOUND)
+    return cli_error("%s has no identity; create one with kith init", o->home);
+  if (e == KITH_ERR_CRYPTO)
+    return cli_error("wrong passphrase for %s", o->home);
+  char *db = kith_home_path(o->home, KITH_HOME_DB_FILE);
+  if (e == KITH_OK)
+    e = kith_store_open(db, key, &s);
+  sodium_memzero(key, sizeof key);
+  if (e == KITH_OK)
+    e = kith_store_get_identity(s, seed, &name);
+  if (e == KITH_OK)
+    e = kith_ident_from_seed(&id, seed);
+  sodium_memzero(seed, sizeof seed);
+  if (e == KITH_OK) {
+    kith_id_to_text(id.pk, id_text);
+    print_identity(o, id_text, name);
+  } else {
+    rc = cli_error("cannot read the identity in %s: %s", db, kith_strerror(e));
+  }
+  kith_ident_clear(&id);
+  if (s != NULL)
+    kith_store_close(s);
+  g_free(name);
+  g_free(db);
+  return rc;
 }
 
 int cli_cmd_init(cli_opts *o, int argc, char **argv) {

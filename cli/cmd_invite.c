@@ -1,4 +1,4 @@
-/* kith invite, kith join: invite codes. */
+/* kith invite [list|revoke], kith join: invite codes. */
 #include <stdio.h>
 #include <string.h>
 
@@ -15,28 +15,72 @@ static const cli_field CODE_FIELDS[] = {{"code", NULL, NULL},
 static const cli_field JOINED_FIELDS[] = {
     {"group_id", "group id", NULL}, {"name", "name", NULL}, {NULL, NULL, NULL}};
 
-/* "30s", "10m", "24h", "7d": 1 s to CLI_MAX_TTL_S. Returns 0 if not. */
-static int parse_duration(const char *s, uint64_t *out) {
-  static const struct {
-    char unit;
-    uint64_t mult;
-  } UNITS[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
-  if (!g_ascii_isdigit(s[0]))
-    return 0;
-  char *end = NULL;
-  guint64 n = g_ascii_strtoull(s, &end, 10);
-  if (end[0] == '\0' || end[1] != '\0' || n == 0)
-    return 0;
-  for (size_t i = 0; i < G_N_ELEMENTS(UNITS); i++) {
-    if (UNITS[i].unit == end[0] && n <= CLI_MAX_TTL_S / UNITS[i].mult) {
-      *out = n * UNITS[i].mult;
-      return 1;
+static const cli_field INVITE_FIELDS[] = {{"invite_id", NULL, NULL},
+                                          {"by_name", NULL, NULL},
+                                          {"uses_left", NULL, " uses left"},
+                                          {"expires_ms", NULL, CLI_FMT_TIME},
+                                          {NULL, NULL, NULL}};
+
+static const cli_simple LIST = {
+    .cmd = "invite list",
+    .method = "invite.list",
+    .params = "GROUP",
+    .nargs = 1,
+    .summary = "List GROUP's live invites: id, who made it, uses left, "
+               "expiry.",
+    .fields = INVITE_FIELDS,
+    .rows = 1};
+
+static const cli_simple REVOKE = {
+    .cmd = "invite revoke",
+    .method = "invite.revoke",
+    .params = "GROUP INVITE",
+    .nargs = 2,
+    .summary = "Revoke an invite: INVITE is its id, a unique prefix, or the "
+               "kith: code itself (its maker, an owner or an admin).",
+    .fields = CLI_EVENT_FIELDS};
+
+/* Options of kith invite that take a value in the next word. */
+static int takes_value(const char *a) {
+  return strcmp(a, "--uses") == 0 || strcmp(a, "--ttl") == 0 ||
+         strcmp(a, "--home") == 0;
+}
+
+/* "kith invite list G" and "kith invite revoke G I" are subcommands; "kith
+ * invite list" alone invites to a group named list. */
+static const cli_simple *subcommand(int argc, char **argv, int *at) {
+  int first = 0, count = 0;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--") == 0) {
+      count += argc - i - 1;
+      first = first ? first : (i + 1 < argc ? i + 1 : 0);
+      break;
     }
+    if (argv[i][0] == '-' && argv[i][1] != '\0') {
+      i += takes_value(argv[i]);
+      continue;
+    }
+    first = first ? first : i;
+    count++;
   }
-  return 0;
+  if (first == 0 || count < 2)
+    return NULL;
+  *at = first;
+  if (strcmp(argv[first], "list") == 0)
+    return &LIST;
+  return strcmp(argv[first], "revoke") == 0 ? &REVOKE : NULL;
 }
 
 int cli_cmd_invite(cli_opts *o, int argc, char **argv) {
+  int at = 0;
+  const cli_simple *sub = subcommand(argc, argv, &at);
+  if (sub != NULL) {
+    /* The subcommand word goes first, as cli_dispatch does it. */
+    char *word = argv[at];
+    memmove(&argv[2], &argv[1], sizeof(char *) * (size_t)(at - 1));
+    argv[1] = word;
+    return cli_run_simple(o, sub, argc - 1, argv + 1);
+  }
   gint uses = 1;
   char *ttl_text = NULL;
   uint64_t ttl = 24 * 3600;
@@ -51,11 +95,8 @@ int cli_cmd_invite(cli_opts *o, int argc, char **argv) {
                      entries, &argc, &argv);
   if (rc == CLI_OK && (uses < 1 || uses > KITH_INVITE_MAX_USES))
     rc = cli_usage("invite", "--uses must be 1 to %d", KITH_INVITE_MAX_USES);
-  if (rc == CLI_OK && ttl_text != NULL && !parse_duration(ttl_text, &ttl))
-    rc = cli_usage("invite",
-                   "--ttl takes a duration like 30s, 10m, 24h or 7d (at most "
-                   "365d), not '%s'",
-                   ttl_text);
+  if (rc == CLI_OK)
+    rc = cli_duration_option("invite", "--ttl", ttl_text, CLI_MAX_TTL_S, &ttl);
   g_free(ttl_text);
   if (rc != CLI_OK)
     return rc;

@@ -9,6 +9,8 @@
  *   relay=true
  */
 #include <arpa/inet.h>
+#include <stdarg.h>
+#include <string.h>
 
 #include "../core/home.h"
 #include "../net/ice.h"
@@ -27,29 +29,122 @@ typedef struct node_opts {
   gboolean relay;
 } node_opts;
 
+/* kith.conf: "[node]", then "key=value" lines; blank lines and lines
+ * starting with '#' or ';' are ignored. Anything else (an unknown section
+ * or key, a key set twice, a value that does not parse) is an error that
+ * names the line. */
+typedef struct conf {
+  const char *path;
+  int line;
+  int in_node; /* inside [node] */
+  int seen[4]; /* line of each key, 0 if not set */
+  node_opts from_file;
+} conf;
+
+static const char *const CONF_KEYS[] = {"port", "stun", "turn", "relay"};
+
+static int conf_error(const conf *c, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+
+static int conf_error(const conf *c, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *msg = g_strdup_vprintf(fmt, ap);
+  va_end(ap);
+  int rc = cli_error("%s line %d: %s", c->path, c->line, msg);
+  g_free(msg);
+  return rc;
+}
+
+static int conf_value(conf *c, int key, const char *v) {
+  node_opts *f = &c->from_file;
+  char *end = NULL;
+  switch (key) {
+  case 0: {
+    guint64 port = g_ascii_strtoull(v, &end, 10);
+    if (!g_ascii_isdigit(v[0]) || *end != '\0' || port > 65535)
+      return conf_error(c, "port is 0 to 65535, not '%s'", v);
+    f->port = (gint)port;
+    return CLI_OK;
+  }
+  case 1:
+  case 2:
+    if (*v == '\0')
+      return conf_error(c, "%s needs a value", CONF_KEYS[key]);
+    *(key == 1 ? &f->stun : &f->turn) = g_strsplit(v, ";", -1);
+    return CLI_OK;
+  default:
+    if (strcmp(v, "true") != 0 && strcmp(v, "false") != 0)
+      return conf_error(c, "relay is true or false, not '%s'", v);
+    f->relay = v[0] == 't';
+    return CLI_OK;
+  }
+}
+
+static int conf_line(conf *c, char *text) {
+  g_strstrip(text);
+  if (text[0] == '\0' || text[0] == '#' || text[0] == ';')
+    return CLI_OK;
+  if (text[0] == '[') {
+    c->in_node = strcmp(text, "[node]") == 0;
+    return c->in_node ? CLI_OK
+                      : conf_error(c,
+                                   "unknown section %s (the one section "
+                                   "is [node])",
+                                   text);
+  }
+  char *eq = strchr(text, '=');
+  if (eq == NULL)
+    return conf_error(c, "'%s' is not key=value", text);
+  *eq = '\0';
+  char *key = g_strstrip(text), *value = g_strstrip(eq + 1);
+  if (!c->in_node)
+    return conf_error(c, "%s is outside the [node] section", key);
+  for (int k = 0; k < (int)G_N_ELEMENTS(CONF_KEYS); k++) {
+    if (strcmp(key, CONF_KEYS[k]) != 0)
+      continue;
+    if (c->seen[k])
+      return conf_error(c, "%s is set twice (first on line %d)", key,
+                        c->seen[k]);
+    c->seen[k] = c->line;
+    return conf_value(c, k, value);
+  }
+  return conf_error(c, "unknown key '%s' (known: port, stun, turn, relay)",
+                    key);
+}
+
 /* Fills what the command line left out from <home>/kith.conf. */
 static int read_config(const cli_opts *o, node_opts *n) {
   char *path = kith_home_path(o->home, CLI_CONFIG_FILE);
-  GKeyFile *kf = g_key_file_new();
+  char *text = NULL;
   GError *err = NULL;
+  conf c = {.path = path, .from_file = {.port = -1}};
   int rc = CLI_OK;
 
-  if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &err)) {
+  if (!g_file_get_contents(path, &text, NULL, &err)) {
     if (!g_error_matches(err, G_FILE_ERROR, G_FILE_ERROR_NOENT))
       rc = cli_error("cannot read %s: %s", path, err->message);
     g_clear_error(&err);
-    goto out;
+    g_free(path);
+    return rc;
   }
-  if (n->port < 0 && g_key_file_has_key(kf, "node", "port", NULL))
-    n->port = g_key_file_get_integer(kf, "node", "port", NULL);
-  if (!n->stun)
-    n->stun = g_key_file_get_string_list(kf, "node", "stun", NULL, NULL);
-  if (!n->turn)
-    n->turn = g_key_file_get_string_list(kf, "node", "turn", NULL, NULL);
-  if (!n->relay)
-    n->relay = g_key_file_get_boolean(kf, "node", "relay", NULL);
-out:
-  g_key_file_unref(kf);
+  char **lines = g_strsplit(text, "\n", -1);
+  for (int i = 0; rc == CLI_OK && lines[i] != NULL; i++) {
+    c.line = i + 1;
+    rc = conf_line(&c, lines[i]);
+  }
+  node_opts *f = &c.from_file;
+  if (rc == CLI_OK && n->port < 0)
+    n->port = f->port;
+  if (rc == CLI_OK && !n->stun)
+    n->stun = g_steal_pointer(&f->stun);
+  if (rc == CLI_OK && !n->turn)
+    n->turn = g_steal_pointer(&f->turn);
+  if (rc == CLI_OK && !n->relay)
+    n->relay = f->relay;
+  g_strfreev(f->stun);
+  g_strfreev(f->turn);
+  g_strfreev(lines);
+  g_free(text);
   g_free(path);
   return rc;
 }

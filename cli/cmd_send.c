@@ -1,16 +1,11 @@
-/* kith send, kith log [--follow]: messages. */
+/* kith send (also one message per line), react, edit, delete: posting
+ * and changing messages. */
 #include <stdio.h>
 #include <string.h>
 
 #include "../core/group.h"
+#include "item.h"
 #include "rpc.h"
-
-#define CLI_FOLLOW_MAX_SEEN 100000 /* event ids kept to drop repeats */
-#define CLI_FOLLOW_MAX_EARLY 4096  /* messages held while the log loads */
-#define CLI_SENDER_PREFIX 8 /* id characters shown for a nameless sender */
-
-static const cli_field EVENT_FIELDS[] = {{"event_id", "event id", NULL},
-                                         {NULL, NULL, NULL}};
 
 /* Reads all of stdin, keeping at most KITH_TEXT_MAX + 1 bytes; returns the
  * full length, without one trailing newline. -1 on a read error. */
@@ -47,255 +42,234 @@ static int check_text(const GString *text, long len) {
   return CLI_OK;
 }
 
+#define CLI_BULK_WINDOW 64 /* sends in flight over one connection */
+
+/* Sends the text (one message) as GROUP's message, optionally a reply. */
+static void pack_send(kith_pack *p, const char *group, const char *text,
+                      size_t len, const char *reply_to) {
+  kith_pack_init(p);
+  kith_pack_array(p, reply_to ? 3 : 2);
+  kith_pack_cstr(p, group);
+  kith_pack_str(p, text, len);
+  if (reply_to != NULL)
+    kith_pack_cstr(p, reply_to);
+}
+
+/* ---- bulk: one message per line of stdin over one connection ---- */
+
+typedef struct bulk {
+  const cli_opts *o;
+  cli_rpc *r;
+  uint32_t base_id; /* msgid of the first request */
+  GArray *line_of;  /* guint32: input line of msgid base_id + i */
+  long in_flight;
+  long sent;  /* acknowledged */
+  int failed; /* an error reply came: send no more */
+} bulk;
+
+/* Waits for one reply; prints its event id (JSON) and counts it. */
+static int bulk_collect(bulk *b) {
+  uint32_t id = 0;
+  const msgpack_object *res = NULL;
+  int rc = cli_rpc_reply(b->r, CLI_CALL_TIMEOUT_MS, NULL, NULL, &id, &res);
+  b->in_flight--;
+  if (rc == CLI_OK) {
+    if (b->o->json)
+      cli_out_json(res);
+    b->sent++;
+  } else if (id >= b->base_id && id - b->base_id < b->line_of->len) {
+    fprintf(stderr, "kith: (that was line %u of the input)\n",
+            g_array_index(b->line_of, guint32, id - b->base_id));
+    b->failed = 1;
+  } else {
+    b->in_flight = 0; /* the connection is gone */
+  }
+  return rc;
+}
+
+static int bulk_line(bulk *b, const char *group, GString *line, long no) {
+  if (line->len > 0 && line->str[line->len - 1] == '\n')
+    g_string_truncate(line, line->len - 1);
+  if (line->len == 0)
+    return CLI_OK; /* an empty line is no message */
+  if (line->len >= KITH_TEXT_MAX)
+    return cli_error("line %ld is too long (a message is 1 to %d bytes)", no,
+                     KITH_TEXT_MAX - 1);
+  if (!g_utf8_validate(line->str, (gssize)line->len, NULL))
+    return cli_error("line %ld is not UTF-8 text", no);
+  int rc = CLI_OK;
+  while (rc == CLI_OK && b->in_flight >= CLI_BULK_WINDOW)
+    rc = bulk_collect(b);
+  if (rc != CLI_OK)
+    return rc;
+  kith_pack p;
+  uint32_t id = 0;
+  guint32 at = (guint32)no;
+  pack_send(&p, group, line->str, line->len, NULL);
+  rc = cli_rpc_send(b->r, "send", &p, &id);
+  if (rc == CLI_OK) {
+    if (b->line_of->len == 0)
+      b->base_id = id;
+    g_array_append_val(b->line_of, at);
+    b->in_flight++;
+  }
+  return rc;
+}
+
+/* Reads a line of any length (up to the message limit plus one byte). */
+static int read_line(GString *line) {
+  g_string_truncate(line, 0);
+  int c;
+  while ((c = getchar()) != EOF) {
+    if (line->len <= KITH_TEXT_MAX)
+      g_string_append_c(line, (char)c);
+    if (c == '\n')
+      return 1;
+  }
+  return line->len > 0;
+}
+
+static int send_lines(const cli_opts *o, const char *group) {
+  bulk b = {.o = o, .line_of = g_array_new(FALSE, FALSE, sizeof(guint32))};
+  int rc = cli_rpc_open(o, &b.r);
+  GString *line = g_string_new(NULL);
+  gint64 start = g_get_monotonic_time();
+  for (long no = 1; rc == CLI_OK && !b.failed && read_line(line); no++)
+    rc = bulk_line(&b, group, line, no);
+  if (rc == CLI_OK && ferror(stdin))
+    rc = cli_error("cannot read stdin");
+  /* What is in flight is still answered, and counted. */
+  while (b.r != NULL && b.in_flight > 0) {
+    int one = bulk_collect(&b);
+    if (rc == CLI_OK)
+      rc = one;
+  }
+  double s = (double)(g_get_monotonic_time() - start) / 1e6;
+  if (b.r != NULL && !o->json)
+    printf("sent %ld messages in %.2f s (%.0f/s)\n", b.sent, s,
+           s > 0 ? (double)b.sent / s : 0.0);
+  g_string_free(line, TRUE);
+  g_array_unref(b.line_of);
+  cli_rpc_free(b.r);
+  return rc;
+}
+
+/* TEXT, or all of stdin for "-". */
+static int get_text(const char *arg, GString *text) {
+  long len = 0;
+  if (strcmp(arg, "-") == 0) {
+    len = read_stdin(text);
+  } else {
+    g_string_assign(text, arg);
+    len = (long)text->len;
+  }
+  return check_text(text, len);
+}
+
 int cli_cmd_send(cli_opts *o, int argc, char **argv) {
+  char *reply_to = NULL;
+  gboolean lines = FALSE;
+  const GOptionEntry entries[] = {
+      {"reply-to", 0, 0, G_OPTION_ARG_STRING, &reply_to,
+       "Post it as a reply to EVENT (an event id or a unique prefix)", "EVENT"},
+      {"lines", 0, 0, G_OPTION_ARG_NONE, &lines,
+       "With TEXT '-': post one message per line of stdin (empty lines "
+       "skipped) over one connection",
+       NULL},
+      G_OPTION_ENTRY_NULL};
   int rc = cli_parse(o, "send", "GROUP TEXT", 2,
-                     "Post a message to GROUP; a TEXT of - reads it from "
-                     "stdin.",
+                     "Post a message to GROUP (1 to 65535 bytes of UTF-8); "
+                     "a TEXT of - reads it from stdin.",
+                     entries, &argc, &argv);
+  if (rc == CLI_OK && lines && strcmp(argv[2], "-") != 0)
+    rc = cli_usage("send", "--lines reads stdin: give - as the TEXT");
+  if (rc == CLI_OK && lines && reply_to != NULL)
+    rc = cli_usage("send", "--lines posts new messages; it takes no "
+                           "--reply-to");
+  if (rc == CLI_OK && lines)
+    rc = send_lines(o, argv[1]);
+  else if (rc == CLI_OK) {
+    GString *text = g_string_new(NULL);
+    rc = get_text(argv[2], text);
+    if (rc == CLI_OK) {
+      kith_pack p;
+      pack_send(&p, argv[1], text->str, text->len, reply_to);
+      rc = cli_call_show(o, "send", &p, CLI_EVENT_FIELDS, 0);
+    }
+    g_string_free(text, TRUE);
+  }
+  g_free(reply_to);
+  return rc;
+}
+
+/* An emoji reaction: 1 to CLI_EMOJI_MAX bytes of UTF-8 without control
+ * characters (the node checks it again). */
+static int emoji_is_valid(const char *e) {
+  size_t len = strlen(e);
+  if (len == 0 || len > CLI_EMOJI_MAX || !g_utf8_validate(e, -1, NULL))
+    return 0;
+  for (const char *p = e; *p; p = g_utf8_next_char(p))
+    if (g_unichar_iscntrl(g_utf8_get_char(p)))
+      return 0;
+  return 1;
+}
+
+int cli_cmd_react(cli_opts *o, int argc, char **argv) {
+  gboolean remove = FALSE;
+  const GOptionEntry entries[] = {{"remove", 0, 0, G_OPTION_ARG_NONE, &remove,
+                                   "Take your reaction back instead", NULL},
+                                  G_OPTION_ENTRY_NULL};
+  int rc = cli_parse(o, "react", "GROUP EVENT EMOJI", 3,
+                     "React to a message with EMOJI (1 to 32 bytes of text).",
+                     entries, &argc, &argv);
+  if (rc == CLI_OK && !emoji_is_valid(argv[3]))
+    rc = cli_usage("react",
+                   "a reaction is 1 to %d bytes of UTF-8 text without "
+                   "control characters",
+                   CLI_EMOJI_MAX);
+  if (rc != CLI_OK)
+    return rc;
+  kith_pack p;
+  kith_pack_init(&p);
+  kith_pack_array(&p, 4);
+  kith_pack_cstr(&p, argv[1]);
+  kith_pack_cstr(&p, argv[2]);
+  kith_pack_cstr(&p, argv[3]);
+  kith_pack_bool(&p, remove);
+  return cli_call_show(o, "react", &p, CLI_EVENT_FIELDS, 0);
+}
+
+int cli_cmd_edit(cli_opts *o, int argc, char **argv) {
+  int rc = cli_parse(o, "edit", "GROUP EVENT TEXT", 3,
+                     "Replace the text of your message EVENT (- reads it "
+                     "from stdin); everyone sees it marked edited.",
                      NULL, &argc, &argv);
   if (rc != CLI_OK)
     return rc;
   GString *text = g_string_new(NULL);
-  long len = 0;
-  if (strcmp(argv[2], "-") == 0) {
-    len = read_stdin(text);
-  } else {
-    g_string_assign(text, argv[2]);
-    len = (long)text->len;
-  }
-  rc = check_text(text, len);
+  rc = get_text(argv[3], text);
   if (rc == CLI_OK) {
     kith_pack p;
     kith_pack_init(&p);
-    kith_pack_array(&p, 2);
+    kith_pack_array(&p, 3);
     kith_pack_cstr(&p, argv[1]);
+    kith_pack_cstr(&p, argv[2]);
     kith_pack_str(&p, text->str, text->len);
-    rc = cli_call_show(o, "send", &p, EVENT_FIELDS, 0);
+    rc = cli_call_show(o, "edit", &p, CLI_EVENT_FIELDS, 0);
   }
   g_string_free(text, TRUE);
   return rc;
 }
 
-/* ---- log ---- */
-
-typedef struct follow {
-  const cli_opts *o;
-  GHashTable *seen; /* event ids already printed */
-  GPtrArray *early; /* GBytes: messages that came before the log */
-  int live;         /* the log is printed: print messages as they come */
-} follow;
-
-static char *sender_text(const msgpack_object *m) {
-  const msgpack_object *name = cli_map_get(m, "sender_name");
-  const msgpack_object *id = cli_map_get(m, "sender_id");
-  if (name && name->type == MSGPACK_OBJECT_STR && name->via.str.size > 0)
-    return cli_out_text(name, NULL, 0);
-  if (id == NULL || id->type != MSGPACK_OBJECT_STR)
-    return g_strdup("?");
-  msgpack_object prefix = *id;
-  prefix.via.str.size = MIN(id->via.str.size, CLI_SENDER_PREFIX);
-  return cli_out_text(&prefix, NULL, 0);
-}
-
-static void print_message(const cli_opts *o, const msgpack_object *m) {
-  if (o->json) {
-    cli_out_json(m);
-    return;
-  }
-  const msgpack_object *t = cli_map_get(m, "time_ms");
-  const msgpack_object *text = cli_map_get(m, "text");
-  char *when = t && t->type == MSGPACK_OBJECT_POSITIVE_INTEGER
-                   ? cli_time_local((int64_t)t->via.u64)
-                   : g_strdup("?");
-  char *who = sender_text(m);
-  char *what = text ? cli_out_text(text, NULL, 1) : g_strdup("");
-  printf("%s %s: %s\n", when, who, what);
-  g_free(when);
-  g_free(who);
-  g_free(what);
-}
-
-/* Prints m unless its event id was printed already. */
-static void print_new(follow *f, const msgpack_object *m) {
-  const msgpack_object *id = cli_map_get(m, "event_id");
-  if (m->type != MSGPACK_OBJECT_MAP)
-    return;
-  if (id && id->type == MSGPACK_OBJECT_STR) {
-    char *key = g_strndup(id->via.str.ptr, id->via.str.size);
-    if (g_hash_table_contains(f->seen, key)) {
-      g_free(key);
-      return;
-    }
-    if (g_hash_table_size(f->seen) < CLI_FOLLOW_MAX_SEEN)
-      g_hash_table_add(f->seen, key);
-    else
-      g_free(key);
-  }
-  print_message(f->o, m);
-  if (f->live)
-    fflush(stdout);
-}
-
-static void hold(follow *f, const msgpack_object *m) {
-  kith_pack p;
-  kith_pack_init(&p);
-  uint8_t *buf = NULL;
-  size_t len = 0;
-  if (f->early->len < CLI_FOLLOW_MAX_EARLY &&
-      msgpack_pack_object(&p.pk, *m) == 0 &&
-      kith_pack_take(&p, &buf, &len) == KITH_OK)
-    g_ptr_array_add(f->early, g_bytes_new_take(buf, len));
-  kith_pack_clear(&p);
-}
-
-static void on_message(const char *method, const msgpack_object *params,
-                       void *ud) {
-  follow *f = ud;
-  if (strcmp(method, "message") != 0)
-    return;
-  for (uint32_t i = 0; i < params->via.array.size; i++) {
-    if (f->live)
-      print_new(f, &params->via.array.ptr[i]);
-    else
-      hold(f, &params->via.array.ptr[i]);
-  }
-}
-
-static void print_held(follow *f) {
-  for (guint i = 0; i < f->early->len; i++) {
-    gsize len = 0;
-    const uint8_t *buf = g_bytes_get_data(f->early->pdata[i], &len);
-    msgpack_unpacked u;
-    msgpack_unpacked_init(&u);
-    if (kith_codec_unpack_loose(buf, len, &u) == KITH_OK)
-      print_new(f, &u.data);
-    msgpack_unpacked_destroy(&u);
-  }
-  g_ptr_array_set_size(f->early, 0);
-}
-
-static int subscribe(cli_rpc *r, follow *f, const char *group) {
-  kith_pack p;
-  kith_pack_init(&p);
-  kith_pack_array(&p, 1);
-  kith_pack_cstr(&p, group);
-  const msgpack_object *res = NULL;
-  return cli_rpc_call(r, "subscribe", &p, CLI_CALL_TIMEOUT_MS, on_message, f,
-                      &res);
-}
-
-/* Asks for the page of the log before event `before` ("" for the newest),
- * keeping it packed in pages. Sets *first to the page's first event id
- * (g_malloc'ed, NULL for an empty page) and *count to its size. */
-static int fetch_page(cli_rpc *r, follow *f, const char *group, gint want,
-                      const char *before, GPtrArray *pages, char **first,
-                      guint *count) {
-  kith_pack p;
-  kith_pack_init(&p);
-  kith_pack_array(&p, 3);
-  kith_pack_cstr(&p, group);
-  kith_pack_uint(&p, (uint64_t)want);
-  kith_pack_cstr(&p, before);
-  const msgpack_object *res = NULL;
-  int rc = cli_rpc_call(r, "log", &p, CLI_CALL_TIMEOUT_MS, on_message, f, &res);
-  *first = NULL;
-  *count = 0;
-  if (rc != CLI_OK)
-    return rc;
-  if (res->type != MSGPACK_OBJECT_ARRAY)
-    return cli_error("the node sent a malformed log");
-  *count = res->via.array.size;
-  if (*count == 0)
-    return CLI_OK;
-  const msgpack_object *id = cli_map_get(&res->via.array.ptr[0], "event_id");
-  if (id == NULL || id->type != MSGPACK_OBJECT_STR)
-    return cli_error("the node sent a malformed log");
-  *first = g_strndup(id->via.str.ptr, id->via.str.size);
-  kith_pack keep;
-  kith_pack_init(&keep);
-  uint8_t *buf = NULL;
-  size_t len = 0;
-  if (msgpack_pack_object(&keep.pk, *res) != 0 ||
-      kith_pack_take(&keep, &buf, &len) != KITH_OK) {
-    kith_pack_clear(&keep);
-    return cli_error("out of memory");
-  }
-  g_ptr_array_add(pages, g_bytes_new_take(buf, len));
-  return CLI_OK;
-}
-
-/* The node answers a long log in pages, newest first; they are printed
- * oldest first. */
-static int fetch_log(cli_rpc *r, follow *f, const char *group, gint n) {
-  GPtrArray *pages =
-      g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
-  char *before = g_strdup("");
-  gint got = 0;
-  int rc = CLI_OK;
-  while (rc == CLI_OK && (n == 0 || got < n)) {
-    char *first = NULL;
-    guint count = 0;
-    rc =
-        fetch_page(r, f, group, n ? n - got : 0, before, pages, &first, &count);
-    g_free(before);
-    before = first;
-    got += (gint)count;
-    if (count == 0 || first == NULL)
-      break;
-  }
-  g_free(before);
-  for (guint i = pages->len; rc == CLI_OK && i-- > 0;) {
-    gsize len = 0;
-    const uint8_t *buf = g_bytes_get_data(pages->pdata[i], &len);
-    msgpack_unpacked u;
-    msgpack_unpacked_init(&u);
-    if (kith_codec_unpack_loose(buf, len, &u) == KITH_OK)
-      for (uint32_t k = 0; k < u.data.via.array.size; k++)
-        print_new(f, &u.data.via.array.ptr[k]);
-    msgpack_unpacked_destroy(&u);
-  }
-  g_ptr_array_unref(pages);
-  return rc;
-}
-
-/* With --follow: subscribe first, so nothing falls between the log and
- * the first notification; what came twice is printed once. */
-static int run_log(cli_rpc *r, follow *f, const char *group, gint n,
-                   int keep_following) {
-  int rc = keep_following ? subscribe(r, f, group) : CLI_OK;
-  if (rc == CLI_OK)
-    rc = fetch_log(r, f, group, n);
-  if (rc != CLI_OK)
-    return rc;
-  f->live = 1;
-  print_held(f);
-  fflush(stdout);
-  return keep_following ? cli_rpc_listen(r, on_message, f) : CLI_OK;
-}
-
-int cli_cmd_log(cli_opts *o, int argc, char **argv) {
-  gint n = 0;
-  gboolean keep_following = FALSE;
-  const GOptionEntry entries[] = {
-      {"lines", 'n', 0, G_OPTION_ARG_INT, &n,
-       "Only the last N messages (default: all)", "N"},
-      {"follow", 'f', 0, G_OPTION_ARG_NONE, &keep_following,
-       "Keep printing new messages until interrupted", NULL},
-      G_OPTION_ENTRY_NULL};
-  int rc = cli_parse(o, "log", "GROUP", 1,
-                     "Print a group's messages in display order.", entries,
-                     &argc, &argv);
-  if (rc == CLI_OK && n < 0)
-    rc = cli_usage("log", "-n takes a count of 0 or more");
-  cli_rpc *r = NULL;
-  if (rc == CLI_OK)
-    rc = cli_rpc_open(o, &r);
-  if (rc != CLI_OK)
-    return rc;
-  follow f = {o, g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL),
-              g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref), 0};
-  rc = run_log(r, &f, argv[1], n, keep_following);
-  g_hash_table_unref(f.seen);
-  g_ptr_array_unref(f.early);
-  cli_rpc_free(r);
-  return rc;
+int cli_cmd_delete(cli_opts *o, int argc, char **argv) {
+  static const cli_simple s = {
+      "delete",
+      "delete",
+      "GROUP EVENT",
+      2,
+      "Delete message EVENT: your own, or anyone's as an owner or admin. It "
+      "is hidden on every node.",
+      CLI_EVENT_FIELDS,
+      0};
+  return cli_run_simple(o, &s, argc, argv);
 }

@@ -7,9 +7,13 @@
 #include <string.h>
 
 #include "../core/ident.h"
+#include "item.h"
 
 #define OUT_COLUMN_GAP "  "
 #define OUT_MAX_COLUMNS 16
+
+const cli_field CLI_EVENT_FIELDS[] = {{"event_id", "event id", NULL},
+                                      {NULL, NULL, NULL}};
 
 const msgpack_object *cli_map_get(const msgpack_object *map, const char *key) {
   if (map == NULL || map->type != MSGPACK_OBJECT_MAP)
@@ -54,30 +58,6 @@ char *cli_time_local(int64_t ms) {
 
 /* ---- human text ---- */
 
-/* Control characters (C0, DEL, C1) and bidi overrides could rewrite the
- * terminal or disguise text: show them as U+FFFD (newlines and tabs stay in
- * multiline text, become spaces otherwise). */
-static int is_unsafe(gunichar c) {
-  return c < 0x20 || (c >= 0x7f && c < 0xa0) || (c >= 0x202a && c <= 0x202e) ||
-         (c >= 0x2066 && c <= 0x2069);
-}
-
-static char *clean(const char *s, size_t len, int multiline) {
-  char *v = g_utf8_make_valid(s, (gssize)len);
-  GString *out = g_string_sized_new(len);
-  for (const char *p = v; *p; p = g_utf8_next_char(p)) {
-    gunichar c = g_utf8_get_char(p);
-    if (!is_unsafe(c))
-      g_string_append_unichar(out, c);
-    else if (c == '\n' || c == '\t')
-      g_string_append_c(out, multiline ? (char)c : ' ');
-    else
-      g_string_append_unichar(out, 0xfffd);
-  }
-  g_free(v);
-  return g_string_free(out, FALSE);
-}
-
 static char *bool_word(const char *fmt, int v) {
   const char *bar = fmt ? strchr(fmt, '|') : NULL;
   if (bar == NULL)
@@ -87,6 +67,12 @@ static char *bool_word(const char *fmt, int v) {
 
 char *cli_out_text(const msgpack_object *v, const char *fmt, int multiline) {
   const char *unit = fmt && !strchr(fmt, '|') ? fmt : "";
+  if (fmt != NULL && strcmp(fmt, CLI_FMT_TIME) == 0) {
+    if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 == 0 ||
+        v->via.u64 > INT64_MAX)
+      return g_strdup("-");
+    return cli_time_local((int64_t)v->via.u64);
+  }
   switch (v->type) {
   case MSGPACK_OBJECT_NIL:
     return g_strdup("-");
@@ -100,7 +86,7 @@ char *cli_out_text(const msgpack_object *v, const char *fmt, int multiline) {
   case MSGPACK_OBJECT_FLOAT64:
     return g_strdup_printf("%.1f%s", v->via.f64, unit);
   case MSGPACK_OBJECT_STR:
-    return clean(v->via.str.ptr, v->via.str.size, multiline);
+    return cli_clean(v->via.str.ptr, v->via.str.size, multiline);
   default:
     return g_strdup("?");
   }
@@ -187,18 +173,37 @@ static void add_bin(JsonBuilder *b, const msgpack_object *v) {
   g_free(s);
 }
 
+/* Times in results are ms since the epoch under a key ending in "_ms"; in
+ * JSON they are RFC 3339 strings under the key without it (0 means
+ * unknown: null). Durations (rtt_ms) stay numbers. */
+static const char *const TIME_KEYS[][2] = {{"time_ms", "time"},
+                                           {"expires_ms", "expires"},
+                                           {"last_seen_ms", "last_seen"}};
+
+static const char *time_key(const char *name, const msgpack_object *v) {
+  if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 > INT64_MAX)
+    return NULL;
+  for (size_t i = 0; i < G_N_ELEMENTS(TIME_KEYS); i++)
+    if (strcmp(name, TIME_KEYS[i][0]) == 0)
+      return TIME_KEYS[i][1];
+  return NULL;
+}
+
 static void add_member(JsonBuilder *b, const msgpack_object *k,
                        const msgpack_object *v) {
   if (k->type != MSGPACK_OBJECT_STR)
     return;
   char *name = g_utf8_make_valid(k->via.str.ptr, (gssize)k->via.str.size);
-  if (strcmp(name, "time_ms") == 0 &&
-      (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
-       v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)) {
-    char *t = cli_time_rfc3339(v->via.i64);
-    json_builder_set_member_name(b, "time");
-    json_builder_add_string_value(b, t);
-    g_free(t);
+  const char *as_time = time_key(name, v);
+  if (as_time != NULL) {
+    json_builder_set_member_name(b, as_time);
+    if (v->via.u64 == 0 && strcmp(name, "time_ms") != 0) {
+      json_builder_add_null_value(b);
+    } else {
+      char *t = cli_time_rfc3339((int64_t)v->via.u64);
+      json_builder_add_string_value(b, t);
+      g_free(t);
+    }
   } else {
     json_builder_set_member_name(b, name);
     add_value(b, v);

@@ -1,7 +1,8 @@
 /* kith CLI: printing results, as human text or one JSON object per line.
  *
  * Results are msgpack maps with string keys (or arrays of them). In JSON a
- * key "time_ms" becomes "time", an RFC 3339 UTC string with milliseconds.
+ * key "time_ms" becomes "time", an RFC 3339 UTC string with milliseconds
+ * (likewise expires_ms and last_seen_ms, 0 there giving null).
  * Human output replaces control characters, so text from other members can
  * never drive the terminal. */
 #ifndef KITH_CLI_OUT_H
@@ -13,8 +14,10 @@
 #include "cli.h"
 
 /* How a human sees one field. fmt: NULL, a unit appended to numbers
- * (" ms"), or "yes-word|no-word" for booleans ("online|offline"). A NULL
+ * (" ms"), "yes-word|no-word" for booleans ("online|offline"), or
+ * CLI_FMT_TIME for ms since the epoch shown as local time (0: "-"). A NULL
  * label prints the bare value (key: value lines) */
+#define CLI_FMT_TIME "@time"
 typedef struct cli_field {
   const char *key;
   const char *label;
@@ -23,6 +26,8 @@ typedef struct cli_field {
 
 /* node_id and name, as "node id: ...", "name: ..." (init and id). */
 extern const cli_field CLI_ID_FIELDS[];
+/* event_id, as "event id: ..." (every command that makes an event). */
+extern const cli_field CLI_EVENT_FIELDS[];
 
 /* A map result: one JSON line, or "label: value" lines in fields order
  * (fields is terminated by a NULL key). */

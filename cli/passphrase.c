@@ -1,6 +1,7 @@
 /* kith CLI: reading a passphrase from a file or from the terminal. */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
@@ -38,12 +39,54 @@ static int from_file(const char *file, char **out, size_t *len) {
   return CLI_OK;
 }
 
+/* While echo is off, a signal that ends the program must first give the
+ * terminal its echo back: the handler restores the saved settings
+ * (tcsetattr is async-signal-safe), then lets the signal do what it would
+ * have done. Ctrl-Z is ignored meanwhile, so the shell never gets back a
+ * terminal without echo. */
+static const int PROMPT_SIGNALS[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+
+static volatile sig_atomic_t tty_fd = -1;
+static struct termios tty_saved;
+
+static void on_prompt_signal(int sig) {
+  if (tty_fd >= 0)
+    (void)tcsetattr(tty_fd, TCSANOW, &tty_saved);
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+typedef struct prompt_guard {
+  struct sigaction old[G_N_ELEMENTS(PROMPT_SIGNALS)];
+  struct sigaction old_tstp;
+} prompt_guard;
+
+static void guard_on(prompt_guard *g, int fd, const struct termios *saved) {
+  struct sigaction sa = {0};
+  tty_saved = *saved;
+  tty_fd = fd;
+  sa.sa_handler = on_prompt_signal;
+  sigemptyset(&sa.sa_mask);
+  for (size_t i = 0; i < G_N_ELEMENTS(PROMPT_SIGNALS); i++)
+    sigaction(PROMPT_SIGNALS[i], &sa, &g->old[i]);
+  sa.sa_handler = SIG_IGN;
+  sigaction(SIGTSTP, &sa, &g->old_tstp);
+}
+
+static void guard_off(prompt_guard *g) {
+  for (size_t i = 0; i < G_N_ELEMENTS(PROMPT_SIGNALS); i++)
+    sigaction(PROMPT_SIGNALS[i], &g->old[i], NULL);
+  sigaction(SIGTSTP, &g->old_tstp, NULL);
+  tty_fd = -1;
+}
+
 /* Reads one line from the terminal with echo off. */
 static int from_tty(const char *prompt, char **out, size_t *len) {
   int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
   struct termios old, quiet;
   char *buf = g_malloc0(PASSPHRASE_MAX + 2);
   ssize_t n = 0;
+  prompt_guard guard;
 
   if (fd < 0 || tcgetattr(fd, &old) != 0) {
     if (fd >= 0)
@@ -53,12 +96,14 @@ static int from_tty(const char *prompt, char **out, size_t *len) {
   }
   quiet = old;
   quiet.c_lflag &= ~(tcflag_t)ECHO;
+  guard_on(&guard, fd, &old);
   (void)tcsetattr(fd, TCSAFLUSH, &quiet);
   if (write(fd, prompt, strlen(prompt)) < 0)
     n = -1;
   if (n == 0)
     n = read(fd, buf, PASSPHRASE_MAX + 1);
   (void)tcsetattr(fd, TCSAFLUSH, &old);
+  guard_off(&guard);
   if (write(fd, "\n", 1) < 0)
     n = -1;
   close(fd);

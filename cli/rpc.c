@@ -26,10 +26,8 @@ struct cli_rpc {
 
 static int no_node(const cli_opts *o) {
   char *hint = cli_home_hint(o);
-  fprintf(stderr,
-          "kith: error: no node is running for %s; start it with: kith "
-          "node%s\n",
-          o->home, hint);
+  cli_error("no node is running for %s; start it with: kith node%s", o->home,
+            hint);
   g_free(hint);
   return CLI_NO_NODE;
 }
@@ -158,10 +156,14 @@ static void notify(const msgpack_object *it, cli_notify_fn fn, void *ud) {
   fn(method, &it[2], ud);
 }
 
-/* Handles the message in r->msg: an exit code once the reply to msgid is
- * in (*result set on success), or -1 to keep reading. */
+#define ANY_REPLY UINT64_MAX
+#define NO_REPLY (UINT64_MAX - 1)
+
+/* Handles the message in r->msg: an exit code once the reply to msgid
+ * (any reply with ANY_REPLY; none with NO_REPLY) is in (*result set on
+ * success, *got its id), or -1 to keep reading. */
 static int handle(cli_rpc *r, uint64_t msgid, cli_notify_fn fn, void *ud,
-                  const msgpack_object **result) {
+                  const msgpack_object **result, uint32_t *got) {
   const msgpack_object *o = &r->msg.data;
   const msgpack_object *it = NULL;
   uint64_t type = 0, id = 0;
@@ -175,8 +177,10 @@ static int handle(cli_rpc *r, uint64_t msgid, cli_notify_fn fn, void *ud,
   if (type != 1 || o->via.array.size != 4 ||
       kith_codec_uint(&it[1], UINT32_MAX, &id) != KITH_OK)
     return cli_error("the node sent a malformed message");
-  if (id != msgid)
+  if (msgid != ANY_REPLY && id != msgid)
     return -1;
+  if (got != NULL)
+    *got = (uint32_t)id;
   if (it[2].type != MSGPACK_OBJECT_NIL)
     return node_error(&it[2]);
   *result = &it[3];
@@ -231,6 +235,26 @@ static int read_error(int st, int timeout_ms) {
   return cli_error("the node sent a malformed message");
 }
 
+static gint64 deadline_of(int timeout_ms) {
+  return timeout_ms < 0 ? -1
+                        : g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+}
+
+/* Reads until the reply to msgid (or any, see handle) is in. */
+static int wait_reply(cli_rpc *r, uint64_t msgid, int timeout_ms,
+                      cli_notify_fn fn, void *ud, uint32_t *got,
+                      const msgpack_object **result) {
+  gint64 deadline = deadline_of(timeout_ms);
+  for (;;) {
+    int st = read_message(r, deadline);
+    if (st != READ_OK)
+      return read_error(st, timeout_ms);
+    int rc = handle(r, msgid, fn, ud, result, got);
+    if (rc >= 0)
+      return rc;
+  }
+}
+
 int cli_rpc_call(cli_rpc *r, const char *method, kith_pack *params,
                  int timeout_ms, cli_notify_fn fn, void *ud,
                  const msgpack_object **result) {
@@ -238,16 +262,19 @@ int cli_rpc_call(cli_rpc *r, const char *method, kith_pack *params,
   int rc = send_request(r, id, method, params);
   if (rc != CLI_OK)
     return rc;
-  gint64 deadline =
-      timeout_ms < 0 ? -1 : g_get_monotonic_time() + (gint64)timeout_ms * 1000;
-  for (;;) {
-    int st = read_message(r, deadline);
-    if (st != READ_OK)
-      return read_error(st, timeout_ms);
-    rc = handle(r, id, fn, ud, result);
-    if (rc >= 0)
-      return rc;
-  }
+  return wait_reply(r, id, timeout_ms, fn, ud, NULL, result);
+}
+
+int cli_rpc_send(cli_rpc *r, const char *method, kith_pack *params,
+                 uint32_t *id) {
+  *id = r->next_id++;
+  return send_request(r, *id, method, params);
+}
+
+int cli_rpc_reply(cli_rpc *r, int timeout_ms, cli_notify_fn fn, void *ud,
+                  uint32_t *id, const msgpack_object **result) {
+  *id = 0;
+  return wait_reply(r, ANY_REPLY, timeout_ms, fn, ud, id, result);
 }
 
 int cli_rpc_listen(cli_rpc *r, cli_notify_fn fn, void *ud) {
@@ -258,9 +285,36 @@ int cli_rpc_listen(cli_rpc *r, cli_notify_fn fn, void *ud) {
     if (st != READ_OK)
       return read_error(st, 0);
     const msgpack_object *unused = NULL;
-    int rc = handle(r, UINT64_MAX, fn, ud, &unused);
+    int rc = handle(r, NO_REPLY, fn, ud, &unused, NULL);
     if (rc >= 0)
       return rc;
+  }
+}
+
+int cli_rpc_fd(const cli_rpc *r) {
+  return g_socket_get_fd(r->sock);
+}
+
+int cli_rpc_pump(cli_rpc *r, cli_notify_fn fn, void *ud) {
+  for (;;) {
+    int got = 0;
+    int st = take_message(r, &got);
+    if (st != READ_OK)
+      return read_error(st, 0);
+    if (got) {
+      const msgpack_object *unused = NULL;
+      int rc = handle(r, NO_REPLY, fn, ud, &unused, NULL);
+      if (rc >= 0)
+        return rc;
+      continue;
+    }
+    if (g_socket_condition_check(r->sock, G_IO_IN | G_IO_HUP | G_IO_ERR) == 0)
+      return CLI_OK;
+    uint8_t buf[RPC_READ_CHUNK];
+    gssize n = g_socket_receive(r->sock, (gchar *)buf, sizeof buf, NULL, NULL);
+    if (n <= 0)
+      return read_error(READ_EOF, 0);
+    g_byte_array_append(r->in, buf, (guint)n);
   }
 }
 
@@ -290,15 +344,20 @@ int cli_call_show(const cli_opts *o, const char *method, kith_pack *params,
   return rc;
 }
 
+int cli_call_strs(const cli_opts *o, const char *method, int n,
+                  char *const *strs, const cli_field *fields, int rows) {
+  kith_pack p;
+  kith_pack_init(&p);
+  kith_pack_array(&p, (uint32_t)n);
+  for (int i = 0; i < n; i++)
+    kith_pack_cstr(&p, strs[i]);
+  return cli_call_show(o, method, &p, fields, rows);
+}
+
 int cli_run_simple(cli_opts *o, const cli_simple *s, int argc, char **argv) {
   int rc =
       cli_parse(o, s->cmd, s->params, s->nargs, s->summary, NULL, &argc, &argv);
   if (rc != CLI_OK)
     return rc;
-  kith_pack p;
-  kith_pack_init(&p);
-  kith_pack_array(&p, (uint32_t)s->nargs);
-  for (int i = 1; i <= s->nargs; i++)
-    kith_pack_cstr(&p, argv[i]);
-  return cli_call_show(o, s->method, &p, s->fields, s->rows);
+  return cli_call_strs(o, s->method, s->nargs, argv + 1, s->fields, s->rows);
 }

@@ -34,6 +34,22 @@ int cli_rpc_call(cli_rpc *r, const char *method, kith_pack *params,
                  int timeout_ms, cli_notify_fn fn, void *ud,
                  const msgpack_object **result);
 
+/* Pipelining: sends a request without waiting for its reply; *id is its
+ * msgid. */
+int cli_rpc_send(cli_rpc *r, const char *method, kith_pack *params,
+                 uint32_t *id);
+/* Waits up to timeout_ms for the next reply to any request: *id is its
+ * msgid; an error reply is printed and its exit code returned (with *id
+ * set). *result borrows from r until the next call. */
+int cli_rpc_reply(cli_rpc *r, int timeout_ms, cli_notify_fn fn, void *ud,
+                  uint32_t *id, const msgpack_object **result);
+
+/* For an event loop: the socket's descriptor, and a pump that passes the
+ * notifications already readable to fn without blocking (CLI_OK), or
+ * fails (printed) once the node closed the connection. */
+int cli_rpc_fd(const cli_rpc *r);
+int cli_rpc_pump(cli_rpc *r, cli_notify_fn fn, void *ud);
+
 /* Passes notifications to fn until the node closes the connection
  * (CLI_OK). */
 int cli_rpc_listen(cli_rpc *r, cli_notify_fn fn, void *ud);
@@ -42,6 +58,11 @@ int cli_rpc_listen(cli_rpc *r, cli_notify_fn fn, void *ud);
  * or an array of maps (rows = 1) with fields (see out.h). */
 int cli_call_show(const cli_opts *o, const char *method, kith_pack *params,
                   const cli_field *fields, int rows);
+
+/* One call whose params are the n strings strs, printed as cli_call_show
+ * does. */
+int cli_call_strs(const cli_opts *o, const char *method, int n,
+                  char *const *strs, const cli_field *fields, int rows);
 
 /* A command that is one call: no options but the global ones, its
  * positional arguments (nargs of them, named in params) sent as strings. */

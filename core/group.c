@@ -325,6 +325,27 @@ static void spend_message(kith_group *g, const kith_event *ev, const body *b,
   c->dirty = 1;
 }
 
+/* What a react, edit or delete may act on (5.7): a message of the group
+ * below it (by depth: its causal past, as far as a replica can tell
+ * cheaply); an edit only by the message's author; a delete by its author,
+ * or by an owner or admin at the delete's parents. */
+static int target_applies(kith_group *g, const grp_state *s,
+                          const kith_event *ev, const grp_inner *in) {
+  if (ev->kind == KITH_EV_MESSAGE)
+    return 1; /* a reply: shown as given */
+  grp_sum *t = grp_sum_get(g, in->ref);
+  if (!t || t->kind != KITH_EV_MESSAGE || t->depth >= ev->depth)
+    return 0;
+  int own = memcmp(t->author, ev->author, 32) == 0;
+  if (ev->kind == KITH_EV_EDIT)
+    return own;
+  if (ev->kind == KITH_EV_DELETE) {
+    const grp_member *m = grp_state_member(s, ev->author);
+    return own || (m && m->m.role >= KITH_ROLE_ADMIN);
+  }
+  return 1;
+}
+
 static void push_accepted(const kith_event *ev, const grp_inner *in,
                           int effective, GPtrArray *acc) {
   if (!acc)
@@ -341,6 +362,7 @@ static void push_accepted(const kith_event *ev, const grp_inner *in,
   memcpy(a->ref, in->ref, 32);
   a->has_ref = in->has_ref;
   a->on = in->value != 0;
+  a->applies = in->applies;
   a->effective = effective;
   g_ptr_array_add(acc, a);
 }
@@ -431,6 +453,8 @@ kith_err grp_accept(kith_group *g, kith_event *ev, const body *b,
   int spend = 0;
   if (rc == KITH_OK && !control && !own)
     spend = read_message(g, ev, b, &in);
+  if (rc == KITH_OK && !control && in.has_ref && !in.unread)
+    in.applies = target_applies(g, s, ev, &in);
   if (rc == KITH_OK)
     rc = grp_store_event(g, ev, c, pf, c ? &c->in : &in);
   if (rc != KITH_OK) {

@@ -105,6 +105,8 @@ typedef struct kith_accepted {
   uint8_t ref[32]; /* reply_to, or the target of react/edit/delete */
   int has_ref;
   int on;        /* react: 1 adds, 0 removes */
+  int applies;   /* react, edit, delete (read): its target rules hold, so it
+                     changes how its target is shown (docs/protocol.md 5.7) */
   int effective; /* control events: took effect in the group state */
 } kith_accepted;
 void kith_accepted_free(kith_accepted *a);
@@ -348,6 +350,13 @@ KITH_MUST kith_err kith_group_each_id(kith_group *g,
                                       void (*fn)(void *ctx, uint64_t ts_ms,
                                                  const uint8_t id[32]),
                                       void *ctx);
+/* The sentence a control event shows as in the log ("bob was removed by
+ * alice"), from its kind, author, date and inner plaintext (as the store
+ * keeps it); NULL for what shows nothing (invite, revoke, a rekey that is
+ * not a recovery). Names shared by several members carry the start of the
+ * id. g_malloc'ed. */
+char *kith_group_notice(kith_group *g, uint32_t kind, const uint8_t author[32],
+                        uint64_t ts_ms, const uint8_t *inner, size_t len);
 /* Current heads (32-byte ids, sorted). */
 void kith_group_heads(const kith_group *g, GByteArray *ids);
 /* BLAKE2b-256 of the canonical encoding of the derived state (section 6

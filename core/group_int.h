@@ -89,6 +89,7 @@ typedef struct grp_inner {
   uint64_t key, value; /* settings */
   uint64_t until;      /* mute: muted until (ms), 0 = unmuted */
   int unread;          /* message accepted without its text */
+  int applies;         /* react, edit, delete: its target rules hold */
   uint8_t *pt;         /* control events: the inner plaintext's bytes */
   size_t pt_len;
 } grp_inner;

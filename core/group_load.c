@@ -99,7 +99,8 @@ kith_err grp_store_event(kith_group *g, const kith_event *ev, const grp_ctl *c,
                                   : in->unread ? 0
                                                : in->text_len,
                       .ref = in->has_ref ? in->ref : NULL,
-                      .flag = (int)in->value};
+                      .flag = (in->value ? KITH_STORE_ON : 0) |
+                              (in->applies ? KITH_STORE_APPLIES : 0)};
   kith_err rc =
       c && !facts ? KITH_ERR_NOMEM : kith_store_put_event(g->store, &r);
   g_free(facts);

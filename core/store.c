@@ -38,6 +38,7 @@
 #define V3_TABLES                                                              \
   "CREATE INDEX events_ctl ON events(group_id, cseq) WHERE cseq IS NOT NULL;"  \
   "CREATE INDEX events_log ON events(group_id, ts, id);"                       \
+  "CREATE INDEX events_ref ON events(ref) WHERE ref IS NOT NULL;"              \
   "CREATE TABLE heads(group_id BLOB NOT NULL, id BLOB NOT NULL,"               \
   " PRIMARY KEY(group_id, id)) WITHOUT ROWID;"                                 \
   "CREATE TABLE chains(group_id BLOB NOT NULL, k BLOB NOT NULL,"               \
@@ -79,6 +80,12 @@ static const char v2_to_v3_sql[] =
 
 /* Rows converted to version 3 (see v2_to_v3_sql). */
 #define CONVERTED "(cseq IS NOT NULL OR cf IS NOT NULL)"
+/* What the log shows: messages with a text, and the control events that
+ * make notices (not invites, revokes, or rekeys but recovery ones). */
+#define ITEM_COLS "id, author, ts, kind, text, ref, flag, depth"
+#define ITEM_KINDS                                                             \
+  "kind IN (1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14) AND (kind <> 8 OR ref"     \
+  " IS NOT NULL)"
 
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -127,12 +134,17 @@ static const char *const stmt_sql[ST_COUNT] = {
     /* ?3: NULL, or an event id: only items before it in display order (for
      * reading a long log page by page). */
     [ST_LIST_LOG] =
-        "SELECT id, author, ts, kind, text, ref, flag FROM (SELECT id, author,"
-        " ts, kind, text, ref, flag FROM events WHERE group_id = ?1 AND"
-        " text IS NOT NULL AND kind = 9 AND (?3 IS NULL OR ts < (SELECT ts FROM"
-        " events WHERE id = ?3) OR (ts = (SELECT ts FROM events WHERE id ="
-        " ?3) AND id < ?3)) ORDER BY ts DESC, id DESC LIMIT ?2)"
-        " ORDER BY ts, id",
+        "SELECT " ITEM_COLS " FROM (SELECT " ITEM_COLS " FROM events WHERE"
+        " group_id = ?1 AND text IS NOT NULL AND " ITEM_KINDS " AND (?3 IS"
+        " NULL OR ts < (SELECT ts FROM events WHERE id = ?3) OR (ts ="
+        " (SELECT ts FROM events WHERE id = ?3) AND id < ?3)) AND (?4 IS NULL"
+        " OR ts > ?4 OR (ts = ?4 AND id > ?5)) ORDER BY ts DESC, id DESC"
+        " LIMIT ?2) ORDER BY ts, id",
+    [ST_LIST_RELATED] = "SELECT " ITEM_COLS " FROM events WHERE ref = ?1 AND"
+                        " group_id = ?2 AND kind IN (15, 16, 17) AND"
+                        " (flag & 2) != 0 ORDER BY depth, id",
+    [ST_GET_ITEM] = "SELECT " ITEM_COLS " FROM events WHERE id = ?1 AND"
+                    " group_id = ?2 AND " CONVERTED,
     [ST_COUNT_AFTER] =
         "SELECT count(*) FROM events WHERE group_id = ?1 AND kind = 9 AND"
         " text IS NOT NULL AND (ts > ?2 OR (ts = ?2 AND id > ?3))",

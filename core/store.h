@@ -62,6 +62,8 @@ KITH_MUST kith_err kith_store_set_read(kith_store *s, const uint8_t gid[32],
  * follows: the event's parents stop being heads, the event becomes one.
  * Writing an id again updates the derived columns (upgrading a row stored
  * by an older kith) and keeps a stored text. */
+#define KITH_STORE_ON 1      /* flag: a reaction added (not taken back) */
+#define KITH_STORE_APPLIES 2 /* flag: a react, edit or delete that applies */
 typedef struct kith_store_row {
   const kith_event *ev;
   uint32_t cseq;
@@ -137,25 +139,36 @@ KITH_MUST kith_err kith_store_get_chain(kith_store *s, const uint8_t gid[32],
                                         const uint8_t k[40], uint8_t **state,
                                         size_t *len);
 
-typedef struct kith_stored_msg {
-  uint8_t event_id[32];
-  uint8_t sender[32];
-  uint64_t ts_ms;
-  char *text; /* g_malloc'ed, NUL-terminated */
-} kith_stored_msg;
-void kith_stored_msg_free(kith_stored_msg *m);
-/* The last n (0 = all) readable messages of a group in display order (ts,
- * id): appends kith_stored_msg* to out. */
-KITH_MUST kith_err kith_store_list_messages(kith_store *s,
-                                            const uint8_t gid[32], size_t n,
-                                            GPtrArray *out);
-/* The same, among the messages before event `before` in display order
- * (before NULL: all), for reading a long log page by page. */
-KITH_MUST kith_err kith_store_list_messages_before(kith_store *s,
-                                                   const uint8_t gid[32],
-                                                   size_t n,
-                                                   const uint8_t *before,
-                                                   GPtrArray *out);
+/* One item of a group's log: a message with its text, or a control event
+ * that makes a notice (its text is then the event's inner plaintext, to
+ * be rendered); or a react, edit or delete that refers to a message. */
+typedef struct kith_store_item {
+  uint8_t id[32], author[32], ref[32];
+  int has_ref, flag; /* flag: KITH_STORE_ON, KITH_STORE_APPLIES */
+  uint64_t ts, depth;
+  uint32_t kind;
+  uint8_t *text; /* g_malloc'ed, NUL-terminated (text_len excludes it) */
+  size_t text_len;
+} kith_store_item;
+void kith_store_item_free(kith_store_item *it);
+/* A page of the log in display order (ts, id): the last n (at most
+ * MAX_ROWS) items before event `before` (NULL: the newest), and only
+ * after (after_ts, after_id) when after_id is set. Appends
+ * kith_store_item* to out. */
+KITH_MUST kith_err kith_store_list_items(kith_store *s, const uint8_t gid[32],
+                                         size_t n, const uint8_t *before,
+                                         uint64_t after_ts,
+                                         const uint8_t *after_id,
+                                         GPtrArray *out);
+/* The reacts, edits and deletes that apply to message `target`, in
+ * (depth, id) order. */
+KITH_MUST kith_err kith_store_list_related(kith_store *s, const uint8_t gid[32],
+                                           const uint8_t target[32],
+                                           GPtrArray *out);
+/* One item by id (any kind with a stored text). KITH_ERR_NOT_FOUND. */
+KITH_MUST kith_err kith_store_get_item(kith_store *s, const uint8_t gid[32],
+                                       const uint8_t id[32],
+                                       kith_store_item **out);
 /* Readable messages after (ts, id) in display order. */
 KITH_MUST kith_err kith_store_count_after(kith_store *s, const uint8_t gid[32],
                                           uint64_t ts, const uint8_t id[32],

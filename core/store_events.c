@@ -373,66 +373,112 @@ kith_err kith_store_each_id(kith_store *s, const uint8_t gid[32],
 
 /* ---- the log ---- */
 
-void kith_stored_msg_free(kith_stored_msg *m) {
-  if (!m)
+void kith_store_item_free(kith_store_item *it) {
+  if (!it)
     return;
-  if (m->text) {
-    sodium_memzero(m->text, strlen(m->text));
-    g_free(m->text);
-  }
-  g_free(m);
+  if (it->text)
+    sodium_memzero(it->text, it->text_len);
+  g_free(it->text);
+  g_free(it);
 }
 
-typedef struct msg_ctx {
+typedef struct item_ctx {
   const uint8_t *gid;
   GPtrArray *out;
-} msg_ctx;
+} item_ctx;
 
-static kith_err msg_row(kith_store *s, sqlite3_stmt *st, void *vctx) {
-  msg_ctx *c = vctx;
+/* A row of ITEM_COLS: id, author, ts, kind, text, ref, flag, depth. */
+static kith_err item_row(kith_store *s, sqlite3_stmt *st, void *vctx) {
+  item_ctx *c = vctx;
   const uint8_t *id = kst_col_fixed(st, 0, 32);
-  const uint8_t *sender = kst_col_fixed(st, 1, 32);
-  if (!id || !sender)
+  const uint8_t *author = kst_col_fixed(st, 1, 32);
+  const uint8_t *ref = kst_col_fixed(st, 5, 32);
+  if (!id || !author)
     return KITH_ERR_IO;
-  kith_stored_msg *m = g_new0(kith_stored_msg, 1);
-  memcpy(m->event_id, id, 32);
-  memcpy(m->sender, sender, 32);
-  m->ts_ms = kst_u64_from_db(sqlite3_column_int64(st, 2));
-  ad_buf ad;
-  text_ad(&ad, m->event_id, c->gid, m->sender, m->ts_ms);
-  kith_err err = kst_unseal_str(s, &ad, st, 4, MAX_TEXT, &m->text);
+  kith_store_item *it = g_new0(kith_store_item, 1);
+  memcpy(it->id, id, 32);
+  memcpy(it->author, author, 32);
+  it->ts = kst_u64_from_db(sqlite3_column_int64(st, 2));
+  it->kind = (uint32_t)sqlite3_column_int64(st, 3);
+  it->flag = sqlite3_column_int(st, 6);
+  it->depth = kst_u64_from_db(sqlite3_column_int64(st, 7));
+  if (ref) {
+    memcpy(it->ref, ref, 32);
+    it->has_ref = 1;
+  }
+  kith_err err = KITH_OK;
+  if (sqlite3_column_type(st, 4) != SQLITE_NULL) {
+    ad_buf ad;
+    text_ad(&ad, it->id, c->gid, it->author, it->ts);
+    char *text = NULL;
+    err = kst_unseal_str(s, &ad, st, 4, MAX_TEXT, &text);
+    it->text = (uint8_t *)text;
+    if (text) /* a control event's note may hold NULs: its length */
+      it->text_len = (size_t)sqlite3_column_bytes(st, 4) - SEAL_OVERHEAD;
+  }
   if (err) {
-    kith_stored_msg_free(m);
+    kith_store_item_free(it);
     return err;
   }
-  g_ptr_array_add(c->out, m);
+  g_ptr_array_add(c->out, it);
   return KITH_OK;
 }
 
-kith_err kith_store_list_messages(kith_store *s, const uint8_t gid[32],
-                                  size_t n, GPtrArray *out) {
-  return kith_store_list_messages_before(s, gid, n, NULL, out);
+static kith_err list_rows(kith_store *s, sqlite3_stmt *st, int rc,
+                          const uint8_t *gid, GPtrArray *out) {
+  item_ctx c = {gid, g_ptr_array_new_with_free_func(
+                         (GDestroyNotify)kith_store_item_free)};
+  kith_err err = kst_each_row(s, st, rc, item_row, &c);
+  if (err == KITH_OK)
+    g_ptr_array_extend_and_steal(out, c.out);
+  else
+    g_ptr_array_unref(c.out);
+  return err;
 }
 
-kith_err kith_store_list_messages_before(kith_store *s, const uint8_t gid[32],
-                                         size_t n, const uint8_t *before,
-                                         GPtrArray *out) {
+kith_err kith_store_list_items(kith_store *s, const uint8_t gid[32], size_t n,
+                               const uint8_t *before, uint64_t after_ts,
+                               const uint8_t *after_id, GPtrArray *out) {
   if (!s || !gid || !out)
     return KITH_ERR_ARG;
   sqlite3_stmt *st = s->st[ST_LIST_LOG];
   sqlite3_int64 limit = n == 0 || n > MAX_ROWS ? MAX_ROWS : (sqlite3_int64)n;
-  msg_ctx c = {gid, g_ptr_array_new_with_free_func(
-                        (GDestroyNotify)kith_stored_msg_free)};
   int rc = sqlite3_bind_blob(st, 1, gid, 32, SQLITE_STATIC);
   rc = kst_first_rc(rc, sqlite3_bind_int64(st, 2, limit));
   rc = kst_first_rc(rc, bind_blob(st, 3, before, 32));
-  kith_err err = kst_each_row(s, st, rc, msg_row, &c);
-  if (err) {
-    g_ptr_array_unref(c.out);
-    return err;
-  }
-  g_ptr_array_extend_and_steal(out, c.out);
-  return KITH_OK;
+  rc = kst_first_rc(rc, after_id
+                            ? sqlite3_bind_int64(st, 4, kst_u64_to_db(after_ts))
+                            : sqlite3_bind_null(st, 4));
+  rc = kst_first_rc(rc, bind_blob(st, 5, after_id, 32));
+  return list_rows(s, st, rc, gid, out);
+}
+
+kith_err kith_store_list_related(kith_store *s, const uint8_t gid[32],
+                                 const uint8_t target[32], GPtrArray *out) {
+  if (!s || !gid || !target || !out)
+    return KITH_ERR_ARG;
+  sqlite3_stmt *st = s->st[ST_LIST_RELATED];
+  int rc = sqlite3_bind_blob(st, 1, target, 32, SQLITE_STATIC);
+  rc = kst_first_rc(rc, sqlite3_bind_blob(st, 2, gid, 32, SQLITE_STATIC));
+  return list_rows(s, st, rc, gid, out);
+}
+
+kith_err kith_store_get_item(kith_store *s, const uint8_t gid[32],
+                             const uint8_t id[32], kith_store_item **out) {
+  if (!s || !gid || !id || !out)
+    return KITH_ERR_ARG;
+  GPtrArray *one =
+      g_ptr_array_new_with_free_func((GDestroyNotify)kith_store_item_free);
+  sqlite3_stmt *st = s->st[ST_GET_ITEM];
+  int rc = sqlite3_bind_blob(st, 1, id, 32, SQLITE_STATIC);
+  rc = kst_first_rc(rc, sqlite3_bind_blob(st, 2, gid, 32, SQLITE_STATIC));
+  kith_err err = list_rows(s, st, rc, gid, one);
+  if (err == KITH_OK && one->len == 0)
+    err = KITH_ERR_NOT_FOUND;
+  if (err == KITH_OK)
+    *out = g_ptr_array_steal_index(one, 0);
+  g_ptr_array_unref(one);
+  return err;
 }
 
 kith_err kith_store_count_after(kith_store *s, const uint8_t gid[32],
@@ -509,7 +555,7 @@ kith_err kith_store_load_secrets(kith_store *s, const uint8_t gid[32],
   sqlite3_stmt *st = s->st[ST_LOAD_SECRETS];
   int rc = sqlite3_bind_blob(st, 1, gid, 32, SQLITE_STATIC);
   kith_err err = kst_each_row(s, st, rc, secret_row, &c);
-  if (err) {
+  if (err && out->len > orig) {
     /* Do not leave part of the secrets behind in the caller's buffer. */
     sodium_memzero(out->data + orig, out->len - orig);
     g_byte_array_set_size(out, orig);

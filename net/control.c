@@ -344,6 +344,13 @@ void kith_rpc_subscribe(kith_rpc_call *call, const char *topic) {
   g_hash_table_add(cl->topics, g_strdup(topic));
 }
 
+int kith_control_has_topic(const kith_control *c, const char *topic) {
+  for (guint i = 0; c && i < c->clients->len; i++)
+    if (g_hash_table_contains(((client *)c->clients->pdata[i])->topics, topic))
+      return 1;
+  return 0;
+}
+
 void kith_control_notify(kith_control *c, const char *topic, const char *method,
                          const uint8_t *params, size_t len) {
   kith_pack p;

@@ -48,6 +48,8 @@ void kith_rpc_notify_caller(kith_rpc_call *call, const char *method,
 /* Subscribes this call's client to topic (e.g. a group id in hex). */
 void kith_rpc_subscribe(kith_rpc_call *call, const char *topic);
 
+/* Is any client subscribed to topic? */
+int kith_control_has_topic(const kith_control *c, const char *topic);
 /* Sends [2, method, params] to every client subscribed to topic. params are
  * the packed bytes of one array. */
 void kith_control_notify(kith_control *c, const char *topic, const char *method,

@@ -54,6 +54,7 @@ node_group *node_group_add(kith_node *n, kith_group *g) {
   node_group *ng = g_new0(node_group, 1);
 
   ng->g = g;
+  ng->member = kith_group_is_member(g, n->me.pk);
   kith_id_to_text(kith_group_id(g), ng->id_text);
   g_hash_table_replace(n->groups, ng->id_text, ng);
   return ng;
@@ -70,36 +71,6 @@ const char *node_member_name(kith_node *n, const uint8_t id[32]) {
       return m->name;
   }
   return "";
-}
-
-static void notify_message(kith_node *n, node_group *ng,
-                           const kith_accepted *a) {
-  kith_pack pk;
-  char eid[KITH_ID_TEXT_LEN + 1], sid[KITH_ID_TEXT_LEN + 1];
-  uint8_t *buf;
-  size_t len;
-
-  kith_id_to_text(a->ev.id, eid);
-  kith_id_to_text(a->ev.author, sid);
-  kith_pack_init(&pk);
-  kith_pack_array(&pk, 1);
-  msgpack_pack_map(&pk.pk, 6);
-  kith_pack_cstr(&pk, "event_id");
-  kith_pack_cstr(&pk, eid);
-  kith_pack_cstr(&pk, "time_ms");
-  kith_pack_uint(&pk, a->ev.ts_ms);
-  kith_pack_cstr(&pk, "sender_id");
-  kith_pack_cstr(&pk, sid);
-  kith_pack_cstr(&pk, "sender_name");
-  kith_pack_cstr(&pk, node_member_name(n, a->ev.author));
-  kith_pack_cstr(&pk, "text");
-  kith_pack_str(&pk, a->text, a->text_len);
-  kith_pack_cstr(&pk, "group_id");
-  kith_pack_cstr(&pk, ng->id_text);
-  if (kith_pack_take(&pk, &buf, &len) == KITH_OK) {
-    kith_control_notify(n->ctl, ng->id_text, "message", buf, len);
-    g_free(buf);
-  }
 }
 
 /* Writes what the groups keep in memory between events, then commits. */
@@ -145,11 +116,13 @@ void node_batch(kith_node *n) {
 
 void node_accepted(kith_node *n, node_group *ng, GPtrArray *acc,
                    acc_origin origin) {
+  int was_member = ng->member;
+
+  ng->member = kith_group_is_member(ng->g, n->me.pk);
   for (guint i = 0; i < acc->len; i++) {
     kith_accepted *a = g_ptr_array_index(acc, i);
 
-    if (a->text && a->ev.kind == KITH_EV_MESSAGE)
-      notify_message(n, ng, a);
+    node_notify_accepted(n, ng, a, was_member);
     gossip_note(n, ng, a, origin);
     n->batch_writes++;
   }

@@ -97,6 +97,7 @@ typedef struct node_group {
   kith_gossip *gs;       /* the group's gossip engine while we are a member */
   uint64_t next_join_ms; /* when to try entering the overlay again */
   char id_text[KITH_ID_TEXT_LEN + 1];
+  int member; /* this node was a member after the last accepted batch */
 } node_group;
 
 struct node_join {
@@ -166,6 +167,10 @@ void node_accepted(kith_node *n, node_group *ng, GPtrArray *acc,
  * main-loop round: call it before anything that makes a group accept
  * events. */
 void node_batch(kith_node *n);
+/* Tells subscribers of a new or changed log item, and this node's clients
+ * that it was removed (node_log.c). was_member: before this batch. */
+void node_notify_accepted(kith_node *n, node_group *ng, const kith_accepted *a,
+                          int was_member);
 /* Commits the store's open batch now (before answering a client). */
 void node_store_flush(kith_node *n);
 /* Did a direct attempt at id's remembered address fail lately? */

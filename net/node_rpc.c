@@ -15,6 +15,9 @@
   (192 * 1024)                 /* one log reply at most (the control           \
                                   socket's limit is 256 KiB) */
 #define LOG_ENTRY_OVERHEAD 300 /* keys, ids and name of one entry */
+#define TOPIC_RULE                                                             \
+  "a topic is 0 to %d bytes of text without control characters (empty "        \
+  "clears it)"
 
 const char *rpc_role_name(kith_role r) {
   return r == KITH_ROLE_OWNER   ? "owner"
@@ -248,6 +251,28 @@ static void publish_local(kith_node *n, kith_rpc_call *call, node_group *ng,
     rpc_pack_event_id(n, call, id);
 }
 
+/* Group names are unique among the groups this node is a member of (a
+ * joined group may still bring a second one: then use its id). Replies
+ * with the error when taken. */
+static int name_taken(kith_node *n, kith_rpc_call *call, const char *name) {
+  GHashTableIter it;
+  gpointer v;
+
+  g_hash_table_iter_init(&it, n->groups);
+  while (g_hash_table_iter_next(&it, NULL, &v)) {
+    node_group *ng = v;
+    if (kith_group_is_member(ng->g, n->me.pk) &&
+        strcmp(kith_group_name(ng->g), name) == 0) {
+      kith_rpc_error(call, KITH_ERR_EXISTS,
+                     "you already have a group named '%s' (%s); choose "
+                     "another name",
+                     name, ng->id_text);
+      return 1;
+    }
+  }
+  return 0;
+}
+
 static void rpc_group_create(kith_rpc_call *call, const msgpack_object *params,
                              void *ud) {
   kith_node *n = ud;
@@ -258,11 +283,15 @@ static void rpc_group_create(kith_rpc_call *call, const msgpack_object *params,
   kith_pack pk;
   kith_err err;
 
-  if (!node_rpc_param_str(params, 0, name, sizeof name) || !name[0]) {
-    kith_rpc_error(call, KITH_ERR_ARG, "a group name is 1 to %d bytes of text",
+  if (!node_rpc_param_str(params, 0, name, sizeof name) ||
+      !g_strstrip(name)[0]) {
+    kith_rpc_error(call, KITH_ERR_ARG,
+                   "a group name is 1 to %d bytes of printable text",
                    KITH_NAME_MAX);
     return;
   }
+  if (name_taken(n, call, name))
+    return;
   if (params->via.array.size > 1 &&
       !node_rpc_param_str(params, 1, hist, sizeof hist))
     hist[0] = 0;
@@ -337,11 +366,12 @@ static void rpc_group_list(kith_rpc_call *call, const msgpack_object *params,
     const kith_member *me = my_member(n, ng);
     if (!me)
       continue;
-    msgpack_pack_map(&pk.pk, 4);
+    msgpack_pack_map(&pk.pk, 5);
     rpc_kv_str(&pk, "group_id", ng->id_text);
     rpc_kv_str(&pk, "name", kith_group_name(ng->g));
     rpc_kv_uint(&pk, "members", kith_group_n_members(ng->g));
     rpc_kv_str(&pk, "role", rpc_role_name(me->role));
+    rpc_kv_uint(&pk, "unread", node_unread(n, ng));
   }
   g_list_free(groups);
   node_rpc_reply(n, call, &pk);
@@ -529,6 +559,7 @@ static void rpc_invite(kith_rpc_call *call, const msgpack_object *params,
                    KITH_INVITE_MAX_USES);
     return;
   }
+  node_batch(n);
   err = kith_group_invite(ng->g, (uint32_t)uses, now + ttl * 1000, now,
                           inv.secret, &acc);
   if (err != KITH_OK) {
@@ -695,72 +726,20 @@ static void rpc_send(kith_rpc_call *call, const msgpack_object *params,
   node_batch(n);
   err = kith_group_send(ng->g, text, len, has_reply ? reply : NULL,
                         node_wall_ms(), acc);
+  if (err == KITH_ERR_NOT_MEMBER) {
+    g_ptr_array_unref(acc);
+    kith_rpc_error(call, err,
+                   "cannot send: you are no longer a member of %s (you left "
+                   "or were removed)",
+                   kith_group_name(ng->g));
+    return;
+  }
   if (err != KITH_OK) {
     g_ptr_array_unref(acc);
     kith_rpc_error(call, err, "cannot send: %s", send_error(err));
     return;
   }
   rpc_publish_change(n, call, ng, err, acc);
-}
-
-/* One page of the log: the newest messages (at most `count`, 0 = any
- * number) before event `before` (NULL: the newest), as many as fit in
- * LOG_PAGE_BYTES of text, in display order. The client asks again with the
- * first id of a page for the page before it, until a page is empty. */
-static void rpc_log(kith_rpc_call *call, const msgpack_object *params,
-                    void *ud) {
-  kith_node *n = ud;
-  node_group *ng = rpc_resolve_group(n, call, params);
-  uint64_t count = 0;
-  char before_text[KITH_ID_TEXT_LEN + 1] = "";
-  uint8_t before[32];
-  GPtrArray *msgs;
-  size_t first, bytes = 0;
-  kith_pack pk;
-  kith_err err;
-
-  if (!ng)
-    return;
-  if ((params->via.array.size > 1 &&
-       !rpc_param_uint(params, 1, 1u << 30, &count)) ||
-      (params->via.array.size > 2 &&
-       !node_rpc_param_str(params, 2, before_text, sizeof before_text)) ||
-      (before_text[0] && kith_id_from_text(before_text, before) != KITH_OK)) {
-    kith_rpc_error(call, KITH_ERR_ARG, "log takes a count and an event id");
-    return;
-  }
-  msgs = g_ptr_array_new_with_free_func((GDestroyNotify)kith_stored_msg_free);
-  err = kith_store_list_messages_before(
-      n->store, kith_group_id(ng->g),
-      count && count < LOG_PAGE_MAX ? (size_t)count : LOG_PAGE_MAX,
-      before_text[0] ? before : NULL, msgs);
-  if (err != KITH_OK) {
-    kith_rpc_error(call, err, "cannot read the log: %s", kith_strerror(err));
-    g_ptr_array_unref(msgs);
-    return;
-  }
-  /* Keep the newest messages that fit (a message alone always fits). */
-  for (first = msgs->len; first > 0; first--) {
-    size_t len = strlen(((kith_stored_msg *)msgs->pdata[first - 1])->text) +
-                 LOG_ENTRY_OVERHEAD;
-    if (bytes + len > LOG_PAGE_BYTES && first < msgs->len)
-      break;
-    bytes += len;
-  }
-  kith_pack_init(&pk);
-  kith_pack_array(&pk, msgs->len - first);
-  for (guint i = (guint)first; i < msgs->len; i++) {
-    kith_stored_msg *m = msgs->pdata[i];
-    const kith_member *who = kith_group_find_member(ng->g, m->sender);
-    msgpack_pack_map(&pk.pk, 5);
-    rpc_kv_id(&pk, "event_id", m->event_id);
-    rpc_kv_uint(&pk, "time_ms", m->ts_ms);
-    rpc_kv_id(&pk, "sender_id", m->sender);
-    rpc_kv_str(&pk, "sender_name", who ? who->name : "");
-    rpc_kv_str(&pk, "text", m->text);
-  }
-  g_ptr_array_unref(msgs);
-  node_rpc_reply(n, call, &pk);
 }
 
 static void rpc_subscribe(kith_rpc_call *call, const msgpack_object *params,
@@ -826,6 +805,7 @@ static void rpc_kick(kith_rpc_call *call, const msgpack_object *params,
     return;
   }
   acc = rpc_new_batch();
+  node_batch(n);
   rpc_publish_change(n, call, ng,
                      kith_group_remove(ng->g, m->id, node_wall_ms(), acc), acc);
 }
@@ -839,6 +819,7 @@ static void rpc_leave(kith_rpc_call *call, const msgpack_object *params,
   if (!ng)
     return;
   acc = rpc_new_batch();
+  node_batch(n);
   rpc_publish_change(n, call, ng, kith_group_leave(ng->g, node_wall_ms(), acc),
                      acc);
 }
@@ -863,7 +844,12 @@ static void rpc_role(kith_rpc_call *call, const msgpack_object *params,
   r = role[0] == 'o'   ? KITH_ROLE_OWNER
       : role[0] == 'a' ? KITH_ROLE_ADMIN
                        : KITH_ROLE_MEMBER;
+  if (m->role == r) {
+    kith_rpc_error(call, KITH_ERR_EXISTS, "%s is already %s", m->name, role);
+    return;
+  }
   acc = rpc_new_batch();
+  node_batch(n);
   rpc_publish_change(n, call, ng,
                      kith_group_set_role(ng->g, m->id, r, node_wall_ms(), acc),
                      acc);
@@ -876,19 +862,25 @@ static void rpc_topic(kith_rpc_call *call, const msgpack_object *params,
   const char *text;
   size_t len;
   GPtrArray *acc;
+  kith_err err;
 
   if (!ng)
     return;
   if (params->via.array.size < 2 ||
       kith_codec_str(&params->via.array.ptr[1], KITH_TEXT_MAX - 1, &text,
                      &len) != KITH_OK) {
-    kith_rpc_error(call, KITH_ERR_ARG, "a topic is UTF-8 text");
+    kith_rpc_error(call, KITH_ERR_ARG, TOPIC_RULE, KITH_TOPIC_MAX);
     return;
   }
   acc = rpc_new_batch();
-  rpc_publish_change(
-      n, call, ng, kith_group_set_topic(ng->g, text, len, node_wall_ms(), acc),
-      acc);
+  node_batch(n);
+  err = kith_group_set_topic(ng->g, text, len, node_wall_ms(), acc);
+  if (err == KITH_ERR_ARG) {
+    kith_rpc_error(call, err, TOPIC_RULE, KITH_TOPIC_MAX);
+    g_ptr_array_unref(acc);
+    return;
+  }
+  rpc_publish_change(n, call, ng, err, acc);
 }
 
 void node_rpc_register(kith_node *n) {
@@ -906,7 +898,6 @@ void node_rpc_register(kith_node *n) {
       {"invite", rpc_invite},
       {"join", rpc_join},
       {"send", rpc_send},
-      {"log", rpc_log},
       {"subscribe", rpc_subscribe},
       {"kick", rpc_kick},
       {"leave", rpc_leave},
@@ -916,6 +907,7 @@ void node_rpc_register(kith_node *n) {
 
   relay_rpc_register(n);
   node_rpc_mod_register(n);
+  node_log_register(n);
 
   for (size_t i = 0; i < G_N_ELEMENTS(methods); i++)
     kith_control_register(n->ctl, methods[i].name, methods[i].fn, n);

@@ -36,4 +36,9 @@ void rpc_pack_event_id(kith_node *n, kith_rpc_call *call, const uint8_t id[32]);
 /* node_rpc_mod.c */
 void node_rpc_mod_register(kith_node *n);
 
+/* node_log.c */
+void node_log_register(kith_node *n);
+/* Readable messages after the group's read marker. */
+uint64_t node_unread(kith_node *n, node_group *ng);
+
 #endif

@@ -7,8 +7,9 @@
 #include "../core/codec.h"
 #include "node_rpc_int.h"
 
-#define MUTE_MAX_S (10ull * 365 * 24 * 3600) /* a mute lasts 10 years at most  \
-                                              */
+#define MUTE_MAX_S                                                             \
+  (10ull * 365 * 24 * 3600) /* a mute lasts 10 years at most                   \
+                             */
 
 /* A node id given in full, for a node that is not a member (ban). */
 static int param_node_id(const msgpack_object *params, uint32_t i,

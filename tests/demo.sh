@@ -62,4 +62,35 @@ done
 
 say "Carol's view of the members"
 run carol group members friends
+
+# A creator's group needs the node side of announce mode and reactions.
+probe=$("$KITH" --home "$DEMO/alice" react friends x x 2>&1 || true)
+if ! grep -q "unknown method" <<<"$probe"; then
+  say "Alice runs a fan club in announcement mode"
+  run alice group create fans --announce
+  fcode=$(run alice --json invite fans --uses 2 | sed 's/.*"code" *: *"\([^"]*\)".*/\1/')
+  run bob join "$fcode"
+  run carol join "$fcode"
+  ev=$(run alice --json send fans "New album out on Friday!" |
+    sed 's/.*"event_id" *: *"\([^"]*\)".*/\1/')
+  run bob send fans "first!" || true
+  run bob react fans "$ev" 🎉
+  run carol react fans "$ev" 🎉
+  run alice send fans "Signed copies for the first 100" --reply-to "$ev"
+  sleep 1
+  run carol log fans
+fi
+
+if command -v tmux >/dev/null; then
+  say "Alice's kith chat, captured from tmux"
+  sock="$DEMO/tmux.sock"
+  tmux -S "$sock" -f /dev/null new-session -d -s demo -x 92 -y 16 \
+    env LANG=C.UTF-8 TERM=tmux-256color "$KITH" --home "$DEMO/alice" chat friends
+  for _ in $(seq 50); do
+    tmux -S "$sock" capture-pane -p -t demo | grep -q "Carol here" && break
+    sleep 0.1
+  done
+  tmux -S "$sock" capture-pane -p -t demo
+  tmux -S "$sock" kill-server
+fi
 say "Done: the nodes stop and the demo's data directories are removed"

@@ -241,11 +241,19 @@ static void events_listed_in_order_stored_with_heads(void **state) {
   kith_store_close(s);
 }
 
+static GPtrArray *items_new(void) {
+  return g_ptr_array_new_with_free_func((GDestroyNotify)kith_store_item_free);
+}
+
 static GPtrArray *list_msgs(kith_store *s, const uint8_t gid[32], size_t n) {
-  GPtrArray *out =
-      g_ptr_array_new_with_free_func((GDestroyNotify)kith_stored_msg_free);
-  assert_int_equal(kith_store_list_messages(s, gid, n, out), KITH_OK);
+  GPtrArray *out = items_new();
+  assert_int_equal(kith_store_list_items(s, gid, n, NULL, 0, NULL, out),
+                   KITH_OK);
   return out;
+}
+
+static const char *text_at(GPtrArray *a, guint i) {
+  return (const char *)((kith_store_item *)a->pdata[i])->text;
 }
 
 static void messages_last_n_in_order(void **state) {
@@ -265,21 +273,21 @@ static void messages_last_n_in_order(void **state) {
   const char *want_all[] = {"one", "two-a", "two-b", "three", "five"};
   assert_int_equal(all->len, 5);
   for (guint i = 0; i < all->len; i++)
-    assert_string_equal(((kith_stored_msg *)all->pdata[i])->text, want_all[i]);
+    assert_string_equal(text_at(all, i), want_all[i]);
   g_ptr_array_unref(all);
 
   GPtrArray *last = list_msgs(s, gid, 3);
   assert_int_equal(last->len, 3);
-  kith_stored_msg *m = last->pdata[0];
-  assert_string_equal(m->text, "two-b");
+  kith_store_item *m = last->pdata[0];
+  assert_string_equal((const char *)m->text, "two-b");
   uint8_t want[32];
   fill32(want, 0x12);
-  assert_memory_equal(m->event_id, want, 32);
+  assert_memory_equal(m->id, want, 32);
   fill32(want, 0xa0 + 0x12 % 16);
-  assert_memory_equal(m->sender, want, 32);
-  assert_int_equal(m->ts_ms, 200);
-  assert_string_equal(((kith_stored_msg *)last->pdata[1])->text, "three");
-  assert_string_equal(((kith_stored_msg *)last->pdata[2])->text, "five");
+  assert_memory_equal(m->author, want, 32);
+  assert_int_equal(m->ts, 200);
+  assert_string_equal(text_at(last, 1), "three");
+  assert_string_equal(text_at(last, 2), "five");
   g_ptr_array_unref(last);
   kith_store_close(s);
 }
@@ -294,23 +302,33 @@ static void messages_before_an_event_page_backwards(void **state) {
   put_event(s, 0x12, 7, 2, 200, "two-b");
   put_event(s, 0x10, 7, 2, 200, "two-a");
   put_event(s, 0x13, 7, 3, 300, "three");
-  GPtrArray *out =
-      g_ptr_array_new_with_free_func((GDestroyNotify)kith_stored_msg_free);
+  GPtrArray *out = items_new();
   fill32(before, 0x12); /* "two-b": before it come "one", "two-a" */
-  assert_int_equal(kith_store_list_messages_before(s, gid, 0, before, out),
+  assert_int_equal(kith_store_list_items(s, gid, 0, before, 0, NULL, out),
                    KITH_OK);
   assert_int_equal(out->len, 2);
-  assert_string_equal(((kith_stored_msg *)out->pdata[0])->text, "one");
-  assert_string_equal(((kith_stored_msg *)out->pdata[1])->text, "two-a");
+  assert_string_equal(text_at(out, 0), "one");
+  assert_string_equal(text_at(out, 1), "two-a");
   g_ptr_array_set_size(out, 0);
   fill32(before, 0x13);
-  assert_int_equal(kith_store_list_messages_before(s, gid, 1, before, out),
+  assert_int_equal(kith_store_list_items(s, gid, 1, before, 0, NULL, out),
                    KITH_OK);
   assert_int_equal(out->len, 1);
-  assert_string_equal(((kith_stored_msg *)out->pdata[0])->text, "two-b");
+  assert_string_equal(text_at(out, 0), "two-b");
+  g_ptr_array_set_size(out, 0);
+  /* only those after a read marker: "three" */
+  fill32(before, 0x12);
+  assert_int_equal(kith_store_list_items(s, gid, 0, NULL, 200, before, out),
+                   KITH_OK);
+  assert_int_equal(out->len, 1);
+  assert_string_equal(text_at(out, 0), "three");
+  uint64_t unread = 0;
+  assert_int_equal(kith_store_count_after(s, gid, 200, before, &unread),
+                   KITH_OK);
+  assert_int_equal(unread, 1);
   g_ptr_array_set_size(out, 0);
   fill32(before, 0x11); /* nothing before the first */
-  assert_int_equal(kith_store_list_messages_before(s, gid, 0, before, out),
+  assert_int_equal(kith_store_list_items(s, gid, 0, before, 0, NULL, out),
                    KITH_OK);
   assert_int_equal(out->len, 0);
   g_ptr_array_unref(out);
@@ -327,7 +345,7 @@ static void text_added_to_stored_event(void **state) {
   put_event(s, 1, 7, 1, 100, "ignored");
   GPtrArray *out = list_msgs(s, gid, 0);
   assert_int_equal(out->len, 1);
-  assert_string_equal(((kith_stored_msg *)out->pdata[0])->text, "late");
+  assert_string_equal(text_at(out, 0), "late");
   g_ptr_array_unref(out);
   kith_store_close(s);
 }
@@ -440,7 +458,7 @@ static void no_plaintext_on_disk(void **state) {
   s = open_store(f);
   GPtrArray *out = list_msgs(s, gid, 0);
   assert_int_equal(out->len, 1);
-  assert_string_equal(((kith_stored_msg *)out->pdata[0])->text, CANARY_TEXT);
+  assert_string_equal(text_at(out, 0), CANARY_TEXT);
   g_ptr_array_unref(out);
   kith_store_close(s);
 }
@@ -512,9 +530,9 @@ static void moved_or_relabelled_text_is_crypto_error(void **state) {
               " id = (SELECT min(id) FROM events))"
               " WHERE id = (SELECT max(id) FROM events)");
   s = open_store(f);
-  GPtrArray *out =
-      g_ptr_array_new_with_free_func((GDestroyNotify)kith_stored_msg_free);
-  assert_int_equal(kith_store_list_messages(s, gid, 0, out), KITH_ERR_CRYPTO);
+  GPtrArray *out = items_new();
+  assert_int_equal(kith_store_list_items(s, gid, 0, NULL, 0, NULL, out),
+                   KITH_ERR_CRYPTO);
   assert_int_equal(out->len, 0);
   kith_store_close(s);
 
@@ -522,7 +540,8 @@ static void moved_or_relabelled_text_is_crypto_error(void **state) {
   raw_exec(f, "DELETE FROM events WHERE id = (SELECT max(id) FROM events);"
               "UPDATE events SET author = zeroblob(32)");
   s = open_store(f);
-  assert_int_equal(kith_store_list_messages(s, gid, 0, out), KITH_ERR_CRYPTO);
+  assert_int_equal(kith_store_list_items(s, gid, 0, NULL, 0, NULL, out),
+                   KITH_ERR_CRYPTO);
   assert_int_equal(out->len, 0);
   g_ptr_array_unref(out);
   kith_store_close(s);
@@ -771,7 +790,7 @@ static void bad_arguments_refused(void **state) {
   assert_int_equal(kith_store_list_peers(s, wrong), KITH_ERR_ARG);
   g_array_unref(wrong);
   kith_store_close(s);
-  kith_stored_msg_free(NULL);
+  kith_store_item_free(NULL);
   kith_store_close(NULL);
 }
 
