@@ -36,8 +36,14 @@ if [ ${#targets[@]} -eq 0 ]; then
   for d in "$src"/corpus/*/; do targets+=("$(basename "$d")"); done
 fi
 
-scratch=$(mktemp -d)
+# In memory where there is a tmpfs: fuzz_store's database lives there.
+if [ -d /dev/shm ] && [ -w /dev/shm ]; then
+  scratch=$(mktemp -d -p /dev/shm kith-fuzz.XXXXXX)
+else
+  scratch=$(mktemp -d)
+fi
 trap 'rm -rf "$scratch"' EXIT
+export TMPDIR=$scratch # targets' own files (fuzz_store's database)
 # The inputs of tests/fuzz/crashes/$1/ that still fail.
 open_findings() {
   local f
