@@ -11,7 +11,13 @@ DEPS = build-essential cmake pkg-config clang-format tmux \
        libglib2.0-dev libsqlite3-dev libjson-glib-dev libncurses-dev \
        iproute2 iptables coturn jq
 
-.PHONY: all deps test demo bench install clean format check-format
+# Fuzzing (make fuzz): clang and its libFuzzer/sanitizer runtimes.
+FUZZ_DEPS    = clang libclang-rt-dev
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 60
+
+.PHONY: all deps test demo bench install clean format check-format \
+        fuzz fuzz-deps fuzz-build fuzz-corpus
 
 all: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
@@ -46,6 +52,27 @@ bench: deps
 	  $(BUILD_BENCH)/bin/kith-sim --nodes 1000 --messages 20 --loss 0.01 \
 	    --crash 0.2 --seed 1; fi
 
+# The libFuzzer targets of tests/fuzz (clang, ASan, UBSan): the seed
+# corpora replayed, then each target fuzzed for FUZZ_SECONDS, one after
+# another (tests/fuzz/README.md).
+fuzz-deps:
+	@$(MAKE) --no-print-directory deps DEPS="$(DEPS) $(FUZZ_DEPS)"
+
+$(FUZZ_BUILD)/CMakeCache.txt: | fuzz-deps
+	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DKITH_FUZZ=ON
+
+fuzz-build: fuzz-deps $(FUZZ_BUILD)/CMakeCache.txt
+	cmake --build $(FUZZ_BUILD) --target fuzz-all -j $(JOBS)
+
+fuzz: fuzz-build
+	ctest --test-dir $(FUZZ_BUILD) -L fuzz --output-on-failure
+	bash tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+# Rewrites the seed corpora from the real encoders (after a format change).
+fuzz-corpus: fuzz-build
+	rm -rf tests/fuzz/corpus
+	$(FUZZ_BUILD)/bin/kith-fuzz-corpus tests/fuzz/corpus
+
 install: all
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
@@ -57,4 +84,4 @@ check-format:
 	  tests/*/*.c
 
 clean:
-	rm -rf $(BUILD) $(BUILD_BENCH) build-asan
+	rm -rf $(BUILD) $(BUILD_BENCH) build-asan $(FUZZ_BUILD)

@@ -124,7 +124,10 @@ static void tab_clear(idtab *t) {
   *t = (idtab){0};
 }
 
-#define ITEM_IDS(r) ((const uint8_t *)(r)->items + offsetof(item, id))
+/* Ids of the items array, NULL before the first item (then every table
+ * is empty and nothing is read through it). */
+#define ITEM_IDS(r)                                                            \
+  ((r)->items ? (const uint8_t *)(r)->items + offsetof(item, id) : NULL)
 
 /* ---- order ---- */
 

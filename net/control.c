@@ -22,7 +22,6 @@
 #define CONTROL_READ_CHUNK (16 * 1024)    /* bytes read per wakeup */
 #define CONTROL_MAX_IN (KITH_CONTROL_MAX_MSG + CONTROL_READ_CHUNK)
 #define CONTROL_MAX_TOPICS 256  /* subscriptions per client */
-#define CONTROL_MAX_METHOD 64   /* bytes of a method name */
 #define CONTROL_MAX_ERRMSG 1024 /* bytes of an error message */
 #define CONTROL_BACKLOG 16
 
@@ -378,21 +377,25 @@ void kith_control_notify(kith_control *c, const char *topic, const char *method,
 
 /* ---- requests ---- */
 
-static kith_err parse_request(const msgpack_object *o, uint64_t *msgid,
-                              char name[CONTROL_MAX_METHOD + 1],
-                              const msgpack_object **params) {
+kith_err kith_control_decode_request(const uint8_t *buf, size_t len,
+                                     msgpack_unpacked *u, uint64_t *msgid,
+                                     char method[KITH_CONTROL_MAX_METHOD + 1],
+                                     const msgpack_object **params) {
   const msgpack_object *it = NULL;
   uint64_t type = 0;
   const char *s = NULL;
   size_t slen = 0;
-  if (kith_codec_array(o, 4, &it) != KITH_OK ||
+  kith_err err = kith_codec_unpack_loose(buf, len, u);
+  if (err != KITH_OK)
+    return err;
+  if (kith_codec_array(&u->data, 4, &it) != KITH_OK ||
       kith_codec_uint(&it[0], 0, &type) != KITH_OK ||
       kith_codec_uint(&it[1], UINT32_MAX, msgid) != KITH_OK ||
-      kith_codec_str(&it[2], CONTROL_MAX_METHOD, &s, &slen) != KITH_OK ||
+      kith_codec_str(&it[2], KITH_CONTROL_MAX_METHOD, &s, &slen) != KITH_OK ||
       it[3].type != MSGPACK_OBJECT_ARRAY)
     return KITH_ERR_DECODE;
-  memcpy(name, s, slen);
-  name[slen] = '\0';
+  memcpy(method, s, slen);
+  method[slen] = '\0';
   *params = &it[3];
   return KITH_OK;
 }
@@ -413,10 +416,10 @@ static void handle_message(client *cl, const uint8_t *buf, size_t len) {
   msgpack_unpacked u;
   msgpack_unpacked_init(&u);
   uint64_t msgid = 0;
-  char name[CONTROL_MAX_METHOD + 1];
+  char name[KITH_CONTROL_MAX_METHOD + 1];
   const msgpack_object *params = NULL;
-  if (kith_codec_unpack_loose(buf, len, &u) != KITH_OK ||
-      parse_request(&u.data, &msgid, name, &params) != KITH_OK)
+  if (kith_control_decode_request(buf, len, &u, &msgid, name, &params) !=
+      KITH_OK)
     client_close(cl);
   else
     dispatch(cl, msgid, name, params);

@@ -55,6 +55,16 @@ int kith_control_has_topic(const kith_control *c, const char *topic);
 void kith_control_notify(kith_control *c, const char *topic, const char *method,
                          const uint8_t *params, size_t len);
 
+/* Decodes one request [0, msgid, method, params] (loose msgpack: maps are
+ * allowed in params) into u (caller calls msgpack_unpacked_init before and
+ * msgpack_unpacked_destroy after, also on error): *msgid, the method name
+ * copied into method (NUL-terminated), *params (an array) borrowing from
+ * u. Returns KITH_OK, KITH_ERR_DECODE or KITH_ERR_LIMIT. */
+#define KITH_CONTROL_MAX_METHOD 64 /* bytes of a method name */
+KITH_MUST kith_err kith_control_decode_request(
+    const uint8_t *buf, size_t len, msgpack_unpacked *u, uint64_t *msgid,
+    char method[KITH_CONTROL_MAX_METHOD + 1], const msgpack_object **params);
+
 /* Finding message boundaries on a stream without allocating: a resumable
  * scan over msgpack headers that never trusts a declared length or count
  * beyond max bytes. Used by the control server and by its clients. */

@@ -7,8 +7,6 @@
 #include "../core/codec.h"
 #include "node_int.h"
 
-#define ADDRS_MAX 64
-
 static void send_packed(node_peer *p, kith_pack *pk) {
   uint8_t *buf;
   size_t len;
@@ -121,7 +119,8 @@ static void send_addrs(node_peer *p, const kith_stored_peer *only) {
   kith_pack pk;
 
   g_hash_table_iter_init(&it, n->addrs);
-  while (g_hash_table_iter_next(&it, NULL, &v) && list->len < ADDRS_MAX) {
+  while (g_hash_table_iter_next(&it, NULL, &v) &&
+         list->len < KITH_WIRE_ADDRS_MAX) {
     kith_stored_peer *sp = v;
     if ((!only || sp == only) && memcmp(sp->node, p->id, KITH_ID_LEN) != 0 &&
         nodes_share_group(n, sp->node, p->id))
@@ -175,26 +174,19 @@ void frames_link_up(node_peer *p) {
   }
 }
 
-static void recv_event(node_peer *p, const msgpack_object *it) {
+static void recv_event(node_peer *p, const kith_wire_frame *f) {
   kith_node *n = p->node;
-  uint8_t gid[32];
-  const uint8_t *raw;
-  size_t len;
-  node_group *ng;
+  node_group *ng = node_group_get(n, f->gid);
   GPtrArray *acc;
   kith_err err;
 
-  if (kith_codec_bin_fixed(&it[1], gid, 32) != KITH_OK ||
-      kith_codec_bin(&it[2], KITH_EVENT_MAX, &raw, &len) != KITH_OK)
-    return;
-  ng = node_group_get(n, gid);
   if (!ng || !peer_may_sync(p, ng)) {
     n->dropped_frames++;
     return;
   }
   acc = g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
   node_batch(n);
-  err = kith_group_receive(ng->g, raw, len, node_wall_ms(), acc);
+  err = kith_group_receive(ng->g, f->data, f->len, node_wall_ms(), acc);
   if (err != KITH_OK && err != KITH_ERR_DUPLICATE && err != KITH_ERR_MISSING) {
     n->dropped_frames++;
     node_log(n, "rejected an event from %.8s: %s", p->id_text,
@@ -259,19 +251,13 @@ void frames_pump(node_peer *p) {
   p->pumping = 0;
 }
 
-static void recv_have(node_peer *p, const msgpack_object *it) {
+static void recv_have(node_peer *p, const kith_wire_frame *f) {
   kith_node *n = p->node;
-  uint8_t gid[32];
+  const uint8_t *gid = f->gid;
   char text[KITH_ID_TEXT_LEN + 1];
-  const uint8_t *ids;
-  size_t len;
   node_group *ng;
   GByteArray *acc;
 
-  if (kith_codec_bin_fixed(&it[1], gid, 32) != KITH_OK ||
-      kith_codec_bin(&it[2], SYNC_IDS_PER_FRAME * 32, &ids, &len) != KITH_OK ||
-      len % 32 != 0 || it[3].type != MSGPACK_OBJECT_BOOLEAN)
-    return;
   ng = node_group_get(n, gid);
   if (!ng || !peer_may_sync(p, ng))
     return;
@@ -281,12 +267,12 @@ static void recv_have(node_peer *p, const msgpack_object *it) {
     acc = g_byte_array_new();
     g_hash_table_replace(p->have, g_strdup(text), acc);
   }
-  if (acc->len + len > SYNC_MAX_IDS * 32) {
+  if (acc->len + f->len > SYNC_MAX_IDS * 32) {
     peer_close(p, "sync announcement too large");
     return;
   }
-  g_byte_array_append(acc, ids, (guint)len);
-  if (!it[3].via.boolean)
+  g_byte_array_append(acc, f->data, (guint)f->len);
+  if (!f->final)
     return;
   g_byte_array_ref(acc);
   g_hash_table_remove(p->have, text);
@@ -300,75 +286,49 @@ static void recv_have(node_peer *p, const msgpack_object *it) {
   g_byte_array_unref(acc);
 }
 
-static void recv_addrs(node_peer *p, const msgpack_object *it) {
-  const msgpack_object *list = &it[1], *e;
+static void recv_addrs(node_peer *p, const kith_wire_frame *f) {
   /* A joiner is not a member yet when the admitter introduces the others:
    * it takes the admitter's word for them. */
   int via_join = joining_via(p);
 
-  if (list->type != MSGPACK_OBJECT_ARRAY || list->via.array.size > ADDRS_MAX)
-    return;
-  for (uint32_t i = 0; i < list->via.array.size; i++) {
-    uint8_t id[KITH_ID_LEN];
-    char *host = NULL;
-    uint64_t port;
-    GInetAddress *ia;
-
-    if (kith_codec_array(&list->via.array.ptr[i], 3, &e) != KITH_OK ||
-        kith_codec_bin_fixed(&e[0], id, KITH_ID_LEN) != KITH_OK ||
-        kith_codec_strdup(&e[1], 63, &host) != KITH_OK ||
-        kith_codec_uint(&e[2], 65535, &port) != KITH_OK || port == 0) {
-      g_free(host);
-      continue;
-    }
-    ia = g_inet_address_new_from_string(host);
-    if (ia && (via_join || node_shares_group(p->node, id)))
-      node_remember_addr(p->node, id, host, (uint16_t)port);
-    g_clear_object(&ia);
-    g_free(host);
+  for (size_t i = 0; i < f->n_addrs; i++) {
+    const kith_wire_addr *a = &f->addrs[i];
+    if (via_join || node_shares_group(p->node, a->id))
+      node_remember_addr(p->node, a->id, a->host, a->port);
   }
 }
 
 void frames_on_frame(node_peer *p, const uint8_t *buf, size_t len) {
-  msgpack_unpacked u;
-  const msgpack_object *it;
-  uint64_t type, t;
+  kith_wire_frame f;
 
-  msgpack_unpacked_init(&u);
-  if (kith_codec_unpack(buf, len, &u) != KITH_OK ||
-      u.data.type != MSGPACK_OBJECT_ARRAY || u.data.via.array.size < 1 ||
-      kith_codec_uint(&u.data.via.array.ptr[0], 255, &type) != KITH_OK) {
-    p->node->dropped_frames++;
-    msgpack_unpacked_destroy(&u);
-    return;
-  }
-  it = u.data.via.array.ptr;
-  switch (u.data.via.array.size * 256 + type) {
-  case 2 * 256 + FRAME_PING:
-  case 2 * 256 + FRAME_PONG:
-    if (kith_codec_uint(&it[1], UINT64_MAX, &t) == KITH_OK)
-      peer_on_ping(p, (int)type, t);
+  if (kith_wire_frame_decode(buf, len, &f) != KITH_OK)
+    f.type = 0;
+  switch (f.type) {
+  case FRAME_PING:
+  case FRAME_PONG:
+    peer_on_ping(p, (int)f.type, f.t);
     break;
-  case 3 * 256 + FRAME_EVENT:
-    recv_event(p, it);
+  case FRAME_EVENT:
+    recv_event(p, &f);
     break;
-  case 4 * 256 + FRAME_HAVE:
-    recv_have(p, it);
+  case FRAME_HAVE:
+    recv_have(p, &f);
     break;
-  case 2 * 256 + FRAME_ADDRS:
-    recv_addrs(p, it);
+  case FRAME_ADDRS:
+    recv_addrs(p, &f);
     break;
-  case 3 * 256 + FRAME_GOSSIP:
-    gossip_on_frame(p, it);
+  case FRAME_GOSSIP:
+    gossip_on_frame(p, f.gid, f.data, f.len);
     break;
-  case 5 * 256 + FRAME_RELAY:
-    relay_on_frame(p, it);
+  case FRAME_RELAY:
+    relay_on_frame(p, &f);
     break;
-  case 1 * 256 + FRAME_BYE:
+  case FRAME_BYE:
     peer_close(p, "closed by the peer");
     break;
   default:
-    p->node->dropped_frames++; /* unknown frames are ignored: newer peers */
+    /* malformed, or unknown: newer peers may send frames we do not know */
+    p->node->dropped_frames++;
   }
-  msgpack_unpacked_destroy(&u);
+  kith_wire_frame_clear(&f);
 }

@@ -397,18 +397,12 @@ int gossip_wants_link(kith_node *n, const uint8_t peer[32]) {
   return 0;
 }
 
-void gossip_on_frame(node_peer *p, const msgpack_object *it) {
+void gossip_on_frame(node_peer *p, const uint8_t gid[32], const uint8_t *buf,
+                     size_t len) {
   kith_node *n = p->node;
-  uint8_t gid[32];
-  const uint8_t *buf;
-  size_t len;
-  node_group *ng;
+  node_group *ng = node_group_get(n, gid);
   kith_out o;
 
-  if (kith_codec_bin_fixed(&it[1], gid, 32) != KITH_OK ||
-      kith_codec_bin(&it[2], KITH_GOSSIP_MAX_FRAME, &buf, &len) != KITH_OK)
-    return;
-  ng = node_group_get(n, gid);
   if (!ng || !ng->gs || !kith_group_is_member(ng->g, p->id)) {
     n->dropped_frames++;
     return;

@@ -78,48 +78,27 @@ static void admitted(kith_node *n, node_group *ng, const uint8_t who[32],
 }
 
 const char *join_on_offer(kith_node *n, const uint8_t from[32],
-                          const msgpack_object *join) {
-  msgpack_unpacked u;
-  const msgpack_object *it;
-  const uint8_t *raw;
-  size_t raw_len;
-  uint8_t gid[32], invite_pk[32], sig[KITH_SIG_LEN];
-  char *name = NULL;
-  const char *refusal = "malformed join request";
+                          const uint8_t *join, size_t join_len) {
+  kith_wire_join req;
   node_group *ng;
-  GPtrArray *acc = NULL;
+  GPtrArray *acc;
   kith_err err;
 
-  msgpack_unpacked_init(&u);
-  if (kith_codec_bin(join, 1024, &raw, &raw_len) != KITH_OK ||
-      kith_codec_unpack(raw, raw_len, &u) != KITH_OK ||
-      kith_codec_array(&u.data, 4, &it) != KITH_OK ||
-      kith_codec_bin_fixed(&it[0], gid, 32) != KITH_OK ||
-      kith_codec_bin_fixed(&it[1], invite_pk, 32) != KITH_OK ||
-      kith_codec_bin_fixed(&it[2], sig, KITH_SIG_LEN) != KITH_OK ||
-      kith_codec_strdup(&it[3], KITH_NAME_MAX, &name) != KITH_OK)
-    goto out;
-  ng = node_group_get(n, gid);
-  refusal = JOIN_NOT_MEMBER;
+  if (kith_wire_join_decode(join, join_len, &req) != KITH_OK)
+    return "malformed join request";
+  ng = node_group_get(n, req.gid);
   if (!ng || !kith_group_is_member(ng->g, n->me.pk))
-    goto out;
-  refusal = NULL;
+    return JOIN_NOT_MEMBER;
   if (kith_group_is_member(ng->g, from))
-    goto out; /* a retry after a lost answer: already admitted */
+    return NULL; /* a retry after a lost answer: already admitted */
   acc = g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
-  err =
-      kith_group_admit(ng->g, from, name, invite_pk, sig, node_wall_ms(), acc);
-  if (err != KITH_OK) {
-    refusal = admit_error(err);
-    goto out;
-  }
-  admitted(n, ng, from, name, acc);
-out:
-  if (acc)
-    g_ptr_array_unref(acc);
-  g_free(name);
-  msgpack_unpacked_destroy(&u);
-  return refusal;
+  node_batch(n);
+  err = kith_group_admit(ng->g, from, req.name, req.invite_pk, req.sig,
+                         node_wall_ms(), acc);
+  if (err == KITH_OK)
+    admitted(n, ng, from, req.name, acc);
+  g_ptr_array_unref(acc);
+  return err == KITH_OK ? NULL : admit_error(err);
 }
 
 static node_join *find_join(kith_node *n, const uint8_t inviter[32]) {

@@ -19,6 +19,7 @@
 #include "node.h"
 #include "session.h"
 #include "signal.h"
+#include "wire.h"
 
 #define KITH_SECOND 1000
 #define NODE_TICK_MS 1000
@@ -28,27 +29,13 @@
 #define DIRECT_FAILED_MS (120 * KITH_SECOND) /* then try the address again */
 #define PEER_OUTBUF_MAX (64u * 1024 * 1024)
 #define PEER_MAX 256
-#define SYNC_IDS_PER_FRAME 1024
+#define SYNC_IDS_PER_FRAME KITH_WIRE_HAVE_IDS_MAX
 #define STORE_BATCH_MAX 64       /* events per store transaction */
 #define PUSH_WINDOW (256 * 1024) /* history queued on a link at a time */
 #define SYNC_MAX_IDS (1u << 20)
 #define RELAY_FALLBACK_MS (8 * KITH_SECOND)  /* ICE this long: use the relay */
 #define OFFER_MIN_SIZE (KITH_SIGNAL_MAX - 4) /* room for any answer */
 #define JOIN_RETRY_MS (3 * KITH_SECOND)
-
-/* Signal payloads (msgpack arrays inside the sealed envelope). */
-enum { SIG_OFFER = 1, SIG_ANSWER = 2, SIG_REFUSE = 3 };
-/* Session frames (msgpack arrays, encrypted on the link). */
-enum {
-  FRAME_PING = 1,
-  FRAME_PONG = 2,
-  FRAME_EVENT = 3,
-  FRAME_HAVE = 4,
-  FRAME_ADDRS = 5,
-  FRAME_GOSSIP = 6, /* [6, group id, engine frame bin] */
-  FRAME_RELAY = 7,  /* [7, kind, to, from, payload] (relay.c) */
-  FRAME_BYE = 8,    /* [8]: the sender closes the link */
-};
 
 typedef enum peer_state {
   PEER_GATHERING,  /* our ICE agent gathers; offer/answer not sent yet */
@@ -216,7 +203,9 @@ void gossip_group_update(kith_node *n, node_group *ng);
 void gossip_group_stop(node_group *ng);
 void gossip_link_up(kith_node *n, node_peer *p);
 void gossip_link_down(kith_node *n, node_peer *p);
-void gossip_on_frame(node_peer *p, const msgpack_object *it);
+/* A FRAME_GOSSIP from p: the engine frame buf for group gid. */
+void gossip_on_frame(node_peer *p, const uint8_t gid[32], const uint8_t *buf,
+                     size_t len);
 void gossip_note(kith_node *n, node_group *ng, const kith_accepted *a,
                  acc_origin origin);
 int gossip_wants_link(kith_node *n, const uint8_t peer[32]);
@@ -224,7 +213,7 @@ int gossip_wants_link(kith_node *n, const uint8_t peer[32]);
 /* relay.c: relay friends */
 kith_err relay_load(kith_node *n);
 int relay_is_friend(kith_node *n, const uint8_t id[32]);
-void relay_on_frame(node_peer *p, const msgpack_object *it);
+void relay_on_frame(node_peer *p, const kith_wire_frame *f);
 void relay_tick(kith_node *n, uint64_t now);
 node_peer *relay_pick(kith_node *n, const uint8_t to[32]);
 KITH_MUST kith_err relay_send_signal(node_peer *relay, const uint8_t to[32],
@@ -248,7 +237,7 @@ node_peer *peer_connect_via(kith_node *n, const uint8_t id[32],
 /* Admitter side: returns NULL to accept the joiner's offer, or the reason
  * for refusing it (static string). */
 const char *join_on_offer(kith_node *n, const uint8_t from[32],
-                          const msgpack_object *join);
+                          const uint8_t *join, size_t join_len);
 void join_start(kith_node *n, kith_rpc_call *call, const char *code,
                 uint64_t timeout_s);
 void join_tick(kith_node *n, uint64_t now);

@@ -406,8 +406,9 @@ static void remember_src(kith_node *n, const uint8_t id[32],
 /* An offer: answer it unless our own offer to the same peer wins (the
  * smaller node id's offer wins a crossing). */
 static void on_offer(kith_node *n, const uint8_t from[32],
-                     const kith_ice_params *params, const msgpack_object *join,
-                     GSocketAddress *src, size_t size, node_peer *relay) {
+                     const kith_ice_params *params, const uint8_t *join,
+                     size_t join_len, GSocketAddress *src, size_t size,
+                     node_peer *relay) {
   char text[KITH_ID_TEXT_LEN + 1];
   node_peer *p;
   const char *refusal = NULL;
@@ -435,7 +436,7 @@ static void on_offer(kith_node *n, const uint8_t from[32],
       !(src && !p->via[0] && !same_addr(src, p->offer_host, p->offer_port)))
     return;
   if (join)
-    refusal = join_on_offer(n, from, join);
+    refusal = join_on_offer(n, from, join, join_len);
   else if (!node_shares_group(n, from) && !relay_is_friend(n, from))
     refusal = "no group in common and not a friend";
   if (refusal) {
@@ -483,35 +484,17 @@ static void on_answer(kith_node *n, const uint8_t from[32],
 static void handle_signal(kith_node *n, const uint8_t from[32],
                           const uint8_t *payload, size_t len,
                           GSocketAddress *src, size_t size, node_peer *relay) {
-  msgpack_unpacked u;
-  const msgpack_object *it;
-  uint64_t kind;
-  kith_ice_params params;
-  const uint8_t *pb;
-  size_t plen;
+  kith_wire_signal s;
 
-  msgpack_unpacked_init(&u);
-  if (kith_codec_unpack(payload, len, &u) != KITH_OK ||
-      kith_codec_array(&u.data, 3, &it) != KITH_OK ||
-      kith_codec_uint(&it[0], 3, &kind) != KITH_OK)
-    goto out;
-  if (kind == SIG_REFUSE) {
-    char *reason = NULL;
-    if (kith_codec_strdup(&it[1], 200, &reason) == KITH_OK)
-      join_on_refuse(n, from, reason);
-    g_free(reason);
-    goto out;
-  }
-  if (kith_codec_bin(&it[1], KITH_SIGNAL_MAX, &pb, &plen) != KITH_OK ||
-      kith_ice_params_decode(pb, plen, &params) != KITH_OK)
-    goto out;
-  if (kind == SIG_OFFER)
-    on_offer(n, from, &params, it[2].type == MSGPACK_OBJECT_NIL ? NULL : &it[2],
-             src, size, relay);
-  else if (kind == SIG_ANSWER)
-    on_answer(n, from, &params, src);
-out:
-  msgpack_unpacked_destroy(&u);
+  if (kith_wire_signal_decode(payload, len, &s) != KITH_OK)
+    return;
+  if (s.kind == SIG_REFUSE)
+    join_on_refuse(n, from, s.reason);
+  else if (s.kind == SIG_OFFER)
+    on_offer(n, from, &s.params, s.has_join ? s.join : NULL, s.join_len, src,
+             size, relay);
+  else
+    on_answer(n, from, &s.params, src);
 }
 
 void peer_on_signal(kith_node *n, const uint8_t from[32],

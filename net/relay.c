@@ -22,7 +22,6 @@
 
 #define RELAY_RATE (256 * 1024) /* bytes per second per friend */
 #define RELAY_BURST (1024 * 1024)
-#define RELAY_SKEW_MS (120 * KITH_SECOND)
 #define FRIEND_RETRY_MS (5 * KITH_SECOND)
 
 typedef struct bucket {
@@ -128,53 +127,15 @@ static void forward(node_peer *p, uint64_t kind, const uint8_t to[32],
   send_relay_frame(q, kind, to, p->id, payload, len);
 }
 
-/* Opens end-to-end sealed signalling that came through a relay. */
+/* End-to-end sealed signalling that came through the relay friend. */
 static void recv_signal(node_peer *relay, const uint8_t from[32],
                         const uint8_t *box, size_t len) {
-  kith_node *n = relay->node;
-  uint8_t *plain;
-  msgpack_unpacked u;
-  const msgpack_object *f;
-  uint8_t sfrom[32], sto[32], sig[KITH_SIG_LEN];
-  uint64_t ts, now = node_wall_ms();
-  const uint8_t *payload;
+  uint8_t payload[KITH_SIGNAL_MAX];
   size_t plen;
 
-  if (len <= KITH_SEAL_OVERHEAD || len > KITH_SIGNAL_MAX)
-    return;
-  plain = g_malloc(len - KITH_SEAL_OVERHEAD);
-  msgpack_unpacked_init(&u);
-  if (kith_unseal(&n->me, box, len, plain) != KITH_OK ||
-      kith_codec_unpack(plain, len - KITH_SEAL_OVERHEAD, &u) != KITH_OK ||
-      kith_codec_array(&u.data, 5, &f) != KITH_OK ||
-      kith_codec_bin_fixed(&f[0], sfrom, 32) != KITH_OK ||
-      kith_codec_bin_fixed(&f[1], sto, 32) != KITH_OK ||
-      kith_codec_uint(&f[2], UINT64_MAX, &ts) != KITH_OK ||
-      kith_codec_bin(&f[3], KITH_SIGNAL_MAX, &payload, &plen) != KITH_OK ||
-      kith_codec_bin_fixed(&f[4], sig, KITH_SIG_LEN) != KITH_OK ||
-      memcmp(sfrom, from, 32) != 0 || memcmp(sto, n->me.pk, 32) != 0 ||
-      ts + RELAY_SKEW_MS < now || ts > now + RELAY_SKEW_MS)
-    goto out;
-  {
-    /* The signature covers the first four elements as an array. */
-    kith_pack pk;
-    uint8_t *signed_bytes;
-    size_t slen;
-    kith_pack_init(&pk);
-    kith_pack_array(&pk, 4);
-    kith_pack_bin(&pk, sfrom, 32);
-    kith_pack_bin(&pk, sto, 32);
-    kith_pack_uint(&pk, ts);
-    kith_pack_bin(&pk, payload, plen);
-    if (kith_pack_take(&pk, &signed_bytes, &slen) != KITH_OK)
-      goto out;
-    if (kith_sig_verify(from, signed_bytes, slen, sig) == KITH_OK)
-      peer_on_relayed_signal(n, from, payload, plen, relay);
-    g_free(signed_bytes);
-  }
-out:
-  msgpack_unpacked_destroy(&u);
-  g_free(plain);
+  if (kith_wire_relayed_open(&relay->node->me, from, box, len, node_wall_ms(),
+                             payload, &plen) == KITH_OK)
+    peer_on_relayed_signal(relay->node, from, payload, plen, relay);
 }
 
 kith_err relay_send_signal(node_peer *relay, const uint8_t to[32],
@@ -221,27 +182,16 @@ void relay_send_data(node_peer *relay, const uint8_t to[32],
   send_relay_frame(relay, 1, to, relay->node->me.pk, bytes, len);
 }
 
-void relay_on_frame(node_peer *p, const msgpack_object *it) {
-  uint64_t kind;
-  uint8_t to[32], from[32];
-  const uint8_t *payload;
-  size_t len;
-
-  if (kith_codec_uint(&it[1], 1, &kind) != KITH_OK ||
-      kith_codec_bin_fixed(&it[2], to, 32) != KITH_OK ||
-      kith_codec_bin_fixed(&it[3], from, 32) != KITH_OK ||
-      kith_codec_bin(&it[4], KITH_SESSION_MAX_RECORD + 4, &payload, &len) !=
-          KITH_OK)
-    return;
-  if (memcmp(to, p->node->me.pk, 32) != 0) {
-    forward(p, kind, to, payload, len); /* we are asked to relay */
+void relay_on_frame(node_peer *p, const kith_wire_frame *f) {
+  if (memcmp(f->to, p->node->me.pk, 32) != 0) {
+    forward(p, f->relay_kind, f->to, f->data, f->len); /* we relay */
     return;
   }
   /* For us, through the relay p, from another of its friends. */
-  if (kind == 0)
-    recv_signal(p, from, payload, len);
+  if (f->relay_kind == 0)
+    recv_signal(p, f->from, f->data, f->len);
   else
-    peer_on_relayed_data(p->node, from, payload, len, p);
+    peer_on_relayed_data(p->node, f->from, f->data, f->len, p);
 }
 
 /* Keeps a link to every friend whose address we know (retrying every

@@ -5,7 +5,7 @@
 
 #include "../core/codec.h"
 
-#define NONCE_LEN 16
+#define NONCE_LEN KITH_SIGNAL_NONCE_LEN
 #define REPLAY_CAP 4096      /* remembered nonces, all sources together */
 #define REPLAY_PER_SOURCE 64 /* of which one source IPv4 address may hold */
 #define SOURCES_CAP 1024     /* token buckets (source IPv4 addresses) */
@@ -177,6 +177,13 @@ static kith_err decode_envelope(const msgpack_unpacked *u, envelope *e) {
   return decode_fields(f, o->via.array.size, e);
 }
 
+static gboolean is_fresh(uint64_t ts, int64_t now) {
+  if (ts > (uint64_t)INT64_MAX / 2)
+    return FALSE;
+  int64_t d = (int64_t)ts - now;
+  return d <= KITH_SIGNAL_SKEW_MS && d >= -KITH_SIGNAL_SKEW_MS;
+}
+
 static kith_err verify_sig(const envelope *e) {
   uint8_t *sb = NULL;
   size_t sl = 0;
@@ -226,12 +233,12 @@ static void make_room(kith_signal *s, guint32 ip, int64_t now_ms) {
 }
 
 /* Remembers the nonce of a datagram from ip; FALSE if it was seen. */
-static gboolean remember_nonce(kith_signal *s, const envelope *e, guint32 ip,
-                               int64_t now_ms) {
+static gboolean remember_nonce(kith_signal *s, const uint8_t nonce[NONCE_LEN],
+                               uint64_t ts, guint32 ip, int64_t now_ms) {
   seen_nonce key;
-  memcpy(key.nonce, e->nonce, NONCE_LEN);
+  memcpy(key.nonce, nonce, NONCE_LEN);
   uint8_t h[crypto_shorthash_BYTES];
-  crypto_shorthash(h, e->nonce, NONCE_LEN, s->hash_key);
+  crypto_shorthash(h, nonce, NONCE_LEN, s->hash_key);
   memcpy(&key.hash, h, sizeof key.hash);
   if (g_hash_table_contains(s->seen, &key))
     return FALSE;
@@ -245,7 +252,7 @@ static gboolean remember_nonce(kith_signal *s, const envelope *e, guint32 ip,
   seen_nonce *n = g_new0(seen_nonce, 1);
   memcpy(n->nonce, key.nonce, NONCE_LEN);
   n->hash = key.hash;
-  n->expiry_ms = (int64_t)e->ts + KITH_SIGNAL_SKEW_MS;
+  n->expiry_ms = (int64_t)ts + KITH_SIGNAL_SKEW_MS;
   n->src = rs;
   n->all_link.data = n;
   n->src_link.data = n;
@@ -299,40 +306,57 @@ static int64_t now_ms(void) {
   return g_get_real_time() / 1000;
 }
 
-static gboolean is_fresh(uint64_t ts, int64_t now) {
-  if (ts > (uint64_t)INT64_MAX / 2)
-    return FALSE;
-  int64_t d = (int64_t)ts - now;
-  return d <= KITH_SIGNAL_SKEW_MS && d >= -KITH_SIGNAL_SKEW_MS;
+kith_err kith_signal_open_datagram(const kith_ident *me, const uint8_t *dg,
+                                   size_t len, int64_t now_ms,
+                                   kith_signal_opened *o) {
+  uint8_t plain[KITH_SIGNAL_MAX];
+  msgpack_unpacked u;
+  envelope e;
+
+  if (len <= KITH_SEAL_OVERHEAD || len > KITH_SIGNAL_MAX)
+    return KITH_ERR_DECODE;
+  if (kith_unseal(me, dg, len, plain) != KITH_OK)
+    return KITH_ERR_CRYPTO;
+  msgpack_unpacked_init(&u);
+  kith_err err = kith_codec_unpack(plain, len - KITH_SEAL_OVERHEAD, &u);
+  if (err == KITH_OK)
+    err = decode_envelope(&u, &e);
+  if (err == KITH_OK && (sodium_memcmp(e.to, me->pk, KITH_ID_LEN) != 0 ||
+                         !is_fresh(e.ts, now_ms)))
+    err = KITH_ERR_PROTOCOL;
+  if (err == KITH_OK)
+    err = verify_sig(&e);
+  if (err == KITH_OK) {
+    memcpy(o->from, e.from, KITH_ID_LEN);
+    o->ts_ms = e.ts;
+    memcpy(o->nonce, e.nonce, NONCE_LEN);
+    memcpy(o->payload, e.payload, e.len);
+    o->len = e.len;
+  }
+  msgpack_unpacked_destroy(&u);
+  sodium_memzero(plain, sizeof plain);
+  return err;
 }
 
 /* Opens, checks and delivers one datagram; FALSE if it was dropped. */
 static gboolean accept_datagram(kith_signal *s, const uint8_t *buf, size_t len,
                                 GSocketAddress *src) {
   guint32 ip;
+  kith_signal_opened o;
+  int64_t now = now_ms();
+
   if (len <= KITH_SEAL_OVERHEAD || len > KITH_SIGNAL_MAX ||
       !source_ip(src, &ip) || !take_token(s, ip))
     return FALSE;
-  uint8_t plain[KITH_SIGNAL_MAX];
-  size_t plen = len - KITH_SEAL_OVERHEAD;
-  if (kith_unseal(s->me, buf, len, plain) != KITH_OK)
-    return FALSE;
-  msgpack_unpacked u;
-  msgpack_unpacked_init(&u);
-  envelope e;
-  int64_t now = now_ms();
-  gboolean ok = kith_codec_unpack(plain, plen, &u) == KITH_OK &&
-                decode_envelope(&u, &e) == KITH_OK &&
-                sodium_memcmp(e.to, s->me->pk, KITH_ID_LEN) == 0 &&
-                is_fresh(e.ts, now) && verify_sig(&e) == KITH_OK &&
-                remember_nonce(s, &e, ip, now);
+  gboolean ok =
+      kith_signal_open_datagram(s->me, buf, len, now, &o) == KITH_OK &&
+      remember_nonce(s, o.nonce, o.ts_ms, ip, now);
   if (ok && s->cb != NULL) {
     s->in_cb++;
-    s->cb(s, e.from, e.payload, e.len, src, len, s->ud);
+    s->cb(s, o.from, o.payload, o.len, src, len, s->ud);
     s->in_cb--;
   }
-  msgpack_unpacked_destroy(&u);
-  sodium_memzero(plain, sizeof plain);
+  sodium_memzero(&o, sizeof o);
   return ok;
 }
 

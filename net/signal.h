@@ -81,4 +81,25 @@ KITH_MUST kith_err kith_signal_seal_datagram(const kith_ident *me,
                                              size_t min_size, uint64_t ts_ms,
                                              uint8_t **out, size_t *out_len);
 
+/* A datagram opened by kith_signal_open_datagram. */
+#define KITH_SIGNAL_NONCE_LEN 16
+typedef struct kith_signal_opened {
+  uint8_t from[KITH_ID_LEN]; /* the authenticated sender */
+  uint64_t ts_ms;
+  uint8_t nonce[KITH_SIGNAL_NONCE_LEN];
+  uint8_t payload[KITH_SIGNAL_MAX];
+  size_t len;
+} kith_signal_opened;
+
+/* Everything the signal port checks of one datagram except the rate limit
+ * and the replay cache: its size, that it opens with me's key, the
+ * envelope's form, that `to` is me, |ts - now_ms| <= KITH_SIGNAL_SKEW_MS
+ * (wall clock) and the signature. Fills o (the payload copied). Returns
+ * KITH_OK, KITH_ERR_DECODE, KITH_ERR_CRYPTO (not sealed to me),
+ * KITH_ERR_PROTOCOL (not to me, or stale) or KITH_ERR_SIGNATURE. */
+KITH_MUST kith_err kith_signal_open_datagram(const kith_ident *me,
+                                             const uint8_t *dg, size_t len,
+                                             int64_t now_ms,
+                                             kith_signal_opened *o);
+
 #endif

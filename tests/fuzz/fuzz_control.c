@@ -1,12 +1,16 @@
-/* libFuzzer target: bytes a control-socket client sends, cut into messages
- * by the scanner and parsed as requests exactly as the server does.
- * Includes control.c to reach its static request parser. */
-#include "net/control.c"
+/* libFuzzer target: the bytes a control-socket client sends, cut into
+ * messages by the scanner and decoded as requests exactly as the server
+ * does (kith_control_scan, kith_control_decode_request). A request that
+ * decodes has a method name of at most KITH_CONTROL_MAX_METHOD bytes and
+ * an array of parameters. */
+#include <stdlib.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz_common.h"
+#include "net/control.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t off = 0;
+
   while (off < size) {
     kith_control_scanner sc;
     kith_control_scan_init(&sc);
@@ -14,17 +18,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         kith_control_scan(&sc, data + off, size - off, KITH_CONTROL_MAX_MSG);
     if (n <= 0)
       return 0;
+    if ((size_t)n > size - off)
+      abort(); /* an object longer than the bytes it came in */
     msgpack_unpacked u;
-    msgpack_unpacked_init(&u);
     uint64_t msgid = 0;
-    char name[CONTROL_MAX_METHOD + 1];
+    char method[KITH_CONTROL_MAX_METHOD + 1];
     const msgpack_object *params = NULL;
-    int bad = kith_codec_unpack_loose(data + off, (size_t)n, &u) != KITH_OK ||
-              parse_request(&u.data, &msgid, name, &params) != KITH_OK;
-    if (!bad && (params->type != MSGPACK_OBJECT_ARRAY || strlen(name) > 64))
-      __builtin_trap();
+    msgpack_unpacked_init(&u);
+    kith_err err = kith_control_decode_request(data + off, (size_t)n, &u,
+                                               &msgid, method, &params);
+    if (err == KITH_OK && (params->type != MSGPACK_OBJECT_ARRAY ||
+                           strlen(method) > KITH_CONTROL_MAX_METHOD))
+      abort();
     msgpack_unpacked_destroy(&u);
-    if (bad)
+    if (err != KITH_OK)
       return 0;
     off += (size_t)n;
   }

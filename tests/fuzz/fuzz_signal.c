@@ -1,0 +1,98 @@
+/* libFuzzer target: what reaches the signal port and the relayed
+ * signalling of the node under test (FUZZ_ME), and the signal payloads
+ * and join requests inside.
+ *
+ * Byte 0 picks what the rest is:
+ *   0: a datagram, opened as the signal port does
+ *      (kith_signal_open_datagram at FUZZ_NOW_MS);
+ *   1: the plaintext of an envelope, sealed to FUZZ_ME here, then opened,
+ *      so the envelope decoder is reached;
+ *   2: a signal payload in a genuine datagram from FUZZ_PEER: it must
+ *      open to the same payload, which is then decoded
+ *      (kith_wire_signal_decode) with the join request of an offer
+ *      (kith_wire_join_decode);
+ *   3: the plaintext of a relayed signal, sealed to FUZZ_ME here, opened
+ *      as from FUZZ_PEER (kith_wire_relayed_open).
+ * Mode 0 and 2 payloads that open are decoded as in mode 2. */
+#include <stdlib.h>
+
+#include "fuzz_common.h"
+#include "net/wire.h"
+
+static void decode_payload(const uint8_t *p, size_t len) {
+  kith_wire_signal s;
+  kith_wire_join j;
+  if (kith_wire_signal_decode(p, len, &s) != KITH_OK)
+    return;
+  if (s.kind < SIG_OFFER || s.kind > SIG_REFUSE ||
+      s.params.n_cands > KITH_ICE_MAX_CANDS ||
+      s.join_len > KITH_WIRE_JOIN_MAX ||
+      strlen(s.reason) > KITH_WIRE_REASON_MAX)
+    abort();
+  if (s.has_join && kith_wire_join_decode(s.join, s.join_len, &j) == KITH_OK &&
+      strlen(j.name) > KITH_NAME_MAX)
+    abort();
+}
+
+static void open_datagram(const uint8_t *dg, size_t len) {
+  kith_signal_opened o;
+  if (kith_signal_open_datagram(fuzz_ident(FUZZ_ME), dg, len,
+                                (int64_t)FUZZ_NOW_MS, &o) == KITH_OK)
+    decode_payload(o.payload, o.len);
+}
+
+/* Seals plain to FUZZ_ME: *out g_malloc'ed, NULL if too large. */
+static uint8_t *seal_to_me(const uint8_t *plain, size_t len, size_t *out_len) {
+  if (len > KITH_SIGNAL_MAX)
+    return NULL;
+  uint8_t *box = g_malloc(len + KITH_SEAL_OVERHEAD);
+  if (kith_seal(fuzz_ident(FUZZ_ME)->pk, plain, len, box) != KITH_OK)
+    abort();
+  *out_len = len + KITH_SEAL_OVERHEAD;
+  return box;
+}
+
+static void genuine_datagram(const uint8_t *payload, size_t len) {
+  uint8_t *dg = NULL;
+  size_t dlen = 0;
+  kith_signal_opened o;
+  if (kith_signal_seal_datagram(fuzz_ident(FUZZ_PEER), fuzz_ident(FUZZ_ME)->pk,
+                                payload, len, 0, FUZZ_NOW_MS, &dg,
+                                &dlen) != KITH_OK)
+    return;
+  if (kith_signal_open_datagram(fuzz_ident(FUZZ_ME), dg, dlen,
+                                (int64_t)FUZZ_NOW_MS, &o) != KITH_OK ||
+      o.len != len || memcmp(o.payload, payload, len) != 0 ||
+      memcmp(o.from, fuzz_ident(FUZZ_PEER)->pk, KITH_ID_LEN) != 0)
+    abort(); /* a genuine datagram must open to what was sealed */
+  g_free(dg);
+  decode_payload(o.payload, o.len);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  uint8_t payload[KITH_SIGNAL_MAX], *box;
+  size_t plen, blen;
+  if (size < 1)
+    return 0;
+  switch (data[0] & 3) {
+  case 0:
+    open_datagram(data + 1, size - 1);
+    break;
+  case 1:
+    if ((box = seal_to_me(data + 1, size - 1, &blen)) != NULL)
+      open_datagram(box, blen);
+    g_free(box);
+    break;
+  case 2:
+    genuine_datagram(data + 1, size - 1);
+    break;
+  default:
+    if ((box = seal_to_me(data + 1, size - 1, &blen)) != NULL &&
+        kith_wire_relayed_open(fuzz_ident(FUZZ_ME), fuzz_ident(FUZZ_PEER)->pk,
+                               box, blen, FUZZ_NOW_MS, payload,
+                               &plen) == KITH_OK)
+      decode_payload(payload, plen);
+    g_free(box);
+  }
+  return 0;
+}

@@ -1,0 +1,662 @@
+/* kith-fuzz-corpus DIR: writes the seed corpus of every fuzz target into
+ * DIR/NAME/ (tests/fuzz/corpus/ in the tree): real encodings made by the
+ * real encoders, for the fixed identities and clock of fuzz_common.h, in
+ * the input format each target's header describes. Randomness comes from
+ * a fixed-key ChaCha20 stream, so the same tree writes the same files.
+ * Run it after changing a format: make fuzz-corpus. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include "core/codec.h"
+#include "core/event.h"
+#include "core/gcrypto.h"
+#include "core/gossip.h"
+#include "core/group.h"
+#include "core/invite.h"
+#include "core/reconcile.h"
+#include "core/store.h"
+#include "fuzz_common.h"
+#include "net/control.h"
+#include "net/ice.h"
+#include "net/session.h"
+#include "net/wire.h"
+
+#include <sqlite3.h>
+#include <unistd.h>
+
+static const char *out_dir;
+
+/* ---- deterministic randomness ---- */
+
+static uint64_t rng_counter;
+
+static void rng_buf(void *buf, size_t n) {
+  static const uint8_t key[crypto_stream_chacha20_KEYBYTES] =
+      "kith fuzz corpus";
+  uint8_t nonce[crypto_stream_chacha20_NONCEBYTES] = {0};
+  memcpy(nonce, &rng_counter, sizeof rng_counter);
+  rng_counter++;
+  crypto_stream_chacha20(buf, n, nonce, key);
+}
+
+static uint32_t rng_random(void) {
+  uint32_t v;
+  rng_buf(&v, sizeof v);
+  return v;
+}
+
+static const char *rng_name(void) {
+  return "kith-fuzz-corpus";
+}
+
+static randombytes_implementation rng = {
+    .implementation_name = rng_name, .random = rng_random, .buf = rng_buf};
+
+/* ---- writing seeds ---- */
+
+static void write_seed(const char *target, const char *name, const void *p,
+                       size_t n) {
+  char *dir = g_build_filename(out_dir, target, NULL);
+  char *path = g_build_filename(dir, name, NULL);
+  if (g_mkdir_with_parents(dir, 0755) != 0 ||
+      !g_file_set_contents(path, p, (gssize)n, NULL)) {
+    fprintf(stderr, "kith-fuzz-corpus: cannot write %s\n", path);
+    exit(1);
+  }
+  g_free(path);
+  g_free(dir);
+}
+
+/* Writes prefix (len bytes, may be 0) then p. */
+static void write_prefixed(const char *target, const char *name,
+                           const uint8_t *prefix, size_t plen, const void *p,
+                           size_t n) {
+  GByteArray *b = g_byte_array_new();
+  g_byte_array_append(b, prefix, (guint)plen);
+  g_byte_array_append(b, p, (guint)n);
+  write_seed(target, name, b->data, b->len);
+  g_byte_array_unref(b);
+}
+
+static void take(kith_pack *pk, uint8_t **out, size_t *len) {
+  if (kith_pack_take(pk, out, len) != KITH_OK)
+    abort();
+}
+
+static void must(kith_err err, const char *what) {
+  if (err != KITH_OK) {
+    fprintf(stderr, "kith-fuzz-corpus: %s: %s\n", what, kith_strerror(err));
+    exit(1);
+  }
+}
+
+/* ---- events and bodies ---- */
+
+/* A group of FUZZ_ME with FUZZ_PEER admitted, a message, a topic, a role
+ * change and a removal: every event's raw bytes go to the event, codec
+ * and (raw mode) group corpora. */
+static void events(void) {
+  const kith_ident *peer = fuzz_ident(FUZZ_PEER);
+  kith_accepted *a;
+  GPtrArray *acc =
+      g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
+  kith_group *g = fuzz_group_with_peer(acc);
+  uint64_t t = FUZZ_NOW_MS + 3;
+
+  must(kith_group_send(g, "hello", 5, t++, &a), "send");
+  g_ptr_array_add(acc, a);
+  must(kith_group_set_topic(g, "seeds", 5, t++, acc), "topic");
+  must(kith_group_set_role(g, peer->pk, KITH_ROLE_ADMIN, t++, acc), "role");
+  must(kith_group_remove(g, peer->pk, t++, acc), "remove");
+  for (guint i = 0; i < acc->len; i++) {
+    const kith_event *ev = &((kith_accepted *)acc->pdata[i])->ev;
+    char name[32];
+    uint8_t raw_mode = 64;
+    g_snprintf(name, sizeof name, "%02u-%s", i, kith_event_kind_name(ev->kind));
+    write_seed("event", name, ev->raw, ev->raw_len);
+    write_seed("codec", name, ev->raw, ev->raw_len);
+    write_prefixed("group", name, &raw_mode, 1, ev->raw, ev->raw_len);
+  }
+  g_ptr_array_unref(acc);
+  kith_group_free(g);
+}
+
+/* One fuzz_group input: flags, the inner part, the extra. */
+static void body_seed(const char *name, uint8_t flags, kith_pack *inner,
+                      const uint8_t *extra, size_t xlen) {
+  uint8_t *in;
+  size_t ilen;
+  GByteArray *b = g_byte_array_new();
+  take(inner, &in, &ilen);
+  fuzz_put_u8(b, flags);
+  fuzz_put(b, in, ilen);
+  g_byte_array_append(b, extra, (guint)xlen);
+  write_seed("group", name, b->data, b->len);
+  g_byte_array_unref(b);
+  g_free(in);
+}
+
+/* Flags of fuzz_group.c: kind - 1 in bits 0-3, FUZZ_PEER as author. */
+#define BODY(kind, by_peer) ((uint8_t)((kind)-1) | ((by_peer) ? 16 : 0))
+
+static void bodies(void) {
+  const kith_ident *peer = fuzz_ident(FUZZ_PEER),
+                   *third = fuzz_ident(FUZZ_THIRD);
+  uint8_t zero[64] = {0}, secret[32], meta[32];
+  kith_pack p;
+
+  kith_pack_init(&p);
+  kith_pack_array(&p, 1);
+  kith_pack_cstr(&p, "a message from the peer");
+  body_seed("message", BODY(KITH_EV_MESSAGE, 1), &p, NULL, 0);
+  kith_pack_array(&p, 1);
+  kith_pack_cstr(&p, "a topic");
+  body_seed("topic", BODY(KITH_EV_TOPIC, 0), &p, NULL, 0);
+  kith_pack_array(&p, 2);
+  kith_pack_bin(&p, peer->pk, 32);
+  kith_pack_uint(&p, KITH_ROLE_ADMIN);
+  body_seed("role", BODY(KITH_EV_ROLE, 0), &p, NULL, 0);
+  kith_pack_array(&p, 1);
+  kith_pack_bin(&p, peer->pk, 32);
+  body_seed("remove", BODY(KITH_EV_REMOVE, 0), &p, NULL, 0);
+  kith_pack_array(&p, 0);
+  body_seed("leave", BODY(KITH_EV_LEAVE, 1), &p, NULL, 0);
+  kith_pack_array(&p, 3);
+  kith_pack_bin(&p, zero, 32);
+  kith_pack_uint(&p, 5);
+  kith_pack_uint(&p, FUZZ_NOW_MS + 3600000);
+  body_seed("invite", BODY(KITH_EV_INVITE, 1), &p, NULL, 0);
+  kith_pack_array(&p, 4);
+  kith_pack_cstr(&p, "renamed");
+  kith_pack_uint(&p, KITH_HISTORY_JOINED);
+  kith_pack_cstr(&p, "owner");
+  kith_pack_uint(&p, 1);
+  body_seed("create", BODY(KITH_EV_CREATE, 0), &p, NULL, 0);
+  /* A rekey whose boxes hold a genuine key list of its new epoch. */
+  randombytes_buf(secret, sizeof secret);
+  kith_gcrypto_meta_key(secret, meta);
+  uint64_t epoch = kith_gcrypto_epoch_id(meta);
+  kith_pack keys;
+  uint8_t *kl;
+  size_t kll;
+  kith_pack_init(&keys);
+  kith_pack_array(&keys, 1);
+  kith_pack_array(&keys, 3);
+  kith_pack_uint(&keys, epoch);
+  kith_pack_bin(&keys, secret, 32);
+  kith_pack_uint(&keys, 1);
+  take(&keys, &kl, &kll);
+  kith_pack_array(&p, 1);
+  kith_pack_uint(&p, epoch);
+  body_seed("rekey", BODY(KITH_EV_REKEY, 0) | 32, &p, kl, kll);
+  /* An add of a third node, with a key list sealed to us. */
+  kith_pack_array(&p, 4);
+  kith_pack_bin(&p, third->pk, 32);
+  kith_pack_cstr(&p, "third");
+  kith_pack_bin(&p, zero, 32);
+  kith_pack_bin(&p, zero, 64);
+  body_seed("add", BODY(KITH_EV_ADD, 1) | 32, &p, kl, kll);
+  g_free(kl);
+  kith_pack_clear(&p);
+}
+
+/* ---- invite codes ---- */
+
+static void invites(void) {
+  kith_invite inv = {.n_addrs = 2, .n_others = 1, .n_relays = 1};
+  char code[KITH_INVITE_CODE_MAX + 1];
+  memset(inv.group_id, 1, 32);
+  memset(inv.secret, 2, 32);
+  memcpy(inv.inviter, fuzz_ident(FUZZ_PEER)->pk, 32);
+  inv.addrs[0] = (kith_addr){"127.0.0.1", 7733};
+  inv.addrs[1] = (kith_addr){"2001:db8::1", 7733};
+  memcpy(inv.others[0].id, fuzz_ident(FUZZ_THIRD)->pk, 32);
+  inv.others[0].addr = (kith_addr){"192.0.2.7", 40000};
+  memcpy(inv.relays[0].id, fuzz_ident(FUZZ_ME)->pk, 32);
+  inv.relays[0].addr = (kith_addr){"relay.example.org", 7733};
+  must(kith_invite_encode(&inv, code, sizeof code), "invite code");
+  write_seed("invite", "full", code, strlen(code));
+  inv.n_others = inv.n_relays = 0;
+  inv.n_addrs = 1;
+  must(kith_invite_encode(&inv, code, sizeof code), "invite code");
+  write_seed("invite", "one-addr", code, strlen(code));
+}
+
+/* ---- ICE parameters, signal payloads, join requests ---- */
+
+static kith_ice_params ice_params(void) {
+  kith_ice_params p = {
+      .ufrag = "fUzZ", .pwd = "0123456789abcdefghijkl", .n_cands = 3};
+  p.cands[0] =
+      (kith_ice_cand){"1", 2130706431, "192.168.1.20", 50000, KITH_CAND_HOST};
+  p.cands[1] =
+      (kith_ice_cand){"2", 1694498815, "203.0.113.9", 61000, KITH_CAND_SRFLX};
+  p.cands[2] =
+      (kith_ice_cand){"3", 16777215, "2001:db8::5", 3478, KITH_CAND_RELAY};
+  return p;
+}
+
+static void join_request(uint8_t **out, size_t *len) {
+  kith_pack pk;
+  uint8_t zero[64] = {0};
+  kith_pack_init(&pk);
+  kith_pack_array(&pk, 4);
+  kith_pack_bin(&pk, fuzz_store_gid, 32);
+  kith_pack_bin(&pk, zero, 32);
+  kith_pack_bin(&pk, zero, KITH_SIG_LEN);
+  kith_pack_cstr(&pk, "joiner");
+  take(&pk, out, len);
+}
+
+/* [kind, ice params bin, join bin | nil] or [3, reason, nil] */
+static void signal_payload(int kind, int with_join, uint8_t **out,
+                           size_t *len) {
+  kith_ice_params params = ice_params();
+  uint8_t *pb, *join;
+  size_t pl, jl;
+  kith_pack pk;
+  must(kith_ice_params_encode(&params, &pb, &pl), "ice params");
+  join_request(&join, &jl);
+  kith_pack_init(&pk);
+  kith_pack_array(&pk, 3);
+  kith_pack_uint(&pk, (uint64_t)kind);
+  if (kind == SIG_REFUSE)
+    kith_pack_cstr(&pk, "the invite code has expired; ask for a new one");
+  else
+    kith_pack_bin(&pk, pb, pl);
+  if (with_join)
+    kith_pack_bin(&pk, join, jl);
+  else
+    kith_pack_nil(&pk);
+  take(&pk, out, len);
+  g_free(pb);
+  g_free(join);
+}
+
+static void ice_and_join(void) {
+  kith_ice_params p = ice_params();
+  uint8_t *buf;
+  size_t len;
+  must(kith_ice_params_encode(&p, &buf, &len), "ice params");
+  write_seed("ice", "three-cands", buf, len);
+  write_seed("codec", "ice-params", buf, len);
+  g_free(buf);
+  p.n_cands = 1;
+  must(kith_ice_params_encode(&p, &buf, &len), "ice params");
+  write_seed("ice", "one-cand", buf, len);
+  g_free(buf);
+  join_request(&buf, &len);
+  write_seed("join", "request", buf, len);
+  g_free(buf);
+}
+
+/* A relayed signal's plaintext [from, to, ts, payload, sig] (relay.c). */
+static void relayed_plain(const uint8_t *payload, size_t len, uint8_t **out,
+                          size_t *out_len) {
+  const kith_ident *peer = fuzz_ident(FUZZ_PEER);
+  uint8_t sig[KITH_SIG_LEN], *signed_part;
+  size_t sl;
+  kith_pack pk;
+  for (int with_sig = 0; with_sig < 2; with_sig++) {
+    kith_pack_init(&pk);
+    kith_pack_array(&pk, with_sig ? 5 : 4);
+    kith_pack_bin(&pk, peer->pk, 32);
+    kith_pack_bin(&pk, fuzz_ident(FUZZ_ME)->pk, 32);
+    kith_pack_uint(&pk, FUZZ_NOW_MS);
+    kith_pack_bin(&pk, payload, len);
+    if (with_sig) {
+      kith_pack_bin(&pk, sig, sizeof sig);
+      take(&pk, out, out_len);
+    } else {
+      take(&pk, &signed_part, &sl);
+      kith_ident_sign(peer, signed_part, sl, sig);
+      g_free(signed_part);
+    }
+  }
+}
+
+static void signals(void) {
+  static const char *const names[] = {"", "offer", "answer", "refuse"};
+  for (int kind = SIG_OFFER; kind <= SIG_REFUSE; kind++) {
+    uint8_t *pl, *dg, *plain, *rel;
+    size_t pll, dl, rl;
+    char name[32];
+    uint8_t mode;
+    signal_payload(kind, kind == SIG_OFFER, &pl, &pll);
+    must(kith_signal_seal_datagram(fuzz_ident(FUZZ_PEER),
+                                   fuzz_ident(FUZZ_ME)->pk, pl, pll, 0,
+                                   FUZZ_NOW_MS, &dg, &dl),
+         "datagram");
+    plain = g_malloc(dl - KITH_SEAL_OVERHEAD);
+    must(kith_unseal(fuzz_ident(FUZZ_ME), dg, dl, plain), "unseal");
+    relayed_plain(pl, pll, &rel, &rl);
+    for (mode = 0; mode < 4; mode++) {
+      const uint8_t *p[] = {dg, plain, pl, rel};
+      size_t n[] = {dl, dl - KITH_SEAL_OVERHEAD, pll, rl};
+      g_snprintf(name, sizeof name, "mode%u-%s", mode, names[kind]);
+      write_prefixed("signal", name, &mode, 1, p[mode], n[mode]);
+    }
+    write_seed("codec", names[kind], pl, pll);
+    g_free(pl);
+    g_free(dg);
+    g_free(plain);
+    g_free(rel);
+  }
+}
+
+/* ---- link frames ---- */
+
+static void frame_seed(const char *name, kith_pack *pk) {
+  uint8_t *buf;
+  size_t len;
+  take(pk, &buf, &len);
+  write_seed("frame", name, buf, len);
+  g_free(buf);
+}
+
+static void frames(void) {
+  static const uint8_t ihave[] = {0x93, KITH_GF_IHAVE, 0x90, 0xc4, 0x00};
+  uint8_t ids[64] = {1, 2, 3};
+  kith_pack pk;
+  kith_pack_init(&pk);
+  kith_pack_array(&pk, 2);
+  kith_pack_uint(&pk, FRAME_PING);
+  kith_pack_uint(&pk, 123456);
+  frame_seed("ping", &pk);
+  kith_pack_array(&pk, 3);
+  kith_pack_uint(&pk, FRAME_EVENT);
+  kith_pack_bin(&pk, fuzz_store_gid, 32);
+  kith_pack_bin(&pk, ids, 40);
+  frame_seed("event", &pk);
+  kith_pack_array(&pk, 4);
+  kith_pack_uint(&pk, FRAME_HAVE);
+  kith_pack_bin(&pk, fuzz_store_gid, 32);
+  kith_pack_bin(&pk, ids, 64);
+  kith_pack_bool(&pk, 1);
+  frame_seed("have", &pk);
+  kith_pack_array(&pk, 2);
+  kith_pack_uint(&pk, FRAME_ADDRS);
+  kith_pack_array(&pk, 2);
+  kith_pack_array(&pk, 3);
+  kith_pack_bin(&pk, fuzz_ident(FUZZ_PEER)->pk, 32);
+  kith_pack_cstr(&pk, "127.0.0.1");
+  kith_pack_uint(&pk, 7733);
+  kith_pack_array(&pk, 3);
+  kith_pack_bin(&pk, fuzz_ident(FUZZ_THIRD)->pk, 32);
+  kith_pack_cstr(&pk, "2001:db8::2");
+  kith_pack_uint(&pk, 40000);
+  frame_seed("addrs", &pk);
+  kith_pack_array(&pk, 3);
+  kith_pack_uint(&pk, FRAME_GOSSIP);
+  kith_pack_bin(&pk, fuzz_store_gid, 32);
+  kith_pack_bin(&pk, ihave, sizeof ihave);
+  frame_seed("gossip", &pk);
+  kith_pack_array(&pk, 5);
+  kith_pack_uint(&pk, FRAME_RELAY);
+  kith_pack_uint(&pk, 1);
+  kith_pack_bin(&pk, fuzz_ident(FUZZ_ME)->pk, 32);
+  kith_pack_bin(&pk, fuzz_ident(FUZZ_PEER)->pk, 32);
+  kith_pack_bin(&pk, ids, 20);
+  frame_seed("relay", &pk);
+  kith_pack_array(&pk, 1);
+  kith_pack_uint(&pk, FRAME_BYE);
+  frame_seed("bye", &pk);
+}
+
+/* ---- control requests ---- */
+
+static void control(void) {
+  kith_pack pk;
+  uint8_t *buf;
+  size_t len;
+  GByteArray *all = g_byte_array_new();
+  kith_pack_init(&pk);
+  kith_pack_array(&pk, 4);
+  kith_pack_uint(&pk, 0);
+  kith_pack_uint(&pk, 1);
+  kith_pack_cstr(&pk, "status");
+  kith_pack_array(&pk, 0);
+  take(&pk, &buf, &len);
+  write_seed("control", "status", buf, len);
+  g_byte_array_append(all, buf, (guint)len);
+  g_free(buf);
+  kith_pack_array(&pk, 4);
+  kith_pack_uint(&pk, 0);
+  kith_pack_uint(&pk, 2);
+  kith_pack_cstr(&pk, "send");
+  kith_pack_array(&pk, 3);
+  kith_pack_cstr(&pk, "friends");
+  kith_pack_cstr(&pk, "hello");
+  msgpack_pack_map(&pk.pk, 1);
+  kith_pack_cstr(&pk, "json");
+  kith_pack_bool(&pk, 1);
+  take(&pk, &buf, &len);
+  write_seed("control", "send", buf, len);
+  g_byte_array_append(all, buf, (guint)len);
+  write_seed("control", "two-requests", all->data, all->len);
+  g_free(buf);
+  g_byte_array_unref(all);
+}
+
+/* ---- sessions ---- */
+
+static void sessions(void) {
+  kith_session *i =
+      kith_session_new(fuzz_ident(FUZZ_PEER), fuzz_ident(FUZZ_ME)->pk, 1);
+  GByteArray *hello = g_byte_array_new();
+  static const uint8_t ping[] = {0x92, FRAME_PING, 0x05};
+  static const uint8_t mode0[] = {0, 20}, mode2[] = {2, 4}, mode3[] = {3, 0};
+  must(kith_session_start(i, hello), "session");
+  write_prefixed("session", "hello", mode0, 2, hello->data, hello->len);
+  write_prefixed("session", "record", mode2, 2, hello->data, hello->len);
+  write_prefixed("session", "frame", mode3, 2, ping, sizeof ping);
+  g_byte_array_unref(hello);
+  kith_session_free(i);
+}
+
+/* ---- gossip: a peer's engine talking to ours ---- */
+
+/* Runs FUZZ_PEER's engine against a stand-in for ours and records what it
+ * sends ours as fuzz_gossip operations (frames, ticks, verdicts). */
+static void gossip(void) {
+  const uint8_t *me = fuzz_ident(FUZZ_ME)->pk,
+                *peer = fuzz_ident(FUZZ_PEER)->pk;
+  kith_gossip *a = kith_gossip_new(peer, 7, NULL),
+              *b = kith_gossip_new(me, 1, NULL);
+  static const uint8_t zeros[70];
+  kith_out o;
+  GByteArray *ops = g_byte_array_new();
+  uint64_t now = 1000;
+  kith_out_init(&o);
+  kith_gossip_link_up(a, me, now, &o);
+  kith_gossip_link_up(b, peer, now, &o);
+  kith_out_reset(&o);
+  must(kith_gossip_join(b, peer, now, &o), "join");
+  for (int round = 0; round < 40; round++) {
+    kith_out next;
+    kith_out_init(&next);
+    for (size_t k = 0; k < o.n; k++) {
+      kith_out_item *it = &o.items[k];
+      int to_a = memcmp(it->peer, peer, 32) == 0;
+      if (it->kind != KITH_OUT_SEND)
+        continue;
+      if (to_a) {
+        (void)!kith_gossip_recv(a, me, it->data, it->len, now, &next);
+      } else {
+        fuzz_put_u8(ops, 0);
+        fuzz_put(ops, it->data, it->len);
+        (void)!kith_gossip_recv(b, peer, it->data, it->len, now, &next);
+      }
+    }
+    kith_out_clear(&o);
+    o = next;
+    if (round % 4 == 0) {
+      uint8_t id[32], payload[16] = {(uint8_t)round};
+      crypto_generichash(id, sizeof id, payload, sizeof payload, NULL, 0);
+      (void)!kith_gossip_publish(a, id, FUZZ_NOW_MS + round, payload,
+                                 sizeof payload, now, &o);
+      fuzz_put_u8(ops, 3 | 8);
+      fuzz_put(ops, NULL, 0);
+    }
+    now += 700;
+    kith_gossip_tick(a, now, &o);
+    kith_gossip_tick(b, now, &o);
+    fuzz_put_u8(ops, 2);
+    fuzz_put(ops, zeros, 70); /* 700 ms */
+  }
+  write_seed("gossip", "session", ops->data, ops->len);
+  kith_out_clear(&o);
+  g_byte_array_unref(ops);
+  kith_gossip_free(a);
+  kith_gossip_free(b);
+}
+
+/* ---- reconciliation ---- */
+
+static void recon_fill(kith_recon *r, unsigned skip) {
+  for (unsigned i = 1; i <= 300; i++) {
+    uint8_t id[32];
+    if (i % skip == 0)
+      continue;
+    crypto_generichash(id, sizeof id, (const uint8_t *)&i, sizeof i, NULL, 0);
+    must(kith_recon_add(r, 1000 + i / 3, id), "recon add");
+  }
+}
+
+/* Every message of one reconciliation between two sets that differ. */
+static void reconcile(void) {
+  kith_recon *side[2] = {kith_recon_new(), kith_recon_new()};
+  GByteArray *ids = g_byte_array_new();
+  uint8_t *msg, *reply;
+  size_t len, rlen;
+  recon_fill(side[0], 7);
+  recon_fill(side[1], 11);
+  must(kith_recon_initiate(side[0], &msg, &len), "recon");
+  for (int n = 0, turn = 1; msg != NULL && n < 20; n++, turn ^= 1) {
+    char name[16];
+    g_snprintf(name, sizeof name, "step%02d", n);
+    write_seed("reconcile", name, msg, len);
+    must(kith_recon_step(side[turn], msg, len, &reply, &rlen, ids, ids),
+         "recon step");
+    g_free(msg);
+    msg = reply;
+    len = rlen;
+  }
+  g_free(msg);
+  g_byte_array_unref(ids);
+  kith_recon_free(side[0]);
+  kith_recon_free(side[1]);
+}
+
+/* ---- store rows ---- */
+
+/* Appends one row of table t (fuzz_store.c's format) as the columns of
+ * the current result row of st. */
+static void put_row(GByteArray *b, uint8_t t, sqlite3_stmt *st) {
+  fuzz_put_u8(b, t);
+  for (int c = 0; c < sqlite3_column_count(st); c++) {
+    int type = sqlite3_column_type(st, c);
+    sqlite3_int64 v = sqlite3_column_int64(st, c);
+    const void *p = sqlite3_column_blob(st, c);
+    size_t n = (size_t)sqlite3_column_bytes(st, c);
+    if (type == SQLITE_INTEGER) {
+      fuzz_put_u8(b, 1);
+      fuzz_put(b, &v, sizeof v);
+    } else {
+      fuzz_put_u8(b, type == SQLITE_TEXT ? 2 : type == SQLITE_NULL ? 0 : 3);
+      fuzz_put(b, p, n);
+    }
+  }
+}
+
+static void dump_rows(const char *path) {
+  static const char *const tables[] = {"identity", "groups", "events", "texts",
+                                       "secrets",  "peers",  "friends"};
+  GByteArray *all = g_byte_array_new();
+  sqlite3 *db;
+  if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+    abort();
+  for (uint8_t t = 0; t < G_N_ELEMENTS(tables); t++) {
+    GByteArray *one = g_byte_array_new();
+    char *sql = g_strdup_printf("SELECT * FROM %s", tables[t]);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+      abort();
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      put_row(one, t, st);
+      put_row(all, t, st);
+    }
+    write_seed("store", tables[t], one->data, one->len);
+    sqlite3_finalize(st);
+    g_free(sql);
+    g_byte_array_unref(one);
+  }
+  write_seed("store", "all", all->data, all->len);
+  sqlite3_close(db);
+  g_byte_array_unref(all);
+}
+
+/* A real store with a row in every table, for fuzz_store.c's key and
+ * group id. */
+static void store(void) {
+  char *dir = g_dir_make_tmp("kith-fuzz-corpus-XXXXXX", NULL);
+  char *path = g_build_filename(dir, "kith.db", NULL);
+  uint8_t key[32], seed[32] = {5}, secret[32] = {6};
+  kith_store *s;
+  kith_event ev = {.kind = KITH_EV_MESSAGE,
+                   .depth = 1,
+                   .n_parents = 1,
+                   .ts_ms = FUZZ_NOW_MS};
+  memset(key, FUZZ_STORE_KEY_BYTE, sizeof key);
+  memcpy(ev.group_id, fuzz_store_gid, 32);
+  memcpy(ev.parents[0], fuzz_store_gid, 32);
+  must(kith_store_open(path, key, &s), "store");
+  must(kith_store_put_identity(s, seed, "me"), "identity");
+  must(kith_store_put_group(s, fuzz_store_gid), "group");
+  must(kith_event_build(&ev, fuzz_ident(FUZZ_PEER), seed, sizeof seed),
+       "event");
+  must(kith_store_put_event(s, &ev, "hello", 5), "event");
+  must(kith_store_put_secret(s, fuzz_store_gid, 42, secret), "secret");
+  must(kith_store_put_peer(s, fuzz_ident(FUZZ_PEER)->pk, "127.0.0.1", 7733,
+                           FUZZ_NOW_MS),
+       "peer");
+  must(kith_store_put_friend(s, fuzz_ident(FUZZ_THIRD)->pk, "relay",
+                             "192.0.2.1", 7733),
+       "friend");
+  kith_event_clear(&ev);
+  kith_store_close(s);
+  dump_rows(path);
+  for (const char *const *x = (const char *const[]){"", "-wal", "-shm", NULL};
+       *x; x++) {
+    char *f = g_strconcat(path, *x, NULL);
+    (void)unlink(f);
+    g_free(f);
+  }
+  (void)rmdir(dir);
+  g_free(path);
+  g_free(dir);
+}
+
+int main(int argc, char **argv) {
+  if (argc != 2) {
+    fprintf(stderr, "usage: kith-fuzz-corpus DIR\n");
+    return 2;
+  }
+  out_dir = argv[1];
+  if (randombytes_set_implementation(&rng) != 0 || sodium_init() < 0)
+    return 1;
+  events();
+  bodies();
+  invites();
+  ice_and_join();
+  signals();
+  frames();
+  control();
+  sessions();
+  gossip();
+  reconcile();
+  store();
+  return 0;
+}

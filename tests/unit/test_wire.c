@@ -1,0 +1,347 @@
+/* Unit tests for net/wire: the decoders of link frames, signal payloads,
+ * join requests and relayed signals, on bytes packed here; fixed identity
+ * seeds and a fixed clock. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <sodium.h>
+#include <string.h>
+
+#include "core/codec.h"
+#include "net/wire.h"
+
+#define NOW_MS UINT64_C(1700000000000)
+
+static kith_ident me, peer;
+
+/* The packed bytes of p (g_malloc'ed); p is reset. */
+static uint8_t *take(kith_pack *p, size_t *len) {
+  uint8_t *buf = NULL;
+  assert_int_equal(kith_pack_take(p, &buf, len), KITH_OK);
+  return buf;
+}
+
+static kith_err decode_frame(kith_pack *p, kith_wire_frame *f) {
+  size_t len;
+  uint8_t *buf = take(p, &len);
+  kith_err err = kith_wire_frame_decode(buf, len, f);
+  g_free(buf);
+  return err;
+}
+
+static void ping_decodes_with_its_clock(void **state) {
+  kith_pack p;
+  kith_wire_frame f;
+  kith_pack_init(&p);
+  kith_pack_array(&p, 2);
+  kith_pack_uint(&p, FRAME_PING);
+  kith_pack_uint(&p, 4242);
+  assert_int_equal(decode_frame(&p, &f), KITH_OK);
+  assert_int_equal(f.type, FRAME_PING);
+  assert_int_equal(f.t, 4242);
+  kith_wire_frame_clear(&f);
+}
+
+static void unknown_type_or_arity_is_type_zero(void **state) {
+  kith_pack p;
+  kith_wire_frame f;
+  kith_pack_init(&p);
+  kith_pack_array(&p, 1);
+  kith_pack_uint(&p, 99);
+  assert_int_equal(decode_frame(&p, &f), KITH_OK);
+  assert_int_equal(f.type, 0);
+  kith_wire_frame_clear(&f);
+  kith_pack_array(&p, 3); /* a PING with one field too many */
+  kith_pack_uint(&p, FRAME_PING);
+  kith_pack_uint(&p, 1);
+  kith_pack_uint(&p, 2);
+  assert_int_equal(decode_frame(&p, &f), KITH_OK);
+  assert_int_equal(f.type, 0);
+  kith_wire_frame_clear(&f);
+}
+
+static void malformed_frames_are_rejected(void **state) {
+  static const uint8_t not_canonical[] = {0x92, 0x01, 0xcc, 0x05};
+  static const uint8_t not_array[] = {0x01};
+  uint8_t short_gid[31] = {0};
+  kith_wire_frame f;
+  kith_pack p;
+  assert_int_equal(
+      kith_wire_frame_decode(not_canonical, sizeof not_canonical, &f),
+      KITH_ERR_DECODE);
+  kith_wire_frame_clear(&f);
+  assert_int_equal(kith_wire_frame_decode(not_array, sizeof not_array, &f),
+                   KITH_ERR_DECODE);
+  kith_wire_frame_clear(&f);
+  kith_pack_init(&p);
+  kith_pack_array(&p, 3);
+  kith_pack_uint(&p, FRAME_GOSSIP);
+  kith_pack_bin(&p, short_gid, sizeof short_gid);
+  kith_pack_bin(&p, short_gid, 4);
+  assert_int_equal(decode_frame(&p, &f), KITH_ERR_DECODE);
+  kith_wire_frame_clear(&f);
+  kith_pack_array(&p, 4); /* HAVE ids not in 32-byte units */
+  kith_pack_uint(&p, FRAME_HAVE);
+  kith_pack_bin(&p, me.pk, 32);
+  kith_pack_bin(&p, me.pk, 31);
+  kith_pack_bool(&p, 1);
+  assert_int_equal(decode_frame(&p, &f), KITH_ERR_DECODE);
+  kith_wire_frame_clear(&f);
+  kith_pack_array(&p, 5); /* RELAY of an unknown kind */
+  kith_pack_uint(&p, FRAME_RELAY);
+  kith_pack_uint(&p, 2);
+  kith_pack_bin(&p, me.pk, 32);
+  kith_pack_bin(&p, peer.pk, 32);
+  kith_pack_bin(&p, me.pk, 8);
+  assert_int_equal(decode_frame(&p, &f), KITH_ERR_DECODE);
+  kith_wire_frame_clear(&f);
+}
+
+static void pack_addr(kith_pack *p, const uint8_t *id, size_t id_len,
+                      const char *host, uint64_t port) {
+  kith_pack_array(p, 3);
+  kith_pack_bin(p, id, id_len);
+  kith_pack_cstr(p, host);
+  kith_pack_uint(p, port);
+}
+
+static void addrs_keep_only_well_formed_entries(void **state) {
+  kith_pack p;
+  kith_wire_frame f;
+  kith_pack_init(&p);
+  kith_pack_array(&p, 2);
+  kith_pack_uint(&p, FRAME_ADDRS);
+  kith_pack_array(&p, 5);
+  pack_addr(&p, peer.pk, 32, "127.0.0.1", 7733);
+  pack_addr(&p, peer.pk, 32, "not.an.address", 7733);
+  pack_addr(&p, peer.pk, 32, "::1", 0);
+  pack_addr(&p, peer.pk, 31, "127.0.0.2", 1);
+  pack_addr(&p, me.pk, 32, "2001:db8::1", 65535);
+  assert_int_equal(decode_frame(&p, &f), KITH_OK);
+  assert_int_equal(f.type, FRAME_ADDRS);
+  assert_int_equal(f.n_addrs, 2);
+  assert_string_equal(f.addrs[0].host, "127.0.0.1");
+  assert_int_equal(f.addrs[0].port, 7733);
+  assert_memory_equal(f.addrs[1].id, me.pk, 32);
+  assert_string_equal(f.addrs[1].host, "2001:db8::1");
+  kith_wire_frame_clear(&f);
+}
+
+static void addrs_over_the_cap_are_rejected(void **state) {
+  kith_pack p;
+  kith_wire_frame f;
+  kith_pack_init(&p);
+  kith_pack_array(&p, 2);
+  kith_pack_uint(&p, FRAME_ADDRS);
+  kith_pack_array(&p, KITH_WIRE_ADDRS_MAX + 1);
+  for (int i = 0; i <= KITH_WIRE_ADDRS_MAX; i++)
+    pack_addr(&p, peer.pk, 32, "127.0.0.1", 7733);
+  assert_int_equal(decode_frame(&p, &f), KITH_ERR_DECODE);
+  kith_wire_frame_clear(&f);
+}
+
+/* An offer or answer payload with real ICE parameters. */
+static uint8_t *signal_payload(uint64_t kind, int join_kind, size_t *len) {
+  kith_ice_params ip = {
+      .ufrag = "ufrg", .pwd = "0123456789abcdefghijkl", .n_cands = 1};
+  ip.cands[0] = (kith_ice_cand){"1", 100, "127.0.0.1", 5000, KITH_CAND_HOST};
+  uint8_t *pb, join[40] = {1, 2, 3};
+  size_t pl;
+  kith_pack p;
+  assert_int_equal(kith_ice_params_encode(&ip, &pb, &pl), KITH_OK);
+  kith_pack_init(&p);
+  kith_pack_array(&p, 3);
+  kith_pack_uint(&p, kind);
+  kith_pack_bin(&p, pb, pl);
+  if (join_kind == 0)
+    kith_pack_nil(&p);
+  else if (join_kind == 1)
+    kith_pack_bin(&p, join, sizeof join);
+  else
+    kith_pack_uint(&p, 7);
+  g_free(pb);
+  return take(&p, len);
+}
+
+static void offer_carries_its_join_request(void **state) {
+  kith_wire_signal s;
+  size_t len;
+  uint8_t *buf = signal_payload(SIG_OFFER, 1, &len);
+  assert_int_equal(kith_wire_signal_decode(buf, len, &s), KITH_OK);
+  assert_int_equal(s.kind, SIG_OFFER);
+  assert_string_equal(s.params.ufrag, "ufrg");
+  assert_int_equal(s.params.n_cands, 1);
+  assert_true(s.has_join);
+  assert_int_equal(s.join_len, 40);
+  assert_int_equal(s.join[2], 3);
+  g_free(buf);
+  /* A join request that is not a bin still counts, empty: refused. */
+  buf = signal_payload(SIG_OFFER, 2, &len);
+  assert_int_equal(kith_wire_signal_decode(buf, len, &s), KITH_OK);
+  assert_true(s.has_join);
+  assert_int_equal(s.join_len, 0);
+  g_free(buf);
+  buf = signal_payload(SIG_ANSWER, 1, &len);
+  assert_int_equal(kith_wire_signal_decode(buf, len, &s), KITH_OK);
+  assert_false(s.has_join);
+  g_free(buf);
+}
+
+static void refusal_and_bad_kinds(void **state) {
+  kith_wire_signal s;
+  kith_pack p;
+  size_t len;
+  uint8_t *buf;
+  kith_pack_init(&p);
+  kith_pack_array(&p, 3);
+  kith_pack_uint(&p, SIG_REFUSE);
+  kith_pack_cstr(&p, "the group is full");
+  kith_pack_nil(&p);
+  buf = take(&p, &len);
+  assert_int_equal(kith_wire_signal_decode(buf, len, &s), KITH_OK);
+  assert_string_equal(s.reason, "the group is full");
+  g_free(buf);
+  for (uint64_t kind = 0; kind <= 4; kind += 4) {
+    buf = signal_payload(kind, 0, &len);
+    assert_int_equal(kith_wire_signal_decode(buf, len, &s), KITH_ERR_DECODE);
+    g_free(buf);
+  }
+}
+
+static uint8_t *join_request(const char *name, size_t name_len, size_t *len) {
+  kith_pack p;
+  uint8_t sig[KITH_SIG_LEN] = {9};
+  kith_pack_init(&p);
+  kith_pack_array(&p, 4);
+  kith_pack_bin(&p, me.pk, 32);
+  kith_pack_bin(&p, peer.pk, 32);
+  kith_pack_bin(&p, sig, sizeof sig);
+  kith_pack_str(&p, name, name_len);
+  return take(&p, len);
+}
+
+static void join_request_decodes_and_checks_the_name(void **state) {
+  kith_wire_join j;
+  char long_name[KITH_NAME_MAX + 1];
+  size_t len;
+  uint8_t *buf = join_request("bob", 3, &len);
+  assert_int_equal(kith_wire_join_decode(buf, len, &j), KITH_OK);
+  assert_memory_equal(j.gid, me.pk, 32);
+  assert_memory_equal(j.invite_pk, peer.pk, 32);
+  assert_int_equal(j.sig[0], 9);
+  assert_string_equal(j.name, "bob");
+  g_free(buf);
+  buf = join_request("b\xff", 2, &len); /* not UTF-8 */
+  assert_int_equal(kith_wire_join_decode(buf, len, &j), KITH_ERR_DECODE);
+  g_free(buf);
+  memset(long_name, 'x', sizeof long_name);
+  buf = join_request(long_name, sizeof long_name, &len);
+  assert_int_equal(kith_wire_join_decode(buf, len, &j), KITH_ERR_DECODE);
+  g_free(buf);
+}
+
+/* A relayed signal from `from`, signed by signer, to `to`, sealed to
+ * seal_to, as relay.c's sender makes it. */
+static uint8_t *relayed_by(const uint8_t *from, const kith_ident *signer,
+                           const uint8_t *to, const uint8_t *seal_to,
+                           uint64_t ts, size_t *len) {
+  static const uint8_t payload[] = "payload";
+  uint8_t sig[KITH_SIG_LEN], *part, *box;
+  size_t plen;
+  kith_pack p;
+  kith_pack_init(&p);
+  kith_pack_array(&p, 4);
+  kith_pack_bin(&p, from, 32);
+  kith_pack_bin(&p, to, 32);
+  kith_pack_uint(&p, ts);
+  kith_pack_bin(&p, payload, sizeof payload);
+  part = take(&p, &plen);
+  kith_ident_sign(signer, part, plen, sig);
+  g_free(part);
+  kith_pack_array(&p, 5);
+  kith_pack_bin(&p, from, 32);
+  kith_pack_bin(&p, to, 32);
+  kith_pack_uint(&p, ts);
+  kith_pack_bin(&p, payload, sizeof payload);
+  kith_pack_bin(&p, sig, sizeof sig);
+  part = take(&p, &plen);
+  box = g_malloc(plen + KITH_SEAL_OVERHEAD);
+  assert_int_equal(kith_seal(seal_to, part, plen, box), KITH_OK);
+  g_free(part);
+  *len = plen + KITH_SEAL_OVERHEAD;
+  return box;
+}
+
+static uint8_t *relayed(const kith_ident *signer, const uint8_t *to,
+                        const uint8_t *seal_to, uint64_t ts, size_t *len) {
+  return relayed_by(signer->pk, signer, to, seal_to, ts, len);
+}
+
+static kith_err open_relayed(uint8_t *box, size_t len, const uint8_t *from) {
+  uint8_t payload[KITH_SIGNAL_MAX];
+  size_t plen;
+  kith_err err =
+      kith_wire_relayed_open(&me, from, box, len, NOW_MS, payload, &plen);
+  if (err == KITH_OK)
+    assert_memory_equal(payload, "payload", plen);
+  g_free(box);
+  return err;
+}
+
+static void relayed_signal_is_checked(void **state) {
+  size_t len;
+  uint8_t *box = relayed(&peer, me.pk, me.pk, NOW_MS, &len);
+  assert_int_equal(open_relayed(box, len, peer.pk), KITH_OK);
+  box = relayed(&peer, me.pk, me.pk, NOW_MS, &len);
+  assert_int_equal(open_relayed(box, len, me.pk), KITH_ERR_PROTOCOL);
+  box = relayed(&peer, peer.pk, me.pk, NOW_MS, &len); /* not to us */
+  assert_int_equal(open_relayed(box, len, peer.pk), KITH_ERR_PROTOCOL);
+  box =
+      relayed(&peer, me.pk, me.pk, NOW_MS - KITH_WIRE_RELAY_SKEW_MS - 1, &len);
+  assert_int_equal(open_relayed(box, len, peer.pk), KITH_ERR_PROTOCOL);
+  box = relayed(&peer, me.pk, me.pk, UINT64_MAX, &len);
+  assert_int_equal(open_relayed(box, len, peer.pk), KITH_ERR_PROTOCOL);
+  box = relayed(&peer, me.pk, peer.pk, NOW_MS, &len); /* sealed to peer */
+  assert_int_equal(open_relayed(box, len, peer.pk), KITH_ERR_CRYPTO);
+  box = relayed(&peer, me.pk, me.pk, NOW_MS, &len);
+  box[len - 1] ^= 1;
+  assert_int_equal(open_relayed(box, len, peer.pk), KITH_ERR_CRYPTO);
+}
+
+static void relayed_signal_with_a_forged_signature_is_refused(void **state) {
+  size_t len;
+  /* Claims to come from peer, signed by me. */
+  uint8_t *box = relayed_by(peer.pk, &me, me.pk, me.pk, NOW_MS, &len);
+  assert_int_equal(open_relayed(box, len, peer.pk), KITH_ERR_SIGNATURE);
+}
+
+int main(void) {
+  uint8_t seed[KITH_SEED_LEN];
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(ping_decodes_with_its_clock),
+      cmocka_unit_test(unknown_type_or_arity_is_type_zero),
+      cmocka_unit_test(malformed_frames_are_rejected),
+      cmocka_unit_test(addrs_keep_only_well_formed_entries),
+      cmocka_unit_test(addrs_over_the_cap_are_rejected),
+      cmocka_unit_test(offer_carries_its_join_request),
+      cmocka_unit_test(refusal_and_bad_kinds),
+      cmocka_unit_test(join_request_decodes_and_checks_the_name),
+      cmocka_unit_test(relayed_signal_is_checked),
+      cmocka_unit_test(relayed_signal_with_a_forged_signature_is_refused),
+  };
+  if (sodium_init() < 0)
+    return 1;
+  memset(seed, 1, sizeof seed);
+  if (kith_ident_from_seed(&me, seed) != KITH_OK)
+    return 1;
+  memset(seed, 2, sizeof seed);
+  if (kith_ident_from_seed(&peer, seed) != KITH_OK)
+    return 1;
+  int failed = cmocka_run_group_tests_name("wire", tests, NULL, NULL);
+  kith_ident_clear(&me);
+  kith_ident_clear(&peer);
+  return failed > 255 ? 255 : failed;
+}
