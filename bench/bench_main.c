@@ -1,9 +1,12 @@
 /* kith-bench: dispatches the benchmark subcommands and states the
  * conditions they ran under. */
 #include <glib.h>
+#include <math.h>
+#include <sched.h>
 #include <sodium.h>
 #include <sqlite3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,10 +24,22 @@ typedef struct bench_cmd {
 static const bench_cmd cmds[] = {
     {"ingest", bench_ingest,
      "ingest [--events N] [--text-bytes B] [--json]  decode+verify+"
-     "decrypt+store of N message events vs the raw Ed25519 verify rate"},
+     "decrypt+store of N message events vs the raw Ed25519 verify rate\n"
+     "  ingest --history N [--senders S] [--reorder P] [--window W] "
+     "[--base N0]\n"
+     "         the same into a store-backed group that already holds N "
+     "events, S concurrent senders, a fraction P arriving after later "
+     "siblings; per-event cost at N against N0 (1000)"},
     {"reconcile", bench_reconcile,
      "reconcile [--items N] [--diff D] [--json]  set reconciliation of two "
      "replicas of N events differing by D"},
+    {"build-store", bench_build_store,
+     "build-store --home DIR --events N [--text-bytes B] [--nodes K]\n"
+     "         [--port-base P] [--halves]  writes a home (K homes DIR/n0..) "
+     "holding a group of N messages, through the engine"},
+    {"node", bench_node,
+     "node --kith PATH --home DIR [--sends N] [--logs N] [--starts N]  "
+     "start-up, RSS, log -n 50 and send latency of a real kith node"},
 };
 
 static void usage(FILE *f) {
@@ -87,6 +102,135 @@ double bench_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+uint64_t bench_wall_ms(void) {
+  return (uint64_t)(g_get_real_time() / 1000);
+}
+
+int bench_pin_cpu(void) {
+  int cpu = sched_getcpu();
+  cpu_set_t set;
+  if (cpu < 0)
+    return -1;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  return sched_setaffinity(0, sizeof set, &set) == 0 ? cpu : -1;
+}
+
+uint64_t bench_rand(uint64_t *state) {
+  uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+static const bench_opt *find_opt(const bench_opt *opts, size_t n,
+                                 const char *name) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(opts[i].name, name) == 0)
+      return &opts[i];
+  return NULL;
+}
+
+/* Sets the option's target from text; 0 if it is not a number in range. */
+static int set_opt(const bench_opt *o, const char *text) {
+  if (o->kind == BENCH_OPT_STR) {
+    *(const char **)o->target = text;
+    return 1;
+  }
+  char *end = NULL;
+  double v = o->kind == BENCH_OPT_LONG ? (double)strtol(text, &end, 10)
+                                       : strtod(text, &end);
+  if (!end || end == text || *end || !isfinite(v) || v < o->min || v > o->max)
+    return 0;
+  if (o->kind == BENCH_OPT_LONG)
+    *(long *)o->target = (long)v;
+  else
+    *(double *)o->target = v;
+  return 1;
+}
+
+int bench_parse(const char *cmd, const char *usage, int argc, char **argv,
+                const bench_opt *opts, size_t n_opts) {
+  for (int i = 1; i < argc; i++) {
+    const bench_opt *o = find_opt(opts, n_opts, argv[i]);
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      printf("usage: kith-bench %s %s\n", cmd, usage);
+      return 0;
+    }
+    if (o && o->kind == BENCH_OPT_FLAG) {
+      *(int *)o->target = 1;
+      continue;
+    }
+    if (!o || i + 1 >= argc) {
+      fprintf(stderr, "usage: kith-bench %s %s\n", cmd, usage);
+      return 2;
+    }
+    if (!set_opt(o, argv[++i])) {
+      fprintf(stderr, "kith-bench %s: %s must be %g..%g\n", cmd, o->name,
+              o->min, o->max);
+      return 2;
+    }
+  }
+  return -1;
+}
+
+JsonBuilder *bench_json_begin(const char *benchmark) {
+  JsonBuilder *b = json_builder_new();
+  json_builder_begin_object(b);
+  bench_json_str(b, "benchmark", benchmark);
+  return b;
+}
+
+void bench_json_num(JsonBuilder *b, const char *key, double v) {
+  json_builder_set_member_name(b, key);
+  json_builder_add_double_value(b, v);
+}
+
+void bench_json_int(JsonBuilder *b, const char *key, int64_t v) {
+  json_builder_set_member_name(b, key);
+  json_builder_add_int_value(b, v);
+}
+
+void bench_json_str(JsonBuilder *b, const char *key, const char *v) {
+  json_builder_set_member_name(b, key);
+  json_builder_add_string_value(b, v);
+}
+
+void bench_json_bool(JsonBuilder *b, const char *key, int v) {
+  json_builder_set_member_name(b, key);
+  json_builder_add_boolean_value(b, v != 0);
+}
+
+void bench_json_end(JsonBuilder *b) {
+  char *cond = bench_conditions();
+  bench_json_str(b, "conditions", cond);
+  g_free(cond);
+  json_builder_end_object(b);
+  JsonGenerator *gen = json_generator_new();
+  JsonNode *root = json_builder_get_root(b);
+  json_generator_set_root(gen, root);
+  char *out = json_generator_to_data(gen, NULL);
+  printf("%s\n", out);
+  fflush(stdout);
+  g_free(out);
+  json_node_unref(root);
+  g_object_unref(gen);
+  g_object_unref(b);
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+double bench_percentile(double *v, size_t n, double p) {
+  if (n == 0)
+    return 0;
+  qsort(v, n, sizeof *v, cmp_double);
+  size_t rank = (size_t)ceil(p / 100.0 * (double)n);
+  return v[rank > 0 ? rank - 1 : 0];
 }
 
 int main(int argc, char **argv) {

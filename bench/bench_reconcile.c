@@ -155,39 +155,20 @@ static int exchange(kith_recon *a, kith_recon *b, GByteArray **io,
   return 0;
 }
 
-static void print_json(const opts *o, const result *r, const char *cond) {
-  JsonBuilder *b = json_builder_new();
-  json_builder_begin_object(b);
-#define KEY_INT(k, v)                                                          \
-  json_builder_set_member_name(b, k);                                          \
-  json_builder_add_int_value(b, (gint64)(v))
-  KEY_INT("items", o->items);
-  KEY_INT("diff", o->diff);
-  KEY_INT("seed", o->seed);
-  KEY_INT("rounds", r->rounds);
-  KEY_INT("messages", r->msgs);
-  KEY_INT("bytes", r->bytes);
-  KEY_INT("max_message_bytes", r->max_msg);
-  KEY_INT("naive_bytes", o->items * 32);
-#undef KEY_INT
-  json_builder_set_member_name(b, "seconds");
-  json_builder_add_double_value(b, r->seconds);
-  json_builder_set_member_name(b, "seconds_repeat");
-  json_builder_add_double_value(b, r->seconds_repeat);
-  json_builder_set_member_name(b, "ok");
-  json_builder_add_boolean_value(b, r->ok);
-  json_builder_set_member_name(b, "conditions");
-  json_builder_add_string_value(b, cond);
-  json_builder_end_object(b);
-  JsonGenerator *g = json_generator_new();
-  JsonNode *root = json_builder_get_root(b);
-  json_generator_set_root(g, root);
-  char *s = json_generator_to_data(g, NULL);
-  printf("%s\n", s);
-  g_free(s);
-  json_node_unref(root);
-  g_object_unref(g);
-  g_object_unref(b);
+static void print_json(const opts *o, const result *r) {
+  JsonBuilder *b = bench_json_begin("reconcile");
+  bench_json_int(b, "items", (int64_t)o->items);
+  bench_json_int(b, "diff", (int64_t)o->diff);
+  bench_json_int(b, "seed", (int64_t)o->seed);
+  bench_json_int(b, "rounds", (int64_t)r->rounds);
+  bench_json_int(b, "messages", (int64_t)r->msgs);
+  bench_json_int(b, "bytes", (int64_t)r->bytes);
+  bench_json_int(b, "max_message_bytes", (int64_t)r->max_msg);
+  bench_json_int(b, "naive_bytes", (int64_t)(o->items * 32));
+  bench_json_num(b, "seconds", r->seconds);
+  bench_json_num(b, "seconds_repeat", r->seconds_repeat);
+  bench_json_bool(b, "ok", r->ok);
+  bench_json_end(b);
 }
 
 static void print_human(const opts *o, const result *r, const char *cond) {
@@ -232,7 +213,7 @@ int bench_reconcile(int argc, char **argv) {
            same_ids(io[3], it, o.items, 1);
   char *cond = bench_conditions();
   if (o.json)
-    print_json(&o, &res, cond);
+    print_json(&o, &res);
   else
     print_human(&o, &res, cond);
   g_free(cond);
