@@ -62,7 +62,7 @@ bench: bench-build
 	  $(BENCH_BIN)/kith-sim --nodes 1000 --messages 20 --loss 0.01 \
 	    --crash 0.2 --seed 1; fi
 	bash bench/node.sh $(BENCH_BIN) 100000
-	bash bench/partition.sh $(BENCH_BIN) 10000 2000
+	bash bench/partition.sh $(BENCH_BIN) 10000 1000
 
 bench-full: bench-build
 	$(BENCH_BIN)/kith-bench ingest --history 1000000 --senders 8 --reorder 0.1

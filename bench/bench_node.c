@@ -138,14 +138,17 @@ static int stop_node(pid_t pid) {
 static void drop_error(const char *msg, void *ud) {}
 
 /* Connects and asks `status` until the node answers (*r stays connected),
- * or it exits, or START_TIMEOUT_S passes. Returns the seconds since t0. */
-static double wait_answer(const cli_opts *co, pid_t pid, double t0,
-                          cli_rpc **r) {
+ * or it exits (*exited set: it is reaped), or START_TIMEOUT_S passes.
+ * Returns the seconds since t0, or -1. */
+static double wait_answer(const cli_opts *co, pid_t pid, double t0, cli_rpc **r,
+                          int *exited) {
   cli_set_error_sink(drop_error, NULL);
   double t = -1;
-  while (t < 0 && bench_now() - t0 < START_TIMEOUT_S && !has_exited(pid)) {
+  while (t < 0 && bench_now() - t0 < START_TIMEOUT_S &&
+         !(*exited = has_exited(pid))) {
     kith_pack p;
     const msgpack_object *res = NULL;
+    /* cli_rpc_call clears the params, so they are made once connected */
     if (cli_rpc_open(co, r) == CLI_OK &&
         cli_rpc_call(*r, "status", cli_no_params(&p), RPC_TIMEOUT_MS, NULL,
                      NULL, &res) == CLI_OK) {
@@ -287,16 +290,18 @@ static int run(const opts *o, result *res) {
   int ok = (res->exec_s = exec_time(o)) >= 0;
   for (long i = 0; ok && i < o->starts; i++) {
     cli_rpc *r = NULL;
+    int exited = 0;
     double t0 = bench_now();
     pid_t pid = spawn_node(o);
-    ok = pid > 0 && (res->starts[i] = wait_answer(&co, pid, t0, &r)) >= 0;
+    ok = pid > 0 &&
+         (res->starts[i] = wait_answer(&co, pid, t0, &r, &exited)) >= 0;
     if (pid > 0 && !ok)
       fprintf(stderr, "kith-bench node: the node did not answer%s\n",
               o->node_log ? "; see its log" : "");
     if (ok && i == o->starts - 1)
       ok = measure_running(o, r, pid, res);
     cli_rpc_free(r);
-    if (pid > 0)
+    if (pid > 0 && !exited)
       ok = stop_node(pid) && ok;
   }
   g_free(co.home);

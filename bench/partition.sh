@@ -24,6 +24,7 @@ START_LIMIT_S=120    # a node's control socket answers
 LINK_LIMIT_S=60      # the nodes of a half are linked
 HALF_LIMIT_S=600     # a half agrees within itself after the adds
 HEAL_LIMIT_S=600     # the whole group agrees after the heal
+HEAL_POLL_S=0.3      # between two rounds of questions to every node
 HALF=$(((NODES + 1) / 2))
 [ "$NODES" -ge 2 ] || { echo "bench/partition.sh: NODES must be 2 or more" >&2; exit 2; }
 NAME=partition
@@ -141,17 +142,21 @@ if [ "$(info 0 state_hash)" = "$(info "$HALF" state_hash)" ]; then
   exit 1
 fi
 echo "  halves: adds sent in $t_add s, each half agreeing within itself after $t_halves s"
+echo "  heal: node n0 is told the address of node n$HALF; every node should hold $((E0 + 2 * ADDS)) events"
 
-# heal_wait T0 WANT: polls every node until all hold WANT events and one
-# state_hash, noting in DONE when each first held them all; fails after
-# HEAL_LIMIT_S.
+# heal_wait T0 WANT: polls every node (each round asks each node with a
+# kith command, about 10 ms each, then sleeps HEAL_POLL_S) until all hold WANT events and one
+# state_hash, noting in DONE when each first held them all, and printing
+# what each holds at REPORT_AT seconds; fails after HEAL_LIMIT_S.
+REPORT_AT=(5 10 30 60 120 300 600)
 declare -a DONE=()
 heal_wait() {
-  local t0=$1 want=$2 n all
+  local t0=$1 want=$2 n all counts r=0
   while :; do
-    all=1
+    all=1 counts=""
     for i in $(seq 0 $((NODES - 1))); do
       n=$(info "$i" events) || n="(no answer)"
+      counts+=" n$i $n"
       if [ "$n" = "$want" ]; then
         [ -n "${DONE[$i]:-}" ] || DONE[$i]=$(since "$t0")
       else
@@ -159,14 +164,15 @@ heal_wait() {
       fi
     done
     if [ "$all" = 1 ] && agree 0 "$NODES" "$want"; then return 0; fi
+    while [ "$r" -lt ${#REPORT_AT[@]} ] && past "$t0" "${REPORT_AT[$r]}"; do
+      echo "    after ${REPORT_AT[$r]} s, events held:$counts"
+      r=$((r + 1))
+    done
     if past "$t0" "$HEAL_LIMIT_S"; then
-      echo "bench/partition.sh: the whole group not agreeing in $HEAL_LIMIT_S s" >&2
-      for i in $(seq 0 $((NODES - 1))); do
-        echo "  n$i: $(info "$i" events) events" >&2
-      done
+      echo "bench/partition.sh: the whole group not agreeing in $HEAL_LIMIT_S s (each should hold $want events)" >&2
       return 1
     fi
-    sleep 0.1
+    sleep "$HEAL_POLL_S"
   done
 }
 
