@@ -324,6 +324,12 @@ grp_sum *grp_sum_get(kith_group *g, const uint8_t id[32]) {
   return s ? s : sum_load(g, id);
 }
 
+int grp_known_cached(kith_group *g, const uint8_t id[32]) {
+  return g_hash_table_contains(g->sums, id) ||
+         g_hash_table_contains(g->heads, id) ||
+         g_hash_table_contains(g->ctl_ids, id);
+}
+
 grp_sum *grp_sum_add(kith_group *g, const kith_event *ev, grp_front *cf) {
   grp_sum *s = g_new0(grp_sum, 1);
   memcpy(s->id, ev->id, 32);
@@ -353,6 +359,7 @@ void grp_heads_update(kith_group *g, const kith_event *ev, grp_front *cf) {
   s->kind = ev->kind;
   s->cf = grp_front_ref(cf);
   g_hash_table_insert(g->heads, s->id, s);
+  g->heads_dirty = 1;
 }
 
 /* ---- life ---- */

@@ -285,6 +285,8 @@ struct kith_group {
   uint8_t victim_of[32]; /* current rekey whose box for us did not open */
   int victim;
   int replay;
+  int converting;  /* rows a schema-2 kith stored go through once */
+  int heads_dirty; /* the heads changed since the store last got them */
   int was_member;
   uint64_t last_rekey_ms;
   int rekey_failed;
@@ -311,6 +313,9 @@ int grp_ctl_cmp(const grp_ctl *a, const grp_ctl *b);
 /* The summary of an accepted event, from the cache or the store (NULL if
  * not accepted). Borrowed until the next call into g. */
 grp_sum *grp_sum_get(kith_group *g, const uint8_t id[32]);
+/* Whether id is an accepted event this replica knows without asking the
+ * store (cached summaries, heads, control events). */
+int grp_known_cached(kith_group *g, const uint8_t id[32]);
 grp_sum *grp_sum_add(kith_group *g, const kith_event *ev, grp_front *cf);
 /* Heads: the new event replaces its parents. */
 void grp_heads_update(kith_group *g, const kith_event *ev, grp_front *cf);

@@ -30,7 +30,7 @@
 #define PEER_OUTBUF_MAX (64u * 1024 * 1024)
 #define PEER_MAX 256
 #define SYNC_IDS_PER_FRAME KITH_WIRE_HAVE_IDS_MAX
-#define STORE_BATCH_MAX 64       /* events per store transaction */
+#define STORE_BATCH_MAX 256      /* events per store transaction */
 #define PUSH_WINDOW (256 * 1024) /* history queued on a link at a time */
 #define SYNC_MAX_IDS (1u << 20)
 #define RELAY_FALLBACK_MS (8 * KITH_SECOND)  /* ICE this long: use the relay */
