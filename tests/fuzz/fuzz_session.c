@@ -1,8 +1,8 @@
 /* libFuzzer target: bytes from a peer fed to a responder session.
  *
  * The first input byte picks a mode: even = the bytes go to a fresh
- * responder as they are; odd = a genuine initiator HELLO goes first, so
- * the fuzzer reaches AUTH parsing and signature checks. The rest is fed in
+ * responder as they are; odd = a genuine initiator HS1 goes first, so
+ * the fuzzer reaches the confirmation and transport records. The rest is fed in
  * two pieces split at a point chosen by the second byte, to exercise
  * partial-record buffering.
  *
