@@ -516,7 +516,11 @@ static int read_servers(kith_node *n, const kith_node_config *cfg) {
   for (size_t i = 0; cfg->turn && cfg->turn[i]; i++) {
     if (i >= KITH_TURN_MAX ||
         kith_turn_parse(cfg->turn[i], &n->turn[n->n_turn]) != KITH_OK) {
-      fprintf(stderr, "kith: error: bad TURN server '%s'\n", cfg->turn[i]);
+      /* The URL holds a password: never echo it. */
+      fprintf(stderr,
+              "kith: error: bad TURN server %zu (want "
+              "turn://USER:PASS@HOST:PORT, numeric HOST)\n",
+              i + 1);
       return 1;
     }
     n->n_turn++;
