@@ -9,6 +9,7 @@
 #include <msgpack.h>
 #include <stdint.h>
 
+#include "../core/codec.h"
 #include "../core/gossip.h"
 #include "../core/group.h"
 #include "../core/ident.h"
@@ -187,6 +188,12 @@ void peer_on_ping(node_peer *p, int kind, uint64_t t);
 void peer_send_refuse(kith_node *n, const uint8_t to[32], GSocketAddress *dst,
                       size_t request_size, node_peer *relay,
                       const char *reason);
+/* A re-sent offer (protocol.md 8.4): is ufrag that of the offer p answers,
+ * and does p answer it again (yes from the answer until the link is up:
+ * the answer may have been lost; not while gathering, when the answer is
+ * still to come, nor once up)? */
+int peer_is_same_offer(const node_peer *p, const char *ufrag);
+int peer_answers_again(const node_peer *p);
 /* The link's path as kith peers shows it, and the remote address. */
 const char *peer_path(const node_peer *p);
 const char *peer_addr(const node_peer *p);

@@ -403,6 +403,14 @@ static void remember_src(kith_node *n, const uint8_t id[32],
   g_free(host);
 }
 
+int peer_is_same_offer(const node_peer *p, const char *ufrag) {
+  return !p->offerer && strcmp(p->remote.ufrag, ufrag) == 0;
+}
+
+int peer_answers_again(const node_peer *p) {
+  return p->state >= PEER_CONNECTING && p->state < PEER_UP;
+}
+
 /* An offer: answer it unless our own offer to the same peer wins (the
  * smaller node id's offer wins a crossing). */
 static void on_offer(kith_node *n, const uint8_t from[32],
@@ -414,9 +422,9 @@ static void on_offer(kith_node *n, const uint8_t from[32],
 
   kith_id_to_text(from, text);
   p = g_hash_table_lookup(n->peers, text);
-  if (p && !p->offerer && strcmp(p->remote.ufrag, params->ufrag) == 0) {
+  if (p && peer_is_same_offer(p, params->ufrag)) {
     /* The same offer again: our answer was lost; answer once more. */
-    if (p->state >= PEER_CONNECTING && p->state < PEER_UP) {
+    if (peer_answers_again(p)) {
       if (src) {
         g_clear_object(&p->reply_to);
         p->reply_to = g_object_ref(src);
