@@ -314,8 +314,8 @@ static node_peer *peer_new(kith_node *n, const uint8_t id[32], int offerer) {
   cfg.controlling = memcmp(n->me.pk, id, KITH_ID_LEN) < 0;
   cfg.loopback = n->loopback;
   cfg.only_addr = n->bind_addr;
-  cfg.stun_host = n->stun_host[0] ? n->stun_host : NULL;
-  cfg.stun_port = n->stun_port;
+  if (reflex_stun_server(n, id, p->stun_host, &cfg.stun_port))
+    cfg.stun_host = p->stun_host; /* --stun, else a relay friend */
   cfg.turn = n->turn;
   cfg.n_turn = n->n_turn;
   if (kith_ice_new(n->ctx, &cfg, &ice_cbs, p, &p->ice) != KITH_OK) {
