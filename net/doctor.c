@@ -103,10 +103,11 @@ static void turn_build(turn_check *c, StunMessage *previous) {
       STUN_USAGE_TURN_COMPATIBILITY_RFC5766);
 }
 
-/* Releases the allocation just made: a Refresh with lifetime 0. */
-static void turn_release(turn_check *c, StunMessage *resp) {
+/* Releases the allocation just made: a Refresh with lifetime 0, with the
+ * realm and nonce of the challenge. */
+static void turn_release(turn_check *c) {
   c->reqlen = stun_usage_turn_create_refresh(
-      &c->agent, &c->req, c->reqbuf, sizeof c->reqbuf, resp, 0,
+      &c->agent, &c->req, c->reqbuf, sizeof c->reqbuf, &c->prevmsg, 0,
       (uint8_t *)c->t->user, strlen(c->t->user), (uint8_t *)c->t->pass,
       strlen(c->t->pass), STUN_USAGE_TURN_COMPATIBILITY_RFC5766);
   if (c->reqlen > 0)
@@ -114,15 +115,15 @@ static void turn_release(turn_check *c, StunMessage *resp) {
                            NULL, NULL);
 }
 
-static void turn_success(turn_check *c, StunMessage *resp,
-                         const struct sockaddr_storage *relay) {
+static void turn_success(turn_check *c, const struct sockaddr_storage *relay) {
   char ip[INET6_ADDRSTRLEN] = "";
   const struct sockaddr_in *r4 = (const void *)relay;
   c->credentials = "accepted";
   if (relay->ss_family == AF_INET &&
       inet_ntop(AF_INET, &r4->sin_addr, ip, sizeof ip) != NULL)
     g_snprintf(c->relayed, sizeof c->relayed, "%s:%u", ip, ntohs(r4->sin_port));
-  turn_release(c, resp);
+  if (c->step == TURN_AUTH)
+    turn_release(c);
   c->step = TURN_DONE;
 }
 
@@ -142,7 +143,7 @@ static void turn_on_response(turn_check *c, uint8_t *buf, size_t len) {
                               &lifetime, STUN_USAGE_TURN_COMPATIBILITY_RFC5766);
   if (r == STUN_USAGE_TURN_RETURN_RELAY_SUCCESS ||
       r == STUN_USAGE_TURN_RETURN_MAPPED_SUCCESS) {
-    turn_success(c, &resp, &relay);
+    turn_success(c, &relay);
     return;
   }
   (void)stun_message_find_error(&resp, &code);
