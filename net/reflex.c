@@ -162,9 +162,13 @@ static void answer_request(kith_node *n, const uint8_t *buf, size_t len,
 
 /* ---- the client side: probes ---- */
 
+static void note_answer(kith_node *n, const char *server, const char *mapped);
+
 static void finish_probe(kith_node *n, guint i, const char *mapped,
                          uint64_t now) {
   probe *p = g_ptr_array_steal_index(n->reflex->probes, i);
+  if (mapped != NULL) /* every answer tells where we are, whoever asked */
+    note_answer(n, p->server, mapped);
   if (p->cb != NULL)
     p->cb(p->ud, p->server, mapped, mapped ? (double)(now - p->first_ms) : 0);
   probe_free(p);
@@ -270,13 +274,11 @@ static answer *answer_of(node_reflex *r, const char *server) {
   return NULL;
 }
 
-static void on_round_answer(void *ud, const char *server, const char *mapped,
-                            double rtt_ms) {
-  kith_node *n = ud;
+/* Records what server saw (an unanswered probe changes nothing: what it
+ * said last ages out). */
+static void note_answer(kith_node *n, const char *server, const char *mapped) {
   node_reflex *r = n->reflex;
   answer *a = answer_of(r, server);
-  if (mapped == NULL)
-    return; /* keep what it said last; it ages out */
   if (a == NULL) {
     if (r->answers->len >= ANSWERS_MAX)
       g_ptr_array_remove_index(r->answers, 0);
@@ -309,14 +311,13 @@ void reflex_tick(kith_node *n, uint64_t now) {
   reflex_forget(n, n);
   /* A probe that cannot be sent (a bad address, too many out) is simply
    * not made: the next round tries again. */
-  if (n->stun_host[0] && reflex_probe(n, n->stun_host, n->stun_port,
-                                      on_round_answer, n) != KITH_OK)
+  if (n->stun_host[0] &&
+      reflex_probe(n, n->stun_host, n->stun_port, NULL, n) != KITH_OK)
     node_log(n, "cannot probe the STUN server");
   g_hash_table_iter_init(&it, n->friends);
   while (g_hash_table_iter_next(&it, NULL, &v)) {
     const kith_friend *f = v;
-    if (f->port &&
-        reflex_probe(n, f->host, f->port, on_round_answer, n) != KITH_OK)
+    if (f->port && reflex_probe(n, f->host, f->port, NULL, n) != KITH_OK)
       node_log(n, "cannot probe a relay friend's address");
   }
 }
