@@ -21,12 +21,7 @@ start_node pub pub --stun "$LAB_STUN" --relay &&
   start_node alice h1 --stun "$LAB_STUN" --turn "$LAB_TURN_URL" &&
   start_node bob h2 --stun "$LAB_STUN" --turn-file "$LAB_RUN/bad-turn" ||
   { fail "start the nodes"; exit 1; }
-ALICE=$(node_id alice); BOB=$(node_id bob); PUB=$(node_id pub)
-befriend pub alice && befriend pub bob &&
-  befriend alice pub "$LAB_PUB_IP:7733" && befriend bob pub "$LAB_PUB_IP:7733" ||
-  { fail "make friends"; exit 1; }
-check "alice links to her relay friend pub" wait_for 30 has_peer alice "$PUB"
-check "bob links to his relay friend pub" wait_for 30 has_peer bob "$PUB"
+trio_friends || { fail "make friends"; exit 1; }
 
 # doctor NODE: runs kith doctor; the JSON report in REPORT, the exit code
 # in DOCTOR_RC (no subshell, so both survive).

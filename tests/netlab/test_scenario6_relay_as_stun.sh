@@ -14,12 +14,7 @@ netlab_up cone cone
 init_nodes alice bob pub || { fail "init"; exit 1; }
 start_node pub pub --relay && start_node alice h1 && start_node bob h2 ||
   { fail "start the nodes"; exit 1; }
-ALICE=$(node_id alice); BOB=$(node_id bob); PUB=$(node_id pub)
-befriend pub alice && befriend pub bob &&
-  befriend alice pub "$LAB_PUB_IP:7733" && befriend bob pub "$LAB_PUB_IP:7733" ||
-  { fail "make friends"; exit 1; }
-check "alice links to her relay friend pub" wait_for 30 has_peer alice "$PUB"
-check "bob links to his relay friend pub" wait_for 30 has_peer bob "$PUB"
+trio_friends || { fail "make friends"; exit 1; }
 
 relay_sees() { # relay_sees NODE: pub answers NODE's STUN with its router
   [ "$(k "$1" --json doctor | jq -r '.relays[0].public | split(":")[0]')" = "$2" ]
