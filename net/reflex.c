@@ -381,7 +381,8 @@ size_t reflex_public_addrs(kith_node *n, const kith_addr *local, size_t n_local,
   if (n->reflex == NULL)
     return 0;
   GPtrArray *sorted = g_ptr_array_copy(n->reflex->answers, NULL, NULL);
-  g_ptr_array_sort(sorted, by_age); /* newest first */
+  g_ptr_array_set_free_func(sorted, NULL); /* the copy borrows them */
+  g_ptr_array_sort(sorted, by_age);        /* newest first */
   for (guint i = 0; i < sorted->len && k < max; i++) {
     const answer *a = sorted->pdata[i];
     const char *colon = strrchr(a->mapped, ':');
