@@ -11,7 +11,9 @@
  * Both ends run in this one thread (as a node does), so the figures count
  * the work of both sides. The timing starts when the first byte is handed
  * over and ends when the last byte (frame) has arrived. Rounds alternate
- * raw and session; medians are reported. */
+ * raw and session; medians are reported. For profiling one side alone,
+ * KITH_BENCH_LINK_ONLY=raw or =session skips the other (its figure is then
+ * meaningless). */
 #include <glib.h>
 #include <json-glib/json-glib.h>
 #include <nice/agent.h>
