@@ -176,23 +176,26 @@ static kith_err pack_request(kith_node *n, node_join *j, uint8_t **out,
 
 /* The k-th way in: the inviter's addresses, then the other members the
  * code names (any member can admit), then the inviter through each relay
- * friend the code names (for an inviter behind NAT). */
+ * friend the code names (for an inviter behind NAT), then the inviter's
+ * public (server-reflexive) addresses. */
 static void candidate(const node_join *j, size_t k, const uint8_t **id,
                       const kith_addr **a, const kith_invite_member **relay) {
-  size_t n = j->inv.n_addrs + j->inv.n_others + j->inv.n_relays;
+  size_t before_relays = j->inv.n_addrs + j->inv.n_others;
+  size_t n = before_relays + j->inv.n_relays + j->inv.n_public;
 
   k %= n;
   *relay = NULL;
+  *id = j->inv.inviter;
   if (k < j->inv.n_addrs) {
-    *id = j->inv.inviter;
     *a = &j->inv.addrs[k];
-  } else if (k < j->inv.n_addrs + j->inv.n_others) {
+  } else if (k < before_relays) {
     *id = j->inv.others[k - j->inv.n_addrs].id;
     *a = &j->inv.others[k - j->inv.n_addrs].addr;
-  } else {
-    *relay = &j->inv.relays[k - j->inv.n_addrs - j->inv.n_others];
-    *id = j->inv.inviter;
+  } else if (k < before_relays + j->inv.n_relays) {
+    *relay = &j->inv.relays[k - before_relays];
     *a = &(*relay)->addr;
+  } else {
+    *a = &j->inv.public_addrs[k - before_relays - j->inv.n_relays];
   }
 }
 

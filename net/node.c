@@ -284,6 +284,7 @@ static gboolean on_tick(gpointer data) {
   g_list_free(peers);
   join_tick(n, now);
   relay_tick(n, now);
+  reflex_tick(n, now);
   maintain_groups(n);
   return G_SOURCE_CONTINUE;
 }
@@ -299,6 +300,7 @@ static gboolean on_quit_signal(gpointer data) {
 static void on_signal_datagram(kith_signal *s, const uint8_t from[32],
                                const uint8_t *payload, size_t len,
                                GSocketAddress *src, size_t size, void *ud) {
+  reflex_note_sender(ud, from, src);
   peer_on_signal(ud, from, payload, len, src, size);
 }
 
@@ -365,6 +367,8 @@ static int start_services(kith_node *n, uint16_t port) {
     g_free(sock);
     return 1;
   }
+  reflex_init(n);
+  kith_signal_set_stun(n->sig, reflex_on_stun, n);
   err = kith_control_new(n->ctx, sock, &n->ctl);
   g_free(sock);
   if (err != KITH_OK) {
@@ -373,6 +377,7 @@ static int start_services(kith_node *n, uint16_t port) {
     return 1;
   }
   node_rpc_register(n);
+  doctor_rpc_register(n);
   return 0;
 }
 
@@ -394,8 +399,10 @@ static void node_free(kith_node *n) {
   }
   if (n->joins)
     g_ptr_array_unref(n->joins);
+  doctor_stop(n);
   if (n->ctl)
     kith_control_free(n->ctl);
+  reflex_clear(n);
   if (n->sig)
     kith_signal_free(n->sig);
   /* Let libnice finish its asynchronous closes before the context goes. */
@@ -450,7 +457,11 @@ static int read_servers(kith_node *n, const kith_node_config *cfg) {
   for (size_t i = 0; cfg->turn && cfg->turn[i]; i++) {
     if (i >= KITH_TURN_MAX ||
         kith_turn_parse(cfg->turn[i], &n->turn[n->n_turn]) != KITH_OK) {
-      fprintf(stderr, "kith: error: bad TURN server '%s'\n", cfg->turn[i]);
+      /* The URL holds a password: never echo it. */
+      fprintf(stderr,
+              "kith: error: bad TURN server %zu (want "
+              "turn://USER:PASS@HOST:PORT, numeric HOST)\n",
+              i + 1);
       return 1;
     }
     n->n_turn++;

@@ -9,6 +9,7 @@
 #include <msgpack.h>
 #include <stdint.h>
 
+#include "../core/codec.h"
 #include "../core/gossip.h"
 #include "../core/group.h"
 #include "../core/ident.h"
@@ -47,6 +48,7 @@ typedef enum peer_state {
 
 typedef struct kith_node kith_node;
 typedef struct node_join node_join;
+typedef struct node_reflex node_reflex;
 
 typedef struct node_peer {
   kith_node *node;
@@ -74,8 +76,9 @@ typedef struct node_peer {
   GHashTable *have_sent; /* gid texts we sent our HAVE for */
   GQueue *push;          /* history to send: 64-byte (gid, event id) items */
   char via[KITH_ID_TEXT_LEN + 1]; /* relay friend our signalling used, or "" */
-  int relayed; /* no ICE path: session bytes go through `via` */
-  int closing; /* peer_close is running */
+  int relayed;        /* no ICE path: session bytes go through `via` */
+  int closing;        /* peer_close is running */
+  char stun_host[46]; /* the STUN server its ICE agent uses, or "" */
   int pumping;
 } node_peer;
 
@@ -133,6 +136,8 @@ struct kith_node {
   uint64_t gossip_timer_at;
   int stopping;
   unsigned batch_writes;
+  node_reflex *reflex;    /* STUN on the signal port (reflex.c) */
+  GPtrArray *doctor_runs; /* kith doctor reports being made (doctor.c) */
 };
 
 /* node.c */
@@ -182,6 +187,12 @@ void peer_on_ping(node_peer *p, int kind, uint64_t t);
 void peer_send_refuse(kith_node *n, const uint8_t to[32], GSocketAddress *dst,
                       size_t request_size, node_peer *relay,
                       const char *reason);
+/* A re-sent offer (protocol.md 8.4): is ufrag that of the offer p answers,
+ * and does p answer it again (yes from the answer until the link is up:
+ * the answer may have been lost; not while gathering, when the answer is
+ * still to come, nor once up)? */
+int peer_is_same_offer(const node_peer *p, const char *ufrag);
+int peer_answers_again(const node_peer *p);
 /* The link's path as kith peers shows it, and the remote address. */
 const char *peer_path(const node_peer *p);
 const char *peer_addr(const node_peer *p);
@@ -232,6 +243,45 @@ void peer_on_relayed_data(kith_node *n, const uint8_t from[32],
 node_peer *peer_connect_via(kith_node *n, const uint8_t id[32],
                             node_peer *relay, const uint8_t *join,
                             size_t join_len);
+
+/* reflex.c: STUN on the signal port: answering friends (--relay), and
+ * learning this node's public address from relay friends and --stun */
+#define REFLEX_ADDR_LEN 64 /* "ip:port" */
+void reflex_init(kith_node *n);
+void reflex_clear(kith_node *n);
+/* The signal port's STUN hook (kith_signal_set_stun, ud = the node). */
+void reflex_on_stun(kith_signal *s, const uint8_t *buf, size_t len,
+                    GSocketAddress *src, void *ud);
+/* A verified signal datagram from `from` came from src: a friend's source
+ * address may use this node as its STUN server for a while. */
+void reflex_note_sender(kith_node *n, const uint8_t from[32],
+                        GSocketAddress *src);
+/* Probes the relay friends and --stun every minute (every 10 s while
+ * none answered); reflex_refresh makes the next tick probe at once. */
+void reflex_tick(kith_node *n, uint64_t now);
+void reflex_refresh(kith_node *n);
+/* The STUN server for an ICE agent to peer: --stun, else a relay friend
+ * (not peer) that answered this node lately. 0 if none. */
+int reflex_stun_server(kith_node *n, const uint8_t peer[32], char host[46],
+                       uint16_t *port);
+/* This node's public signal addresses (answers of the last 5 minutes,
+ * newest first, none that is in local[]): at most max written to out. */
+size_t reflex_public_addrs(kith_node *n, const kith_addr *local, size_t n_local,
+                           kith_addr *out, size_t max);
+/* One STUN binding probe from the signal port to host:port (numeric
+ * IPv4): cb runs once, with the mapped "ip:port" and the round trip, or
+ * with mapped NULL after 2 s without an answer (resent every 500 ms).
+ * reflex_forget drops the probes of ud without calling back. */
+typedef void (*reflex_cb)(void *ud, const char *server, const char *mapped,
+                          double rtt_ms);
+KITH_MUST kith_err reflex_probe(kith_node *n, const char *host, uint16_t port,
+                                reflex_cb cb, void *ud);
+void reflex_forget(kith_node *n, void *ud);
+
+/* doctor.c: the connectivity report (RPC "doctor") */
+void doctor_rpc_register(kith_node *n);
+/* Answers the reports still being made with an error (node stopping). */
+void doctor_stop(kith_node *n);
 
 /* join.c */
 /* Admitter side: returns NULL to accept the joiner's offer, or the reason

@@ -572,6 +572,8 @@ static void rpc_invite(kith_rpc_call *call, const msgpack_object *params,
   invite_addrs(n, &inv);
   invite_others(n, ng, &inv);
   invite_relays(n, &inv);
+  inv.n_public = reflex_public_addrs(n, inv.addrs, inv.n_addrs,
+                                     inv.public_addrs, KITH_INVITE_MAX_PUBLIC);
   err = kith_invite_encode(&inv, code, sizeof code);
   if (err == KITH_ERR_LIMIT && inv.n_others > 0) {
     inv.n_others = 0; /* long addresses: without the other members then */

@@ -314,8 +314,8 @@ static node_peer *peer_new(kith_node *n, const uint8_t id[32], int offerer) {
   cfg.controlling = memcmp(n->me.pk, id, KITH_ID_LEN) < 0;
   cfg.loopback = n->loopback;
   cfg.only_addr = n->bind_addr;
-  cfg.stun_host = n->stun_host[0] ? n->stun_host : NULL;
-  cfg.stun_port = n->stun_port;
+  if (reflex_stun_server(n, id, p->stun_host, &cfg.stun_port))
+    cfg.stun_host = p->stun_host; /* --stun, else a relay friend */
   cfg.turn = n->turn;
   cfg.n_turn = n->n_turn;
   if (kith_ice_new(n->ctx, &cfg, &ice_cbs, p, &p->ice) != KITH_OK) {
@@ -403,6 +403,14 @@ static void remember_src(kith_node *n, const uint8_t id[32],
   g_free(host);
 }
 
+int peer_is_same_offer(const node_peer *p, const char *ufrag) {
+  return !p->offerer && strcmp(p->remote.ufrag, ufrag) == 0;
+}
+
+int peer_answers_again(const node_peer *p) {
+  return p->state >= PEER_CONNECTING && p->state < PEER_UP;
+}
+
 /* An offer: answer it unless our own offer to the same peer wins (the
  * smaller node id's offer wins a crossing). */
 static void on_offer(kith_node *n, const uint8_t from[32],
@@ -415,9 +423,9 @@ static void on_offer(kith_node *n, const uint8_t from[32],
 
   kith_id_to_text(from, text);
   p = g_hash_table_lookup(n->peers, text);
-  if (p && !p->offerer && strcmp(p->remote.ufrag, params->ufrag) == 0) {
+  if (p && peer_is_same_offer(p, params->ufrag)) {
     /* The same offer again: our answer was lost; answer once more. */
-    if (p->state >= PEER_CONNECTING && p->state < PEER_UP) {
+    if (peer_answers_again(p)) {
       if (src) {
         g_clear_object(&p->reply_to);
         p->reply_to = g_object_ref(src);

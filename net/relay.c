@@ -319,6 +319,7 @@ static void rpc_friend_add(kith_rpc_call *call, const msgpack_object *params,
   }
   g_hash_table_replace(n->friends, g_strdup(id_text), f);
   n->next_friend_ms = 0; /* link up at the next tick */
+  reflex_refresh(n);     /* and ask it where we are */
   kith_pack_init(&pk);
   pack_friend(&pk, f);
   node_rpc_reply(n, call, &pk);

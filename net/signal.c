@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "../core/codec.h"
+#include "stun.h"
 
 #define NONCE_LEN KITH_SIGNAL_NONCE_LEN
 #define REPLAY_CAP 4096      /* remembered nonces, all sources together */
@@ -43,6 +44,8 @@ struct kith_signal {
   GSource *src;
   kith_signal_cb cb;
   void *ud;
+  kith_signal_stun_cb stun_cb;
+  void *stun_ud;
   uint16_t port;
   uint64_t dropped;
   GHashTable *seen;    /* seen_nonce* set, at most REPLAY_CAP */
@@ -360,6 +363,24 @@ static gboolean accept_datagram(kith_signal *s, const uint8_t *buf, size_t len,
   return ok;
 }
 
+/* A STUN message shares the port and the source's rate limit; anything
+ * that does not parse as STUN goes the kith way (protocol.md 8.7). */
+static gboolean accept_stun(kith_signal *s, const uint8_t *buf, size_t len,
+                            GSocketAddress *src) {
+  guint32 ip;
+  kith_stun_kind k = kith_stun_classify(buf, len);
+  if (k != KITH_STUN_REQUEST && k != KITH_STUN_RESPONSE)
+    return FALSE;
+  if (s->stun_cb == NULL || !source_ip(src, &ip) || !take_token(s, ip)) {
+    s->dropped++;
+    return TRUE;
+  }
+  s->in_cb++;
+  s->stun_cb(s, buf, len, src, s->stun_ud);
+  s->in_cb--;
+  return TRUE;
+}
+
 static void destroy(kith_signal *s);
 
 static gboolean on_readable(GSocket *sock, GIOCondition cond, gpointer data) {
@@ -377,7 +398,8 @@ static gboolean on_readable(GSocket *sock, GIOCondition cond, gpointer data) {
         break;
       continue; /* e.g. ICMP errors reported on the socket */
     }
-    if (!accept_datagram(s, buf, (size_t)n, src))
+    if (!accept_stun(s, buf, (size_t)n, src) &&
+        !accept_datagram(s, buf, (size_t)n, src))
       s->dropped++;
     g_clear_object(&src);
   }
@@ -469,6 +491,7 @@ void kith_signal_free(kith_signal *s) {
   if (s->in_cb) { /* on_readable finishes the job once the callback returns */
     s->free_pending = 1;
     s->cb = NULL;
+    s->stun_cb = NULL;
     return;
   }
   destroy(s);
@@ -476,6 +499,13 @@ void kith_signal_free(kith_signal *s) {
 
 uint16_t kith_signal_port(const kith_signal *s) {
   return s != NULL ? s->port : 0;
+}
+
+void kith_signal_set_stun(kith_signal *s, kith_signal_stun_cb cb, void *ud) {
+  if (s == NULL)
+    return;
+  s->stun_cb = cb;
+  s->stun_ud = ud;
 }
 
 uint64_t kith_signal_dropped(const kith_signal *s) {
@@ -494,6 +524,13 @@ static kith_err send_to(kith_signal *s, GSocketAddress *dst, const uint8_t *buf,
     return KITH_ERR_IO;
   }
   return (size_t)n == len ? KITH_OK : KITH_ERR_IO;
+}
+
+kith_err kith_signal_send_raw(kith_signal *s, GSocketAddress *dst,
+                              const uint8_t *buf, size_t len) {
+  if (s == NULL || dst == NULL || buf == NULL || s->free_pending)
+    return KITH_ERR_ARG;
+  return send_to(s, dst, buf, len);
 }
 
 kith_err kith_signal_send(kith_signal *s, const uint8_t to[32],

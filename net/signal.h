@@ -45,6 +45,12 @@ typedef void (*kith_signal_cb)(kith_signal *s, const uint8_t from[32],
                                const uint8_t *payload, size_t len,
                                GSocketAddress *src, size_t size, void *ud);
 
+/* A STUN message that arrived on the signal port (net/stun.h classifies
+ * it), after the source's rate-limit token was taken. src is borrowed
+ * until return. */
+typedef void (*kith_signal_stun_cb)(kith_signal *s, const uint8_t *buf,
+                                    size_t len, GSocketAddress *src, void *ud);
+
 /* Binds UDP port (0 = any free) on all addresses (IPv4). me borrowed. */
 KITH_MUST kith_err kith_signal_new(GMainContext *ctx, const kith_ident *me,
                                    uint16_t port, kith_signal_cb cb, void *ud,
@@ -53,6 +59,11 @@ KITH_MUST kith_err kith_signal_new(GMainContext *ctx, const kith_ident *me,
  * callback itself (the memory is released once it returns). */
 void kith_signal_free(kith_signal *s);
 uint16_t kith_signal_port(const kith_signal *s);
+/* STUN messages go to cb (NULL: they are dropped like any junk). */
+void kith_signal_set_stun(kith_signal *s, kith_signal_stun_cb cb, void *ud);
+/* Sends raw bytes (a STUN message) from the signal port to dst. */
+KITH_MUST kith_err kith_signal_send_raw(kith_signal *s, GSocketAddress *dst,
+                                        const uint8_t *buf, size_t len);
 /* Dropped datagrams so far (rate-limited, not for us, forged, replayed). */
 uint64_t kith_signal_dropped(const kith_signal *s);
 

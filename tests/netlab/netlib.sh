@@ -206,6 +206,13 @@ start_trio() {
   start_node pub pub --stun "$LAB_STUN" --relay || return 1
   start_node alice h1 --stun "$LAB_STUN" || return 1
   start_node bob h2 --stun "$LAB_STUN" || return 1
+  trio_friends
+}
+
+# trio_friends: with alice, bob and pub running, pub and the two homes
+# befriend each other; waits until both homes link to pub. Sets ALICE, BOB
+# and PUB.
+trio_friends() {
   ALICE=$(node_id alice); BOB=$(node_id bob); PUB=$(node_id pub)
   befriend pub alice && befriend pub bob &&
     befriend alice pub "$LAB_PUB_IP:7733" && befriend bob pub "$LAB_PUB_IP:7733" ||
