@@ -155,6 +155,7 @@ static void evict_one(kith_group *g, GQueue *prefer) {
     while (g_hash_table_iter_next(&it, NULL, &v))
       if (!q || ((GQueue *)v)->length > q->length)
         q = v;
+    g->stats.held_steps += g_hash_table_size(g->by_author);
   }
   if (!q || !q->head)
     return;
@@ -547,6 +548,7 @@ kith_err grp_receive_event(kith_group *g, kith_event *ev, uint64_t now_ms,
  * by one. */
 static void retry(kith_group *g, GPtrArray *list, uint64_t now_ms,
                   GPtrArray *acc) {
+  g->stats.held_steps += list->len;
   for (guint i = 0; i < list->len; i++) {
     held *h = list->pdata[i];
     kith_event ev = h->ev;
@@ -591,6 +593,7 @@ void grp_release_keys(kith_group *g, uint64_t now_ms, GPtrArray *acc) {
 
 static void release_time(kith_group *g, uint64_t now_ms, GPtrArray *acc) {
   GPtrArray *due = g_ptr_array_new();
+  g->stats.held_steps += g->wait_time->len;
   for (guint i = 0; i < g->wait_time->len; i++) {
     held *h = g->wait_time->pdata[i];
     if (h->ev.ts_ms <= now_ms + KITH_CLOCK_SKEW_MS)
@@ -747,6 +750,10 @@ void kith_group_report_at(const kith_group *g, size_t i, uint8_t reporter[32],
 
 uint64_t kith_group_n_events(const kith_group *g) {
   return g->n_events;
+}
+
+void kith_group_get_stats(const kith_group *g, kith_group_stats *out) {
+  *out = g->stats;
 }
 
 size_t kith_group_n_held(const kith_group *g) {

@@ -328,6 +328,18 @@ void kith_group_report_at(const kith_group *g, size_t i, uint8_t reporter[32],
                           uint8_t accused[32], uint8_t rekey[32]);
 
 uint64_t kith_group_n_events(const kith_group *g); /* accepted events */
+
+/* The engine's work, counted in steps of the loops whose length could grow
+ * with a group's history (for tests and benchmarks: a deterministic
+ * measure of what an event cost). Counters only grow. */
+typedef struct kith_group_stats {
+  uint64_t fold_steps;  /* control events visited by folds of the state */
+  uint64_t front_steps; /* frontier elements compared when merging parents */
+  uint64_t sum_lookups; /* event summaries looked up (memory or store) */
+  uint64_t held_steps;  /* held events or their authors examined */
+  uint64_t head_steps;  /* heads examined when choosing parents */
+} kith_group_stats;
+void kith_group_get_stats(const kith_group *g, kith_group_stats *out);
 size_t kith_group_n_held(const kith_group *g);
 int kith_group_has_event(kith_group *g, const uint8_t id[32]);
 /* The raw bytes of an accepted event (from memory or the store).

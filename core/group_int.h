@@ -287,7 +287,8 @@ struct kith_group {
   int was_member;
   uint64_t last_rekey_ms;
   int rekey_failed;
-  uint64_t st_version; /* bumped whenever the global state changes */
+  kith_group_stats stats; /* kith_group_get_stats */
+  uint64_t st_version;    /* bumped whenever the global state changes */
   uint64_t due_version;
   int due_cached;
 };
@@ -389,7 +390,7 @@ kith_err grp_seal_keys(const kith_group *g, const uint8_t member[32],
 void grp_keys_clear(kith_group *g);
 
 /* ---- group_compose.c ---- */
-void grp_start_event(const kith_group *g, kith_event *ev, uint32_t kind,
+void grp_start_event(kith_group *g, kith_event *ev, uint32_t kind,
                      uint64_t now_ms);
 /* Signs ev (kind, parents, ts set) with body inner/extra in epoch and
  * accepts it; own (moved into the group) is its decoded form. */

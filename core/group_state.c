@@ -712,6 +712,7 @@ static void ctx_clear(fold_ctx *x) {
 }
 
 void grp_fold(kith_group *g, const grp_ivs *sub, grp_state *out) {
+  g->stats.fold_steps += g->ctl->len + g->order->len;
   fold_ctx x;
   ctx_init(&x, g, sub);
   grp_state_init(out);
@@ -728,6 +729,7 @@ void grp_fold(kith_group *g, const grp_ivs *sub, grp_state *out) {
 }
 
 void grp_fold_append(kith_group *g, grp_ctl *c) {
+  g->stats.fold_steps++;
   /* Nothing is concurrent with c: no power event can void it, no exit is
    * concurrent with it, and it sorts after every control event. */
   fold_ctx x = {.g = g};
@@ -789,6 +791,7 @@ void grp_state_exposed(kith_group *g, const grp_state *s, GByteArray *out) {
   grp_state_holders(g, s, out);
   if (s->history != KITH_HISTORY_SHARED)
     return;
+  g->stats.fold_steps += g->ctl->len;
   for (guint i = 0; i < g->ctl->len; i++) {
     const grp_ctl *c = g->ctl->pdata[i];
     if (c->kind == KITH_EV_ADD && c->epoch == s->epoch)
