@@ -103,6 +103,7 @@ static kith_err pack_body(const kith_event *ev, const uint8_t *gid,
   kith_pack_clear(&p);
   if (rc == KITH_OK && *out_len > KITH_EVENT_MAX_BODY) {
     g_free(*out);
+    *out = NULL; /* the caller frees it too */
     rc = KITH_ERR_LIMIT;
   }
   return rc;
