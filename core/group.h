@@ -182,7 +182,9 @@ KITH_MUST kith_err kith_group_invite(kith_group *g, uint32_t uses,
                                      kith_accepted **out);
 /* Admits an invite holder. Appends the add (and, with history "joined",
  * the rekey that starts the newcomer's first epoch) to acc. Errors as
- * below, and KITH_ERR_NOT_FOUND (no such invite, or revoked),
+ * below (KITH_ERR_ARG also for a member id no sealed box can be made to:
+ * not a usable Ed25519 key), and KITH_ERR_NOT_FOUND (no such invite, or
+ * revoked),
  * KITH_ERR_EXPIRED, KITH_ERR_USED_UP, KITH_ERR_SIGNATURE (bad join proof),
  * KITH_ERR_EXISTS (already a member), KITH_ERR_FORBIDDEN (banned). */
 KITH_MUST kith_err kith_group_admit(kith_group *g, const uint8_t member[32],

@@ -183,7 +183,8 @@ kith_err grp_state_check_invite(const grp_state *s, const uint8_t pk[32],
                                 uint64_t ts);
 /* Checks the kind rule of a would-be event (kind, author, inner, ts) at
  * state s. KITH_OK or KITH_ERR_NOT_MEMBER, _FORBIDDEN, _PROTOCOL,
- * _NOT_FOUND, _EXPIRED, _USED_UP, _EXISTS, _LIMIT. */
+ * _NOT_FOUND, _EXPIRED, _USED_UP, _EXISTS, _LIMIT, _ARG (an add of an id
+ * no sealed box can be made to). */
 kith_err grp_state_check(const kith_group *g, const grp_state *s, uint32_t kind,
                          const uint8_t author[32], const grp_inner *in,
                          uint64_t ts);

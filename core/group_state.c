@@ -223,8 +223,19 @@ static kith_err check_invite_ev(const grp_state *s, const grp_member *me,
   return KITH_OK;
 }
 
+/* Sealed boxes (add and rekey key lists) can be made to this id: it is an
+ * Ed25519 key that converts to an X25519 one. The join proof is signed by
+ * the invite key, not by the newcomer, so the add must check it: a member
+ * nobody can seal to would make every later rekey fail. */
+static int can_seal_to(const uint8_t id[32]) {
+  uint8_t x[crypto_box_PUBLICKEYBYTES];
+  return crypto_sign_ed25519_pk_to_curve25519(x, id) == 0;
+}
+
 static kith_err check_add(const grp_state *s, const grp_inner *in,
                           uint64_t ts) {
+  if (!can_seal_to(in->member))
+    return KITH_ERR_ARG;
   kith_err rc = grp_state_check_invite(s, in->pk, ts);
   if (rc != KITH_OK)
     return rc;
