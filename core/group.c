@@ -353,12 +353,28 @@ static void take_keys(kith_group *g, grp_ctl *c, const body *b, long box) {
       grp_prov_promote(g, c->id);
     else
       grp_prov_drop(g, c->id);
-  } else if (c->kind == KITH_EV_REKEY && box >= 0 &&
-             !grp_take_rekey_keys(g, b, (size_t)box, c->in.new_epoch) &&
-             !grp_find_secret(g, c->in.new_epoch)) {
-    memcpy(g->victim_of, c->id, 32); /* our box did not open */
-    g->victim = 1;
+  } else if (c->kind == KITH_EV_REKEY && box >= 0) {
+    (void)grp_take_rekey_keys(g, b, (size_t)box, c->in.new_epoch);
   }
+}
+
+/* This node is a victim of the rekey that started the current epoch: it
+ * was one of its recipients, but holds no secret of its epoch (its box did
+ * not open). Derived from the state and the keys, so that a garbage rekey
+ * that lost to a concurrent honest one (or arrived after it) makes nobody
+ * a victim, and a restarted node knows it is one. */
+void grp_note_victim(kith_group *g) {
+  const grp_ctl *cur = grp_ctl_at(g, g->st.epoch_ctl);
+  gpointer num = g_hash_table_lookup(g->mnum, g->me->pk);
+  g->victim = 0;
+  if (!cur || cur->kind != KITH_EV_REKEY || !num ||
+      grp_find_secret(g, cur->in.new_epoch))
+    return;
+  for (uint32_t i = 0; i < cur->n_rcpt; i++)
+    if (cur->rcpt[i] == GPOINTER_TO_UINT(num) - 1) {
+      memcpy(g->victim_of, cur->id, 32);
+      g->victim = 1;
+    }
 }
 
 static void note_epoch(kith_group *g, uint64_t epoch) {
@@ -400,9 +416,6 @@ static void fold_control(kith_group *g, grp_ctl *c) {
     grp_state_clear(&g->st);
     grp_fold(g, NULL, &g->st);
   }
-  const grp_ctl *cur = grp_ctl_at(g, g->st.epoch_ctl);
-  if (g->victim && (!cur || memcmp(g->victim_of, cur->id, 32) != 0))
-    g->victim = 0; /* a newer epoch took over */
 }
 
 kith_err grp_accept(kith_group *g, kith_event *ev, const body *b,
@@ -446,6 +459,7 @@ kith_err grp_accept(kith_group *g, kith_event *ev, const body *b,
   if (c) {
     fold_control(g, c);
     take_keys(g, c, b, box);
+    grp_note_victim(g);
   } else {
     spend_message(g, ev, b, spend);
   }

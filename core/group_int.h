@@ -333,6 +333,8 @@ grp_front *grp_parents_front(kith_group *g, const kith_event *ev);
 void grp_release_waiting(kith_group *g, const uint8_t id[32], uint64_t now_ms,
                          GPtrArray *acc);
 void grp_release_keys(kith_group *g, uint64_t now_ms, GPtrArray *acc);
+/* Sets victim/victim_of from the current epoch's rekey and our keys. */
+void grp_note_victim(kith_group *g);
 void grp_release_time(kith_group *g, uint64_t now_ms, GPtrArray *acc);
 
 /* Receives a decoded event (moved in if held or accepted). */

@@ -233,6 +233,7 @@ kith_err kith_group_open(const uint8_t gid[32], const kith_ident *me,
     g->st_version++;
     if (grp_state_member(&g->st, me->pk))
       g->was_member = 1;
+    grp_note_victim(g);
     rc = load_heads(g);
   }
   if (rc == KITH_OK) {
