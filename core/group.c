@@ -229,8 +229,21 @@ grp_front *grp_parents_front(kith_group *g, const kith_event *ev) {
   return grp_front_merge(g, fs, ev->n_parents);
 }
 
-static int has_departed(const kith_group *g) {
-  return g->was_member && !grp_state_member(&g->st, g->me->pk);
+/* Keys may still come to this node: it is not a member yet (its add
+ * brings them), or a member that does not hold the current epoch (the
+ * rekey owed to it brings older keys). A member that holds it is owed
+ * nothing: the key of an epoch given only to others (a rekey whose box
+ * for it was garbage, or one that did not take effect) never comes. */
+static int keys_may_come(kith_group *g) {
+  if (!grp_state_member(&g->st, g->me->pk))
+    return 1;
+  GByteArray *h = g_byte_array_new();
+  grp_state_holders(g, &g->st, h);
+  int holder = 0;
+  for (guint i = 0; i + 32 <= h->len && !holder; i += 32)
+    holder = memcmp(h->data + i, g->me->pk, 32) == 0;
+  g_byte_array_free(h, TRUE);
+  return !holder;
 }
 
 /* ---- acceptance ---- */
@@ -466,8 +479,6 @@ kith_err grp_accept(kith_group *g, kith_event *ev, const body *b,
   grp_sum_add(g, ev, c ? c->self : pf);
   grp_heads_update(g, ev, c ? c->self : pf);
   g->n_events++;
-  if (grp_state_member(&g->st, g->me->pk))
-    g->was_member = 1;
   if (c && c->kind > KITH_EV_MESSAGE)
     g->has_ext_kind = 1;
   push_accepted(ev, c ? &c->in : &in, c ? c->effective : 1, acc);
@@ -524,9 +535,14 @@ static kith_err process(kith_group *g, kith_event *ev, uint64_t now_ms,
     rc = KITH_ERR_PROTOCOL;
   if (rc == KITH_OK && ev->ts_ms > now_ms + KITH_CLOCK_SKEW_MS)
     rc = hold(g, ev, WAIT_TIME, NULL);
+  /* Without the epoch's key a control event cannot be checked: held. A
+   * message and its kin need no key to be checked; they wait for it only
+   * while it may come, else they are accepted unread, so that the events
+   * built on them are not held for ever. */
   uint8_t key[KITH_KEY_LEN];
-  if (rc == KITH_OK && !grp_meta_key(g, b.epoch, key))
-    rc = has_departed(g) ? KITH_ERR_NOT_MEMBER : hold(g, ev, WAIT_KEY, NULL);
+  if (rc == KITH_OK && !grp_meta_key(g, b.epoch, key) &&
+      (!grp_is_message_like(ev->kind) || keys_may_come(g)))
+    rc = hold(g, ev, WAIT_KEY, NULL);
   sodium_memzero(key, sizeof key);
   if (rc == KITH_OK) {
     uint8_t id[32];
@@ -541,6 +557,28 @@ static kith_err process(kith_group *g, kith_event *ev, uint64_t now_ms,
   return rc;
 }
 
+/* What processing one event may change that held events wait for: keys
+ * (kept or provisional), and the state (a member that became a holder of
+ * the current epoch no longer waits for keys of messages). */
+typedef struct key_mark {
+  size_t keys, prov;
+  uint64_t version;
+} key_mark;
+
+static key_mark mark_keys(const kith_group *g) {
+  return (key_mark){g->n_secrets, g->prov->len, g->st_version};
+}
+
+static void release_unreadable(kith_group *g, uint64_t now_ms, GPtrArray *acc);
+
+static void after_keys(kith_group *g, key_mark m, uint64_t now_ms,
+                       GPtrArray *acc) {
+  if (g->n_secrets != m.keys || g->prov->len != m.prov)
+    grp_release_keys(g, now_ms, acc);
+  else if (g->st_version != m.version)
+    release_unreadable(g, now_ms, acc);
+}
+
 kith_err grp_receive_event(kith_group *g, kith_event *ev, uint64_t now_ms,
                            GPtrArray *acc) {
   if (grp_sum_get(g, ev->id))
@@ -550,10 +588,9 @@ kith_err grp_receive_event(kith_group *g, kith_event *ev, uint64_t now_ms,
   kith_err rc = check_group_id(g, ev);
   if (rc != KITH_OK)
     return rc;
-  size_t keys = g->n_secrets, prov = g->prov->len;
+  key_mark m = mark_keys(g);
   rc = process(g, ev, now_ms, acc);
-  if (g->n_secrets != keys || g->prov->len != prov)
-    grp_release_keys(g, now_ms, acc);
+  after_keys(g, m, now_ms, acc);
   return as_receipt_error(rc);
 }
 
@@ -568,11 +605,10 @@ static void retry(kith_group *g, GPtrArray *list, uint64_t now_ms,
     kith_event ev = h->ev;
     memset(&h->ev, 0, sizeof h->ev);
     g_free(h);
-    size_t keys = g->n_secrets, prov = g->prov->len;
+    key_mark m = mark_keys(g);
     (void)process(g, &ev, now_ms, acc);
     kith_event_clear(&ev); /* a no-op if it moved into the group */
-    if (g->n_secrets != keys || g->prov->len != prov)
-      grp_release_keys(g, now_ms, acc);
+    after_keys(g, m, now_ms, acc);
   }
 }
 
@@ -601,6 +637,25 @@ void grp_release_keys(kith_group *g, uint64_t now_ms, GPtrArray *acc) {
   if (g->wait_keys->len == 0)
     return;
   GPtrArray *l = take_list(g, g->wait_keys);
+  retry(g, l, now_ms, acc);
+  g_ptr_array_free(l, TRUE);
+}
+
+/* The state changed: if keys can no longer come to this node, the
+ * messages held for theirs are accepted unread now (step 7 of 5.7), or
+ * they would stay held while other replicas accepted them. */
+static void release_unreadable(kith_group *g, uint64_t now_ms, GPtrArray *acc) {
+  if (g->wait_keys->len == 0 || keys_may_come(g))
+    return;
+  GPtrArray *l = g_ptr_array_new();
+  for (guint i = g->wait_keys->len; i-- > 0;) {
+    held *h = g->wait_keys->pdata[i];
+    if (grp_is_message_like(h->ev.kind))
+      g_ptr_array_add(l, h);
+  }
+  g->stats.held_steps += g->wait_keys->len;
+  for (guint i = 0; i < l->len; i++)
+    unindex(g, l->pdata[i]);
   retry(g, l, now_ms, acc);
   g_ptr_array_free(l, TRUE);
 }

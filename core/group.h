@@ -274,10 +274,11 @@ KITH_MUST kith_err kith_group_check_invite(const kith_group *g,
  * or the reason it was rejected (KITH_ERR_DECODE, KITH_ERR_SIGNATURE,
  * KITH_ERR_PROTOCOL, KITH_ERR_NOT_MEMBER, KITH_ERR_FORBIDDEN,
  * KITH_ERR_CRYPTO, KITH_ERR_LIMIT): those depend only on the bytes and
- * their causal past, so the same bytes are rejected everywhere. A node
- * that was a member and no longer is gets KITH_ERR_NOT_MEMBER for events
- * it cannot decrypt instead of holding them. Rejected events leave the
- * state unchanged. */
+ * their causal past, so the same bytes are rejected everywhere (a node
+ * that lacks an event's key holds it: it is no verdict). A member that
+ * holds the current epoch accepts a message (react, edit, delete) whose
+ * key it lacks unread instead of holding it (docs/protocol.md 5.7, step
+ * 7). Rejected events leave the state unchanged. */
 KITH_MUST kith_err kith_group_receive(kith_group *g, const uint8_t *raw,
                                       size_t len, uint64_t now_ms,
                                       GPtrArray *accepted);

@@ -285,7 +285,6 @@ struct kith_group {
   uint8_t victim_of[32]; /* current rekey whose box for us did not open */
   int victim;
   int replay;
-  int was_member;
   uint64_t last_rekey_ms;
   int rekey_failed;
   kith_group_stats stats; /* kith_group_get_stats */
