@@ -155,6 +155,7 @@ static void evict_one(kith_group *g, GQueue *prefer) {
     while (g_hash_table_iter_next(&it, NULL, &v))
       if (!q || ((GQueue *)v)->length > q->length)
         q = v;
+    g->stats.held_steps += g_hash_table_size(g->by_author);
   }
   if (!q || !q->head)
     return;
@@ -228,8 +229,21 @@ grp_front *grp_parents_front(kith_group *g, const kith_event *ev) {
   return grp_front_merge(g, fs, ev->n_parents);
 }
 
-static int has_departed(const kith_group *g) {
-  return g->was_member && !grp_state_member(&g->st, g->me->pk);
+/* Keys may still come to this node: it is not a member yet (its add
+ * brings them), or a member that does not hold the current epoch (the
+ * rekey owed to it brings older keys). A member that holds it is owed
+ * nothing: the key of an epoch given only to others (a rekey whose box
+ * for it was garbage, or one that did not take effect) never comes. */
+static int keys_may_come(kith_group *g) {
+  if (!grp_state_member(&g->st, g->me->pk))
+    return 1;
+  GByteArray *h = g_byte_array_new();
+  grp_state_holders(g, &g->st, h);
+  int holder = 0;
+  for (guint i = 0; i + 32 <= h->len && !holder; i += 32)
+    holder = memcmp(h->data + i, g->me->pk, 32) == 0;
+  g_byte_array_free(h, TRUE);
+  return !holder;
 }
 
 /* ---- acceptance ---- */
@@ -374,12 +388,28 @@ static void take_keys(kith_group *g, grp_ctl *c, const body *b, long box) {
       grp_prov_promote(g, c->id);
     else
       grp_prov_drop(g, c->id);
-  } else if (c->kind == KITH_EV_REKEY && box >= 0 &&
-             !grp_take_rekey_keys(g, b, (size_t)box, c->in.new_epoch) &&
-             !grp_find_secret(g, c->in.new_epoch)) {
-    memcpy(g->victim_of, c->id, 32); /* our box did not open */
-    g->victim = 1;
+  } else if (c->kind == KITH_EV_REKEY && box >= 0) {
+    (void)grp_take_rekey_keys(g, b, (size_t)box, c->in.new_epoch);
   }
+}
+
+/* This node is a victim of the rekey that started the current epoch: it
+ * was one of its recipients, but holds no secret of its epoch (its box did
+ * not open). Derived from the state and the keys, so that a garbage rekey
+ * that lost to a concurrent honest one (or arrived after it) makes nobody
+ * a victim, and a restarted node knows it is one. */
+void grp_note_victim(kith_group *g) {
+  const grp_ctl *cur = grp_ctl_at(g, g->st.epoch_ctl);
+  gpointer num = g_hash_table_lookup(g->mnum, g->me->pk);
+  g->victim = 0;
+  if (!cur || cur->kind != KITH_EV_REKEY || !num ||
+      grp_find_secret(g, cur->in.new_epoch))
+    return;
+  for (uint32_t i = 0; i < cur->n_rcpt; i++)
+    if (cur->rcpt[i] == GPOINTER_TO_UINT(num) - 1) {
+      memcpy(g->victim_of, cur->id, 32);
+      g->victim = 1;
+    }
 }
 
 static void note_epoch(kith_group *g, uint64_t epoch) {
@@ -421,9 +451,6 @@ static void fold_control(kith_group *g, grp_ctl *c) {
     grp_state_clear(&g->st);
     grp_fold(g, NULL, &g->st);
   }
-  const grp_ctl *cur = grp_ctl_at(g, g->st.epoch_ctl);
-  if (g->victim && (!cur || memcmp(g->victim_of, cur->id, 32) != 0))
-    g->victim = 0; /* a newer epoch took over */
 }
 
 kith_err grp_accept(kith_group *g, kith_event *ev, const body *b,
@@ -469,14 +496,13 @@ kith_err grp_accept(kith_group *g, kith_event *ev, const body *b,
   if (c) {
     fold_control(g, c);
     take_keys(g, c, b, box);
+    grp_note_victim(g);
   } else {
     spend_message(g, ev, b, spend);
   }
   grp_sum_add(g, ev, c ? c->self : pf);
   grp_heads_update(g, ev, c ? c->self : pf);
   g->n_events++;
-  if (grp_state_member(&g->st, g->me->pk))
-    g->was_member = 1;
   if (c && c->kind > KITH_EV_MESSAGE)
     g->has_ext_kind = 1;
   push_accepted(ev, c ? &c->in : &in, c ? c->effective : 1, acc);
@@ -533,9 +559,14 @@ static kith_err process(kith_group *g, kith_event *ev, uint64_t now_ms,
     rc = KITH_ERR_PROTOCOL;
   if (rc == KITH_OK && ev->ts_ms > now_ms + KITH_CLOCK_SKEW_MS)
     rc = hold(g, ev, WAIT_TIME, NULL);
+  /* Without the epoch's key a control event cannot be checked: held. A
+   * message and its kin need no key to be checked; they wait for it only
+   * while it may come, else they are accepted unread, so that the events
+   * built on them are not held for ever. */
   uint8_t key[KITH_KEY_LEN];
-  if (rc == KITH_OK && !grp_meta_key(g, b.epoch, key))
-    rc = has_departed(g) ? KITH_ERR_NOT_MEMBER : hold(g, ev, WAIT_KEY, NULL);
+  if (rc == KITH_OK && !grp_meta_key(g, b.epoch, key) &&
+      (!grp_is_message_like(ev->kind) || keys_may_come(g)))
+    rc = hold(g, ev, WAIT_KEY, NULL);
   sodium_memzero(key, sizeof key);
   if (rc == KITH_OK) {
     uint8_t id[32];
@@ -550,6 +581,28 @@ static kith_err process(kith_group *g, kith_event *ev, uint64_t now_ms,
   return rc;
 }
 
+/* What processing one event may change that held events wait for: keys
+ * (kept or provisional), and the state (a member that became a holder of
+ * the current epoch no longer waits for keys of messages). */
+typedef struct key_mark {
+  size_t keys, prov;
+  uint64_t version;
+} key_mark;
+
+static key_mark mark_keys(const kith_group *g) {
+  return (key_mark){g->n_secrets, g->prov->len, g->st_version};
+}
+
+static void release_unreadable(kith_group *g, uint64_t now_ms, GPtrArray *acc);
+
+static void after_keys(kith_group *g, key_mark m, uint64_t now_ms,
+                       GPtrArray *acc) {
+  if (g->n_secrets != m.keys || g->prov->len != m.prov)
+    grp_release_keys(g, now_ms, acc);
+  else if (g->st_version != m.version)
+    release_unreadable(g, now_ms, acc);
+}
+
 kith_err grp_receive_event(kith_group *g, kith_event *ev, uint64_t now_ms,
                            GPtrArray *acc) {
   /* Only what memory knows: a message stored long ago is found by the
@@ -562,10 +615,9 @@ kith_err grp_receive_event(kith_group *g, kith_event *ev, uint64_t now_ms,
   kith_err rc = check_group_id(g, ev);
   if (rc != KITH_OK)
     return rc;
-  size_t keys = g->n_secrets, prov = g->prov->len;
+  key_mark m = mark_keys(g);
   rc = process(g, ev, now_ms, acc);
-  if (g->n_secrets != keys || g->prov->len != prov)
-    grp_release_keys(g, now_ms, acc);
+  after_keys(g, m, now_ms, acc);
   return as_receipt_error(rc);
 }
 
@@ -574,16 +626,16 @@ kith_err grp_receive_event(kith_group *g, kith_event *ev, uint64_t now_ms,
  * by one. */
 static void retry(kith_group *g, GPtrArray *list, uint64_t now_ms,
                   GPtrArray *acc) {
+  g->stats.held_steps += list->len;
   for (guint i = 0; i < list->len; i++) {
     held *h = list->pdata[i];
     kith_event ev = h->ev;
     memset(&h->ev, 0, sizeof h->ev);
     g_free(h);
-    size_t keys = g->n_secrets, prov = g->prov->len;
+    key_mark m = mark_keys(g);
     (void)process(g, &ev, now_ms, acc);
     kith_event_clear(&ev); /* a no-op if it moved into the group */
-    if (g->n_secrets != keys || g->prov->len != prov)
-      grp_release_keys(g, now_ms, acc);
+    after_keys(g, m, now_ms, acc);
   }
 }
 
@@ -616,8 +668,28 @@ void grp_release_keys(kith_group *g, uint64_t now_ms, GPtrArray *acc) {
   g_ptr_array_free(l, TRUE);
 }
 
+/* The state changed: if keys can no longer come to this node, the
+ * messages held for theirs are accepted unread now (step 7 of 5.7), or
+ * they would stay held while other replicas accepted them. */
+static void release_unreadable(kith_group *g, uint64_t now_ms, GPtrArray *acc) {
+  if (g->wait_keys->len == 0 || keys_may_come(g))
+    return;
+  GPtrArray *l = g_ptr_array_new();
+  for (guint i = g->wait_keys->len; i-- > 0;) {
+    held *h = g->wait_keys->pdata[i];
+    if (grp_is_message_like(h->ev.kind))
+      g_ptr_array_add(l, h);
+  }
+  g->stats.held_steps += g->wait_keys->len;
+  for (guint i = 0; i < l->len; i++)
+    unindex(g, l->pdata[i]);
+  retry(g, l, now_ms, acc);
+  g_ptr_array_free(l, TRUE);
+}
+
 static void release_time(kith_group *g, uint64_t now_ms, GPtrArray *acc) {
   GPtrArray *due = g_ptr_array_new();
+  g->stats.held_steps += g->wait_time->len;
   for (guint i = 0; i < g->wait_time->len; i++) {
     held *h = g->wait_time->pdata[i];
     if (h->ev.ts_ms <= now_ms + KITH_CLOCK_SKEW_MS)
@@ -774,6 +846,10 @@ void kith_group_report_at(const kith_group *g, size_t i, uint8_t reporter[32],
 
 uint64_t kith_group_n_events(const kith_group *g) {
   return g->n_events;
+}
+
+void kith_group_get_stats(const kith_group *g, kith_group_stats *out) {
+  *out = g->stats;
 }
 
 size_t kith_group_n_held(const kith_group *g) {

@@ -184,7 +184,9 @@ KITH_MUST kith_err kith_group_invite(kith_group *g, uint32_t uses,
                                      kith_accepted **out);
 /* Admits an invite holder. Appends the add (and, with history "joined",
  * the rekey that starts the newcomer's first epoch) to acc. Errors as
- * below, and KITH_ERR_NOT_FOUND (no such invite, or revoked),
+ * below (KITH_ERR_ARG also for a member id no sealed box can be made to:
+ * not a usable Ed25519 key), and KITH_ERR_NOT_FOUND (no such invite, or
+ * revoked),
  * KITH_ERR_EXPIRED, KITH_ERR_USED_UP, KITH_ERR_SIGNATURE (bad join proof),
  * KITH_ERR_EXISTS (already a member), KITH_ERR_FORBIDDEN (banned). */
 KITH_MUST kith_err kith_group_admit(kith_group *g, const uint8_t member[32],
@@ -274,10 +276,11 @@ KITH_MUST kith_err kith_group_check_invite(const kith_group *g,
  * or the reason it was rejected (KITH_ERR_DECODE, KITH_ERR_SIGNATURE,
  * KITH_ERR_PROTOCOL, KITH_ERR_NOT_MEMBER, KITH_ERR_FORBIDDEN,
  * KITH_ERR_CRYPTO, KITH_ERR_LIMIT): those depend only on the bytes and
- * their causal past, so the same bytes are rejected everywhere. A node
- * that was a member and no longer is gets KITH_ERR_NOT_MEMBER for events
- * it cannot decrypt instead of holding them. Rejected events leave the
- * state unchanged. */
+ * their causal past, so the same bytes are rejected everywhere (a node
+ * that lacks an event's key holds it: it is no verdict). A member that
+ * holds the current epoch accepts a message (react, edit, delete) whose
+ * key it lacks unread instead of holding it (docs/protocol.md 5.7, step
+ * 7). Rejected events leave the state unchanged. */
 KITH_MUST kith_err kith_group_receive(kith_group *g, const uint8_t *raw,
                                       size_t len, uint64_t now_ms,
                                       GPtrArray *accepted);
@@ -330,6 +333,18 @@ void kith_group_report_at(const kith_group *g, size_t i, uint8_t reporter[32],
                           uint8_t accused[32], uint8_t rekey[32]);
 
 uint64_t kith_group_n_events(const kith_group *g); /* accepted events */
+
+/* The engine's work, counted in steps of the loops whose length could grow
+ * with a group's history (for tests and benchmarks: a deterministic
+ * measure of what an event cost). Counters only grow. */
+typedef struct kith_group_stats {
+  uint64_t fold_steps;  /* control events visited by folds of the state */
+  uint64_t front_steps; /* frontier elements compared when merging parents */
+  uint64_t sum_lookups; /* event summaries looked up (memory or store) */
+  uint64_t held_steps;  /* held events or their authors examined */
+  uint64_t head_steps;  /* heads examined when choosing parents */
+} kith_group_stats;
+void kith_group_get_stats(const kith_group *g, kith_group_stats *out);
 size_t kith_group_n_held(const kith_group *g);
 int kith_group_has_event(kith_group *g, const uint8_t id[32]);
 /* The raw bytes of an accepted event (from memory or the store).

@@ -34,13 +34,14 @@ static gint id_order(gconstpointer a, gconstpointer b) {
  * and the GRP_OLD_PARENTS shallowest (so that stray old branches merge
  * over time instead of piling up). */
 #define GRP_OLD_PARENTS 4
-static void choose_parents(const kith_group *g, kith_event *ev) {
+static void choose_parents(kith_group *g, kith_event *ev) {
   GPtrArray *hs = g_ptr_array_new();
   GHashTableIter it;
   gpointer v;
   g_hash_table_iter_init(&it, g->heads);
   while (g_hash_table_iter_next(&it, NULL, &v))
     g_ptr_array_add(hs, v);
+  g->stats.head_steps += hs->len;
   g_ptr_array_sort(hs, head_cmp);
   if (hs->len > KITH_EVENT_MAX_PARENTS) {
     guint keep = KITH_EVENT_MAX_PARENTS - GRP_OLD_PARENTS;
@@ -63,7 +64,7 @@ static void choose_parents(const kith_group *g, kith_event *ev) {
   g_ptr_array_free(hs, TRUE);
 }
 
-void grp_start_event(const kith_group *g, kith_event *ev, uint32_t kind,
+void grp_start_event(kith_group *g, kith_event *ev, uint32_t kind,
                      uint64_t now_ms) {
   memset(ev, 0, sizeof *ev);
   ev->kind = kind;
@@ -102,6 +103,7 @@ static kith_err pack_body(const kith_event *ev, const uint8_t *gid,
   kith_pack_clear(&p);
   if (rc == KITH_OK && *out_len > KITH_EVENT_MAX_BODY) {
     g_free(*out);
+    *out = NULL; /* the caller frees it too */
     rc = KITH_ERR_LIMIT;
   }
   return rc;

@@ -168,6 +168,7 @@ grp_front *grp_front_merge(kith_group *g, grp_front *const *fronts, size_t n) {
     if (u == 0 || all[u - 1] != all[i])
       all[u++] = all[i];
   uint32_t *keep = g_new(uint32_t, u ? u : 1), k = 0;
+  g->stats.front_steps += (uint64_t)u * u;
   for (uint32_t i = 0; i < u; i++)
     if (!dominated(g, all, u, all[i]))
       keep[k++] = all[i];
@@ -314,6 +315,7 @@ static grp_sum *sum_load(kith_group *g, const uint8_t id[32]) {
 }
 
 grp_sum *grp_sum_get(kith_group *g, const uint8_t id[32]) {
+  g->stats.sum_lookups++;
   grp_sum *s = g_hash_table_lookup(g->sums, id);
   if (s) {
     g_queue_unlink(&g->sum_lru, &s->link);

@@ -184,7 +184,8 @@ kith_err grp_state_check_invite(const grp_state *s, const uint8_t pk[32],
                                 uint64_t ts);
 /* Checks the kind rule of a would-be event (kind, author, inner, ts) at
  * state s. KITH_OK or KITH_ERR_NOT_MEMBER, _FORBIDDEN, _PROTOCOL,
- * _NOT_FOUND, _EXPIRED, _USED_UP, _EXISTS, _LIMIT. */
+ * _NOT_FOUND, _EXPIRED, _USED_UP, _EXISTS, _LIMIT, _ARG (an add of an id
+ * no sealed box can be made to). */
 kith_err grp_state_check(const kith_group *g, const grp_state *s, uint32_t kind,
                          const uint8_t author[32], const grp_inner *in,
                          uint64_t ts);
@@ -287,10 +288,10 @@ struct kith_group {
   int replay;
   int converting;  /* rows a schema-2 kith stored go through once */
   int heads_dirty; /* the heads changed since the store last got them */
-  int was_member;
   uint64_t last_rekey_ms;
   int rekey_failed;
-  uint64_t st_version; /* bumped whenever the global state changes */
+  kith_group_stats stats; /* kith_group_get_stats */
+  uint64_t st_version;    /* bumped whenever the global state changes */
   uint64_t due_version;
   int due_cached;
 };
@@ -337,6 +338,8 @@ grp_front *grp_parents_front(kith_group *g, const kith_event *ev);
 void grp_release_waiting(kith_group *g, const uint8_t id[32], uint64_t now_ms,
                          GPtrArray *acc);
 void grp_release_keys(kith_group *g, uint64_t now_ms, GPtrArray *acc);
+/* Sets victim/victim_of from the current epoch's rekey and our keys. */
+void grp_note_victim(kith_group *g);
 void grp_release_time(kith_group *g, uint64_t now_ms, GPtrArray *acc);
 
 /* Receives a decoded event (moved in if held or accepted). */
@@ -395,7 +398,7 @@ kith_err grp_seal_keys(const kith_group *g, const uint8_t member[32],
 void grp_keys_clear(kith_group *g);
 
 /* ---- group_compose.c ---- */
-void grp_start_event(const kith_group *g, kith_event *ev, uint32_t kind,
+void grp_start_event(kith_group *g, kith_event *ev, uint32_t kind,
                      uint64_t now_ms);
 /* Signs ev (kind, parents, ts set) with body inner/extra in epoch and
  * accepts it; own (moved into the group) is its decoded form. */

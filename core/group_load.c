@@ -236,8 +236,7 @@ kith_err kith_group_open(const uint8_t gid[32], const kith_ident *me,
     grp_state_clear(&g->st);
     grp_fold(g, NULL, &g->st);
     g->st_version++;
-    if (grp_state_member(&g->st, me->pk))
-      g->was_member = 1;
+    grp_note_victim(g);
     rc = load_heads(g);
   }
   if (rc == KITH_OK) {

@@ -223,8 +223,19 @@ static kith_err check_invite_ev(const grp_state *s, const grp_member *me,
   return KITH_OK;
 }
 
+/* Sealed boxes (add and rekey key lists) can be made to this id: it is an
+ * Ed25519 key that converts to an X25519 one. The join proof is signed by
+ * the invite key, not by the newcomer, so the add must check it: a member
+ * nobody can seal to would make every later rekey fail. */
+static int can_seal_to(const uint8_t id[32]) {
+  uint8_t x[crypto_box_PUBLICKEYBYTES];
+  return crypto_sign_ed25519_pk_to_curve25519(x, id) == 0;
+}
+
 static kith_err check_add(const grp_state *s, const grp_inner *in,
                           uint64_t ts) {
+  if (!can_seal_to(in->member))
+    return KITH_ERR_ARG;
   kith_err rc = grp_state_check_invite(s, in->pk, ts);
   if (rc != KITH_OK)
     return rc;
@@ -347,18 +358,35 @@ static int cmp_u32(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-/* The role an event needs of its author (decided at its parents). */
-static uint8_t needs_of(const grp_state *s, const grp_ctl *c) {
+/* The role that lets the author act on the member t: t's role if the
+ * author was admitted first, else one above it; at least admin. */
+static uint8_t to_outrank(const kith_group *g, const grp_member *me,
+                          const grp_member *t) {
+  if (!me || !t)
+    return KITH_ROLE_ADMIN;
+  const grp_ctl *x = grp_ctl_at(g, me->since), *y = grp_ctl_at(g, t->since);
+  unsigned r = t->m.role + (x && y && grp_ctl_cmp(x, y) < 0 ? 0 : 1);
+  return (uint8_t)MAX(KITH_ROLE_ADMIN, r);
+}
+
+/* The role an event needs of its author (decided at its parents): acting
+ * on a member needs a rank above the member's, so a demotion concurrent
+ * with the act voids it if the author no longer outranks the target. */
+static uint8_t needs_of(const kith_group *g, const grp_state *s,
+                        const grp_ctl *c) {
+  const grp_member *me = grp_state_member(s, c->author);
+  const grp_member *t = grp_state_member(s, c->in.member);
   switch (c->kind) {
   case KITH_EV_REMOVE:
   case KITH_EV_BAN:
+  case KITH_EV_MUTE:
+    return to_outrank(g, me, t);
   case KITH_EV_UNBAN:
   case KITH_EV_TOPIC:
   case KITH_EV_SETTINGS:
-  case KITH_EV_MUTE:
     return KITH_ROLE_ADMIN;
   case KITH_EV_ROLE:
-    return (uint8_t)MAX(KITH_ROLE_ADMIN, c->in.role);
+    return (uint8_t)MAX(to_outrank(g, me, t), c->in.role);
   case KITH_EV_INVITE:
     return s->admins_only ? KITH_ROLE_ADMIN : KITH_ROLE_MEMBER;
   case KITH_EV_REVOKE: {
@@ -377,7 +405,7 @@ void grp_state_note_facts(kith_group *g, const grp_state *s, grp_ctl *c) {
   c->a_role = me ? (uint8_t)me->m.role : 0;
   c->a_since = me ? me->since : GRP_NO_CSEQ;
   c->t_role = t ? (uint8_t)t->m.role : 0;
-  c->needs = needs_of(s, c);
+  c->needs = needs_of(g, s, c);
   c->power = GRP_POWER_NONE;
   if ((c->kind == KITH_EV_REMOVE || c->kind == KITH_EV_BAN) && t)
     c->power = GRP_POWER_EXIT;
@@ -400,6 +428,7 @@ typedef struct fold_ctx {
   const grp_ivs *sub;
   uint8_t *eff;        /* by cseq: took effect in this fold */
   uint8_t *peff;       /* by cseq: power event not voided (pass 1) */
+  uint8_t *rank;       /* by cseq: a power event's author role (pass 1) */
   GHashTable *exits;   /* target id -> GPtrArray of grp_ctl* */
   GHashTable *demotes; /* target id -> GPtrArray of grp_ctl* */
 } fold_ctx;
@@ -443,18 +472,39 @@ static int voided(const fold_ctx *x, const grp_ctl *c) {
   return 0;
 }
 
-/* Resolution order of power events: the most senior author first. */
+/* Resolution order of power events: the most senior author first, by the
+ * author's role for the event (x->rank), then admission, then the event's
+ * own (depth, id). */
 static gint power_cmp(gconstpointer a, gconstpointer b, gpointer ud) {
-  const kith_group *g = ud;
-  const grp_ctl *x = *(const grp_ctl *const *)a;
-  const grp_ctl *y = *(const grp_ctl *const *)b;
-  if (x->a_role != y->a_role)
-    return x->a_role > y->a_role ? -1 : 1;
-  const grp_ctl *sx = grp_ctl_at(g, x->a_since),
-                *sy = grp_ctl_at(g, y->a_since);
-  if (sx != sy && sx && sy)
-    return grp_ctl_cmp(sx, sy);
-  return grp_ctl_cmp(x, y);
+  const fold_ctx *x = ud;
+  const grp_ctl *c = *(const grp_ctl *const *)a;
+  const grp_ctl *d = *(const grp_ctl *const *)b;
+  if (x->rank[c->cseq] != x->rank[d->cseq])
+    return x->rank[c->cseq] > x->rank[d->cseq] ? -1 : 1;
+  const grp_ctl *sc = grp_ctl_at(x->g, c->a_since),
+                *sd = grp_ctl_at(x->g, d->a_since);
+  if (sc != sd && sc && sd)
+    return grp_ctl_cmp(sc, sd);
+  return grp_ctl_cmp(c, d);
+}
+
+/* A demotion q took effect: the author it demoted ranks no higher than
+ * its new role in its power events concurrent with q that are still to
+ * be resolved (from index `from` of p). Back-dating an act to parents
+ * from before one's demotion thus gains no seniority. Returns whether a
+ * rank changed (the rest of p must be sorted again). */
+static int lower_ranks(fold_ctx *x, GPtrArray *p, guint from,
+                       const grp_ctl *q) {
+  int changed = 0;
+  for (guint i = from; i < p->len; i++) {
+    const grp_ctl *c = p->pdata[i];
+    if (memcmp(c->author, q->in.member, 32) == 0 &&
+        x->rank[c->cseq] > q->in.role && grp_ctl_concurrent(c, q)) {
+      x->rank[c->cseq] = (uint8_t)q->in.role;
+      changed = 1;
+    }
+  }
+  return changed;
 }
 
 static void resolve_power(fold_ctx *x) {
@@ -466,9 +516,9 @@ static void resolve_power(fold_ctx *x) {
     if (c->kind == KITH_EV_LEAVE)
       note_power(x->exits, c->author, c);
     else if (c->power != GRP_POWER_NONE)
-      g_ptr_array_add(p, c);
+      g_ptr_array_add(p, c), x->rank[c->cseq] = c->a_role;
   }
-  g_ptr_array_sort_with_data(p, power_cmp, x->g);
+  g_ptr_array_sort_with_data(p, power_cmp, x);
   for (guint i = 0; i < p->len; i++) {
     grp_ctl *c = p->pdata[i];
     if (voided(x, c))
@@ -476,6 +526,9 @@ static void resolve_power(fold_ctx *x) {
     x->peff[c->cseq] = 1;
     note_power(c->power == GRP_POWER_EXIT ? x->exits : x->demotes, c->in.member,
                c);
+    if (c->power == GRP_POWER_DEMOTE && lower_ranks(x, p, i + 1, c))
+      g_qsort_with_data(p->pdata + i + 1, (gint)(p->len - i - 1),
+                        sizeof(gpointer), power_cmp, x);
   }
   g_ptr_array_free(p, TRUE);
 }
@@ -698,6 +751,7 @@ static void ctx_init(fold_ctx *x, kith_group *g, const grp_ivs *sub) {
   x->sub = sub;
   x->eff = g_new0(uint8_t, g->ctl->len + 1);
   x->peff = g_new0(uint8_t, g->ctl->len + 1);
+  x->rank = g_new0(uint8_t, g->ctl->len + 1);
   x->exits = g_hash_table_new_full(id_hash, id_equal, NULL,
                                    (GDestroyNotify)g_ptr_array_unref);
   x->demotes = g_hash_table_new_full(id_hash, id_equal, NULL,
@@ -707,11 +761,13 @@ static void ctx_init(fold_ctx *x, kith_group *g, const grp_ivs *sub) {
 static void ctx_clear(fold_ctx *x) {
   g_free(x->eff);
   g_free(x->peff);
+  g_free(x->rank);
   g_hash_table_destroy(x->exits);
   g_hash_table_destroy(x->demotes);
 }
 
 void grp_fold(kith_group *g, const grp_ivs *sub, grp_state *out) {
+  g->stats.fold_steps += g->ctl->len + g->order->len;
   fold_ctx x;
   ctx_init(&x, g, sub);
   grp_state_init(out);
@@ -728,6 +784,7 @@ void grp_fold(kith_group *g, const grp_ivs *sub, grp_state *out) {
 }
 
 void grp_fold_append(kith_group *g, grp_ctl *c) {
+  g->stats.fold_steps++;
   /* Nothing is concurrent with c: no power event can void it, no exit is
    * concurrent with it, and it sorts after every control event. */
   fold_ctx x = {.g = g};
@@ -789,6 +846,7 @@ void grp_state_exposed(kith_group *g, const grp_state *s, GByteArray *out) {
   grp_state_holders(g, s, out);
   if (s->history != KITH_HISTORY_SHARED)
     return;
+  g->stats.fold_steps += g->ctl->len;
   for (guint i = 0; i < g->ctl->len; i++) {
     const grp_ctl *c = g->ctl->pdata[i];
     if (c->kind == KITH_EV_ADD && c->epoch == s->epoch)
