@@ -135,8 +135,8 @@ void frames_announce_addr(kith_node *n, const kith_stored_peer *sp) {
 
   for (GList *l = peers; l; l = l->next) {
     node_peer *p = l->data;
-    /* Sending may close a link: only peers still in the table. */
-    if (g_hash_table_lookup(n->peers, p->id_text) == p && p->state == PEER_UP)
+    /* Sending may close a link (it stays valid, closed). */
+    if (peer_is_up(p))
       send_addrs(p, sp);
   }
   g_list_free(peers);
@@ -221,21 +221,18 @@ static void push_missing(node_peer *p, node_group *ng, GByteArray *theirs) {
  * history flows at the link's pace instead of filling memory. */
 void frames_pump(node_peer *p) {
   kith_node *n = p->node;
-  char id_text[KITH_ID_TEXT_LEN + 1];
 
   if (p->pumping)
     return;
   p->pumping = 1;
-  g_strlcpy(id_text, p->id_text, sizeof id_text);
-  while (!g_queue_is_empty(p->push) && p->outbuf->len < PUSH_WINDOW) {
+  while (!p->closed && !g_queue_is_empty(p->push) &&
+         p->outbuf->len < PUSH_WINDOW) {
     uint8_t *item = g_queue_pop_head(p->push);
     node_group *ng = node_group_get(n, item);
     const kith_event *ev = ng ? kith_group_event(ng->g, item + 32) : NULL;
     if (ev)
       frames_send_event(p, ev);
     g_free(item);
-    if (g_hash_table_lookup(n->peers, id_text) != p)
-      return; /* the link closed while sending */
   }
   p->pumping = 0;
 }

@@ -18,19 +18,6 @@
 static void arm_timer(kith_node *n);
 static void run_out(kith_node *n, node_group *ng, kith_out *o);
 
-static node_peer *find_peer(kith_node *n, const uint8_t id[32]) {
-  char text[KITH_ID_TEXT_LEN + 1];
-
-  kith_id_to_text(id, text);
-  return g_hash_table_lookup(n->peers, text);
-}
-
-static node_peer *up_peer(kith_node *n, const uint8_t id[32]) {
-  node_peer *p = find_peer(n, id);
-
-  return p && p->state == PEER_UP ? p : NULL;
-}
-
 static void drain(kith_node *n, node_group *ng, kith_out *o) {
   run_out(n, ng, o);
   kith_out_clear(o);
@@ -105,7 +92,7 @@ static void fetch(kith_node *n, node_group *ng, const uint8_t peer[32],
  * from the address we know, or tell it there is no way. */
 static void connect_to(kith_node *n, node_group *ng, const uint8_t peer[32]) {
   char text[KITH_ID_TEXT_LEN + 1];
-  node_peer *p = find_peer(n, peer);
+  node_peer *p = peer_find(n, peer);
   kith_stored_peer *sp;
   kith_out o;
 
@@ -129,7 +116,7 @@ static void connect_to(kith_node *n, node_group *ng, const uint8_t peer[32]) {
 
 /* A link no group's overlay needs (and no join uses) is closed. */
 static void maybe_disconnect(kith_node *n, const uint8_t peer[32]) {
-  node_peer *p = find_peer(n, peer);
+  node_peer *p = peer_find(n, peer);
 
   if (!p || gossip_wants_link(n, peer) || relay_is_friend(n, peer))
     return; /* friends' links are kept: they relay */
@@ -154,7 +141,7 @@ static void run_item(kith_node *n, node_group *ng, kith_out *o, size_t i) {
 
   switch (it.kind) {
   case KITH_OUT_SEND:
-    if ((p = up_peer(n, it.peer)))
+    if ((p = peer_find_up(n, it.peer)))
       send_frame(p, kith_group_id(ng->g), data, it.len);
     break;
   case KITH_OUT_DELIVER:
@@ -244,7 +231,7 @@ static void join_overlay(kith_node *n, node_group *ng) {
   }
   /* A member we are linked to already is the quickest way in. */
   for (guint i = 0; i < known->len; i++)
-    if (up_peer(n, ((kith_member *)known->pdata[i])->id)) {
+    if (peer_find_up(n, ((kith_member *)known->pdata[i])->id)) {
       known->pdata[0] = known->pdata[i];
       g_ptr_array_set_size(known, 1);
       break;
@@ -285,7 +272,7 @@ static void link_members(kith_node *n, node_group *ng) {
   for (GList *l = peers; l && ng->gs; l = l->next) {
     node_peer *p = l->data;
     kith_out o;
-    if (p->state != PEER_UP || !kith_group_is_member(ng->g, p->id))
+    if (!peer_is_up(p) || !kith_group_is_member(ng->g, p->id))
       continue;
     kith_out_init(&o);
     kith_gossip_link_up(ng->gs, p->id, node_now(), &o);
@@ -329,7 +316,7 @@ void gossip_group_update(kith_node *n, node_group *ng) {
   for (GList *l = peers; l && ng->gs; l = l->next) {
     node_peer *p = l->data;
     kith_out o;
-    if (p->state != PEER_UP || kith_group_is_member(ng->g, p->id) ||
+    if (!peer_is_up(p) || kith_group_is_member(ng->g, p->id) ||
         kith_gossip_peer_state(ng->gs, p->id) < 0)
       continue;
     kith_out_init(&o);
@@ -419,7 +406,7 @@ static void tell_removed(kith_node *n, node_group *ng, const kith_event *ev) {
   for (GList *l = peers; l; l = l->next) {
     node_peer *p = l->data;
     /* Only to the overlay neighbours it removes: they were members. */
-    if (p->state == PEER_UP && !kith_group_is_member(ng->g, p->id) && ng->gs &&
+    if (peer_is_up(p) && !kith_group_is_member(ng->g, p->id) && ng->gs &&
         kith_gossip_peer_state(ng->gs, p->id) >= 0)
       frames_send_event(p, ev);
   }

@@ -340,9 +340,24 @@ static kith_err load_state(kith_node *n) {
   return err;
 }
 
+static gboolean reap(gpointer data) {
+  kith_node *n = data;
+
+  n->reaper = 0;
+  g_ptr_array_set_size(n->retired, 0); /* its free function frees them */
+  return G_SOURCE_REMOVE;
+}
+
+void node_retire_peer(kith_node *n, node_peer *p) {
+  g_ptr_array_add(n->retired, p);
+  if (!n->reaper && !n->stopping)
+    n->reaper = g_idle_add(reap, n);
+}
+
 static gboolean on_tick(gpointer data) {
   kith_node *n = data;
   uint64_t now = node_now();
+  /* A snapshot: peers closed meanwhile stay valid (retired) until reaped. */
   GList *peers = g_hash_table_get_values(n->peers);
 
   for (GList *l = peers; l; l = l->next)
@@ -359,7 +374,7 @@ static gboolean on_quit_signal(gpointer data) {
 
   node_log(n, "stopping");
   g_main_loop_quit(n->loop);
-  return G_SOURCE_REMOVE;
+  return G_SOURCE_CONTINUE; /* removed by node_free */
 }
 
 static void on_signal_datagram(kith_signal *s, const uint8_t from[32],
@@ -442,31 +457,51 @@ static int start_services(kith_node *n, uint16_t port) {
   return 0;
 }
 
+static void remove_source(guint *id) {
+  if (*id)
+    g_source_remove(*id);
+  *id = 0;
+}
+
+/* Stops everything in an order that leaves no callback able to run on
+ * freed state: first every timer and signal source, then the joins and
+ * links (their ICE agents close asynchronously: a bounded drain of the
+ * context lets them), then the groups, and the store last. */
 static void node_free(kith_node *n) {
   n->stopping = 1;
-  if (n->gossip_timer)
-    g_source_remove(n->gossip_timer);
-  if (n->peers) {
-    GList *peers = g_hash_table_get_values(n->peers);
-    for (GList *l = peers; l; l = l->next)
-      peer_close(l->data, "node stopping");
-    g_list_free(peers);
-    g_hash_table_unref(n->peers);
-  }
+  remove_source(&n->tick_source);
+  remove_source(&n->gossip_timer);
+  remove_source(&n->quit_sources[0]);
+  remove_source(&n->quit_sources[1]);
+  remove_source(&n->reaper);
   for (guint i = 0; n->joins && i < n->joins->len; i++) {
     node_join *j = n->joins->pdata[i];
     kith_rpc_error(j->call, KITH_ERR_STATE, "the node is stopping");
     join_free(j);
   }
   if (n->joins)
-    g_ptr_array_unref(n->joins);
+    g_ptr_array_set_size(n->joins, 0);
+  if (n->peers) {
+    GList *peers = g_hash_table_get_values(n->peers);
+    for (GList *l = peers; l; l = l->next)
+      peer_close(l->data, "node stopping");
+    g_list_free(peers);
+  }
   if (n->ctl)
     kith_control_free(n->ctl);
+  n->ctl = NULL;
   if (n->sig)
     kith_signal_free(n->sig);
-  /* Let libnice finish its asynchronous closes before the context goes. */
-  for (int i = 0; i < 100 && g_main_context_iteration(n->ctx, FALSE); i++)
+  n->sig = NULL;
+  for (int i = 0;
+       i < SHUTDOWN_DRAIN_MAX && g_main_context_iteration(n->ctx, FALSE); i++)
     ;
+  if (n->retired)
+    g_ptr_array_unref(n->retired);
+  if (n->peers)
+    g_hash_table_unref(n->peers);
+  if (n->joins)
+    g_ptr_array_unref(n->joins);
   if (n->groups)
     g_hash_table_unref(n->groups);
   if (n->addrs)
@@ -547,6 +582,7 @@ int kith_node_run(const kith_node_config *cfg) {
   n->direct_failed =
       g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   n->joins = g_ptr_array_new();
+  n->retired = g_ptr_array_new_with_free_func((GDestroyNotify)peer_free);
   n->start_ms = node_now();
   n->relay = cfg->relay;
   rc = read_servers(n, cfg);
@@ -558,9 +594,9 @@ int kith_node_run(const kith_node_config *cfg) {
     node_log(n, "node %s (%s) up: signal port %u, %u groups%s", n->me_text,
              n->name, kith_signal_port(n->sig), g_hash_table_size(n->groups),
              n->relay ? ", relaying for friends" : "");
-    g_unix_signal_add(SIGINT, on_quit_signal, n);
-    g_unix_signal_add(SIGTERM, on_quit_signal, n);
-    g_timeout_add(NODE_TICK_MS, on_tick, n);
+    n->quit_sources[0] = g_unix_signal_add(SIGINT, on_quit_signal, n);
+    n->quit_sources[1] = g_unix_signal_add(SIGTERM, on_quit_signal, n);
+    n->tick_source = g_timeout_add(NODE_TICK_MS, on_tick, n);
     on_tick(n);
     g_main_loop_run(n->loop);
   }

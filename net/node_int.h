@@ -35,6 +35,8 @@
 #define RELAY_FALLBACK_MS (8 * KITH_SECOND)  /* ICE this long: use the relay */
 #define OFFER_MIN_SIZE (KITH_SIGNAL_MAX - 4) /* room for any answer */
 #define JOIN_RETRY_MS (3 * KITH_SECOND)
+#define SHUTDOWN_DRAIN_MAX 100 /* main-loop rounds that let ICE agents close   \
+                                */
 
 /* Signal payloads (msgpack arrays inside the sealed envelope). */
 enum { SIG_OFFER = 1, SIG_ANSWER = 2, SIG_REFUSE = 3 };
@@ -88,7 +90,7 @@ typedef struct node_peer {
   GQueue *push;          /* history to send: 64-byte (gid, event id) items */
   char via[KITH_ID_TEXT_LEN + 1]; /* relay friend our signalling used, or "" */
   int relayed; /* no ICE path: session bytes go through `via` */
-  int closing; /* peer_close is running */
+  int closed;  /* peer_close ran: inert, waiting for the reaper (below) */
   int pumping;
 } node_peer;
 
@@ -146,6 +148,9 @@ struct kith_node {
   uint64_t gossip_timer_at;
   int stopping;
   unsigned batch_writes;
+  GPtrArray *retired; /* closed node_peer*, freed by the reaper */
+  guint reaper;       /* idle source freeing `retired`, or 0 */
+  guint tick_source, quit_sources[2];
 };
 
 /* node.c */
@@ -173,7 +178,23 @@ void node_remember_addr(kith_node *n, const uint8_t id[32], const char *host,
 int node_shares_group(kith_node *n, const uint8_t id[32]);
 const char *node_member_name(kith_node *n, const uint8_t id[32]);
 
-/* peer.c: links */
+/* peer.c: links
+ *
+ * Life cycle (docs/architecture.md): the node owns its peers through the
+ * table n->peers, which holds open peers only. peer_close() retires a peer
+ * at once (out of the table, ICE released so no callback can name it, its
+ * engines told) but never frees it: the node's reaper frees retired peers
+ * from an idle callback, after the callback that closed them has returned.
+ * A node_peer pointer is therefore valid until the current main-loop
+ * callback returns; after any call that may close it, test p->closed. */
+node_peer *peer_find(kith_node *n, const uint8_t id[32]);
+/* The peer's link if it is up (session established), else NULL. */
+node_peer *peer_find_up(kith_node *n, const uint8_t id[32]);
+int peer_is_up(const node_peer *p);
+/* Frees every retired peer (the reaper; node.c). */
+void peer_free(node_peer *p);
+/* Hands a closed peer to the reaper (node.c). */
+void node_retire_peer(kith_node *n, node_peer *p);
 node_peer *peer_connect(kith_node *n, const uint8_t id[32], const char *host,
                         uint16_t port, const uint8_t *join, size_t join_len);
 void peer_on_signal(kith_node *n, const uint8_t from[32],

@@ -11,7 +11,7 @@
 static int fall_back_to_relay(node_peer *p);
 static node_peer *relay_of(node_peer *p);
 
-static void peer_free(node_peer *p) {
+void peer_free(node_peer *p) {
   if (p->ice)
     kith_ice_free(p->ice);
   if (p->sess)
@@ -30,41 +30,70 @@ static void peer_free(node_peer *p) {
   g_free(p);
 }
 
+node_peer *peer_find(kith_node *n, const uint8_t id[32]) {
+  char text[KITH_ID_TEXT_LEN + 1];
+
+  kith_id_to_text(id, text);
+  return g_hash_table_lookup(n->peers, text);
+}
+
+int peer_is_up(const node_peer *p) {
+  return p && !p->closed && p->state == PEER_UP;
+}
+
+node_peer *peer_find_up(kith_node *n, const uint8_t id[32]) {
+  node_peer *p = peer_find(n, id);
+
+  return peer_is_up(p) ? p : NULL;
+}
+
+/* Tells the other end, so that it does not keep a half-open link for the
+ * heartbeat timeout (best effort: the bytes may not make it). */
+static void send_bye(node_peer *p) {
+  static const uint8_t bye[] = {0x91, FRAME_BYE};
+
+  if (kith_session_seal(p->sess, bye, sizeof bye, p->outbuf) != KITH_OK)
+    return;
+  if (p->relayed) {
+    node_peer *r = relay_of(p);
+    if (r)
+      relay_send_data(r, p->id, p->outbuf->data, p->outbuf->len);
+  } else if (p->ice) {
+    (void)kith_ice_send(p->ice, p->outbuf->data, p->outbuf->len);
+  }
+}
+
 void peer_close(node_peer *p, const char *why) {
   kith_node *n = p->node;
+  int was_up = p->state == PEER_UP;
 
-  /* Tell the other end, so that it does not keep a half-open link for the
-   * heartbeat timeout (best effort: the bytes may not make it). */
-  if (p->state == PEER_UP && !p->closing) {
-    static const uint8_t bye[] = {0x91, FRAME_BYE};
-    p->closing = 1;
-    if (kith_session_seal(p->sess, bye, sizeof bye, p->outbuf) == KITH_OK) {
-      if (p->relayed) {
-        node_peer *r = relay_of(p);
-        if (r)
-          relay_send_data(r, p->id, p->outbuf->data, p->outbuf->len);
-      } else if (p->ice) {
-        (void)kith_ice_send(p->ice, p->outbuf->data, p->outbuf->len);
-      }
-    }
-  }
-
-  if (p->state == PEER_UP)
+  if (p->closed)
+    return;
+  p->closed = 1;
+  if (was_up)
+    send_bye(p);
+  if (was_up)
     node_log(n, "link to %.8s down: %s", p->id_text, why);
   else
     node_log(n, "connection to %.8s abandoned: %s", p->id_text, why);
-  g_hash_table_remove(n->peers, p->id_text);
-  if (p->state == PEER_UP)
+  if (g_hash_table_lookup(n->peers, p->id_text) == p)
+    g_hash_table_remove(n->peers, p->id_text);
+  /* No ICE callback may name the peer from here on. */
+  kith_ice_free(p->ice);
+  p->ice = NULL;
+  node_retire_peer(n, p);
+  if (was_up)
     gossip_link_down(n, p);
-  peer_free(p);
 }
 
 static node_peer *relay_of(node_peer *p) {
   node_peer *r = p->via[0] ? g_hash_table_lookup(p->node->peers, p->via) : NULL;
-  return r && r->state == PEER_UP && !r->relayed ? r : NULL;
+  return peer_is_up(r) && !r->relayed ? r : NULL;
 }
 
 static void flush(node_peer *p) {
+  if (p->closed)
+    return;
   if (p->relayed) {
     node_peer *r = relay_of(p);
     if (!r) {
@@ -92,7 +121,7 @@ static void flush(node_peer *p) {
 }
 
 void peer_send_frame(node_peer *p, const uint8_t *frame, size_t len) {
-  if (p->state != PEER_UP)
+  if (!peer_is_up(p))
     return;
   if (p->outbuf->len > PEER_OUTBUF_MAX) {
     peer_close(p, "peer does not keep up (send buffer full)");
@@ -118,35 +147,30 @@ const char *peer_addr(const node_peer *p) {
                                                 : "";
 }
 
-/* Bytes of the session, from ICE or through a relay. */
+/* Bytes of the session, from ICE or through a relay. Any handler may
+ * close the link: p stays valid (life cycle above), so p->closed says. */
 static void peer_feed(node_peer *p, const uint8_t *buf, size_t len) {
   GPtrArray *frames =
       g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
   kith_err err = kith_session_recv(p->sess, buf, len, p->outbuf, frames);
-  int was_up = p->state == PEER_UP;
-  char id_text[KITH_ID_TEXT_LEN + 1];
   kith_node *n = p->node;
 
   p->last_rx_ms = node_now();
-  g_strlcpy(id_text, p->id_text, sizeof id_text);
-  if (!was_up && kith_session_is_established(p->sess)) {
+  if (p->state != PEER_UP && kith_session_is_established(p->sess)) {
     p->state = PEER_UP;
     node_log(n, "link to %.8s up (%s, %s)", p->id_text, peer_path(p),
              peer_addr(p));
     frames_link_up(p);
-    if (g_hash_table_lookup(n->peers, id_text) == p)
+    if (!p->closed)
       gossip_link_up(n, p);
   }
-  /* A frame handler may close the link: look the peer up again each time. */
-  for (guint i = 0; i < frames->len; i++) {
+  for (guint i = 0; i < frames->len && !p->closed; i++) {
     gsize flen;
     const uint8_t *f = g_bytes_get_data(frames->pdata[i], &flen);
-    if (g_hash_table_lookup(n->peers, id_text) != p)
-      break;
     frames_on_frame(p, f, flen);
   }
   g_ptr_array_unref(frames);
-  if (g_hash_table_lookup(n->peers, id_text) != p)
+  if (p->closed)
     return;
   if (err != KITH_OK) {
     n->dropped_frames++;
@@ -560,7 +584,7 @@ void peer_on_relayed_data(kith_node *n, const uint8_t from[32],
     return; /* not a link we signalled through this relay */
   if (!p->relayed && !fall_back_to_relay(p))
     return;
-  if (g_hash_table_lookup(n->peers, text) == p)
+  if (!p->closed)
     peer_feed(p, bytes, len);
 }
 
@@ -613,6 +637,8 @@ void peer_on_ping(node_peer *p, int kind, uint64_t t) {
 }
 
 void peer_tick(node_peer *p, uint64_t now) {
+  if (p->closed)
+    return;
   if (p->state != PEER_UP) {
     if (now - p->started_ms > RELAY_FALLBACK_MS && fall_back_to_relay(p))
       return;
