@@ -95,49 +95,81 @@ int nodes_share_group(kith_node *n, const uint8_t a[32], const uint8_t b[32]) {
   return 0;
 }
 
-/* Tells the peer where the other members of the groups it shares with us
- * are, so the mesh grows without a server. */
-static void send_addrs(node_peer *p, const kith_stored_peer *only) {
-  kith_node *n = p->node;
-  GHashTableIter it;
-  gpointer v;
-  GPtrArray *list = g_ptr_array_new();
+/* Sends one ADDRS frame with the entries in list (kith_stored_peer*). */
+static void send_addrs(node_peer *p, GPtrArray *list) {
   kith_pack pk;
 
-  g_hash_table_iter_init(&it, n->addrs);
-  while (g_hash_table_iter_next(&it, NULL, &v) && list->len < ADDRS_MAX) {
-    kith_stored_peer *sp = v;
-    if ((!only || sp == only) && memcmp(sp->node, p->id, KITH_ID_LEN) != 0 &&
-        nodes_share_group(n, sp->node, p->id))
-      g_ptr_array_add(list, sp);
-  }
-  if (list->len == 0 && only) {
-    g_ptr_array_unref(list);
-    return;
-  }
   kith_pack_init(&pk);
   kith_pack_array(&pk, 2);
   kith_pack_uint(&pk, FRAME_ADDRS);
   kith_pack_array(&pk, list->len);
   for (guint i = 0; i < list->len; i++) {
     kith_stored_peer *sp = list->pdata[i];
-    kith_pack_array(&pk, 3);
+    kith_pack_array(&pk, 4);
     kith_pack_bin(&pk, sp->node, KITH_ID_LEN);
     kith_pack_cstr(&pk, sp->host);
     kith_pack_uint(&pk, sp->port);
+    kith_pack_uint(&pk, sp->seen_ms);
   }
-  g_ptr_array_unref(list);
+  p->node->addrs_sent++;
   send_packed(p, &pk);
+}
+
+/* May the peer hear where sp's node is: it shares a group with it and us. */
+static int may_tell(node_peer *p, const kith_stored_peer *sp) {
+  return memcmp(sp->node, p->id, KITH_ID_LEN) != 0 &&
+         nodes_share_group(p->node, sp->node, p->id);
+}
+
+/* At link-up: where the other members of the groups the peer shares with
+ * us are, so the mesh grows without a server. */
+static void send_all_addrs(node_peer *p) {
+  GHashTableIter it;
+  gpointer v;
+  GPtrArray *list = g_ptr_array_new();
+
+  g_hash_table_iter_init(&it, p->node->addrs);
+  while (g_hash_table_iter_next(&it, NULL, &v) && list->len < ADDRS_MAX)
+    if (may_tell(p, v))
+      g_ptr_array_add(list, v);
+  send_addrs(p, list);
+  g_ptr_array_unref(list);
+}
+
+void frames_flush_addrs(node_peer *p, uint64_t now) {
+  GHashTableIter it;
+  gpointer k;
+  GPtrArray *list;
+
+  if (!peer_is_up(p) || g_hash_table_size(p->announce) == 0 ||
+      !kith_bucket_take(&p->announce_rate, ADDRS_RATE, ADDRS_BURST, 1, now))
+    return;
+  list = g_ptr_array_new();
+  g_hash_table_iter_init(&it, p->announce);
+  while (g_hash_table_iter_next(&it, &k, NULL) && list->len < ADDRS_MAX) {
+    kith_stored_peer *sp = g_hash_table_lookup(p->node->addrs, k);
+    if (sp && may_tell(p, sp))
+      g_ptr_array_add(list, sp);
+    g_hash_table_iter_remove(&it);
+  }
+  if (list->len > 0)
+    send_addrs(p, list);
+  g_ptr_array_unref(list);
 }
 
 void frames_announce_addr(kith_node *n, const kith_stored_peer *sp) {
   GList *peers = g_hash_table_get_values(n->peers);
+  char text[KITH_ID_TEXT_LEN + 1];
+  uint64_t now = node_now();
 
+  kith_id_to_text(sp->node, text);
   for (GList *l = peers; l; l = l->next) {
     node_peer *p = l->data;
     /* Sending may close a link (it stays valid, closed). */
-    if (peer_is_up(p))
-      send_addrs(p, sp);
+    if (peer_is_up(p) && may_tell(p, sp)) {
+      g_hash_table_add(p->announce, g_strdup(text));
+      frames_flush_addrs(p, now);
+    }
   }
   g_list_free(peers);
 }
@@ -145,7 +177,7 @@ void frames_announce_addr(kith_node *n, const kith_stored_peer *sp) {
 void frames_link_up(node_peer *p) {
   kith_node *n = p->node;
 
-  send_addrs(p, NULL);
+  send_all_addrs(p);
   /* A joiner announces what it holds of the group it joins (nothing, or
    * what an interrupted join brought); the admitter answers with what it
    * holds and sends the rest. */
@@ -286,22 +318,23 @@ static void recv_addrs(node_peer *p, const msgpack_object *it) {
 
   if (list->type != MSGPACK_OBJECT_ARRAY || list->via.array.size > ADDRS_MAX)
     return;
-  for (uint32_t i = 0; i < list->via.array.size; i++) {
+  for (uint32_t i = 0; i < list->via.array.size && !p->closed; i++) {
     uint8_t id[KITH_ID_LEN];
     char *host = NULL;
-    uint64_t port;
+    uint64_t port, ts;
     GInetAddress *ia;
 
-    if (kith_codec_array(&list->via.array.ptr[i], 3, &e) != KITH_OK ||
+    if (kith_codec_array(&list->via.array.ptr[i], 4, &e) != KITH_OK ||
         kith_codec_bin_fixed(&e[0], id, KITH_ID_LEN) != KITH_OK ||
         kith_codec_strdup(&e[1], 63, &host) != KITH_OK ||
-        kith_codec_uint(&e[2], 65535, &port) != KITH_OK || port == 0) {
+        kith_codec_uint(&e[2], 65535, &port) != KITH_OK || port == 0 ||
+        kith_codec_uint(&e[3], UINT64_MAX, &ts) != KITH_OK) {
       g_free(host);
       continue;
     }
     ia = g_inet_address_new_from_string(host);
     if (ia && (via_join || node_shares_group(p->node, id)))
-      node_remember_addr(p->node, id, host, (uint16_t)port);
+      node_remember_addr(p->node, id, host, (uint16_t)port, ts, 0);
     g_clear_object(&ia);
     g_free(host);
   }

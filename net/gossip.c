@@ -13,7 +13,7 @@
 #include "../core/codec.h"
 #include "node_int.h"
 
-#define OVERLAY_JOIN_RETRY_MS (5 * KITH_SECOND)
+#define OVERLAY_JOIN_RETRY_MS KITH_SECOND
 
 static void arm_timer(kith_node *n);
 static void run_out(kith_node *n, node_group *ng, kith_out *o);
@@ -212,10 +212,26 @@ static void arm_timer(kith_node *n) {
       g_timeout_add(at > now ? (guint)MIN(at - now, 60000) : 0, on_timer, n);
 }
 
-/* Enters the group's overlay through a member whose address we know. */
+/* The freshest address we know of a member, by its own clock (0: none). */
+static uint64_t addr_time(kith_node *n, const uint8_t id[32]) {
+  char text[KITH_ID_TEXT_LEN + 1];
+  kith_stored_peer *sp;
+
+  kith_id_to_text(id, text);
+  sp = g_hash_table_lookup(n->addrs, text);
+  return sp ? sp->seen_ms : 0;
+}
+
+/* Enters the group's overlay through a member whose address we know:
+ * one we are linked to if any, else, among those no attempt is running
+ * for, the one whose address is newest (the likeliest to be right after
+ * members restarted elsewhere). Called every OVERLAY_JOIN_RETRY_MS while
+ * the view is empty, so stale addresses cost a second each, not a
+ * timeout each. */
 static void join_overlay(kith_node *n, node_group *ng) {
   GPtrArray *known = g_ptr_array_new();
   uint64_t now = node_now();
+  const kith_member *pick = NULL;
   kith_out o;
 
   if (now < ng->next_join_ms)
@@ -229,20 +245,20 @@ static void join_overlay(kith_node *n, node_group *ng) {
         (g_hash_table_contains(n->addrs, text) || relay_pick(n, m->id)))
       g_ptr_array_add(known, (gpointer)m);
   }
-  /* A member we are linked to already is the quickest way in. */
-  for (guint i = 0; i < known->len; i++)
-    if (peer_find_up(n, ((kith_member *)known->pdata[i])->id)) {
-      known->pdata[0] = known->pdata[i];
-      g_ptr_array_set_size(known, 1);
+  for (guint i = 0; i < known->len; i++) {
+    const kith_member *m = known->pdata[i];
+    if (peer_find_up(n, m->id)) {
+      pick = m;
       break;
     }
-  if (known->len == 0)
+    if (!peer_find(n, m->id) &&
+        (!pick || addr_time(n, m->id) > addr_time(n, pick->id)))
+      pick = m;
+  }
+  if (!pick)
     goto out;
   kith_out_init(&o);
-  if (kith_gossip_join(
-          ng->gs,
-          ((kith_member *)known->pdata[randombytes_uniform(known->len)])->id,
-          now, &o) == KITH_OK)
+  if (kith_gossip_join(ng->gs, pick->id, now, &o) == KITH_OK)
     drain(n, ng, &o);
   else
     kith_out_clear(&o);
@@ -329,16 +345,21 @@ void gossip_group_update(kith_node *n, node_group *ng) {
   arm_timer(n);
 }
 
+/* A new link is offered to the engine of every group both ends are in,
+ * and reconciled at once: after a restart, a join or a partition, what
+ * either side missed flows now, not at the next periodic round. */
 void gossip_link_up(kith_node *n, node_peer *p) {
   GList *groups = g_hash_table_get_values(n->groups);
 
-  for (GList *l = groups; l; l = l->next) {
+  for (GList *l = groups; l && !p->closed; l = l->next) {
     node_group *ng = l->data;
     kith_out o;
     if (!ng->gs || !kith_group_is_member(ng->g, p->id))
       continue;
     kith_out_init(&o);
     kith_gossip_link_up(ng->gs, p->id, node_now(), &o);
+    kith_err err = kith_gossip_reconcile(ng->gs, p->id, node_now(), &o);
+    (void)err; /* STATE: the engine had no room to track the link */
     drain(n, ng, &o);
   }
   g_list_free(groups);

@@ -248,17 +248,30 @@ void node_note_direct_failure(kith_node *n, const uint8_t id[32]) {
                          GSIZE_TO_POINTER((gsize)node_now()));
 }
 
+static void clear_direct_failure(kith_node *n, const uint8_t id[32]) {
+  char text[KITH_ID_TEXT_LEN + 1];
+
+  kith_id_to_text(id, text);
+  g_hash_table_remove(n->direct_failed, text);
+}
+
 void node_remember_addr(kith_node *n, const uint8_t id[32], const char *host,
-                        uint16_t port) {
+                        uint16_t port, uint64_t ts_ms, int first_hand) {
   char text[KITH_ID_TEXT_LEN + 1];
   kith_stored_peer *sp;
+  node_peer *p;
 
-  if (memcmp(id, n->me.pk, KITH_ID_LEN) == 0 || port == 0)
+  if (memcmp(id, n->me.pk, KITH_ID_LEN) == 0 || port == 0 ||
+      ts_ms > node_wall_ms() + ADDR_SKEW_MS)
     return;
   kith_id_to_text(id, text);
   sp = g_hash_table_lookup(n->addrs, text);
-  if (sp && strcmp(sp->host, host) == 0 && sp->port == port)
+  if (sp && strcmp(sp->host, host) == 0 && sp->port == port) {
+    sp->seen_ms = MAX(sp->seen_ms, ts_ms); /* confirmed: nothing changes */
     return;
+  }
+  if (sp && ts_ms <= sp->seen_ms && !first_hand)
+    return; /* older news */
   if (!sp) {
     if (g_hash_table_size(n->addrs) >= PEER_MAX * 4)
       forget_oldest_addr(n);
@@ -268,9 +281,16 @@ void node_remember_addr(kith_node *n, const uint8_t id[32], const char *host,
   }
   g_strlcpy(sp->host, host, sizeof sp->host);
   sp->port = port;
-  sp->seen_ms = node_wall_ms();
+  /* A first-hand address is ordered after what it replaces. */
+  sp->seen_ms = MAX(ts_ms, sp->seen_ms + 1);
+  n->addr_changes++;
   if (kith_store_put_peer(n->store, id, host, port, sp->seen_ms) != KITH_OK)
     node_log(n, "could not store a peer address");
+  /* A new address is a new chance; an offer on its way to the old one is
+   * sent to the new one. */
+  clear_direct_failure(n, id);
+  if ((p = peer_find(n, id)))
+    peer_reoffer(p, host, port);
   frames_announce_addr(n, sp);
 }
 
@@ -377,10 +397,9 @@ static gboolean on_quit_signal(gpointer data) {
   return G_SOURCE_CONTINUE; /* removed by node_free */
 }
 
-static void on_signal_datagram(kith_signal *s, const uint8_t from[32],
-                               const uint8_t *payload, size_t len,
-                               GSocketAddress *src, size_t size, void *ud) {
-  peer_on_signal(ud, from, payload, len, src, size);
+static void on_signal_datagram(kith_signal *s, const kith_signal_msg *m,
+                               void *ud) {
+  peer_on_signal(ud, m, NULL);
 }
 
 /* Opens the home: lock, storage key, store, identity. Prints the error. */

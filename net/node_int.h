@@ -13,6 +13,7 @@
 #include "../core/group.h"
 #include "../core/ident.h"
 #include "../core/invite.h"
+#include "../core/ratelimit.h"
 #include "../core/store.h"
 #include "control.h"
 #include "ice.h"
@@ -35,8 +36,12 @@
 #define RELAY_FALLBACK_MS (8 * KITH_SECOND)  /* ICE this long: use the relay */
 #define OFFER_MIN_SIZE (KITH_SIGNAL_MAX - 4) /* room for any answer */
 #define JOIN_RETRY_MS (3 * KITH_SECOND)
-#define SHUTDOWN_DRAIN_MAX 100 /* main-loop rounds that let ICE agents close   \
-                                */
+#define ADDR_SKEW_MS (120 * KITH_SECOND) /* address times from the future */
+#define ADDRS_RATE 1.0  /* ADDRS announcements per second per link */
+#define ADDRS_BURST 4.0 /* ... and in a burst */
+#define SHUTDOWN_DRAIN_MAX                                                     \
+  100 /* main-loop rounds that let ICE agents close                            \
+       */
 
 /* Signal payloads (msgpack arrays inside the sealed envelope). */
 enum { SIG_OFFER = 1, SIG_ANSWER = 2, SIG_REFUSE = 3 };
@@ -88,6 +93,8 @@ typedef struct node_peer {
   GHashTable *have;      /* gid text -> GByteArray of ids from HAVE */
   GHashTable *have_sent; /* gid texts we sent our HAVE for */
   GQueue *push;          /* history to send: 64-byte (gid, event id) items */
+  GHashTable *announce;  /* node id texts whose address to tell this peer */
+  kith_bucket announce_rate;
   char via[KITH_ID_TEXT_LEN + 1]; /* relay friend our signalling used, or "" */
   int relayed; /* no ICE path: session bytes go through `via` */
   int closed;  /* peer_close ran: inert, waiting for the reaper (below) */
@@ -139,6 +146,8 @@ struct kith_node {
   size_t n_turn;
   int relay;
   uint64_t dropped_frames;
+  uint64_t addr_changes;     /* addresses that changed (stored, announced) */
+  uint64_t addrs_sent;       /* ADDRS frames sent */
   guint commit_source;       /* idle source committing the store batch, or 0 */
   GHashTable *friends;       /* id text -> kith_friend* */
   GHashTable *direct_failed; /* id text -> monotonic ms of the failure */
@@ -173,8 +182,14 @@ void node_store_flush(kith_node *n);
 /* Did a direct attempt at id's remembered address fail lately? */
 int node_direct_failed(kith_node *n, const uint8_t id[32]);
 void node_note_direct_failure(kith_node *n, const uint8_t id[32]);
+/* Learns that node id's signal port is host:port as of ts_ms (the node's
+ * own clock: the signed time of its datagram, or the time an ADDRS entry
+ * carries). Only newer news counts; an address that does not change is
+ * neither stored nor announced again (docs/protocol.md 11.5). first_hand:
+ * seen in a verified datagram of the node itself, which overrides what
+ * others said even if their time is later (a clock that went back). */
 void node_remember_addr(kith_node *n, const uint8_t id[32], const char *host,
-                        uint16_t port);
+                        uint16_t port, uint64_t ts_ms, int first_hand);
 int node_shares_group(kith_node *n, const uint8_t id[32]);
 const char *node_member_name(kith_node *n, const uint8_t id[32]);
 
@@ -197,9 +212,9 @@ void peer_free(node_peer *p);
 void node_retire_peer(kith_node *n, node_peer *p);
 node_peer *peer_connect(kith_node *n, const uint8_t id[32], const char *host,
                         uint16_t port, const uint8_t *join, size_t join_len);
-void peer_on_signal(kith_node *n, const uint8_t from[32],
-                    const uint8_t *payload, size_t len, GSocketAddress *src,
-                    size_t size);
+/* A verified datagram of the signal port (m->src set) or one that came
+ * through a relay (m->src NULL). */
+void peer_on_signal(kith_node *n, const kith_signal_msg *m, node_peer *relay);
 void peer_close(node_peer *p, const char *why);
 void peer_send_frame(node_peer *p, const uint8_t *frame, size_t len);
 void peer_tick(node_peer *p, uint64_t now);
@@ -221,8 +236,11 @@ void frames_pump(node_peer *p);
 int nodes_share_group(kith_node *n, const uint8_t a[32], const uint8_t b[32]);
 /* Tells linked members that share a group with sp's node where it is now
  * (sent when an address changes, so a node that restarts on another port
- * is found again; receivers pass on only what changes for them). */
+ * is found again; receivers pass on only what changes for them). At most
+ * ADDRS_RATE frames per second per link: what waits goes out with the next
+ * one (frames_flush_addrs, from the tick). */
 void frames_announce_addr(kith_node *n, const kith_stored_peer *sp);
+void frames_flush_addrs(node_peer *p, uint64_t now);
 
 /* gossip.c: the per-group engines (core/gossip.h) on the node's links */
 void gossip_group_update(kith_node *n, node_group *ng);
@@ -247,9 +265,6 @@ void relay_send_data(node_peer *relay, const uint8_t to[32],
 void relay_rpc_register(kith_node *n);
 
 /* peer.c: what arrives through a relay friend */
-void peer_on_relayed_signal(kith_node *n, const uint8_t from[32],
-                            const uint8_t *payload, size_t len,
-                            node_peer *relay);
 void peer_on_relayed_data(kith_node *n, const uint8_t from[32],
                           const uint8_t *bytes, size_t len, node_peer *relay);
 /* Offers a link to id with signalling through the relay friend `relay`. */

@@ -190,13 +190,15 @@ static void rpc_status(kith_rpc_call *call, const msgpack_object *params,
   kith_pack pk;
 
   kith_pack_init(&pk);
-  msgpack_pack_map(&pk.pk, 6);
+  msgpack_pack_map(&pk.pk, 8);
   kv_str(&pk, "node_id", n->me_text);
   kv_str(&pk, "name", n->name);
   kv_uint(&pk, "port", kith_signal_port(n->sig));
   kv_uint(&pk, "peers", count_up(n));
   kv_uint(&pk, "groups", count_groups(n));
   kv_uint(&pk, "uptime_s", (node_now() - n->start_ms) / 1000);
+  kv_uint(&pk, "addr_changes", n->addr_changes);
+  kv_uint(&pk, "addrs_sent", n->addrs_sent);
   node_rpc_reply(n, call, &pk);
 }
 

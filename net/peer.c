@@ -26,6 +26,8 @@ void peer_free(node_peer *p) {
     g_hash_table_unref(p->have_sent);
   if (p->push)
     g_queue_free_full(p->push, g_free);
+  if (p->announce)
+    g_hash_table_unref(p->announce);
   g_free(p->join);
   g_free(p);
 }
@@ -334,6 +336,8 @@ static node_peer *peer_new(kith_node *n, const uint8_t id[32], int offerer) {
                                   (GDestroyNotify)g_byte_array_unref);
   p->have_sent = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   p->push = g_queue_new();
+  p->announce = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  kith_bucket_init(&p->announce_rate, ADDRS_BURST, node_now());
   p->sess = kith_session_new(&n->me, id, offerer);
   cfg.controlling = memcmp(n->me.pk, id, KITH_ID_LEN) < 0;
   cfg.loopback = n->loopback;
@@ -372,8 +376,13 @@ node_peer *peer_connect(kith_node *n, const uint8_t id[32], const char *host,
 }
 
 /* The offerer re-sends its offer to another address (joins try each
- * address of the invite code in turn). */
+ * address of the invite code in turn; a peer that moved is offered again
+ * at its new address). */
 void peer_reoffer(node_peer *p, const char *host, uint16_t port) {
+  if (p->closed || !p->offerer || p->via[0] || p->state > PEER_OFFERED)
+    return;
+  g_strlcpy(p->offer_host, host, sizeof p->offer_host);
+  p->offer_port = port;
   if (p->state == PEER_OFFERED)
     send_offer(p, host, port);
 }
@@ -413,38 +422,38 @@ static int same_addr(GSocketAddress *src, const char *host, uint16_t port) {
   return same;
 }
 
-/* Remembers where a peer we accepted reached us from (for reconnects). */
-static void remember_src(kith_node *n, const uint8_t id[32],
-                         GSocketAddress *src) {
+/* Remembers where a peer we accepted reached us from (for reconnects),
+ * stamped with the time the peer itself signed. */
+static void remember_src(kith_node *n, const kith_signal_msg *m) {
   GInetSocketAddress *isa;
   char *host;
 
-  if (!G_IS_INET_SOCKET_ADDRESS(src))
+  if (!m->src || !G_IS_INET_SOCKET_ADDRESS(m->src))
     return;
-  isa = G_INET_SOCKET_ADDRESS(src);
+  isa = G_INET_SOCKET_ADDRESS(m->src);
   host = g_inet_address_to_string(g_inet_socket_address_get_address(isa));
-  node_remember_addr(n, id, host, g_inet_socket_address_get_port(isa));
+  node_remember_addr(n, m->from, host, g_inet_socket_address_get_port(isa),
+                     m->ts_ms, 1);
   g_free(host);
 }
 
 /* An offer: answer it unless our own offer to the same peer wins (the
  * smaller node id's offer wins a crossing). */
-static void on_offer(kith_node *n, const uint8_t from[32],
+static void on_offer(kith_node *n, const kith_signal_msg *m,
                      const kith_ice_params *params, const msgpack_object *join,
-                     GSocketAddress *src, size_t size, node_peer *relay) {
-  char text[KITH_ID_TEXT_LEN + 1];
-  node_peer *p;
+                     node_peer *relay) {
+  node_peer *p = peer_find(n, m->from);
   const char *refusal = NULL;
+  char text[KITH_ID_TEXT_LEN + 1];
 
-  kith_id_to_text(from, text);
-  p = g_hash_table_lookup(n->peers, text);
+  kith_id_to_text(m->from, text);
   if (p && !p->offerer && strcmp(p->remote.ufrag, params->ufrag) == 0) {
     /* The same offer again: our answer was lost; answer once more. */
     if (p->state >= PEER_CONNECTING && p->state < PEER_UP) {
-      if (src) {
+      if (m->src) {
         g_clear_object(&p->reply_to);
-        p->reply_to = g_object_ref(src);
-        p->offer_size = size;
+        p->reply_to = g_object_ref(m->src);
+        p->offer_size = m->size;
       }
       if (resend_answer(p) != KITH_OK)
         node_log(n, "could not answer %.8s again", p->id_text);
@@ -455,58 +464,53 @@ static void on_offer(kith_node *n, const uint8_t from[32],
    * an address the peer no longer has (its offer comes from elsewhere:
    * it restarted), in which case ours will never be answered. */
   if (p && p->offerer && p->state < PEER_HANDSHAKE &&
-      memcmp(n->me.pk, from, KITH_ID_LEN) < 0 &&
-      !(src && !p->via[0] && !same_addr(src, p->offer_host, p->offer_port)))
+      memcmp(n->me.pk, m->from, KITH_ID_LEN) < 0 &&
+      !(m->src && !p->via[0] &&
+        !same_addr(m->src, p->offer_host, p->offer_port)))
     return;
   if (join)
-    refusal = join_on_offer(n, from, join);
-  else if (!node_shares_group(n, from) && !relay_is_friend(n, from))
+    refusal = join_on_offer(n, m->from, join);
+  else if (!node_shares_group(n, m->from) && !relay_is_friend(n, m->from))
     refusal = "no group in common and not a friend";
   if (refusal) {
     node_log(n, "refused an offer from %.8s: %s", text, refusal);
     if (join)
-      peer_send_refuse(n, from, src, size, relay, refusal);
+      peer_send_refuse(n, m->from, m->src, m->size, relay, refusal);
     return;
   }
   if (p)
     peer_close(p, "the peer reconnected");
-  p = peer_new(n, from, 0);
+  p = peer_new(n, m->from, 0);
   if (!p)
     return;
   p->remote = *params;
   if (relay) {
     g_strlcpy(p->via, relay->id_text, sizeof p->via);
   } else {
-    p->reply_to = g_object_ref(src);
-    p->offer_size = size;
-    remember_src(n, from, src);
+    p->reply_to = g_object_ref(m->src);
+    p->offer_size = m->size;
+    remember_src(n, m);
   }
   node_log(n, "answering %.8s", p->id_text);
   p->armed = 1;
   signal_when_ready(p);
 }
 
-static void on_answer(kith_node *n, const uint8_t from[32],
-                      const kith_ice_params *params, GSocketAddress *src) {
-  char text[KITH_ID_TEXT_LEN + 1];
-  node_peer *p;
+static void on_answer(kith_node *n, const kith_signal_msg *m,
+                      const kith_ice_params *params) {
+  node_peer *p = peer_find(n, m->from);
 
-  kith_id_to_text(from, text);
-  p = g_hash_table_lookup(n->peers, text);
   if (!p || !p->offerer || p->state != PEER_OFFERED)
     return;
   if (kith_ice_set_remote(p->ice, params) != KITH_OK) {
     peer_close(p, "bad ICE parameters in the answer");
     return;
   }
-  if (src)
-    remember_src(n, from, src);
+  remember_src(n, m);
   p->state = PEER_CONNECTING;
 }
 
-static void handle_signal(kith_node *n, const uint8_t from[32],
-                          const uint8_t *payload, size_t len,
-                          GSocketAddress *src, size_t size, node_peer *relay) {
+void peer_on_signal(kith_node *n, const kith_signal_msg *m, node_peer *relay) {
   msgpack_unpacked u;
   const msgpack_object *it;
   uint64_t kind;
@@ -515,14 +519,14 @@ static void handle_signal(kith_node *n, const uint8_t from[32],
   size_t plen;
 
   msgpack_unpacked_init(&u);
-  if (kith_codec_unpack(payload, len, &u) != KITH_OK ||
+  if (kith_codec_unpack(m->payload, m->len, &u) != KITH_OK ||
       kith_codec_array(&u.data, 3, &it) != KITH_OK ||
       kith_codec_uint(&it[0], 3, &kind) != KITH_OK)
     goto out;
   if (kind == SIG_REFUSE) {
     char *reason = NULL;
     if (kith_codec_strdup(&it[1], 200, &reason) == KITH_OK)
-      join_on_refuse(n, from, reason);
+      join_on_refuse(n, m->from, reason);
     g_free(reason);
     goto out;
   }
@@ -530,24 +534,12 @@ static void handle_signal(kith_node *n, const uint8_t from[32],
       kith_ice_params_decode(pb, plen, &params) != KITH_OK)
     goto out;
   if (kind == SIG_OFFER)
-    on_offer(n, from, &params, it[2].type == MSGPACK_OBJECT_NIL ? NULL : &it[2],
-             src, size, relay);
+    on_offer(n, m, &params, it[2].type == MSGPACK_OBJECT_NIL ? NULL : &it[2],
+             relay);
   else if (kind == SIG_ANSWER)
-    on_answer(n, from, &params, src);
+    on_answer(n, m, &params);
 out:
   msgpack_unpacked_destroy(&u);
-}
-
-void peer_on_signal(kith_node *n, const uint8_t from[32],
-                    const uint8_t *payload, size_t len, GSocketAddress *src,
-                    size_t size) {
-  handle_signal(n, from, payload, len, src, size, NULL);
-}
-
-void peer_on_relayed_signal(kith_node *n, const uint8_t from[32],
-                            const uint8_t *payload, size_t len,
-                            node_peer *relay) {
-  handle_signal(n, from, payload, len, NULL, 0, relay);
 }
 
 /* ICE found no path (or is too slow): carry the session through the relay
@@ -655,4 +647,5 @@ void peer_tick(node_peer *p, uint64_t now) {
   }
   if (now - p->ping_sent_ms >= PEER_PING_MS)
     send_ping(p, now, FRAME_PING, now);
+  frames_flush_addrs(p, now);
 }

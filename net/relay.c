@@ -168,8 +168,10 @@ static void recv_signal(node_peer *relay, const uint8_t from[32],
     kith_pack_bin(&pk, payload, plen);
     if (kith_pack_take(&pk, &signed_bytes, &slen) != KITH_OK)
       goto out;
+    kith_signal_msg m = {
+        .from = from, .payload = payload, .len = plen, .ts_ms = ts};
     if (kith_sig_verify(from, signed_bytes, slen, sig) == KITH_OK)
-      peer_on_relayed_signal(n, from, payload, plen, relay);
+      peer_on_signal(n, &m, relay);
     g_free(signed_bytes);
   }
 out:

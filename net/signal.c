@@ -327,8 +327,14 @@ static gboolean accept_datagram(kith_signal *s, const uint8_t *buf, size_t len,
                 is_fresh(e.ts, now) && verify_sig(&e) == KITH_OK &&
                 remember_nonce(s, &e, ip, now);
   if (ok && s->cb != NULL) {
+    kith_signal_msg m = {.from = e.from,
+                         .payload = e.payload,
+                         .len = e.len,
+                         .src = src,
+                         .size = len,
+                         .ts_ms = e.ts};
     s->in_cb++;
-    s->cb(s, e.from, e.payload, e.len, src, len, s->ud);
+    s->cb(s, &m, s->ud);
     s->in_cb--;
   }
   msgpack_unpacked_destroy(&u);

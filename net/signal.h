@@ -39,11 +39,18 @@
 
 typedef struct kith_signal kith_signal;
 
-/* A verified datagram: from is the authenticated sender; src its address
- * (borrowed until return); size is the datagram's size on the wire. */
-typedef void (*kith_signal_cb)(kith_signal *s, const uint8_t from[32],
-                               const uint8_t *payload, size_t len,
-                               GSocketAddress *src, size_t size, void *ud);
+/* A verified datagram; everything is borrowed until the callback returns. */
+typedef struct kith_signal_msg {
+  const uint8_t *from;    /* the authenticated sender (32 bytes) */
+  const uint8_t *payload; /* len bytes */
+  size_t len;
+  GSocketAddress *src; /* where it came from (NULL: not from the port) */
+  size_t size;         /* the datagram's size on the wire */
+  uint64_t ts_ms;      /* the sender's signed wall-clock time */
+} kith_signal_msg;
+
+typedef void (*kith_signal_cb)(kith_signal *s, const kith_signal_msg *m,
+                               void *ud);
 
 /* Binds UDP port (0 = any free) on all addresses (IPv4). me borrowed. */
 KITH_MUST kith_err kith_signal_new(GMainContext *ctx, const kith_ident *me,

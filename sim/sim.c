@@ -330,11 +330,16 @@ static void step(sim *s, ev *e) {
         KITH_OK)
       s->bad_frames++;
     break;
-  case EV_UP:
+  case EV_UP: {
     if (!linked(s, e->node, e->peer))
       return; /* closed again meanwhile */
     kith_gossip_link_up(n->g, peer, s->now, &s->out);
+    /* as the node does: a new link is reconciled at once (STATE: the
+     * engine had no room to track it) */
+    kith_err err = kith_gossip_reconcile(n->g, peer, s->now, &s->out);
+    (void)err;
     break;
+  }
   case EV_DOWN:
     if (linked(s, e->node, e->peer))
       return; /* stale: a new link exists */

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 KITH=${KITH:?set KITH to the kith binary}
-WORK=$(mktemp -d /tmp/kith-it.XXXXXX)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/kith-it.XXXXXX")
 declare -A NODE_PID=()
 FAILS=0
 PASSES=0

@@ -18,6 +18,7 @@ typedef struct got {
   uint8_t from[32];
   uint8_t payload[KITH_SIGNAL_MAX];
   size_t len, size;
+  uint64_t ts_ms;
 } got;
 
 typedef struct node {
@@ -38,21 +39,21 @@ typedef struct fixture {
   GSocket *raw; /* a plain UDP socket, for hand-made datagrams */
 } fixture;
 
-static void on_datagram(kith_signal *s, const uint8_t from[32],
-                        const uint8_t *payload, size_t len, GSocketAddress *src,
-                        size_t size, void *ud) {
+static void on_datagram(kith_signal *s, const kith_signal_msg *m, void *ud) {
   node *n = ud;
   n->n_all++;
   if (n->n_got < MAX_GOT) {
     got *g = &n->got[n->n_got++];
-    memcpy(g->from, from, 32);
-    memcpy(g->payload, payload, len);
-    g->len = len;
-    g->size = size;
+    memcpy(g->from, m->from, 32);
+    memcpy(g->payload, m->payload, m->len);
+    g->len = m->len;
+    g->size = m->size;
+    g->ts_ms = m->ts_ms;
   }
   if (n->reply) {
     uint8_t buf[KITH_SIGNAL_MAX] = {'p', 'o', 'n', 'g'};
-    n->reply_err = kith_signal_reply(s, from, src, buf, n->reply_len, size);
+    n->reply_err =
+        kith_signal_reply(s, m->from, m->src, buf, n->reply_len, m->size);
   }
 }
 
@@ -138,10 +139,14 @@ static void a_to_b(fixture *f, const uint8_t to[32], const char *text,
 
 static void datagram_reaches_peer_with_sender_id(void **state) {
   fixture *f = *state;
+  uint64_t before = (uint64_t)(g_get_real_time() / 1000);
   a_to_b(f, f->b.id.pk, "hello b", 0);
   wait_handled(f, &f->b, 1);
   assert_int_equal(f->b.n_got, 1);
   assert_memory_equal(f->b.got[0].from, f->a.id.pk, 32);
+  /* the sender's signed time comes with it (addresses are ordered by it) */
+  assert_true(f->b.got[0].ts_ms >= before);
+  assert_true(f->b.got[0].ts_ms <= (uint64_t)(g_get_real_time() / 1000));
   assert_int_equal(f->b.got[0].len, 7);
   assert_memory_equal(f->b.got[0].payload, "hello b", 7);
   assert_int_equal(kith_signal_dropped(f->b.sig), 0);
@@ -426,9 +431,8 @@ static void flooding_sources_cannot_evict_another_sources_nonce(void **state) {
     g_object_unref(socks[h]);
 }
 
-static void free_from_callback(kith_signal *s, const uint8_t from[32],
-                               const uint8_t *payload, size_t len,
-                               GSocketAddress *src, size_t size, void *ud) {
+static void free_from_callback(kith_signal *s, const kith_signal_msg *m,
+                               void *ud) {
   *(int *)ud += 1;
   kith_signal_free(s);
 }
