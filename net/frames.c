@@ -378,6 +378,10 @@ void frames_on_frame(node_peer *p, const uint8_t *buf, size_t len) {
   case 1 * 256 + FRAME_BYE:
     peer_close(p, "closed by the peer");
     break;
+  case 2 * 256 + FRAME_ELSEWHERE:
+    if (kith_codec_uint(&it[1], UINT64_MAX, &t) == KITH_OK)
+      instance_on_frame(p, t);
+    break;
   default:
     p->node->dropped_frames++; /* unknown frames are ignored: newer peers */
   }

@@ -603,6 +603,7 @@ int kith_node_run(const kith_node_config *cfg) {
   n->joins = g_ptr_array_new();
   n->retired = g_ptr_array_new_with_free_func((GDestroyNotify)peer_free);
   n->start_ms = node_now();
+  instance_init(n);
   n->relay = cfg->relay;
   rc = read_servers(n, cfg);
   if (rc == 0)

@@ -44,7 +44,7 @@
        */
 
 /* Signal payloads (msgpack arrays inside the sealed envelope). */
-enum { SIG_OFFER = 1, SIG_ANSWER = 2, SIG_REFUSE = 3 };
+enum { SIG_OFFER = 1, SIG_ANSWER = 2, SIG_REFUSE = 3, SIG_ELSEWHERE = 4 };
 /* Session frames (msgpack arrays, encrypted on the link). */
 enum {
   FRAME_PING = 1,
@@ -52,10 +52,18 @@ enum {
   FRAME_EVENT = 3,
   FRAME_HAVE = 4,
   FRAME_ADDRS = 5,
-  FRAME_GOSSIP = 6, /* [6, group id, engine frame bin] */
-  FRAME_RELAY = 7,  /* [7, kind, to, from, payload] (relay.c) */
-  FRAME_BYE = 8,    /* [8]: the sender closes the link */
+  FRAME_GOSSIP = 6,    /* [6, group id, engine frame bin] */
+  FRAME_RELAY = 7,     /* [7, kind, to, from, payload] (relay.c) */
+  FRAME_BYE = 8,       /* [8]: the sender closes the link */
+  FRAME_ELSEWHERE = 9, /* [9, since]: an older instance of you was refused */
 };
+
+/* One run of a node (instance.c): when it started (wall clock) and 16
+ * random bytes. */
+typedef struct node_instance {
+  uint64_t since_ms;
+  uint8_t nonce[16];
+} node_instance;
 
 typedef enum peer_state {
   PEER_GATHERING,  /* our ICE agent gathers; offer/answer not sent yet */
@@ -98,6 +106,8 @@ typedef struct node_peer {
   char via[KITH_ID_TEXT_LEN + 1]; /* relay friend our signalling used, or "" */
   int relayed; /* no ICE path: session bytes go through `via` */
   int closed;  /* peer_close ran: inert, waiting for the reaper (below) */
+  node_instance inst; /* the peer's, from its offer or answer */
+  int has_inst;
   int pumping;
 } node_peer;
 
@@ -157,8 +167,11 @@ struct kith_node {
   uint64_t gossip_timer_at;
   int stopping;
   unsigned batch_writes;
-  GPtrArray *retired; /* closed node_peer*, freed by the reaper */
-  guint reaper;       /* idle source freeing `retired`, or 0 */
+  node_instance inst;          /* this run (instance.c) */
+  uint64_t inst_backoff_until; /* an older instance: no new links until */
+  uint64_t inst_warned_ms;     /* last identity-conflict warning */
+  GPtrArray *retired;          /* closed node_peer*, freed by the reaper */
+  guint reaper;                /* idle source freeing `retired`, or 0 */
   guint tick_source, quit_sources[2];
 };
 
@@ -217,6 +230,8 @@ node_peer *peer_connect(kith_node *n, const uint8_t id[32], const char *host,
 void peer_on_signal(kith_node *n, const kith_signal_msg *m, node_peer *relay);
 void peer_close(node_peer *p, const char *why);
 void peer_send_frame(node_peer *p, const uint8_t *frame, size_t len);
+/* Sends the frame [type, v]. */
+void peer_send_uint_frame(node_peer *p, int type, uint64_t v);
 void peer_tick(node_peer *p, uint64_t now);
 void peer_reoffer(node_peer *p, const char *host, uint16_t port);
 void peer_on_ping(node_peer *p, int kind, uint64_t t);
@@ -271,6 +286,21 @@ void peer_on_relayed_data(kith_node *n, const uint8_t from[32],
 node_peer *peer_connect_via(kith_node *n, const uint8_t id[32],
                             node_peer *relay, const uint8_t *join,
                             size_t join_len);
+
+/* instance.c: one identity, one running node */
+void instance_init(kith_node *n);
+/* 0 while this node holds back after being told it is the older instance. */
+int instance_may_link(kith_node *n);
+/* An offer from an older instance of cur's node while cur (a newer one) is
+ * alive: answers it with ELSEWHERE, tells cur, and returns 1 (refused). */
+int instance_refuses_offer(kith_node *n, node_peer *cur,
+                           const kith_signal_msg *m, const node_instance *inst,
+                           node_peer *relay);
+/* ELSEWHERE from a peer we offered to: this node is the older instance. */
+void instance_on_elsewhere(kith_node *n, const uint8_t from[32],
+                           uint64_t since);
+/* FRAME_ELSEWHERE: an older instance of this node was refused by p. */
+void instance_on_frame(node_peer *p, uint64_t since);
 
 /* join.c */
 /* Admitter side: returns NULL to accept the joiner's offer, or the reason

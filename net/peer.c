@@ -210,9 +210,10 @@ static void on_ice_writable(kith_ice *ice, void *ud) {
   flush(ud);
 }
 
-#define SIGNAL_FIELDS_MAX 16 /* array, kind and bin headers of a payload */
+/* array, kind, bin headers, since and instance nonce of a payload */
+#define SIGNAL_FIELDS_MAX 48
 
-/* Packs [kind, ice params bin, join bin|nil]. */
+/* Packs [kind, ice params bin, join bin|nil, since uint, nonce bin16]. */
 static kith_err pack_signal(int kind, node_peer *p, uint8_t **out,
                             size_t *len) {
   kith_ice_params params;
@@ -232,13 +233,15 @@ static kith_err pack_signal(int kind, node_peer *p, uint8_t **out,
   if (err != KITH_OK)
     return err;
   kith_pack_init(&pk);
-  kith_pack_array(&pk, 3);
+  kith_pack_array(&pk, 5);
   kith_pack_uint(&pk, (uint64_t)kind);
   kith_pack_bin(&pk, pbuf, plen);
   if (kind == SIG_OFFER && p->join)
     kith_pack_bin(&pk, p->join, p->join_len);
   else
     kith_pack_nil(&pk);
+  kith_pack_uint(&pk, p->node->inst.since_ms);
+  kith_pack_bin(&pk, p->node->inst.nonce, sizeof p->node->inst.nonce);
   g_free(pbuf);
   return kith_pack_take(&pk, out, len);
 }
@@ -358,7 +361,7 @@ node_peer *peer_connect(kith_node *n, const uint8_t id[32], const char *host,
                         uint16_t port, const uint8_t *join, size_t join_len) {
   node_peer *p;
 
-  if (g_hash_table_size(n->peers) >= PEER_MAX)
+  if (g_hash_table_size(n->peers) >= PEER_MAX || !instance_may_link(n))
     return NULL;
   p = peer_new(n, id, 1);
   if (!p)
@@ -441,7 +444,7 @@ static void remember_src(kith_node *n, const kith_signal_msg *m) {
  * smaller node id's offer wins a crossing). */
 static void on_offer(kith_node *n, const kith_signal_msg *m,
                      const kith_ice_params *params, const msgpack_object *join,
-                     node_peer *relay) {
+                     const node_instance *inst, node_peer *relay) {
   node_peer *p = peer_find(n, m->from);
   const char *refusal = NULL;
   char text[KITH_ID_TEXT_LEN + 1];
@@ -468,6 +471,8 @@ static void on_offer(kith_node *n, const kith_signal_msg *m,
       !(m->src && !p->via[0] &&
         !same_addr(m->src, p->offer_host, p->offer_port)))
     return;
+  if (instance_refuses_offer(n, p, m, inst, relay))
+    return;
   if (join)
     refusal = join_on_offer(n, m->from, join);
   else if (!node_shares_group(n, m->from) && !relay_is_friend(n, m->from))
@@ -479,11 +484,15 @@ static void on_offer(kith_node *n, const kith_signal_msg *m,
     return;
   }
   if (p)
-    peer_close(p, "the peer reconnected");
+    peer_close(p, p->has_inst && memcmp(&p->inst, inst, sizeof *inst) != 0
+                      ? "a newer instance of the peer reconnected"
+                      : "the peer reconnected");
   p = peer_new(n, m->from, 0);
   if (!p)
     return;
   p->remote = *params;
+  p->inst = *inst;
+  p->has_inst = 1;
   if (relay) {
     g_strlcpy(p->via, relay->id_text, sizeof p->via);
   } else {
@@ -497,11 +506,14 @@ static void on_offer(kith_node *n, const kith_signal_msg *m,
 }
 
 static void on_answer(kith_node *n, const kith_signal_msg *m,
-                      const kith_ice_params *params) {
+                      const kith_ice_params *params,
+                      const node_instance *inst) {
   node_peer *p = peer_find(n, m->from);
 
   if (!p || !p->offerer || p->state != PEER_OFFERED)
     return;
+  p->inst = *inst;
+  p->has_inst = 1;
   if (kith_ice_set_remote(p->ice, params) != KITH_OK) {
     peer_close(p, "bad ICE parameters in the answer");
     return;
@@ -510,35 +522,65 @@ static void on_answer(kith_node *n, const kith_signal_msg *m,
   p->state = PEER_CONNECTING;
 }
 
+/* REFUSE and ELSEWHERE: [kind, reason str | since uint, nil]. */
+static void on_refusal(kith_node *n, const kith_signal_msg *m, uint64_t kind,
+                       const msgpack_object *it) {
+  node_peer *p = peer_find(n, m->from);
+  char *reason = NULL;
+  uint64_t since;
+
+  if (kind == SIG_REFUSE) {
+    if (kith_codec_strdup(&it[1], 200, &reason) == KITH_OK)
+      join_on_refuse(n, m->from, reason);
+    g_free(reason);
+    return;
+  }
+  /* Only from a node we are offering a link to. */
+  if (!p || !p->offerer || p->state > PEER_CONNECTING ||
+      kith_codec_uint(&it[1], UINT64_MAX, &since) != KITH_OK)
+    return;
+  peer_close(p, "it links to a newer instance of this node");
+  instance_on_elsewhere(n, m->from, since);
+}
+
+/* Offer and answer: [kind, ice_params bin, join bin | nil, since uint,
+ * nonce bin16]. */
+static void on_offer_or_answer(kith_node *n, const kith_signal_msg *m,
+                               uint64_t kind, const msgpack_object *it,
+                               node_peer *relay) {
+  kith_ice_params params;
+  node_instance inst;
+  const uint8_t *pb;
+  size_t plen;
+
+  if (kith_codec_bin(&it[1], KITH_SIGNAL_MAX, &pb, &plen) != KITH_OK ||
+      kith_ice_params_decode(pb, plen, &params) != KITH_OK ||
+      kith_codec_uint(&it[3], UINT64_MAX, &inst.since_ms) != KITH_OK ||
+      kith_codec_bin_fixed(&it[4], inst.nonce, sizeof inst.nonce) != KITH_OK)
+    return;
+  if (kind == SIG_OFFER)
+    on_offer(n, m, &params, it[2].type == MSGPACK_OBJECT_NIL ? NULL : &it[2],
+             &inst, relay);
+  else if (it[2].type == MSGPACK_OBJECT_NIL)
+    on_answer(n, m, &params, &inst);
+}
+
 void peer_on_signal(kith_node *n, const kith_signal_msg *m, node_peer *relay) {
   msgpack_unpacked u;
   const msgpack_object *it;
   uint64_t kind;
-  kith_ice_params params;
-  const uint8_t *pb;
-  size_t plen;
 
   msgpack_unpacked_init(&u);
-  if (kith_codec_unpack(m->payload, m->len, &u) != KITH_OK ||
-      kith_codec_array(&u.data, 3, &it) != KITH_OK ||
-      kith_codec_uint(&it[0], 3, &kind) != KITH_OK)
-    goto out;
-  if (kind == SIG_REFUSE) {
-    char *reason = NULL;
-    if (kith_codec_strdup(&it[1], 200, &reason) == KITH_OK)
-      join_on_refuse(n, m->from, reason);
-    g_free(reason);
-    goto out;
+  if (kith_codec_unpack(m->payload, m->len, &u) == KITH_OK &&
+      kith_codec_array(&u.data, UINT32_MAX, &it) == KITH_OK &&
+      u.data.via.array.size >= 1 &&
+      kith_codec_uint(&it[0], SIG_ELSEWHERE, &kind) == KITH_OK) {
+    uint32_t size = u.data.via.array.size;
+    if ((kind == SIG_OFFER || kind == SIG_ANSWER) && size == 5)
+      on_offer_or_answer(n, m, kind, it, relay);
+    else if ((kind == SIG_REFUSE || kind == SIG_ELSEWHERE) && size == 3)
+      on_refusal(n, m, kind, it);
   }
-  if (kith_codec_bin(&it[1], KITH_SIGNAL_MAX, &pb, &plen) != KITH_OK ||
-      kith_ice_params_decode(pb, plen, &params) != KITH_OK)
-    goto out;
-  if (kind == SIG_OFFER)
-    on_offer(n, m, &params, it[2].type == MSGPACK_OBJECT_NIL ? NULL : &it[2],
-             relay);
-  else if (kind == SIG_ANSWER)
-    on_answer(n, m, &params);
-out:
   msgpack_unpacked_destroy(&u);
 }
 
@@ -585,7 +627,7 @@ node_peer *peer_connect_via(kith_node *n, const uint8_t id[32],
                             size_t join_len) {
   node_peer *p;
 
-  if (g_hash_table_size(n->peers) >= PEER_MAX)
+  if (g_hash_table_size(n->peers) >= PEER_MAX || !instance_may_link(n))
     return NULL;
   p = peer_new(n, id, 1);
   if (!p)
@@ -602,21 +644,25 @@ node_peer *peer_connect_via(kith_node *n, const uint8_t id[32],
   return p;
 }
 
-static void send_ping(node_peer *p, uint64_t now, int kind, uint64_t t) {
+void peer_send_uint_frame(node_peer *p, int type, uint64_t v) {
   kith_pack pk;
   uint8_t *buf;
   size_t len;
 
   kith_pack_init(&pk);
   kith_pack_array(&pk, 2);
-  kith_pack_uint(&pk, (uint64_t)kind);
-  kith_pack_uint(&pk, t);
+  kith_pack_uint(&pk, (uint64_t)type);
+  kith_pack_uint(&pk, v);
   if (kith_pack_take(&pk, &buf, &len) != KITH_OK)
     return;
-  if (kind == FRAME_PING)
-    p->ping_sent_ms = now;
   peer_send_frame(p, buf, len);
   g_free(buf);
+}
+
+static void send_ping(node_peer *p, uint64_t now, int kind, uint64_t t) {
+  if (kind == FRAME_PING)
+    p->ping_sent_ms = now;
+  peer_send_uint_frame(p, kind, t);
 }
 
 void peer_on_ping(node_peer *p, int kind, uint64_t t) {
