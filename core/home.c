@@ -265,6 +265,99 @@ kith_err kith_home_load_key(const char *dir, const char *pass, size_t pass_len,
   return err;
 }
 
+/* Only the owner may touch a home or its secrets (mode & 077 == 0). */
+static kith_err check_private(const char *path, int is_dir, char **why) {
+  struct stat st;
+
+  if (lstat(path, &st) != 0) {
+    *why = g_strdup_printf("cannot read %s: %s", path, g_strerror(errno));
+    return errno == ENOENT ? KITH_ERR_NOT_FOUND : KITH_ERR_IO;
+  }
+  if (is_dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)) {
+    *why = g_strdup_printf("%s is not a %s", path,
+                           is_dir ? "directory" : "regular file");
+    return KITH_ERR_IO;
+  }
+  if (st.st_uid != geteuid()) {
+    *why = g_strdup_printf("%s belongs to another user (uid %u); run kith as "
+                           "that user, or give this user its own home",
+                           path, (unsigned)st.st_uid);
+    return KITH_ERR_IO;
+  }
+  if (st.st_mode & 077) {
+    *why = g_strdup_printf("%s is open to other users (mode %04o); run: "
+                           "chmod %s %s",
+                           path, (unsigned)(st.st_mode & 07777),
+                           is_dir ? "700" : "600", path);
+    return KITH_ERR_FORBIDDEN;
+  }
+  return KITH_OK;
+}
+
+/* Private, and openable in the given way (a node reads the key, reads
+ * and writes the database). */
+static kith_err check_file(const char *dir, const char *name, int amode,
+                           char **why) {
+  char *path = kith_home_path(dir, name);
+  kith_err err = check_private(path, 0, why);
+
+  if (err == KITH_OK && access(path, amode) != 0) {
+    *why = g_strdup_printf("cannot %s %s: %s", amode & W_OK ? "open" : "read",
+                           path, g_strerror(errno));
+    err = KITH_ERR_IO;
+  }
+  g_free(path);
+  return err;
+}
+
+kith_err kith_home_check(const char *dir, char **why) {
+  static const char *const db_side[] = {"-wal", "-shm"};
+  kith_err err;
+
+  *why = NULL;
+  if (!dir || !*dir) {
+    *why = g_strdup("no home given");
+    return KITH_ERR_ARG;
+  }
+  err = check_private(dir, 1, why);
+  if (err == KITH_ERR_NOT_FOUND) {
+    g_free(*why);
+    *why = g_strdup_printf("the home %s does not exist; create an identity "
+                           "with: kith init",
+                           dir);
+    return err;
+  }
+  if (err == KITH_OK && access(dir, W_OK | X_OK) != 0) {
+    *why = g_strdup_printf("the home %s is not writable (%s); a node keeps "
+                           "its lock, socket and database there",
+                           dir, g_strerror(errno));
+    err = KITH_ERR_IO;
+  }
+  if (err == KITH_OK) {
+    err = check_file(dir, KITH_HOME_KEY_FILE, R_OK, why);
+    if (err == KITH_ERR_NOT_FOUND) {
+      g_free(*why);
+      *why = g_strdup_printf("%s has no identity; create one with: kith init",
+                             dir);
+    }
+  }
+  if (err == KITH_OK) {
+    err = check_file(dir, KITH_HOME_DB_FILE, R_OK | W_OK, why);
+    if (err == KITH_ERR_NOT_FOUND)
+      err = KITH_ERR_IO; /* a key without its store: the identity is gone */
+  }
+  for (size_t i = 0; err == KITH_OK && i < G_N_ELEMENTS(db_side); i++) {
+    char *name = g_strconcat(KITH_HOME_DB_FILE, db_side[i], NULL);
+    err = check_file(dir, name, R_OK | W_OK, why);
+    if (err == KITH_ERR_NOT_FOUND) { /* made when needed */
+      g_clear_pointer(why, g_free);
+      err = KITH_OK;
+    }
+    g_free(name);
+  }
+  return err;
+}
+
 int kith_home_key_is_protected(const char *dir) {
   uint8_t buf[KEY_FILE_MAX];
   size_t len;

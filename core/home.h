@@ -34,6 +34,17 @@ KITH_MUST kith_err kith_home_create_key(const char *dir, const char *pass,
  * unreadable or malformed. pass is ignored for an unprotected file. */
 KITH_MUST kith_err kith_home_load_key(const char *dir, const char *pass,
                                       size_t pass_len, uint8_t key[32]);
+/* Checks the home before a node opens it, as ssh checks ~/.ssh: the home
+ * exists, is a directory of this user that it can write, and neither it
+ * nor storage.key nor kith.db (nor its -wal and -shm files) is open to
+ * other users; storage.key and kith.db can be read. Returns KITH_OK, or
+ * sets *why to one line (g_malloc'ed) that names the file, the cause and
+ * what to do, and returns:
+ *   KITH_ERR_NOT_FOUND  no home, or no storage.key: no identity yet
+ *   KITH_ERR_FORBIDDEN  open to other users (*why gives the chmod to run)
+ *   KITH_ERR_IO         not a directory or file, another user's, the home
+ *                       not writable, a file unreadable */
+KITH_MUST kith_err kith_home_check(const char *dir, char **why);
 /* 1 if the home's key file is protected by a passphrase, else 0. */
 int kith_home_key_is_protected(const char *dir);
 /* Takes the node lock (non-blocking). KITH_ERR_BUSY if another process

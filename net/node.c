@@ -402,44 +402,56 @@ static void on_signal_datagram(kith_signal *s, const kith_signal_msg *m,
   peer_on_signal(ud, m, NULL);
 }
 
-/* Opens the home: lock, storage key, store, identity. Prints the error. */
+/* Opens the home: checks, lock, storage key, store, identity. Prints the
+ * error, which names the file and the cause. */
 static int open_home(kith_node *n, const kith_node_config *cfg) {
   uint8_t key[32], seed[32];
-  char *db;
-  kith_err err;
+  char *why = NULL, *db = kith_home_path(n->home, KITH_HOME_DB_FILE);
+  kith_err err = kith_home_check(n->home, &why);
 
-  err = kith_home_lock(n->home, &n->lock_fd);
-  if (err == KITH_ERR_BUSY) {
-    fprintf(stderr, "kith: error: a node is already running for %s\n", n->home);
-    return 1;
+  if (err == KITH_ERR_NOT_FOUND) { /* "... kith init": for this home */
+    char *t = g_strdup_printf("%s --home %s", why, n->home);
+    g_free(why);
+    why = t;
   }
-  err = err ? err
-            : kith_home_load_key(n->home, cfg->passphrase, cfg->passphrase_len,
-                                 key);
-  if (err == KITH_ERR_CRYPTO || err == KITH_ERR_FORBIDDEN) {
-    fprintf(stderr, "kith: error: %s for %s\n",
-            err == KITH_ERR_CRYPTO ? "wrong passphrase"
-                                   : "a passphrase is needed",
-            n->home);
-    return 1;
+  if (err == KITH_OK) {
+    err = kith_home_lock(n->home, &n->lock_fd);
+    if (err != KITH_OK)
+      why = err == KITH_ERR_BUSY
+                ? g_strdup_printf("a node is already running for %s", n->home)
+                : g_strdup_printf("cannot lock %s/%s: %s", n->home,
+                                  KITH_HOME_LOCK_FILE, g_strerror(errno));
   }
-  if (err == KITH_ERR_NOT_FOUND) {
-    fprintf(stderr,
-            "kith: error: %s has no identity; create one with: kith init "
-            "--home %s\n",
-            n->home, n->home);
-    return 1;
+  if (err == KITH_OK) {
+    err =
+        kith_home_load_key(n->home, cfg->passphrase, cfg->passphrase_len, key);
+    if (err != KITH_OK)
+      why = g_strdup_printf("%s/%s: %s", n->home, KITH_HOME_KEY_FILE,
+                            err == KITH_ERR_CRYPTO ? "wrong passphrase"
+                            : err == KITH_ERR_FORBIDDEN
+                                ? "a passphrase is needed"
+                                : "unreadable or malformed");
   }
-  db = kith_home_path(n->home, KITH_HOME_DB_FILE);
-  err = err ? err : kith_store_open(db, key, &n->store);
-  g_free(db);
+  if (err == KITH_OK) {
+    err = kith_store_open(db, key, &n->store);
+    if (err != KITH_OK)
+      why = g_strdup_printf("cannot open %s: %s", db, kith_strerror(err));
+  }
   sodium_memzero(key, sizeof key);
-  err = err ? err : kith_store_get_identity(n->store, seed, &n->name);
-  err = err ? err : kith_ident_from_seed(&n->me, seed);
-  sodium_memzero(seed, sizeof seed);
+  if (err == KITH_OK) {
+    err = kith_store_get_identity(n->store, seed, &n->name);
+    err = err ? err : kith_ident_from_seed(&n->me, seed);
+    sodium_memzero(seed, sizeof seed);
+    if (err != KITH_OK)
+      why = g_strdup_printf("cannot read the identity in %s: %s", db,
+                            err == KITH_ERR_CRYPTO
+                                ? "it does not open with this storage key"
+                                : kith_strerror(err));
+  }
+  g_free(db);
   if (err != KITH_OK) {
-    fprintf(stderr, "kith: error: cannot open %s: %s\n", n->home,
-            kith_strerror(err));
+    fprintf(stderr, "kith: error: %s\n", why);
+    g_free(why);
     return 1;
   }
   kith_id_to_text(n->me.pk, n->me_text);

@@ -200,6 +200,105 @@ static void plain_key_is_not_protected(void **state) {
   assert_int_equal(kith_home_key_is_protected(*state), 0);
 }
 
+/* A home as kith init leaves it: 0700, key and database 0600. */
+static char *made_home(const char *parent) {
+  uint8_t key[32];
+  char *dir = g_build_filename(parent, "home", NULL);
+  assert_int_equal(kith_home_prepare(dir), KITH_OK);
+  assert_int_equal(kith_home_create_key(dir, NULL, 0, key), KITH_OK);
+  char *db = kith_home_path(dir, KITH_HOME_DB_FILE);
+  assert_true(g_file_set_contents(db, "", 0, NULL));
+  assert_int_equal(chmod(db, 0600), 0);
+  g_free(db);
+  return dir;
+}
+
+/* kith_home_check's verdict, and that its line names `what`. */
+static void expect_home_check(const char *dir, kith_err want,
+                              const char *what) {
+  char *why = NULL;
+  assert_int_equal(kith_home_check(dir, &why), want);
+  if (want == KITH_OK) {
+    assert_null(why);
+    return;
+  }
+  assert_non_null(why);
+  assert_non_null(strstr(why, what));
+  assert_null(strchr(why, '\n'));
+  g_free(why);
+}
+
+static void check_accepts_a_private_home(void **state) {
+  char *dir = made_home(*state);
+  expect_home_check(dir, KITH_OK, NULL);
+  g_free(dir);
+}
+
+static void check_refuses_what_others_can_read_with_the_chmod(void **state) {
+  char *dir = made_home(*state);
+  char *key = kith_home_path(dir, KITH_HOME_KEY_FILE);
+  char *db = kith_home_path(dir, KITH_HOME_DB_FILE);
+  char *wal = g_strconcat(db, "-wal", NULL);
+  char *want;
+
+  assert_int_equal(chmod(dir, 0755), 0);
+  want = g_strdup_printf("chmod 700 %s", dir);
+  expect_home_check(dir, KITH_ERR_FORBIDDEN, want);
+  g_free(want);
+  assert_int_equal(chmod(dir, 0700), 0);
+
+  assert_int_equal(chmod(key, 0644), 0);
+  want = g_strdup_printf("chmod 600 %s", key);
+  expect_home_check(dir, KITH_ERR_FORBIDDEN, want);
+  g_free(want);
+  assert_int_equal(chmod(key, 0600), 0);
+
+  assert_int_equal(chmod(db, 0640), 0);
+  want = g_strdup_printf("chmod 600 %s", db);
+  expect_home_check(dir, KITH_ERR_FORBIDDEN, want);
+  g_free(want);
+  assert_int_equal(chmod(db, 0600), 0);
+
+  assert_true(g_file_set_contents(wal, "", 0, NULL));
+  assert_int_equal(chmod(wal, 0604), 0);
+  expect_home_check(dir, KITH_ERR_FORBIDDEN, "-wal");
+  assert_int_equal(chmod(wal, 0600), 0);
+  expect_home_check(dir, KITH_OK, NULL);
+  g_free(wal);
+  g_free(db);
+  g_free(key);
+  g_free(dir);
+}
+
+static void check_names_a_missing_home_or_identity(void **state) {
+  char *dir = g_build_filename(*state, "nowhere", NULL);
+  expect_home_check(dir, KITH_ERR_NOT_FOUND, "kith init");
+  assert_int_equal(kith_home_prepare(dir), KITH_OK);
+  expect_home_check(dir, KITH_ERR_NOT_FOUND, "has no identity");
+  g_free(dir);
+  dir = made_home(*state);
+  char *db = kith_home_path(dir, KITH_HOME_DB_FILE);
+  assert_int_equal(unlink(db), 0);
+  expect_home_check(dir, KITH_ERR_IO, db); /* a key without its store */
+  g_free(db);
+  g_free(dir);
+}
+
+static void check_refuses_a_file_as_home_and_a_dir_as_key(void **state) {
+  char *file = g_build_filename(*state, "file", NULL);
+  assert_true(g_file_set_contents(file, "x", 1, NULL));
+  assert_int_equal(chmod(file, 0600), 0);
+  expect_home_check(file, KITH_ERR_IO, "not a directory");
+  g_free(file);
+  char *dir = made_home(*state);
+  char *key = kith_home_path(dir, KITH_HOME_KEY_FILE);
+  assert_int_equal(unlink(key), 0);
+  assert_int_equal(mkdir(key, 0700), 0);
+  expect_home_check(dir, KITH_ERR_IO, "not a regular file");
+  g_free(key);
+  g_free(dir);
+}
+
 static void lock_twice_busy(void **state) {
   int fd1 = -1, fd2 = -1, fd3 = -1;
   assert_int_equal(kith_home_lock(*state, &fd1), KITH_OK);
@@ -237,6 +336,14 @@ int main(void) {
       cmocka_unit_test_setup_teardown(tampered_kdf_limits_are_refused_quickly,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(lock_twice_busy, setup, teardown),
+      cmocka_unit_test_setup_teardown(check_accepts_a_private_home, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(
+          check_refuses_what_others_can_read_with_the_chmod, setup, teardown),
+      cmocka_unit_test_setup_teardown(check_names_a_missing_home_or_identity,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          check_refuses_a_file_as_home_and_a_dir_as_key, setup, teardown),
   };
   int failed = cmocka_run_group_tests_name("home", tests, NULL, NULL);
   return failed > 255 ? 255 : failed;
