@@ -264,8 +264,10 @@ int cli_rpc_call(cli_rpc *r, const char *method, kith_pack *params,
 int cli_rpc_listen(cli_rpc *r, cli_notify_fn fn, void *ud) {
   for (;;) {
     int st = read_message(r, CLI_WAIT_FOREVER);
-    if (st == READ_EOF)
-      return CLI_OK;
+    if (st == READ_EOF) {
+      cli_error("the node stopped");
+      return CLI_NO_NODE;
+    }
     if (st != READ_OK)
       return read_error(st, 0);
     const msgpack_object *unused = NULL;

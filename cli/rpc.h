@@ -34,8 +34,8 @@ int cli_rpc_call(cli_rpc *r, const char *method, kith_pack *params,
                  int timeout_ms, cli_notify_fn fn, void *ud,
                  const msgpack_object **result);
 
-/* Passes notifications to fn until the node closes the connection
- * (CLI_OK). */
+/* Passes notifications to fn until the node closes the connection: then
+ * prints "kith: error: the node stopped" and returns CLI_NO_NODE. */
 int cli_rpc_listen(cli_rpc *r, cli_notify_fn fn, void *ud);
 
 /* What most commands are: one call, print the result: a map (rows = 0)
