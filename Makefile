@@ -9,7 +9,7 @@ JOBS         ?= $(shell nproc 2>/dev/null || echo 2)
 DEPS = build-essential cmake pkg-config clang-format \
        libsodium-dev libnice-dev libmsgpack-dev libcmocka-dev \
        libglib2.0-dev libsqlite3-dev libjson-glib-dev \
-       iproute2 iptables coturn jq
+       iproute2 iptables coturn jq sqlite3
 
 .PHONY: all deps test demo bench install clean format check-format
 

@@ -244,8 +244,10 @@ static kith_err map_rc(int rc) {
   case SQLITE_BUSY:
   case SQLITE_LOCKED:
     return KITH_ERR_BUSY;
+  case SQLITE_FULL:
+    return KITH_ERR_FULL;
   default:
-    return KITH_ERR_IO; /* FULL, IOERR, CORRUPT, CONSTRAINT, ... */
+    return KITH_ERR_IO; /* IOERR, CORRUPT, CONSTRAINT, ... */
   }
 }
 
@@ -821,6 +823,14 @@ kith_err kith_store_batch_commit(kith_store *s) {
   if (sqlite3_get_autocommit(s->db))
     return KITH_ERR_IO; /* the transaction was already rolled back */
   return finish(s, KITH_OK);
+}
+
+void kith_store_batch_abort(kith_store *s) {
+  if (!s || !s->batch)
+    return;
+  s->batch = 0;
+  if (!sqlite3_get_autocommit(s->db))
+    (void)run(s->st[ST_ROLLBACK]);
 }
 
 int kith_store_in_batch(const kith_store *s) {

@@ -74,10 +74,13 @@ KITH_MUST kith_err kith_store_load_secrets(kith_store *s, const uint8_t gid[32],
 /* Batches: writes between batch_begin and batch_commit share one
  * transaction (each write is still all-or-nothing), which
  * makes ingest several times faster than a commit per event. commit
- * returns KITH_ERR_IO if the batch was lost (e.g. disk full): the writes
- * since batch_begin are then not on disk. */
+ * returns KITH_ERR_FULL (disk full) or KITH_ERR_IO if the batch was lost:
+ * the writes since batch_begin are then not on disk. Any write returns
+ * KITH_ERR_FULL when the disk is full. */
 KITH_MUST kith_err kith_store_batch_begin(kith_store *s);
 KITH_MUST kith_err kith_store_batch_commit(kith_store *s);
+/* Ends the batch, writing none of it (a no-op outside a batch). */
+void kith_store_batch_abort(kith_store *s);
 int kith_store_in_batch(const kith_store *s);
 
 /* Last known signal address of a node (for reconnecting). */

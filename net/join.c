@@ -58,13 +58,20 @@ static const char *admit_error(kith_err err) {
   }
 }
 
-static void admitted(kith_node *n, node_group *ng, const uint8_t who[32],
-                     const char *name, GPtrArray *list) {
+/* The admission is written before the joiner hears of it; if it cannot
+ * be, the joiner is refused (and may try another member). */
+static const char *admitted(kith_node *n, node_group *ng, const uint8_t who[32],
+                            GPtrArray *list) {
   char text[KITH_ID_TEXT_LEN + 1];
+  kith_err err = node_accepted_local(n, ng, list, 0);
 
   kith_id_to_text(who, text);
-  node_log(n, "admitted %.8s (%s) to %s", text, name, kith_group_name(ng->g));
-  node_accepted(n, ng, list, ACC_LOCAL);
+  if (err != KITH_OK)
+    return err == KITH_ERR_FULL
+               ? "this member's disk is full; try again later"
+               : "this member cannot write its store; try again later";
+  node_log(n, "admitted %.8s to group %.8s", text, ng->id_text);
+  return NULL;
 }
 
 const char *join_on_offer(kith_node *n, const uint8_t from[32],
@@ -103,7 +110,7 @@ const char *join_on_offer(kith_node *n, const uint8_t from[32],
     refusal = admit_error(err);
     goto out;
   }
-  admitted(n, ng, from, name, acc);
+  refusal = admitted(n, ng, from, acc);
 out:
   if (acc)
     g_ptr_array_unref(acc);
@@ -398,7 +405,7 @@ void join_check_progress(kith_node *n) {
                kith_group_name(ng->g));
     }
     if (j->admitted && j->have_final && has_all(ng->g, j->expect)) {
-      node_log(n, "joined %s", kith_group_name(ng->g));
+      node_log(n, "joined group %.8s", ng->id_text);
       finish(n, j, KITH_OK, NULL);
       gossip_group_update(n, ng);
     }

@@ -59,21 +59,23 @@ node_group *node_group_add(kith_node *n, kith_group *g) {
   return ng;
 }
 
-/* Persists epoch secrets the group learned since the last call. */
-static void save_secrets(kith_node *n, node_group *ng) {
+/* Persists epoch secrets the group learned since the last call (the
+ * first failure stops and is returned; they are tried again next time). */
+static kith_err save_secrets(kith_node *n, node_group *ng) {
   size_t count = kith_group_n_secrets(ng->g);
+  kith_err err = KITH_OK;
 
-  for (size_t i = ng->secrets_saved; i < count; i++) {
+  for (size_t i = ng->secrets_saved; i < count && err == KITH_OK; i++) {
     uint64_t epoch;
     uint8_t secret[32];
 
     kith_group_secret_at(ng->g, i, &epoch, secret);
-    if (kith_store_put_secret(n->store, kith_group_id(ng->g), epoch, secret) !=
-        KITH_OK)
-      node_log(n, "could not store a group secret (disk full?)");
+    err = kith_store_put_secret(n->store, kith_group_id(ng->g), epoch, secret);
     sodium_memzero(secret, sizeof secret);
+    if (err == KITH_OK)
+      ng->secrets_saved = i + 1;
   }
-  ng->secrets_saved = count;
+  return err;
 }
 
 const char *node_member_name(kith_node *n, const uint8_t id[32]) {
@@ -119,29 +121,131 @@ static void notify_message(kith_node *n, node_group *ng,
   }
 }
 
-void node_store_flush(kith_node *n) {
+/* A failed write is logged at most once per STORE_LOG_MS: a full disk
+ * fails every write. */
+static void store_failed(kith_node *n, node_group *ng, kith_err err) {
+  uint64_t now = node_now();
+
+  n->store_failures++;
+  if (n->store_failed_ms && now < n->store_failed_ms + STORE_LOG_MS)
+    return;
+  n->store_failed_ms = now;
+  node_log(n,
+           "could not write the store (%s) for group %.8s: what was not "
+           "written is dropped (local changes are refused, events from "
+           "peers come again); %" G_GUINT64_FORMAT " failures so far",
+           kith_strerror(err), ng ? ng->id_text : "-", n->store_failures);
+}
+
+/* Builds group gid from the store: its events replayed through the core
+ * (texts are in the store: no decryption) with its stored secrets. */
+static kith_err build_group(kith_node *n, const uint8_t gid[32],
+                            kith_group **out) {
+  kith_group *g = kith_group_new(gid, &n->me);
+  GByteArray *secrets = g_byte_array_new();
+  GPtrArray *raws =
+      g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+  GPtrArray *acc =
+      g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
+  kith_err err = kith_store_load_secrets(n->store, gid, secrets);
+
+  for (guint i = 0; err == KITH_OK && i + 40 <= secrets->len; i += 40) {
+    uint64_t epoch = 0;
+    for (int b = 7; b >= 0; b--)
+      epoch = (epoch << 8) | secrets->data[i + b];
+    kith_group_add_secret(g, epoch, secrets->data + i + 8);
+  }
+  sodium_memzero(secrets->data, secrets->len);
+  g_byte_array_unref(secrets);
+  if (err == KITH_OK)
+    err = kith_store_load_events(n->store, gid, raws);
+  kith_group_set_replay(g, 1);
+  for (guint i = 0; err == KITH_OK && i < raws->len; i++) {
+    gsize len;
+    const uint8_t *raw = g_bytes_get_data(raws->pdata[i], &len);
+    kith_err e = kith_group_receive(g, raw, len, node_wall_ms(), acc);
+    if (e != KITH_OK && e != KITH_ERR_DUPLICATE && e != KITH_ERR_MISSING)
+      node_log(n, "stored event rejected on load: %s", kith_strerror(e));
+  }
+  kith_group_set_replay(g, 0);
+  g_ptr_array_unref(acc);
+  g_ptr_array_unref(raws);
+  if (err != KITH_OK) {
+    kith_group_free(g);
+    return err;
+  }
+  *out = g;
+  return KITH_OK;
+}
+
+/* After a lost write: the group is rebuilt from the store, so that memory
+ * holds exactly what the disk holds (a change that was not written is
+ * forgotten, not sent), and its gossip engine starts afresh from it. */
+static void reload_group(kith_node *n, node_group *ng) {
+  kith_group *g = NULL;
+
+  if (n->stopping)
+    return;
+  if (build_group(n, kith_group_id(ng->g), &g) != KITH_OK) {
+    node_log(n, "could not read group %.8s back from the store", ng->id_text);
+    return;
+  }
+  gossip_group_stop(ng);
+  kith_group_free(ng->g);
+  ng->g = g;
+  ng->secrets_saved = kith_group_n_secrets(g);
+  gossip_group_update(n, ng);
+}
+
+/* The open batch is lost: nothing of it is on disk; its groups are
+ * reloaded. */
+static void lose_batch(kith_node *n, kith_err err) {
+  GList *gids = g_hash_table_get_keys(n->batch_groups);
+
+  kith_store_batch_abort(n->store);
+  if (n->commit_source)
+    g_source_remove(n->commit_source);
+  n->commit_source = 0;
+  n->batch_writes = 0;
+  store_failed(n, NULL, err);
+  for (GList *l = gids; l; l = l->next) {
+    node_group *ng = g_hash_table_lookup(n->groups, l->data);
+    if (ng)
+      reload_group(n, ng);
+  }
+  g_list_free(gids);
+  g_hash_table_remove_all(n->batch_groups);
+}
+
+kith_err node_store_flush(kith_node *n) {
+  kith_err err = KITH_OK;
+
   if (n->commit_source) {
     g_source_remove(n->commit_source);
     n->commit_source = 0;
   }
-  if (kith_store_in_batch(n->store) &&
-      kith_store_batch_commit(n->store) != KITH_OK)
-    node_log(n, "could not write the store (disk full?): recent events "
-                "will be fetched again from peers after a restart");
+  if (kith_store_in_batch(n->store))
+    err = kith_store_batch_commit(n->store);
+  if (err != KITH_OK)
+    lose_batch(n, err);
+  g_hash_table_remove_all(n->batch_groups);
   n->batch_writes = 0;
+  return err;
 }
 
 static gboolean on_commit(gpointer data) {
   kith_node *n = data;
 
   n->commit_source = 0;
-  node_store_flush(n);
+  (void)node_store_flush(n);
   return G_SOURCE_REMOVE;
 }
 
-/* Events are written in batches: one transaction per main-loop round or
- * per STORE_BATCH_MAX events, whichever comes first. */
-static void store_event(kith_node *n, const kith_accepted *a) {
+/* Events from peers are written in batches: one transaction per main-loop
+ * round or per STORE_BATCH_MAX events, whichever comes first. On a failed
+ * write the batch is lost (and its groups reloaded). */
+static kith_err store_remote(kith_node *n, node_group *ng,
+                             const kith_accepted *a) {
   kith_err err = KITH_OK;
 
   if (!kith_store_in_batch(n->store)) {
@@ -150,12 +254,51 @@ static void store_event(kith_node *n, const kith_accepted *a) {
       n->commit_source =
           g_idle_add_full(G_PRIORITY_DEFAULT, on_commit, n, NULL);
   }
+  g_hash_table_add(n->batch_groups, g_strdup(ng->id_text));
   if (err == KITH_OK)
     err = kith_store_put_event(n->store, &a->ev, a->text, a->text_len);
-  if (err != KITH_OK)
-    node_log(n, "could not store event: %s", kith_strerror(err));
+  if (err != KITH_OK) {
+    lose_batch(n, err);
+    return err;
+  }
   if (++n->batch_writes >= STORE_BATCH_MAX)
-    node_store_flush(n);
+    err = node_store_flush(n);
+  return err;
+}
+
+kith_err node_accepted_local(kith_node *n, node_group *ng, GPtrArray *acc,
+                             int new_group) {
+  kith_err err = node_store_flush(n);
+
+  if (err == KITH_OK)
+    err = kith_store_batch_begin(n->store);
+  if (err == KITH_OK && new_group)
+    err = kith_store_put_group(n->store, kith_group_id(ng->g));
+  for (guint i = 0; err == KITH_OK && i < acc->len; i++) {
+    kith_accepted *a = g_ptr_array_index(acc, i);
+    err = kith_store_put_event(n->store, &a->ev, a->text, a->text_len);
+  }
+  if (err == KITH_OK)
+    err = save_secrets(n, ng);
+  if (err == KITH_OK)
+    err = kith_store_batch_commit(n->store);
+  if (err != KITH_OK) {
+    kith_store_batch_abort(n->store);
+    store_failed(n, ng, err);
+    g_ptr_array_set_size(acc, 0);
+    if (!new_group) /* a new group is not kept at all (the caller) */
+      reload_group(n, ng);
+    return err;
+  }
+  for (guint i = 0; i < acc->len; i++) {
+    kith_accepted *a = g_ptr_array_index(acc, i);
+    if (a->text)
+      notify_message(n, ng, a);
+    gossip_note(n, ng, a, ACC_LOCAL);
+  }
+  g_ptr_array_set_size(acc, 0); /* its free function frees the entries */
+  join_check_progress(n);
+  return KITH_OK;
 }
 
 void node_accepted(kith_node *n, node_group *ng, GPtrArray *acc,
@@ -163,21 +306,25 @@ void node_accepted(kith_node *n, node_group *ng, GPtrArray *acc,
   for (guint i = 0; i < acc->len; i++) {
     kith_accepted *a = g_ptr_array_index(acc, i);
 
-    store_event(n, a);
+    if (store_remote(n, ng, a) != KITH_OK) {
+      g_ptr_array_set_size(acc, 0); /* reloaded: these are gone */
+      return;
+    }
     if (a->text)
       notify_message(n, ng, a);
     gossip_note(n, ng, a, origin);
   }
   g_ptr_array_set_size(acc, 0); /* its free function frees the entries */
-  save_secrets(n, ng);
-  join_check_progress(n);
-  if (origin == ACC_LOCAL)
+  if (save_secrets(n, ng) != KITH_OK) {
+    lose_batch(n, KITH_ERR_IO);
     return;
+  }
+  join_check_progress(n);
   /* Events from peers may oblige this node to rekey (a member left). */
   if (kith_group_maintain(ng->g, node_wall_ms(), acc) != KITH_OK)
-    node_log(n, "could not rekey %s", kith_group_name(ng->g));
+    node_log(n, "could not rekey group %.8s", ng->id_text);
   if (acc->len > 0)
-    node_accepted(n, ng, acc, ACC_LOCAL);
+    (void)node_accepted_local(n, ng, acc, 0);
 }
 
 static void maintain_groups(kith_node *n) {
@@ -192,7 +339,7 @@ static void maintain_groups(kith_node *n) {
       continue;
     if (kith_group_maintain(ng->g, node_wall_ms(), acc) == KITH_OK &&
         acc->len > 0)
-      node_accepted(n, ng, acc, ACC_LOCAL);
+      (void)node_accepted_local(n, ng, acc, 0);
     g_ptr_array_set_size(acc, 0);
   }
   g_ptr_array_unref(acc);
@@ -294,43 +441,14 @@ void node_remember_addr(kith_node *n, const uint8_t id[32], const char *host,
   frames_announce_addr(n, sp);
 }
 
-/* Replays a group's stored events through the core to rebuild its state. */
+/* Loads a group from the store at start-up. */
 static kith_err load_group(kith_node *n, const uint8_t gid[32]) {
-  kith_group *g = kith_group_new(gid, &n->me);
-  GByteArray *secrets = g_byte_array_new();
-  GPtrArray *raws =
-      g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
-  GPtrArray *acc =
-      g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
-  kith_err err = kith_store_load_secrets(n->store, gid, secrets);
+  kith_group *g = NULL;
+  kith_err err = build_group(n, gid, &g);
   node_group *ng;
 
-  for (guint i = 0; err == KITH_OK && i + 40 <= secrets->len; i += 40) {
-    uint64_t epoch = 0;
-    for (int b = 7; b >= 0; b--)
-      epoch = (epoch << 8) | secrets->data[i + b];
-    kith_group_add_secret(g, epoch, secrets->data + i + 8);
-  }
-  sodium_memzero(secrets->data, secrets->len);
-  g_byte_array_unref(secrets);
-  if (err == KITH_OK)
-    err = kith_store_load_events(n->store, gid, raws);
-  /* texts are already in the store: replay without decrypting messages */
-  kith_group_set_replay(g, 1);
-  for (guint i = 0; err == KITH_OK && i < raws->len; i++) {
-    gsize len;
-    const uint8_t *raw = g_bytes_get_data(raws->pdata[i], &len);
-    kith_err e = kith_group_receive(g, raw, len, node_wall_ms(), acc);
-    if (e != KITH_OK && e != KITH_ERR_DUPLICATE && e != KITH_ERR_MISSING)
-      node_log(n, "stored event rejected on load: %s", kith_strerror(e));
-  }
-  kith_group_set_replay(g, 0);
-  g_ptr_array_unref(acc);
-  g_ptr_array_unref(raws);
-  if (err != KITH_OK) {
-    kith_group_free(g);
+  if (err != KITH_OK)
     return err;
-  }
   ng = node_group_add(n, g);
   ng->secrets_saved = kith_group_n_secrets(g);
   return KITH_OK;
@@ -544,9 +662,11 @@ static void node_free(kith_node *n) {
   if (n->direct_failed)
     g_hash_table_unref(n->direct_failed);
   if (n->store) {
-    node_store_flush(n);
+    (void)node_store_flush(n);
     kith_store_close(n->store);
   }
+  if (n->batch_groups)
+    g_hash_table_unref(n->batch_groups);
   kith_ident_clear(&n->me);
   g_free(n->name);
   if (n->lock_fd >= 0)
@@ -614,6 +734,8 @@ int kith_node_run(const kith_node_config *cfg) {
       g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   n->joins = g_ptr_array_new();
   n->retired = g_ptr_array_new_with_free_func((GDestroyNotify)peer_free);
+  n->batch_groups =
+      g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   n->start_ms = node_now();
   instance_init(n);
   n->relay = cfg->relay;

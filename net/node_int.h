@@ -30,8 +30,9 @@
 #define PEER_OUTBUF_MAX (64u * 1024 * 1024)
 #define PEER_MAX 256
 #define SYNC_IDS_PER_FRAME 1024
-#define STORE_BATCH_MAX 64       /* events per store transaction */
-#define PUSH_WINDOW (256 * 1024) /* history queued on a link at a time */
+#define STORE_BATCH_MAX 64              /* events per store transaction */
+#define STORE_LOG_MS (10 * KITH_SECOND) /* one line per failed-write spell */
+#define PUSH_WINDOW (256 * 1024)        /* history queued on a link at a time */
 #define SYNC_MAX_IDS (1u << 20)
 #define RELAY_FALLBACK_MS (8 * KITH_SECOND)  /* ICE this long: use the relay */
 #define OFFER_MIN_SIZE (KITH_SIGNAL_MAX - 4) /* room for any answer */
@@ -167,6 +168,8 @@ struct kith_node {
   uint64_t gossip_timer_at;
   int stopping;
   unsigned batch_writes;
+  GHashTable *batch_groups; /* gid texts with writes in the open batch */
+  uint64_t store_failures, store_failed_ms;
   node_instance inst;          /* this run (instance.c) */
   uint64_t inst_backoff_until; /* an older instance: no new links until */
   uint64_t inst_warned_ms;     /* last identity-conflict warning */
@@ -185,13 +188,25 @@ node_group *node_group_add(kith_node *n, kith_group *g);
  * engine, or sent in a newcomer's bulk history transfer. */
 typedef enum acc_origin { ACC_LOCAL, ACC_GOSSIP, ACC_SYNC } acc_origin;
 
-/* Stores and announces what a group accepted and hands it to the gossip
- * engine (publish, verdict or known). Empties acc, whose free function
- * must be kith_accepted_free. */
+/* Events from peers: stores them (batched), announces them and hands them
+ * to the gossip engine (verdict or known). If the store loses the batch,
+ * its groups are reloaded from the store and what was not written is
+ * dropped (peers send it again). Empties acc, whose free function must be
+ * kith_accepted_free. */
 void node_accepted(kith_node *n, node_group *ng, GPtrArray *acc,
                    acc_origin origin);
-/* Commits the store's open batch now (before answering a client). */
-void node_store_flush(kith_node *n);
+/* Events made here (a send, a group change, an admission, a rekey): first
+ * written and committed in one transaction (with the group's row if
+ * new_group, and the secrets they bring), and only then announced and
+ * published. On a failed write nothing of them is on disk, in memory or
+ * sent: the group is reloaded from the store (a new group is left to the
+ * caller to drop), and the error (KITH_ERR_FULL for a full disk) is
+ * returned for the caller to report. Empties acc. */
+kith_err node_accepted_local(kith_node *n, node_group *ng, GPtrArray *acc,
+                             int new_group);
+/* Commits the store's open batch now (before answering a client). On
+ * failure the batch is lost and its groups reloaded. */
+kith_err node_store_flush(kith_node *n);
 /* Did a direct attempt at id's remembered address fail lately? */
 int node_direct_failed(kith_node *n, const uint8_t id[32]);
 void node_note_direct_failure(kith_node *n, const uint8_t id[32]);

@@ -44,7 +44,7 @@ void node_rpc_reply(kith_node *n, kith_rpc_call *call, kith_pack *pk) {
   uint8_t *buf;
   size_t len;
 
-  node_store_flush(n); /* what we answer about is on disk first */
+  (void)node_store_flush(n); /* what we answer about is on disk first */
 
   if (kith_pack_take(pk, &buf, &len) != KITH_OK) {
     kith_rpc_error(call, KITH_ERR_NOMEM, "out of memory");
@@ -235,19 +235,39 @@ static void pack_event_id(kith_node *n, kith_rpc_call *call,
   node_rpc_reply(n, call, &pk);
 }
 
-/* Stores and spreads one locally made event, then answers with its id. */
-static void publish_local(kith_node *n, kith_rpc_call *call, node_group *ng,
-                          kith_accepted *acc) {
+/* The answer to a change that could not be written: nothing changed. */
+static void reply_store_error(kith_node *n, kith_rpc_call *call, kith_err err) {
+  if (err == KITH_ERR_FULL)
+    kith_rpc_error(call, err,
+                   "disk full: nothing was sent or changed; free some space "
+                   "on the disk that holds %s and try again",
+                   n->home);
+  else
+    kith_rpc_error(call, err,
+                   "cannot write the store (%s): nothing was sent or changed",
+                   kith_strerror(err));
+}
+
+/* Stores and spreads one locally made event (new_group: with its group's
+ * row). On failure it answers call with the error; on success it answers
+ * with the event id only for PUBLISH_REPLY (else the caller answers). */
+enum { PUBLISH_QUIET = 0, PUBLISH_REPLY = 1, PUBLISH_NEW_GROUP = 2 };
+static kith_err publish_local(kith_node *n, kith_rpc_call *call, node_group *ng,
+                              kith_accepted *acc, int how) {
   GPtrArray *list =
       g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
   uint8_t id[32];
+  kith_err err;
 
   memcpy(id, acc->ev.id, 32);
   g_ptr_array_add(list, acc);
-  node_accepted(n, ng, list, ACC_LOCAL);
+  err = node_accepted_local(n, ng, list, how == PUBLISH_NEW_GROUP);
   g_ptr_array_unref(list);
-  if (call)
+  if (err != KITH_OK)
+    reply_store_error(n, call, err);
+  else if (how == PUBLISH_REPLY)
     pack_event_id(n, call, id);
+  return err;
 }
 
 static void rpc_group_create(kith_rpc_call *call, const msgpack_object *params,
@@ -284,11 +304,12 @@ static void rpc_group_create(kith_rpc_call *call, const msgpack_object *params,
     return;
   }
   ng = node_group_add(n, g);
-  if (kith_store_put_group(n->store, kith_group_id(g)) != KITH_OK)
-    node_log(n, "could not store the new group (disk full?)");
-  publish_local(n, NULL, ng, acc);
+  if (publish_local(n, call, ng, acc, PUBLISH_NEW_GROUP) != KITH_OK) {
+    g_hash_table_remove(n->groups, ng->id_text);
+    return;
+  }
   gossip_group_update(n, ng);
-  node_log(n, "created group %s (%s)", name, ng->id_text);
+  node_log(n, "created group %.8s", ng->id_text);
   kith_pack_init(&pk);
   msgpack_pack_map(&pk.pk, 2);
   kv_str(&pk, "group_id", ng->id_text);
@@ -484,7 +505,10 @@ static void rpc_invite(kith_rpc_call *call, const msgpack_object *params,
     kith_rpc_error(call, err, "cannot invite: %s", kith_strerror(err));
     return;
   }
-  publish_local(n, NULL, ng, acc);
+  if (publish_local(n, call, ng, acc, PUBLISH_QUIET) != KITH_OK) {
+    sodium_memzero(&inv, sizeof inv);
+    return;
+  }
   memcpy(inv.group_id, kith_group_id(ng->g), 32);
   memcpy(inv.inviter, n->me.pk, KITH_ID_LEN);
   invite_addrs(n, &inv);
@@ -548,7 +572,7 @@ static void rpc_send(kith_rpc_call *call, const msgpack_object *params,
     kith_rpc_error(call, err, "cannot send: %s", kith_strerror(err));
     return;
   }
-  publish_local(n, call, ng, acc);
+  (void)publish_local(n, call, ng, acc, PUBLISH_REPLY);
 }
 
 /* One page of the log: the newest messages (at most `count`, 0 = any
@@ -685,9 +709,12 @@ static void publish_change(kith_node *n, kith_rpc_call *call, node_group *ng,
     return;
   }
   memcpy(id, ((kith_accepted *)acc->pdata[0])->ev.id, 32);
-  node_accepted(n, ng, acc, ACC_LOCAL);
+  err = node_accepted_local(n, ng, acc, 0);
   g_ptr_array_unref(acc);
-  pack_event_id(n, call, id);
+  if (err != KITH_OK)
+    reply_store_error(n, call, err);
+  else
+    pack_event_id(n, call, id);
 }
 
 static GPtrArray *new_batch(void) {
