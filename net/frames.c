@@ -1,7 +1,7 @@
 /* kith: link frames besides the gossip engine's: PING/PONG (peer.c),
- * ADDRS (introductions of other members), and the bulk transfer of a
- * group's history to a newcomer (HAVE, then EVENTs of what it lacks). The
- * engine's own frames travel inside FRAME_GOSSIP (gossip.c). */
+ * ADDRS (introductions of other members), BYE, ELSEWHERE, and the dispatch
+ * of every frame type. A group's events, its history for a newcomer
+ * included, travel only inside FRAME_GOSSIP (gossip.c). */
 #include <string.h>
 
 #include "../core/codec.h"
@@ -19,34 +19,6 @@ static void send_packed(node_peer *p, kith_pack *pk) {
   g_free(buf);
 }
 
-void frames_send_event(node_peer *p, const kith_event *ev) {
-  kith_pack pk;
-
-  kith_pack_init(&pk);
-  kith_pack_array(&pk, 3);
-  kith_pack_uint(&pk, FRAME_EVENT);
-  kith_pack_bin(&pk, ev->group_id, 32);
-  kith_pack_bin(&pk, ev->raw, ev->raw_len);
-  send_packed(p, &pk);
-}
-
-/* Is p entitled to the events of ng: a member, or the node we are joining
- * through (it admits us and sends us the group). */
-static int peer_may_sync(node_peer *p, node_group *ng) {
-  kith_node *n = p->node;
-
-  if (kith_group_is_member(ng->g, p->id) &&
-      kith_group_is_member(ng->g, n->me.pk))
-    return 1;
-  for (guint i = 0; i < n->joins->len; i++) {
-    node_join *j = n->joins->pdata[i];
-    if (memcmp(j->inv.group_id, kith_group_id(ng->g), 32) == 0 &&
-        memcmp(j->target, p->id, KITH_ID_LEN) == 0)
-      return 1;
-  }
-  return 0;
-}
-
 /* Are we joining a group through this peer? */
 static int joining_via(node_peer *p) {
   for (guint i = 0; i < p->node->joins->len; i++) {
@@ -55,29 +27,6 @@ static int joining_via(node_peer *p) {
       return 1;
   }
   return 0;
-}
-
-static void send_have(node_peer *p, node_group *ng) {
-  GByteArray *ids = g_byte_array_new();
-  size_t count;
-
-  kith_group_event_ids(ng->g, ids);
-  count = ids->len / 32;
-  for (size_t off = 0;; off += SYNC_IDS_PER_FRAME) {
-    size_t k = MIN(SYNC_IDS_PER_FRAME, count - off);
-    kith_pack pk;
-
-    kith_pack_init(&pk);
-    kith_pack_array(&pk, 4);
-    kith_pack_uint(&pk, FRAME_HAVE);
-    kith_pack_bin(&pk, kith_group_id(ng->g), 32);
-    kith_pack_bin(&pk, ids->data + off * 32, k * 32);
-    kith_pack_bool(&pk, off + k >= count);
-    send_packed(p, &pk);
-    if (off + k >= count)
-      break;
-  }
-  g_byte_array_unref(ids);
 }
 
 /* Is there a group that we, a and b all belong to? */
@@ -175,139 +124,7 @@ void frames_announce_addr(kith_node *n, const kith_stored_peer *sp) {
 }
 
 void frames_link_up(node_peer *p) {
-  kith_node *n = p->node;
-
   send_all_addrs(p);
-  /* A joiner announces what it holds of the group it joins (nothing, or
-   * what an interrupted join brought); the admitter answers with what it
-   * holds and sends the rest. */
-  for (guint i = 0; i < n->joins->len; i++) {
-    node_join *j = n->joins->pdata[i];
-    node_group *ng = node_group_get(n, j->inv.group_id);
-    if (ng && memcmp(j->target, p->id, KITH_ID_LEN) == 0) {
-      g_hash_table_add(p->have_sent, g_strdup(ng->id_text));
-      send_have(p, ng);
-    }
-  }
-}
-
-static void recv_event(node_peer *p, const msgpack_object *it) {
-  kith_node *n = p->node;
-  uint8_t gid[32];
-  const uint8_t *raw;
-  size_t len;
-  node_group *ng;
-  GPtrArray *acc;
-  kith_err err;
-
-  if (kith_codec_bin_fixed(&it[1], gid, 32) != KITH_OK ||
-      kith_codec_bin(&it[2], KITH_EVENT_MAX, &raw, &len) != KITH_OK)
-    return;
-  ng = node_group_get(n, gid);
-  if (!ng || !peer_may_sync(p, ng)) {
-    n->dropped_frames++;
-    return;
-  }
-  acc = g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
-  err = kith_group_receive(ng->g, raw, len, node_wall_ms(), acc);
-  if (err != KITH_OK && err != KITH_ERR_DUPLICATE && err != KITH_ERR_MISSING) {
-    n->dropped_frames++;
-    node_log(n, "rejected an event from %.8s: %s", p->id_text,
-             kith_strerror(err));
-  }
-  node_accepted(n, ng, acc, ACC_SYNC);
-  g_ptr_array_unref(acc);
-}
-
-/* Everything the peer lacks of what we hold, in apply order. */
-static void push_missing(node_peer *p, node_group *ng, GByteArray *theirs) {
-  GHashTable *have = g_hash_table_new(g_bytes_hash, g_bytes_equal);
-  GPtrArray *keys =
-      g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
-  GByteArray *ours = g_byte_array_new();
-
-  for (guint i = 0; i + 32 <= theirs->len; i += 32) {
-    GBytes *k = g_bytes_new(theirs->data + i, 32);
-    g_ptr_array_add(keys, k);
-    g_hash_table_add(have, k);
-  }
-  kith_group_event_ids(ng->g, ours);
-  for (guint i = 0; i + 32 <= ours->len; i += 32) {
-    GBytes *k = g_bytes_new_static(ours->data + i, 32);
-    if (!g_hash_table_contains(have, k) &&
-        g_queue_get_length(p->push) < SYNC_MAX_IDS) {
-      uint8_t *item = g_malloc(64);
-      memcpy(item, kith_group_id(ng->g), 32);
-      memcpy(item + 32, ours->data + i, 32);
-      g_queue_push_tail(p->push, item);
-    }
-    g_bytes_unref(k);
-  }
-  g_byte_array_unref(ours);
-  g_hash_table_unref(have);
-  g_ptr_array_unref(keys);
-  frames_pump(p);
-}
-
-/* Sends queued history while the link's send buffer is short, so a large
- * history flows at the link's pace instead of filling memory. */
-void frames_pump(node_peer *p) {
-  kith_node *n = p->node;
-
-  if (p->pumping)
-    return;
-  p->pumping = 1;
-  while (!p->closed && !g_queue_is_empty(p->push) &&
-         p->outbuf->len < PUSH_WINDOW) {
-    uint8_t *item = g_queue_pop_head(p->push);
-    node_group *ng = node_group_get(n, item);
-    const kith_event *ev = ng ? kith_group_event(ng->g, item + 32) : NULL;
-    if (ev)
-      frames_send_event(p, ev);
-    g_free(item);
-  }
-  p->pumping = 0;
-}
-
-static void recv_have(node_peer *p, const msgpack_object *it) {
-  kith_node *n = p->node;
-  uint8_t gid[32];
-  char text[KITH_ID_TEXT_LEN + 1];
-  const uint8_t *ids;
-  size_t len;
-  node_group *ng;
-  GByteArray *acc;
-
-  if (kith_codec_bin_fixed(&it[1], gid, 32) != KITH_OK ||
-      kith_codec_bin(&it[2], SYNC_IDS_PER_FRAME * 32, &ids, &len) != KITH_OK ||
-      len % 32 != 0 || it[3].type != MSGPACK_OBJECT_BOOLEAN)
-    return;
-  ng = node_group_get(n, gid);
-  if (!ng || !peer_may_sync(p, ng))
-    return;
-  kith_id_to_text(gid, text);
-  acc = g_hash_table_lookup(p->have, text);
-  if (!acc) {
-    acc = g_byte_array_new();
-    g_hash_table_replace(p->have, g_strdup(text), acc);
-  }
-  if (acc->len + len > SYNC_MAX_IDS * 32) {
-    peer_close(p, "sync announcement too large");
-    return;
-  }
-  g_byte_array_append(acc, ids, (guint)len);
-  if (!it[3].via.boolean)
-    return;
-  g_byte_array_ref(acc);
-  g_hash_table_remove(p->have, text);
-  if (kith_group_is_member(ng->g, p->id))
-    push_missing(p, ng, acc);
-  if (!g_hash_table_contains(p->have_sent, text)) {
-    g_hash_table_add(p->have_sent, g_strdup(text));
-    send_have(p, ng);
-  }
-  join_on_have(n, p, ng, acc);
-  g_byte_array_unref(acc);
 }
 
 static void recv_addrs(node_peer *p, const msgpack_object *it) {
@@ -360,12 +177,6 @@ void frames_on_frame(node_peer *p, const uint8_t *buf, size_t len) {
     if (kith_codec_uint(&it[1], UINT64_MAX, &t) == KITH_OK)
       peer_on_ping(p, (int)type, t);
     break;
-  case 3 * 256 + FRAME_EVENT:
-    recv_event(p, it);
-    break;
-  case 4 * 256 + FRAME_HAVE:
-    recv_have(p, it);
-    break;
   case 2 * 256 + FRAME_ADDRS:
     recv_addrs(p, it);
     break;
@@ -383,7 +194,9 @@ void frames_on_frame(node_peer *p, const uint8_t *buf, size_t len) {
       instance_on_frame(p, t);
     break;
   default:
-    p->node->dropped_frames++; /* unknown frames are ignored: newer peers */
+    /* unknown frames are ignored (newer peers), and so are EVENT (3) and
+     * HAVE (4) of older ones: history travels only by reconciliation */
+    p->node->dropped_frames++;
   }
   msgpack_unpacked_destroy(&u);
 }

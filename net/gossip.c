@@ -24,6 +24,28 @@ static void drain(kith_node *n, node_group *ng, kith_out *o) {
   arm_timer(n);
 }
 
+/* The running join of the group, if any. */
+static node_join *join_of(kith_node *n, node_group *ng) {
+  for (guint i = 0; i < n->joins->len; i++) {
+    node_join *j = n->joins->pdata[i];
+    if (memcmp(j->inv.group_id, kith_group_id(ng->g), 32) == 0)
+      return j;
+  }
+  return NULL;
+}
+
+/* May peer take part in the group's gossip with us: a member in our state,
+ * or the member we are joining the group through (our state is empty until
+ * its history, our own admission included, has come). */
+static int may_gossip(kith_node *n, node_group *ng, const uint8_t peer[32]) {
+  node_join *j;
+
+  if (kith_group_is_member(ng->g, peer))
+    return 1;
+  j = join_of(n, ng);
+  return j && memcmp(j->target, peer, KITH_ID_LEN) == 0;
+}
+
 static void send_frame(node_peer *p, const uint8_t gid[32], const uint8_t *buf,
                        size_t len) {
   kith_pack pk;
@@ -74,18 +96,88 @@ static void deliver(kith_node *n, node_group *ng, const kith_out_item *it,
   g_ptr_array_unref(acc);
 }
 
+/* What waits to be sent to a peer, in order: an event to fetch (frame
+ * NULL), or an engine payload frame that must not overtake those. */
+typedef struct push_item {
+  uint8_t gid[32];
+  uint8_t id[32];
+  uint8_t *frame; /* the engine's PAYLOAD frame, or NULL: fetch `id` */
+  size_t len;
+} push_item;
+
+void gossip_push_free(gpointer data) {
+  push_item *it = data;
+  g_free(it->frame);
+  g_free(it);
+}
+
+static void push(node_peer *p, const uint8_t gid[32], const uint8_t *id,
+                 uint8_t *frame, size_t len) {
+  push_item *it = g_new0(push_item, 1);
+
+  memcpy(it->gid, gid, 32);
+  if (id)
+    memcpy(it->id, id, 32);
+  it->frame = frame;
+  it->len = len;
+  g_queue_push_tail(p->push, it);
+}
+
+/* Events a peer asked for that the engine no longer caches (a history for
+ * a newcomer, what a returning node lacks) are queued on the link and sent
+ * as it drains (gossip_pump), so a long history flows at the link's pace.
+ * Payload frames the engine sends meanwhile queue behind them: a newcomer
+ * then gets events parents first (the order it asked in), as its engine
+ * holds only so many events whose parents are missing. */
 static void fetch(kith_node *n, node_group *ng, const uint8_t peer[32],
                   const uint8_t *ids, size_t len) {
+  node_peer *p = peer_find_up(n, peer);
+
+  for (size_t i = 0; p && i + 32 <= len; i += 32) {
+    if (g_queue_get_length(p->push) >= FETCH_QUEUE_MAX) {
+      n->dropped_frames++; /* asked again at its next reconciliation */
+      break;
+    }
+    push(p, kith_group_id(ng->g), ids + i, NULL, 0);
+  }
+  if (p)
+    gossip_pump(p);
+}
+
+static void pump_item(kith_node *n, node_peer *p, push_item *it) {
+  node_group *ng = node_group_get(n, it->gid);
+  uint64_t ts;
+  GBytes *raw;
   kith_out o;
 
-  kith_out_init(&o);
-  for (size_t i = 0; i + 32 <= len && ng->gs; i += 32) {
-    const kith_event *ev = kith_group_event(ng->g, ids + i);
-    if (ev && kith_gossip_send_payload(ng->gs, peer, ev->id, ev->ts_ms, ev->raw,
-                                       ev->raw_len, &o) != KITH_OK)
-      break;
+  if (it->frame) {
+    send_frame(p, it->gid, it->frame, it->len);
+    return;
   }
+  raw = ng && ng->gs ? node_event_raw(n, ng, it->id, &ts) : NULL;
+  if (!raw)
+    return;
+  kith_out_init(&o);
+  gsize len;
+  const uint8_t *data = g_bytes_get_data(raw, &len);
+  if (kith_gossip_send_payload(ng->gs, p->id, it->id, ts, data, len, &o) !=
+      KITH_OK)
+    n->dropped_frames++;
+  g_bytes_unref(raw);
   drain(n, ng, &o);
+}
+
+void gossip_pump(node_peer *p) {
+  if (p->pumping)
+    return;
+  p->pumping = 1;
+  while (!p->closed && !g_queue_is_empty(p->push) &&
+         p->outbuf->len < PUSH_WINDOW) {
+    push_item *it = g_queue_pop_head(p->push);
+    pump_item(p->node, p, it);
+    gossip_push_free(it);
+  }
+  p->pumping = 0;
 }
 
 /* The engine wants a link to peer: report an existing one, or make one
@@ -141,8 +233,16 @@ static void run_item(kith_node *n, node_group *ng, kith_out *o, size_t i) {
 
   switch (it.kind) {
   case KITH_OUT_SEND:
-    if ((p = peer_find_up(n, it.peer)))
+    if (!(p = peer_find_up(n, it.peer)))
+      break;
+    if (!g_queue_is_empty(p->push) &&
+        kith_gossip_frame_type(data, it.len) == KITH_GF_PAYLOAD) {
+      push(p, kith_group_id(ng->g), NULL, data, it.len); /* takes data */
+      data = NULL;
+      gossip_pump(p);
+    } else {
       send_frame(p, kith_group_id(ng->g), data, it.len);
+    }
     break;
   case KITH_OUT_DELIVER:
     deliver(n, ng, &it, data, it.len);
@@ -288,10 +388,12 @@ static void link_members(kith_node *n, node_group *ng) {
   for (GList *l = peers; l && ng->gs; l = l->next) {
     node_peer *p = l->data;
     kith_out o;
-    if (!peer_is_up(p) || !kith_group_is_member(ng->g, p->id))
+    if (!peer_is_up(p) || !may_gossip(n, ng, p->id))
       continue;
     kith_out_init(&o);
     kith_gossip_link_up(ng->gs, p->id, node_now(), &o);
+    kith_err err = kith_gossip_reconcile(ng->gs, p->id, node_now(), &o);
+    (void)err; /* STATE: the engine had no room to track the link */
     drain(n, ng, &o);
   }
   g_list_free(peers);
@@ -302,16 +404,17 @@ void gossip_group_stop(node_group *ng) {
   ng->gs = NULL;
 }
 
-/* Keeps the engine in step with the group: started while we are a member,
- * stopped after, told of linked peers that joined or left, and sent into
- * the overlay again when it has no neighbour. Called from the node's tick
- * (never from inside an engine call) and when a join completes. */
+/* Keeps the engine in step with the group: started while we are a member
+ * (or joining: the engine brings the history), stopped after, told of
+ * linked peers that joined or left, and sent into the overlay again when it
+ * has no neighbour. Called from the node's tick (never from inside an
+ * engine call), when a join starts and when it completes. */
 void gossip_group_update(kith_node *n, node_group *ng) {
   int member =
       kith_group_is_ready(ng->g) && kith_group_is_member(ng->g, n->me.pk);
   GList *peers;
 
-  if (!member) {
+  if (!member && !join_of(n, ng)) {
     if (ng->gs)
       gossip_group_stop(ng);
     return;
@@ -332,7 +435,7 @@ void gossip_group_update(kith_node *n, node_group *ng) {
   for (GList *l = peers; l && ng->gs; l = l->next) {
     node_peer *p = l->data;
     kith_out o;
-    if (!peer_is_up(p) || kith_group_is_member(ng->g, p->id) ||
+    if (!peer_is_up(p) || may_gossip(n, ng, p->id) ||
         kith_gossip_peer_state(ng->gs, p->id) < 0)
       continue;
     kith_out_init(&o);
@@ -354,10 +457,11 @@ void gossip_link_up(kith_node *n, node_peer *p) {
   for (GList *l = groups; l && !p->closed; l = l->next) {
     node_group *ng = l->data;
     kith_out o;
-    if (!ng->gs || !kith_group_is_member(ng->g, p->id))
+    if (!ng->gs || !may_gossip(n, ng, p->id))
       continue;
     kith_out_init(&o);
     kith_gossip_link_up(ng->gs, p->id, node_now(), &o);
+    join_send_admission(n, ng, p, &o);
     kith_err err = kith_gossip_reconcile(ng->gs, p->id, node_now(), &o);
     (void)err; /* STATE: the engine had no room to track the link */
     drain(n, ng, &o);
@@ -408,7 +512,7 @@ void gossip_on_frame(node_peer *p, const msgpack_object *it) {
       kith_codec_bin(&it[2], KITH_GOSSIP_MAX_FRAME, &buf, &len) != KITH_OK)
     return;
   ng = node_group_get(n, gid);
-  if (!ng || !ng->gs || !kith_group_is_member(ng->g, p->id)) {
+  if (!ng || !ng->gs || !may_gossip(n, ng, p->id)) {
     n->dropped_frames++;
     return;
   }
@@ -424,12 +528,18 @@ void gossip_on_frame(node_peer *p, const msgpack_object *it) {
 static void tell_removed(kith_node *n, node_group *ng, const kith_event *ev) {
   GList *peers = g_hash_table_get_values(n->peers);
 
-  for (GList *l = peers; l; l = l->next) {
+  for (GList *l = peers; l && ng->gs; l = l->next) {
     node_peer *p = l->data;
+    kith_out o;
     /* Only to the overlay neighbours it removes: they were members. */
-    if (peer_is_up(p) && !kith_group_is_member(ng->g, p->id) && ng->gs &&
-        kith_gossip_peer_state(ng->gs, p->id) >= 0)
-      frames_send_event(p, ev);
+    if (!peer_is_up(p) || kith_group_is_member(ng->g, p->id) ||
+        kith_gossip_peer_state(ng->gs, p->id) < 0)
+      continue;
+    kith_out_init(&o);
+    if (kith_gossip_send_payload(ng->gs, p->id, ev->id, ev->ts_ms, ev->raw,
+                                 ev->raw_len, &o) != KITH_OK)
+      n->dropped_frames++;
+    drain(n, ng, &o);
   }
   g_list_free(peers);
 }
@@ -438,17 +548,12 @@ void gossip_note(kith_node *n, node_group *ng, const kith_accepted *a,
                  acc_origin origin) {
   kith_out o;
 
-  if (a->ev.kind == KITH_EV_REMOVE && origin != ACC_SYNC)
+  if (a->ev.kind == KITH_EV_REMOVE)
     tell_removed(n, ng, &a->ev);
   if (!ng->gs)
     return;
   if (origin == ACC_GOSSIP) {
     verdict(n, ng, a->ev.id, 1);
-    return;
-  }
-  if (origin == ACC_SYNC) {
-    if (kith_gossip_add_known(ng->gs, a->ev.ts_ms, a->ev.id) != KITH_OK)
-      n->dropped_frames++;
     return;
   }
   kith_out_init(&o);

@@ -78,6 +78,16 @@ static kith_err save_secrets(kith_node *n, node_group *ng) {
   return err;
 }
 
+GBytes *node_event_raw(kith_node *n, node_group *ng, const uint8_t id[32],
+                       uint64_t *ts_ms) {
+  const kith_event *ev = kith_group_event(ng->g, id);
+
+  if (!ev)
+    return NULL;
+  *ts_ms = ev->ts_ms;
+  return g_bytes_new(ev->raw, ev->raw_len);
+}
+
 const char *node_member_name(kith_node *n, const uint8_t id[32]) {
   GHashTableIter it;
   gpointer v;
@@ -651,6 +661,8 @@ static void node_free(kith_node *n) {
     g_hash_table_unref(n->peers);
   if (n->joins)
     g_ptr_array_unref(n->joins);
+  if (n->admissions)
+    g_hash_table_unref(n->admissions);
   if (n->groups)
     g_hash_table_unref(n->groups);
   if (n->addrs)
@@ -733,6 +745,8 @@ int kith_node_run(const kith_node_config *cfg) {
   n->direct_failed =
       g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   n->joins = g_ptr_array_new();
+  n->admissions = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                        (GDestroyNotify)node_admission_free);
   n->retired = g_ptr_array_new_with_free_func((GDestroyNotify)peer_free);
   n->batch_groups =
       g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);

@@ -29,14 +29,15 @@
 #define DIRECT_FAILED_MS (120 * KITH_SECOND) /* then try the address again */
 #define PEER_OUTBUF_MAX (64u * 1024 * 1024)
 #define PEER_MAX 256
-#define SYNC_IDS_PER_FRAME 1024
 #define STORE_BATCH_MAX 64              /* events per store transaction */
 #define STORE_LOG_MS (10 * KITH_SECOND) /* one line per failed-write spell */
-#define PUSH_WINDOW (256 * 1024)        /* history queued on a link at a time */
-#define SYNC_MAX_IDS (1u << 20)
+#define PUSH_WINDOW (256 * 1024)   /* fetched events queued on a link at once */
+#define FETCH_QUEUE_MAX (1u << 20) /* events waiting to be sent on a link */
 #define RELAY_FALLBACK_MS (8 * KITH_SECOND)  /* ICE this long: use the relay */
 #define OFFER_MIN_SIZE (KITH_SIGNAL_MAX - 4) /* room for any answer */
 #define JOIN_RETRY_MS (3 * KITH_SECOND)
+#define ADMISSION_KEEP_MS (10 * 60 * KITH_SECOND) /* joiners' adds, kept */
+#define ADMISSIONS_MAX 256
 #define ADDR_SKEW_MS (120 * KITH_SECOND) /* address times from the future */
 #define ADDRS_RATE 1.0  /* ADDRS announcements per second per link */
 #define ADDRS_BURST 4.0 /* ... and in a burst */
@@ -50,8 +51,7 @@ enum { SIG_OFFER = 1, SIG_ANSWER = 2, SIG_REFUSE = 3, SIG_ELSEWHERE = 4 };
 enum {
   FRAME_PING = 1,
   FRAME_PONG = 2,
-  FRAME_EVENT = 3,
-  FRAME_HAVE = 4,
+  /* 3 and 4 were EVENT and HAVE: no longer sent, ignored */
   FRAME_ADDRS = 5,
   FRAME_GOSSIP = 6,    /* [6, group id, engine frame bin] */
   FRAME_RELAY = 7,     /* [7, kind, to, from, payload] (relay.c) */
@@ -99,10 +99,8 @@ typedef struct node_peer {
   uint16_t offer_port;
   uint8_t *join; /* offerer: packed join request, or NULL */
   size_t join_len;
-  GHashTable *have;      /* gid text -> GByteArray of ids from HAVE */
-  GHashTable *have_sent; /* gid texts we sent our HAVE for */
-  GQueue *push;          /* history to send: 64-byte (gid, event id) items */
-  GHashTable *announce;  /* node id texts whose address to tell this peer */
+  GQueue *push;         /* events to send in order (gossip.c push_item) */
+  GHashTable *announce; /* node id texts whose address to tell this peer */
   kith_bucket announce_rate;
   char via[KITH_ID_TEXT_LEN + 1]; /* relay friend our signalling used, or "" */
   int relayed; /* no ICE path: session bytes go through `via` */
@@ -120,6 +118,13 @@ typedef struct node_group {
   size_t secrets_saved;
 } node_group;
 
+/* An admission this node made (join.c), sent first to the joiner. */
+typedef struct node_admission {
+  uint8_t gid[32];
+  GByteArray *ids; /* the events that admitted it, 32 bytes each */
+  uint64_t until_ms;
+} node_admission;
+
 struct node_join {
   kith_rpc_call *call;
   kith_invite inv;
@@ -129,8 +134,6 @@ struct node_join {
   uint64_t next_try_ms;
   size_t next_addr;
   int admitted;
-  GByteArray *expect; /* ids the admitter announced (after its HAVE) */
-  int have_final;
 };
 
 struct kith_node {
@@ -144,10 +147,11 @@ struct kith_node {
   char me_text[KITH_ID_TEXT_LEN + 1];
   kith_signal *sig;
   kith_control *ctl;
-  GHashTable *groups; /* gid text -> node_group* */
-  GHashTable *peers;  /* node id text -> node_peer* */
-  GHashTable *addrs;  /* node id text -> kith_stored_peer* (known addrs) */
-  GPtrArray *joins;   /* node_join* */
+  GHashTable *groups;     /* gid text -> node_group* */
+  GHashTable *peers;      /* node id text -> node_peer* */
+  GHashTable *addrs;      /* node id text -> kith_stored_peer* (known addrs) */
+  GPtrArray *joins;       /* node_join* */
+  GHashTable *admissions; /* joiner id text -> node_admission* */
   uint64_t start_ms;
   int loopback;
   const char *bind_addr;
@@ -184,9 +188,9 @@ uint64_t node_wall_ms(void); /* Unix time ms: event timestamps */
 void node_log(kith_node *n, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 node_group *node_group_get(kith_node *n, const uint8_t gid[32]);
 node_group *node_group_add(kith_node *n, kith_group *g);
-/* Where accepted events came from: made here, delivered by the gossip
- * engine, or sent in a newcomer's bulk history transfer. */
-typedef enum acc_origin { ACC_LOCAL, ACC_GOSSIP, ACC_SYNC } acc_origin;
+/* Where accepted events came from: made here, or delivered by the gossip
+ * engine. */
+typedef enum acc_origin { ACC_LOCAL, ACC_GOSSIP } acc_origin;
 
 /* Events from peers: stores them (batched), announces them and hands them
  * to the gossip engine (verdict or known). If the store loses the batch,
@@ -204,6 +208,11 @@ void node_accepted(kith_node *n, node_group *ng, GPtrArray *acc,
  * returned for the caller to report. Empties acc. */
 kith_err node_accepted_local(kith_node *n, node_group *ng, GPtrArray *acc,
                              int new_group);
+/* The bytes of event id of the group, for a peer that asked for it (the
+ * one place events are fetched for peers); *ts_ms gets its time. A new
+ * reference (g_bytes_unref), or NULL if the group does not hold it. */
+GBytes *node_event_raw(kith_node *n, node_group *ng, const uint8_t id[32],
+                       uint64_t *ts_ms);
 /* Commits the store's open batch now (before answering a client). On
  * failure the batch is lost and its groups reloaded. */
 kith_err node_store_flush(kith_node *n);
@@ -260,8 +269,6 @@ const char *peer_addr(const node_peer *p);
 /* frames.c: link frames other than the engine's */
 void frames_link_up(node_peer *p);
 void frames_on_frame(node_peer *p, const uint8_t *buf, size_t len);
-void frames_send_event(node_peer *p, const kith_event *ev);
-void frames_pump(node_peer *p);
 /* Is there a group that we, a and b all belong to? */
 int nodes_share_group(kith_node *n, const uint8_t a[32], const uint8_t b[32]);
 /* Tells linked members that share a group with sp's node where it is now
@@ -277,6 +284,11 @@ void gossip_group_update(kith_node *n, node_group *ng);
 void gossip_group_stop(node_group *ng);
 void gossip_link_up(kith_node *n, node_peer *p);
 void gossip_link_down(kith_node *n, node_peer *p);
+/* Sends queued fetched events while the link's send buffer is short
+ * (called again as it drains). */
+void gossip_pump(node_peer *p);
+/* Frees an item of node_peer.push. */
+void gossip_push_free(gpointer item);
 void gossip_on_frame(node_peer *p, const msgpack_object *it);
 void gossip_note(kith_node *n, node_group *ng, const kith_accepted *a,
                  acc_origin origin);
@@ -326,9 +338,12 @@ void join_start(kith_node *n, kith_rpc_call *call, const char *code,
                 uint64_t timeout_s);
 void join_tick(kith_node *n, uint64_t now);
 void join_on_refuse(kith_node *n, const uint8_t from[32], const char *reason);
-void join_on_have(kith_node *n, node_peer *p, node_group *ng,
-                  const GByteArray *ids);
 void join_check_progress(kith_node *n);
+/* Sends p the events that admitted it to ng, if this node admitted it
+ * lately (they carry its keys: it needs them before the history). */
+void join_send_admission(kith_node *n, node_group *ng, node_peer *p,
+                         kith_out *o);
+void node_admission_free(node_admission *a);
 void join_free(node_join *j);
 
 /* node_rpc.c */

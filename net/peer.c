@@ -20,12 +20,8 @@ void peer_free(node_peer *p) {
     g_byte_array_unref(p->outbuf);
   if (p->reply_to)
     g_object_unref(p->reply_to);
-  if (p->have)
-    g_hash_table_unref(p->have);
-  if (p->have_sent)
-    g_hash_table_unref(p->have_sent);
   if (p->push)
-    g_queue_free_full(p->push, g_free);
+    g_queue_free_full(p->push, gossip_push_free);
   if (p->announce)
     g_hash_table_unref(p->announce);
   g_free(p->join);
@@ -106,7 +102,7 @@ static void flush(node_peer *p) {
       relay_send_data(r, p->id, p->outbuf->data + off,
                       MIN(RELAY_CHUNK, p->outbuf->len - off));
     g_byte_array_set_size(p->outbuf, 0);
-    frames_pump(p);
+    gossip_pump(p);
     return;
   }
   while (p->outbuf->len > 0) {
@@ -119,7 +115,7 @@ static void flush(node_peer *p) {
       return; /* on_writable resumes */
     g_byte_array_remove_range(p->outbuf, 0, (guint)sent);
   }
-  frames_pump(p);
+  gossip_pump(p);
 }
 
 void peer_send_frame(node_peer *p, const uint8_t *frame, size_t len) {
@@ -335,9 +331,6 @@ static node_peer *peer_new(kith_node *n, const uint8_t id[32], int offerer) {
   p->state = PEER_GATHERING;
   p->outbuf = g_byte_array_new();
   p->started_ms = p->last_rx_ms = node_now();
-  p->have = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-                                  (GDestroyNotify)g_byte_array_unref);
-  p->have_sent = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   p->push = g_queue_new();
   p->announce = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   kith_bucket_init(&p->announce_rate, ADDRS_BURST, node_now());

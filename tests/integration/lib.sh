@@ -92,10 +92,16 @@ finish() {
 log_has() { k "$1" log "$2" | grep -q -- "$3"; }
 
 # same_state GROUP NODE...: do all these nodes show one state_hash now?
+# (A node that cannot say counts as disagreeing.)
 same_state() {
-  local g=$1; shift
-  test "$(for n in "$@"; do k "$n" --json group info "$g" | json_field state_hash; done |
-    sort -u | wc -l)" -eq 1
+  local g=$1 n h hashes=""
+  shift
+  for n in "$@"; do
+    h=$(k "$n" --json group info "$g" 2>/dev/null | json_field state_hash) || return 1
+    [ ${#h} -eq 52 ] || return 1
+    hashes="$hashes$h"$'\n'
+  done
+  test "$(sort -u <<<"${hashes%$'\n'}" | wc -l)" -eq 1
 }
 
 # ---- churn: processes, exit times, CPU ----
