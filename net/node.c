@@ -669,8 +669,8 @@ static void node_free(kith_node *n) {
     g_hash_table_unref(n->addrs);
   if (n->friends)
     g_hash_table_unref(n->friends);
-  if (n->relay_buckets)
-    g_hash_table_unref(n->relay_buckets);
+  kith_ratelimit_free(n->relay_rate);
+  kith_replay_free(n->relayed_seen);
   if (n->direct_failed)
     g_hash_table_unref(n->direct_failed);
   if (n->store) {
@@ -740,8 +740,8 @@ int kith_node_run(const kith_node_config *cfg) {
   n->addrs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
   n->friends = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
                                      (GDestroyNotify)kith_friend_free);
-  n->relay_buckets =
-      g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+  n->relay_rate = kith_ratelimit_new(RELAY_RATE, RELAY_BURST, PEER_MAX * 4);
+  n->relayed_seen = kith_replay_new(RELAYED_SEEN_CAP, RELAYED_SEEN_PER_RELAY);
   n->direct_failed =
       g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   n->joins = g_ptr_array_new();

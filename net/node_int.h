@@ -14,6 +14,7 @@
 #include "../core/ident.h"
 #include "../core/invite.h"
 #include "../core/ratelimit.h"
+#include "../core/replay.h"
 #include "../core/store.h"
 #include "control.h"
 #include "ice.h"
@@ -33,7 +34,11 @@
 #define STORE_LOG_MS (10 * KITH_SECOND) /* one line per failed-write spell */
 #define PUSH_WINDOW (256 * 1024)   /* fetched events queued on a link at once */
 #define FETCH_QUEUE_MAX (1u << 20) /* events waiting to be sent on a link */
-#define RELAY_FALLBACK_MS (8 * KITH_SECOND)  /* ICE this long: use the relay */
+#define RELAY_FALLBACK_MS (8 * KITH_SECOND) /* ICE this long: use the relay */
+#define RELAY_RATE (256 * 1024)             /* bytes per second per friend */
+#define RELAY_BURST (1024 * 1024)
+#define RELAYED_SEEN_CAP 4096     /* relayed envelopes remembered */
+#define RELAYED_SEEN_PER_RELAY 64 /* ... per relay that passed them */
 #define OFFER_MIN_SIZE (KITH_SIGNAL_MAX - 4) /* room for any answer */
 #define JOIN_RETRY_MS (3 * KITH_SECOND)
 #define ADMISSION_KEEP_MS (10 * 60 * KITH_SECOND) /* joiners' adds, kept */
@@ -161,12 +166,14 @@ struct kith_node {
   size_t n_turn;
   int relay;
   uint64_t dropped_frames;
-  uint64_t addr_changes;     /* addresses that changed (stored, announced) */
-  uint64_t addrs_sent;       /* ADDRS frames sent */
-  guint commit_source;       /* idle source committing the store batch, or 0 */
-  GHashTable *friends;       /* id text -> kith_friend* */
-  GHashTable *direct_failed; /* id text -> monotonic ms of the failure */
-  GHashTable *relay_buckets; /* id text -> rate bucket (relay.c) */
+  uint64_t addr_changes;      /* addresses that changed (stored, announced) */
+  uint64_t addrs_sent;        /* ADDRS frames sent */
+  guint commit_source;        /* idle source committing the store batch, or 0 */
+  GHashTable *friends;        /* id text -> kith_friend* */
+  GHashTable *direct_failed;  /* id text -> monotonic ms of the failure */
+  kith_ratelimit *relay_rate; /* bytes relayed per friend (relay.c) */
+  kith_replay *relayed_seen;  /* relayed signalling taken (relay.c) */
+  uint64_t relay_replays;
   uint64_t relay_refusals, relayed_bytes, next_friend_ms;
   guint gossip_timer; /* timeout source for the engines' next deadline */
   uint64_t gossip_timer_at;

@@ -6,29 +6,24 @@
  * nodes behind NATs can exchange ICE offers, and (2) when ICE finds no
  * path, the records of the two nodes' own secure session, which it cannot
  * read. It serves nobody else (refusals are logged) and limits each friend
- * to RELAY_RATE bytes per second (burst RELAY_BURST).
+ * to RELAY_RATE bytes per second (burst RELAY_BURST). A signalling envelope
+ * that came through a relay is taken once (a replay cache, core/replay.h).
  *
  * FRAME_RELAY = [7, kind, to bin32, from bin32, payload bin]; the relay
  * overwrites `from` with the authenticated sender of the frame.
  *   kind 0 (signal): payload = crypto_box_seal to `to` of
  *     [from bin32, to bin32, ts_ms uint, signal payload bin, sig bin64],
  *     sig = Ed25519(from) over the first four elements packed as an array
+ *     (kith_signal_seal_relayed / _open_relayed in signal.c)
  *   kind 1 (data): payload = session bytes of the from<->to link */
 #include <sodium.h>
 #include <string.h>
 
 #include "../core/codec.h"
+#include "../core/replay.h"
 #include "node_int.h"
 
-#define RELAY_RATE (256 * 1024) /* bytes per second per friend */
-#define RELAY_BURST (1024 * 1024)
-#define RELAY_SKEW_MS (120 * KITH_SECOND)
 #define FRIEND_RETRY_MS (5 * KITH_SECOND)
-
-typedef struct bucket {
-  double tokens;
-  uint64_t at_ms;
-} bucket;
 
 int relay_is_friend(kith_node *n, const uint8_t id[32]) {
   char text[KITH_ID_TEXT_LEN + 1];
@@ -53,25 +48,6 @@ kith_err relay_load(kith_node *n) {
 }
 
 /* ---- relaying ---- */
-
-static int take_tokens(kith_node *n, const char *id_text, size_t bytes) {
-  bucket *b = g_hash_table_lookup(n->relay_buckets, id_text);
-  uint64_t now = node_now();
-
-  if (!b) {
-    b = g_new0(bucket, 1);
-    b->tokens = RELAY_BURST;
-    b->at_ms = now;
-    g_hash_table_replace(n->relay_buckets, g_strdup(id_text), b);
-  }
-  b->tokens = MIN((double)RELAY_BURST,
-                  b->tokens + (double)(now - b->at_ms) * RELAY_RATE / 1000.0);
-  b->at_ms = now;
-  if (b->tokens < (double)bytes)
-    return 0;
-  b->tokens -= (double)bytes;
-  return 1;
-}
 
 static void send_relay_frame(node_peer *p, uint64_t kind, const uint8_t to[32],
                              const uint8_t from[32], const uint8_t *payload,
@@ -122,99 +98,46 @@ static void forward(node_peer *p, uint64_t kind, const uint8_t to[32],
     return;
   }
   q = up_peer(n, to);
-  if (!q || !take_tokens(n, p->id_text, len))
+  if (!q || !kith_ratelimit_take(n->relay_rate, p->id, KITH_ID_LEN, (double)len,
+                                 node_now()))
     return; /* not linked, or over its rate: dropped (datagram-like) */
   n->relayed_bytes += len;
   send_relay_frame(q, kind, to, p->id, payload, len);
 }
 
-/* Opens end-to-end sealed signalling that came through a relay. */
+/* Opens end-to-end sealed signalling that came through a relay; each
+ * envelope is taken once (kith_signal_open_relayed). */
 static void recv_signal(node_peer *relay, const uint8_t from[32],
                         const uint8_t *box, size_t len) {
   kith_node *n = relay->node;
-  uint8_t *plain;
-  msgpack_unpacked u;
-  const msgpack_object *f;
-  uint8_t sfrom[32], sto[32], sig[KITH_SIG_LEN];
-  uint64_t ts, now = node_wall_ms();
-  const uint8_t *payload;
-  size_t plen;
+  uint8_t *payload = NULL;
+  size_t plen = 0;
+  uint64_t ts = 0;
+  kith_err err =
+      kith_signal_open_relayed(&n->me, n->relayed_seen, relay->id, from, box,
+                               len, node_wall_ms(), &payload, &plen, &ts);
 
-  if (len <= KITH_SEAL_OVERHEAD || len > KITH_SIGNAL_MAX)
-    return;
-  plain = g_malloc(len - KITH_SEAL_OVERHEAD);
-  msgpack_unpacked_init(&u);
-  if (kith_unseal(&n->me, box, len, plain) != KITH_OK ||
-      kith_codec_unpack(plain, len - KITH_SEAL_OVERHEAD, &u) != KITH_OK ||
-      kith_codec_array(&u.data, 5, &f) != KITH_OK ||
-      kith_codec_bin_fixed(&f[0], sfrom, 32) != KITH_OK ||
-      kith_codec_bin_fixed(&f[1], sto, 32) != KITH_OK ||
-      kith_codec_uint(&f[2], UINT64_MAX, &ts) != KITH_OK ||
-      kith_codec_bin(&f[3], KITH_SIGNAL_MAX, &payload, &plen) != KITH_OK ||
-      kith_codec_bin_fixed(&f[4], sig, KITH_SIG_LEN) != KITH_OK ||
-      memcmp(sfrom, from, 32) != 0 || memcmp(sto, n->me.pk, 32) != 0 ||
-      ts + RELAY_SKEW_MS < now || ts > now + RELAY_SKEW_MS)
-    goto out;
-  {
-    /* The signature covers the first four elements as an array. */
-    kith_pack pk;
-    uint8_t *signed_bytes;
-    size_t slen;
-    kith_pack_init(&pk);
-    kith_pack_array(&pk, 4);
-    kith_pack_bin(&pk, sfrom, 32);
-    kith_pack_bin(&pk, sto, 32);
-    kith_pack_uint(&pk, ts);
-    kith_pack_bin(&pk, payload, plen);
-    if (kith_pack_take(&pk, &signed_bytes, &slen) != KITH_OK)
-      goto out;
+  if (err == KITH_ERR_DUPLICATE)
+    n->relay_replays++;
+  if (err == KITH_OK) {
     kith_signal_msg m = {
         .from = from, .payload = payload, .len = plen, .ts_ms = ts};
-    if (kith_sig_verify(from, signed_bytes, slen, sig) == KITH_OK)
-      peer_on_signal(n, &m, relay);
-    g_free(signed_bytes);
+    peer_on_signal(n, &m, relay);
   }
-out:
-  msgpack_unpacked_destroy(&u);
-  g_free(plain);
+  g_free(payload);
 }
 
 kith_err relay_send_signal(node_peer *relay, const uint8_t to[32],
                            const uint8_t *payload, size_t len) {
   kith_node *n = relay->node;
-  kith_pack pk;
-  uint8_t *plain = NULL, *box, sig[KITH_SIG_LEN];
-  size_t plen = 0;
-  uint64_t ts = node_wall_ms();
-  kith_err err;
+  uint8_t *box = NULL;
+  size_t blen = 0;
+  kith_err err = kith_signal_seal_relayed(&n->me, to, payload, len,
+                                          node_wall_ms(), &box, &blen);
 
-  kith_pack_init(&pk);
-  kith_pack_array(&pk, 4);
-  kith_pack_bin(&pk, n->me.pk, 32);
-  kith_pack_bin(&pk, to, 32);
-  kith_pack_uint(&pk, ts);
-  kith_pack_bin(&pk, payload, len);
-  err = kith_pack_take(&pk, &plain, &plen);
-  if (err != KITH_OK)
-    return err;
-  kith_ident_sign(&n->me, plain, plen, sig);
-  g_free(plain);
-  kith_pack_init(&pk);
-  kith_pack_array(&pk, 5);
-  kith_pack_bin(&pk, n->me.pk, 32);
-  kith_pack_bin(&pk, to, 32);
-  kith_pack_uint(&pk, ts);
-  kith_pack_bin(&pk, payload, len);
-  kith_pack_bin(&pk, sig, KITH_SIG_LEN);
-  err = kith_pack_take(&pk, &plain, &plen);
-  if (err != KITH_OK)
-    return err;
-  box = g_malloc(plen + KITH_SEAL_OVERHEAD);
-  err = kith_seal(to, plain, plen, box);
   if (err == KITH_OK)
-    send_relay_frame(relay, 0, to, n->me.pk, box, plen + KITH_SEAL_OVERHEAD);
+    send_relay_frame(relay, 0, to, n->me.pk, box, blen);
   g_free(box);
-  g_free(plain);
   return err;
 }
 
