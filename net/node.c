@@ -553,6 +553,12 @@ static int open_home(kith_node *n, const kith_node_config *cfg) {
   if (err == KITH_OK) {
     err =
         kith_home_load_key(n->home, cfg->passphrase, cfg->passphrase_len, key);
+    /* A home made with the weaker limits of before is re-sealed. */
+    if (err == KITH_OK && cfg->passphrase && kith_home_key_is_weak(n->home) &&
+        kith_home_reseal_key(n->home, cfg->passphrase, cfg->passphrase_len) ==
+            KITH_OK)
+      fprintf(stderr, "kith: re-sealed %s/%s with stronger Argon2id limits\n",
+              n->home, KITH_HOME_KEY_FILE);
     if (err != KITH_OK)
       why = g_strdup_printf("%s/%s: %s", n->home, KITH_HOME_KEY_FILE,
                             err == KITH_ERR_CRYPTO ? "wrong passphrase"
@@ -756,11 +762,14 @@ int kith_node_run(const kith_node_config *cfg) {
   rc = read_servers(n, cfg);
   if (rc == 0)
     rc = open_home(n, cfg);
+  /* The key is derived: the passphrase is of no more use. */
+  if (cfg->passphrase)
+    sodium_memzero(cfg->passphrase, cfg->passphrase_len);
   if (rc == 0)
     rc = start_services(n, cfg->port);
   if (rc == 0) {
-    node_log(n, "node %s (%s) up: signal port %u, %u groups%s", n->me_text,
-             n->name, kith_signal_port(n->sig), g_hash_table_size(n->groups),
+    node_log(n, "node %s up: signal port %u, %u groups%s", n->me_text,
+             kith_signal_port(n->sig), g_hash_table_size(n->groups),
              n->relay ? ", relaying for friends" : "");
     n->quit_sources[0] = g_unix_signal_add(SIGINT, on_quit_signal, n);
     n->quit_sources[1] = g_unix_signal_add(SIGTERM, on_quit_signal, n);

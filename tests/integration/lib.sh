@@ -184,3 +184,6 @@ peers_up() { [ "$(k "$1" --json peers | wc -l)" -ge "$2" ]; }
 
 # count_in_log NODE GROUP TEXT: how many messages of GROUP on NODE hold TEXT.
 count_in_log() { k "$1" log "$2" | grep -c -- "$3" || true; }
+
+# quietly COMMAND...: runs it with its output thrown away (for check).
+quietly() { "$@" >/dev/null 2>&1; }

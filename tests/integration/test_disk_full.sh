@@ -34,7 +34,7 @@ k peer init --name peer >/dev/null
 start_nodes fill peer
 k fill group create disk >/dev/null
 code=$(k fill --json invite disk | json_field code)
-check "the peer joins" k peer join "$code" --timeout 30 >/dev/null 2>&1
+check "the peer joins" quietly k peer join "$code" --timeout 30
 
 # Leave about 200 KiB free, then send 4 KiB messages until sends fail.
 avail=$(df --output=avail -B1 "$DISK" | tail -1)

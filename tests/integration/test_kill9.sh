@@ -16,7 +16,7 @@ start_nodes vic pa pb
 k pa group create load >/dev/null
 code=$(k pa --json invite load --uses 2 | json_field code)
 for n in vic pb; do
-  check "$n joins" k $n join "$code" --timeout 30 >/dev/null 2>&1
+  check "$n joins" quietly k $n join "$code" --timeout 30
 done
 
 # sender NODE TAG: sends until $WORK/stop-TAG exists, appending the id of

@@ -160,7 +160,11 @@ static kith_err load_with_limits(const char *dir, uint64_t ops, uint64_t mem) {
   const char *pass = "pass";
   char *path = kith_home_path(dir, KITH_HOME_KEY_FILE);
   (void)unlink(path);
-  assert_int_equal(kith_home_create_key(dir, pass, strlen(pass), key), KITH_OK);
+  assert_int_equal(
+      kith_home_create_key_limits(dir, pass, strlen(pass),
+                                  crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                                  crypto_pwhash_MEMLIMIT_INTERACTIVE, key),
+      KITH_OK);
   gchar *file;
   gsize len;
   assert_true(g_file_get_contents(path, &file, &len, NULL));
@@ -192,6 +196,67 @@ static void tampered_kdf_limits_are_refused_quickly(void **state) {
   /* Within the bounds, changed limits derive another key: the file does
    * not open (so nobody can quietly weaken it). */
   assert_int_equal(load_with_limits(*state, ops + 1, mem), KITH_ERR_CRYPTO);
+}
+
+/* The Argon2id limits a file records, read back. */
+static void limits_of(const char *dir, uint64_t *ops, uint64_t *mem) {
+  char *path = kith_home_path(dir, KITH_HOME_KEY_FILE);
+  gchar *file;
+  gsize len;
+  assert_true(g_file_get_contents(path, &file, &len, NULL));
+  assert_true(len > LIMITS_AT + 16);
+  *ops = *mem = 0;
+  for (int i = 7; i >= 0; i--) {
+    *ops = (*ops << 8) | (uint8_t)file[LIMITS_AT + i];
+    *mem = (*mem << 8) | (uint8_t)file[LIMITS_AT + 8 + i];
+  }
+  g_free(file);
+  g_free(path);
+}
+
+static void new_key_files_use_moderate_limits(void **state) {
+  uint8_t key[32];
+  uint64_t ops, mem;
+  assert_int_equal(kith_home_create_key(*state, "pass", 4, key), KITH_OK);
+  limits_of(*state, &ops, &mem);
+  assert_int_equal(ops, crypto_pwhash_argon2id_OPSLIMIT_MODERATE);
+  assert_int_equal(mem, crypto_pwhash_argon2id_MEMLIMIT_MODERATE);
+  assert_true(ops > crypto_pwhash_argon2id_OPSLIMIT_INTERACTIVE);
+  assert_true(mem > crypto_pwhash_argon2id_MEMLIMIT_INTERACTIVE);
+  assert_int_equal(kith_home_key_is_weak(*state), 0);
+}
+
+/* A home made before (INTERACTIVE limits) still opens, is seen to be weak,
+ * and is re-sealed under the current limits with the same storage key. */
+static void old_interactive_key_opens_and_is_resealed(void **state) {
+  uint8_t key[32], loaded[32];
+  uint64_t ops, mem;
+  const char *pass = "an older passphrase";
+  assert_int_equal(
+      kith_home_create_key_limits(*state, pass, strlen(pass),
+                                  crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                                  crypto_pwhash_MEMLIMIT_INTERACTIVE, key),
+      KITH_OK);
+  assert_int_equal(kith_home_key_is_weak(*state), 1);
+  assert_int_equal(kith_home_load_key(*state, pass, strlen(pass), loaded),
+                   KITH_OK);
+  assert_memory_equal(key, loaded, 32);
+  assert_int_equal(kith_home_reseal_key(*state, "wrong", 5), KITH_ERR_CRYPTO);
+  assert_int_equal(kith_home_key_is_weak(*state), 1);
+  assert_int_equal(kith_home_reseal_key(*state, pass, strlen(pass)), KITH_OK);
+  assert_int_equal(kith_home_key_is_weak(*state), 0);
+  limits_of(*state, &ops, &mem);
+  assert_int_equal(ops, KITH_HOME_KDF_OPSLIMIT);
+  assert_int_equal(mem, KITH_HOME_KDF_MEMLIMIT);
+  memset(loaded, 0, sizeof loaded);
+  assert_int_equal(kith_home_load_key(*state, pass, strlen(pass), loaded),
+                   KITH_OK);
+  assert_memory_equal(key, loaded, 32);
+  char *path = kith_home_path(*state, KITH_HOME_KEY_FILE);
+  struct stat st;
+  assert_int_equal(stat(path, &st), 0);
+  assert_int_equal(st.st_mode & 07777, 0600);
+  g_free(path);
 }
 
 static void plain_key_is_not_protected(void **state) {
@@ -331,6 +396,10 @@ int main(void) {
       cmocka_unit_test_setup_teardown(load_key_not_found, setup, teardown),
       cmocka_unit_test_setup_teardown(load_key_wrong_size, setup, teardown),
       cmocka_unit_test_setup_teardown(passphrase_protects_key, setup, teardown),
+      cmocka_unit_test_setup_teardown(new_key_files_use_moderate_limits, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(old_interactive_key_opens_and_is_resealed,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(plain_key_is_not_protected, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(tampered_kdf_limits_are_refused_quickly,
