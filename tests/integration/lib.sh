@@ -187,3 +187,6 @@ count_in_log() { k "$1" log "$2" | grep -c -- "$3" || true; }
 
 # quietly COMMAND...: runs it with its output thrown away (for check).
 quietly() { "$@" >/dev/null 2>&1; }
+
+# sleep_ms MS: sleeps that many milliseconds.
+sleep_ms() { sleep "$(($1 / 1000)).$(printf '%03d' $(($1 % 1000)))"; }

@@ -45,7 +45,7 @@ lost=0
 for round in $(seq 20); do
   sender vic "vic$round" &
   vic_sender=$!
-  sleep "0.$((RANDOM % 9 + 3))"
+  sleep_ms $((300 + RANDOM % 1200))
   kill9_node vic
   touch "$WORK/stop-vic$round"
   wait "$vic_sender" 2>/dev/null || true
