@@ -9,7 +9,7 @@ JOBS         ?= $(shell nproc 2>/dev/null || echo 2)
 DEPS = build-essential cmake pkg-config clang-format tmux \
        libsodium-dev libnice-dev libmsgpack-dev libcmocka-dev \
        libglib2.0-dev libsqlite3-dev libjson-glib-dev libncurses-dev \
-       iproute2 iptables coturn jq
+       iproute2 iptables coturn jq sqlite3
 
 # Fuzzing (make fuzz): clang and its libFuzzer/sanitizer runtimes.
 FUZZ_DEPS    = clang libclang-rt-dev
@@ -83,7 +83,7 @@ format:
 
 check-format:
 	clang-format --dry-run -Werror core/*.[ch] net/*.[ch] cli/*.[ch] \
-	  tests/*/*.c
+	  tests/*/*.[ch] bench/*.[ch] sim/*.[ch]
 
 clean:
 	rm -rf $(BUILD) $(BUILD_BENCH) build-asan $(FUZZ_BUILD)

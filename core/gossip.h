@@ -137,6 +137,12 @@ KITH_MUST kith_err kith_gossip_want(kith_gossip *g, const uint8_t peer[32],
 KITH_MUST kith_err kith_gossip_send_payload(
     kith_gossip *g, const uint8_t peer[32], const uint8_t id[32],
     uint64_t ts_ms, const uint8_t *payload, size_t len, kith_out *out);
+/* Starts a reconciliation with linked peer now, as the periodic one does
+ * with a random neighbour (an unfinished one with peer is abandoned). The
+ * node calls it when a link comes up, so a node that restarted or joined
+ * catches up at once. KITH_ERR_STATE if peer is not linked. */
+KITH_MUST kith_err kith_gossip_reconcile(kith_gossip *g, const uint8_t peer[32],
+                                         uint64_t now_ms, kith_out *out);
 /* Adds an event the caller already holds (e.g. loaded from the store) to
  * the set that anti-entropy reconciles. */
 KITH_MUST kith_err kith_gossip_add_known(kith_gossip *g, uint64_t ts_ms,

@@ -507,20 +507,32 @@ static void expire_missing(kith_gossip *g, uint64_t now, kith_out *out) {
   }
 }
 
-static void start_recon(kith_gossip *g, uint64_t now, kith_out *out) {
-  gpeer *list[PEERS_MAX];
-  uint32_t n = gs_active_list(g, list);
-  g->recon_at = now + gs_jitter(g, g->cfg.recon_ms);
-  if (n == 0)
-    return;
+static void recon_with(kith_gossip *g, gpeer *p, kith_out *out) {
   uint8_t *msg = NULL;
   size_t len = 0;
-  gpeer *p = list[gs_below(g, n)];
   kith_recon_free(p->rs[0]); /* an unfinished one is abandoned */
   p->rs[0] = session_new(g);
   if (kith_recon_initiate(p->rs[0], &msg, &len) == KITH_OK)
     recon_send(g, p, RECON_START, msg, len, out);
   g_free(msg);
+}
+
+static void start_recon(kith_gossip *g, uint64_t now, kith_out *out) {
+  gpeer *list[PEERS_MAX];
+  uint32_t n = gs_active_list(g, list);
+  g->recon_at = now + gs_jitter(g, g->cfg.recon_ms);
+  if (n > 0)
+    recon_with(g, list[gs_below(g, n)], out);
+}
+
+kith_err kith_gossip_reconcile(kith_gossip *g, const uint8_t peer[32],
+                               uint64_t now_ms, kith_out *out) {
+  gpeer *p = gs_peer(g, peer);
+  if (p == NULL || !p->linked)
+    return KITH_ERR_STATE;
+  gs_arm(g, now_ms);
+  recon_with(g, p, out);
+  return KITH_OK;
 }
 
 /* A payload the application never judged (e.g. an event whose parents

@@ -273,8 +273,10 @@ kith_err kst_map_rc(int rc) {
   case SQLITE_BUSY:
   case SQLITE_LOCKED:
     return KITH_ERR_BUSY;
+  case SQLITE_FULL:
+    return KITH_ERR_FULL;
   default:
-    return KITH_ERR_IO; /* FULL, IOERR, CORRUPT, CONSTRAINT, ... */
+    return KITH_ERR_IO; /* IOERR, CORRUPT, CONSTRAINT, ... */
   }
 }
 
@@ -309,7 +311,7 @@ kith_err kst_run_bound(sqlite3_stmt *st, int bind_rc) {
 
 kith_err kst_begin(kith_store *s) {
   if (s->failed)
-    return KITH_ERR_IO; /* the batch is lost already */
+    return s->failed; /* the batch is lost already */
   return s->batch ? KITH_OK : kst_run(s->st[ST_BEGIN]);
 }
 
@@ -320,10 +322,12 @@ kith_err kst_finish(kith_store *s, kith_err err) {
     /* A failed write loses the whole batch: the caller's memory may hold
      * what the batch held, so it must reload rather than carry on with a
      * store that kept half of it. */
-    if (err != KITH_OK && err != KITH_ERR_DUPLICATE) {
+    if (err != KITH_OK && err != KITH_ERR_DUPLICATE &&
+        err != KITH_ERR_NOT_FOUND) {
       if (!sqlite3_get_autocommit(s->db))
         (void)kst_run(s->st[ST_ROLLBACK]);
-      s->failed = 1;
+      if (!s->failed)
+        s->failed = err == KITH_ERR_FULL ? KITH_ERR_FULL : KITH_ERR_IO;
     }
     return err;
   }
@@ -644,8 +648,9 @@ kith_err kith_store_batch_commit(kith_store *s) {
     return KITH_ERR_STATE;
   s->batch = 0;
   if (s->failed || sqlite3_get_autocommit(s->db)) {
-    s->failed = 0;
-    return KITH_ERR_IO; /* the transaction was already rolled back */
+    kith_err err = s->failed ? s->failed : KITH_ERR_IO;
+    s->failed = KITH_OK;
+    return err; /* the transaction was already rolled back */
   }
   return kst_finish(s, KITH_OK);
 }
@@ -663,7 +668,16 @@ kith_err kith_store_batch_commit_durable(kith_store *s) {
 }
 
 int kith_store_batch_failed(const kith_store *s) {
-  return s && s->failed;
+  return s && s->failed != KITH_OK;
+}
+
+void kith_store_batch_abort(kith_store *s) {
+  if (!s || !s->batch)
+    return;
+  s->batch = 0;
+  s->failed = KITH_OK;
+  if (!sqlite3_get_autocommit(s->db))
+    (void)kst_run(s->st[ST_ROLLBACK]);
 }
 
 int kith_store_in_batch(const kith_store *s) {

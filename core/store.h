@@ -189,17 +189,22 @@ KITH_MUST kith_err kith_store_load_secrets(kith_store *s, const uint8_t gid[32],
 /* Batches: writes between batch_begin and batch_commit share one
  * transaction, which makes ingest several times faster than a commit per
  * event. A write that fails loses the whole batch (see
- * kith_store_batch_failed): commit then returns KITH_ERR_IO and none of
- * the writes since batch_begin are on disk. */
+ * kith_store_batch_failed): commit then returns KITH_ERR_FULL (the disk
+ * is full) or KITH_ERR_IO, and none of the writes since batch_begin are
+ * on disk. Any write returns KITH_ERR_FULL when the disk is full. */
 KITH_MUST kith_err kith_store_batch_begin(kith_store *s);
 KITH_MUST kith_err kith_store_batch_commit(kith_store *s);
 /* The same, synced to the disk (SQLite synchronous=FULL for this commit):
  * it survives power loss, not only a crash of the process. */
 KITH_MUST kith_err kith_store_batch_commit_durable(kith_store *s);
+/* Ends the batch, writing none of it (a no-op outside a batch). */
+void kith_store_batch_abort(kith_store *s);
 int kith_store_in_batch(const kith_store *s);
 /* A write of the open batch failed: the batch is lost (its writes are
- * rolled back, every later write fails with KITH_ERR_IO, and the commit
- * returns KITH_ERR_IO and ends it). */
+ * rolled back; every later write, and the commit, which ends the batch,
+ * return the same KITH_ERR_FULL or KITH_ERR_IO). A duplicate
+ * (KITH_ERR_DUPLICATE) or a missing row (KITH_ERR_NOT_FOUND) is not a
+ * failure. */
 int kith_store_batch_failed(const kith_store *s);
 
 /* Last known signal address of a node (for reconnecting). */

@@ -67,8 +67,9 @@ struct kith_store {
   sqlite3 *db;
   uint8_t *key; /* KEY_LEN bytes, sodium_malloc'ed, read-only */
   sqlite3_stmt *st[ST_COUNT];
-  int batch;  /* inside kith_store_batch_begin .. _commit */
-  int failed; /* a write of this batch failed: the batch is lost */
+  int batch;       /* inside kith_store_batch_begin .. _commit */
+  kith_err failed; /* a write of this batch failed (KITH_ERR_FULL or
+                      KITH_ERR_IO): the batch is lost */
 };
 
 typedef struct ad_buf {

@@ -4,9 +4,10 @@
  * request [group id, invite pk, join proof, name]. The member that gets it
  * checks the invite against its group state, admits the joiner (an add
  * event carrying the group secrets sealed to the joiner) and answers; the
- * link comes up and the joiner receives the history. The join is done when
- * the joiner holds the group's keys, is a member, and has every event the
- * admitter announced. */
+ * link comes up, the joiner's gossip engine for the group (running since
+ * the join started) reconciles with the admitter and asks for everything,
+ * and the join is done when the joiner accepts its own admission, which it
+ * can only do once it holds the history that admission stands on. */
 #include <sodium.h>
 #include <string.h>
 
@@ -14,8 +15,6 @@
 #include "node_int.h"
 
 void join_free(node_join *j) {
-  if (j->expect)
-    g_byte_array_unref(j->expect);
   sodium_memzero(&j->inv, sizeof j->inv);
   g_free(j);
 }
@@ -68,13 +67,71 @@ static const char *admit_error(kith_err err) {
   }
 }
 
-static void admitted(kith_node *n, node_group *ng, const uint8_t who[32],
-                     const char *name, GPtrArray *list) {
+/* Remembers the events that admitted a joiner (the add, and with history
+ * "joined" the rekey), to send them to it first when its link comes up:
+ * they carry its keys, without which it holds every event of the history
+ * it is about to ask for (join_send_admission). */
+static void note_admission(kith_node *n, node_group *ng, const uint8_t who[32],
+                           GPtrArray *list) {
   char text[KITH_ID_TEXT_LEN + 1];
+  node_admission *a = g_new0(node_admission, 1);
 
+  memcpy(a->gid, kith_group_id(ng->g), 32);
+  a->until_ms = node_now() + ADMISSION_KEEP_MS;
+  a->ids = g_byte_array_new();
+  for (guint i = 0; i < list->len; i++)
+    g_byte_array_append(a->ids, ((kith_accepted *)list->pdata[i])->ev.id, 32);
   kith_id_to_text(who, text);
-  node_log(n, "admitted %.8s (%s) to %s", text, name, kith_group_name(ng->g));
-  node_accepted(n, ng, list, ACC_LOCAL);
+  if (g_hash_table_size(n->admissions) < ADMISSIONS_MAX)
+    g_hash_table_replace(n->admissions, g_strdup(text), a);
+  else
+    node_admission_free(a);
+}
+
+void node_admission_free(node_admission *a) {
+  g_byte_array_unref(a->ids);
+  g_free(a);
+}
+
+void join_send_admission(kith_node *n, node_group *ng, node_peer *p,
+                         kith_out *o) {
+  node_admission *a = g_hash_table_lookup(n->admissions, p->id_text);
+
+  if (!a || memcmp(a->gid, kith_group_id(ng->g), 32) != 0 || !ng->gs)
+    return;
+  for (guint i = 0; i + 32 <= a->ids->len; i += 32) {
+    uint64_t ts;
+    GBytes *raw = node_event_raw(n, ng, a->ids->data + i, &ts);
+    gsize len;
+    const uint8_t *data = raw ? g_bytes_get_data(raw, &len) : NULL;
+    if (data && kith_gossip_send_payload(ng->gs, p->id, a->ids->data + i, ts,
+                                         data, len, o) != KITH_OK)
+      n->dropped_frames++;
+    if (raw)
+      g_bytes_unref(raw);
+  }
+}
+
+static gboolean admission_expired(gpointer k, gpointer v, gpointer now) {
+  return ((node_admission *)v)->until_ms <= *(uint64_t *)now;
+}
+
+/* The admission is written before the joiner hears of it; if it cannot
+ * be, the joiner is refused (and may try another member). */
+static const char *admitted(kith_node *n, node_group *ng, const uint8_t who[32],
+                            GPtrArray *list) {
+  char text[KITH_ID_TEXT_LEN + 1];
+  kith_err err;
+
+  note_admission(n, ng, who, list);
+  err = node_local_end(n, ng, list, 0);
+  kith_id_to_text(who, text);
+  if (err != KITH_OK)
+    return err == KITH_ERR_FULL
+               ? "this member's disk is full; try again later"
+               : "this member cannot write its store; try again later";
+  node_log(n, "admitted %.8s to group %.8s", text, ng->id_text);
+  return NULL;
 }
 
 const char *join_on_offer(kith_node *n, const uint8_t from[32],
@@ -92,13 +149,15 @@ const char *join_on_offer(kith_node *n, const uint8_t from[32],
   if (kith_group_is_member(ng->g, from))
     return NULL; /* a retry after a lost answer: already admitted */
   acc = g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
-  node_batch(n);
+  node_local_begin(n);
   err = kith_group_admit(ng->g, from, req.name, req.invite_pk, req.sig,
                          node_wall_ms(), acc);
-  if (err == KITH_OK)
-    admitted(n, ng, from, req.name, acc);
+  const char *refusal =
+      err == KITH_OK ? admitted(n, ng, from, acc) : admit_error(err);
+  if (err != KITH_OK)
+    (void)node_local_end(n, ng, acc, 0); /* what it wrote: nothing */
   g_ptr_array_unref(acc);
-  return err == KITH_OK ? NULL : admit_error(err);
+  return refusal;
 }
 
 static node_join *find_join(kith_node *n, const uint8_t inviter[32]) {
@@ -336,10 +395,13 @@ void join_start(kith_node *n, kith_rpc_call *call, const char *code,
     peer_close(p, "reconnecting to join a group");
   j->deadline_ms = node_now() + timeout_s * KITH_SECOND;
   g_ptr_array_add(n->joins, j);
+  /* Its engine runs from now: the history comes through it. */
+  gossip_group_update(n, node_group_get(n, j->inv.group_id));
   try_next_addr(n, j, node_now());
 }
 
 void join_tick(kith_node *n, uint64_t now) {
+  g_hash_table_foreach_remove(n->admissions, admission_expired, &now);
   for (guint i = n->joins->len; i-- > 0;) {
     node_join *j = n->joins->pdata[i];
 
@@ -386,46 +448,33 @@ void join_on_refuse(kith_node *n, const uint8_t from[32], const char *reason) {
   g_free(msg);
 }
 
-void join_on_have(kith_node *n, node_peer *p, node_group *ng,
-                  const GByteArray *ids) {
-  node_join *j = find_join(n, p->id);
-
-  if (!j || memcmp(j->inv.group_id, kith_group_id(ng->g), 32) != 0)
-    return;
-  if (j->expect)
-    g_byte_array_unref(j->expect);
-  j->expect = g_byte_array_sized_new(ids->len);
-  g_byte_array_append(j->expect, ids->data, ids->len);
-  j->have_final = 1;
-  join_check_progress(n);
-}
-
-static int has_all(kith_group *g, const GByteArray *ids) {
-  for (guint i = 0; i + 32 <= ids->len; i += 32)
-    if (!kith_group_has_event(g, ids->data + i))
-      return 0;
-  return 1;
-}
-
+/* A join is done once the joiner has accepted its own admission: an event
+ * is accepted only once every event it names as a parent is, so the whole
+ * history the admitter held when it admitted us has come by then (through
+ * the engine's reconciliation with the join target, gossip.c). The group
+ * is then written to the store before the client hears of it. */
 void join_check_progress(kith_node *n) {
   for (guint i = n->joins->len; i-- > 0;) {
     node_join *j = n->joins->pdata[i];
     node_group *ng = node_group_get(n, j->inv.group_id);
+    kith_err err;
 
-    if (!ng)
+    if (!ng || j->admitted || !kith_group_is_ready(ng->g) ||
+        !kith_group_is_member(ng->g, n->me.pk))
       continue;
-    if (!j->admitted && kith_group_is_ready(ng->g) &&
-        kith_group_is_member(ng->g, n->me.pk)) {
-      j->admitted = 1;
-      if (kith_store_put_group(n->store, j->inv.group_id) != KITH_OK)
-        node_log(n, "could not store the group (disk full?)");
-      progress(j, "admitted to %s; receiving the history",
-               kith_group_name(ng->g));
+    j->admitted = 1;
+    err = kith_store_put_group(n->store, j->inv.group_id);
+    err = err ? err : node_store_flush(n);
+    if (err != KITH_OK) {
+      finish(n, j, err,
+             err == KITH_ERR_FULL
+                 ? "disk full: admitted, but this node cannot keep the "
+                   "group; free some space and join again"
+                 : "admitted, but this node cannot write its store");
+      continue;
     }
-    if (j->admitted && j->have_final && has_all(ng->g, j->expect)) {
-      node_log(n, "joined %s", kith_group_name(ng->g));
-      finish(n, j, KITH_OK, NULL);
-      gossip_group_update(n, ng);
-    }
+    node_log(n, "joined group %.8s", ng->id_text);
+    finish(n, j, KITH_OK, NULL);
+    gossip_group_update(n, ng);
   }
 }

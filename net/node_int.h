@@ -14,6 +14,8 @@
 #include "../core/group.h"
 #include "../core/ident.h"
 #include "../core/invite.h"
+#include "../core/ratelimit.h"
+#include "../core/replay.h"
 #include "../core/store.h"
 #include "control.h"
 #include "ice.h"
@@ -30,13 +32,32 @@
 #define DIRECT_FAILED_MS (120 * KITH_SECOND) /* then try the address again */
 #define PEER_OUTBUF_MAX (64u * 1024 * 1024)
 #define PEER_MAX 256
-#define SYNC_IDS_PER_FRAME KITH_WIRE_HAVE_IDS_MAX
-#define STORE_BATCH_MAX 256      /* events per store transaction */
-#define PUSH_WINDOW (256 * 1024) /* history queued on a link at a time */
-#define SYNC_MAX_IDS (1u << 20)
-#define RELAY_FALLBACK_MS (8 * KITH_SECOND)  /* ICE this long: use the relay */
+#define STORE_BATCH_MAX 256             /* events per store transaction */
+#define STORE_LOG_MS (10 * KITH_SECOND) /* one line per failed-write spell */
+#define PUSH_WINDOW (256 * 1024)   /* fetched events queued on a link at once */
+#define FETCH_QUEUE_MAX (1u << 20) /* events waiting to be sent on a link */
+#define RELAY_FALLBACK_MS (8 * KITH_SECOND) /* ICE this long: use the relay */
+#define RELAY_RATE (256 * 1024)             /* bytes per second per friend */
+#define RELAY_BURST (1024 * 1024)
+#define RELAYED_SEEN_CAP 4096     /* relayed envelopes remembered */
+#define RELAYED_SEEN_PER_RELAY 64 /* ... per relay that passed them */
 #define OFFER_MIN_SIZE (KITH_SIGNAL_MAX - 4) /* room for any answer */
 #define JOIN_RETRY_MS (3 * KITH_SECOND)
+#define ADMISSION_KEEP_MS (10 * 60 * KITH_SECOND) /* joiners' adds, kept */
+#define ADMISSIONS_MAX 256
+#define ADDR_SKEW_MS (120 * KITH_SECOND) /* address times from the future */
+#define ADDRS_RATE 1.0  /* ADDRS announcements per second per link */
+#define ADDRS_BURST 4.0 /* ... and in a burst */
+#define SHUTDOWN_DRAIN_MAX                                                     \
+  100 /* main-loop rounds that let ICE agents close                            \
+       */
+
+/* One run of a node (instance.c): when it started (wall clock) and 16
+ * random bytes. */
+typedef struct node_instance {
+  uint64_t since_ms;
+  uint8_t nonce[16];
+} node_instance;
 
 typedef enum peer_state {
   PEER_GATHERING,  /* our ICE agent gathers; offer/answer not sent yet */
@@ -72,13 +93,15 @@ typedef struct node_peer {
   uint16_t offer_port;
   uint8_t *join; /* offerer: packed join request, or NULL */
   size_t join_len;
-  GHashTable *have;      /* gid text -> GByteArray of ids from HAVE */
-  GHashTable *have_sent; /* gid texts we sent our HAVE for */
-  GQueue *push;          /* history to send: 64-byte (gid, event id) items */
+  GQueue *push;         /* events to send in order (gossip.c push_item) */
+  GHashTable *announce; /* node id texts whose address to tell this peer */
+  kith_bucket announce_rate;
   char via[KITH_ID_TEXT_LEN + 1]; /* relay friend our signalling used, or "" */
-  int relayed;        /* no ICE path: session bytes go through `via` */
-  int closing;        /* peer_close is running */
+  int relayed; /* no ICE path: session bytes go through `via` */
+  int closed;  /* peer_close ran: inert, waiting for the reaper (below) */
   char stun_host[46]; /* the STUN server its ICE agent uses, or "" */
+  node_instance inst; /* the peer's, from its offer or answer */
+  int has_inst;
   int pumping;
 } node_peer;
 
@@ -90,6 +113,13 @@ typedef struct node_group {
   int member; /* this node was a member after the last accepted batch */
 } node_group;
 
+/* An admission this node made (join.c), sent first to the joiner. */
+typedef struct node_admission {
+  uint8_t gid[32];
+  GByteArray *ids; /* the events that admitted it, 32 bytes each */
+  uint64_t until_ms;
+} node_admission;
+
 struct node_join {
   kith_rpc_call *call;
   kith_invite inv;
@@ -99,8 +129,6 @@ struct node_join {
   uint64_t next_try_ms;
   size_t next_addr;
   int admitted;
-  GByteArray *expect; /* ids the admitter announced (after its HAVE) */
-  int have_final;
 };
 
 struct kith_node {
@@ -114,10 +142,11 @@ struct kith_node {
   char me_text[KITH_ID_TEXT_LEN + 1];
   kith_signal *sig;
   kith_control *ctl;
-  GHashTable *groups; /* gid text -> node_group* */
-  GHashTable *peers;  /* node id text -> node_peer* */
-  GHashTable *addrs;  /* node id text -> kith_stored_peer* (known addrs) */
-  GPtrArray *joins;   /* node_join* */
+  GHashTable *groups;     /* gid text -> node_group* */
+  GHashTable *peers;      /* node id text -> node_peer* */
+  GHashTable *addrs;      /* node id text -> kith_stored_peer* (known addrs) */
+  GPtrArray *joins;       /* node_join* */
+  GHashTable *admissions; /* joiner id text -> node_admission* */
   uint64_t start_ms;
   int loopback;
   const char *bind_addr;
@@ -127,17 +156,29 @@ struct kith_node {
   size_t n_turn;
   int relay;
   uint64_t dropped_frames;
-  guint commit_source;       /* idle source committing the store batch, or 0 */
-  GHashTable *friends;       /* id text -> kith_friend* */
-  GHashTable *direct_failed; /* id text -> monotonic ms of the failure */
-  GHashTable *relay_buckets; /* id text -> rate bucket (relay.c) */
+  uint64_t addr_changes;      /* addresses that changed (stored, announced) */
+  uint64_t addrs_sent;        /* ADDRS frames sent */
+  guint commit_source;        /* idle source committing the store batch, or 0 */
+  GHashTable *friends;        /* id text -> kith_friend* */
+  GHashTable *direct_failed;  /* id text -> monotonic ms of the failure */
+  kith_ratelimit *relay_rate; /* bytes relayed per friend (relay.c) */
+  kith_replay *relayed_seen;  /* relayed signalling taken (relay.c) */
+  uint64_t relay_replays;
   uint64_t relay_refusals, relayed_bytes, next_friend_ms;
   guint gossip_timer; /* timeout source for the engines' next deadline */
   uint64_t gossip_timer_at;
   int stopping;
   unsigned batch_writes;
-  node_reflex *reflex;    /* STUN on the signal port (reflex.c) */
-  GPtrArray *doctor_runs; /* kith doctor reports being made (doctor.c) */
+  node_reflex *reflex;      /* STUN on the signal port (reflex.c) */
+  GPtrArray *doctor_runs;   /* kith doctor reports being made (doctor.c) */
+  GHashTable *batch_groups; /* gid texts with writes in the open batch */
+  uint64_t store_failures, store_failed_ms;
+  node_instance inst;          /* this run (instance.c) */
+  uint64_t inst_backoff_until; /* an older instance: no new links until */
+  uint64_t inst_warned_ms;     /* last identity-conflict warning */
+  GPtrArray *retired;          /* closed node_peer*, freed by the reaper */
+  guint reaper;                /* idle source freeing `retired`, or 0 */
+  guint tick_source, quit_sources[2];
 };
 
 /* node.c */
@@ -146,41 +187,85 @@ uint64_t node_wall_ms(void); /* Unix time ms: event timestamps */
 void node_log(kith_node *n, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 node_group *node_group_get(kith_node *n, const uint8_t gid[32]);
 node_group *node_group_add(kith_node *n, kith_group *g);
-/* Where accepted events came from: made here, delivered by the gossip
- * engine, or sent in a newcomer's bulk history transfer. */
-typedef enum acc_origin { ACC_LOCAL, ACC_GOSSIP, ACC_SYNC } acc_origin;
+/* Where accepted events came from: made here, or delivered by the gossip
+ * engine. */
+typedef enum acc_origin { ACC_LOCAL, ACC_GOSSIP } acc_origin;
 
-/* Stores and announces what a group accepted and hands it to the gossip
- * engine (publish, verdict or known). Empties acc, whose free function
- * must be kith_accepted_free. */
+/* Events from peers: stores them (batched), announces them and hands them
+ * to the gossip engine (verdict or known). If the store loses the batch,
+ * its groups are reloaded from the store and what was not written is
+ * dropped (peers send it again). Empties acc, whose free function must be
+ * kith_accepted_free. */
 void node_accepted(kith_node *n, node_group *ng, GPtrArray *acc,
                    acc_origin origin);
 /* Opens a store batch (if none is open) that commits at the end of this
  * main-loop round: call it before anything that makes a group accept
- * events. */
+ * events from peers. */
 void node_batch(kith_node *n);
 /* Tells subscribers of a new or changed log item, and this node's clients
  * that it was removed (node_log.c). was_member: before this batch. */
 void node_notify_accepted(kith_node *n, node_group *ng, const kith_accepted *a,
                           int was_member);
-/* Commits the store's open batch now (before answering a client). */
-void node_store_flush(kith_node *n);
+/* Events made here (a send, a group change, an admission, a rekey):
+ * node_local_begin commits the open batch of peers' events and opens one
+ * for the change; the engine call writes into it; node_local_end writes
+ * the groups' keys and chains and commits, synced to the disk, and only
+ * then announces and publishes acc. On a failed write nothing of it is on
+ * disk, in memory or sent: the group is reloaded from the store (a new
+ * group, new_group, is left to the caller to drop), and the error
+ * (KITH_ERR_FULL for a full disk) is returned for the caller to report.
+ * Empties acc. */
+void node_local_begin(kith_node *n);
+kith_err node_local_end(kith_node *n, node_group *ng, GPtrArray *acc,
+                        int new_group);
+/* The bytes of event id of the group, for a peer that asked for it (the
+ * one place events are fetched for peers); *ts_ms gets its time. A new
+ * reference (g_bytes_unref), or NULL if the group does not hold it. */
+GBytes *node_event_raw(kith_node *n, node_group *ng, const uint8_t id[32],
+                       uint64_t *ts_ms);
+/* Commits the store's open batch now (before answering a client). On
+ * failure the batch is lost and its groups reloaded. */
+kith_err node_store_flush(kith_node *n);
 /* Did a direct attempt at id's remembered address fail lately? */
 int node_direct_failed(kith_node *n, const uint8_t id[32]);
 void node_note_direct_failure(kith_node *n, const uint8_t id[32]);
+/* Learns that node id's signal port is host:port as of ts_ms (the node's
+ * own clock: the signed time of its datagram, or the time an ADDRS entry
+ * carries). Only newer news counts; an address that does not change is
+ * neither stored nor announced again (docs/protocol.md 11.5). first_hand:
+ * seen in a verified datagram of the node itself, which overrides what
+ * others said even if their time is later (a clock that went back). */
 void node_remember_addr(kith_node *n, const uint8_t id[32], const char *host,
-                        uint16_t port);
+                        uint16_t port, uint64_t ts_ms, int first_hand);
 int node_shares_group(kith_node *n, const uint8_t id[32]);
 const char *node_member_name(kith_node *n, const uint8_t id[32]);
 
-/* peer.c: links */
+/* peer.c: links
+ *
+ * Life cycle (docs/architecture.md): the node owns its peers through the
+ * table n->peers, which holds open peers only. peer_close() retires a peer
+ * at once (out of the table, ICE released so no callback can name it, its
+ * engines told) but never frees it: the node's reaper frees retired peers
+ * from an idle callback, after the callback that closed them has returned.
+ * A node_peer pointer is therefore valid until the current main-loop
+ * callback returns; after any call that may close it, test p->closed. */
+node_peer *peer_find(kith_node *n, const uint8_t id[32]);
+/* The peer's link if it is up (session established), else NULL. */
+node_peer *peer_find_up(kith_node *n, const uint8_t id[32]);
+int peer_is_up(const node_peer *p);
+/* Frees every retired peer (the reaper; node.c). */
+void peer_free(node_peer *p);
+/* Hands a closed peer to the reaper (node.c). */
+void node_retire_peer(kith_node *n, node_peer *p);
 node_peer *peer_connect(kith_node *n, const uint8_t id[32], const char *host,
                         uint16_t port, const uint8_t *join, size_t join_len);
-void peer_on_signal(kith_node *n, const uint8_t from[32],
-                    const uint8_t *payload, size_t len, GSocketAddress *src,
-                    size_t size);
+/* A verified datagram of the signal port (m->src set) or one that came
+ * through a relay (m->src NULL). */
+void peer_on_signal(kith_node *n, const kith_signal_msg *m, node_peer *relay);
 void peer_close(node_peer *p, const char *why);
 void peer_send_frame(node_peer *p, const uint8_t *frame, size_t len);
+/* Sends the frame [type, v]. */
+void peer_send_uint_frame(node_peer *p, int type, uint64_t v);
 void peer_tick(node_peer *p, uint64_t now);
 void peer_reoffer(node_peer *p, const char *host, uint16_t port);
 void peer_on_ping(node_peer *p, int kind, uint64_t t);
@@ -200,20 +285,26 @@ const char *peer_addr(const node_peer *p);
 /* frames.c: link frames other than the engine's */
 void frames_link_up(node_peer *p);
 void frames_on_frame(node_peer *p, const uint8_t *buf, size_t len);
-void frames_send_event(node_peer *p, const kith_event *ev);
-void frames_pump(node_peer *p);
 /* Is there a group that we, a and b all belong to? */
 int nodes_share_group(kith_node *n, const uint8_t a[32], const uint8_t b[32]);
 /* Tells linked members that share a group with sp's node where it is now
  * (sent when an address changes, so a node that restarts on another port
- * is found again; receivers pass on only what changes for them). */
+ * is found again; receivers pass on only what changes for them). At most
+ * ADDRS_RATE frames per second per link: what waits goes out with the next
+ * one (frames_flush_addrs, from the tick). */
 void frames_announce_addr(kith_node *n, const kith_stored_peer *sp);
+void frames_flush_addrs(node_peer *p, uint64_t now);
 
 /* gossip.c: the per-group engines (core/gossip.h) on the node's links */
 void gossip_group_update(kith_node *n, node_group *ng);
 void gossip_group_stop(node_group *ng);
 void gossip_link_up(kith_node *n, node_peer *p);
 void gossip_link_down(kith_node *n, node_peer *p);
+/* Sends queued fetched events while the link's send buffer is short
+ * (called again as it drains). */
+void gossip_pump(node_peer *p);
+/* Frees an item of node_peer.push. */
+void gossip_push_free(gpointer item);
 /* A FRAME_GOSSIP from p: the engine frame buf for group gid. */
 void gossip_on_frame(node_peer *p, const uint8_t gid[32], const uint8_t *buf,
                      size_t len);
@@ -234,9 +325,6 @@ void relay_send_data(node_peer *relay, const uint8_t to[32],
 void relay_rpc_register(kith_node *n);
 
 /* peer.c: what arrives through a relay friend */
-void peer_on_relayed_signal(kith_node *n, const uint8_t from[32],
-                            const uint8_t *payload, size_t len,
-                            node_peer *relay);
 void peer_on_relayed_data(kith_node *n, const uint8_t from[32],
                           const uint8_t *bytes, size_t len, node_peer *relay);
 /* Offers a link to id with signalling through the relay friend `relay`. */
@@ -283,6 +371,21 @@ void doctor_rpc_register(kith_node *n);
 /* Answers the reports still being made with an error (node stopping). */
 void doctor_stop(kith_node *n);
 
+/* instance.c: one identity, one running node */
+void instance_init(kith_node *n);
+/* 0 while this node holds back after being told it is the older instance. */
+int instance_may_link(kith_node *n);
+/* An offer from an older instance of cur's node while cur (a newer one) is
+ * alive: answers it with ELSEWHERE, tells cur, and returns 1 (refused). */
+int instance_refuses_offer(kith_node *n, node_peer *cur,
+                           const kith_signal_msg *m, const node_instance *inst,
+                           node_peer *relay);
+/* ELSEWHERE from a peer we offered to: this node is the older instance. */
+void instance_on_elsewhere(kith_node *n, const uint8_t from[32],
+                           uint64_t since);
+/* FRAME_ELSEWHERE: an older instance of this node was refused by p. */
+void instance_on_frame(node_peer *p, uint64_t since);
+
 /* join.c */
 /* Admitter side: returns NULL to accept the joiner's offer, or the reason
  * for refusing it (static string). */
@@ -292,9 +395,12 @@ void join_start(kith_node *n, kith_rpc_call *call, const char *code,
                 uint64_t timeout_s);
 void join_tick(kith_node *n, uint64_t now);
 void join_on_refuse(kith_node *n, const uint8_t from[32], const char *reason);
-void join_on_have(kith_node *n, node_peer *p, node_group *ng,
-                  const GByteArray *ids);
 void join_check_progress(kith_node *n);
+/* Sends p the events that admitted it to ng, if this node admitted it
+ * lately (they carry its keys: it needs them before the history). */
+void join_send_admission(kith_node *n, node_group *ng, node_peer *p,
+                         kith_out *o);
+void node_admission_free(node_admission *a);
 void join_free(node_join *j);
 
 /* node_rpc.c */

@@ -11,7 +11,7 @@
 static int fall_back_to_relay(node_peer *p);
 static node_peer *relay_of(node_peer *p);
 
-static void peer_free(node_peer *p) {
+void peer_free(node_peer *p) {
   if (p->ice)
     kith_ice_free(p->ice);
   if (p->sess)
@@ -20,51 +20,78 @@ static void peer_free(node_peer *p) {
     g_byte_array_unref(p->outbuf);
   if (p->reply_to)
     g_object_unref(p->reply_to);
-  if (p->have)
-    g_hash_table_unref(p->have);
-  if (p->have_sent)
-    g_hash_table_unref(p->have_sent);
   if (p->push)
-    g_queue_free_full(p->push, g_free);
+    g_queue_free_full(p->push, gossip_push_free);
+  if (p->announce)
+    g_hash_table_unref(p->announce);
   g_free(p->join);
   g_free(p);
 }
 
+node_peer *peer_find(kith_node *n, const uint8_t id[32]) {
+  char text[KITH_ID_TEXT_LEN + 1];
+
+  kith_id_to_text(id, text);
+  return g_hash_table_lookup(n->peers, text);
+}
+
+int peer_is_up(const node_peer *p) {
+  return p && !p->closed && p->state == PEER_UP;
+}
+
+node_peer *peer_find_up(kith_node *n, const uint8_t id[32]) {
+  node_peer *p = peer_find(n, id);
+
+  return peer_is_up(p) ? p : NULL;
+}
+
+/* Tells the other end, so that it does not keep a half-open link for the
+ * heartbeat timeout (best effort: the bytes may not make it). */
+static void send_bye(node_peer *p) {
+  static const uint8_t bye[] = {0x91, FRAME_BYE};
+
+  if (kith_session_seal(p->sess, bye, sizeof bye, p->outbuf) != KITH_OK)
+    return;
+  if (p->relayed) {
+    node_peer *r = relay_of(p);
+    if (r)
+      relay_send_data(r, p->id, p->outbuf->data, p->outbuf->len);
+  } else if (p->ice) {
+    (void)kith_ice_send(p->ice, p->outbuf->data, p->outbuf->len);
+  }
+}
+
 void peer_close(node_peer *p, const char *why) {
   kith_node *n = p->node;
+  int was_up = p->state == PEER_UP;
 
-  /* Tell the other end, so that it does not keep a half-open link for the
-   * heartbeat timeout (best effort: the bytes may not make it). */
-  if (p->state == PEER_UP && !p->closing) {
-    static const uint8_t bye[] = {0x91, FRAME_BYE};
-    p->closing = 1;
-    if (kith_session_seal(p->sess, bye, sizeof bye, p->outbuf) == KITH_OK) {
-      if (p->relayed) {
-        node_peer *r = relay_of(p);
-        if (r)
-          relay_send_data(r, p->id, p->outbuf->data, p->outbuf->len);
-      } else if (p->ice) {
-        (void)kith_ice_send(p->ice, p->outbuf->data, p->outbuf->len);
-      }
-    }
-  }
-
-  if (p->state == PEER_UP)
+  if (p->closed)
+    return;
+  p->closed = 1;
+  if (was_up)
+    send_bye(p);
+  if (was_up)
     node_log(n, "link to %.8s down: %s", p->id_text, why);
   else
     node_log(n, "connection to %.8s abandoned: %s", p->id_text, why);
-  g_hash_table_remove(n->peers, p->id_text);
-  if (p->state == PEER_UP)
+  if (g_hash_table_lookup(n->peers, p->id_text) == p)
+    g_hash_table_remove(n->peers, p->id_text);
+  /* No ICE callback may name the peer from here on. */
+  kith_ice_free(p->ice);
+  p->ice = NULL;
+  node_retire_peer(n, p);
+  if (was_up)
     gossip_link_down(n, p);
-  peer_free(p);
 }
 
 static node_peer *relay_of(node_peer *p) {
   node_peer *r = p->via[0] ? g_hash_table_lookup(p->node->peers, p->via) : NULL;
-  return r && r->state == PEER_UP && !r->relayed ? r : NULL;
+  return peer_is_up(r) && !r->relayed ? r : NULL;
 }
 
 static void flush(node_peer *p) {
+  if (p->closed)
+    return;
   if (p->relayed) {
     node_peer *r = relay_of(p);
     if (!r) {
@@ -75,7 +102,7 @@ static void flush(node_peer *p) {
       relay_send_data(r, p->id, p->outbuf->data + off,
                       MIN(RELAY_CHUNK, p->outbuf->len - off));
     g_byte_array_set_size(p->outbuf, 0);
-    frames_pump(p);
+    gossip_pump(p);
     return;
   }
   while (p->outbuf->len > 0) {
@@ -88,11 +115,11 @@ static void flush(node_peer *p) {
       return; /* on_writable resumes */
     g_byte_array_remove_range(p->outbuf, 0, (guint)sent);
   }
-  frames_pump(p);
+  gossip_pump(p);
 }
 
 void peer_send_frame(node_peer *p, const uint8_t *frame, size_t len) {
-  if (p->state != PEER_UP)
+  if (!peer_is_up(p))
     return;
   if (p->outbuf->len > PEER_OUTBUF_MAX) {
     peer_close(p, "peer does not keep up (send buffer full)");
@@ -118,35 +145,30 @@ const char *peer_addr(const node_peer *p) {
                                                 : "";
 }
 
-/* Bytes of the session, from ICE or through a relay. */
+/* Bytes of the session, from ICE or through a relay. Any handler may
+ * close the link: p stays valid (life cycle above), so p->closed says. */
 static void peer_feed(node_peer *p, const uint8_t *buf, size_t len) {
   GPtrArray *frames =
       g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
   kith_err err = kith_session_recv(p->sess, buf, len, p->outbuf, frames);
-  int was_up = p->state == PEER_UP;
-  char id_text[KITH_ID_TEXT_LEN + 1];
   kith_node *n = p->node;
 
   p->last_rx_ms = node_now();
-  g_strlcpy(id_text, p->id_text, sizeof id_text);
-  if (!was_up && kith_session_is_established(p->sess)) {
+  if (p->state != PEER_UP && kith_session_is_established(p->sess)) {
     p->state = PEER_UP;
     node_log(n, "link to %.8s up (%s, %s)", p->id_text, peer_path(p),
              peer_addr(p));
     frames_link_up(p);
-    if (g_hash_table_lookup(n->peers, id_text) == p)
+    if (!p->closed)
       gossip_link_up(n, p);
   }
-  /* A frame handler may close the link: look the peer up again each time. */
-  for (guint i = 0; i < frames->len; i++) {
+  for (guint i = 0; i < frames->len && !p->closed; i++) {
     gsize flen;
     const uint8_t *f = g_bytes_get_data(frames->pdata[i], &flen);
-    if (g_hash_table_lookup(n->peers, id_text) != p)
-      break;
     frames_on_frame(p, f, flen);
   }
   g_ptr_array_unref(frames);
-  if (g_hash_table_lookup(n->peers, id_text) != p)
+  if (p->closed)
     return;
   if (err != KITH_OK) {
     n->dropped_frames++;
@@ -184,9 +206,10 @@ static void on_ice_writable(kith_ice *ice, void *ud) {
   flush(ud);
 }
 
-#define SIGNAL_FIELDS_MAX 16 /* array, kind and bin headers of a payload */
+/* array, kind, bin headers, since and instance nonce of a payload */
+#define SIGNAL_FIELDS_MAX 48
 
-/* Packs [kind, ice params bin, join bin|nil]. */
+/* Packs [kind, ice params bin, join bin|nil, since uint, nonce bin16]. */
 static kith_err pack_signal(int kind, node_peer *p, uint8_t **out,
                             size_t *len) {
   kith_ice_params params;
@@ -206,13 +229,15 @@ static kith_err pack_signal(int kind, node_peer *p, uint8_t **out,
   if (err != KITH_OK)
     return err;
   kith_pack_init(&pk);
-  kith_pack_array(&pk, 3);
+  kith_pack_array(&pk, 5);
   kith_pack_uint(&pk, (uint64_t)kind);
   kith_pack_bin(&pk, pbuf, plen);
   if (kind == SIG_OFFER && p->join)
     kith_pack_bin(&pk, p->join, p->join_len);
   else
     kith_pack_nil(&pk);
+  kith_pack_uint(&pk, p->node->inst.since_ms);
+  kith_pack_bin(&pk, p->node->inst.nonce, sizeof p->node->inst.nonce);
   g_free(pbuf);
   return kith_pack_take(&pk, out, len);
 }
@@ -306,10 +331,9 @@ static node_peer *peer_new(kith_node *n, const uint8_t id[32], int offerer) {
   p->state = PEER_GATHERING;
   p->outbuf = g_byte_array_new();
   p->started_ms = p->last_rx_ms = node_now();
-  p->have = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-                                  (GDestroyNotify)g_byte_array_unref);
-  p->have_sent = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   p->push = g_queue_new();
+  p->announce = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  kith_bucket_init(&p->announce_rate, ADDRS_BURST, node_now());
   p->sess = kith_session_new(&n->me, id, offerer);
   cfg.controlling = memcmp(n->me.pk, id, KITH_ID_LEN) < 0;
   cfg.loopback = n->loopback;
@@ -330,7 +354,7 @@ node_peer *peer_connect(kith_node *n, const uint8_t id[32], const char *host,
                         uint16_t port, const uint8_t *join, size_t join_len) {
   node_peer *p;
 
-  if (g_hash_table_size(n->peers) >= PEER_MAX)
+  if (g_hash_table_size(n->peers) >= PEER_MAX || !instance_may_link(n))
     return NULL;
   p = peer_new(n, id, 1);
   if (!p)
@@ -348,8 +372,13 @@ node_peer *peer_connect(kith_node *n, const uint8_t id[32], const char *host,
 }
 
 /* The offerer re-sends its offer to another address (joins try each
- * address of the invite code in turn). */
+ * address of the invite code in turn; a peer that moved is offered again
+ * at its new address). */
 void peer_reoffer(node_peer *p, const char *host, uint16_t port) {
+  if (p->closed || !p->offerer || p->via[0] || p->state > PEER_OFFERED)
+    return;
+  g_strlcpy(p->offer_host, host, sizeof p->offer_host);
+  p->offer_port = port;
   if (p->state == PEER_OFFERED)
     send_offer(p, host, port);
 }
@@ -389,17 +418,18 @@ static int same_addr(GSocketAddress *src, const char *host, uint16_t port) {
   return same;
 }
 
-/* Remembers where a peer we accepted reached us from (for reconnects). */
-static void remember_src(kith_node *n, const uint8_t id[32],
-                         GSocketAddress *src) {
+/* Remembers where a peer we accepted reached us from (for reconnects),
+ * stamped with the time the peer itself signed. */
+static void remember_src(kith_node *n, const kith_signal_msg *m) {
   GInetSocketAddress *isa;
   char *host;
 
-  if (!G_IS_INET_SOCKET_ADDRESS(src))
+  if (!m->src || !G_IS_INET_SOCKET_ADDRESS(m->src))
     return;
-  isa = G_INET_SOCKET_ADDRESS(src);
+  isa = G_INET_SOCKET_ADDRESS(m->src);
   host = g_inet_address_to_string(g_inet_socket_address_get_address(isa));
-  node_remember_addr(n, id, host, g_inet_socket_address_get_port(isa));
+  node_remember_addr(n, m->from, host, g_inet_socket_address_get_port(isa),
+                     m->ts_ms, 1);
   g_free(host);
 }
 
@@ -412,24 +442,24 @@ int peer_answers_again(const node_peer *p) {
 }
 
 /* An offer: answer it unless our own offer to the same peer wins (the
- * smaller node id's offer wins a crossing). */
-static void on_offer(kith_node *n, const uint8_t from[32],
+ * smaller node id's offer wins a crossing). join: the join request, or
+ * NULL. */
+static void on_offer(kith_node *n, const kith_signal_msg *m,
                      const kith_ice_params *params, const uint8_t *join,
-                     size_t join_len, GSocketAddress *src, size_t size,
+                     size_t join_len, const node_instance *inst,
                      node_peer *relay) {
-  char text[KITH_ID_TEXT_LEN + 1];
-  node_peer *p;
+  node_peer *p = peer_find(n, m->from);
   const char *refusal = NULL;
+  char text[KITH_ID_TEXT_LEN + 1];
 
-  kith_id_to_text(from, text);
-  p = g_hash_table_lookup(n->peers, text);
+  kith_id_to_text(m->from, text);
   if (p && peer_is_same_offer(p, params->ufrag)) {
     /* The same offer again: our answer was lost; answer once more. */
     if (peer_answers_again(p)) {
-      if (src) {
+      if (m->src) {
         g_clear_object(&p->reply_to);
-        p->reply_to = g_object_ref(src);
-        p->offer_size = size;
+        p->reply_to = g_object_ref(m->src);
+        p->offer_size = m->size;
       }
       if (resend_answer(p) != KITH_OK)
         node_log(n, "could not answer %.8s again", p->id_text);
@@ -440,81 +470,89 @@ static void on_offer(kith_node *n, const uint8_t from[32],
    * an address the peer no longer has (its offer comes from elsewhere:
    * it restarted), in which case ours will never be answered. */
   if (p && p->offerer && p->state < PEER_HANDSHAKE &&
-      memcmp(n->me.pk, from, KITH_ID_LEN) < 0 &&
-      !(src && !p->via[0] && !same_addr(src, p->offer_host, p->offer_port)))
+      memcmp(n->me.pk, m->from, KITH_ID_LEN) < 0 &&
+      !(m->src && !p->via[0] &&
+        !same_addr(m->src, p->offer_host, p->offer_port)))
+    return;
+  if (instance_refuses_offer(n, p, m, inst, relay))
     return;
   if (join)
-    refusal = join_on_offer(n, from, join, join_len);
-  else if (!node_shares_group(n, from) && !relay_is_friend(n, from))
+    refusal = join_on_offer(n, m->from, join, join_len);
+  else if (!node_shares_group(n, m->from) && !relay_is_friend(n, m->from))
     refusal = "no group in common and not a friend";
   if (refusal) {
     node_log(n, "refused an offer from %.8s: %s", text, refusal);
     if (join)
-      peer_send_refuse(n, from, src, size, relay, refusal);
+      peer_send_refuse(n, m->from, m->src, m->size, relay, refusal);
     return;
   }
   if (p)
-    peer_close(p, "the peer reconnected");
-  p = peer_new(n, from, 0);
+    peer_close(p, p->has_inst && memcmp(&p->inst, inst, sizeof *inst) != 0
+                      ? "a newer instance of the peer reconnected"
+                      : "the peer reconnected");
+  p = peer_new(n, m->from, 0);
   if (!p)
     return;
   p->remote = *params;
+  p->inst = *inst;
+  p->has_inst = 1;
   if (relay) {
     g_strlcpy(p->via, relay->id_text, sizeof p->via);
   } else {
-    p->reply_to = g_object_ref(src);
-    p->offer_size = size;
-    remember_src(n, from, src);
+    p->reply_to = g_object_ref(m->src);
+    p->offer_size = m->size;
+    remember_src(n, m);
   }
   node_log(n, "answering %.8s", p->id_text);
   p->armed = 1;
   signal_when_ready(p);
 }
 
-static void on_answer(kith_node *n, const uint8_t from[32],
-                      const kith_ice_params *params, GSocketAddress *src) {
-  char text[KITH_ID_TEXT_LEN + 1];
-  node_peer *p;
+static void on_answer(kith_node *n, const kith_signal_msg *m,
+                      const kith_ice_params *params,
+                      const node_instance *inst) {
+  node_peer *p = peer_find(n, m->from);
 
-  kith_id_to_text(from, text);
-  p = g_hash_table_lookup(n->peers, text);
   if (!p || !p->offerer || p->state != PEER_OFFERED)
     return;
+  p->inst = *inst;
+  p->has_inst = 1;
   if (kith_ice_set_remote(p->ice, params) != KITH_OK) {
     peer_close(p, "bad ICE parameters in the answer");
     return;
   }
-  if (src)
-    remember_src(n, from, src);
+  remember_src(n, m);
   p->state = PEER_CONNECTING;
 }
 
-static void handle_signal(kith_node *n, const uint8_t from[32],
-                          const uint8_t *payload, size_t len,
-                          GSocketAddress *src, size_t size, node_peer *relay) {
+void peer_on_signal(kith_node *n, const kith_signal_msg *m, node_peer *relay) {
   kith_wire_signal s;
+  node_peer *p;
 
-  if (kith_wire_signal_decode(payload, len, &s) != KITH_OK)
+  if (kith_wire_signal_decode(m->payload, m->len, &s) != KITH_OK)
     return;
-  if (s.kind == SIG_REFUSE)
-    join_on_refuse(n, from, s.reason);
-  else if (s.kind == SIG_OFFER)
-    on_offer(n, from, &s.params, s.has_join ? s.join : NULL, s.join_len, src,
-             size, relay);
-  else
-    on_answer(n, from, &s.params, src);
-}
-
-void peer_on_signal(kith_node *n, const uint8_t from[32],
-                    const uint8_t *payload, size_t len, GSocketAddress *src,
-                    size_t size) {
-  handle_signal(n, from, payload, len, src, size, NULL);
-}
-
-void peer_on_relayed_signal(kith_node *n, const uint8_t from[32],
-                            const uint8_t *payload, size_t len,
-                            node_peer *relay) {
-  handle_signal(n, from, payload, len, NULL, 0, relay);
+  switch (s.kind) {
+  case SIG_REFUSE:
+    join_on_refuse(n, m->from, s.reason);
+    break;
+  case SIG_ELSEWHERE:
+    /* Only from a node we are offering a link to. */
+    p = peer_find(n, m->from);
+    if (!p || !p->offerer || p->state > PEER_CONNECTING)
+      break;
+    peer_close(p, "it links to a newer instance of this node");
+    instance_on_elsewhere(n, m->from, s.since_ms);
+    break;
+  default: {
+    node_instance inst = {.since_ms = s.since_ms};
+    memcpy(inst.nonce, s.nonce, sizeof inst.nonce);
+    if (s.kind == SIG_OFFER)
+      on_offer(n, m, &s.params, s.has_join ? s.join : NULL, s.join_len, &inst,
+               relay);
+    else
+      on_answer(n, m, &s.params, &inst);
+  }
+  }
 }
 
 /* ICE found no path (or is too slow): carry the session through the relay
@@ -551,7 +589,7 @@ void peer_on_relayed_data(kith_node *n, const uint8_t from[32],
     return; /* not a link we signalled through this relay */
   if (!p->relayed && !fall_back_to_relay(p))
     return;
-  if (g_hash_table_lookup(n->peers, text) == p)
+  if (!p->closed)
     peer_feed(p, bytes, len);
 }
 
@@ -560,7 +598,7 @@ node_peer *peer_connect_via(kith_node *n, const uint8_t id[32],
                             size_t join_len) {
   node_peer *p;
 
-  if (g_hash_table_size(n->peers) >= PEER_MAX)
+  if (g_hash_table_size(n->peers) >= PEER_MAX || !instance_may_link(n))
     return NULL;
   p = peer_new(n, id, 1);
   if (!p)
@@ -577,21 +615,25 @@ node_peer *peer_connect_via(kith_node *n, const uint8_t id[32],
   return p;
 }
 
-static void send_ping(node_peer *p, uint64_t now, int kind, uint64_t t) {
+void peer_send_uint_frame(node_peer *p, int type, uint64_t v) {
   kith_pack pk;
   uint8_t *buf;
   size_t len;
 
   kith_pack_init(&pk);
   kith_pack_array(&pk, 2);
-  kith_pack_uint(&pk, (uint64_t)kind);
-  kith_pack_uint(&pk, t);
+  kith_pack_uint(&pk, (uint64_t)type);
+  kith_pack_uint(&pk, v);
   if (kith_pack_take(&pk, &buf, &len) != KITH_OK)
     return;
-  if (kind == FRAME_PING)
-    p->ping_sent_ms = now;
   peer_send_frame(p, buf, len);
   g_free(buf);
+}
+
+static void send_ping(node_peer *p, uint64_t now, int kind, uint64_t t) {
+  if (kind == FRAME_PING)
+    p->ping_sent_ms = now;
+  peer_send_uint_frame(p, kind, t);
 }
 
 void peer_on_ping(node_peer *p, int kind, uint64_t t) {
@@ -604,6 +646,8 @@ void peer_on_ping(node_peer *p, int kind, uint64_t t) {
 }
 
 void peer_tick(node_peer *p, uint64_t now) {
+  if (p->closed)
+    return;
   if (p->state != PEER_UP) {
     if (now - p->started_ms > RELAY_FALLBACK_MS && fall_back_to_relay(p))
       return;
@@ -620,4 +664,5 @@ void peer_tick(node_peer *p, uint64_t now) {
   }
   if (now - p->ping_sent_ms >= PEER_PING_MS)
     send_ping(p, now, FRAME_PING, now);
+  frames_flush_addrs(p, now);
 }

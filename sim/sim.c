@@ -20,6 +20,7 @@ typedef struct node {
   uint32_t *adj;     /* linked peers */
   uint32_t n_adj, cap_adj;
   uint8_t alive, doomed;
+  uint8_t late, joined; /* joins after the last message; has joined */
 } node;
 
 typedef struct sim {
@@ -260,6 +261,7 @@ static void drain(sim *s, uint32_t i) {
 static void do_join(sim *s, uint32_t i) {
   uint8_t id[32];
   node *n = &s->nodes[i];
+  n->joined = 1;
   uint32_t want = s->p->contacts < i ? s->p->contacts : i;
   for (uint32_t k = 0; k < want; k++) {
     uint32_t c = (uint32_t)(rnd(s) % i);
@@ -277,7 +279,7 @@ static void do_join(sim *s, uint32_t i) {
 static uint32_t random_live(sim *s) {
   for (;;) {
     uint32_t i = (uint32_t)(rnd(s) % s->p->nodes);
-    if (s->nodes[i].alive)
+    if (s->nodes[i].alive && s->nodes[i].joined)
       return i;
   }
 }
@@ -330,11 +332,16 @@ static void step(sim *s, ev *e) {
         KITH_OK)
       s->bad_frames++;
     break;
-  case EV_UP:
+  case EV_UP: {
     if (!linked(s, e->node, e->peer))
       return; /* closed again meanwhile */
     kith_gossip_link_up(n->g, peer, s->now, &s->out);
+    /* as the node does: a new link is reconciled at once (STATE: the
+     * engine had no room to track it) */
+    kith_err err = kith_gossip_reconcile(n->g, peer, s->now, &s->out);
+    (void)err;
     break;
+  }
   case EV_DOWN:
     if (linked(s, e->node, e->peer))
       return; /* stale: a new link exists */
@@ -389,6 +396,7 @@ static void measure(sim *s, sim_result *r) {
     r->recon_rounds += st.recon_rounds;
     r->malformed += st.malformed;
     r->active_avg += st.active;
+    r->late += n->late;
     if (st.active > r->active_max_seen)
       r->active_max_seen = st.active;
     for (uint32_t m = 0; m < s->published; m++) {
@@ -400,10 +408,14 @@ static void measure(sim *s, sim_result *r) {
         r->expected_later++;
         r->copies_later += s->cell_copies[c];
       }
+      r->late_expected += n->late;
       if (s->got[c]) {
+        r->late_delivered += n->late;
         r->delivered++;
-        hv[nv] = s->hops[c];
-        lv[nv++] = s->lat[c];
+        if (!n->late) { /* a late joiner's catch-up is not dissemination */
+          hv[nv] = s->hops[c];
+          lv[nv++] = s->lat[c];
+        }
       }
     }
   }
@@ -439,13 +451,23 @@ static void finish(sim *s, sim_result *r) {
 }
 
 /* The schedule: joins spread over J, a settling pause, messages spread
- * over W with crashes between the first and the last, then a drain. */
+ * over W with crashes between the first and the last, the late joiners
+ * within a second after the last, then a drain. */
 static uint64_t schedule(sim *s) {
   const sim_params *p = s->p;
   uint64_t J =
       (uint64_t)p->nodes * 10 < 10000 ? (uint64_t)p->nodes * 10 : 10000;
+  uint32_t late = (uint32_t)(p->late * p->nodes + 0.5);
+  for (uint32_t k = 0; k < late && k + 2 < p->nodes; k++) {
+    uint32_t i;
+    do /* node 0 starts the group; crashes pick among the others */
+      i = 1 + (uint32_t)(rnd(s) % (p->nodes - 1));
+    while (s->nodes[i].late);
+    s->nodes[i].late = 1;
+  }
   for (uint32_t i = 1; i < p->nodes; i++)
-    push(s, i * J / p->nodes, EV_JOIN, i, 0, NULL, 0);
+    if (!s->nodes[i].late)
+      push(s, i * J / p->nodes, EV_JOIN, i, 0, NULL, 0);
   uint64_t start = J + 5000;
   uint64_t slot = p->interval_ms, first = 0, last = 0;
   for (uint32_t m = 0; m < p->messages; m++) {
@@ -455,12 +477,17 @@ static uint64_t schedule(sim *s) {
     last = t;
     push(s, t, EV_PUBLISH, 0, m, NULL, 0);
   }
+  for (uint32_t i = 1; i < p->nodes; i++)
+    if (s->nodes[i].late)
+      push(s, last + 1 + rnd(s) % 1000, EV_JOIN, i, 0, NULL, 0);
   uint32_t kill = (uint32_t)(p->crash * p->nodes + 0.5);
+  if (kill + late + 1 > p->nodes)
+    kill = p->nodes > late + 1 ? p->nodes - late - 1 : 0;
   for (uint32_t k = 0; k < kill && last > first + 2; k++) {
     uint32_t i;
     do
       i = (uint32_t)(rnd(s) % p->nodes);
-    while (s->nodes[i].doomed);
+    while (s->nodes[i].doomed || s->nodes[i].late);
     s->nodes[i].doomed = 1;
     push(s, first + 1 + rnd(s) % (last - first - 1), EV_CRASH, i, 0, NULL, 0);
   }
@@ -488,6 +515,7 @@ static void setup(sim *s, const sim_params *p) {
         kith_gossip_new(id, mix(p->seed ^ (0xabcdull << 32) ^ i), NULL);
     s->nodes[i].alive = 1;
     s->nodes[i].timer_at = UINT64_MAX;
+    s->nodes[i].joined = i == 0;
   }
 }
 

@@ -18,6 +18,9 @@ typedef struct sim_params {
   uint32_t nodes, messages;
   double loss;  /* per frame, 0..1 */
   double crash; /* fraction of nodes killed mid-run */
+  double late;  /* fraction of nodes that join after the last message and
+                   must catch up the whole history, as a node joining a
+                   group does: by reconciling with its contact */
   uint32_t latency_ms;
   uint32_t interval_ms; /* one message per interval, at a random moment */
   uint64_t seed;
@@ -37,6 +40,8 @@ typedef struct sim_result {
   /* detail */
   uint64_t expected, delivered, copies, frames, bytes, events;
   uint64_t expected_later, copies_later; /* messages after the first */
+  uint32_t late;                         /* late joiners alive at the end */
+  uint64_t late_expected, late_delivered;
   double
       copies_after_first; /* the tree's cost once the first prunes are done */
   uint64_t grafts, prunes, recon_rounds, malformed;

@@ -348,6 +348,32 @@ static void test_reconcile_nearly_equal(void **state) {
   recon_case(60, 0, 57); /* 1 lacks 3 of 60 */
 }
 
+/* With periodic anti-entropy off, a reconciliation asked for at once (as
+ * the node does when a link comes up) brings a newcomer the whole set. */
+static void test_reconcile_now_catches_up_without_waiting(void **state) {
+  (void)state;
+  net *t = net_new(2, 0);
+  join(t, 1, 0);
+  for (int e = 0; e < 30; e++) {
+    uint8_t id[32];
+    ev_id(e, id);
+    set_store(t, e);
+    assert_int_equal(kith_gossip_add_known(t->g[0], t->ts[e], id), KITH_OK);
+  }
+  assert_int_equal(kith_gossip_reconcile(t->g[1], t->id[0], t->now, &t->out),
+                   KITH_OK);
+  drain(t, 1);
+  pump(t);
+  for (int e = 0; e < 30; e++)
+    assert_int_equal(t->got[1][e], 1);
+  assert_int_equal(kith_gossip_reconcile(t->g[1], t->id[1], t->now, &t->out),
+                   KITH_ERR_STATE); /* itself: never linked */
+  uint8_t stranger[32] = {0x77};
+  assert_int_equal(kith_gossip_reconcile(t->g[1], stranger, t->now, &t->out),
+                   KITH_ERR_STATE);
+  net_free(t);
+}
+
 static void feed(kith_gossip *g, const uint8_t *from, const uint8_t *b,
                  size_t n, kith_out *o) {
   assert_int_equal(kith_gossip_recv(g, from, b, n, 5, o), KITH_ERR_DECODE);
@@ -447,6 +473,7 @@ int main(void) {
       cmocka_unit_test(test_reconcile_equal),
       cmocka_unit_test(test_reconcile_disjoint),
       cmocka_unit_test(test_reconcile_nearly_equal),
+      cmocka_unit_test(test_reconcile_now_catches_up_without_waiting),
       cmocka_unit_test(test_malformed_frames),
       cmocka_unit_test(test_invalid_not_forwarded),
   };
