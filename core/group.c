@@ -557,7 +557,9 @@ static kith_err process(kith_group *g, kith_event *ev, uint64_t now_ms,
   if (rc == KITH_OK && ev->kind != KITH_EV_CREATE &&
       (ev->depth != depth || ev->ts_ms + KITH_CLOCK_SKEW_MS < ts))
     rc = KITH_ERR_PROTOCOL;
-  if (rc == KITH_OK && ev->ts_ms > now_ms + KITH_CLOCK_SKEW_MS)
+  /* A stored event being converted was accepted before: no clock here. */
+  if (rc == KITH_OK && !g->converting &&
+      ev->ts_ms > now_ms + KITH_CLOCK_SKEW_MS)
     rc = hold(g, ev, WAIT_TIME, NULL);
   /* Without the epoch's key a control event cannot be checked: held. A
    * message and its kin need no key to be checked; they wait for it only

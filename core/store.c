@@ -106,11 +106,13 @@ static const char *const stmt_sql[ST_COUNT] = {
         "INSERT INTO events(id, group_id, depth, kind, author, ts, raw, cseq,"
         " cf, facts, text, ref, flag) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
         " ?9, ?10, ?11, ?12, ?13) ON CONFLICT(id) DO NOTHING",
-    /* a row a version-2 kith stored gets its derived columns (keeping its
-     * text) */
+    /* a row a version-2 kith stored gets its derived columns; a message
+     * keeps its text, a control event's text becomes its inner plaintext
+     * (version 2 kept a topic's text there) */
     [ST_CONVERT_EVENT] =
         "UPDATE events SET cseq = ?8, cf = ?9, facts = ?10,"
-        " text = coalesce(text, ?11), ref = ?12, flag = ?13 WHERE id = ?1"
+        " text = CASE WHEN ?8 IS NULL THEN coalesce(text, ?11) ELSE ?11 END,"
+        " ref = ?12, flag = ?13 WHERE id = ?1"
         " AND group_id = ?2 AND depth = ?3 AND kind = ?4 AND author = ?5 AND"
         " ts = ?6 AND raw = ?7 AND NOT " CONVERTED,
     [ST_DROP_HEADS_OF] = "DELETE FROM heads WHERE group_id = ?1",
