@@ -31,7 +31,7 @@ static int config_ok(const kith_gossip_config *c) {
 
 /* Ids are hashes or random: mixing all words still keeps structured test
  * ids from colliding in one bucket. */
-static guint id_hash(gconstpointer k) {
+guint gs_id_hash(gconstpointer k) {
   const uint8_t *b = k;
   uint64_t h = 0x9e3779b97f4a7c15ull;
   for (int i = 0; i < 32; i += 8) {
@@ -43,7 +43,7 @@ static guint id_hash(gconstpointer k) {
   return (guint)h;
 }
 
-static gboolean id_equal(gconstpointer a, gconstpointer b) {
+gboolean gs_id_equal(gconstpointer a, gconstpointer b) {
   return memcmp(a, b, 32) == 0;
 }
 
@@ -60,12 +60,15 @@ kith_gossip *kith_gossip_new(const uint8_t self[32], uint64_t seed,
   g->cfg = *cfg;
   g->rng = seed ^ 0x5851f42d4c957f2dull;
   (void)gs_rand(g);
-  g->seen = g_hash_table_new_full(id_hash, id_equal, g_free, NULL);
+  g->seen = g_hash_table_new_full(gs_id_hash, gs_id_equal, g_free, NULL);
   g_queue_init(&g->seen_fifo);
-  g->cache = g_hash_table_new_full(id_hash, id_equal, NULL, pt_free_cached);
+  g->cache =
+      g_hash_table_new_full(gs_id_hash, gs_id_equal, NULL, pt_free_cached);
   g_queue_init(&g->cache_fifo);
-  g->pend = g_hash_table_new_full(id_hash, id_equal, NULL, pt_free_pending);
-  g->missing = g_hash_table_new_full(id_hash, id_equal, NULL, g_free);
+  g->pend =
+      g_hash_table_new_full(gs_id_hash, gs_id_equal, NULL, pt_free_pending);
+  g->pend_by = g_hash_table_new_full(gs_id_hash, gs_id_equal, NULL, g_free);
+  g->missing = g_hash_table_new_full(gs_id_hash, gs_id_equal, NULL, g_free);
   g->known = g_array_new(FALSE, FALSE, sizeof(known_item));
   return g;
 }
@@ -83,6 +86,7 @@ void kith_gossip_free(kith_gossip *g) {
   g_queue_clear(&g->cache_fifo);
   g_hash_table_destroy(g->cache);
   g_hash_table_destroy(g->pend);
+  g_hash_table_destroy(g->pend_by);
   g_hash_table_destroy(g->missing);
   g_array_free(g->known, TRUE);
   g_free(g);

@@ -19,9 +19,14 @@
  * Inputs carry now_ms; outputs go to a kith_out (core/out.h). Links are
  * made and dropped by the caller (KITH_OUT_CONNECT / KITH_OUT_DISCONNECT),
  * which reports them back with kith_gossip_link_up / _link_down. Payloads
- * are opaque: the caller validates each delivered one and answers with
- * kith_gossip_verdict(); only valid events are forwarded. Randomness comes
- * from the seed (a small PRNG), so a run is reproducible.
+ * are opaque bytes named by their id, BLAKE2b-256 of the bytes (a kith
+ * event id is exactly that): the engine computes the id of every payload
+ * it receives itself, so no frame can claim another payload's id. The
+ * caller validates each delivered payload and answers with
+ * kith_gossip_verdict(); only valid ones are forwarded, invalid ones are
+ * never delivered again, and one that cannot be judged now (its parents
+ * are missing, a limit is reached) never gets a permanent mark. Randomness
+ * comes from the seed (a small PRNG), so a run is reproducible.
  *
  * Wire format: each frame is one canonical msgpack array whose first
  * element is the frame type (KITH_GF_*); bin32 = 32-byte id:
@@ -29,7 +34,7 @@
  *   NEIGHBOR [3, high 0|1]        NEIGHBOR_REPLY [4, accepted 0|1]
  *   DISCONNECT [5]                SHUFFLE [6, [bin32...]]  (<= 8 ids)
  *   SHUFFLE_REPLY [7, [bin32...]]
- *   PAYLOAD [8, id bin32, ts_ms, hops, push 0|1, payload bin]
+ *   PAYLOAD [8, hops, push 0|1, payload bin]  (its id: BLAKE2b-256(payload))
  *   IHAVE [9, [bin32...], hops bin (one byte per id)]
  *   GRAFT [10, [bin32...]]  (empty: only "push to me again")
  *   PRUNE [11]                    WANT [12, [bin32...]]
@@ -58,7 +63,12 @@
 #define KITH_GOSSIP_SEEN_MAX (1u << 20) /* ids remembered for dedup */
 #define KITH_GOSSIP_CACHE_MAX 1024      /* payloads kept for grafts */
 #define KITH_GOSSIP_CACHE_BYTES (8u << 20)
-#define KITH_GOSSIP_PENDING_MAX 1024 /* payloads awaiting a verdict */
+#define KITH_GOSSIP_PENDING_MAX 1024          /* payloads awaiting a verdict */
+#define KITH_GOSSIP_PENDING_BYTES (16u << 20) /* and their bytes */
+/* Of which from one sender, at most (so that one neighbour's held
+ * payloads cannot stop everyone else's): */
+#define KITH_GOSSIP_PENDING_PEER_MAX (KITH_GOSSIP_PENDING_MAX / 4)
+#define KITH_GOSSIP_PENDING_PEER_BYTES (KITH_GOSSIP_PENDING_BYTES / 4)
 #define KITH_GOSSIP_PENDING_MS 60000 /* then they are forgotten */
 #define KITH_GOSSIP_MISSING_MAX 4096 /* announced ids not yet received */
 #define KITH_GOSSIP_ANNOUNCERS 4     /* neighbours remembered per id */
@@ -86,8 +96,10 @@ typedef struct kith_gossip_stats {
   uint64_t payloads;   /* payload frames received */
   uint64_t duplicates; /* of which already seen */
   uint64_t prunes_sent, grafts_sent, ihave_sent, recon_rounds;
-  uint64_t invalid;   /* events the application rejected */
-  uint64_t overflows; /* items dropped at a bound (cache, missing, ...) */
+  uint64_t invalid;    /* events the application rejected */
+  uint64_t later;      /* events the application could not judge now */
+  uint64_t wants_sent; /* ids asked for with WANT */
+  uint64_t overflows;  /* items dropped at a bound (cache, missing, ...) */
   uint32_t active, eager, passive;
 } kith_gossip_stats;
 
@@ -118,25 +130,51 @@ void kith_gossip_tick(kith_gossip *g, uint64_t now_ms, kith_out *out);
 /* When to call kith_gossip_tick next (UINT64_MAX: no timer pending). */
 uint64_t kith_gossip_next_deadline(const kith_gossip *g);
 
-/* A local event (already validated and stored by the caller). */
-KITH_MUST kith_err kith_gossip_publish(kith_gossip *g, const uint8_t id[32],
-                                       uint64_t ts_ms, const uint8_t *payload,
-                                       size_t len, uint64_t now_ms,
-                                       kith_out *out);
-/* The caller's verdict on a KITH_OUT_DELIVER payload. valid: the event is
- * stored and forwarded; invalid: its sender is penalized. The verdict may
- * come later (e.g. once missing parents arrived, see kith_gossip_want). */
-void kith_gossip_verdict(kith_gossip *g, const uint8_t id[32], int valid,
+/* The id the engine gives payload[len]: BLAKE2b-256 of the bytes. */
+void kith_gossip_payload_id(const uint8_t *payload, size_t len, uint8_t id[32]);
+
+/* A local event (already validated and stored by the caller), with its
+ * timestamp (the order of reconciliation). KITH_ERR_DUPLICATE if the
+ * engine knows it already. */
+KITH_MUST kith_err kith_gossip_publish(kith_gossip *g, uint64_t ts_ms,
+                                       const uint8_t *payload, size_t len,
+                                       uint64_t now_ms, kith_out *out);
+
+/* The caller's verdict on the KITH_OUT_DELIVER payload id. */
+typedef enum kith_gossip_verdict_kind {
+  /* The bytes are bad for good (malformed, forged, breaking a rule): the
+   * id is remembered as invalid and the sender penalized. */
+  KITH_GOSSIP_INVALID = 0,
+  /* Accepted (and stored): cached, known and forwarded. ts_ms is the
+   * event's own timestamp. */
+  KITH_GOSSIP_VALID = 1,
+  /* Not now (a limit was reached, the caller dropped it): forgotten
+   * without blame, so the next copy is delivered again. */
+  KITH_GOSSIP_LATER = 2,
+} kith_gossip_verdict_kind;
+/* A payload the caller holds (e.g. for missing parents) needs no call
+ * until it is judged; unjudged payloads are forgotten after
+ * KITH_GOSSIP_PENDING_MS. ts_ms is read for KITH_GOSSIP_VALID only. A
+ * valid verdict on an id that is not awaiting one adds it to the known
+ * set (as kith_gossip_add_known). */
+void kith_gossip_verdict(kith_gossip *g, const uint8_t id[32],
+                         kith_gossip_verdict_kind v, uint64_t ts_ms,
                          uint64_t now_ms, kith_out *out);
 /* Asks peer for specific events (e.g. the missing parents of a held event:
- * ask the neighbour that delivered it). n <= KITH_GOSSIP_IDS_MAX. */
+ * ask the neighbour that delivered it). Ids the engine has seen, or asked
+ * for within the last graft_retry_ms, are left out; an id not received
+ * in time is asked of other announcers (as after GRAFT) and then left to
+ * anti-entropy. n <= KITH_GOSSIP_IDS_MAX. Returns how many were asked
+ * for in *asked (may be NULL). */
 KITH_MUST kith_err kith_gossip_want(kith_gossip *g, const uint8_t peer[32],
                                     const uint8_t *ids, size_t n,
+                                    uint64_t now_ms, size_t *asked,
                                     kith_out *out);
 /* Answer to KITH_OUT_FETCH: sends one stored event to peer. */
-KITH_MUST kith_err kith_gossip_send_payload(
-    kith_gossip *g, const uint8_t peer[32], const uint8_t id[32],
-    uint64_t ts_ms, const uint8_t *payload, size_t len, kith_out *out);
+KITH_MUST kith_err kith_gossip_send_payload(kith_gossip *g,
+                                            const uint8_t peer[32],
+                                            const uint8_t *payload, size_t len,
+                                            kith_out *out);
 /* Adds an event the caller already holds (e.g. loaded from the store) to
  * the set that anti-entropy reconciles. */
 KITH_MUST kith_err kith_gossip_add_known(kith_gossip *g, uint64_t ts_ms,

@@ -51,7 +51,6 @@ typedef struct known_item {
 typedef struct cached {
   uint8_t id[32];
   uint8_t from[32]; /* who delivered it first (zero: published here) */
-  uint64_t ts;
   uint32_t hops;
   uint8_t *data;
   size_t len;
@@ -60,13 +59,19 @@ typedef struct cached {
 typedef struct pending {
   uint8_t id[32];
   uint8_t from[32];
-  uint64_t ts;
   uint32_t hops;
   int push; /* forward eagerly once valid */
   uint8_t *data;
   size_t len;
-  uint64_t since; /* first tick that saw it waiting (0: not yet) */
+  uint64_t since; /* delivered at */
 } pending;
+
+/* Payloads awaiting a verdict from one sender (the per-sender bound). */
+typedef struct pend_count {
+  uint8_t peer[32];
+  uint32_t n;
+  size_t bytes;
+} pend_count;
 
 typedef struct missing {
   uint8_t id[32];
@@ -74,6 +79,7 @@ typedef struct missing {
   uint8_t hops[KITH_GOSSIP_ANNOUNCERS]; /* UINT8_MAX once tried */
   uint32_t n;
   uint64_t deadline;
+  uint64_t asked_at; /* last WANT or GRAFT for it (0: none) */
 } missing;
 
 enum { SEEN_PENDING = 1, SEEN_VALID = 2, SEEN_INVALID = 3 };
@@ -92,14 +98,19 @@ struct kith_gossip {
   GQueue cache_fifo;
   size_t cache_bytes;
   GHashTable *pend;    /* id -> pending */
+  GHashTable *pend_by; /* sender id -> pend_count */
+  size_t pend_bytes;
   GHashTable *missing; /* id -> missing */
   GArray *known;       /* known_item of valid events, for anti-entropy */
   uint64_t ihave_at, repair_at, shuffle_at, recon_at; /* 0 = unset */
+  uint64_t pend_at;      /* the oldest pending payload expires then (0: none) */
   uint32_t repair_tries; /* refused NEIGHBOR requests in a row */
   kith_gossip_stats st;
 };
 
 /* gossip.c */
+guint gs_id_hash(gconstpointer k);
+gboolean gs_id_equal(gconstpointer a, gconstpointer b);
 uint64_t gs_rand(kith_gossip *g);
 uint32_t gs_below(kith_gossip *g, uint32_t n);
 uint64_t gs_jitter(kith_gossip *g, uint32_t period);

@@ -9,6 +9,7 @@
  * behind us probably lacks it too. */
 #include "gossip_int.h"
 
+#include <sodium.h>
 #include <string.h>
 
 #define TS_MAX (UINT64_C(1) << 62)
@@ -21,6 +22,8 @@ void pt_free_cached(gpointer v) {
 
 void pt_free_pending(gpointer v) {
   pending *p = v;
+  if (p == NULL)
+    return;
   g_free(p->data);
   g_free(p);
 }
@@ -60,20 +63,61 @@ static void cache_put(kith_gossip *g, const cached *ev) {
   }
 }
 
-static void send_payload(kith_gossip *g, const uint8_t peer[32],
-                         const uint8_t id[32], uint64_t ts, uint32_t hops,
+static void send_payload(kith_gossip *g, const uint8_t peer[32], uint32_t hops,
                          int push, const uint8_t *data, size_t len,
                          kith_out *out) {
   kith_pack pk;
   kith_pack_init(&pk);
-  kith_pack_array(&pk, 6);
+  kith_pack_array(&pk, 4);
   kith_pack_uint(&pk, KITH_GF_PAYLOAD);
-  kith_pack_bin(&pk, id, 32);
-  kith_pack_uint(&pk, ts);
   kith_pack_uint(&pk, hops > HOPS_MAX ? HOPS_MAX : hops);
   kith_pack_uint(&pk, push ? 1 : 0);
   kith_pack_bin(&pk, data, len);
   gs_send(g, peer, &pk, out);
+}
+
+void kith_gossip_payload_id(const uint8_t *payload, size_t len,
+                            uint8_t id[32]) {
+  crypto_generichash(id, 32, payload, len, NULL, 0);
+}
+
+/* ---- payloads awaiting a verdict, bounded in all and per sender ---- */
+
+static int pend_room(kith_gossip *g, const uint8_t from[32], size_t len) {
+  const pend_count *c = g_hash_table_lookup(g->pend_by, from);
+  if (g_hash_table_size(g->pend) >= KITH_GOSSIP_PENDING_MAX ||
+      g->pend_bytes + len > KITH_GOSSIP_PENDING_BYTES)
+    return 0;
+  return c == NULL || (c->n < KITH_GOSSIP_PENDING_PEER_MAX &&
+                       c->bytes + len <= KITH_GOSSIP_PENDING_PEER_BYTES);
+}
+
+static void pend_add(kith_gossip *g, pending *pe) {
+  pend_count *c = g_hash_table_lookup(g->pend_by, pe->from);
+  if (c == NULL) {
+    c = g_new0(pend_count, 1);
+    memcpy(c->peer, pe->from, 32);
+    g_hash_table_insert(g->pend_by, c->peer, c);
+  }
+  c->n++;
+  c->bytes += pe->len;
+  g->pend_bytes += pe->len;
+  g_hash_table_insert(g->pend, pe->id, pe);
+}
+
+/* Removes id's pending entry and returns it (the caller frees it). */
+static pending *pend_take(kith_gossip *g, const uint8_t id[32]) {
+  pending *pe = g_hash_table_lookup(g->pend, id);
+  if (pe == NULL)
+    return NULL;
+  g_hash_table_steal(g->pend, id);
+  pend_count *c = g_hash_table_lookup(g->pend_by, pe->from);
+  g->pend_bytes -= pe->len;
+  if (c != NULL && --c->n == 0)
+    g_hash_table_remove(g->pend_by, pe->from);
+  else if (c != NULL)
+    c->bytes -= pe->len;
+  return pe;
 }
 
 static void flush_ihave(kith_gossip *g, gpeer *p, kith_out *out) {
@@ -127,8 +171,7 @@ static void forward(kith_gossip *g, const cached *ev, const uint8_t *except,
     if (except != NULL && memcmp(q->id, except, 32) == 0)
       continue;
     if (push && q->eager)
-      send_payload(g, q->id, ev->id, ev->ts, ev->hops + 1, 1, ev->data, ev->len,
-                   out);
+      send_payload(g, q->id, ev->hops + 1, 1, ev->data, ev->len, out);
     else
       lazy_push(g, q, ev->id, ev->hops, now, out);
   }
@@ -155,64 +198,100 @@ static kith_recon *session_new(kith_gossip *g) {
   return r;
 }
 
-static void accept_event(kith_gossip *g, const cached *ev, const uint8_t *from,
-                         int push, uint64_t now, kith_out *out) {
+static void accept_event(kith_gossip *g, const cached *ev, uint64_t ts,
+                         const uint8_t *from, int push, uint64_t now,
+                         kith_out *out) {
   seen_set(g, ev->id, SEEN_VALID);
-  known_add(g, ev->ts, ev->id);
+  known_add(g, ts, ev->id);
   cache_put(g, ev);
   forward(g, ev, from, push, now, out);
 }
 
-kith_err kith_gossip_publish(kith_gossip *g, const uint8_t id[32],
-                             uint64_t ts_ms, const uint8_t *payload, size_t len,
+kith_err kith_gossip_publish(kith_gossip *g, uint64_t ts_ms,
+                             const uint8_t *payload, size_t len,
                              uint64_t now_ms, kith_out *out) {
   if (len > KITH_GOSSIP_MAX_PAYLOAD || ts_ms > TS_MAX ||
       (payload == NULL && len > 0))
     return KITH_ERR_ARG;
-  if (seen_state(g, id) != 0)
+  cached ev = {.hops = 0, .data = (uint8_t *)payload, .len = len};
+  kith_gossip_payload_id(payload, len, ev.id);
+  if (seen_state(g, ev.id) == SEEN_VALID)
     return KITH_ERR_DUPLICATE;
   gs_arm(g, now_ms);
-  cached ev = {.ts = ts_ms, .hops = 0, .data = (uint8_t *)payload, .len = len};
-  memcpy(ev.id, id, 32);
-  g_hash_table_remove(g->missing, id);
-  accept_event(g, &ev, NULL, 1, now_ms, out);
+  pt_free_pending(pend_take(g, ev.id));
+  g_hash_table_remove(g->missing, ev.id);
+  accept_event(g, &ev, ts_ms, NULL, 1, now_ms, out);
   return KITH_OK;
 }
 
-void kith_gossip_verdict(kith_gossip *g, const uint8_t id[32], int valid,
+void kith_gossip_verdict(kith_gossip *g, const uint8_t id[32],
+                         kith_gossip_verdict_kind v, uint64_t ts_ms,
                          uint64_t now_ms, kith_out *out) {
-  pending *pe = g_hash_table_lookup(g->pend, id);
-  if (pe == NULL)
+  pending *pe = pend_take(g, id);
+  if (pe == NULL) {
+    /* accepted from elsewhere (e.g. released by a parent that came by
+     * another path): known from now on */
+    if (v == KITH_GOSSIP_VALID &&
+        kith_gossip_add_known(g, ts_ms > TS_MAX ? TS_MAX : ts_ms, id) ==
+            KITH_ERR_LIMIT)
+      g->st.overflows++;
     return;
-  g_hash_table_steal(g->pend, id);
-  if (valid) {
-    cached ev = {
-        .ts = pe->ts, .hops = pe->hops, .data = pe->data, .len = pe->len};
+  }
+  if (v == KITH_GOSSIP_VALID) {
+    cached ev = {.hops = pe->hops, .data = pe->data, .len = pe->len};
     memcpy(ev.id, pe->id, 32);
     memcpy(ev.from, pe->from, 32);
-    accept_event(g, &ev, pe->from, pe->push, now_ms, out);
-  } else {
+    accept_event(g, &ev, ts_ms > TS_MAX ? TS_MAX : ts_ms, pe->from, pe->push,
+                 now_ms, out);
+  } else if (v == KITH_GOSSIP_INVALID) {
+    /* The id names these bytes: no other payload can be marked by it. */
     seen_set(g, id, SEEN_INVALID);
     g->st.invalid++;
     (void)kith_out_push(out, KITH_OUT_PENALIZE, pe->from, NULL, 0);
+  } else {
+    seen_set(g, id, 0); /* not now: the next copy is delivered again */
+    g->st.later++;
   }
   pt_free_pending(pe);
 }
 
+static void deliver(kith_gossip *g, const uint8_t from[32],
+                    const uint8_t id[32], uint32_t hops, int push,
+                    const uint8_t *data, size_t len, uint64_t now,
+                    kith_out *out) {
+  pending *pe = g_new0(pending, 1);
+  memcpy(pe->id, id, 32);
+  memcpy(pe->from, from, 32);
+  pe->hops = hops;
+  pe->push = push;
+  pe->data = g_memdup2(data, len);
+  pe->len = len;
+  pe->since = now;
+  pend_add(g, pe);
+  if (g->pend_at == 0)
+    g->pend_at = now + KITH_GOSSIP_PENDING_MS;
+  seen_set(g, id, SEEN_PENDING);
+  kith_out_item *it =
+      kith_out_push(out, KITH_OUT_DELIVER, from, g_memdup2(data, len), len);
+  if (it != NULL) {
+    memcpy(it->id, id, 32);
+    it->hops = hops;
+  }
+}
+
 static kith_err on_payload(kith_gossip *g, gpeer *p, const uint8_t from[32],
-                           const msgpack_object *f, uint32_t nf,
+                           const msgpack_object *f, uint32_t nf, uint64_t now,
                            kith_out *out) {
   uint8_t id[32];
-  uint64_t ts, hops, push;
+  uint64_t hops, push;
   const uint8_t *data;
   size_t len;
-  if (nf != 6 || kith_codec_bin_fixed(&f[1], id, 32) != KITH_OK ||
-      kith_codec_uint(&f[2], TS_MAX, &ts) != KITH_OK ||
-      kith_codec_uint(&f[3], HOPS_MAX, &hops) != KITH_OK ||
-      kith_codec_uint(&f[4], 1, &push) != KITH_OK ||
-      kith_codec_bin(&f[5], KITH_GOSSIP_MAX_PAYLOAD, &data, &len) != KITH_OK)
+  if (nf != 4 || kith_codec_uint(&f[1], HOPS_MAX, &hops) != KITH_OK ||
+      kith_codec_uint(&f[2], 1, &push) != KITH_OK ||
+      kith_codec_bin(&f[3], KITH_GOSSIP_MAX_PAYLOAD, &data, &len) != KITH_OK)
     return KITH_ERR_DECODE;
   g->st.payloads++;
+  kith_gossip_payload_id(data, len, id);
   if (seen_state(g, id) != 0) {
     g->st.duplicates++;
     if (push && p != NULL && p->active && p->eager) {
@@ -222,31 +301,15 @@ static kith_err on_payload(kith_gossip *g, gpeer *p, const uint8_t from[32],
     }
     return KITH_OK;
   }
-  if (g_hash_table_size(g->pend) >= KITH_GOSSIP_PENDING_MAX) {
+  if (!pend_room(g, from, len)) {
     g->st.overflows++; /* not marked seen: it can come again */
     return KITH_OK;
   }
   if (g_hash_table_remove(g->missing, id))
-    push = 1; /* answers our GRAFT */
+    push = 1; /* answers our GRAFT or WANT */
   if (push && p != NULL && p->active)
     p->eager = 1; /* the edge that delivered first joins the tree */
-  pending *pe = g_new0(pending, 1);
-  memcpy(pe->id, id, 32);
-  memcpy(pe->from, from, 32);
-  pe->ts = ts;
-  pe->hops = (uint32_t)hops;
-  pe->push = (int)push;
-  pe->data = g_memdup2(data, len);
-  pe->len = len;
-  g_hash_table_insert(g->pend, pe->id, pe);
-  seen_set(g, id, SEEN_PENDING);
-  kith_out_item *it =
-      kith_out_push(out, KITH_OUT_DELIVER, from, g_memdup2(data, len), len);
-  if (it != NULL) {
-    memcpy(it->id, id, 32);
-    it->ts_ms = ts;
-    it->hops = (uint32_t)hops;
-  }
+  deliver(g, from, id, (uint32_t)hops, (int)push, data, len, now, out);
   return KITH_OK;
 }
 
@@ -275,26 +338,39 @@ static void maybe_rewire(kith_gossip *g, gpeer *a, cached *c, uint32_t hops,
   g->st.prunes_sent++;
 }
 
-static void note_missing(kith_gossip *g, const uint8_t from[32],
-                         const uint8_t id[32], uint8_t hops, uint64_t now) {
+/* The entry of an id not received yet (created; NULL at the bound). */
+static missing *missing_get(kith_gossip *g, const uint8_t id[32],
+                            uint64_t now) {
   missing *m = g_hash_table_lookup(g->missing, id);
-  if (m == NULL) {
-    if (g_hash_table_size(g->missing) >= KITH_GOSSIP_MISSING_MAX) {
-      g->st.overflows++;
-      return;
-    }
-    m = g_new0(missing, 1);
-    memcpy(m->id, id, 32);
-    m->deadline = now + g->cfg.lazy_timeout_ms;
-    g_hash_table_insert(g->missing, m->id, m);
+  if (m != NULL)
+    return m;
+  if (g_hash_table_size(g->missing) >= KITH_GOSSIP_MISSING_MAX) {
+    g->st.overflows++;
+    return NULL;
   }
+  m = g_new0(missing, 1);
+  memcpy(m->id, id, 32);
+  m->deadline = now + g->cfg.lazy_timeout_ms;
+  g_hash_table_insert(g->missing, m->id, m);
+  return m;
+}
+
+/* hops UINT8_MAX: already asked. */
+static void missing_add_who(missing *m, const uint8_t from[32], uint8_t hops) {
   for (uint32_t k = 0; k < m->n; k++)
     if (memcmp(m->who[k], from, 32) == 0)
       return;
   if (m->n < KITH_GOSSIP_ANNOUNCERS) {
-    m->hops[m->n] = hops < UINT8_MAX ? hops : UINT8_MAX - 1;
+    m->hops[m->n] = hops;
     memcpy(m->who[m->n++], from, 32);
   }
+}
+
+static void note_missing(kith_gossip *g, const uint8_t from[32],
+                         const uint8_t id[32], uint8_t hops, uint64_t now) {
+  missing *m = missing_get(g, id, now);
+  if (m != NULL)
+    missing_add_who(m, from, hops < UINT8_MAX ? hops : UINT8_MAX - 1);
 }
 
 static kith_err on_ihave(kith_gossip *g, gpeer *p, const uint8_t from[32],
@@ -325,8 +401,7 @@ static void answer(kith_gossip *g, gpeer *p, uint8_t (*ids)[32], size_t n,
   for (size_t i = 0; i < n; i++) {
     cached *c = g_hash_table_lookup(g->cache, ids[i]);
     if (c != NULL) {
-      send_payload(g, p->id, c->id, c->ts, c->hops + 1, push, c->data, c->len,
-                   out);
+      send_payload(g, p->id, c->hops + 1, push, c->data, c->len, out);
     } else if (seen_state(g, ids[i]) == SEEN_VALID) {
       if (fetch == NULL)
         fetch = g_malloc(32 * n);
@@ -335,6 +410,33 @@ static void answer(kith_gossip *g, gpeer *p, uint8_t (*ids)[32], size_t n,
   }
   if (fetch != NULL)
     (void)kith_out_push(out, KITH_OUT_FETCH, p->id, fetch, 32 * nf);
+}
+
+/* WANT from p the ids (32 bytes each) not seen and not asked for within
+ * graft_retry_ms; each is tracked as missing, so that if p does not
+ * answer, other announcers are grafted. Returns how many were asked. */
+static size_t want_ids(kith_gossip *g, gpeer *p, const uint8_t *ids, size_t n,
+                       uint64_t now, kith_out *out) {
+  uint8_t *ask = g_malloc(32 * (n + 1));
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    const uint8_t *id = ids + 32 * i;
+    if (seen_state(g, id) != 0)
+      continue;
+    missing *m = missing_get(g, id, now);
+    if (m != NULL) {
+      if (m->asked_at != 0 && now < m->asked_at + g->cfg.graft_retry_ms)
+        continue;
+      missing_add_who(m, p->id, UINT8_MAX);
+      m->asked_at = now;
+      m->deadline = now + g->cfg.graft_retry_ms;
+    }
+    memcpy(ask + 32 * k++, id, 32);
+  }
+  gs_send_ids(g, p->id, KITH_GF_WANT, ask, k, out);
+  g->st.wants_sent += k;
+  g_free(ask);
+  return k;
 }
 
 static void recon_send(kith_gossip *g, gpeer *p, int role, uint8_t *msg,
@@ -353,7 +455,7 @@ static void recon_send(kith_gossip *g, gpeer *p, int role, uint8_t *msg,
  * pulls what it needs and nothing is pushed twice; pulling also skips
  * events that arrived by gossip since the reconciliation began. */
 static kith_err on_recon(kith_gossip *g, gpeer *p, const msgpack_object *f,
-                         uint32_t nf, kith_out *out) {
+                         uint32_t nf, uint64_t now, kith_out *out) {
   const uint8_t *msg;
   size_t len;
   uint64_t role;
@@ -379,11 +481,8 @@ static kith_err on_recon(kith_gossip *g, gpeer *p, const msgpack_object *f,
     if (reply != NULL)
       recon_send(g, p, slot == 0 ? RECON_INITIATOR : RECON_RESPONDER, reply,
                  rlen, out);
-    size_t k = 0; /* ask only for what is not already on its way */
-    for (size_t i = 0; i + 32 <= need->len; i += 32)
-      if (seen_state(g, need->data + i) == 0)
-        memmove(need->data + 32 * k++, need->data + i, 32);
-    gs_send_ids(g, p->id, KITH_GF_WANT, need->data, k, out);
+    /* ask only for what is not already on its way */
+    (void)want_ids(g, p, need->data, need->len / 32, now, out);
   }
   if (err != KITH_OK || reply == NULL) { /* this side is done */
     kith_recon_free(p->rs[slot]);
@@ -399,9 +498,9 @@ kith_err pt_recv(kith_gossip *g, gpeer *p, const uint8_t from[32], int type,
                  const msgpack_object *f, uint32_t nf, uint64_t now,
                  kith_out *out) {
   if (type == KITH_GF_PAYLOAD)
-    return on_payload(g, p, from, f, nf, out);
+    return on_payload(g, p, from, f, nf, now, out);
   if (type == KITH_GF_RECON)
-    return on_recon(g, p, f, nf, out);
+    return on_recon(g, p, f, nf, now, out);
   if (type == KITH_GF_PRUNE) {
     if (nf != 1)
       return KITH_ERR_DECODE;
@@ -429,27 +528,30 @@ kith_err pt_recv(kith_gossip *g, gpeer *p, const uint8_t from[32], int type,
 }
 
 kith_err kith_gossip_want(kith_gossip *g, const uint8_t peer[32],
-                          const uint8_t *ids, size_t n, kith_out *out) {
+                          const uint8_t *ids, size_t n, uint64_t now_ms,
+                          size_t *asked, kith_out *out) {
   gpeer *p = gs_peer(g, peer);
+  if (asked != NULL)
+    *asked = 0;
   if (n > KITH_GOSSIP_IDS_MAX || (ids == NULL && n > 0))
     return KITH_ERR_ARG;
   if (p == NULL || !p->linked)
     return KITH_ERR_STATE;
-  gs_send_ids(g, peer, KITH_GF_WANT, ids, n, out);
+  size_t k = want_ids(g, p, ids, n, now_ms, out);
+  if (asked != NULL)
+    *asked = k;
   return KITH_OK;
 }
 
 kith_err kith_gossip_send_payload(kith_gossip *g, const uint8_t peer[32],
-                                  const uint8_t id[32], uint64_t ts_ms,
                                   const uint8_t *payload, size_t len,
                                   kith_out *out) {
   gpeer *p = gs_peer(g, peer);
-  if (len > KITH_GOSSIP_MAX_PAYLOAD || ts_ms > TS_MAX ||
-      (payload == NULL && len > 0))
+  if (len > KITH_GOSSIP_MAX_PAYLOAD || (payload == NULL && len > 0))
     return KITH_ERR_ARG;
   if (p == NULL || !p->linked)
     return KITH_ERR_STATE;
-  send_payload(g, peer, id, ts_ms, 1, 0, payload, len, out);
+  send_payload(g, peer, 1, 0, payload, len, out);
   return KITH_OK;
 }
 
@@ -459,6 +561,7 @@ kith_err kith_gossip_add_known(kith_gossip *g, uint64_t ts_ms,
     return KITH_ERR_ARG;
   if (seen_state(g, id) == SEEN_VALID)
     return KITH_ERR_DUPLICATE;
+  pt_free_pending(pend_take(g, id)); /* it came by another path */
   seen_set(g, id, SEEN_VALID);
   g_hash_table_remove(g->missing, id);
   if (g->known->len >= KNOWN_MAX)
@@ -503,6 +606,7 @@ static void expire_missing(kith_gossip *g, uint64_t now, kith_out *out) {
       p->eager = 1;
     gs_send_ids(g, p->id, KITH_GF_GRAFT, m->id, 1, out);
     g->st.grafts_sent++;
+    m->asked_at = now;
     m->deadline = now + g->cfg.graft_retry_ms;
   }
 }
@@ -530,22 +634,31 @@ static void start_recon(kith_gossip *g, uint64_t now, kith_out *out) {
 static void expire_pending(kith_gossip *g, uint64_t now) {
   GHashTableIter it;
   gpointer v;
+  GPtrArray *old = g_ptr_array_new();
+  uint64_t next = UINT64_MAX;
 
   g_hash_table_iter_init(&it, g->pend);
   while (g_hash_table_iter_next(&it, NULL, &v)) {
     pending *pe = v;
-    if (pe->since == 0) {
-      pe->since = now ? now : 1;
-    } else if (now - pe->since >= KITH_GOSSIP_PENDING_MS) {
-      seen_set(g, pe->id, 0);
-      g->st.overflows++;
-      g_hash_table_iter_remove(&it);
-    }
+    if (now >= pe->since + KITH_GOSSIP_PENDING_MS)
+      g_ptr_array_add(old, pe->id);
+    else
+      next = MIN(next, pe->since + KITH_GOSSIP_PENDING_MS);
   }
+  for (guint i = 0; i < old->len; i++) {
+    pending *pe = pend_take(g, old->pdata[i]);
+    if (seen_state(g, pe->id) == SEEN_PENDING)
+      seen_set(g, pe->id, 0);
+    g->st.overflows++;
+    pt_free_pending(pe);
+  }
+  g_ptr_array_free(old, TRUE);
+  g->pend_at = next == UINT64_MAX ? 0 : next;
 }
 
 void pt_tick(kith_gossip *g, uint64_t now, kith_out *out) {
-  expire_pending(g, now);
+  if (g->pend_at != 0 && now >= g->pend_at)
+    expire_pending(g, now);
   if (g->ihave_at != 0 && now >= g->ihave_at) {
     g->ihave_at = 0;
     for (uint32_t i = 0; i < PEERS_MAX; i++)
@@ -561,6 +674,8 @@ uint64_t pt_deadline(const kith_gossip *g) {
   uint64_t d = UINT64_MAX;
   if (g->ihave_at != 0)
     d = g->ihave_at;
+  if (g->pend_at != 0 && g->pend_at < d)
+    d = g->pend_at;
   if (g->recon_at != 0 && g->recon_at < d)
     d = g->recon_at;
   GHashTableIter it;

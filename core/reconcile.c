@@ -69,12 +69,21 @@ struct kith_recon {
 
 /* ---- id tables ---- */
 
-static size_t tab_hash(const uint8_t *key, const uint8_t *id) {
+/* The keyed hash of an id: SipHash-2-4 (crypto_shorthash), its 8 output
+ * bytes read as a little-endian integer, whatever the host's byte order
+ * and word size. Fingerprints on the wire are sums of these. */
+static uint64_t id_hash(const uint8_t *key, const uint8_t *id) {
   uint8_t h[crypto_shorthash_BYTES];
-  uint64_t v;
+  uint64_t v = 0;
   crypto_shorthash(h, id, ID_LEN, key);
-  memcpy(&v, h, sizeof v);
-  return (size_t)v;
+  for (int i = crypto_shorthash_BYTES - 1; i >= 0; i--)
+    v = v << 8 | h[i];
+  return v;
+}
+
+/* Table slots: the same hash, cut to the host's size_t (local only). */
+static size_t tab_hash(const uint8_t *key, const uint8_t *id) {
+  return (size_t)id_hash(key, id);
 }
 
 static size_t tab_find(const idtab *t, const uint8_t *key, const uint8_t *base,
@@ -124,7 +133,12 @@ static void tab_clear(idtab *t) {
   *t = (idtab){0};
 }
 
-#define ITEM_IDS(r) ((const uint8_t *)(r)->items + offsetof(item, id))
+/* Base of the id table's entries: the ids inside the items (NULL, never
+ * dereferenced, while there are none: the table is then empty). */
+static const uint8_t *item_ids(const kith_recon *r) {
+  return r->items == NULL ? NULL
+                          : (const uint8_t *)r->items + offsetof(item, id);
+}
 
 /* ---- order ---- */
 
@@ -213,7 +227,7 @@ size_t kith_recon_size(const kith_recon *r) {
 kith_err kith_recon_add(kith_recon *r, uint64_t ts_ms, const uint8_t id[32]) {
   if (r == NULL || id == NULL)
     return KITH_ERR_ARG;
-  if (tab_find(&r->index, r->tabkey, ITEM_IDS(r), sizeof(item), id) != SIZE_MAX)
+  if (tab_find(&r->index, r->tabkey, item_ids(r), sizeof(item), id) != SIZE_MAX)
     return KITH_OK;
   if (r->n >= KITH_RECON_MAX_ITEMS)
     return KITH_ERR_LIMIT;
@@ -225,12 +239,12 @@ kith_err kith_recon_add(kith_recon *r, uint64_t ts_ms, const uint8_t id[32]) {
     r->items = p;
     r->cap = cap;
   }
-  if (tab_reserve(&r->index, r->tabkey, ITEM_IDS(r), sizeof(item), r->n + 1,
+  if (tab_reserve(&r->index, r->tabkey, item_ids(r), sizeof(item), r->n + 1,
                   r->n) != KITH_OK)
     return KITH_ERR_NOMEM;
   r->items[r->n].ts = ts_ms;
   memcpy(r->items[r->n].id, id, ID_LEN);
-  tab_put(&r->index, r->tabkey, ITEM_IDS(r), sizeof(item), r->n);
+  tab_put(&r->index, r->tabkey, item_ids(r), sizeof(item), r->n);
   r->n++;
   return KITH_OK;
 }
@@ -254,7 +268,7 @@ static kith_err merge_pending(kith_recon *r) {
     r->items = m;
   }
   tab_clear(&r->index);
-  return tab_reserve(&r->index, r->tabkey, ITEM_IDS(r), sizeof(item), n, n);
+  return tab_reserve(&r->index, r->tabkey, item_ids(r), sizeof(item), n, n);
 }
 
 /* Starts a reconciliation: snapshot of every item, hashes under key. */
@@ -277,7 +291,7 @@ static kith_err snapshot(kith_recon *r, const uint8_t key[KEY_LEN]) {
   memcpy(r->key, key, KEY_LEN);
   psum[0] = 0;
   for (size_t i = 0; i < r->n; i++) {
-    h[i] = tab_hash(key, r->items[i].id);
+    h[i] = id_hash(key, r->items[i].id);
     psum[i + 1] = psum[i] + h[i];
   }
   g_byte_array_set_size(r->rep, 0);
@@ -306,7 +320,7 @@ static kith_err report(kith_recon *r, GByteArray *arr, const uint8_t *id) {
 }
 
 static int has_id(const kith_recon *r, const uint8_t *id) {
-  return tab_find(&r->index, r->tabkey, ITEM_IDS(r), sizeof(item), id) !=
+  return tab_find(&r->index, r->tabkey, item_ids(r), sizeof(item), id) !=
          SIZE_MAX;
 }
 

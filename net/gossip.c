@@ -55,13 +55,51 @@ static void send_frame(node_peer *p, const uint8_t gid[32], const uint8_t *buf,
 }
 
 static void verdict(kith_node *n, node_group *ng, const uint8_t id[32],
-                    int valid) {
+                    kith_gossip_verdict_kind v, uint64_t ts_ms) {
   kith_out o;
 
   if (!ng->gs)
     return;
   kith_out_init(&o);
-  kith_gossip_verdict(ng->gs, id, valid, node_now(), &o);
+  kith_gossip_verdict(ng->gs, id, v, ts_ms, node_now(), &o);
+  drain(n, ng, &o);
+}
+
+/* Is err a verdict on the bytes themselves (they will never be accepted,
+ * from anyone), rather than on this moment (a limit, a resource)? */
+static int bad_bytes(kith_err err) {
+  switch (err) {
+  case KITH_ERR_DECODE:
+  case KITH_ERR_SIGNATURE:
+  case KITH_ERR_PROTOCOL:
+  case KITH_ERR_NOT_MEMBER:
+  case KITH_ERR_FORBIDDEN:
+  case KITH_ERR_CRYPTO:
+    return 1;
+  default:
+    return 0;
+  }
+}
+
+/* A held event waits for parents this node lacks: ask the neighbour that
+ * delivered it, which holds them (it forwards only what it accepted). */
+static void want_parents(kith_node *n, node_group *ng, const uint8_t peer[32],
+                         const uint8_t *data, size_t len) {
+  uint8_t ids[KITH_EVENT_MAX_PARENTS * 32];
+  size_t k = 0;
+  kith_event ev;
+  kith_out o;
+
+  if (kith_event_decode(data, len, &ev) != KITH_OK)
+    return;
+  for (size_t i = 0; i < ev.n_parents; i++)
+    if (!kith_group_has_event(ng->g, ev.parents[i]))
+      memcpy(ids + 32 * k++, ev.parents[i], 32);
+  kith_event_clear(&ev);
+  kith_out_init(&o);
+  if (k > 0 &&
+      kith_gossip_want(ng->gs, peer, ids, k, node_now(), NULL, &o) != KITH_OK)
+    n->dropped_frames++;
   drain(n, ng, &o);
 }
 
@@ -72,14 +110,21 @@ static void deliver(kith_node *n, node_group *ng, const kith_out_item *it,
   GPtrArray *acc =
       g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
   kith_err err = kith_group_receive(ng->g, data, len, node_wall_ms(), acc);
+  const kith_event *had;
 
-  if (err == KITH_ERR_DUPLICATE)
-    verdict(n, ng, it->id, 1);
-  else if (err != KITH_OK && err != KITH_ERR_MISSING) {
+  if (err == KITH_ERR_DUPLICATE) {
+    had = kith_group_event(ng->g, it->id);
+    verdict(n, ng, it->id, had ? KITH_GOSSIP_VALID : KITH_GOSSIP_LATER,
+            had ? had->ts_ms : 0);
+  } else if (err == KITH_ERR_MISSING) {
+    want_parents(n, ng, it->peer, data, len);
+  } else if (err != KITH_OK && bad_bytes(err)) {
     char text[KITH_ID_TEXT_LEN + 1];
     kith_id_to_text(it->peer, text);
     node_log(n, "rejected an event from %.8s: %s", text, kith_strerror(err));
-    verdict(n, ng, it->id, 0);
+    verdict(n, ng, it->id, KITH_GOSSIP_INVALID, 0);
+  } else if (err != KITH_OK) {
+    verdict(n, ng, it->id, KITH_GOSSIP_LATER, 0);
   }
   /* Accepted events (this one and held ones it released) get their
    * verdict in node_accepted; a held one gets it when released. */
@@ -94,8 +139,8 @@ static void fetch(kith_node *n, node_group *ng, const uint8_t peer[32],
   kith_out_init(&o);
   for (size_t i = 0; i + 32 <= len && ng->gs; i += 32) {
     const kith_event *ev = kith_group_event(ng->g, ids + i);
-    if (ev && kith_gossip_send_payload(ng->gs, peer, ev->id, ev->ts_ms, ev->raw,
-                                       ev->raw_len, &o) != KITH_OK)
+    if (ev && kith_gossip_send_payload(ng->gs, peer, ev->raw, ev->raw_len,
+                                       &o) != KITH_OK)
       break;
   }
   drain(n, ng, &o);
@@ -435,7 +480,7 @@ void gossip_note(kith_node *n, node_group *ng, const kith_accepted *a,
   if (!ng->gs)
     return;
   if (origin == ACC_GOSSIP) {
-    verdict(n, ng, a->ev.id, 1);
+    verdict(n, ng, a->ev.id, KITH_GOSSIP_VALID, a->ev.ts_ms);
     return;
   }
   if (origin == ACC_SYNC) {
@@ -444,8 +489,8 @@ void gossip_note(kith_node *n, node_group *ng, const kith_accepted *a,
     return;
   }
   kith_out_init(&o);
-  if (kith_gossip_publish(ng->gs, a->ev.id, a->ev.ts_ms, a->ev.raw,
-                          a->ev.raw_len, node_now(), &o) != KITH_OK)
+  if (kith_gossip_publish(ng->gs, a->ev.ts_ms, a->ev.raw, a->ev.raw_len,
+                          node_now(), &o) != KITH_OK)
     node_log(n, "could not publish an event");
   drain(n, ng, &o);
 }

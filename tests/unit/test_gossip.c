@@ -10,6 +10,7 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "core/codec.h"
 #include "core/gossip.h"
 
 #define NMAX 16
@@ -28,23 +29,65 @@ typedef struct net {
   GQueue q;
   uint64_t now;
   int drop_from, drop_to; /* drop payload frames on this link (-1: none) */
-  int got[NMAX][EVMAX];   /* deliveries per node and event */
+  int mute[NMAX];         /* node i sends no payload frames (withholds) */
+  int got[NMAX][EVMAX];   /* events accepted per node */
+  int later[NMAX][EVMAX]; /* verdicts "not now" still to give */
+  int held;               /* payloads held without a verdict */
   int copies[NMAX];       /* payload frames received */
   uint8_t *store[EVMAX];  /* event payloads by index, for FETCH */
   uint64_t ts[EVMAX];
   kith_out out;
 } net;
 
+/* Event e is 40 bytes of value e; its id is what the engine computes. */
+#define EVLEN 40
+#define HELD_LEN 41 /* payloads of this size are held, never judged */
+
+static void ev_bytes(int e, uint8_t b[EVLEN]) {
+  memset(b, e, EVLEN);
+}
+
 static void ev_id(int e, uint8_t id[32]) {
-  memset(id, 0xE0, 32);
-  id[0] = (uint8_t)e;
+  uint8_t b[EVLEN];
+  ev_bytes(e, b);
+  kith_gossip_payload_id(b, EVLEN, id);
+}
+
+static int ev_of_id(const uint8_t id[32]) {
+  for (int e = 0; e < EVMAX; e++) {
+    uint8_t x[32];
+    ev_id(e, x);
+    if (memcmp(x, id, 32) == 0)
+      return e;
+  }
+  return -1;
 }
 
 static void set_store(net *t, int e) {
   if (t->store[e] == NULL) {
-    t->store[e] = g_malloc(40);
-    memset(t->store[e], e, 40);
+    t->store[e] = g_malloc(EVLEN);
+    ev_bytes(e, t->store[e]);
     t->ts[e] = 1000 + (uint64_t)e;
+  }
+}
+
+/* The application's verdict: events are valid (unless told to answer
+ * "not now" first), payloads of HELD_LEN bytes wait for parents that
+ * never come, anything else is junk. */
+static void judge(net *t, int i, const kith_out_item *it, kith_out *next) {
+  int e = it->len == EVLEN ? it->data[0] : -1;
+  if (it->len == HELD_LEN) {
+    t->held++;
+  } else if (e < 0 || e >= EVMAX) {
+    kith_gossip_verdict(t->g[i], it->id, KITH_GOSSIP_INVALID, 0, t->now, next);
+  } else if (t->later[i][e] > 0) {
+    t->later[i][e]--;
+    kith_gossip_verdict(t->g[i], it->id, KITH_GOSSIP_LATER, 0, t->now, next);
+  } else {
+    set_store(t, e);
+    t->got[i][e]++;
+    kith_gossip_verdict(t->g[i], it->id, KITH_GOSSIP_VALID, t->ts[e], t->now,
+                        next);
   }
 }
 
@@ -59,7 +102,7 @@ static void apply(net *t, int i, kith_out *o) {
     switch (it->kind) {
     case KITH_OUT_SEND: {
       if (kith_gossip_frame_type(it->data, it->len) == KITH_GF_PAYLOAD &&
-          i == t->drop_from && j == t->drop_to)
+          ((i == t->drop_from && j == t->drop_to) || t->mute[i]))
         break;
       frame *f = g_new(frame, 1);
       *f = (frame){i, j, kith_out_take_data(o, k), it->len};
@@ -67,8 +110,7 @@ static void apply(net *t, int i, kith_out *o) {
       break;
     }
     case KITH_OUT_DELIVER:
-      t->got[i][it->id[0]]++;
-      kith_gossip_verdict(t->g[i], it->id, 1, t->now, &next);
+      judge(t, i, it, &next);
       break;
     case KITH_OUT_CONNECT: /* links come up at once, callee first */
       kith_gossip_link_up(t->g[j], t->id[i], t->now, &t->out);
@@ -81,11 +123,11 @@ static void apply(net *t, int i, kith_out *o) {
       break;
     case KITH_OUT_FETCH:
       for (size_t b = 0; b < it->len; b += 32) {
-        int e = it->data[b];
+        int e = ev_of_id(it->data + b);
+        assert_true(e >= 0);
         assert_non_null(t->store[e]);
         assert_int_equal(kith_gossip_send_payload(t->g[i], it->peer,
-                                                  it->data + b, t->ts[e],
-                                                  t->store[e], 40, &next),
+                                                  t->store[e], EVLEN, &next),
                          KITH_OK);
       }
       break;
@@ -185,10 +227,8 @@ static void join(net *t, int i, int contact) {
 }
 
 static void publish(net *t, int i, int e) {
-  uint8_t id[32];
-  ev_id(e, id);
   set_store(t, e);
-  assert_int_equal(kith_gossip_publish(t->g[i], id, t->ts[e], t->store[e], 40,
+  assert_int_equal(kith_gossip_publish(t->g[i], t->ts[e], t->store[e], EVLEN,
                                        t->now, &t->out),
                    KITH_OK);
   t->got[i][e]++;
@@ -409,11 +449,11 @@ static void test_invalid_not_forwarded(void **state) {
   join(t, 1, 0);
   join(t, 2, 1);
   uint8_t id[32], body[8] = {0};
-  ev_id(7, id);
+  kith_gossip_payload_id(body, sizeof body, id);
   /* 0 pushes an event that 1's application rejects */
   kith_out o;
   kith_out_init(&o);
-  assert_int_equal(kith_gossip_publish(t->g[0], id, 5, body, 8, t->now, &o),
+  assert_int_equal(kith_gossip_publish(t->g[0], 5, body, 8, t->now, &o),
                    KITH_OK);
   for (size_t k = 0; k < o.n; k++) {
     if (o.items[k].kind != KITH_OUT_SEND || o.items[k].peer[0] != 1)
@@ -424,15 +464,203 @@ static void test_invalid_not_forwarded(void **state) {
   }
   kith_out_clear(&o);
   int delivered = 0;
-  for (size_t k = 0; k < t->out.n; k++)
-    delivered += t->out.items[k].kind == KITH_OUT_DELIVER;
+  for (size_t k = 0; k < t->out.n; k++) {
+    if (t->out.items[k].kind != KITH_OUT_DELIVER)
+      continue;
+    delivered++;
+    assert_memory_equal(t->out.items[k].id, id, 32); /* computed here */
+  }
   assert_int_equal(delivered, 1);
   kith_out_reset(&t->out);
-  kith_gossip_verdict(t->g[1], id, 0, t->now, &t->out);
+  kith_gossip_verdict(t->g[1], id, KITH_GOSSIP_INVALID, 0, t->now, &t->out);
   assert_int_equal(t->out.n, 1);
   assert_int_equal(t->out.items[0].kind, KITH_OUT_PENALIZE);
   assert_int_equal(t->out.items[0].peer[0], 0);
   kith_out_reset(&t->out);
+  net_free(t);
+}
+
+/* A frame as a hostile neighbour would send it: from -> to, at once. */
+static kith_err inject(net *t, int from, int to, const uint8_t *buf,
+                       size_t len) {
+  kith_err err =
+      kith_gossip_recv(t->g[to], t->id[from], buf, len, t->now, &t->out);
+  drain(t, to);
+  pump(t);
+  return err;
+}
+
+/* PAYLOAD [8, hops, push, payload]. */
+static void payload_frame(const uint8_t *data, size_t len, kith_pack *pk) {
+  kith_pack_init(pk);
+  kith_pack_array(pk, 4);
+  kith_pack_uint(pk, KITH_GF_PAYLOAD);
+  kith_pack_uint(pk, 1);
+  kith_pack_uint(pk, 1);
+  kith_pack_bin(pk, data, len);
+}
+
+/* Issue 8, attack 5: a neighbour sent 3 junk bytes claiming the id of a
+ * genuine event, the id was marked invalid for good and the real event
+ * was dropped when it came, even an hour later. Ids are now computed from
+ * the bytes: the claim cannot be made, and junk marks only its own id. */
+static void test_junk_claiming_an_id_cannot_censor_the_event(void **state) {
+  (void)state;
+  net *t = net_new(3, 0);
+  join(t, 2, 0); /* 0 publishes, 2 is the victim, 1 the censor */
+  join(t, 1, 2);
+  uint8_t id[32], junk[3] = {0xde, 0xad, 0x00};
+  ev_id(5, id);
+  /* the old frame, [8, id, ts, hops, push, junk]: malformed now */
+  kith_pack pk;
+  kith_pack_init(&pk);
+  kith_pack_array(&pk, 6);
+  kith_pack_uint(&pk, KITH_GF_PAYLOAD);
+  kith_pack_bin(&pk, id, 32);
+  kith_pack_uint(&pk, 1000);
+  kith_pack_uint(&pk, 1);
+  kith_pack_uint(&pk, 1);
+  kith_pack_bin(&pk, junk, sizeof junk);
+  assert_int_equal(inject(t, 1, 2, (uint8_t *)pk.sb.data, pk.sb.size),
+                   KITH_ERR_DECODE);
+  kith_pack_clear(&pk);
+  /* the junk in today's frame is judged as what it is */
+  payload_frame(junk, sizeof junk, &pk);
+  assert_int_equal(inject(t, 1, 2, (uint8_t *)pk.sb.data, pk.sb.size), KITH_OK);
+  kith_pack_clear(&pk);
+  kith_gossip_stats st;
+  kith_gossip_get_stats(t->g[2], &st);
+  assert_int_equal(st.invalid, 1);
+  assert_int_equal(st.malformed, 1);
+  /* an hour later the genuine event arrives and is taken */
+  run_until(t, t->now + 3600 * 1000);
+  publish(t, 0, 5);
+  run_until(t, t->now + 2000);
+  assert_int_equal(t->got[2][5], 1);
+  assert_int_equal(t->got[1][5], 1);
+  /* the junk, sent again, is not even delivered again */
+  payload_frame(junk, sizeof junk, &pk);
+  assert_int_equal(inject(t, 1, 2, (uint8_t *)pk.sb.data, pk.sb.size), KITH_OK);
+  kith_pack_clear(&pk);
+  kith_gossip_get_stats(t->g[2], &st);
+  assert_int_equal(st.invalid, 1);
+  assert_int_equal(st.duplicates, 2); /* junk again, and 5 from 1 or 0 */
+  net_free(t);
+}
+
+/* A censor that is the victim's only neighbour when an event is sent,
+ * and never passes a payload on (its IHAVEs and reconciliation still
+ * claim it): once the victim links to an honest member, much later, the
+ * event arrives by anti-entropy. */
+static void test_withholding_neighbour_cannot_stop_an_event(void **state) {
+  (void)state;
+  net *t = net_new(3, 5000);
+  join(t, 2, 1); /* 0 - 1 - 2 (in this order, 0 and 2 never meet) */
+  join(t, 1, 0);
+  assert_int_equal(kith_gossip_peer_state(t->g[2], t->id[0]), -1);
+  t->mute[1] = 1; /* 1 is the censor */
+  publish(t, 0, 9);
+  run_until(t, t->now + 3600 * 1000);
+  assert_int_equal(t->got[1][9], 1);
+  assert_int_equal(t->got[2][9], 0); /* withheld for an hour */
+  kith_gossip_stats st;
+  kith_gossip_get_stats(t->g[2], &st);
+  assert_true(st.wants_sent > 0); /* it asked the censor, in vain */
+  kith_gossip_add_passive(t->g[2], t->id[0]);
+  run_until(t, t->now + 30000);
+  assert_int_equal(t->got[2][9], 1);
+  net_free(t);
+}
+
+/* "Not now" (a limit, an event dropped by the application) is never a
+ * permanent mark: the next copy is delivered and accepted. */
+static void test_not_now_verdict_is_not_permanent(void **state) {
+  (void)state;
+  net *t = net_new(3, 2000);
+  join(t, 2, 1); /* 0 - 1 - 2 */
+  join(t, 1, 0);
+  t->later[2][4] = 1;
+  publish(t, 0, 4);
+  pump(t);
+  assert_int_equal(t->got[2][4], 0);
+  kith_gossip_stats st;
+  kith_gossip_get_stats(t->g[2], &st);
+  assert_int_equal(st.later, 1);
+  assert_int_equal(st.invalid, 0);
+  run_until(t, t->now + 10000); /* anti-entropy brings it again */
+  assert_int_equal(t->got[2][4], 1);
+  net_free(t);
+}
+
+/* One neighbour's payloads that are held for ever (parents that never
+ * come) fill only its own share of the table of payloads awaiting a
+ * verdict: events from the others still get through at once. */
+static void
+test_held_flood_from_one_neighbour_blocks_no_one_else(void **state) {
+  (void)state;
+  net *t = net_new(3, 0);
+  join(t, 2, 0);
+  join(t, 1, 2);
+  uint8_t buf[HELD_LEN];
+  for (uint32_t k = 0; k < KITH_GOSSIP_PENDING_MAX; k++) {
+    kith_pack pk;
+    memset(buf, 0x77, sizeof buf);
+    memcpy(buf, &k, sizeof k);
+    payload_frame(buf, sizeof buf, &pk);
+    assert_int_equal(inject(t, 1, 2, (uint8_t *)pk.sb.data, pk.sb.size),
+                     KITH_OK);
+    kith_pack_clear(&pk);
+  }
+  assert_int_equal(t->held, KITH_GOSSIP_PENDING_PEER_MAX);
+  publish(t, 0, 3);
+  pump(t);
+  assert_int_equal(t->got[2][3], 1);
+  /* after KITH_GOSSIP_PENDING_MS they are forgotten, without blame */
+  run_until(t, t->now + 2 * KITH_GOSSIP_PENDING_MS);
+  kith_gossip_stats st;
+  kith_gossip_get_stats(t->g[2], &st);
+  assert_int_equal(st.invalid, 0);
+  kith_pack pk;
+  payload_frame(buf, sizeof buf, &pk); /* the last one, delivered again */
+  assert_int_equal(inject(t, 1, 2, (uint8_t *)pk.sb.data, pk.sb.size), KITH_OK);
+  kith_pack_clear(&pk);
+  assert_int_equal(t->held, KITH_GOSSIP_PENDING_PEER_MAX + 1);
+  net_free(t);
+}
+
+/* WANT (the node asks for a held event's missing parents) asks once per
+ * retry period, and when the asked neighbour does not answer, another
+ * announcer is grafted. */
+static void test_unanswered_want_moves_to_another_announcer(void **state) {
+  (void)state;
+  net *t = triangle();
+  uint8_t id[32];
+  size_t asked = 0;
+  publish(t, 1, 1); /* the tree: 1-0 and 1-2 eager, 0-2 lazy */
+  run_until(t, t->now + 1000);
+  assert_int_equal(kith_gossip_peer_state(t->g[2], t->id[0]), 0);
+  t->mute[1] = 1; /* 1 passes nothing on and will not answer */
+  publish(t, 0, 6);
+  pump(t);
+  ev_id(6, id);
+  assert_int_equal(t->got[1][6], 1);
+  assert_int_equal(t->got[2][6], 0);
+  assert_int_equal(
+      kith_gossip_want(t->g[2], t->id[1], id, 1, t->now, &asked, &t->out),
+      KITH_OK);
+  assert_int_equal(asked, 1);
+  drain(t, 2);
+  assert_int_equal(
+      kith_gossip_want(t->g[2], t->id[1], id, 1, t->now, &asked, &t->out),
+      KITH_OK);
+  assert_int_equal(asked, 0); /* asked already */
+  drain(t, 2);
+  run_until(t, t->now + 2000); /* 0's IHAVE, then a GRAFT to 0 */
+  assert_int_equal(t->got[2][6], 1);
+  kith_gossip_stats st;
+  kith_gossip_get_stats(t->g[2], &st);
+  assert_int_equal(st.wants_sent, 1);
+  assert_int_equal(st.grafts_sent, 1);
   net_free(t);
 }
 
@@ -449,6 +677,11 @@ int main(void) {
       cmocka_unit_test(test_reconcile_nearly_equal),
       cmocka_unit_test(test_malformed_frames),
       cmocka_unit_test(test_invalid_not_forwarded),
+      cmocka_unit_test(test_junk_claiming_an_id_cannot_censor_the_event),
+      cmocka_unit_test(test_withholding_neighbour_cannot_stop_an_event),
+      cmocka_unit_test(test_not_now_verdict_is_not_permanent),
+      cmocka_unit_test(test_held_flood_from_one_neighbour_blocks_no_one_else),
+      cmocka_unit_test(test_unanswered_want_moves_to_another_announcer),
   };
   int rc = cmocka_run_group_tests_name("gossip", tests, NULL, NULL);
   return rc > 255 ? 255 : rc;
