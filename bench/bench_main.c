@@ -25,6 +25,10 @@ static const bench_cmd cmds[] = {
     {"reconcile", bench_reconcile,
      "reconcile [--items N] [--diff D] [--json]  set reconciliation of two "
      "replicas of N events differing by D"},
+    {"mesh", bench_mesh,
+     "mesh [--nodes N] [--posts M] [--interval-ms I] [--runs R] [--json]  "
+     "N real kith nodes in one group (own network namespace as root): "
+     "latency, CPU, bytes per post, GRAFTs and PRUNEs"},
 };
 
 static void usage(FILE *f) {

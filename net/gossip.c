@@ -494,3 +494,55 @@ void gossip_note(kith_node *n, node_group *ng, const kith_accepted *a,
     node_log(n, "could not publish an event");
   drain(n, ng, &o);
 }
+
+static void kv(kith_pack *pk, const char *k, uint64_t v) {
+  kith_pack_cstr(pk, k);
+  kith_pack_uint(pk, v);
+}
+
+/* gossip.stats []: the counters of every running engine, for benchmarks
+ * and diagnosis (docs/protocol.md 12.3). */
+static void rpc_gossip_stats(kith_rpc_call *call, const msgpack_object *params,
+                             void *ud) {
+  kith_node *n = ud;
+  GList *groups = g_hash_table_get_values(n->groups);
+  kith_pack pk;
+  uint32_t count = 0;
+
+  (void)params;
+  for (GList *l = groups; l; l = l->next)
+    count += ((node_group *)l->data)->gs != NULL;
+  kith_pack_init(&pk);
+  kith_pack_array(&pk, count);
+  for (GList *l = groups; l; l = l->next) {
+    node_group *ng = l->data;
+    kith_gossip_stats st;
+    if (!ng->gs)
+      continue;
+    kith_gossip_get_stats(ng->gs, &st);
+    msgpack_pack_map(&pk.pk, 16);
+    kith_pack_cstr(&pk, "group_id");
+    kith_pack_cstr(&pk, ng->id_text);
+    kv(&pk, "active", st.active);
+    kv(&pk, "eager", st.eager);
+    kv(&pk, "passive", st.passive);
+    kv(&pk, "payloads", st.payloads);
+    kv(&pk, "duplicates", st.duplicates);
+    kv(&pk, "grafts_sent", st.grafts_sent);
+    kv(&pk, "prunes_sent", st.prunes_sent);
+    kv(&pk, "ihave_sent", st.ihave_sent);
+    kv(&pk, "wants_sent", st.wants_sent);
+    kv(&pk, "recon_rounds", st.recon_rounds);
+    kv(&pk, "invalid", st.invalid);
+    kv(&pk, "later", st.later);
+    kv(&pk, "overflows", st.overflows);
+    kv(&pk, "malformed", st.malformed);
+    kv(&pk, "held", kith_group_n_held(ng->g));
+  }
+  g_list_free(groups);
+  node_rpc_reply(n, call, &pk);
+}
+
+void gossip_rpc_register(kith_node *n) {
+  kith_control_register(n->ctl, "gossip.stats", rpc_gossip_stats, n);
+}

@@ -212,6 +212,7 @@ void gossip_on_frame(node_peer *p, const msgpack_object *it);
 void gossip_note(kith_node *n, node_group *ng, const kith_accepted *a,
                  acc_origin origin);
 int gossip_wants_link(kith_node *n, const uint8_t peer[32]);
+void gossip_rpc_register(kith_node *n);
 
 /* relay.c: relay friends */
 kith_err relay_load(kith_node *n);
