@@ -52,7 +52,7 @@
 
 typedef struct mopts {
   int nodes, posts, interval_ms, text_bytes, runs, settle_ms, drain_ms;
-  int json, keep;
+  int json, keep, trace;
   char *kith;
 } mopts;
 
@@ -71,8 +71,8 @@ typedef struct counters {
 /* One run's figures; also what a run's process hands to its parent. */
 typedef struct result {
   int ok, netns, nodes, posts, interval_ms, text_bytes;
-  double delivered, p50_ms, p99_ms, max_ms, cpu_per_1000, bytes_per_post,
-      packets_per_post, post_s, setup_s;
+  double delivered, p50_ms, p90_ms, p99_ms, max_ms, cpu_per_1000,
+      bytes_per_post, packets_per_post, post_s, setup_s;
   counters d; /* over the measured phase */
   int send_errors, hard_stops;
   char why[160]; /* when !ok */
@@ -268,8 +268,12 @@ static void on_message(run *r, int i, const msgpack_object *params) {
       r->got[(size_t)i * r->o->posts + k])
     return;
   r->got[(size_t)i * r->o->posts + k] = 1;
-  if ((int)(k % (unsigned long)r->n) != i && r->sent_us[k] != 0)
+  if ((int)(k % (unsigned long)r->n) != i && r->sent_us[k] != 0) {
     r->lat_us[r->n_lat++] = now_us() - r->sent_us[k];
+    if (r->o->trace && r->lat_us[r->n_lat - 1] > 30000)
+      fprintf(stderr, "post %lu at node %d: %.1f ms\n", k, i,
+              r->lat_us[r->n_lat - 1] / 1000.0);
+  }
 }
 
 /* Reads what node i sent and handles every complete object. If want is
@@ -564,6 +568,7 @@ static void measure(run *r, result *res) {
   qsort(r->lat_us, r->n_lat, sizeof *r->lat_us, cmp_i64);
   res->delivered = (double)r->n_lat / (double)r->want_lat;
   res->p50_ms = pct_ms(r->lat_us, r->n_lat, 50);
+  res->p90_ms = pct_ms(r->lat_us, r->n_lat, 90);
   res->p99_ms = pct_ms(r->lat_us, r->n_lat, 99);
   res->max_ms = r->n_lat ? (double)r->lat_us[r->n_lat - 1] / 1000.0 : 0;
   res->cpu_per_1000 = res->d.cpu_s * 1000.0 / o->posts;
@@ -666,6 +671,10 @@ static int parse_opts(int argc, char **argv, mopts *o) {
       o->keep = 1;
       continue;
     }
+    if (strcmp(a, "--trace") == 0) { /* receipts over 30 ms, on stderr */
+      o->trace = 1;
+      continue;
+    }
     if (strcmp(a, "--kith") == 0 && i + 1 < argc) {
       o->kith = argv[++i];
       continue;
@@ -734,6 +743,7 @@ static void add_run(JsonBuilder *b, const result *r) {
   }
   ADD_DBL(b, "delivered_ratio", r->delivered);
   ADD_DBL(b, "latency_ms_p50", r->p50_ms);
+  ADD_DBL(b, "latency_ms_p90", r->p90_ms);
   ADD_DBL(b, "latency_ms_p99", r->p99_ms);
   ADD_DBL(b, "latency_ms_max", r->max_ms);
   ADD_DBL(b, "cpu_s_per_1000_posts", r->cpu_per_1000);

@@ -6,15 +6,16 @@
  *   of known members used to replace failed links. Joins spread by random
  *   walks (FORWARD_JOIN); a lost link is replaced from the passive view;
  *   periodic SHUFFLEs with a neighbour refresh the passive view.
- * - Dissemination (Plumtree): payloads are pushed eagerly to "eager"
- *   neighbours and their ids announced (IHAVE, batched) to the "lazy" ones.
- *   A duplicate payload turns the edge lazy (PRUNE); an announced id that
- *   does not arrive within lazy_timeout_ms is requested (GRAFT), which
- *   turns that edge eager. The eager edges converge to a spanning tree, so
- *   each node receives about one copy of each event.
+ * - Dissemination (Plumtree): payloads are pushed eagerly along a tree
+ *   and their ids announced (IHAVE, batched, short ids) to some of the
+ *   other neighbours. A duplicate push turns its edge lazy (PRUNE); an
+ *   announced id that does not arrive in time is requested (GRAFT), which
+ *   turns that edge eager. Each source that sent more than one message has
+ *   a tree of its own, so that sources sending at once do not prune each
+ *   other's trees apart (gossip_plum.c); payloads name their source.
  * - Anti-entropy: every recon_ms (with jitter) the engine reconciles its set
  *   of known event ids with one active neighbour (core/reconcile.h), then
- *   sends what the neighbour lacks and asks for what it lacks itself.
+ *   asks for what it lacks.
  *
  * Inputs carry now_ms; outputs go to a kith_out (core/out.h). Links are
  * made and dropped by the caller (KITH_OUT_CONNECT / KITH_OUT_DISCONNECT),
@@ -34,15 +35,19 @@
  *   NEIGHBOR [3, high 0|1]        NEIGHBOR_REPLY [4, accepted 0|1]
  *   DISCONNECT [5]                SHUFFLE [6, [bin32...]]  (<= 8 ids)
  *   SHUFFLE_REPLY [7, [bin32...]]
- *   PAYLOAD [8, hops, push 0|1, payload bin]  (its id: BLAKE2b-256(payload))
- *   IHAVE [9, [bin32...], hops bin (one byte per id)]
- *   GRAFT [10, [bin32...]]  (empty: only "push to me again")
- *   PRUNE [11]                    WANT [12, [bin32...]]
+ *   PAYLOAD [8, source uint64, hops, push 0|1, payload bin]
+ *     (its id: BLAKE2b-256(payload); source: the publisher's tag, the
+ *     first 8 bytes of its node id read big-endian)
+ *   IHAVE [9, short ids bin, hops bin]  (short id: an id's first 8 bytes;
+ *     hops: one byte per id)
+ *   GRAFT [10, short ids bin, [source...], default 0|1]  ("send me these,
+ *     and push these sources' trees, and your default tree, to me")
+ *   PRUNE [11, source]            WANT [12, [bin32...]]
  *   RECON [13, role, reconciliation message bin]  (core/reconcile.h;
  *     role: 0 from the responder, 1 from the initiator, 2 its first)
- * Id lists hold at most KITH_GOSSIP_IDS_MAX ids. Frames of an unknown type
- * are ignored (counted); malformed ones are dropped (counted). Only
- * PAYLOAD and IHAVE are acted on from a peer whose link is not (or no
+ * Id and source lists hold at most KITH_GOSSIP_IDS_MAX entries. Frames of an
+ * unknown type are ignored (counted); malformed ones are dropped (counted).
+ * Only PAYLOAD and IHAVE are acted on from a peer whose link is not (or no
  * longer) up; the others need the link to answer or change the overlay. */
 #ifndef KITH_GOSSIP_H
 #define KITH_GOSSIP_H
@@ -80,7 +85,9 @@ typedef struct kith_gossip_config {
   uint32_t passive_max;        /* 1..KITH_GOSSIP_PASSIVE_CAP */
   uint32_t arwl;               /* active random walk length (joins) */
   uint32_t prwl;               /* passive random walk length */
-  uint32_t lazy_timeout_ms;    /* IHAVE seen -> GRAFT */
+  uint32_t lazy_timeout_ms;    /* IHAVE seen -> GRAFT, at most */
+  uint32_t lazy_min_ms;        /* ... and at least (adapts in between) */
+  uint32_t announce_max;       /* neighbours an id is announced to */
   uint32_t graft_retry_ms;     /* GRAFT unanswered -> next announcer */
   uint32_t ihave_batch_ms;     /* IHAVEs are batched this long */
   uint32_t repair_ms;          /* refill a short active view this often */
@@ -101,6 +108,8 @@ typedef struct kith_gossip_stats {
   uint64_t wants_sent; /* ids asked for with WANT */
   uint64_t overflows;  /* items dropped at a bound (cache, missing, ...) */
   uint32_t active, eager, passive;
+  uint32_t trees;   /* sources remembered (of which some have a tree) */
+  uint32_t lazy_ms; /* the current wait before a GRAFT */
 } kith_gossip_stats;
 
 void kith_gossip_config_default(kith_gossip_config *cfg);
@@ -151,21 +160,25 @@ typedef enum kith_gossip_verdict_kind {
   /* Not now (a limit was reached, the caller dropped it): forgotten
    * without blame, so the next copy is delivered again. */
   KITH_GOSSIP_LATER = 2,
+  /* Held, not judged yet (its parents are missing), but fit to pass on
+   * (signed by a member): forwarded now, judged by a later verdict. */
+  KITH_GOSSIP_HELD = 3,
 } kith_gossip_verdict_kind;
 /* A payload the caller holds (e.g. for missing parents) needs no call
- * until it is judged; unjudged payloads are forgotten after
- * KITH_GOSSIP_PENDING_MS. ts_ms is read for KITH_GOSSIP_VALID only. A
- * valid verdict on an id that is not awaiting one adds it to the known
- * set (as kith_gossip_add_known). */
+ * until it is judged (or KITH_GOSSIP_HELD to pass it on meanwhile);
+ * unjudged payloads are forgotten after KITH_GOSSIP_PENDING_MS. ts_ms is
+ * read for KITH_GOSSIP_VALID only. A valid verdict on an id that is not
+ * awaiting one adds it to the known set (as kith_gossip_add_known). */
 void kith_gossip_verdict(kith_gossip *g, const uint8_t id[32],
                          kith_gossip_verdict_kind v, uint64_t ts_ms,
                          uint64_t now_ms, kith_out *out);
 /* Asks peer for specific events (e.g. the missing parents of a held event:
- * ask the neighbour that delivered it). Ids the engine has seen, or asked
- * for within the last graft_retry_ms, are left out; an id not received
- * in time is asked of other announcers (as after GRAFT) and then left to
- * anti-entropy. n <= KITH_GOSSIP_IDS_MAX. Returns how many were asked
- * for in *asked (may be NULL). */
+ * ask the neighbour that delivered it), unless they arrive first: each id
+ * not seen yet is noted as missing, and asked for (WANT) once the lazy
+ * wait has passed without it, then of other announcers, then left to
+ * anti-entropy. Ids seen, or already noted, are left out.
+ * n <= KITH_GOSSIP_IDS_MAX. Returns how many were noted in *asked (may be
+ * NULL). */
 KITH_MUST kith_err kith_gossip_want(kith_gossip *g, const uint8_t peer[32],
                                     const uint8_t *ids, size_t n,
                                     uint64_t now_ms, size_t *asked,
@@ -184,9 +197,12 @@ void kith_gossip_get_stats(const kith_gossip *g, kith_gossip_stats *st);
 /* Copies up to max active neighbours' ids; returns how many there are. */
 size_t kith_gossip_active(const kith_gossip *g, uint8_t (*peers)[32],
                           size_t max);
-/* 1 if peer is an active neighbour with an eager edge, 0 lazy, -1 not
- * active. */
+/* 1 if peer is an active neighbour with an eager edge in the default tree,
+ * 0 lazy, -1 not active. */
 int kith_gossip_peer_state(const kith_gossip *g, const uint8_t peer[32]);
+/* The same for the tree that carries the payloads published by source. */
+int kith_gossip_peer_eager(const kith_gossip *g, const uint8_t peer[32],
+                           const uint8_t source[32]);
 
 /* Frame types (first array element). */
 enum {

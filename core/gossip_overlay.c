@@ -57,7 +57,7 @@ void kith_gossip_add_passive(kith_gossip *g, const uint8_t peer[32]) {
 static void drop_link(kith_gossip *g, gpeer *p, kith_out *out) {
   if (p->linked)
     (void)kith_out_push(out, KITH_OUT_DISCONNECT, p->id, NULL, 0);
-  gs_peer_drop(g, p);
+  gs_peer_drop(g, p, out);
 }
 
 static void connect_to(kith_gossip *g, const uint8_t id[32], int intent,
@@ -97,10 +97,10 @@ static void add_active(kith_gossip *g, gpeer *p, kith_out *out) {
   }
   ov_passive_del(g, p->id);
   p->active = 1;
-  p->eager = 1; /* Plumtree: new neighbours start eager */
   p->intent = INTENT_NONE;
   p->awaiting = 0;
   g->repair_tries = 0;
+  pt_neighbor_up(g, p, out);
 }
 
 void ov_link_up(kith_gossip *g, gpeer *p, uint64_t now, kith_out *out) {
@@ -133,7 +133,7 @@ void ov_link_down(kith_gossip *g, const uint8_t id[32], uint64_t now,
   int was_active = p->active, attempt = p->intent || p->awaiting;
   if (attempt) /* could not reach it: forget it */
     ov_passive_del(g, id);
-  gs_peer_drop(g, p); /* a failed neighbour is not kept (paper) */
+  gs_peer_drop(g, p, out); /* a failed neighbour is not kept (paper) */
   if (was_active || attempt)
     g->repair_at = now;
 }
@@ -324,14 +324,13 @@ static void expire_peers(kith_gossip *g, uint64_t now, kith_out *out) {
 }
 
 static void do_shuffle(kith_gossip *g, uint64_t now, kith_out *out) {
-  gpeer *list[PEERS_MAX];
-  uint32_t n = gs_active_list(g, list);
+  gpeer *p = gs_random_active(g);
   g->shuffle_at = now + gs_jitter(g, g->cfg.shuffle_ms);
-  if (n == 0)
+  if (p == NULL)
     return;
   uint8_t ids[SHUFFLE_N][32];
   uint32_t m = sample(g, ids, SHUFFLE_N, 1);
-  gs_send_ids(g, list[gs_below(g, n)]->id, KITH_GF_SHUFFLE, ids[0], m, out);
+  gs_send_ids(g, p->id, KITH_GF_SHUFFLE, ids[0], m, out);
 }
 
 void ov_tick(kith_gossip *g, uint64_t now, kith_out *out) {

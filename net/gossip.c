@@ -81,10 +81,14 @@ static int bad_bytes(kith_err err) {
   }
 }
 
-/* A held event waits for parents this node lacks: ask the neighbour that
- * delivered it, which holds them (it forwards only what it accepted). */
-static void want_parents(kith_node *n, node_group *ng, const uint8_t peer[32],
-                         const uint8_t *data, size_t len) {
+/* A held event waits for parents this node lacks: they are asked of the
+ * neighbour that delivered it (which holds them: it forwards only what it
+ * accepted) if they do not arrive within the engine's lazy wait. An event
+ * signed by a member is passed on meanwhile (KITH_GOSSIP_HELD): its
+ * parents are on their way along other trees, and the nodes behind this
+ * one would otherwise wait for this node to receive them too. */
+static void on_held(kith_node *n, node_group *ng, const kith_out_item *it,
+                    const uint8_t *data, size_t len) {
   uint8_t ids[KITH_EVENT_MAX_PARENTS * 32];
   size_t k = 0;
   kith_event ev;
@@ -95,10 +99,13 @@ static void want_parents(kith_node *n, node_group *ng, const uint8_t peer[32],
   for (size_t i = 0; i < ev.n_parents; i++)
     if (!kith_group_has_event(ng->g, ev.parents[i]))
       memcpy(ids + 32 * k++, ev.parents[i], 32);
-  kith_event_clear(&ev);
   kith_out_init(&o);
-  if (k > 0 &&
-      kith_gossip_want(ng->gs, peer, ids, k, node_now(), NULL, &o) != KITH_OK)
+  if (kith_group_is_member(ng->g, ev.author))
+    kith_gossip_verdict(ng->gs, it->id, KITH_GOSSIP_HELD, ev.ts_ms, node_now(),
+                        &o);
+  kith_event_clear(&ev);
+  if (k > 0 && kith_gossip_want(ng->gs, it->peer, ids, k, node_now(), NULL,
+                                &o) != KITH_OK)
     n->dropped_frames++;
   drain(n, ng, &o);
 }
@@ -117,7 +124,7 @@ static void deliver(kith_node *n, node_group *ng, const kith_out_item *it,
     verdict(n, ng, it->id, had ? KITH_GOSSIP_VALID : KITH_GOSSIP_LATER,
             had ? had->ts_ms : 0);
   } else if (err == KITH_ERR_MISSING) {
-    want_parents(n, ng, it->peer, data, len);
+    on_held(n, ng, it, data, len);
   } else if (err != KITH_OK && bad_bytes(err)) {
     char text[KITH_ID_TEXT_LEN + 1];
     kith_id_to_text(it->peer, text);
@@ -520,7 +527,7 @@ static void rpc_gossip_stats(kith_rpc_call *call, const msgpack_object *params,
     if (!ng->gs)
       continue;
     kith_gossip_get_stats(ng->gs, &st);
-    msgpack_pack_map(&pk.pk, 16);
+    msgpack_pack_map(&pk.pk, 18);
     kith_pack_cstr(&pk, "group_id");
     kith_pack_cstr(&pk, ng->id_text);
     kv(&pk, "active", st.active);
@@ -538,6 +545,8 @@ static void rpc_gossip_stats(kith_rpc_call *call, const msgpack_object *params,
     kv(&pk, "overflows", st.overflows);
     kv(&pk, "malformed", st.malformed);
     kv(&pk, "held", kith_group_n_held(ng->g));
+    kv(&pk, "trees", st.trees);
+    kv(&pk, "lazy_ms", st.lazy_ms);
   }
   g_list_free(groups);
   node_rpc_reply(n, call, &pk);

@@ -176,14 +176,21 @@ static uint32_t payload_msg(sim *s, const uint8_t *p, size_t len) {
   return m < s->published ? m : UINT32_MAX;
 }
 
-/* The payload inside a PAYLOAD frame [8, hops, push, bin], read without
- * decoding it all (the engine checks the frame itself). */
+/* Bytes of the msgpack uint at f (0 if it is not one). */
+static size_t uint_len(uint8_t b) {
+  if (b < 0x80)
+    return 1;
+  return b >= 0xcc && b <= 0xcf ? 1 + (1u << (b - 0xcc)) : 0;
+}
+
+/* The payload inside a PAYLOAD frame [8, source, hops, push, bin], read
+ * without decoding it all (the engine checks the frame itself). */
 static uint32_t frame_msg(sim *s, const uint8_t *f, size_t len) {
   size_t k = 2;
-  if (len < 8 || f[0] != 0x94 || f[1] != KITH_GF_PAYLOAD)
+  if (len < 8 || f[0] != 0x95 || f[1] != KITH_GF_PAYLOAD)
     return UINT32_MAX;
-  k += f[k] == 0xcc ? 2 : 1; /* hops */
-  k += 1;                    /* push */
+  for (int field = 0; field < 3 && k < len; field++) /* source, hops, push */
+    k += uint_len(f[k]) ? uint_len(f[k]) : len;
   if (k + 3 > len)
     return UINT32_MAX;
   k += f[k] == 0xc4 ? 2 : f[k] == 0xc5 ? 3 : 5; /* bin header */

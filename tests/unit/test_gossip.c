@@ -32,6 +32,7 @@ typedef struct net {
   int mute[NMAX];         /* node i sends no payload frames (withholds) */
   int got[NMAX][EVMAX];   /* events accepted per node */
   int later[NMAX][EVMAX]; /* verdicts "not now" still to give */
+  int hold[NMAX][EVMAX];  /* held for parents: KITH_GOSSIP_HELD, no verdict */
   int held;               /* payloads held without a verdict */
   int copies[NMAX];       /* payload frames received */
   uint8_t *store[EVMAX];  /* event payloads by index, for FETCH */
@@ -80,6 +81,9 @@ static void judge(net *t, int i, const kith_out_item *it, kith_out *next) {
     t->held++;
   } else if (e < 0 || e >= EVMAX) {
     kith_gossip_verdict(t->g[i], it->id, KITH_GOSSIP_INVALID, 0, t->now, next);
+  } else if (t->hold[i][e]) {
+    kith_gossip_verdict(t->g[i], it->id, KITH_GOSSIP_HELD, t->ts[e], t->now,
+                        next);
   } else if (t->later[i][e] > 0) {
     t->later[i][e]--;
     kith_gossip_verdict(t->g[i], it->id, KITH_GOSSIP_LATER, 0, t->now, next);
@@ -191,6 +195,7 @@ static net *net_new(int n, uint32_t recon_ms) {
   kith_gossip_config_default(&cfg);
   cfg.shuffle_ms = 0;
   cfg.recon_ms = recon_ms;
+  cfg.lazy_min_ms = 200; /* no GRAFT within 200 ms of an announcement */
   t->n = n;
   t->now = 1;
   t->drop_from = t->drop_to = -1;
@@ -261,12 +266,51 @@ static void test_prune_on_duplicate(void **state) {
   kith_gossip_stats st;
   kith_gossip_get_stats(t->g[1], &st);
   assert_int_equal(st.duplicates, 1);
-  /* the tree now carries one copy per node */
-  memset(t->copies, 0, sizeof t->copies);
+  /* 0's second message: 0 gets a tree of its own, flooded once and
+   * pruned by that message's duplicates */
   publish(t, 0, 2);
+  run_until(t, t->now + 2000);
+  assert_int_equal(kith_gossip_peer_eager(t->g[1], t->id[2], t->id[0]), 0);
+  assert_int_equal(kith_gossip_peer_eager(t->g[2], t->id[1], t->id[0]), 0);
+  assert_int_equal(kith_gossip_peer_eager(t->g[1], t->id[0], t->id[0]), 1);
+  /* from then on, one copy per node */
+  memset(t->copies, 0, sizeof t->copies);
+  publish(t, 0, 3);
   run_until(t, t->now + 2000);
   assert_int_equal(t->copies[1], 1);
   assert_int_equal(t->copies[2], 1);
+  net_free(t);
+}
+
+/* Sources sending at once prune only their own trees (Plumtree's one
+ * tree would lose an edge to each of them and fall apart): after each
+ * source's first messages (its second one floods its new tree once), all
+ * six sending at once cost one copy per node and message, and no GRAFT. */
+static void test_concurrent_sources_keep_their_trees(void **state) {
+  (void)state;
+  net *t = net_new(6, 0);
+  for (int i = 1; i < 6; i++)
+    join(t, i, i - 1);
+  run_until(t, 30000); /* the overlay fills (every node links to all) */
+  for (int round = 0; round < 3; round++) { /* every node at once */
+    for (int i = 0; i < 6; i++)
+      publish(t, i, 10 + round * 6 + i);
+    run_until(t, t->now + 2000);
+  }
+  kith_gossip_stats before[6], after[6];
+  for (int i = 0; i < 6; i++)
+    kith_gossip_get_stats(t->g[i], &before[i]);
+  memset(t->copies, 0, sizeof t->copies);
+  for (int i = 0; i < 6; i++) /* all at once again: trees hold */
+    publish(t, i, 40 + i);
+  run_until(t, t->now + 2000);
+  for (int i = 0; i < 6; i++) {
+    kith_gossip_get_stats(t->g[i], &after[i]);
+    assert_int_equal(after[i].grafts_sent, before[i].grafts_sent);
+    assert_int_equal(t->copies[i], 5); /* one of each other node's */
+    for (int e = 40; e < 46; e++)
+      assert_int_equal(t->got[i][e], 1);
+  }
   net_free(t);
 }
 
@@ -274,22 +318,24 @@ static void test_graft_after_lazy_timeout(void **state) {
   (void)state;
   net *t = triangle();
   publish(t, 0, 1);
-  pump(t); /* edge 1-2 is lazy now */
+  publish(t, 0, 2);
+  run_until(t, t->now + 1000); /* 1-2 is lazy in 0's tree now */
+  assert_int_equal(kith_gossip_peer_eager(t->g[2], t->id[1], t->id[0]), 0);
   t->drop_from = 0;
   t->drop_to = 2; /* the eager push to 2 is lost */
-  publish(t, 0, 2);
+  publish(t, 0, 5);
   run_until(t, t->now + 100); /* IHAVE from 1 arrived, no graft yet */
-  assert_int_equal(t->got[2][2], 0);
+  assert_int_equal(t->got[2][5], 0);
   kith_gossip_stats st;
   kith_gossip_get_stats(t->g[2], &st);
   assert_int_equal(st.grafts_sent, 0);
   run_until(t, t->now + 1000);
   kith_gossip_get_stats(t->g[2], &st);
   assert_int_equal(st.grafts_sent, 1);
-  assert_int_equal(t->got[2][2], 1);
-  /* the graft made 1-2 eager on both sides */
-  assert_int_equal(kith_gossip_peer_state(t->g[2], t->id[1]), 1);
-  assert_int_equal(kith_gossip_peer_state(t->g[1], t->id[2]), 1);
+  assert_int_equal(t->got[2][5], 1);
+  /* the graft made 1-2 eager on both sides, in the tree of source 0 */
+  assert_int_equal(kith_gossip_peer_eager(t->g[2], t->id[1], t->id[0]), 1);
+  assert_int_equal(kith_gossip_peer_eager(t->g[1], t->id[2], t->id[0]), 1);
   net_free(t);
 }
 
@@ -406,7 +452,7 @@ static void test_malformed_frames(void **state) {
   static const uint8_t noncanon[] = {0x91, 0xcc, 0x01}; /* [1] as uint8 */
   static const uint8_t map[] = {0x81, 0x01, 0x02};
   static const uint8_t badlen[] = {0x92, 0x09, 0xdd, 0x0f, 0xff, 0xff, 0xff};
-  static const uint8_t prune_extra[] = {0x92, 0x0b, 0x00};
+  static const uint8_t prune_extra[] = {0x94, 0x0b, 0x00, 0x00, 0x00};
   static const uint8_t ihave_bad[] = {0x93, 0x09, 0x91, 0xc4, 0x01,
                                       0x00, 0xc4, 0x01, 0x00};
   static const uint8_t fj_ttl[] = {0x93, 0x02, 0xc4, 0x00, 0xcd, 0x10, 0x00};
@@ -490,11 +536,12 @@ static kith_err inject(net *t, int from, int to, const uint8_t *buf,
   return err;
 }
 
-/* PAYLOAD [8, hops, push, payload]. */
+/* PAYLOAD [8, source, hops, push, payload]. */
 static void payload_frame(const uint8_t *data, size_t len, kith_pack *pk) {
   kith_pack_init(pk);
-  kith_pack_array(pk, 4);
+  kith_pack_array(pk, 5);
   kith_pack_uint(pk, KITH_GF_PAYLOAD);
+  kith_pack_uint(pk, 0xa1a1a1a1a1a1a1a1ull);
   kith_pack_uint(pk, 1);
   kith_pack_uint(pk, 1);
   kith_pack_bin(pk, data, len);
@@ -628,9 +675,10 @@ test_held_flood_from_one_neighbour_blocks_no_one_else(void **state) {
   net_free(t);
 }
 
-/* WANT (the node asks for a held event's missing parents) asks once per
- * retry period, and when the asked neighbour does not answer, another
- * announcer is grafted. */
+/* WANT (the node asks for a held event's missing parents) is noted once,
+ * sent after the lazy wait unless the event comes first, and when the
+ * asked neighbour does not answer, another announcer is asked, without
+ * changing any tree. */
 static void test_unanswered_want_moves_to_another_announcer(void **state) {
   (void)state;
   net *t = triangle();
@@ -653,15 +701,177 @@ static void test_unanswered_want_moves_to_another_announcer(void **state) {
   assert_int_equal(
       kith_gossip_want(t->g[2], t->id[1], id, 1, t->now, &asked, &t->out),
       KITH_OK);
-  assert_int_equal(asked, 0); /* asked already */
+  assert_int_equal(asked, 0); /* noted already */
   drain(t, 2);
-  run_until(t, t->now + 2000); /* 0's IHAVE, then a GRAFT to 0 */
+  run_until(t, t->now + 2000); /* WANT to 1, 0's IHAVE, WANT to 0 */
   assert_int_equal(t->got[2][6], 1);
   kith_gossip_stats st;
   kith_gossip_get_stats(t->g[2], &st);
-  assert_int_equal(st.wants_sent, 1);
-  assert_int_equal(st.grafts_sent, 1);
+  assert_int_equal(st.wants_sent, 2);
+  assert_int_equal(st.grafts_sent, 0);
   net_free(t);
+}
+
+/* An event held for its parents but signed by a member is passed on at
+ * once (the nodes behind do not wait for this one's parents); its final
+ * verdict does not send it again, and a bad one withdraws it. */
+static void test_held_event_is_passed_on_before_its_verdict(void **state) {
+  (void)state;
+  net *t = net_new(3, 0);
+  join(t, 2, 1); /* 0 - 1 - 2 */
+  join(t, 1, 0);
+  uint8_t id[32];
+  t->hold[1][8] = t->hold[1][9] = 1;
+  publish(t, 0, 8);
+  pump(t);
+  assert_int_equal(t->got[1][8], 0); /* held at 1 */
+  assert_int_equal(t->got[2][8], 1); /* yet 2 has it */
+  assert_int_equal(t->copies[2], 1);
+  ev_id(8, id);
+  kith_gossip_verdict(t->g[1], id, KITH_GOSSIP_VALID, t->ts[8], t->now,
+                      &t->out);
+  drain(t, 1);
+  pump(t);
+  assert_int_equal(t->copies[2], 1); /* not sent twice */
+  /* a held event that turns out bad is no longer served */
+  publish(t, 0, 9);
+  pump(t);
+  ev_id(9, id);
+  kith_gossip_verdict(t->g[1], id, KITH_GOSSIP_INVALID, 0, t->now, &t->out);
+  drain(t, 1);
+  kith_pack pk;
+  kith_pack_init(&pk);
+  kith_pack_array(&pk, 2);
+  kith_pack_uint(&pk, KITH_GF_WANT);
+  kith_pack_array(&pk, 1);
+  kith_pack_bin(&pk, id, 32);
+  int before = t->copies[2];
+  assert_int_equal(inject(t, 2, 1, (uint8_t *)pk.sb.data, pk.sb.size), KITH_OK);
+  kith_pack_clear(&pk);
+  assert_int_equal(t->copies[2], before);
+  net_free(t);
+}
+
+/* ---- known-answer vectors: tests/vectors/gossip.txt ---- */
+
+#ifndef KITH_VECTORS_DIR
+#define KITH_VECTORS_DIR "tests/vectors"
+#endif
+
+/* The value of key in the vector file, as bytes. */
+static GBytes *vec(GHashTable *kv, const char *key) {
+  const char *hex = g_hash_table_lookup(kv, key);
+  assert_non_null(hex);
+  size_t n = strlen(hex) / 2, got;
+  uint8_t *b = g_malloc(n + 1);
+  assert_int_equal(sodium_hex2bin(b, n, hex, strlen(hex), NULL, &got, NULL), 0);
+  assert_int_equal(got, n);
+  return g_bytes_new_take(b, n);
+}
+
+static GHashTable *read_vectors(gchar **text) {
+  assert_true(
+      g_file_get_contents(KITH_VECTORS_DIR "/gossip.txt", text, NULL, NULL));
+  GHashTable *kv = g_hash_table_new(g_str_hash, g_str_equal);
+  for (char *l = strtok(*text, "\n"); l != NULL; l = strtok(NULL, "\n")) {
+    char *sp = strchr(l, ' ');
+    if (*l == '#' || sp == NULL)
+      continue;
+    *sp = '\0';
+    g_hash_table_insert(kv, l, sp + 1);
+  }
+  return kv;
+}
+
+/* The first queued frame from -> to, taken off the queue. */
+static frame *take_frame(net *t, int from, int to) {
+  for (GList *l = t->q.head; l != NULL; l = l->next) {
+    frame *f = l->data;
+    if (f->from == from && f->to == to) {
+      g_queue_delete_link(&t->q, l);
+      return f;
+    }
+  }
+  fail_msg("no frame from %d to %d", from, to);
+  return NULL;
+}
+
+/* f is exactly want (both freed). */
+static void assert_frame(frame *f, GBytes *want) {
+  assert_int_equal(f->len, g_bytes_get_size(want));
+  assert_memory_equal(f->data, g_bytes_get_data(want, NULL), f->len);
+  g_bytes_unref(want);
+  g_free(f->data);
+  g_free(f);
+}
+
+static void test_frame_vectors_reproduce(void **state) {
+  (void)state;
+  gchar *text = NULL;
+  GHashTable *kv = read_vectors(&text);
+  GBytes *source = vec(kv, "source"), *payload = vec(kv, "payload"),
+         *id = vec(kv, "id");
+  uint8_t got[32];
+  kith_gossip_payload_id(g_bytes_get_data(payload, NULL),
+                         g_bytes_get_size(payload), got);
+  assert_memory_equal(got, g_bytes_get_data(id, NULL), 32);
+  /* node 3 is the source (its id starts with 03, which the test network
+   * reads as its index); 0, 1 and 2 are its neighbours */
+  net *t = net_new(4, 0);
+  kith_gossip_free(t->g[3]);
+  memcpy(t->id[3], g_bytes_get_data(source, NULL), 32);
+  t->g[3] = kith_gossip_new(t->id[3], 7, NULL);
+  join(t, 3, 0);
+  kith_out o;
+  kith_out_init(&o);
+  assert_int_equal(kith_gossip_publish(t->g[3], 1700000000000ull,
+                                       g_bytes_get_data(payload, NULL),
+                                       g_bytes_get_size(payload), t->now, &o),
+                   KITH_OK);
+  apply(t, 3, &o);
+  kith_out_clear(&o);
+  frame *f = take_frame(t, 3, 0);
+  GBytes *pf = vec(kv, "payload_frame");
+  assert_memory_equal(f->data, g_bytes_get_data(pf, NULL), f->len);
+  /* 0 takes it; the same push again is a duplicate: PRUNE */
+  for (int k = 0; k < 2; k++)
+    assert_int_equal(
+        kith_gossip_recv(t->g[0], t->id[3], f->data, f->len, t->now, &t->out),
+        KITH_OK);
+  drain(t, 0);
+  assert_frame(take_frame(t, 0, 3), vec(kv, "prune_frame"));
+  g_free(f->data);
+  g_free(f);
+  /* 1 hears of it from 2 (IHAVE): after the wait, GRAFT */
+  join(t, 1, 2);
+  GBytes *ih = vec(kv, "ihave_frame");
+  assert_int_equal(kith_gossip_recv(t->g[1], t->id[2],
+                                    g_bytes_get_data(ih, NULL),
+                                    g_bytes_get_size(ih), t->now, &t->out),
+                   KITH_OK);
+  drain(t, 1);
+  t->now += 600; /* past the wait (lazy_timeout_ms: nothing measured) */
+  kith_gossip_tick(t->g[1], t->now, &t->out);
+  drain(t, 1);
+  assert_frame(take_frame(t, 1, 2), vec(kv, "graft_frame"));
+  /* 2 asks 1 for it (a held event's parent): after the wait, WANT */
+  size_t asked;
+  assert_int_equal(kith_gossip_want(t->g[2], t->id[1],
+                                    g_bytes_get_data(id, NULL), 1, t->now,
+                                    &asked, &t->out),
+                   KITH_OK);
+  assert_int_equal(asked, 1);
+  t->now += 600;
+  kith_gossip_tick(t->g[2], t->now, &t->out);
+  drain(t, 2);
+  assert_frame(take_frame(t, 2, 1), vec(kv, "want_frame"));
+  net_free(t);
+  g_bytes_unref(source);
+  g_bytes_unref(payload);
+  g_bytes_unref(id);
+  g_bytes_unref(pf);
+  g_hash_table_destroy(kv);
+  g_free(text);
 }
 
 int main(void) {
@@ -669,6 +879,7 @@ int main(void) {
     return 1;
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_prune_on_duplicate),
+      cmocka_unit_test(test_concurrent_sources_keep_their_trees),
       cmocka_unit_test(test_graft_after_lazy_timeout),
       cmocka_unit_test(test_active_view_bound),
       cmocka_unit_test(test_link_failure_repair),
@@ -682,6 +893,8 @@ int main(void) {
       cmocka_unit_test(test_not_now_verdict_is_not_permanent),
       cmocka_unit_test(test_held_flood_from_one_neighbour_blocks_no_one_else),
       cmocka_unit_test(test_unanswered_want_moves_to_another_announcer),
+      cmocka_unit_test(test_held_event_is_passed_on_before_its_verdict),
+      cmocka_unit_test(test_frame_vectors_reproduce),
   };
   int rc = cmocka_run_group_tests_name("gossip", tests, NULL, NULL);
   return rc > 255 ? 255 : rc;
