@@ -230,6 +230,12 @@ uint32_t gs_active_list(kith_gossip *g, gpeer **list) {
   return n;
 }
 
+/* Round trips (ms) of NEIGHBOR/JOIN answers and of GRAFT and WANT
+ * answers: an average (EWMA, 1/8), for the lazy wait (gossip_plum.c). */
+void gs_rtt_sample(kith_gossip *g, uint64_t ms) {
+  g->rtt8 = g->rtt8 == 0 ? ms * 8 : g->rtt8 - g->rtt8 / 8 + ms;
+}
+
 gpeer *gs_random_active(kith_gossip *g) {
   gpeer *list[PEERS_MAX];
   uint32_t n = gs_active_list(g, list);

@@ -175,6 +175,7 @@ gpeer *gs_peer_add(kith_gossip *g, const uint8_t id[32], uint64_t now);
 void gs_peer_drop(kith_gossip *g, gpeer *p, kith_out *out);
 uint32_t gs_active_list(kith_gossip *g, gpeer **list);
 gpeer *gs_random_active(kith_gossip *g); /* NULL if there is none */
+void gs_rtt_sample(kith_gossip *g, uint64_t ms);
 void gs_send(kith_gossip *g, const uint8_t peer[32], kith_pack *pk,
              kith_out *out);
 void gs_send_ids(kith_gossip *g, const uint8_t peer[32], int type,

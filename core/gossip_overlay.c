@@ -103,26 +103,27 @@ static void add_active(kith_gossip *g, gpeer *p, kith_out *out) {
   pt_neighbor_up(g, p, out);
 }
 
+/* JOIN or NEIGHBOR [high] to p; the answer is awaited until p->deadline
+ * (which also times the round trip). */
+static void ask(kith_gossip *g, gpeer *p, int type, int arg, uint64_t now,
+                kith_out *out) {
+  gs_send_simple(g, p->id, type, arg, out);
+  p->awaiting = 1;
+  p->deadline = now + g->cfg.connect_timeout_ms;
+}
+
 void ov_link_up(kith_gossip *g, gpeer *p, uint64_t now, kith_out *out) {
   gs_arm(g, now);
   int intent = p->intent;
   p->intent = INTENT_NONE;
-  if (intent == INTENT_JOIN) { /* active once the contact confirms */
-    gs_send_simple(g, p->id, KITH_GF_JOIN, -1, out);
-    p->awaiting = 1;
-    p->deadline = now + g->cfg.connect_timeout_ms;
-  } else if (intent == INTENT_NEIGHBOR_LO || intent == INTENT_NEIGHBOR_HI) {
-    gs_send_simple(g, p->id, KITH_GF_NEIGHBOR, intent == INTENT_NEIGHBOR_HI,
-                   out);
-    p->awaiting = 1;
-    p->deadline = now + g->cfg.connect_timeout_ms;
-  } else if (!p->active && !p->awaiting && n_active(g) < g->cfg.active_max) {
+  if (intent == INTENT_JOIN) /* active once the contact confirms */
+    ask(g, p, KITH_GF_JOIN, -1, now, out);
+  else if (intent == INTENT_NEIGHBOR_LO || intent == INTENT_NEIGHBOR_HI)
+    ask(g, p, KITH_GF_NEIGHBOR, intent == INTENT_NEIGHBOR_HI, now, out);
+  else if (!p->active && !p->awaiting && n_active(g) < g->cfg.active_max)
     /* A link that exists for another reason (a join, another group) is
      * the cheapest neighbour there is: offer it while the view has room. */
-    gs_send_simple(g, p->id, KITH_GF_NEIGHBOR, n_active(g) == 0, out);
-    p->awaiting = 1;
-    p->deadline = now + g->cfg.connect_timeout_ms;
-  }
+    ask(g, p, KITH_GF_NEIGHBOR, n_active(g) == 0, now, out);
 }
 
 void ov_link_down(kith_gossip *g, const uint8_t id[32], uint64_t now,
@@ -197,6 +198,8 @@ static void on_neighbor_reply(kith_gossip *g, gpeer *p, int accept,
   if (!p->awaiting)
     return;
   p->awaiting = 0;
+  if (now + g->cfg.connect_timeout_ms >= p->deadline)
+    gs_rtt_sample(g, now + g->cfg.connect_timeout_ms - p->deadline);
   if (accept) {
     add_active(g, p, out);
     return;

@@ -94,20 +94,14 @@ static tree *tree_entry(kith_gossip *g, uint64_t tag) {
   return t;
 }
 
-/* Gives source tag a tree of its own, started with every active
- * neighbour eager: the source's next message floods once and its
- * duplicates prune the tree to that source's quickest paths. (A copy of
- * the default tree would do for one source at a time, but sources that
- * start at once prune the default tree apart.) */
+/* Gives source tag a tree of its own, started as a copy of the default
+ * tree (whose edges were made for this source's first message), then
+ * pruned, grafted and rewired by this source's messages only. */
 static tree *tree_own(kith_gossip *g, uint64_t tag) {
   tree *t = tree_entry(g, tag);
   if (t != NULL && !t->own) {
-    gpeer *list[PEERS_MAX];
-    uint32_t n = gs_active_list(g, list);
     t->own = 1;
-    t->eager = 0;
-    for (uint32_t i = 0; i < n; i++)
-      t->eager |= bit(g, list[i]);
+    t->eager = g->dflt.eager;
   }
   return t;
 }
@@ -445,24 +439,27 @@ void kith_gossip_verdict(kith_gossip *g, const uint8_t id[32],
 
 /* ---- missing ids and the lazy timeout ---- */
 
-/* How long to wait for an announced id before grafting it. The default
- * tree carries many sources, and a GRAFT that comes too soon moves it to
- * the path that was quicker for one of them, which may unsettle it for
- * the others: it waits lazy_timeout_ms. An own tree carries one source:
- * a little more than the 95th percentile of how late pushed payloads of
- * own trees have come after their first announcement (0 when the push
- * came first), at least two round trips of earlier GRAFTs, within
- * [lazy_min_ms, lazy_timeout_ms] (the latter until there are 8 samples).
- * A GRAFT that comes too soon costs a copy and moves the tree to the
- * quicker path; one that comes too late costs the subtree that much. */
+/* How long to wait for an announced id before grafting it. A GRAFT that
+ * comes too soon costs a copy and moves the tree to the quicker path; one
+ * that comes too late costs the nodes behind this one that much latency.
+ * An own tree carries one source: once 8 are measured, a little more than
+ * the 95th percentile of how late pushes of own trees have come after
+ * their first announcement (0 when the push came first); before that, two
+ * round trips of the links (NEIGHBOR and GRAFT answers), or lazy_min_ms
+ * if none is known. The default tree carries many sources, and a move
+ * that is quicker for one may unsettle it for the others: four times
+ * those (lazy_timeout_ms if nothing is known). Always at least two round
+ * trips and lazy_min_ms, at most lazy_timeout_ms. */
 static uint64_t lazy_wait(const kith_gossip *g, int own) {
-  uint64_t w = own && g->late.wait ? g->late.wait : g->cfg.lazy_timeout_ms;
-  uint64_t floor = g->rtt8 / 4; /* two round trips */
-  return MIN(MAX(w, floor), g->cfg.lazy_timeout_ms);
-}
-
-static void rtt_sample(kith_gossip *g, uint64_t ms) {
-  g->rtt8 = g->rtt8 == 0 ? ms * 8 : g->rtt8 - g->rtt8 / 8 + ms;
+  uint64_t rtt = g->rtt8 / 8, w;
+  if (g->late.wait != 0) /* measured */
+    w = own ? g->late.wait : 4 * g->late.wait;
+  else if (rtt != 0) /* known: the links' round trip */
+    w = own ? 2 * rtt : 4 * rtt;
+  else
+    w = own ? g->cfg.lazy_min_ms : g->cfg.lazy_timeout_ms;
+  w = MAX(w, 2 * rtt); /* two round trips, at least */
+  return MIN(MAX(w, g->cfg.lazy_min_ms), g->cfg.lazy_timeout_ms);
 }
 
 static int cmp_u16(const void *a, const void *b) {
@@ -698,9 +695,13 @@ static kith_err on_payload(kith_gossip *g, gpeer *p, const uint8_t from[32],
     g->st.duplicates++;
     if (push)
       sample_duplicate(g, id, own, now);
-    if (push && p != NULL && p->active) {
+    if (push && p != NULL && p->active &&
+        (tree_for(g, tag)->eager & bit(g, p))) {
       /* a second path: keep the first (the neighbour pushed along the
-       * tree it says; both ends drop the edge from that tree) */
+       * tree it says; both ends drop the edge from that tree). A push
+       * along an edge this node has lazy already is left alone: such
+       * one-sided edges (left by crossing PRUNEs and pushes) keep a
+       * second way into parts of the tree. */
       edge(g, p, tag, own, 0);
       send_prune(g, p, tag, own, out);
     }
@@ -719,7 +720,7 @@ static kith_err on_payload(kith_gossip *g, gpeer *p, const uint8_t from[32],
       asked |= m->hops[k] == UINT8_MAX && memcmp(m->who[k], from, 32) == 0;
     if (asked) { /* our GRAFT's (or WANT's) answer */
       how = (arrival){.graft_from = m->announced ? m->since : 0};
-      rtt_sample(g, now - m->asked_at);
+      gs_rtt_sample(g, now - m->asked_at);
     } else if (push && m->announced) /* a push, later than an IHAVE */
       late_sample(g, own, now - m->since), how.sampled = 1;
     fwd = 1; /* the subtree behind this node probably lacks it too */

@@ -14,6 +14,8 @@
 #include "node_int.h"
 
 #define OVERLAY_JOIN_RETRY_MS (5 * KITH_SECOND)
+/* A GOSSIP frame names its group by the first bytes of the group id. */
+#define GROUP_TAG_LEN 8
 
 static void arm_timer(kith_node *n);
 static void run_out(kith_node *n, node_group *ng, kith_out *o);
@@ -46,7 +48,7 @@ static void send_frame(node_peer *p, const uint8_t gid[32], const uint8_t *buf,
   kith_pack_init(&pk);
   kith_pack_array(&pk, 3);
   kith_pack_uint(&pk, FRAME_GOSSIP);
-  kith_pack_bin(&pk, gid, 32);
+  kith_pack_bin(&pk, gid, GROUP_TAG_LEN);
   kith_pack_bin(&pk, buf, len);
   if (kith_pack_take(&pk, &frame, &flen) != KITH_OK)
     return;
@@ -440,18 +442,41 @@ int gossip_wants_link(kith_node *n, const uint8_t peer[32]) {
   return 0;
 }
 
+/* The group a GOSSIP frame names: by its whole id (32 bytes) or the first
+ * GROUP_TAG_LEN bytes; NULL if none, or if the bytes name two. */
+static node_group *frame_group(kith_node *n, const msgpack_object *o) {
+  const uint8_t *gid;
+  size_t len;
+  GHashTableIter it;
+  gpointer v;
+  node_group *found = NULL;
+
+  if (kith_codec_bin(o, 32, &gid, &len) != KITH_OK ||
+      (len != 32 && len != GROUP_TAG_LEN))
+    return NULL;
+  if (len == 32)
+    return node_group_get(n, gid);
+  g_hash_table_iter_init(&it, n->groups);
+  while (g_hash_table_iter_next(&it, NULL, &v)) {
+    if (memcmp(kith_group_id(((node_group *)v)->g), gid, len) != 0)
+      continue;
+    if (found)
+      return NULL;
+    found = v;
+  }
+  return found;
+}
+
 void gossip_on_frame(node_peer *p, const msgpack_object *it) {
   kith_node *n = p->node;
-  uint8_t gid[32];
   const uint8_t *buf;
   size_t len;
   node_group *ng;
   kith_out o;
 
-  if (kith_codec_bin_fixed(&it[1], gid, 32) != KITH_OK ||
-      kith_codec_bin(&it[2], KITH_GOSSIP_MAX_FRAME, &buf, &len) != KITH_OK)
+  if (kith_codec_bin(&it[2], KITH_GOSSIP_MAX_FRAME, &buf, &len) != KITH_OK)
     return;
-  ng = node_group_get(n, gid);
+  ng = frame_group(n, &it[1]);
   if (!ng || !ng->gs || !kith_group_is_member(ng->g, p->id)) {
     n->dropped_frames++;
     return;

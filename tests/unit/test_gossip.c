@@ -266,8 +266,8 @@ static void test_prune_on_duplicate(void **state) {
   kith_gossip_stats st;
   kith_gossip_get_stats(t->g[1], &st);
   assert_int_equal(st.duplicates, 1);
-  /* 0's second message: 0 gets a tree of its own, flooded once and
-   * pruned by that message's duplicates */
+  /* 0's second message: 0 gets a tree of its own (a copy of the default
+   * tree, pruned by that source's duplicates only) */
   publish(t, 0, 2);
   run_until(t, t->now + 2000);
   assert_int_equal(kith_gossip_peer_eager(t->g[1], t->id[2], t->id[0]), 0);
@@ -284,7 +284,7 @@ static void test_prune_on_duplicate(void **state) {
 
 /* Sources sending at once prune only their own trees (Plumtree's one
  * tree would lose an edge to each of them and fall apart): after each
- * source's first messages (its second one floods its new tree once), all
+ * source's first messages (its second one starts its own tree), all
  * six sending at once cost one copy per node and message, and no GRAFT. */
 static void test_concurrent_sources_keep_their_trees(void **state) {
   (void)state;
