@@ -14,6 +14,7 @@ void kith_gossip_config_default(kith_gossip_config *cfg) {
       .lazy_timeout_ms = 500,
       .lazy_min_ms = 40,
       .announce_max = 3,
+      .flood_first_max = 2 * KITH_GOSSIP_ACTIVE_MAX,
       .graft_retry_ms = 300,
       .ihave_batch_ms = 50,
       .repair_ms = 1000,

@@ -88,6 +88,9 @@ typedef struct kith_gossip_config {
   uint32_t lazy_timeout_ms;    /* IHAVE seen -> GRAFT, at most */
   uint32_t lazy_min_ms;        /* ... and at least (adapts in between) */
   uint32_t announce_max;       /* neighbours an id is announced to */
+  uint32_t flood_first_max;    /* known members, at most, for a source's
+                                  first message to start its own tree
+                                  (0: never) */
   uint32_t graft_retry_ms;     /* GRAFT unanswered -> next announcer */
   uint32_t ihave_batch_ms;     /* IHAVEs are batched this long */
   uint32_t repair_ms;          /* refill a short active view this often */

@@ -106,14 +106,34 @@ static tree *tree_own(kith_gossip *g, uint64_t tag) {
   return t;
 }
 
-/* A message of source tag was accepted: counted; the second one gives the
- * source a tree of its own here. */
+/* Does this node know at most flood_first_max members (by default twice
+ * the active view)? Then a source's first message flooding its neighbours
+ * costs little, and starts the source's own tree at once: sources that
+ * start sending at the same time then never share the default tree. */
+static int small_group(const kith_gossip *g) {
+  uint32_t active = 0;
+  for (uint32_t i = 0; i < PEERS_MAX; i++)
+    active += g->peers[i].used && g->peers[i].active;
+  return active + g->n_passive <= g->cfg.flood_first_max;
+}
+
+/* A message of source tag was accepted: counted. The second one gives the
+ * source a tree of its own here (the first one already, in a small
+ * group). */
 static void tree_note(kith_gossip *g, uint64_t tag) {
   tree *t = tree_entry(g, tag);
   if (t == NULL)
     return;
   t->used = ++g->clock;
-  if (++t->msgs >= 2)
+  if (t->msgs++ == 0 && small_group(g)) {
+    gpeer *list[PEERS_MAX];
+    uint32_t n = gs_active_list(g, list);
+    t->own = 1; /* flooded once: its duplicates prune the tree */
+    t->eager = 0;
+    for (uint32_t i = 0; i < n; i++)
+      t->eager |= bit(g, list[i]);
+  }
+  if (t->msgs >= 2)
     (void)tree_own(g, tag);
 }
 

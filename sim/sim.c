@@ -6,7 +6,16 @@
 
 #include "core/gossip.h"
 
-enum { EV_FRAME, EV_UP, EV_DOWN, EV_TIMER, EV_JOIN, EV_PUBLISH, EV_CRASH };
+enum {
+  EV_FRAME,
+  EV_UP,
+  EV_DOWN,
+  EV_TIMER,
+  EV_JOIN,
+  EV_PUBLISH,
+  EV_CRASH,
+  EV_MEMBERS
+};
 
 typedef struct ev {
   uint64_t t, seq;
@@ -319,6 +328,18 @@ static void do_join(sim *s, uint32_t i) {
   drain(s, i);
 }
 
+/* What the group's member list gives a node (net/gossip.c adds every
+ * member to the engine's passive view): up to a passive view of others. */
+static void learn_members(sim *s, uint32_t i) {
+  uint8_t id[32];
+  uint32_t n = s->p->nodes - 1;
+  for (uint32_t k = 0; k < KITH_GOSSIP_PASSIVE_MAX && k < n; k++) {
+    uint32_t c = n <= KITH_GOSSIP_PASSIVE_MAX ? k : (uint32_t)(rnd(s) % n);
+    make_id(s->p->seed, c >= i ? c + 1 : c, 0x11, id);
+    kith_gossip_add_passive(s->nodes[i].g, id);
+  }
+}
+
 static uint32_t random_live(sim *s) {
   for (;;) {
     uint32_t i = (uint32_t)(rnd(s) % s->p->nodes);
@@ -400,6 +421,9 @@ static void step(sim *s, ev *e) {
   case EV_CRASH:
     do_crash(s, e->node);
     return;
+  case EV_MEMBERS:
+    learn_members(s, e->node);
+    break;
   }
   drain(s, e->node);
 }
@@ -492,6 +516,8 @@ static uint64_t schedule(sim *s) {
   for (uint32_t i = 1; i < p->nodes; i++)
     push(s, i * J / p->nodes, EV_JOIN, i, 0, NULL, 0);
   uint64_t start = J + 5000;
+  for (uint32_t i = 0; i < p->nodes; i++) /* the member list, once joined */
+    push(s, J + 1000, EV_MEMBERS, i, 0, NULL, 0);
   uint64_t slot = p->interval_ms, first = 0, last = 0;
   for (uint32_t m = 0; m < p->messages; m++) {
     uint64_t t = start + m * slot + rnd(s) % (slot ? slot : 1);

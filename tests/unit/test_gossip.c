@@ -195,7 +195,8 @@ static net *net_new(int n, uint32_t recon_ms) {
   kith_gossip_config_default(&cfg);
   cfg.shuffle_ms = 0;
   cfg.recon_ms = recon_ms;
-  cfg.lazy_min_ms = 200; /* no GRAFT within 200 ms of an announcement */
+  cfg.lazy_min_ms = 200;   /* no GRAFT within 200 ms of an announcement */
+  cfg.flood_first_max = 0; /* first messages on the default tree */
   t->n = n;
   t->now = 1;
   t->drop_from = t->drop_to = -1;
@@ -752,6 +753,43 @@ static void test_held_event_is_passed_on_before_its_verdict(void **state) {
   net_free(t);
 }
 
+/* In a small group a source's first message floods its neighbours and
+ * starts that source's own tree: sources starting at once never share
+ * the default tree, and their next messages cost one copy per node. */
+static void test_small_group_starts_trees_with_first_messages(void **state) {
+  (void)state;
+  net *t = net_new(5, 0);
+  for (int i = 0; i < 5; i++) {
+    kith_gossip_config cfg;
+    kith_gossip_config_default(&cfg); /* flood_first_max 16 */
+    cfg.shuffle_ms = 0;
+    cfg.recon_ms = 0;
+    kith_gossip_free(t->g[i]);
+    t->g[i] = kith_gossip_new(t->id[i], 42 + (uint64_t)i, &cfg);
+  }
+  for (int i = 1; i < 5; i++)
+    join(t, i, i - 1);
+  run_until(t, 30000);
+  for (int i = 0; i < 5; i++) /* every node's first message, at once */
+    publish(t, i, 10 + i);
+  run_until(t, t->now + 2000);
+  kith_gossip_stats st;
+  for (int i = 0; i < 5; i++) {
+    kith_gossip_get_stats(t->g[i], &st);
+    assert_int_equal(st.grafts_sent, 0);
+  }
+  memset(t->copies, 0, sizeof t->copies);
+  for (int i = 0; i < 5; i++) /* and their second ones */
+    publish(t, i, 20 + i);
+  run_until(t, t->now + 2000);
+  for (int i = 0; i < 5; i++) {
+    assert_int_equal(t->copies[i], 4);
+    for (int e = 20; e < 25; e++)
+      assert_int_equal(t->got[i][e], 1);
+  }
+  net_free(t);
+}
+
 /* ---- known-answer vectors: tests/vectors/gossip.txt ---- */
 
 #ifndef KITH_VECTORS_DIR
@@ -818,9 +856,12 @@ static void test_frame_vectors_reproduce(void **state) {
   /* node 3 is the source (its id starts with 03, which the test network
    * reads as its index); 0, 1 and 2 are its neighbours */
   net *t = net_new(4, 0);
+  kith_gossip_config cfg;
+  kith_gossip_config_default(&cfg);
+  cfg.flood_first_max = 0; /* the first message: the default tree */
   kith_gossip_free(t->g[3]);
   memcpy(t->id[3], g_bytes_get_data(source, NULL), 32);
-  t->g[3] = kith_gossip_new(t->id[3], 7, NULL);
+  t->g[3] = kith_gossip_new(t->id[3], 7, &cfg);
   join(t, 3, 0);
   kith_out o;
   kith_out_init(&o);
@@ -894,6 +935,7 @@ int main(void) {
       cmocka_unit_test(test_held_flood_from_one_neighbour_blocks_no_one_else),
       cmocka_unit_test(test_unanswered_want_moves_to_another_announcer),
       cmocka_unit_test(test_held_event_is_passed_on_before_its_verdict),
+      cmocka_unit_test(test_small_group_starts_trees_with_first_messages),
       cmocka_unit_test(test_frame_vectors_reproduce),
   };
   int rc = cmocka_run_group_tests_name("gossip", tests, NULL, NULL);
