@@ -11,6 +11,7 @@
 int bench_ingest(int argc, char **argv);
 int bench_reconcile(int argc, char **argv);
 int bench_link(int argc, char **argv);
+int bench_mesh(int argc, char **argv);
 
 /* Conditions every benchmark prints: machine (CPU model, cores), build type,
  * compiler. g_malloc'ed one-line string. */

@@ -29,6 +29,10 @@ static const bench_cmd cmds[] = {
     {"link", bench_link,
      "link [--mb N] [--frame BYTES] [--rounds R] [--json]  bulk bytes "
      "through one kith session over two libnice agents vs raw pseudo-TCP"},
+    {"mesh", bench_mesh,
+     "mesh [--nodes N] [--posts M] [--interval-ms I] [--runs R] [--json]  "
+     "N real kith nodes in one group (own network namespace as root): "
+     "latency, CPU, bytes per post, GRAFTs and PRUNEs"},
 };
 
 static void usage(FILE *f) {

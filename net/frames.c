@@ -153,7 +153,7 @@ void frames_on_frame(node_peer *p, const uint8_t *buf, size_t len) {
     recv_addrs(p, &f);
     break;
   case FRAME_GOSSIP:
-    gossip_on_frame(p, f.gid, f.data, f.len);
+    gossip_on_frame(p, f.gid, f.gid_len, f.data, f.len);
     break;
   case FRAME_RELAY:
     relay_on_frame(p, &f);

@@ -14,6 +14,8 @@
 #include "node_int.h"
 
 #define OVERLAY_JOIN_RETRY_MS KITH_SECOND
+/* A GOSSIP frame names its group by the first bytes of the group id. */
+#define GROUP_TAG_LEN KITH_WIRE_GROUP_TAG_LEN
 
 static void arm_timer(kith_node *n);
 static void run_out(kith_node *n, node_group *ng, kith_out *o);
@@ -55,7 +57,7 @@ static void send_frame(node_peer *p, const uint8_t gid[32], const uint8_t *buf,
   kith_pack_init(&pk);
   kith_pack_array(&pk, 3);
   kith_pack_uint(&pk, FRAME_GOSSIP);
-  kith_pack_bin(&pk, gid, 32);
+  kith_pack_bin(&pk, gid, GROUP_TAG_LEN);
   kith_pack_bin(&pk, buf, len);
   if (kith_pack_take(&pk, &frame, &flen) != KITH_OK)
     return;
@@ -64,13 +66,58 @@ static void send_frame(node_peer *p, const uint8_t gid[32], const uint8_t *buf,
 }
 
 static void verdict(kith_node *n, node_group *ng, const uint8_t id[32],
-                    int valid) {
+                    kith_gossip_verdict_kind v, uint64_t ts_ms) {
   kith_out o;
 
   if (!ng->gs)
     return;
   kith_out_init(&o);
-  kith_gossip_verdict(ng->gs, id, valid, node_now(), &o);
+  kith_gossip_verdict(ng->gs, id, v, ts_ms, node_now(), &o);
+  drain(n, ng, &o);
+}
+
+/* Is err a verdict on the bytes themselves (they will never be accepted,
+ * from anyone), rather than on this moment (a limit, a resource)? */
+static int bad_bytes(kith_err err) {
+  switch (err) {
+  case KITH_ERR_DECODE:
+  case KITH_ERR_SIGNATURE:
+  case KITH_ERR_PROTOCOL:
+  case KITH_ERR_NOT_MEMBER:
+  case KITH_ERR_FORBIDDEN:
+  case KITH_ERR_CRYPTO:
+    return 1;
+  default:
+    return 0;
+  }
+}
+
+/* A held event waits for parents this node lacks: they are asked of the
+ * neighbour that delivered it (which holds them: it forwards only what it
+ * accepted) if they do not arrive within the engine's lazy wait. An event
+ * signed by a member is passed on meanwhile (KITH_GOSSIP_HELD): its
+ * parents are on their way along other trees, and the nodes behind this
+ * one would otherwise wait for this node to receive them too. */
+static void on_held(kith_node *n, node_group *ng, const kith_out_item *it,
+                    const uint8_t *data, size_t len) {
+  uint8_t ids[KITH_EVENT_MAX_PARENTS * 32];
+  size_t k = 0;
+  kith_event ev;
+  kith_out o;
+
+  if (kith_event_decode(data, len, &ev) != KITH_OK)
+    return;
+  for (size_t i = 0; i < ev.n_parents; i++)
+    if (!kith_group_has_event(ng->g, ev.parents[i]))
+      memcpy(ids + 32 * k++, ev.parents[i], 32);
+  kith_out_init(&o);
+  if (kith_group_is_member(ng->g, ev.author))
+    kith_gossip_verdict(ng->gs, it->id, KITH_GOSSIP_HELD, ev.ts_ms, node_now(),
+                        &o);
+  kith_event_clear(&ev);
+  if (k > 0 && kith_gossip_want(ng->gs, it->peer, ids, k, node_now(), NULL,
+                                &o) != KITH_OK)
+    n->dropped_frames++;
   drain(n, ng, &o);
 }
 
@@ -82,16 +129,23 @@ static void deliver(kith_node *n, node_group *ng, const kith_out_item *it,
       g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
   kith_err err;
 
+  uint64_t ts = 0;
+
   node_batch(n);
   err = kith_group_receive(ng->g, data, len, node_wall_ms(), acc);
-  if (err == KITH_ERR_DUPLICATE)
-    verdict(n, ng, it->id, 1);
-  else if (err != KITH_OK && err != KITH_ERR_MISSING && err != KITH_ERR_IO &&
-           err != KITH_ERR_FULL) {
+  if (err == KITH_ERR_DUPLICATE) {
+    int had = kith_group_event_info(ng->g, it->id, NULL, &ts, NULL, NULL) ==
+              KITH_OK;
+    verdict(n, ng, it->id, had ? KITH_GOSSIP_VALID : KITH_GOSSIP_LATER, ts);
+  } else if (err == KITH_ERR_MISSING) {
+    on_held(n, ng, it, data, len);
+  } else if (err != KITH_OK && bad_bytes(err)) {
     char text[KITH_ID_TEXT_LEN + 1];
     kith_id_to_text(it->peer, text);
     node_log(n, "rejected an event from %.8s: %s", text, kith_strerror(err));
-    verdict(n, ng, it->id, 0);
+    verdict(n, ng, it->id, KITH_GOSSIP_INVALID, 0);
+  } else if (err != KITH_OK) {
+    verdict(n, ng, it->id, KITH_GOSSIP_LATER, 0);
   }
   /* Accepted events (this one and held ones it released) get their
    * verdict in node_accepted; a held one gets it when released. */
@@ -163,7 +217,7 @@ static void pump_item(kith_node *n, node_peer *p, push_item *it) {
   kith_out_init(&o);
   gsize len;
   const uint8_t *data = g_bytes_get_data(raw, &len);
-  if (kith_gossip_send_payload(ng->gs, p->id, it->id, ts, data, len, &o) !=
+  if (kith_gossip_send_payload(ng->gs, p->id, data, len, &o) !=
       KITH_OK)
     n->dropped_frames++;
   g_bytes_unref(raw);
@@ -501,10 +555,30 @@ int gossip_wants_link(kith_node *n, const uint8_t peer[32]) {
   return 0;
 }
 
-void gossip_on_frame(node_peer *p, const uint8_t gid[32], const uint8_t *buf,
-                     size_t len) {
+/* The group a GOSSIP frame names: by its whole id (32 bytes) or its first
+ * GROUP_TAG_LEN bytes; NULL if none, or if the bytes name two. */
+static node_group *frame_group(kith_node *n, const uint8_t *gid, size_t len) {
+  GHashTableIter it;
+  gpointer v;
+  node_group *found = NULL;
+
+  if (len == 32)
+    return node_group_get(n, gid);
+  g_hash_table_iter_init(&it, n->groups);
+  while (g_hash_table_iter_next(&it, NULL, &v)) {
+    if (memcmp(kith_group_id(((node_group *)v)->g), gid, len) != 0)
+      continue;
+    if (found)
+      return NULL;
+    found = v;
+  }
+  return found;
+}
+
+void gossip_on_frame(node_peer *p, const uint8_t *gid, size_t gid_len,
+                     const uint8_t *buf, size_t len) {
   kith_node *n = p->node;
-  node_group *ng = node_group_get(n, gid);
+  node_group *ng = frame_group(n, gid, gid_len);
   kith_out o;
 
   if (!ng || !ng->gs || !may_gossip(n, ng, p->id)) {
@@ -531,8 +605,8 @@ static void tell_removed(kith_node *n, node_group *ng, const kith_event *ev) {
         kith_gossip_peer_state(ng->gs, p->id) < 0)
       continue;
     kith_out_init(&o);
-    if (kith_gossip_send_payload(ng->gs, p->id, ev->id, ev->ts_ms, ev->raw,
-                                 ev->raw_len, &o) != KITH_OK)
+    if (kith_gossip_send_payload(ng->gs, p->id, ev->raw, ev->raw_len, &o) !=
+        KITH_OK)
       n->dropped_frames++;
     drain(n, ng, &o);
   }
@@ -548,12 +622,65 @@ void gossip_note(kith_node *n, node_group *ng, const kith_accepted *a,
   if (!ng->gs)
     return;
   if (origin == ACC_GOSSIP) {
-    verdict(n, ng, a->ev.id, 1);
+    verdict(n, ng, a->ev.id, KITH_GOSSIP_VALID, a->ev.ts_ms);
     return;
   }
   kith_out_init(&o);
-  if (kith_gossip_publish(ng->gs, a->ev.id, a->ev.ts_ms, a->ev.raw,
-                          a->ev.raw_len, node_now(), &o) != KITH_OK)
+  if (kith_gossip_publish(ng->gs, a->ev.ts_ms, a->ev.raw, a->ev.raw_len,
+                          node_now(), &o) != KITH_OK)
     node_log(n, "could not publish an event");
   drain(n, ng, &o);
+}
+static void kv(kith_pack *pk, const char *k, uint64_t v) {
+  kith_pack_cstr(pk, k);
+  kith_pack_uint(pk, v);
+}
+
+/* gossip.stats []: the counters of every running engine, for benchmarks
+ * and diagnosis (docs/protocol.md 12.3). */
+static void rpc_gossip_stats(kith_rpc_call *call, const msgpack_object *params,
+                             void *ud) {
+  kith_node *n = ud;
+  GList *groups = g_hash_table_get_values(n->groups);
+  kith_pack pk;
+  uint32_t count = 0;
+
+  (void)params;
+  for (GList *l = groups; l; l = l->next)
+    count += ((node_group *)l->data)->gs != NULL;
+  kith_pack_init(&pk);
+  kith_pack_array(&pk, count);
+  for (GList *l = groups; l; l = l->next) {
+    node_group *ng = l->data;
+    kith_gossip_stats st;
+    if (!ng->gs)
+      continue;
+    kith_gossip_get_stats(ng->gs, &st);
+    msgpack_pack_map(&pk.pk, 18);
+    kith_pack_cstr(&pk, "group_id");
+    kith_pack_cstr(&pk, ng->id_text);
+    kv(&pk, "active", st.active);
+    kv(&pk, "eager", st.eager);
+    kv(&pk, "passive", st.passive);
+    kv(&pk, "payloads", st.payloads);
+    kv(&pk, "duplicates", st.duplicates);
+    kv(&pk, "grafts_sent", st.grafts_sent);
+    kv(&pk, "prunes_sent", st.prunes_sent);
+    kv(&pk, "ihave_sent", st.ihave_sent);
+    kv(&pk, "wants_sent", st.wants_sent);
+    kv(&pk, "recon_rounds", st.recon_rounds);
+    kv(&pk, "invalid", st.invalid);
+    kv(&pk, "later", st.later);
+    kv(&pk, "overflows", st.overflows);
+    kv(&pk, "malformed", st.malformed);
+    kv(&pk, "held", kith_group_n_held(ng->g));
+    kv(&pk, "trees", st.trees);
+    kv(&pk, "lazy_ms", st.lazy_ms);
+  }
+  g_list_free(groups);
+  node_rpc_reply(n, call, &pk);
+}
+
+void gossip_rpc_register(kith_node *n) {
+  kith_control_register(n->ctl, "gossip.stats", rpc_gossip_stats, n);
 }

@@ -104,8 +104,8 @@ void join_send_admission(kith_node *n, node_group *ng, node_peer *p,
     GBytes *raw = node_event_raw(n, ng, a->ids->data + i, &ts);
     gsize len;
     const uint8_t *data = raw ? g_bytes_get_data(raw, &len) : NULL;
-    if (data && kith_gossip_send_payload(ng->gs, p->id, a->ids->data + i, ts,
-                                         data, len, o) != KITH_OK)
+    if (data &&
+        kith_gossip_send_payload(ng->gs, p->id, data, len, o) != KITH_OK)
       n->dropped_frames++;
     if (raw)
       g_bytes_unref(raw);

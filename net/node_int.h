@@ -305,12 +305,14 @@ void gossip_link_down(kith_node *n, node_peer *p);
 void gossip_pump(node_peer *p);
 /* Frees an item of node_peer.push. */
 void gossip_push_free(gpointer item);
-/* A FRAME_GOSSIP from p: the engine frame buf for group gid. */
-void gossip_on_frame(node_peer *p, const uint8_t gid[32], const uint8_t *buf,
-                     size_t len);
+/* A FRAME_GOSSIP from p: the engine frame buf for the group whose id is,
+ * or begins with, the gid_len bytes of gid. */
+void gossip_on_frame(node_peer *p, const uint8_t *gid, size_t gid_len,
+                     const uint8_t *buf, size_t len);
 void gossip_note(kith_node *n, node_group *ng, const kith_accepted *a,
                  acc_origin origin);
 int gossip_wants_link(kith_node *n, const uint8_t peer[32]);
+void gossip_rpc_register(kith_node *n);
 
 /* relay.c: relay friends */
 kith_err relay_load(kith_node *n);

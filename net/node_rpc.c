@@ -941,6 +941,7 @@ void node_rpc_register(kith_node *n) {
   relay_rpc_register(n);
   node_rpc_mod_register(n);
   node_log_register(n);
+  gossip_rpc_register(n);
 
   for (size_t i = 0; i < G_N_ELEMENTS(methods); i++)
     kith_control_register(n->ctl, methods[i].name, methods[i].fn, n);

@@ -57,12 +57,16 @@ static kith_err read_relay(const msgpack_object *it, kith_wire_frame *f) {
   return KITH_OK;
 }
 
-/* A group id and an engine frame. */
+/* A group id (or its first KITH_WIRE_GROUP_TAG_LEN bytes) and an engine
+ * frame. */
 static kith_err read_gossip(const msgpack_object *it, kith_wire_frame *f) {
-  if (kith_codec_bin_fixed(&it[1], f->gid, 32) != KITH_OK ||
+  const uint8_t *gid;
+  if (kith_codec_bin(&it[1], 32, &gid, &f->gid_len) != KITH_OK ||
+      (f->gid_len != 32 && f->gid_len != KITH_WIRE_GROUP_TAG_LEN) ||
       kith_codec_bin(&it[2], KITH_GOSSIP_MAX_FRAME, &f->data, &f->len) !=
           KITH_OK)
     return KITH_ERR_DECODE;
+  memcpy(f->gid, gid, f->gid_len);
   return KITH_OK;
 }
 

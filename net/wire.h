@@ -39,6 +39,8 @@ enum {
 #define KITH_WIRE_HOST_MAX 63    /* bytes of a host in ADDRS */
 #define KITH_WIRE_JOIN_MAX 1024  /* bytes of a join request */
 #define KITH_WIRE_REASON_MAX 200 /* bytes of a refusal's reason */
+/* A GOSSIP frame names its group by the whole id or its first 8 bytes. */
+#define KITH_WIRE_GROUP_TAG_LEN 8
 
 typedef struct kith_wire_addr {
   uint8_t id[KITH_ID_LEN];
@@ -51,7 +53,8 @@ typedef struct kith_wire_addr {
 typedef struct kith_wire_frame {
   uint64_t type;       /* FRAME_*, or 0: a type (or arity) we do not know */
   uint64_t t;          /* PING, PONG: the pinger's clock; ELSEWHERE: since */
-  uint8_t gid[32];     /* GOSSIP */
+  uint8_t gid[32];     /* GOSSIP: the group id, or its first gid_len bytes */
+  size_t gid_len;      /* GOSSIP: 32, or KITH_WIRE_GROUP_TAG_LEN */
   const uint8_t *data; /* GOSSIP: engine frame; RELAY: payload (borrow) */
   size_t len;
   uint64_t relay_kind; /* RELAY: 0 signal, 1 session bytes */

@@ -2,7 +2,9 @@
  * virtual time. Events (frame deliveries, link changes, timers, publishes,
  * crashes) sit in a priority queue ordered by (time, sequence); the clock
  * jumps from one to the next, so a run is fast and, for one seed, exactly
- * reproducible. */
+ * reproducible. Once the joins are done, every node learns the member list
+ * (up to a passive view of other members), as the node's net/gossip.c
+ * gives its engine every member of the group. */
 #ifndef KITH_SIM_H
 #define KITH_SIM_H
 

@@ -64,7 +64,7 @@ static int parse(int argc, char **argv, sim_params *p, int *json) {
     else if (strcmp(a, "--seed") == 0 && !num(s, 0, 9007199254740992.0, &v))
       p->seed = (uint64_t)v;
     else if (strcmp(a, "--payload-bytes") == 0 &&
-             !num(s, 0, SIM_MAX_PAYLOAD, &v))
+             !num(s, 4, SIM_MAX_PAYLOAD, &v))
       p->payload_bytes = (uint32_t)v;
     else
       return -1;

@@ -658,6 +658,7 @@ static void batch_commits_together_or_not_at_all(void **state) {
   assert_false(kith_store_batch_failed(s));
   assert_int_equal(put_row(s, &ev, "three"), KITH_ERR_IO);
   assert_true(kith_store_batch_failed(s));
+  g_free(ev.raw);
   make_event(&ev, 6, 7, 2, 102);
   assert_int_equal(put_row(s, &ev, NULL), KITH_ERR_IO);
   assert_int_equal(kith_store_batch_commit(s), KITH_ERR_IO);

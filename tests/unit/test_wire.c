@@ -45,6 +45,25 @@ static void ping_decodes_with_its_clock(void **state) {
   kith_wire_frame_clear(&f);
 }
 
+/* A GOSSIP frame names its group by 8 bytes (what nodes send) or 32. */
+static void gossip_names_its_group_by_8_or_32_bytes(void **state) {
+  kith_pack p;
+  kith_wire_frame f;
+  kith_pack_init(&p);
+  for (size_t len = 8; len <= 32; len += 24) {
+    kith_pack_array(&p, 3);
+    kith_pack_uint(&p, FRAME_GOSSIP);
+    kith_pack_bin(&p, me.pk, len);
+    kith_pack_bin(&p, peer.pk, 5);
+    assert_int_equal(decode_frame(&p, &f), KITH_OK);
+    assert_int_equal(f.type, FRAME_GOSSIP);
+    assert_int_equal(f.gid_len, len);
+    assert_memory_equal(f.gid, me.pk, len);
+    assert_int_equal(f.len, 5);
+    kith_wire_frame_clear(&f);
+  }
+}
+
 static void unknown_type_or_arity_is_type_zero(void **state) {
   kith_pack p;
   kith_wire_frame f;
@@ -290,6 +309,7 @@ int main(void) {
   uint8_t seed[KITH_SEED_LEN];
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(ping_decodes_with_its_clock),
+      cmocka_unit_test(gossip_names_its_group_by_8_or_32_bytes),
       cmocka_unit_test(unknown_type_or_arity_is_type_zero),
       cmocka_unit_test(malformed_frames_are_rejected),
       cmocka_unit_test(addrs_keep_only_well_formed_entries),
