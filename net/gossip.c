@@ -134,8 +134,8 @@ static void deliver(kith_node *n, node_group *ng, const kith_out_item *it,
   node_batch(n);
   err = kith_group_receive(ng->g, data, len, node_wall_ms(), acc);
   if (err == KITH_ERR_DUPLICATE) {
-    int had = kith_group_event_info(ng->g, it->id, NULL, &ts, NULL, NULL) ==
-              KITH_OK;
+    int had =
+        kith_group_event_info(ng->g, it->id, NULL, &ts, NULL, NULL) == KITH_OK;
     verdict(n, ng, it->id, had ? KITH_GOSSIP_VALID : KITH_GOSSIP_LATER, ts);
   } else if (err == KITH_ERR_MISSING) {
     on_held(n, ng, it, data, len);
@@ -217,8 +217,7 @@ static void pump_item(kith_node *n, node_peer *p, push_item *it) {
   kith_out_init(&o);
   gsize len;
   const uint8_t *data = g_bytes_get_data(raw, &len);
-  if (kith_gossip_send_payload(ng->gs, p->id, data, len, &o) !=
-      KITH_OK)
+  if (kith_gossip_send_payload(ng->gs, p->id, data, len, &o) != KITH_OK)
     n->dropped_frames++;
   g_bytes_unref(raw);
   drain(n, ng, &o);
