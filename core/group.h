@@ -343,6 +343,8 @@ typedef struct kith_group_stats {
   uint64_t sum_lookups; /* event summaries looked up (memory or store) */
   uint64_t held_steps;  /* held events or their authors examined */
   uint64_t head_steps;  /* heads examined when choosing parents */
+  uint64_t key_allocs;  /* locked allocations made for keys (the table
+                           growing, an add's key list that opened) */
 } kith_group_stats;
 void kith_group_get_stats(const kith_group *g, kith_group_stats *out);
 size_t kith_group_n_held(const kith_group *g);

@@ -267,9 +267,7 @@ static kith_err rekey_at(kith_group *g, kith_event *ev, const grp_state *s,
     grp_inner_clear(&own);
   if (rc != KITH_OK && g->n_secrets > before && g->secrets_saved <= before) {
     /* the epoch was never made: its key goes */
-    sodium_memzero(&g->secrets[before],
-                   sizeof(secret_rec) * (g->n_secrets - before));
-    g->n_secrets = before;
+    grp_keys_truncate(g, before);
   }
   kith_pack_clear(&x);
   kith_pack_clear(&p);

@@ -29,8 +29,15 @@
 #define GROUP_MAX_INVITES 65536      /* invite events in a group's life */
 #define GROUP_MAX_LIVE_INVITES 64    /* unused, unrevoked invites per member */
 #define GROUP_MAX_CONTROL (1u << 20) /* control events in a group's life */
-#define GROUP_MAX_SECRETS 65536      /* epochs a replica keeps keys of */
-#define GROUP_MAX_KEY_LIST 1025      /* entries of one key list */
+/* Keys a replica keeps: one per epoch, two if its meta key came before its
+ * secret. Every epoch is started by a control event, so the table cannot
+ * fill before the control events do. */
+#define GROUP_MAX_SECRETS (2 * GROUP_MAX_CONTROL)
+#define GROUP_MAX_KEY_LIST 1025 /* entries of one key list */
+/* Bytes a key list entry [epoch uint, key bin32, full uint] takes at most,
+ * and the locked scratch area a key list is opened in. */
+#define GROUP_KEY_ENTRY_MAX 46
+#define GROUP_KEY_SCRATCH (GROUP_MAX_KEY_LIST * GROUP_KEY_ENTRY_MAX + 16)
 #define GROUP_CATCHUP_MAX 64 /* older keys in a rekey box for a member */
 #define GROUP_MAX_EVENTS (UINT64_C(1) << 40)
 #define GROUP_MAX_HELD_BYTES (32u << 20)
@@ -276,12 +283,16 @@ struct kith_group {
   GPtrArray *wait_keys;  /* held* that wait for an epoch key */
   GPtrArray *wait_time;  /* held* dated too far ahead */
   size_t held_bytes;
-  /* keys */
-  secret_rec *secrets; /* sodium_malloc'ed, cap_secrets */
+  /* keys: one sodium_malloc'ed block, a scratch area of GROUP_KEY_SCRATCH
+   * bytes (key lists are opened there) and then the table of cap_secrets
+   * records; it is replaced only when the table grows */
+  uint8_t *key_mem;
+  secret_rec *secrets; /* key_mem + GROUP_KEY_SCRATCH */
   size_t n_secrets, cap_secrets, secrets_saved;
-  GHashTable *epochs; /* epoch ids that exist (create, rekeys) */
-  GPtrArray *prov;    /* prov_keys* */
-  GHashTable *chains; /* k(40) -> chain_slot* */
+  GHashTable *key_index; /* epoch -> 1 + index of its record (full first) */
+  GHashTable *epochs;    /* epoch ids that exist (create, rekeys) */
+  GPtrArray *prov;       /* prov_keys* */
+  GHashTable *chains;    /* k(40) -> chain_slot* */
   GQueue chain_lru;
   uint8_t victim_of[32]; /* current rekey whose box for us did not open */
   int victim;
@@ -366,6 +377,8 @@ int grp_add_key(kith_group *g, uint64_t epoch, const uint8_t *key, int full,
                 int any);
 /* Writes keys learned since the last call to the store. */
 kith_err grp_save_keys(kith_group *g);
+/* Forgets the kept keys from record n on (an epoch that was never made). */
+void grp_keys_truncate(kith_group *g, size_t n);
 chain_slot *grp_chain_get(kith_group *g, uint64_t epoch,
                           const uint8_t sender[32]);
 kith_err grp_save_chains(kith_group *g);

@@ -225,6 +225,56 @@ static void stuffed_rekeys_keep_only_keys_of_existing_epochs(void **state) {
   world_free(w);
 }
 
+/* Reading a key list maps no new memory: boxes are opened in a scratch
+ * area of the key table's one locked allocation, which is replaced only
+ * when the table doubles (each add and each rekey used to cost two
+ * allocations). A fresh replica of b receives b's own add (its key list
+ * is kept aside: one allocation), 40 adds sealed to others and 40 rekeys
+ * by four members in turn: 41 keys in a table of 16, 32, then 64. */
+static void key_lists_open_without_new_allocations(void **state) {
+  world *w = world_new(KITH_HISTORY_SHARED, 0, D);
+  uint8_t secret[32], pk[32];
+  for (int i = 0; i < 40; i++) {
+    kith_ident x;
+    uint8_t seed[32];
+    memset(seed, 0x90 + i, sizeof seed);
+    assert_int_equal(kith_ident_from_seed(&x, seed), KITH_OK);
+    if (i % 5 == 0)
+      invite_by(w, A, secret, pk);
+    assert_int_equal(admit_as(w, A, &x, "x", secret), KITH_OK);
+    kith_ident_clear(&x);
+    sync_nodes(w, A, D);
+    do_rekey(w, A + i % 4);
+  }
+  kith_group *g = kith_group_new(w->gid, &w->id[B]);
+  for (guint i = 0; i < w->log->len; i++)
+    assert_true(ok_rc(feed(g, w->log->pdata[i])));
+  assert_int_equal(kith_group_n_held(g), 0);
+  assert_int_equal(kith_group_n_secrets(g), 41);
+  kith_group_stats st;
+  kith_group_get_stats(g, &st);
+  assert_int_equal(st.key_allocs, 1 + 3);
+  kith_group_free(g);
+  world_free(w);
+}
+
+/* The key table has room for a key of every epoch there can be: it does
+ * not fill at 65536 keys (where no rekey could be made any more). */
+static void key_table_has_room_for_every_epoch(void **state) {
+  world *w = world_new(KITH_HISTORY_SHARED, 0, B);
+  for (int i = 0; i < 70000; i++) {
+    uint8_t secret[32];
+    uint64_t epoch = evil_new_epoch(secret);
+    kith_group_add_secret(w->g[A], epoch, secret);
+    sodium_memzero(secret, sizeof secret);
+  }
+  assert_int_equal(kith_group_n_secrets(w->g[A]), 70001);
+  do_remove(w, A, B); /* and its rekey */
+  assert_int_equal(kith_group_n_secrets(w->g[A]), 70002);
+  send_text(w, A, "still rekeying");
+  world_free(w);
+}
+
 /* Adds whose key lists are sealed to a member who is not their newcomer,
  * from a non-member, rejected, or waiting for a parent: none of their keys
  * is ever kept. */
@@ -1566,6 +1616,8 @@ int main(void) {
     return 1;
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(stuffed_rekeys_keep_only_keys_of_existing_epochs),
+      cmocka_unit_test(key_lists_open_without_new_allocations),
+      cmocka_unit_test(key_table_has_room_for_every_epoch),
       cmocka_unit_test(adds_not_for_us_or_rejected_leave_no_keys),
       cmocka_unit_test(newcomer_keeps_only_keys_of_existing_epochs),
       cmocka_unit_test(failed_rekey_after_removal_is_reported_and_retried),
