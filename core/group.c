@@ -76,6 +76,8 @@ void kith_group_free(kith_group *g) {
   while (g_hash_table_iter_next(&it, NULL, &v))
     held_free(v);
   g_hash_table_destroy(g->held);
+  while (g->ready.length > 0) /* only if a drain was cut short */
+    held_free(g_queue_pop_head(&g->ready));
   g_hash_table_destroy(g->waiting);
   g_hash_table_destroy(g->by_author);
   g_ptr_array_free(g->wait_keys, TRUE);
@@ -621,51 +623,58 @@ kith_err grp_receive_event(kith_group *g, kith_event *ev, uint64_t now_ms,
   return as_receipt_error(rc);
 }
 
-/* Retries held events; those that still lack something are held again.
- * A worklist, not recursion: a long chain of held events is released one
- * by one. */
-static void retry(kith_group *g, GPtrArray *list, uint64_t now_ms,
-                  GPtrArray *acc) {
-  g->stats.held_steps += list->len;
-  for (guint i = 0; i < list->len; i++) {
-    held *h = list->pdata[i];
+/* Retries the released held events; those that still lack something are
+ * held again. A worklist, not recursion: accepting one event queues the
+ * events that waited for it, and only the outermost call drains the
+ * queue, so a chain of held events of any length is released with a
+ * stack of constant depth. */
+static void drain(kith_group *g, uint64_t now_ms, GPtrArray *acc) {
+  if (g->draining)
+    return;
+  g->draining = 1;
+  while (g->ready.length > 0) {
+    held *h = g_queue_pop_head(&g->ready);
     kith_event ev = h->ev;
     memset(&h->ev, 0, sizeof h->ev);
     g_free(h);
+    g->stats.held_steps++;
     key_mark m = mark_keys(g);
     (void)process(g, &ev, now_ms, acc);
     kith_event_clear(&ev); /* a no-op if it moved into the group */
     after_keys(g, m, now_ms, acc);
   }
+  g->draining = 0;
 }
 
-static GPtrArray *take_list(kith_group *g, GPtrArray *from) {
-  GPtrArray *l = g_ptr_array_new();
-  for (guint i = from->len; i-- > 0;) {
-    held *h = from->pdata[i];
-    g_ptr_array_add(l, h);
+/* Moves the held events of list (taken from an index, newest first) to
+ * the worklist, oldest first, and drains it. */
+static void release(kith_group *g, GPtrArray *list, uint64_t now_ms,
+                    GPtrArray *acc) {
+  for (guint i = list->len; i-- > 0;) {
+    unindex(g, list->pdata[i]);
+    g_queue_push_tail(&g->ready, list->pdata[i]);
   }
-  for (guint i = 0; i < l->len; i++)
-    unindex(g, l->pdata[i]);
+  g_ptr_array_free(list, TRUE);
+  drain(g, now_ms, acc);
+}
+
+static GPtrArray *take_list(GPtrArray *from) {
+  GPtrArray *l = g_ptr_array_sized_new(from->len);
+  for (guint i = from->len; i-- > 0;)
+    g_ptr_array_add(l, from->pdata[i]);
   return l;
 }
 
 void grp_release_waiting(kith_group *g, const uint8_t id[32], uint64_t now_ms,
                          GPtrArray *acc) {
   GPtrArray *w = g_hash_table_lookup(g->waiting, id);
-  if (!w)
-    return;
-  GPtrArray *l = take_list(g, w);
-  retry(g, l, now_ms, acc);
-  g_ptr_array_free(l, TRUE);
+  if (w)
+    release(g, take_list(w), now_ms, acc);
 }
 
 void grp_release_keys(kith_group *g, uint64_t now_ms, GPtrArray *acc) {
-  if (g->wait_keys->len == 0)
-    return;
-  GPtrArray *l = take_list(g, g->wait_keys);
-  retry(g, l, now_ms, acc);
-  g_ptr_array_free(l, TRUE);
+  if (g->wait_keys->len)
+    release(g, take_list(g->wait_keys), now_ms, acc);
 }
 
 /* The state changed: if keys can no longer come to this node, the
@@ -681,24 +690,18 @@ static void release_unreadable(kith_group *g, uint64_t now_ms, GPtrArray *acc) {
       g_ptr_array_add(l, h);
   }
   g->stats.held_steps += g->wait_keys->len;
-  for (guint i = 0; i < l->len; i++)
-    unindex(g, l->pdata[i]);
-  retry(g, l, now_ms, acc);
-  g_ptr_array_free(l, TRUE);
+  release(g, l, now_ms, acc);
 }
 
 static void release_time(kith_group *g, uint64_t now_ms, GPtrArray *acc) {
   GPtrArray *due = g_ptr_array_new();
   g->stats.held_steps += g->wait_time->len;
-  for (guint i = 0; i < g->wait_time->len; i++) {
+  for (guint i = g->wait_time->len; i-- > 0;) {
     held *h = g->wait_time->pdata[i];
     if (h->ev.ts_ms <= now_ms + KITH_CLOCK_SKEW_MS)
       g_ptr_array_add(due, h);
   }
-  for (guint i = 0; i < due->len; i++)
-    unindex(g, due->pdata[i]);
-  retry(g, due, now_ms, acc);
-  g_ptr_array_free(due, TRUE);
+  release(g, due, now_ms, acc);
 }
 
 kith_err kith_group_receive(kith_group *g, const uint8_t *raw, size_t len,

@@ -283,6 +283,8 @@ struct kith_group {
   GPtrArray *wait_keys;  /* held* that wait for an epoch key */
   GPtrArray *wait_time;  /* held* dated too far ahead */
   size_t held_bytes;
+  GQueue ready; /* held* released, to be examined again (a worklist) */
+  int draining; /* the worklist is being drained further up the stack */
   /* keys: one sodium_malloc'ed block, a scratch area of GROUP_KEY_SCRATCH
    * bytes (key lists are opened there) and then the table of cap_secrets
    * records; it is replaced only when the table grows */

@@ -13,6 +13,7 @@
 #include "evil.h"
 
 #include <glib/gstdio.h>
+#include <pthread.h>
 #include <sqlite3.h>
 
 #include "core/store.h"
@@ -1055,6 +1056,89 @@ static void orphan_flood_does_not_block_others(void **state) {
   world_free(w);
 }
 
+/* A chain of held events is released by a worklist, not by recursion. */
+typedef struct release_job {
+  kith_group *g;
+  GBytes *root;
+  kith_err rc;
+  guint accepted;
+} release_job;
+
+static void *release_root(void *p) {
+  release_job *j = p;
+  GPtrArray *acc = acc_new();
+  size_t len;
+  const uint8_t *raw = g_bytes_get_data(j->root, &len);
+  j->rc = kith_group_receive(j->g, raw, len, RECV_NOW, acc);
+  j->accepted = acc->len;
+  g_ptr_array_unref(acc);
+  return NULL;
+}
+
+/* Eight members sign a chain of 4097 messages (each the child of the one
+ * before, authors in turn: 512 held each, the per-author bound). A replica
+ * gets them last first: 4096 are held, each for its parent. The first one
+ * then releases the whole chain on a thread with a 512 KiB stack, which
+ * recursion (one level per link) would overflow. */
+static void held_chain_of_4096_releases_on_a_small_stack(void **state) {
+  enum { AUTHORS = 8, CHAIN = KITH_GROUP_MAX_HELD + 1 };
+  world *w = world_new(KITH_HISTORY_SHARED, 0, F);
+  kith_ident extra[2];
+  const kith_ident *who[AUTHORS];
+  for (int i = 0; i < 2; i++) {
+    uint8_t seed[32];
+    memset(seed, 0x70 + i, sizeof seed);
+    assert_int_equal(kith_ident_from_seed(&extra[i], seed), KITH_OK);
+    assert_int_equal(admit_as(w, A, &extra[i], "extra", w->inv_secret),
+                     KITH_OK);
+  }
+  for (int i = 0; i < AUTHORS; i++)
+    who[i] = i < 6 ? &w->id[A + i] : &extra[i - 6];
+  sync_node(w, A);
+  uint64_t epoch = kith_group_epoch_id(w->g[A]);
+  uint8_t secret[32], prev[32];
+  assert_true(evil_secret(&(evil){.view = w->g[A]}, epoch, secret));
+  uint64_t depth = deepest_head(w->g[A], prev);
+  GPtrArray *chain =
+      g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+  for (guint i = 0; i < CHAIN; i++) {
+    evil e;
+    evil_init(&e, who[i % AUTHORS], w->g[A]);
+    evil_at at = {.n = 1, .depth = depth + 1 + i, .ts = T0 + i};
+    memcpy(at.ids[0], prev, 32);
+    GBytes *raw = evil_message(&e, at, epoch, secret, i / AUTHORS, "link");
+    id_of(raw, prev);
+    g_ptr_array_add(chain, raw);
+    evil_clear(&e);
+  }
+  kith_group *g = replica_with_keys(w, B, w->g[B]);
+  for (guint i = 0; i < w->log->len; i++)
+    assert_true(ok_rc(feed(g, w->log->pdata[i])));
+  for (guint i = CHAIN; i-- > 1;)
+    assert_int_equal(feed(g, chain->pdata[i]), KITH_ERR_MISSING);
+  assert_int_equal(kith_group_n_held(g), KITH_GROUP_MAX_HELD);
+  release_job job = {.g = g, .root = chain->pdata[0], .rc = KITH_ERR_STATE};
+  pthread_attr_t attr;
+  pthread_t t;
+  assert_int_equal(pthread_attr_init(&attr), 0);
+  assert_int_equal(pthread_attr_setstacksize(&attr, 512 * 1024), 0);
+  assert_int_equal(pthread_create(&t, &attr, release_root, &job), 0);
+  assert_int_equal(pthread_join(t, NULL), 0);
+  pthread_attr_destroy(&attr);
+  assert_int_equal(job.rc, KITH_OK);
+  assert_int_equal(job.accepted, CHAIN);
+  assert_int_equal(kith_group_n_held(g), 0);
+  uint8_t head[32];
+  assert_int_equal(deepest_head(g, head), depth + CHAIN);
+  assert_memory_equal(head, prev, 32);
+  kith_group_free(g);
+  g_ptr_array_unref(chain);
+  sodium_memzero(secret, sizeof secret);
+  for (int i = 0; i < 2; i++)
+    kith_ident_clear(&extra[i]);
+  world_free(w);
+}
+
 /* ---- 9. timestamps ---- */
 
 /* An event may not be dated more than KITH_CLOCK_SKEW_MS before its
@@ -1631,6 +1715,7 @@ int main(void) {
       cmocka_unit_test(invite_race_loser_reads_nothing_after),
       cmocka_unit_test(old_parents_cost_does_not_grow_with_history),
       cmocka_unit_test(orphan_flood_does_not_block_others),
+      cmocka_unit_test(held_chain_of_4096_releases_on_a_small_stack),
       cmocka_unit_test(event_dated_before_parents_is_rejected),
       cmocka_unit_test(event_dated_far_ahead_is_held_until_its_time),
       cmocka_unit_test(expired_invite_admits_nobody),
