@@ -60,7 +60,8 @@ kith_group *kith_group_new(const uint8_t gid[32], const kith_ident *me) {
   g->by_author = g_hash_table_new_full(id_hash, id_equal, g_free, g_free);
   g->wait_keys = g_ptr_array_new();
   g->wait_time = g_ptr_array_new();
-  g->epochs = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+  g->epochs =
+      g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
   g->prov = g_ptr_array_new();
   g->chains = grp_chains_new();
   g_queue_init(&g->chain_lru);
@@ -276,8 +277,8 @@ static kith_err check_recovery(kith_group *g, const grp_state *s,
 /* Everything decided at the event's parents, without side effects: the
  * author, the body's epoch, the inner plaintext, the kind's rule. */
 static kith_err check_at_parents(kith_group *g, const grp_state *s,
-                                 const kith_event *ev, const body *b,
-                                 grp_inner *in, int own) {
+                                 const grp_front *pf, const kith_event *ev,
+                                 const body *b, grp_inner *in, int own) {
   int control = grp_is_control(ev->kind);
   if (ev->kind != KITH_EV_CREATE && !grp_state_member(s, ev->author))
     return KITH_ERR_NOT_MEMBER;
@@ -295,6 +296,10 @@ static kith_err check_at_parents(kith_group *g, const grp_state *s,
   }
   if (rc == KITH_OK && ev->kind == KITH_EV_REKEY && !own &&
       grp_rekey_n_boxes(b) != (long)s->members->len)
+    rc = KITH_ERR_PROTOCOL;
+  /* a new epoch is new: not one started in the rekey's causal past */
+  if (rc == KITH_OK && ev->kind == KITH_EV_REKEY &&
+      grp_epoch_start(g, in->new_epoch, &pf->anc))
     rc = KITH_ERR_PROTOCOL;
   if (rc == KITH_OK && ev->kind == KITH_EV_ADD &&
       s->history == KITH_HISTORY_JOINED &&
@@ -414,12 +419,6 @@ void grp_note_victim(kith_group *g) {
     }
 }
 
-static void note_epoch(kith_group *g, uint64_t epoch) {
-  uint64_t *k = g_new(uint64_t, 1);
-  *k = epoch;
-  g_hash_table_replace(g->epochs, k, NULL);
-}
-
 /* The control event joins the DAG; the global state follows. */
 static grp_ctl *insert_control(kith_group *g, const kith_event *ev,
                                const body *b, grp_inner *in, grp_front *pf,
@@ -444,9 +443,9 @@ static void fold_control(kith_group *g, grp_ctl *c) {
   grp_ctl_insert(g, c);
   g->st_version++;
   if (c->kind == KITH_EV_CREATE)
-    note_epoch(g, c->epoch);
+    grp_epoch_started(g, c->epoch, c->cseq);
   else if (c->kind == KITH_EV_REKEY)
-    note_epoch(g, c->in.new_epoch);
+    grp_epoch_started(g, c->in.new_epoch, c->cseq);
   if (append) {
     grp_fold_append(g, c);
   } else {
@@ -472,7 +471,7 @@ kith_err grp_accept(kith_group *g, kith_event *ev, const body *b,
     in = *own, memset(own, 0, sizeof *own);
   kith_err rc = ev->kind != KITH_EV_CREATE && !pf
                     ? KITH_ERR_MISSING
-                    : check_at_parents(g, s, ev, b, &in, own != NULL);
+                    : check_at_parents(g, s, pf, ev, b, &in, own != NULL);
   int control = grp_is_control(ev->kind);
   long box = rc == KITH_OK && ev->kind == KITH_EV_REKEY && !own
                  ? member_index(s, g->me->pk)

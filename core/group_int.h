@@ -292,7 +292,7 @@ struct kith_group {
   secret_rec *secrets; /* key_mem + GROUP_KEY_SCRATCH */
   size_t n_secrets, cap_secrets, secrets_saved;
   GHashTable *key_index; /* epoch -> 1 + index of its record (full first) */
-  GHashTable *epochs;    /* epoch ids that exist (create, rekeys) */
+  GHashTable *epochs;    /* epochs that exist -> who started them (dag.c) */
   GPtrArray *prov;       /* prov_keys* */
   GHashTable *chains;    /* k(40) -> chain_slot* */
   GQueue chain_lru;
@@ -333,6 +333,12 @@ int grp_known_cached(kith_group *g, const uint8_t id[32]);
 grp_sum *grp_sum_add(kith_group *g, const kith_event *ev, grp_front *cf);
 /* Heads: the new event replaces its parents. */
 void grp_heads_update(kith_group *g, const kith_event *ev, grp_front *cf);
+/* The epoch was started by the control event cseq (a create or rekey). */
+void grp_epoch_started(kith_group *g, uint64_t epoch, uint32_t cseq);
+/* The (first) control event that started epoch and is in past (NULL: any
+ * that this replica holds); NULL if none. */
+const grp_ctl *grp_epoch_start(const kith_group *g, uint64_t epoch,
+                               const grp_ivs *past);
 uint32_t grp_member_number(kith_group *g, const uint8_t id[32]);
 const uint8_t *grp_member_id(const kith_group *g, uint32_t num);
 void grp_dag_init(kith_group *g);

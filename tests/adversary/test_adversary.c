@@ -431,6 +431,47 @@ static void failed_rekey_after_removal_is_reported_and_retried(void **state) {
   g_free(dir);
 }
 
+/* ---- rekeys to epochs that exist ---- */
+
+/* c is removed (the rekey excludes it). d then "rekeys" to an epoch that
+ * exists already: the create's, which c holds, or the current one. Were
+ * either to become current, members would post where c can read (or the
+ * epoch's holders would be wrong). A rekey must name an epoch that no
+ * create or rekey in its causal past started. */
+static void rekey_to_an_existing_epoch_is_rejected(void **state) {
+  world *w = world_new(KITH_HISTORY_SHARED, 0, D);
+  uint64_t first = kith_group_epoch_id(w->g[D]);
+  uint8_t first_secret[32], cur_secret[32];
+  assert_true(evil_secret(&(evil){.view = w->g[D]}, first, first_secret));
+  do_remove(w, A, C);
+  sync_nodes(w, A, D);
+  uint64_t cur = kith_group_epoch_id(w->g[D]);
+  assert_true(evil_secret(&(evil){.view = w->g[D]}, cur, cur_secret));
+  evil e;
+  evil_init(&e, &w->id[D], w->g[D]);
+  GByteArray *ids = members_of(w->g[D]);
+  evil_box_kind good = EVIL_BOX_GOOD;
+  GBytes *back = evil_rekey_to(&e, evil_on_heads(&e), cur, ids, &good, 1, NULL,
+                               first, first_secret);
+  GBytes *same = evil_rekey_to(&e, evil_on_heads(&e), cur, ids, &good, 1, NULL,
+                               cur, cur_secret);
+  for (int i = A; i <= B; i++) {
+    assert_int_equal(feed(w->g[i], back), KITH_ERR_PROTOCOL);
+    assert_int_equal(feed(w->g[i], same), KITH_ERR_PROTOCOL);
+    assert_int_equal(kith_group_epoch_id(w->g[i]), cur);
+  }
+  send_text(w, A, "c cannot read this");
+  char *text = sync_read(w, C);
+  assert_null(text);
+  g_bytes_unref(back);
+  g_bytes_unref(same);
+  g_byte_array_free(ids, TRUE);
+  sodium_memzero(first_secret, 32);
+  sodium_memzero(cur_secret, 32);
+  evil_clear(&e);
+  world_free(w);
+}
+
 /* ---- 2. rejoin after kick ---- */
 
 /* c made an invite, then was removed: its invites are revoked and it is
@@ -1705,6 +1746,7 @@ int main(void) {
       cmocka_unit_test(adds_not_for_us_or_rejected_leave_no_keys),
       cmocka_unit_test(newcomer_keeps_only_keys_of_existing_epochs),
       cmocka_unit_test(failed_rekey_after_removal_is_reported_and_retried),
+      cmocka_unit_test(rekey_to_an_existing_epoch_is_rejected),
       cmocka_unit_test(removed_member_cannot_rejoin_by_any_invite),
       cmocka_unit_test(unban_allows_readmission),
       cmocka_unit_test(invites_admins_only_and_revoked),
