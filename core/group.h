@@ -73,6 +73,10 @@
 /* A rekey a departed or removed member left owed: the designated member
  * makes it at once, every other member after this grace period. */
 #define KITH_REKEY_GRACE_MS (30 * 1000)
+/* Rekeys one member may make in a row: a rekey whose author made this
+ * many since the last membership change (create, add, remove, ban, leave
+ * that took effect), in the fold at its parents, is refused. */
+#define KITH_REKEY_RUN 4
 /* kith_group_secret_at/add_secret: an epoch with this bit set carries only
  * the epoch's meta key (history "joined"), not its secret. */
 #define KITH_EPOCH_META_ONLY (UINT64_C(1) << 63)
@@ -222,7 +226,9 @@ KITH_MUST kith_err kith_group_admit(kith_group *g, const uint8_t member[32],
  * mute: owner/admin; until_ms 0 unmutes; a muted member cannot post
  *   (message, react, edit, delete) dated before until_ms.
  * revoke: the invite's maker, an owner or an admin.
- * rekey: any member: a fresh epoch secret sealed to every member. */
+ * rekey: any member: a fresh epoch secret sealed to every member;
+ *   KITH_ERR_LIMIT after KITH_REKEY_RUN rekeys in a row (no membership
+ *   change between). */
 KITH_MUST kith_err kith_group_remove(kith_group *g, const uint8_t member[32],
                                      uint64_t now_ms, GPtrArray *acc);
 KITH_MUST kith_err kith_group_ban(kith_group *g, const uint8_t node[32],

@@ -145,6 +145,7 @@ typedef struct grp_member {
   kith_member m;  /* id, name (borrowed from the admitting event), role */
   uint32_t since; /* cseq of the admitting event (create or add) */
   uint64_t muted_until;
+  uint32_t run, run_gen; /* rekeys in a row, counted in change run_gen */
 } grp_member;
 
 typedef struct grp_invite {
@@ -174,6 +175,7 @@ struct grp_state {
   GArray *reports;     /* grp_report */
   uint64_t change_ts;  /* last membership change: when, by whom */
   uint8_t change_by[32];
+  uint32_t change_gen; /* membership changes so far (rekey runs) */
   int ext; /* an event of a kind after 9 (or a recovery rekey) applied */
 };
 

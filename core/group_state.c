@@ -172,6 +172,12 @@ int grp_state_outranks(const kith_group *g, const grp_member *a,
   return x && y && grp_ctl_cmp(x, y) < 0;
 }
 
+/* The rekeys a member made since the last membership change in the fold
+ * (whether they took effect or not). */
+static uint32_t rekey_run(const grp_state *s, const grp_member *m) {
+  return m->run_gen == s->change_gen ? m->run : 0;
+}
+
 kith_err grp_state_check_invite(const grp_state *s, const uint8_t pk[32],
                                 uint64_t ts) {
   const grp_invite *inv = grp_state_invite(s, pk);
@@ -346,6 +352,7 @@ kith_err grp_state_check(const kith_group *g, const grp_state *s, uint32_t kind,
   case KITH_EV_DELETE:
     return check_post(s, me, kind, ts);
   case KITH_EV_REKEY:
+    return rekey_run(s, me) < KITH_REKEY_RUN ? KITH_OK : KITH_ERR_LIMIT;
   case KITH_EV_LEAVE:
     return KITH_OK;
   default:
@@ -536,6 +543,16 @@ static void resolve_power(fold_ctx *x) {
 static void note_change(grp_state *s, const grp_ctl *c) {
   s->change_ts = c->ts;
   memcpy(s->change_by, c->author, 32);
+  s->change_gen++; /* every member's run of rekeys starts again */
+}
+
+static void count_rekey(grp_state *s, const grp_ctl *c) {
+  grp_member *m =
+      c->kind == KITH_EV_REKEY ? grp_state_member(s, c->author) : NULL;
+  if (m) {
+    m->run = rekey_run(s, m) + 1;
+    m->run_gen = s->change_gen;
+  }
 }
 
 static void add_member(grp_state *s, const uint8_t id[32], const char *name,
@@ -740,6 +757,7 @@ static int decide(fold_ctx *x, const grp_ctl *c) {
 }
 
 static void fold_one(fold_ctx *x, grp_state *s, grp_ctl *c) {
+  count_rekey(s, c);
   int e = decide(x, c) && apply(x, s, c);
   x->eff[c->cseq] = (uint8_t)e;
   if (e && c->kind > KITH_EV_MESSAGE)
@@ -791,6 +809,7 @@ void grp_fold_append(kith_group *g, grp_ctl *c) {
   x.exits = g_hash_table_new(id_hash, id_equal);
   x.demotes = g_hash_table_new(id_hash, id_equal);
   const grp_ctl *since = grp_ctl_at(g, c->a_since);
+  count_rekey(&g->st, c);
   int e = c->kind == KITH_EV_CREATE || (since && since->effective);
   e = e && apply(&x, &g->st, c);
   c->effective = (uint8_t)e;

@@ -199,7 +199,7 @@ static void stuffed_rekeys_keep_only_keys_of_existing_epochs(void **state) {
   GByteArray *ids = members_of(w->g[D]);
   evil_box_kind stuffed = EVIL_BOX_STUFFED;
   uint64_t epoch = kith_group_epoch_id(w->g[D]);
-  enum { ROUNDS = 20 };
+  enum { ROUNDS = KITH_REKEY_RUN }; /* as many as d may make in a row */
   for (int r = 0; r < ROUNDS; r++) {
     publish(w, evil_rekey(&e, evil_on_heads(&e), epoch, ids, &stuffed, 1, NULL,
                           &epoch, NULL));
@@ -468,6 +468,58 @@ static void rekey_to_an_existing_epoch_is_rejected(void **state) {
   g_byte_array_free(ids, TRUE);
   sodium_memzero(first_secret, 32);
   sodium_memzero(cur_secret, 32);
+  evil_clear(&e);
+  world_free(w);
+}
+
+/* ---- rekey floods ---- */
+
+/* d makes KITH_REKEY_RUN rekeys in a row; its next one is refused
+ * everywhere (KITH_ERR_LIMIT), as is an honest member's through the API.
+ * The group goes on: a removes c (and rekeys), after which d may rekey
+ * again. */
+static void rekey_runs_are_bounded_and_the_group_goes_on(void **state) {
+  world *w = world_new(KITH_HISTORY_SHARED, 0, D);
+  evil e;
+  evil_init(&e, &w->id[D], w->g[D]);
+  evil_box_kind good = EVIL_BOX_GOOD;
+  uint64_t epoch = kith_group_epoch_id(w->g[D]);
+  GByteArray *ids = members_of(w->g[D]);
+  for (int r = 0; r < KITH_REKEY_RUN; r++) {
+    publish(w, evil_rekey(&e, evil_on_heads(&e), epoch, ids, &good, 1, NULL,
+                          &epoch, NULL));
+    sync_node(w, D);
+  }
+  GBytes *more =
+      evil_rekey(&e, evil_on_heads(&e), epoch, ids, &good, 1, NULL, NULL, NULL);
+  sync_nodes(w, A, C);
+  for (int i = A; i <= C; i++) {
+    assert_int_equal(feed(w->g[i], more), KITH_ERR_LIMIT);
+    assert_int_equal(kith_group_epoch_id(w->g[i]), epoch);
+  }
+  g_bytes_unref(more);
+  GPtrArray *acc = acc_new();
+  for (int r = 0; r < KITH_REKEY_RUN; r++)
+    assert_int_equal(kith_group_rekey(w->g[B], w->now, acc), KITH_OK);
+  assert_int_equal(kith_group_rekey(w->g[B], w->now, acc), KITH_ERR_LIMIT);
+  log_all(w, acc);
+  sync_nodes(w, A, D);
+  do_remove(w, A, C);
+  sync_nodes(w, A, D);
+  epoch = kith_group_epoch_id(w->g[D]);
+  g_byte_array_free(ids, TRUE);
+  ids = members_of(w->g[D]);
+  publish(w, evil_rekey(&e, evil_on_heads(&e), epoch, ids, &good, 1, NULL,
+                        &epoch, NULL));
+  sync_nodes(w, A, D);
+  assert_int_equal(kith_group_epoch_id(w->g[A]), epoch);
+  send_text(w, B, "the group goes on");
+  char *text = sync_read(w, A);
+  assert_string_equal(text, "the group goes on");
+  g_free(text);
+  sync_nodes(w, A, D);
+  assert_same_state(w, A, D);
+  g_byte_array_free(ids, TRUE);
   evil_clear(&e);
   world_free(w);
 }
@@ -1355,14 +1407,8 @@ static void catch_up_keys_cannot_make_rekeys_too_big(void **state) {
   world *w = world_new(KITH_HISTORY_SHARED, 0, C);
   evil e;
   evil_init(&e, &w->id[C], w->g[C]);
-  GByteArray *ids = members_of(w->g[C]);
   evil_box_kind good = EVIL_BOX_GOOD;
   uint64_t epoch = kith_group_epoch_id(w->g[C]);
-  for (int r = 0; r < 70; r++) {
-    publish(w, evil_rekey(&e, evil_on_heads(&e), epoch, ids, &good, 1, NULL,
-                          &epoch, NULL));
-    sync_node(w, C);
-  }
   uint8_t secret[32], pk[32], inv_id[32];
   randombytes_buf(secret, 32);
   kith_invite_public_key(secret, pk);
@@ -1371,9 +1417,28 @@ static void catch_up_keys_cannot_make_rekeys_too_big(void **state) {
   evil_inner_invite(&p, pk, 100, T0 + HOUR);
   publish(w,
           evil_control(&e, KITH_EV_INVITE, evil_on_heads(&e), epoch, &p, NULL));
-  last_id(w, inv_id);
   sync_node(w, C);
+  /* 70 epochs: four rekeys in a row at most, so a puppet joins between */
+  for (int r = 0; r < 70; r++) {
+    if (r % KITH_REKEY_RUN == 0 && r) {
+      kith_ident puppet;
+      uint8_t seed[32];
+      memset(seed, 0x20 + r / KITH_REKEY_RUN, sizeof seed);
+      assert_int_equal(kith_ident_from_seed(&puppet, seed), KITH_OK);
+      publish(w, evil_add(&e, evil_on_heads(&e), epoch, puppet.pk, "puppet",
+                          secret, 1, NULL));
+      kith_ident_clear(&puppet);
+      sync_node(w, C);
+    }
+    GByteArray *ids = members_of(w->g[C]);
+    publish(w, evil_rekey(&e, evil_on_heads(&e), epoch, ids, &good, 1, NULL,
+                          &epoch, NULL));
+    g_byte_array_free(ids, TRUE);
+    sync_node(w, C);
+  }
   uint64_t inv_epoch = epoch;
+  last_id(w, inv_id);
+  GByteArray *ids = members_of(w->g[C]);
   publish(w, evil_rekey(&e, evil_on_heads(&e), epoch, ids, &good, 1, NULL,
                         &epoch, NULL));
   g_byte_array_free(ids, TRUE);
@@ -1390,7 +1455,7 @@ static void catch_up_keys_cannot_make_rekeys_too_big(void **state) {
     kith_ident_clear(&puppet);
   }
   sync_nodes(w, A, C);
-  assert_int_equal(kith_group_n_members(w->g[A]), 33);
+  assert_int_equal(kith_group_n_members(w->g[A]), 3 + 17 + 30);
   assert_true(kith_group_rekey_due(w->g[A]));
   send_text(w, A, "still posting");
   char *text = sync_read(w, B);
@@ -1747,6 +1812,7 @@ int main(void) {
       cmocka_unit_test(newcomer_keeps_only_keys_of_existing_epochs),
       cmocka_unit_test(failed_rekey_after_removal_is_reported_and_retried),
       cmocka_unit_test(rekey_to_an_existing_epoch_is_rejected),
+      cmocka_unit_test(rekey_runs_are_bounded_and_the_group_goes_on),
       cmocka_unit_test(removed_member_cannot_rejoin_by_any_invite),
       cmocka_unit_test(unban_allows_readmission),
       cmocka_unit_test(invites_admins_only_and_revoked),
