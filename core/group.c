@@ -21,6 +21,7 @@ struct held {
   kith_event ev;
   int why;          /* WAIT_* */
   uint8_t wait[32]; /* WAIT_PARENT: the parent it waits for */
+  uint64_t epoch;   /* WAIT_KEY: the epoch whose key it waits for */
   size_t cost;
   GList link; /* in its author's queue */
 };
@@ -88,6 +89,8 @@ void kith_group_free(kith_group *g) {
   grp_keys_clear(g);
   grp_chains_clear(g);
   g_hash_table_destroy(g->epochs);
+  if (g->need_seen)
+    g_hash_table_destroy(g->need_seen);
   if (g->raws)
     g_hash_table_destroy(g->raws);
   if (g->raw_order)
@@ -170,7 +173,7 @@ static void evict_one(kith_group *g, GQueue *prefer) {
 /* Holds ev (moved in). Being held is never a verdict: a held event that is
  * evicted is simply forgotten, and arrives again from a peer later. */
 static kith_err hold(kith_group *g, kith_event *ev, int why,
-                     const uint8_t *wait_in) {
+                     const uint8_t *wait_in, uint64_t epoch) {
   uint8_t wait[32] = {0};
   if (wait_in)
     memcpy(wait, wait_in, 32); /* it may point into ev, which moves */
@@ -187,6 +190,7 @@ static kith_err hold(kith_group *g, kith_event *ev, int why,
   h->ev = *ev;
   memset(ev, 0, sizeof *ev);
   h->why = why;
+  h->epoch = epoch;
   h->cost = cost;
   h->link.data = h;
   g_queue_push_tail_link(mine, &h->link);
@@ -233,13 +237,14 @@ grp_front *grp_parents_front(kith_group *g, const kith_event *ev) {
 }
 
 /* Keys may still come to this node: it is not a member yet (its add
- * brings them), or a member that does not hold the current epoch (the
- * rekey owed to it brings older keys). A member that holds it is owed
- * nothing: the key of an epoch given only to others (a rekey whose box
- * for it was garbage, or one that did not take effect) never comes. */
+ * brings them), a member that does not hold the current epoch (the rekey
+ * owed to it brings a new one), or one whose box of the current epoch's
+ * rekey did not open (it asks for the key). A member that holds it
+ * accepts messages of other epochs unread at once: the key of an epoch
+ * given only to others may never come. */
 static int keys_may_come(kith_group *g) {
-  if (!grp_state_member(&g->st, g->me->pk))
-    return 1;
+  if (!grp_state_member(&g->st, g->me->pk) || g->victim)
+    return 1; /* a victim asks for the current epoch's key (need) */
   GByteArray *h = g_byte_array_new();
   grp_state_holders(g, &g->st, h);
   int holder = 0;
@@ -247,6 +252,18 @@ static int keys_may_come(kith_group *g) {
     holder = memcmp(h->data + i, g->me->pk, 32) == 0;
   g_byte_array_free(h, TRUE);
   return !holder;
+}
+
+/* The epochs whose keys held control events wait for, each once. */
+void grp_held_key_epochs(const kith_group *g, GArray *out) {
+  for (guint i = 0; i < g->wait_keys->len; i++) {
+    const held *h = g->wait_keys->pdata[i];
+    int seen = grp_is_message_like(h->ev.kind);
+    for (guint k = 0; k < out->len && !seen; k++)
+      seen = g_array_index(out, uint64_t, k) == h->epoch;
+    if (!seen)
+      g_array_append_val(out, h->epoch);
+  }
 }
 
 /* ---- acceptance ---- */
@@ -259,7 +276,8 @@ static long member_index(const grp_state *s, const uint8_t id[32]) {
 }
 
 /* A recovery rekey replaces the current epoch's rekey, whose box for its
- * author did not open: its body names that rekey's (older) epoch. */
+ * author did not open (and whose key nobody gave it): its body names that
+ * rekey's (older) epoch. */
 static kith_err check_recovery(kith_group *g, const grp_state *s,
                                const kith_event *ev, const body *b,
                                const grp_inner *in) {
@@ -267,11 +285,9 @@ static kith_err check_recovery(kith_group *g, const grp_state *s,
   if (!bad || bad->kind != KITH_EV_REKEY || s->epoch_ctl != bad->cseq ||
       b->epoch != bad->epoch)
     return KITH_ERR_PROTOCOL;
-  uint32_t num = grp_member_number(g, ev->author);
-  for (uint32_t i = 0; i < bad->n_rcpt; i++)
-    if (bad->rcpt[i] == num)
-      return KITH_OK;
-  return KITH_ERR_PROTOCOL;
+  return grp_was_sent(g, bad->in.new_epoch, NULL, ev->author)
+             ? KITH_OK
+             : KITH_ERR_PROTOCOL;
 }
 
 /* Everything decided at the event's parents, without side effects: the
@@ -287,13 +303,13 @@ static kith_err check_at_parents(kith_group *g, const grp_state *s,
     rc = grp_open_meta(g, ev, b, in);
   if (rc != KITH_OK)
     return rc;
-  if (ev->kind != KITH_EV_CREATE && b->epoch != s->epoch) {
-    if (!(ev->kind == KITH_EV_REKEY && in->has_ref))
-      return KITH_ERR_PROTOCOL;
-    rc = check_recovery(g, s, ev, b, in);
-  } else if (ev->kind == KITH_EV_REKEY && in->has_ref) {
-    rc = KITH_ERR_PROTOCOL; /* a recovery names an older epoch */
-  }
+  if (ev->kind == KITH_EV_REKEY && in->has_ref)
+    rc = b->epoch != s->epoch ? check_recovery(g, s, ev, b, in)
+                              : KITH_ERR_PROTOCOL; /* names an older epoch */
+  else if (ev->kind == KITH_EV_NEED || ev->kind == KITH_EV_KEYS)
+    rc = grp_need_check(g, s, pf, ev, b, in);
+  else if (ev->kind != KITH_EV_CREATE && b->epoch != s->epoch)
+    rc = KITH_ERR_PROTOCOL;
   if (rc == KITH_OK && ev->kind == KITH_EV_REKEY && !own &&
       grp_rekey_n_boxes(b) != (long)s->members->len)
     rc = KITH_ERR_PROTOCOL;
@@ -397,6 +413,10 @@ static void take_keys(kith_group *g, grp_ctl *c, const body *b, long box) {
       grp_prov_drop(g, c->id);
   } else if (c->kind == KITH_EV_REKEY && box >= 0) {
     (void)grp_take_rekey_keys(g, b, (size_t)box, c->in.new_epoch);
+  } else if (c->kind == KITH_EV_KEYS) {
+    const grp_ctl *n = grp_ctl_by_id(g, c->in.ref);
+    if (n && memcmp(n->author, g->me->pk, 32) == 0)
+      grp_take_given_keys(g, b, n->in.epochs, n->in.n_epochs);
   }
 }
 
@@ -536,6 +556,26 @@ static kith_err as_receipt_error(kith_err rc) {
   }
 }
 
+/* An event whose key this node lacks is held only if its epoch can be
+ * right: the current epoch at its parents, or for a rekey or need the
+ * epoch of the rekey that started that one (a keys event's epoch is its
+ * needs', known once it is opened). Any other epoch is rejected now, so
+ * that what is held for a key is held for an epoch that exists. */
+static kith_err epoch_may_be(kith_group *g, const kith_event *ev,
+                             const body *b) {
+  if (ev->kind == KITH_EV_CREATE || ev->kind == KITH_EV_KEYS)
+    return KITH_OK;
+  grp_front *pf = grp_parents_front(g, ev);
+  if (!pf)
+    return KITH_OK;
+  const grp_state *s = grp_state_at(g, pf);
+  int ok = b->epoch == s->epoch ||
+           ((ev->kind == KITH_EV_REKEY || ev->kind == KITH_EV_NEED) &&
+            b->epoch == grp_state_prior_epoch(g, s));
+  grp_front_unref(g, pf);
+  return ok ? KITH_OK : KITH_ERR_PROTOCOL;
+}
+
 /* Parents, depth, dates and keys, then acceptance; holds ev (moved in) if
  * something it needs is not here yet. */
 static kith_err process(kith_group *g, kith_event *ev, uint64_t now_ms,
@@ -551,7 +591,7 @@ static kith_err process(kith_group *g, kith_event *ev, uint64_t now_ms,
   for (size_t i = 0; rc == KITH_OK && i < ev->n_parents; i++) {
     grp_sum *p = grp_sum_get(g, ev->parents[i]);
     if (!p)
-      rc = hold(g, ev, WAIT_PARENT, ev->parents[i]);
+      rc = hold(g, ev, WAIT_PARENT, ev->parents[i], 0);
     else
       depth = MAX(depth, p->depth + 1), ts = MAX(ts, p->ts);
   }
@@ -559,25 +599,28 @@ static kith_err process(kith_group *g, kith_event *ev, uint64_t now_ms,
       (ev->depth != depth || ev->ts_ms + KITH_CLOCK_SKEW_MS < ts))
     rc = KITH_ERR_PROTOCOL;
   if (rc == KITH_OK && ev->ts_ms > now_ms + KITH_CLOCK_SKEW_MS)
-    rc = hold(g, ev, WAIT_TIME, NULL);
+    rc = hold(g, ev, WAIT_TIME, NULL, 0);
   /* Without the epoch's key a control event cannot be checked: held. A
    * message and its kin need no key to be checked; they wait for it only
    * while it may come, else they are accepted unread, so that the events
    * built on them are not held for ever. */
   uint8_t key[KITH_KEY_LEN];
-  if (rc == KITH_OK && !grp_meta_key(g, b.epoch, key) &&
-      (!grp_is_message_like(ev->kind) || keys_may_come(g)))
-    rc = hold(g, ev, WAIT_KEY, NULL);
+  if (rc == KITH_OK && !grp_meta_key(g, b.epoch, key)) {
+    rc = epoch_may_be(g, ev, &b);
+    if (rc == KITH_OK && (!grp_is_message_like(ev->kind) || keys_may_come(g)))
+      rc = hold(g, ev, WAIT_KEY, NULL, b.epoch);
+  }
   sodium_memzero(key, sizeof key);
+  uint8_t id[32];
+  memcpy(id, ev->id, 32); /* ev moves if it is held or accepted */
   if (rc == KITH_OK) {
-    uint8_t id[32];
-    memcpy(id, ev->id, 32);
     rc = grp_accept(g, ev, &b, NULL, now_ms, acc);
     if (rc == KITH_OK)
       grp_release_waiting(g, id, now_ms, acc);
-    else if (ev->kind == KITH_EV_ADD && rc != KITH_ERR_IO)
-      grp_prov_drop(g, id);
   }
+  /* a rejected add leaves no provisional keys behind */
+  if (rc != KITH_OK && rc != KITH_ERR_MISSING && rc != KITH_ERR_IO)
+    grp_prov_drop(g, id);
   grp_body_clear(&b);
   return rc;
 }
@@ -988,7 +1031,7 @@ void kith_group_state_hash(kith_group *g, uint8_t out[32]) {
     kith_pack_bin(&p, hs->data + i, 32);
   kith_pack_uint(&p, g->n_events);
   if (g->st.ext)
-    grp_state_pack_ext(&g->st, &p);
+    grp_state_pack_ext(g, &g->st, &p);
   crypto_generichash(out, 32, (const uint8_t *)p.sb.data, p.sb.size, NULL, 0);
   kith_pack_clear(&p);
   g_byte_array_free(hs, TRUE);

@@ -21,6 +21,7 @@
  *       sealed = kith_gcrypto_seal(message key n of author's chain, ad,
  *       inner)
  *   every other kind: [epoch uint, sealed bin, extra bin|nil]
+ *       (extra: a bin for add, rekey and keys, nil otherwise)
  *       sealed = kith_gcrypto_seal(meta_key(E_epoch), ad, inner)
  *   ad = "kith body v1" || kind (1 byte) || author (32) || group id (32,
  *        zero for create)
@@ -44,6 +45,11 @@
  *   react:    [target bin32, emoji str, on uint (1 add, 0 remove)]
  *   edit:     [target bin32, text str]
  *   delete:   [target bin32]
+ *   need:     [[epoch uint, ...]]   (the epochs whose keys the author
+ *             asks for; sealed in the current epoch or the one before)
+ *   keys:     [need bin32]; its one parent is that need, its epoch the
+ *             need's; extra = sealed box to the need's author of a key
+ *             list
  *   key list: [[epoch uint, key bin32, full uint]...]; full = 1: the epoch
  *             secret, 0: only its meta key. */
 #ifndef KITH_GROUP_H
@@ -73,6 +79,11 @@
 /* A rekey a departed or removed member left owed: the designated member
  * makes it at once, every other member after this grace period. */
 #define KITH_REKEY_GRACE_MS (30 * 1000)
+/* A member whose box of the current epoch's rekey did not open asks for
+ * the key (a need); if nobody gives it, the most senior of those asking
+ * makes a new epoch (a recovery rekey) this long after asking, the others
+ * a turn later each. */
+#define KITH_RECOVERY_WAIT_MS (60 * 1000)
 /* Rekeys one member may make in a row: a rekey whose author made this
  * many since the last membership change (create, add, remove, ban, leave
  * that took effect), in the fold at its parents, is refused. */
@@ -254,12 +265,16 @@ KITH_MUST kith_err kith_group_revoke(kith_group *g, const uint8_t invite_pk[32],
                                      uint64_t now_ms, GPtrArray *acc);
 KITH_MUST kith_err kith_group_rekey(kith_group *g, uint64_t now_ms,
                                     GPtrArray *acc);
-/* Makes any rekey this node owes (after a removal, a leave, a missed
- * epoch, an invite race, or a rekey whose box for this node did not open:
- * the designated member at once, any member after KITH_REKEY_GRACE_MS),
- * and retries events held for their date. The node calls it after every
- * batch of received events and once a second; appends 0 or more accepted
- * events to acc. */
+/* Asks for the keys of epochs this node lacks (a need: for what held
+ * control events wait for, or the current epoch's if its box did not
+ * open), answers the needs whose turn has come to it (keys events), makes
+ * a recovery rekey if the current epoch's key never came, makes any rekey
+ * this node owes (after a removal, a leave, a missed epoch, an invite
+ * race: the designated member at once, any member after
+ * KITH_REKEY_GRACE_MS), and retries events held for their date. The node
+ * calls it after every batch of received events and once a second;
+ * appends 0 or more accepted events to acc. Errors: KITH_ERR_IO (the
+ * store), or why an owed rekey could not be made (tried again later). */
 KITH_MUST kith_err kith_group_maintain(kith_group *g, uint64_t now_ms,
                                        GPtrArray *acc);
 
@@ -332,8 +347,8 @@ typedef struct kith_invite_info {
 size_t kith_group_n_invites(const kith_group *g);
 void kith_group_invite_at(const kith_group *g, size_t i, kith_invite_info *out);
 
-/* Reports: a member's recovery rekey names a rekey whose box for it did
- * not open; its author is reported. */
+/* Reports: a member asked for the key of an epoch whose rekey another
+ * member sealed to it (its box did not open); that author is reported. */
 size_t kith_group_n_reports(const kith_group *g);
 void kith_group_report_at(const kith_group *g, size_t i, uint8_t reporter[32],
                           uint8_t accused[32], uint8_t rekey[32]);

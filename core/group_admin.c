@@ -314,32 +314,36 @@ int grp_local_rekey_due(kith_group *g) {
       due = !grp_state_member(&g->st, ex->data + i);
     g_byte_array_free(ex, TRUE);
   }
-  g->due_cached = due || g->victim;
+  g->due_cached = due;
   g->due_version = g->st_version + 1;
   return g->due_cached;
 }
 
-/* Concurrency rule 7 (docs/protocol.md 5.9): the designated rekeyer at
+/* Key requests first (group_need.c: ask for what we lack, answer whose
+ * turn has come, recover when the current epoch's key never came), then
+ * concurrency rule 7 (docs/protocol.md 5.9): the designated rekeyer at
  * once, everyone else after the grace period; at most one of ours per
- * period after a failure. A member whose box of the current rekey did not
- * open makes a recovery rekey. */
+ * period after a failure. */
 kith_err kith_group_maintain(kith_group *g, uint64_t now_ms, GPtrArray *acc) {
   if (!g || !acc)
     return KITH_ERR_ARG;
   grp_release_time(g, now_ms, acc);
   const grp_state *s = &g->st;
-  if (!s->created || !grp_state_member(s, g->me->pk) || !grp_local_rekey_due(g))
+  if (!s->created || !grp_state_member(s, g->me->pk))
     return KITH_OK;
+  kith_err io = grp_need_maintain(g, now_ms, acc); /* KITH_ERR_IO only */
+  if (!grp_local_rekey_due(g))
+    return io;
   const uint8_t *who = grp_state_rekeyer(s);
-  int mine = g->victim || (who && memcmp(who, g->me->pk, 32) == 0);
+  int mine = who && memcmp(who, g->me->pk, 32) == 0;
   if (!mine && now_ms < s->change_ts + KITH_REKEY_GRACE_MS)
-    return KITH_OK;
+    return io;
   if ((!mine || g->rekey_failed) && g->last_rekey_ms &&
       now_ms < g->last_rekey_ms + KITH_REKEY_GRACE_MS)
-    return KITH_OK;
+    return io;
   kith_err rc = grp_compose_rekey(g, now_ms, acc);
   g->rekey_failed = rc != KITH_OK;
   if (rc != KITH_OK)
     g->last_rekey_ms = now_ms ? now_ms : 1; /* do not retry every second */
-  return rc;
+  return rc != KITH_OK ? rc : io;
 }

@@ -359,6 +359,11 @@ void grp_chains_clear(kith_group *g) {
 
 /* ---- bodies ---- */
 
+/* Add, rekey and keys carry sealed boxes in a third element (extra). */
+int grp_has_extra(uint32_t kind) {
+  return kind == KITH_EV_ADD || kind == KITH_EV_REKEY || kind == KITH_EV_KEYS;
+}
+
 int grp_is_message_like(uint32_t kind) {
   return kind == KITH_EV_MESSAGE || kind == KITH_EV_REACT ||
          kind == KITH_EV_EDIT || kind == KITH_EV_DELETE;
@@ -395,7 +400,7 @@ static kith_err read_body(const kith_event *ev, const msgpack_object *it,
     if (kith_codec_bin(&it[1], KITH_EVENT_MAX_BODY, &p, &n) != KITH_OK)
       return KITH_ERR_DECODE;
     int nil = it[2].type == MSGPACK_OBJECT_NIL;
-    int want = ev->kind == KITH_EV_ADD || ev->kind == KITH_EV_REKEY;
+    int want = grp_has_extra(ev->kind);
     if (want ? nil : !nil)
       return KITH_ERR_DECODE;
     if (!nil && kith_codec_bin(&it[2], KITH_EVENT_MAX_BODY, &x, &xn) != KITH_OK)
@@ -507,6 +512,16 @@ static kith_err read_text(const msgpack_object *o, size_t max, int topic,
   return KITH_OK;
 }
 
+/* [id bin32] */
+static kith_err read_id(const msgpack_object *o, uint8_t id[32], int *has) {
+  const msgpack_object *it;
+  if (kith_codec_array(o, 1, &it) != KITH_OK ||
+      kith_codec_bin_fixed(&it[0], id, 32) != KITH_OK)
+    return KITH_ERR_DECODE;
+  *has = 1;
+  return KITH_OK;
+}
+
 static kith_err read_member(const msgpack_object *o, grp_inner *in) {
   const msgpack_object *it;
   return kith_codec_array(o, 1, &it) == KITH_OK &&
@@ -570,6 +585,21 @@ static kith_err read_about(uint32_t kind, const msgpack_object *o,
   return KITH_OK;
 }
 
+/* need [[epoch uint, ...]]: 1..GROUP_NEED_MAX epochs, ascending. */
+static kith_err read_need(const msgpack_object *o, grp_inner *in) {
+  const msgpack_object *it, *e;
+  if (kith_codec_array(o, 1, &it) != KITH_OK ||
+      !arr(&it[0], 1, GROUP_NEED_MAX, &e))
+    return KITH_ERR_DECODE;
+  in->n_epochs = it[0].via.array.size;
+  in->epochs = g_new(uint64_t, in->n_epochs);
+  for (uint32_t i = 0; i < in->n_epochs; i++)
+    if (kith_codec_uint(&e[i], GROUP_EPOCH_MAX, &in->epochs[i]) != KITH_OK ||
+        (i && in->epochs[i] <= in->epochs[i - 1]))
+      return KITH_ERR_DECODE;
+  return KITH_OK;
+}
+
 static kith_err read_inner(const kith_group *g, const kith_event *ev,
                            const msgpack_object *o, grp_inner *in) {
   const msgpack_object *it;
@@ -614,6 +644,10 @@ static kith_err read_inner(const kith_group *g, const kith_event *ev,
   case KITH_EV_EDIT:
   case KITH_EV_DELETE:
     return read_about(ev->kind, o, in);
+  case KITH_EV_NEED:
+    return read_need(o, in);
+  case KITH_EV_KEYS:
+    return read_id(o, in->ref, &in->has_ref);
   default:
     return KITH_ERR_PROTOCOL;
   }
@@ -681,10 +715,16 @@ void grp_inner_clear(grp_inner *in) {
   g_free(in->name);
   g_free(in->owner_name);
   g_free(in->pt);
+  g_free(in->epochs);
   memset(in, 0, sizeof *in);
 }
 
-/* ---- key lists (carried by add and rekey) ---- */
+/* ---- key lists (carried by add, rekey and keys) ---- */
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
 
 static void pack_key(kith_pack *p, uint64_t epoch, const uint8_t *key,
                      int full) {
@@ -799,16 +839,16 @@ void grp_prov_take(kith_group *g, const kith_event *ev, const body *b) {
   g_ptr_array_add(g->prov, p);
 }
 
-/* The extra of a rekey: a msgpack array of bins. Returns their number (-1
- * if malformed); *box gets a copy of box want (if asked). */
-static long rekey_boxes(const body *b, size_t want, uint8_t **box,
-                        size_t *len) {
+/* The extra of a rekey or keys event: a msgpack array of at most max
+ * bins. Returns their number (-1 if malformed); *box gets a copy of box
+ * want (if asked). */
+static long boxes(const body *b, uint32_t max, size_t want, uint8_t **box,
+                  size_t *len) {
   msgpack_unpacked u;
   msgpack_unpacked_init(&u);
   long count = -1;
   if (kith_codec_unpack(b->extra, b->extra_len, &u) == KITH_OK &&
-      u.data.type == MSGPACK_OBJECT_ARRAY &&
-      u.data.via.array.size <= KITH_GROUP_MAX_MEMBERS) {
+      u.data.type == MSGPACK_OBJECT_ARRAY && u.data.via.array.size <= max) {
     count = (long)u.data.via.array.size;
     for (uint32_t i = 0; i < u.data.via.array.size && count >= 0; i++) {
       const uint8_t *p;
@@ -829,7 +869,7 @@ static long rekey_boxes(const body *b, size_t want, uint8_t **box,
 }
 
 long grp_rekey_n_boxes(const body *b) {
-  return rekey_boxes(b, SIZE_MAX, NULL, NULL);
+  return boxes(b, KITH_GROUP_MAX_MEMBERS, SIZE_MAX, NULL, NULL);
 }
 
 int grp_take_rekey_keys(kith_group *g, const body *b, size_t i,
@@ -838,7 +878,7 @@ int grp_take_rekey_keys(kith_group *g, const body *b, size_t i,
   size_t len = 0, pt_len = 0;
   msgpack_unpacked u;
   uint32_t n = 0, took = 0;
-  if (rekey_boxes(b, i, &box, &len) >= 0 && box)
+  if (boxes(b, KITH_GROUP_MAX_MEMBERS, i, &box, &len) >= 0 && box)
     n = open_list(g, box, len, &u, &pt_len);
   else
     msgpack_unpacked_init(&u);
@@ -853,4 +893,47 @@ int grp_take_rekey_keys(kith_group *g, const body *b, size_t i,
   close_list(g, &u, pt_len);
   g_free(box);
   return took > 0;
+}
+
+void grp_take_given_keys(kith_group *g, const body *b, const uint64_t *epochs,
+                         uint32_t n) {
+  size_t pt_len = 0;
+  msgpack_unpacked u;
+  uint32_t entries = open_list(g, b->extra, b->extra_len, &u, &pt_len);
+  secret_rec r;
+  for (uint32_t k = 0; k < entries && k < n && list_entry(&u, k, &r); k++)
+    if (bsearch(&r.epoch, epochs, n, sizeof *epochs, cmp_u64))
+      (void)grp_add_key(g, r.epoch, r.key, r.full, 0);
+  sodium_memzero(&r, sizeof r);
+  close_list(g, &u, pt_len);
+}
+
+kith_err grp_seal_given(const kith_group *g, const uint8_t member[32],
+                        const uint64_t *epochs, const uint8_t *full, size_t n,
+                        uint8_t **out, size_t *out_len) {
+  kith_pack p;
+  kith_pack_init(&p);
+  kith_pack_array(&p, (uint32_t)n);
+  kith_err rc = KITH_OK;
+  for (size_t i = 0; i < n && rc == KITH_OK; i++) {
+    uint8_t key[KITH_KEY_LEN];
+    const uint8_t *secret = grp_find_secret(g, epochs[i]);
+    if (full[i] && secret)
+      memcpy(key, secret, KITH_KEY_LEN);
+    else if (full[i] || !grp_meta_key(g, epochs[i], key))
+      rc = KITH_ERR_STATE;
+    if (rc == KITH_OK)
+      pack_key(&p, epochs[i], key, full[i]);
+    sodium_memzero(key, sizeof key);
+  }
+  if (rc == KITH_OK && p.failed)
+    rc = KITH_ERR_NOMEM;
+  if (rc == KITH_OK) {
+    *out_len = p.sb.size + KITH_SEAL_OVERHEAD;
+    *out = g_malloc(*out_len);
+    rc = kith_seal(member, p.sb.data, p.sb.size, *out);
+  }
+  sodium_memzero(p.sb.data, p.sb.size);
+  kith_pack_clear(&p);
+  return rc;
 }

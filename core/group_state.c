@@ -41,6 +41,7 @@ void grp_state_init(grp_state *s) {
   s->bans = g_byte_array_new();
   s->shared = g_byte_array_new();
   s->reports = g_array_new(FALSE, TRUE, sizeof(grp_report));
+  s->needs = g_array_new(FALSE, TRUE, sizeof(grp_need));
 }
 
 void grp_state_clear(grp_state *s) {
@@ -54,6 +55,8 @@ void grp_state_clear(grp_state *s) {
     g_byte_array_free(s->shared, TRUE);
   if (s->reports)
     g_array_free(s->reports, TRUE);
+  if (s->needs)
+    g_array_free(s->needs, TRUE);
   memset(s, 0, sizeof *s);
 }
 
@@ -76,6 +79,7 @@ void grp_state_copy(grp_state *dst, const grp_state *src) {
   dst->bans = bytes_dup(src->bans);
   dst->shared = bytes_dup(src->shared);
   dst->reports = array_dup(src->reports, sizeof(grp_report));
+  dst->needs = array_dup(src->needs, sizeof(grp_need));
 }
 
 int grp_name_is_valid(const char *s, size_t len) {
@@ -103,14 +107,14 @@ int grp_emoji_is_valid(const char *s, size_t len) {
          !g_unichar_isspace(g_utf8_get_char(s));
 }
 
-/* Binary search for a 32-byte key at the start of fixed-size elements. */
-static guint find_pos(const void *base, guint n, size_t stride,
-                      const uint8_t key[32], int *found) {
+guint grp_bsearch(const void *base, guint n, size_t stride,
+                  int (*cmp)(const void *elem, const void *key),
+                  const void *key, int *found) {
   guint lo = 0, hi = n;
   *found = 0;
   while (lo < hi) {
     guint mid = lo + (hi - lo) / 2;
-    int c = memcmp((const uint8_t *)base + mid * stride, key, 32);
+    int c = cmp((const uint8_t *)base + mid * stride, key);
     if (c == 0) {
       *found = 1;
       return mid;
@@ -121,6 +125,16 @@ static guint find_pos(const void *base, guint n, size_t stride,
       hi = mid;
   }
   return lo;
+}
+
+static int cmp_id(const void *elem, const void *key) {
+  return memcmp(elem, key, 32);
+}
+
+/* Binary search for a 32-byte key at the start of fixed-size elements. */
+static guint find_pos(const void *base, guint n, size_t stride,
+                      const uint8_t key[32], int *found) {
+  return grp_bsearch(base, n, stride, cmp_id, key, found);
 }
 
 grp_member *grp_state_member(const grp_state *s, const uint8_t id[32]) {
@@ -354,6 +368,8 @@ kith_err grp_state_check(const kith_group *g, const grp_state *s, uint32_t kind,
   case KITH_EV_REKEY:
     return rekey_run(s, me) < KITH_REKEY_RUN ? KITH_OK : KITH_ERR_LIMIT;
   case KITH_EV_LEAVE:
+  case KITH_EV_NEED: /* their rules need the causal past: group_need.c */
+  case KITH_EV_KEYS:
     return KITH_OK;
   default:
     return KITH_ERR_PROTOCOL;
@@ -657,20 +673,13 @@ static int rekey_stands(const fold_ctx *x, const grp_ctl *k) {
   return 1;
 }
 
-static void apply_rekey(fold_ctx *x, grp_state *s, grp_ctl *c) {
+static void apply_rekey(grp_state *s, grp_ctl *c) {
   s->epoch = c->in.new_epoch;
   s->generation++;
   s->epoch_ctl = c->cseq;
   g_byte_array_set_size(s->shared, 0);
-  if (c->in.has_ref && s->reports->len < GROUP_MAX_REPORTS) {
-    const grp_ctl *bad = grp_ctl_by_id(x->g, c->in.ref);
-    grp_report r;
-    memcpy(r.reporter, c->author, 32);
-    memcpy(r.accused, bad ? bad->author : c->in.ref, 32);
-    memcpy(r.rekey, c->in.ref, 32);
-    g_array_append_val(s->reports, r);
+  if (c->in.has_ref) /* a recovery: its author's need reported the forger */
     s->ext = 1;
-  }
 }
 
 static void apply_settings(grp_state *s, const grp_ctl *c) {
@@ -741,8 +750,11 @@ static int apply(fold_ctx *x, grp_state *s, grp_ctl *c) {
   case KITH_EV_REKEY:
     if (!rekey_stands(x, c))
       return 0;
-    apply_rekey(x, s, c);
+    apply_rekey(s, c);
     return 1;
+  case KITH_EV_NEED:
+  case KITH_EV_KEYS:
+    return grp_need_apply(x->g, s, c);
   default:
     return 0;
   }
@@ -940,8 +952,8 @@ void grp_state_pack(kith_group *g, const grp_state *s, kith_pack *p) {
   g_byte_array_free(h, TRUE);
 }
 
-void grp_state_pack_ext(const grp_state *s, kith_pack *p) {
-  kith_pack_array(p, 5);
+void grp_state_pack_ext(kith_group *g, const grp_state *s, kith_pack *p) {
+  kith_pack_array(p, s->has_needs ? 6 : 5);
   kith_pack_bin(p, s->bans->data, s->bans->len);
   guint revoked = 0;
   for (guint i = 0; i < s->invites->len; i++)
@@ -971,4 +983,6 @@ void grp_state_pack_ext(const grp_state *s, kith_pack *p) {
     kith_pack_bin(p, r->accused, 32);
     kith_pack_bin(p, r->rekey, 32);
   }
+  if (s->has_needs)
+    grp_state_pack_needs(g, s, p);
 }

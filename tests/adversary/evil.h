@@ -430,6 +430,17 @@ static inline GBytes *evil_control(const evil *e, uint32_t kind, evil_at at,
   return evil_finish(e, kind, &at, epoch, -1, meta, inner, extra);
 }
 
+/* The same, sealed under the meta key of the epoch whose secret is given
+ * (one the attacker's view does not hold yet, such as its own new one). */
+static inline GBytes *evil_control_in(const evil *e, uint32_t kind, evil_at at,
+                                      uint64_t epoch, const uint8_t secret[32],
+                                      kith_pack *inner, GBytes *extra) {
+  uint8_t meta[32];
+  evil_settle(e, &at);
+  kith_gcrypto_meta_key(secret, meta);
+  return evil_finish(e, kind, &at, epoch, -1, meta, inner, extra);
+}
+
 /* A message by the attacker at `at` in epoch, chain number n, under the
  * right message key if the epoch's secret is given or the view holds it
  * (else under garbage). */
