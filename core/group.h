@@ -65,7 +65,17 @@
 
 #define KITH_NAME_MAX 64          /* bytes of a group or member name */
 #define KITH_TEXT_MAX (64 * 1024) /* message text: at most 64 KiB - 1 */
-#define KITH_GROUP_MAX_MEMBERS 1000
+/* A rekey seals the new epoch to every member in one event: one box of at
+ * most KITH_REKEY_BOX bytes each (bin8 header 2, sealed-box overhead 48, a
+ * key list of one entry 46: [[epoch uint64, secret bin32, 1]]) and at most
+ * KITH_REKEY_REST bytes for the rest of its body (array header, epoch,
+ * sealed inner, bin32 and array16 headers). So a group has at most as
+ * many members as boxes fit: 852. (More would need rekeys in several
+ * events or tree-based key agreement: docs/security.md, known limits.) */
+#define KITH_REKEY_BOX 96
+#define KITH_REKEY_REST 128
+#define KITH_GROUP_MAX_MEMBERS                                                 \
+  ((KITH_EVENT_MAX_BODY - KITH_REKEY_REST) / KITH_REKEY_BOX)
 #define KITH_GROUP_MAX_HELD 4096 /* events waiting for parents or keys */
 #define KITH_INVITE_MAX_USES 1000
 #define KITH_INVITE_MAX_TTL_MS (UINT64_C(366) * 24 * 3600 * 1000)

@@ -877,22 +877,20 @@ int grp_take_rekey_keys(kith_group *g, const body *b, size_t i,
   uint8_t *box = NULL;
   size_t len = 0, pt_len = 0;
   msgpack_unpacked u;
-  uint32_t n = 0, took = 0;
+  uint32_t n = 0;
   if (boxes(b, KITH_GROUP_MAX_MEMBERS, i, &box, &len) >= 0 && box)
     n = open_list(g, box, len, &u, &pt_len);
   else
     msgpack_unpacked_init(&u);
+  /* only the first entry, the new epoch's secret: older keys come by
+   * asking for them (need) */
   secret_rec r;
-  for (; took < n && took <= GROUP_CATCHUP_MAX && list_entry(&u, took, &r);
-       took++) {
-    if (took == 0 && (r.epoch != new_epoch || !r.full))
-      break; /* the box must start with the new epoch's secret */
-    (void)grp_add_key(g, r.epoch, r.key, r.full, 0);
-  }
+  int took = n > 0 && list_entry(&u, 0, &r) && r.epoch == new_epoch && r.full &&
+             grp_add_key(g, r.epoch, r.key, 1, 0);
   sodium_memzero(&r, sizeof r);
   close_list(g, &u, pt_len);
   g_free(box);
-  return took > 0;
+  return took;
 }
 
 void grp_take_given_keys(kith_group *g, const body *b, const uint64_t *epochs,

@@ -38,7 +38,6 @@
  * and the locked scratch area a key list is opened in. */
 #define GROUP_KEY_ENTRY_MAX 46
 #define GROUP_KEY_SCRATCH (GROUP_MAX_KEY_LIST * GROUP_KEY_ENTRY_MAX + 16)
-#define GROUP_CATCHUP_MAX 64 /* older keys in a rekey box for a member */
 #define GROUP_MAX_EVENTS (UINT64_C(1) << 40)
 #define GROUP_MAX_HELD_BYTES (32u << 20)
 #define GROUP_HELD_PER_AUTHOR 512 /* held events of one author, at most */
@@ -450,7 +449,8 @@ void grp_prov_take(kith_group *g, const kith_event *ev, const body *b);
 void grp_prov_promote(kith_group *g, const uint8_t add_id[32]);
 void grp_prov_drop(kith_group *g, const uint8_t add_id[32]);
 long grp_rekey_n_boxes(const body *b);
-/* Takes the keys of box i; 1 if its first key is new_epoch's secret. */
+/* Takes the new epoch's secret from box i (its first entry); 1 if it was
+ * there. */
 int grp_take_rekey_keys(kith_group *g, const body *b, size_t i,
                         uint64_t new_epoch);
 /* A keys event's box (its extra) for this node: keeps the keys of the

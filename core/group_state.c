@@ -623,7 +623,9 @@ static void exit_member(grp_state *s, const grp_ctl *c, const uint8_t who[32]) {
 static int apply_add(kith_group *g, grp_state *s, const grp_ctl *c) {
   grp_invite *inv = grp_state_invite(s, c->in.pk);
   if (!inv || inv->revoked || inv->used >= inv->uses || c->ts >= inv->expires ||
-      grp_state_member(s, c->in.member) || grp_state_is_banned(s, c->in.member))
+      grp_state_member(s, c->in.member) ||
+      grp_state_is_banned(s, c->in.member) ||
+      s->members->len >= KITH_GROUP_MAX_MEMBERS) /* concurrent adds */
     return 0;
   inv->used++;
   add_member(s, c->in.member, c->in.name, KITH_ROLE_MEMBER, c->cseq);

@@ -1790,14 +1790,15 @@ static void add_of_unusable_id_is_rejected(void **state) {
   world_free(w);
 }
 
-/* ---- catch-up keys ---- */
+/* ---- the size of a rekey ---- */
 
-/* A member admitted concurrently with a rekey misses its epoch; each box
- * of the next rekey for such a member carries older keys (catch-up). The
- * attacker makes 70 epochs, then admits 30 puppets on parents from before
- * its last rekey, so each misses it: the honest rekey that follows must
- * still fit in one event, or nobody could post again. */
-static void catch_up_keys_cannot_make_rekeys_too_big(void **state) {
+/* A member admitted concurrently with a rekey misses its epoch. Boxes used
+ * to carry such members older keys, up to 64 each, so an attacker that
+ * made 70 epochs and then admitted 30 puppets on parents from before its
+ * last rekey could make the honest rekey that follows too big for one
+ * event. A box now carries the new secret only (a member asks for older
+ * keys): the rekey still fits, and honest members post. */
+static void members_who_missed_epochs_do_not_grow_rekeys(void **state) {
   world *w = world_new(KITH_HISTORY_SHARED, 0, C);
   evil e;
   evil_init(&e, &w->id[C], w->g[C]);
@@ -1857,6 +1858,76 @@ static void catch_up_keys_cannot_make_rekeys_too_big(void **state) {
   g_free(text);
   assert_false(kith_group_rekey_due(w->g[B]));
   evil_clear(&e);
+  world_free(w);
+}
+
+/* A group at KITH_GROUP_MAX_MEMBERS (852: as many boxes as fit in one
+ * rekey) refuses a further add, also when two adds made concurrently at
+ * 851 members both reach it (the one that sorts later takes no effect),
+ * and can still rekey and remove: the rekey after the removal fits in one
+ * event and the members read what follows. */
+static void group_at_the_member_limit_can_still_remove_and_rekey(void **s) {
+  world *w = world_new(KITH_HISTORY_SHARED, 0, B);
+  enum { MAX = KITH_GROUP_MAX_MEMBERS };
+  assert_int_equal(MAX, 852);
+  kith_ident *fans = g_new0(kith_ident, MAX);
+  uint8_t secret[32], pk[32];
+  guint made = 0;
+  for (guint i = 0; kith_group_n_members(w->g[A]) < MAX - 1; i++, made++) {
+    if (i % 1000 == 0)
+      invite_by(w, A, secret, pk); /* 5 uses each: a new one as needed */
+    uint8_t seed[32];
+    memset(seed, 0, sizeof seed);
+    seed[0] = 0xd0, seed[1] = (uint8_t)i, seed[2] = (uint8_t)(i >> 8);
+    assert_int_equal(kith_ident_from_seed(&fans[i], seed), KITH_OK);
+    kith_err rc = admit_as(w, A, &fans[i], "fan", secret);
+    if (rc == KITH_ERR_USED_UP) {
+      invite_by(w, A, secret, pk);
+      rc = admit_as(w, A, &fans[i], "fan", secret);
+    }
+    assert_int_equal(rc, KITH_OK);
+  }
+  sync_node(w, B);
+  assert_int_equal(kith_group_n_members(w->g[B]), MAX - 1);
+  /* a and b each admit one more, concurrently: both reach the limit */
+  kith_ident x, y;
+  uint8_t sx[32], sy[32];
+  memset(sx, 0xe1, sizeof sx);
+  memset(sy, 0xe2, sizeof sy);
+  assert_int_equal(kith_ident_from_seed(&x, sx), KITH_OK);
+  assert_int_equal(kith_ident_from_seed(&y, sy), KITH_OK);
+  invite_by(w, A, secret, pk);
+  sync_node(w, B);
+  assert_int_equal(admit_as(w, A, &x, "x", secret), KITH_OK);
+  assert_int_equal(admit_as(w, B, &y, "y", secret), KITH_OK);
+  sync_nodes(w, A, B);
+  assert_int_equal(kith_group_n_members(w->g[A]), MAX);
+  assert_same_state(w, A, B);
+  kith_ident z;
+  memset(sy, 0xe3, sizeof sy);
+  assert_int_equal(kith_ident_from_seed(&z, sy), KITH_OK);
+  assert_int_equal(admit_as(w, A, &z, "z", secret), KITH_ERR_LIMIT);
+  /* a rekey of MAX boxes fits; so does the rekey after a removal */
+  do_rekey(w, A);
+  size_t len = g_bytes_get_size(w->log->pdata[w->log->len - 1]);
+  assert_true(len <= KITH_EVENT_MAX);
+  do_remove(w, A, B);
+  send_text(w, A, "852 boxes fit");
+  kith_group *g = kith_group_new(w->gid, &fans[0]);
+  for (guint i = 0; i < w->log->len; i++)
+    assert_true(ok_rc(feed(g, w->log->pdata[i])));
+  assert_int_equal(kith_group_n_held(g), 0);
+  assert_true(kith_group_is_ready(g));
+  assert_int_equal(kith_group_n_members(g), MAX - 1);
+  print_message("a rekey for %d members: %zu bytes (the event limit is %d)\n",
+                MAX, len, KITH_EVENT_MAX);
+  kith_group_free(g);
+  for (guint i = 0; i < made; i++)
+    kith_ident_clear(&fans[i]);
+  kith_ident_clear(&x);
+  kith_ident_clear(&y);
+  kith_ident_clear(&z);
+  g_free(fans);
   world_free(w);
 }
 
@@ -2242,7 +2313,8 @@ int main(void) {
       cmocka_unit_test(expired_invite_admits_nobody),
       cmocka_unit_test(names_are_not_identities),
       cmocka_unit_test(add_of_unusable_id_is_rejected),
-      cmocka_unit_test(catch_up_keys_cannot_make_rekeys_too_big),
+      cmocka_unit_test(members_who_missed_epochs_do_not_grow_rekeys),
+      cmocka_unit_test(group_at_the_member_limit_can_still_remove_and_rekey),
       cmocka_unit_test(adversary_schedules_converge),
   };
   int failed = cmocka_run_group_tests_name("adversary", tests, NULL, NULL);
