@@ -364,15 +364,36 @@ static void newcomer_keeps_only_keys_of_existing_epochs(void **state) {
  * as a full disk would): the removal stands, the caller is told
  * (KITH_ERR_REKEY), nothing is posted in the old epoch meanwhile, and
  * kith_group_maintain makes the rekey once it can. */
-static void failed_rekey_after_removal_is_reported_and_retried(void **state) {
-  world *w = world_new(KITH_HISTORY_SHARED, 0, C);
-  char *dir = g_dir_make_tmp("kith-adversary-XXXXXX", NULL);
-  char *path = g_build_filename(dir, "kith.db", NULL);
+/* A store in a fresh temporary directory (*dir, *path: its file), with a
+ * row for group gid. */
+static kith_store *temp_store(const uint8_t gid[32], char **dir, char **path) {
+  *dir = g_dir_make_tmp("kith-adversary-XXXXXX", NULL);
+  *path = g_build_filename(*dir, "kith.db", NULL);
   uint8_t key[32];
   memset(key, 7, sizeof key);
   kith_store *st = NULL;
-  assert_int_equal(kith_store_open(path, key, &st), KITH_OK);
-  assert_int_equal(kith_store_put_group(st, w->gid), KITH_OK);
+  assert_int_equal(kith_store_open(*path, key, &st), KITH_OK);
+  assert_int_equal(kith_store_put_group(st, gid), KITH_OK);
+  return st;
+}
+
+static void temp_store_remove(kith_store *st, char *dir, char *path) {
+  kith_store_close(st);
+  static const char *const files[] = {"", "-wal", "-shm"};
+  for (size_t i = 0; i < G_N_ELEMENTS(files); i++) {
+    char *f = g_strconcat(path, files[i], NULL);
+    (void)g_remove(f);
+    g_free(f);
+  }
+  (void)g_rmdir(dir);
+  g_free(path);
+  g_free(dir);
+}
+
+static void failed_rekey_after_removal_is_reported_and_retried(void **state) {
+  world *w = world_new(KITH_HISTORY_SHARED, 0, C);
+  char *dir, *path;
+  kith_store *st = temp_store(w->gid, &dir, &path);
   assert_int_equal(kith_group_attach_store(w->g[A], st), KITH_OK);
   sqlite3 *db = NULL;
   assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
@@ -419,16 +440,7 @@ static void failed_rekey_after_removal_is_reported_and_retried(void **state) {
   g_free(text);
   sqlite3_close(db);
   world_free(w);
-  kith_store_close(st);
-  static const char *const files[] = {"", "-wal", "-shm"};
-  for (size_t i = 0; i < G_N_ELEMENTS(files); i++) {
-    char *f = g_strconcat(path, files[i], NULL);
-    (void)g_remove(f);
-    g_free(f);
-  }
-  (void)g_rmdir(dir);
-  g_free(path);
-  g_free(dir);
+  temp_store_remove(st, dir, path);
 }
 
 /* ---- rekeys to epochs that exist ---- */
@@ -1272,6 +1284,46 @@ static void garbage_rekey_costs_one_small_need_per_victim(void **state) {
     assert_true(kith_group_is_ready(w->g[A]));
     crowd_free(&c);
   }
+}
+
+/* Requests live in the state, which a restart folds again from the
+ * stored control events: a's node asks (its replica writes to a store),
+ * restarts, has the same state and does not ask again; c's answer then
+ * reaches the restarted replica, which takes the key. */
+static void key_requests_survive_a_restart(void **state) {
+  world *w = world_new(KITH_HISTORY_SHARED, 0, D);
+  char *dir, *path;
+  kith_store *st = temp_store(w->gid, &dir, &path);
+  assert_int_equal(kith_group_attach_store(w->g[A], st), KITH_OK);
+  garbage_rekey_by_d(w, A, A, NULL, NULL, NULL);
+  sync_nodes(w, A, D);
+  uint32_t kind;
+  assert_int_equal(maintain_at(w, A, w->now, &kind), 1);
+  assert_int_equal(kind, KITH_EV_NEED);
+  assert_int_equal(kith_group_flush(w->g[A]), KITH_OK);
+  uint8_t before[32], after[32];
+  kith_group_state_hash(w->g[A], before);
+  kith_group_free(w->g[A]);
+  w->g[A] = NULL;
+  assert_int_equal(kith_group_open(w->gid, &w->id[A], st, &w->g[A]), KITH_OK);
+  kith_group_state_hash(w->g[A], after);
+  assert_memory_equal(before, after, 32);
+  assert_false(kith_group_is_ready(w->g[A]));
+  assert_int_equal(maintain_at(w, A, w->now + 1000, NULL), 0);
+  sync_nodes(w, B, D);
+  assert_int_equal(maintain_at(w, B, w->now, &kind), 1);
+  assert_int_equal(kind, KITH_EV_KEYS);
+  sync_node(w, A);
+  assert_true(kith_group_is_ready(w->g[A]));
+  assert_int_equal(kith_group_flush(w->g[A]), KITH_OK);
+  send_text(w, A, "back after a restart");
+  char *text = sync_read(w, D);
+  assert_string_equal(text, "back after a restart");
+  g_free(text);
+  kith_group_free(w->g[A]);
+  w->g[A] = NULL;
+  world_free(w);
+  temp_store_remove(st, dir, path);
 }
 
 /* Boxes that open but start with another epoch's key, or a rekey whose
@@ -2302,6 +2354,7 @@ int main(void) {
       cmocka_unit_test(concurrent_admission_is_given_the_missed_epoch),
       cmocka_unit_test(garbage_rekey_victims_recover_and_forger_is_reported),
       cmocka_unit_test(useless_answer_passes_the_turn),
+      cmocka_unit_test(key_requests_survive_a_restart),
       cmocka_unit_test(garbage_rekey_costs_one_small_need_per_victim),
       cmocka_unit_test(garbage_rekey_variants_cannot_stop_honest_senders),
       cmocka_unit_test(invite_race_loser_reads_nothing_after),
