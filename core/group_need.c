@@ -360,6 +360,15 @@ static int can_give(kith_group *g, const grp_ctl *c, uint64_t epoch) {
   return holds_meta(g, epoch) ? 1 : 0;
 }
 
+/* Whether we can give need c anything (before the costlier turn order:
+ * most members hold none of what a need asks for). */
+static int can_give_any(kith_group *g, const grp_ctl *c) {
+  for (uint32_t k = 0; k < c->in.n_epochs; k++)
+    if (can_give(g, c, c->in.epochs[k]))
+      return 1;
+  return 0;
+}
+
 /* The box for need c: the keys we can give of the epochs it still asks
  * for. KITH_ERR_NOT_FOUND if we can give none. */
 static kith_err box_for(kith_group *g, const grp_state *s, const grp_ctl *c,
@@ -424,7 +433,8 @@ static GPtrArray *due_needs(kith_group *g, uint64_t now_ms) {
     const grp_need *q = &g_array_index(s->needs, grp_need, i);
     const grp_ctl *c = grp_ctl_at(g, q->need);
     if (!q->open || !c || memcmp(q->member, g->me->pk, 32) == 0 ||
-        !g_hash_table_add(seen, GUINT_TO_POINTER(q->need)))
+        !g_hash_table_add(seen, GUINT_TO_POINTER(q->need)) ||
+        !can_give_any(g, c))
       continue;
     long turn = answer_turn(g, c);
     if (turn >= 0 && now_ms >= first_seen(g, c, now_ms) + turn_wait(turn))
