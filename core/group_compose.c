@@ -93,7 +93,7 @@ static kith_err pack_body(const kith_event *ev, const uint8_t *gid,
   if (grp_is_message_like(ev->kind))
     kith_pack_uint(&p, n);
   kith_pack_bin(&p, sealed, sl);
-  if (ev->kind == KITH_EV_ADD || ev->kind == KITH_EV_REKEY)
+  if (grp_has_extra(ev->kind))
     kith_pack_bin(&p, extra, extra_len);
   else if (!grp_is_message_like(ev->kind))
     kith_pack_nil(&p);
@@ -139,7 +139,10 @@ kith_err grp_compose_at(kith_group *g, kith_event *ev, uint64_t epoch,
   if (rc == KITH_OK)
     rc = kith_event_build(ev, g->me, bytes, len);
   g_free(bytes);
-  body b = {.epoch = epoch, .n = n};
+  body b = {.epoch = epoch,
+            .n = n,
+            .extra = (uint8_t *)extra, /* borrowed: b is not cleared */
+            .extra_len = extra_len};
   if (rc == KITH_OK && !grp_is_message_like(ev->kind)) {
     own->pt = g_memdup2(inner->sb.data, inner->sb.size);
     own->pt_len = inner->sb.size;

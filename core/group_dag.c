@@ -229,6 +229,32 @@ void grp_ctl_free(kith_group *g, grp_ctl *c) {
   g_free(c);
 }
 
+/* ---- epochs and the control events that started them ---- */
+
+/* g->epochs: epoch id -> uint32_t array {count, cseq...}: the create or
+ * rekeys naming it (several only if concurrent rekeys named one epoch). */
+void grp_epoch_started(kith_group *g, uint64_t epoch, uint32_t cseq) {
+  uint32_t *v = g_hash_table_lookup(g->epochs, &epoch);
+  uint32_t n = v ? v[0] : 0;
+  uint32_t *nv = g_new(uint32_t, n + 2);
+  if (v)
+    memcpy(nv, v, sizeof(uint32_t) * (n + 1));
+  nv[0] = n + 1;
+  nv[n + 1] = cseq;
+  uint64_t *k = g_new(uint64_t, 1);
+  *k = epoch;
+  g_hash_table_replace(g->epochs, k, nv);
+}
+
+const grp_ctl *grp_epoch_start(const kith_group *g, uint64_t epoch,
+                               const grp_ivs *past) {
+  const uint32_t *v = g_hash_table_lookup(g->epochs, &epoch);
+  for (uint32_t i = 0; v && i < v[0]; i++)
+    if (!past || grp_ivs_has(past, v[1 + i]))
+      return grp_ctl_at(g, v[1 + i]);
+  return NULL;
+}
+
 /* ---- member numbers ---- */
 
 static guint id_hash(gconstpointer p) {

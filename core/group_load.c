@@ -110,12 +110,6 @@ kith_err grp_store_event(kith_group *g, const kith_event *ev, const grp_ctl *c,
 
 /* ---- rebuilding from the store ---- */
 
-static void note_epoch(kith_group *g, uint64_t epoch) {
-  uint64_t *k = g_new(uint64_t, 1);
-  *k = epoch;
-  g_hash_table_replace(g->epochs, k, NULL);
-}
-
 static kith_err load_control(void *ctx, const kith_store_ctl *r) {
   kith_group *g = ctx;
   kith_event ev;
@@ -146,7 +140,9 @@ static kith_err load_control(void *ctx, const kith_store_ctl *r) {
         g_memdup2(r->note_len ? r->note : (const uint8_t *)"", r->note_len);
     c->in.pt_len = r->note_len;
     grp_ctl_insert(g, c);
-    note_epoch(g, c->kind == KITH_EV_REKEY ? c->in.new_epoch : c->epoch);
+    if (c->kind == KITH_EV_CREATE || c->kind == KITH_EV_REKEY)
+      grp_epoch_started(
+          g, c->kind == KITH_EV_REKEY ? c->in.new_epoch : c->epoch, c->cseq);
     if (c->kind > KITH_EV_MESSAGE)
       g->has_ext_kind = 1;
   } else {

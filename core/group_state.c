@@ -41,6 +41,7 @@ void grp_state_init(grp_state *s) {
   s->bans = g_byte_array_new();
   s->shared = g_byte_array_new();
   s->reports = g_array_new(FALSE, TRUE, sizeof(grp_report));
+  s->needs = g_array_new(FALSE, TRUE, sizeof(grp_need));
 }
 
 void grp_state_clear(grp_state *s) {
@@ -54,6 +55,8 @@ void grp_state_clear(grp_state *s) {
     g_byte_array_free(s->shared, TRUE);
   if (s->reports)
     g_array_free(s->reports, TRUE);
+  if (s->needs)
+    g_array_free(s->needs, TRUE);
   memset(s, 0, sizeof *s);
 }
 
@@ -76,6 +79,7 @@ void grp_state_copy(grp_state *dst, const grp_state *src) {
   dst->bans = bytes_dup(src->bans);
   dst->shared = bytes_dup(src->shared);
   dst->reports = array_dup(src->reports, sizeof(grp_report));
+  dst->needs = array_dup(src->needs, sizeof(grp_need));
 }
 
 int grp_name_is_valid(const char *s, size_t len) {
@@ -103,14 +107,14 @@ int grp_emoji_is_valid(const char *s, size_t len) {
          !g_unichar_isspace(g_utf8_get_char(s));
 }
 
-/* Binary search for a 32-byte key at the start of fixed-size elements. */
-static guint find_pos(const void *base, guint n, size_t stride,
-                      const uint8_t key[32], int *found) {
+guint grp_bsearch(const void *base, guint n, size_t stride,
+                  int (*cmp)(const void *elem, const void *key),
+                  const void *key, int *found) {
   guint lo = 0, hi = n;
   *found = 0;
   while (lo < hi) {
     guint mid = lo + (hi - lo) / 2;
-    int c = memcmp((const uint8_t *)base + mid * stride, key, 32);
+    int c = cmp((const uint8_t *)base + mid * stride, key);
     if (c == 0) {
       *found = 1;
       return mid;
@@ -121,6 +125,16 @@ static guint find_pos(const void *base, guint n, size_t stride,
       hi = mid;
   }
   return lo;
+}
+
+static int cmp_id(const void *elem, const void *key) {
+  return memcmp(elem, key, 32);
+}
+
+/* Binary search for a 32-byte key at the start of fixed-size elements. */
+static guint find_pos(const void *base, guint n, size_t stride,
+                      const uint8_t key[32], int *found) {
+  return grp_bsearch(base, n, stride, cmp_id, key, found);
 }
 
 grp_member *grp_state_member(const grp_state *s, const uint8_t id[32]) {
@@ -170,6 +184,12 @@ int grp_state_outranks(const kith_group *g, const grp_member *a,
     return a->m.role > b->m.role;
   const grp_ctl *x = grp_ctl_at(g, a->since), *y = grp_ctl_at(g, b->since);
   return x && y && grp_ctl_cmp(x, y) < 0;
+}
+
+/* The rekeys a member made since the last membership change in the fold
+ * (whether they took effect or not). */
+static uint32_t rekey_run(const grp_state *s, const grp_member *m) {
+  return m->run_gen == s->change_gen ? m->run : 0;
 }
 
 kith_err grp_state_check_invite(const grp_state *s, const uint8_t pk[32],
@@ -346,7 +366,10 @@ kith_err grp_state_check(const kith_group *g, const grp_state *s, uint32_t kind,
   case KITH_EV_DELETE:
     return check_post(s, me, kind, ts);
   case KITH_EV_REKEY:
+    return rekey_run(s, me) < KITH_REKEY_RUN ? KITH_OK : KITH_ERR_LIMIT;
   case KITH_EV_LEAVE:
+  case KITH_EV_NEED: /* their rules need the causal past: group_need.c */
+  case KITH_EV_KEYS:
     return KITH_OK;
   default:
     return KITH_ERR_PROTOCOL;
@@ -536,6 +559,16 @@ static void resolve_power(fold_ctx *x) {
 static void note_change(grp_state *s, const grp_ctl *c) {
   s->change_ts = c->ts;
   memcpy(s->change_by, c->author, 32);
+  s->change_gen++; /* every member's run of rekeys starts again */
+}
+
+static void count_rekey(grp_state *s, const grp_ctl *c) {
+  grp_member *m =
+      c->kind == KITH_EV_REKEY ? grp_state_member(s, c->author) : NULL;
+  if (m) {
+    m->run = rekey_run(s, m) + 1;
+    m->run_gen = s->change_gen;
+  }
 }
 
 static void add_member(grp_state *s, const uint8_t id[32], const char *name,
@@ -590,7 +623,9 @@ static void exit_member(grp_state *s, const grp_ctl *c, const uint8_t who[32]) {
 static int apply_add(kith_group *g, grp_state *s, const grp_ctl *c) {
   grp_invite *inv = grp_state_invite(s, c->in.pk);
   if (!inv || inv->revoked || inv->used >= inv->uses || c->ts >= inv->expires ||
-      grp_state_member(s, c->in.member) || grp_state_is_banned(s, c->in.member))
+      grp_state_member(s, c->in.member) ||
+      grp_state_is_banned(s, c->in.member) ||
+      s->members->len >= KITH_GROUP_MAX_MEMBERS) /* concurrent adds */
     return 0;
   inv->used++;
   add_member(s, c->in.member, c->in.name, KITH_ROLE_MEMBER, c->cseq);
@@ -640,20 +675,13 @@ static int rekey_stands(const fold_ctx *x, const grp_ctl *k) {
   return 1;
 }
 
-static void apply_rekey(fold_ctx *x, grp_state *s, grp_ctl *c) {
+static void apply_rekey(grp_state *s, grp_ctl *c) {
   s->epoch = c->in.new_epoch;
   s->generation++;
   s->epoch_ctl = c->cseq;
   g_byte_array_set_size(s->shared, 0);
-  if (c->in.has_ref && s->reports->len < GROUP_MAX_REPORTS) {
-    const grp_ctl *bad = grp_ctl_by_id(x->g, c->in.ref);
-    grp_report r;
-    memcpy(r.reporter, c->author, 32);
-    memcpy(r.accused, bad ? bad->author : c->in.ref, 32);
-    memcpy(r.rekey, c->in.ref, 32);
-    g_array_append_val(s->reports, r);
+  if (c->in.has_ref) /* a recovery: its author's need reported the forger */
     s->ext = 1;
-  }
 }
 
 static void apply_settings(grp_state *s, const grp_ctl *c) {
@@ -724,8 +752,11 @@ static int apply(fold_ctx *x, grp_state *s, grp_ctl *c) {
   case KITH_EV_REKEY:
     if (!rekey_stands(x, c))
       return 0;
-    apply_rekey(x, s, c);
+    apply_rekey(s, c);
     return 1;
+  case KITH_EV_NEED:
+  case KITH_EV_KEYS:
+    return grp_need_apply(x->g, s, c);
   default:
     return 0;
   }
@@ -740,6 +771,7 @@ static int decide(fold_ctx *x, const grp_ctl *c) {
 }
 
 static void fold_one(fold_ctx *x, grp_state *s, grp_ctl *c) {
+  count_rekey(s, c);
   int e = decide(x, c) && apply(x, s, c);
   x->eff[c->cseq] = (uint8_t)e;
   if (e && c->kind > KITH_EV_MESSAGE)
@@ -791,6 +823,7 @@ void grp_fold_append(kith_group *g, grp_ctl *c) {
   x.exits = g_hash_table_new(id_hash, id_equal);
   x.demotes = g_hash_table_new(id_hash, id_equal);
   const grp_ctl *since = grp_ctl_at(g, c->a_since);
+  count_rekey(&g->st, c);
   int e = c->kind == KITH_EV_CREATE || (since && since->effective);
   e = e && apply(&x, &g->st, c);
   c->effective = (uint8_t)e;
@@ -921,8 +954,8 @@ void grp_state_pack(kith_group *g, const grp_state *s, kith_pack *p) {
   g_byte_array_free(h, TRUE);
 }
 
-void grp_state_pack_ext(const grp_state *s, kith_pack *p) {
-  kith_pack_array(p, 5);
+void grp_state_pack_ext(kith_group *g, const grp_state *s, kith_pack *p) {
+  kith_pack_array(p, s->has_needs ? 6 : 5);
   kith_pack_bin(p, s->bans->data, s->bans->len);
   guint revoked = 0;
   for (guint i = 0; i < s->invites->len; i++)
@@ -952,4 +985,6 @@ void grp_state_pack_ext(const grp_state *s, kith_pack *p) {
     kith_pack_bin(p, r->accused, 32);
     kith_pack_bin(p, r->rekey, 32);
   }
+  if (s->has_needs)
+    grp_state_pack_needs(g, s, p);
 }

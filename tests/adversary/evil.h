@@ -430,6 +430,17 @@ static inline GBytes *evil_control(const evil *e, uint32_t kind, evil_at at,
   return evil_finish(e, kind, &at, epoch, -1, meta, inner, extra);
 }
 
+/* The same, sealed under the meta key of the epoch whose secret is given
+ * (one the attacker's view does not hold yet, such as its own new one). */
+static inline GBytes *evil_control_in(const evil *e, uint32_t kind, evil_at at,
+                                      uint64_t epoch, const uint8_t secret[32],
+                                      kith_pack *inner, GBytes *extra) {
+  uint8_t meta[32];
+  evil_settle(e, &at);
+  kith_gcrypto_meta_key(secret, meta);
+  return evil_finish(e, kind, &at, epoch, -1, meta, inner, extra);
+}
+
 /* A message by the attacker at `at` in epoch, chain number n, under the
  * right message key if the epoch's secret is given or the view holds it
  * (else under garbage). */
@@ -452,10 +463,26 @@ static inline GBytes *evil_message(const evil *e, evil_at at, uint64_t epoch,
                      NULL);
 }
 
-/* A rekey at `at` (its body in epoch) to a fresh epoch, one box per id of
+/* A rekey at `at` (its body in epoch) to the epoch new_epoch whose secret
+ * is given (a fresh one, or one that exists already), one box per id of
  * `members` (which should be the members at `at`, by id) of the kinds
- * asked for; replaces makes it a recovery rekey. *new_epoch and secret
- * (if given) get the new epoch. */
+ * asked for; replaces makes it a recovery rekey. */
+static inline GBytes *evil_rekey_to(const evil *e, evil_at at, uint64_t epoch,
+                                    const GByteArray *members,
+                                    const evil_box_kind *kinds, size_t n_kinds,
+                                    const uint8_t *replaces, uint64_t new_epoch,
+                                    const uint8_t secret[32]) {
+  GBytes *boxes =
+      evil_rekey_boxes(e, members, kinds, n_kinds, new_epoch, secret);
+  kith_pack inner;
+  kith_pack_init(&inner);
+  evil_inner_rekey(&inner, new_epoch, replaces);
+  GBytes *raw = evil_control(e, KITH_EV_REKEY, at, epoch, &inner, boxes);
+  g_bytes_unref(boxes);
+  return raw;
+}
+
+/* The same to a fresh epoch; *new_epoch and secret_out (if given) get it. */
 static inline GBytes *evil_rekey(const evil *e, evil_at at, uint64_t epoch,
                                  const GByteArray *members,
                                  const evil_box_kind *kinds, size_t n_kinds,
@@ -463,12 +490,8 @@ static inline GBytes *evil_rekey(const evil *e, evil_at at, uint64_t epoch,
                                  uint8_t *secret_out) {
   uint8_t secret[32];
   uint64_t ep = evil_new_epoch(secret);
-  GBytes *boxes = evil_rekey_boxes(e, members, kinds, n_kinds, ep, secret);
-  kith_pack inner;
-  kith_pack_init(&inner);
-  evil_inner_rekey(&inner, ep, replaces);
-  GBytes *raw = evil_control(e, KITH_EV_REKEY, at, epoch, &inner, boxes);
-  g_bytes_unref(boxes);
+  GBytes *raw = evil_rekey_to(e, at, epoch, members, kinds, n_kinds, replaces,
+                              ep, secret);
   if (new_epoch)
     *new_epoch = ep;
   if (secret_out)
