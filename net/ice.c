@@ -303,10 +303,17 @@ static void on_selected_pair(NiceAgent *agent, guint stream, guint comp,
   kith_ice *ice = data;
   if (ice->dead || stream != ice->stream || comp != COMPONENT)
     return;
+  char before[sizeof ice->path];
+  g_strlcpy(before, ice->path, sizeof before);
   record_pair(ice, l, r);
   NiceComponentState st = nice_agent_get_component_state(agent, stream, comp);
   if (st == NICE_COMPONENT_STATE_CONNECTED || st == NICE_COMPONENT_STATE_READY)
     report(ice, 1);
+  /* A later nomination moved the link to another pair (libnice's
+   * pseudo-TCP goes on over it): tell the owner. */
+  if (!ice->dead && ice->ready && before[0] != '\0' &&
+      strcmp(before, ice->path) != 0 && ice->cbs.on_path != NULL)
+    ice->cbs.on_path(ice, ice->ud);
 }
 
 static void on_writable(NiceAgent *agent, guint stream, guint comp,

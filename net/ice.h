@@ -97,6 +97,9 @@ typedef struct kith_ice_callbacks {
   void (*on_recv)(kith_ice *ice, const uint8_t *buf, size_t len, void *ud);
   /* the send buffer has room again after a short kith_ice_send */
   void (*on_writable)(kith_ice *ice, void *ud);
+  /* after ready: the selected pair changed (kith_ice_path may differ);
+   * may be NULL */
+  void (*on_path)(kith_ice *ice, void *ud);
 } kith_ice_callbacks;
 
 /* Starts gathering on ctx. cbs is copied; ud is passed back. */
