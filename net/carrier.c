@@ -18,9 +18,10 @@
 #include "../core/codec.h"
 #include "node_int.h"
 
-#define RELAY_CHUNK (64 * 1024)           /* session bytes per relayed frame */
-#define PROBE_SETTLE_MS (3 * KITH_SECOND) /* a ready probe may still improve   \
-                                           */
+/* session bytes per relayed frame */
+#define RELAY_CHUNK (64 * 1024)
+/* a ready probe may still find a better pair for this long */
+#define PROBE_SETTLE_MS (3 * KITH_SECOND)
 
 static void carrier_reset(node_carrier *c) {
   if (c->ice)
