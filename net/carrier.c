@@ -143,10 +143,19 @@ static void flush_one(node_peer *p, node_carrier *c) {
         g_byte_array_set_size(c->out, 0);
       return;
     }
-    for (guint off = 0; off < c->out->len; off += RELAY_CHUNK)
-      relay_send_data(r, p->id, c->out->data + off,
-                      MIN(RELAY_CHUNK, c->out->len - off));
-    g_byte_array_set_size(c->out, 0);
+    /* The relay drops what is over its rate, and a lost record ends the
+     * session: stay under it (all links through r share its bucket); the
+     * rest waits for the tick. */
+    guint off = 0;
+    while (off < c->out->len && !p->closed) {
+      guint chunk = MIN(RELAY_CHUNK, c->out->len - off);
+      if (!kith_bucket_take(&r->relay_pace, RELAY_PACE_RATE, RELAY_PACE_BURST,
+                            chunk, node_now()))
+        break;
+      relay_send_data(r, p->id, c->out->data + off, chunk);
+      off += chunk;
+    }
+    g_byte_array_remove_range(c->out, 0, off);
     return;
   }
   while (c->ice && c->out->len > 0) {
@@ -557,6 +566,10 @@ static void start_probe(node_peer *p, uint64_t now) {
 void carrier_tick(node_peer *p, uint64_t now) {
   int probe = probe_slot(p);
 
+  if (p->car[CAR_RELAY].out->len > 0)
+    carrier_flush(p); /* paced: what the relay's rate held back */
+  if (p->closed)
+    return;
   maybe_restart(p, now);
   if (p->closed || p->state != PEER_UP)
     return;

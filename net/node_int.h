@@ -41,6 +41,9 @@
 #define PEER_IN_MAX (16u * 1024 * 1024)    /* bytes held for a later carrier */
 #define RELAY_RATE (256 * 1024)            /* bytes per second per friend */
 #define RELAY_BURST (1024 * 1024)
+/* what a node sends through one relay friend: under the relay's limit */
+#define RELAY_PACE_RATE (RELAY_RATE * 7 / 8)
+#define RELAY_PACE_BURST (RELAY_BURST / 2)
 #define RELAYED_SEEN_CAP 4096     /* relayed envelopes remembered */
 #define RELAYED_SEEN_PER_RELAY 64 /* ... per relay that passed them */
 #define OFFER_MIN_SIZE (KITH_SIGNAL_MAX - 4) /* room for any answer */
@@ -123,6 +126,7 @@ typedef struct node_peer {
   GQueue *push;         /* events to send in order (gossip.c push_item) */
   GHashTable *announce; /* node id texts whose address to tell this peer */
   kith_bucket announce_rate;
+  kith_bucket relay_pace; /* as a relay friend: what links through it send */
   char via[KITH_ID_TEXT_LEN + 1]; /* relay friend our signalling used, or "" */
   int relayed; /* the session's records go through `via` now */
   int closed;  /* peer_close ran: inert, waiting for the reaper (below) */

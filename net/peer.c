@@ -371,6 +371,7 @@ static node_peer *peer_new(kith_node *n, const uint8_t id[32], int offerer) {
   p->push = g_queue_new();
   p->announce = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   kith_bucket_init(&p->announce_rate, ADDRS_BURST, node_now());
+  kith_bucket_init(&p->relay_pace, RELAY_PACE_BURST, node_now());
   p->sess = kith_session_new(&n->me, id, offerer);
   p->attempts = 1;
   if (!p->sess || carrier_ice_new(p, CAR_RELAY + 1, 1) != KITH_OK) {
