@@ -49,6 +49,7 @@ bench: deps
 	$(BUILD_BENCH)/bin/kith-bench ingest
 	$(BUILD_BENCH)/bin/kith-bench reconcile --items 100000 --diff 100
 	$(BUILD_BENCH)/bin/kith-bench link
+	$(BUILD_BENCH)/bin/kith-bench link --no-worker
 	$(BUILD_BENCH)/bin/kith-bench link --frame 1024
 	@if [ -x $(BUILD_BENCH)/bin/kith-sim ]; then \
 	  $(BUILD_BENCH)/bin/kith-sim --nodes 1000 --messages 20 --loss 0.01 \

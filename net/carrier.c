@@ -110,7 +110,7 @@ uint64_t peer_path_age_s(const node_peer *p, uint64_t now) {
 }
 
 size_t peer_unsent(const node_peer *p) {
-  size_t sum = 0;
+  size_t sum = p->crypt ? kith_crypt_unsent(p->crypt) : 0;
   for (int i = 0; i < PEER_CARRIERS; i++)
     sum += p->car[i].out ? p->car[i].out->len : 0;
   return sum;
@@ -186,13 +186,14 @@ void carrier_flush(node_peer *p) {
   if (p->closed)
     return;
   drop_left(p);
-  gossip_pump(p);
+  if (!p->moving)
+    gossip_pump(p);
 }
 
 kith_err carrier_seal(node_peer *p, const uint8_t *frame, size_t len) {
-  if (p->tx < 0)
+  if (p->tx < 0 || !p->crypt)
     return KITH_ERR_STATE;
-  return kith_session_seal(p->sess, frame, len, p->car[p->tx].out);
+  return kith_crypt_seal(p->crypt, frame, len, p->car[p->tx].out);
 }
 
 static void start_session(node_peer *p, int slot) {
@@ -231,8 +232,13 @@ static void send_move(node_peer *p, uint64_t attempt) {
     for (int i = 7; i >= 0; i--)
       frame[len++] = (uint8_t)(attempt >> (8 * i));
   }
-  if (kith_session_seal(p->sess, frame, len, p->car[p->tx].out) != KITH_OK)
+  /* Every record sealed before MOVE goes out on the old carrier first,
+   * and nothing is sealed between them (the pump waits). */
+  p->moving = 1;
+  kith_crypt_sync_tx(p->crypt);
+  if (!p->closed && carrier_seal(p, frame, len) != KITH_OK)
     peer_close(p, "cannot seal frame");
+  p->moving = 0;
 }
 
 /* Moves what this side writes to a better carrier: MOVE is the last
@@ -456,9 +462,7 @@ static void maybe_restart(node_peer *p, uint64_t now) {
     return;
   node_log(p->node, "the relay friend does not pass %.8s's records: ICE",
            p->id_text);
-  kith_session_free(p->sess);
-  p->sess = kith_session_new(&p->node->me, p->id, 1);
-  if (!p->sess) {
+  if (!peer_new_session(p)) {
     peer_close(p, "session start failed");
     return;
   }

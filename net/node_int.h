@@ -18,6 +18,7 @@
 #include "../core/replay.h"
 #include "../core/store.h"
 #include "control.h"
+#include "crypt.h"
 #include "ice.h"
 #include "node.h"
 #include "path.h"
@@ -112,6 +113,7 @@ typedef struct node_peer {
   uint64_t path_since_ms; /* monotonic: when the path in use was taken */
   char path_seen[16];     /* the path in use then */
   kith_session *sess;
+  kith_crypt *crypt;   /* the session's records on the worker (crypt.h) */
   uint64_t started_ms; /* when this attempt began (monotonic) */
   uint64_t last_rx_ms;
   uint64_t ping_sent_ms;
@@ -134,6 +136,7 @@ typedef struct node_peer {
   node_instance inst; /* the peer's, from its offer or answer */
   int has_inst;
   int pumping;
+  int moving; /* sealing MOVE: nothing else may be sealed meanwhile */
 } node_peer;
 
 typedef struct node_group {
@@ -334,6 +337,8 @@ void peer_watch_addrs(kith_node *n, uint64_t now);
 
 /* peer.c: the session's bytes, from the carrier it reads */
 void peer_feed(node_peer *p, const uint8_t *buf, size_t len);
+/* peer.c: a new session (and its crypto worker link) for p; 0 if none */
+int peer_new_session(node_peer *p);
 /* peer.c: sends the link's offer or answer once its ICE agent gathered */
 void peer_signal_when_ready(node_peer *p);
 

@@ -11,6 +11,7 @@
 
 void peer_free(node_peer *p) {
   carrier_free(p);
+  kith_crypt_free(p->crypt);
   if (p->sess)
     kith_session_free(p->sess);
   if (p->reply_to)
@@ -164,8 +165,10 @@ void peer_close(node_peer *p, const char *why) {
     backoff_note_failure(n, p->id);
   if (g_hash_table_lookup(n->peers, p->id_text) == p)
     g_hash_table_remove(n->peers, p->id_text);
-  /* No ICE callback may name the peer from here on. */
+  /* No ICE or crypto callback may name the peer from here on. */
   carrier_release(p);
+  kith_crypt_free(p->crypt);
+  p->crypt = NULL;
   node_retire_peer(n, p);
   if (was_up)
     gossip_link_down(n, p);
@@ -185,13 +188,10 @@ void peer_send_frame(node_peer *p, const uint8_t *frame, size_t len) {
   carrier_flush(p);
 }
 
-/* Bytes of the session, from the carrier it reads. Any handler may close
- * the link: p stays valid (life cycle above), so p->closed says. */
-void peer_feed(node_peer *p, const uint8_t *buf, size_t len) {
-  GPtrArray *frames =
-      g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
-  kith_err err =
-      kith_session_recv(p->sess, buf, len, p->car[p->tx].out, frames);
+/* Frames of the session, in order: opened at once (peer_feed) or on the
+ * worker (on_crypt_frames). Any handler may close the link: p stays valid
+ * (life cycle above), so p->closed says. */
+static void take_frames(node_peer *p, GPtrArray *frames, kith_err err) {
   kith_node *n = p->node;
 
   p->last_rx_ms = node_now();
@@ -213,7 +213,6 @@ void peer_feed(node_peer *p, const uint8_t *buf, size_t len) {
     const uint8_t *f = g_bytes_get_data(frames->pdata[i], &flen);
     frames_on_frame(p, f, flen);
   }
-  g_ptr_array_unref(frames);
   if (p->closed)
     return;
   if (err != KITH_OK) {
@@ -223,6 +222,45 @@ void peer_feed(node_peer *p, const uint8_t *buf, size_t len) {
   }
   carrier_flush(p);
   carrier_after_frames(p);
+}
+
+/* Bytes of the session, from the carrier it reads. */
+void peer_feed(node_peer *p, const uint8_t *buf, size_t len) {
+  GPtrArray *frames =
+      g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+  kith_err err = kith_crypt_recv(p->crypt, buf, len, p->car[p->tx].out, frames);
+
+  take_frames(p, frames, err);
+  g_ptr_array_unref(frames);
+}
+
+static void on_crypt_frames(void *ud, GPtrArray *frames, kith_err err) {
+  take_frames(ud, frames, err);
+}
+
+/* Records the worker sealed: they go where the session writes now. */
+static void on_crypt_out(void *ud, const uint8_t *bytes, size_t len) {
+  node_peer *p = ud;
+
+  g_byte_array_append(p->car[p->tx].out, bytes, (guint)len);
+  if (!p->closed)
+    carrier_flush(p);
+}
+
+static const kith_crypt_callbacks crypt_cbs = {
+    .on_out = on_crypt_out,
+    .on_frames = on_crypt_frames,
+};
+
+int peer_new_session(node_peer *p) {
+  kith_crypt_free(p->crypt);
+  p->crypt = NULL;
+  if (p->sess)
+    kith_session_free(p->sess);
+  p->sess = kith_session_new(&p->node->me, p->id, p->offerer);
+  if (p->sess)
+    p->crypt = kith_crypt_new(p->node->ctx, p->sess, &crypt_cbs, p);
+  return p->sess != NULL;
 }
 
 /* array, kind, bin headers, since and instance nonce of a payload */
@@ -372,9 +410,8 @@ static node_peer *peer_new(kith_node *n, const uint8_t id[32], int offerer) {
   p->announce = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   kith_bucket_init(&p->announce_rate, ADDRS_BURST, node_now());
   kith_bucket_init(&p->relay_pace, RELAY_PACE_BURST, node_now());
-  p->sess = kith_session_new(&n->me, id, offerer);
   p->attempts = 1;
-  if (!p->sess || carrier_ice_new(p, CAR_RELAY + 1, 1) != KITH_OK) {
+  if (!peer_new_session(p) || carrier_ice_new(p, CAR_RELAY + 1, 1) != KITH_OK) {
     peer_free(p);
     return NULL;
   }
