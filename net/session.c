@@ -385,17 +385,24 @@ kith_err kith_session_recv(kith_session *s, const uint8_t *buf, size_t len,
   return e == KITH_OK ? KITH_OK : die(s, e);
 }
 
-kith_err kith_session_seal(kith_session *s, const uint8_t *frame, size_t len,
-                           GByteArray *out) {
+/* What a frame to seal must pass (both ways of sealing). */
+static kith_err may_seal(const kith_session *s, const uint8_t *frame,
+                         size_t len, const GByteArray *out) {
   if (s == NULL || frame == NULL || len == 0 || out == NULL)
     return KITH_ERR_ARG;
   if (s->dead != KITH_OK)
     return s->dead;
   if (s->phase != ESTABLISHED)
     return KITH_ERR_STATE;
-  if (len > KITH_SESSION_MAX_FRAME)
-    return KITH_ERR_LIMIT;
-  kith_err e = seal_record(s, frame, len, out);
+  return len > KITH_SESSION_MAX_FRAME ? KITH_ERR_LIMIT : KITH_OK;
+}
+
+kith_err kith_session_seal(kith_session *s, const uint8_t *frame, size_t len,
+                           GByteArray *out) {
+  kith_err e = may_seal(s, frame, len, out);
+  if (e != KITH_OK)
+    return e;
+  e = seal_record(s, frame, len, out);
   return e == KITH_OK ? KITH_OK : die(s, e);
 }
 
@@ -436,14 +443,9 @@ void kith_session_kill(kith_session *s, kith_err err) {
 kith_err kith_session_seal_later(kith_session *s, const uint8_t *frame,
                                  size_t len, GByteArray *out,
                                  kith_record_span *span) {
-  if (s == NULL || frame == NULL || len == 0 || out == NULL || span == NULL)
-    return KITH_ERR_ARG;
-  if (s->dead != KITH_OK)
-    return s->dead;
-  if (s->phase != ESTABLISHED)
-    return KITH_ERR_STATE;
-  if (len > KITH_SESSION_MAX_FRAME)
-    return KITH_ERR_LIMIT;
+  kith_err e = span ? may_seal(s, frame, len, out) : KITH_ERR_ARG;
+  if (e != KITH_OK)
+    return e;
   if (s->tx_n == UINT64_MAX)
     return die(s, KITH_ERR_LIMIT);
   uint8_t *p = append_header(out, len + KITH_SESSION_TAG_LEN);

@@ -167,42 +167,46 @@ static void bulk_and_chat_arrive_whole_and_in_order(void **state) {
   assert_int_equal(kith_crypt_unsent(f->a.c), 0);
 }
 
-static void sync_tx_flushes_everything_sealed_before(void **state) {
-  fixture *f = *state;
-  uint8_t big[20000];
-  memset(big, 7, sizeof big);
-  for (int i = 0; i < 20; i++)
+#define BIG 20000
+
+/* a seals count frames of BIG bytes (queued for the worker). */
+static void seal_big(fixture *f, uint8_t byte, int count) {
+  uint8_t big[BIG];
+  memset(big, byte, sizeof big);
+  for (int i = 0; i < count; i++)
     assert_int_equal(kith_crypt_seal(f->a.c, big, sizeof big, f->a.wire),
                      KITH_OK);
+}
+
+/* Delivers a's records to b until b has n frames or an error. */
+static void receive_until(fixture *f, guint n) {
+  for (int r = 0; r < ROUNDS_MAX && f->b.err == KITH_OK && f->b.got->len < n;
+       r++) {
+    deliver(&f->a, &f->b);
+    if (f->b.err == KITH_OK && f->b.got->len < n)
+      g_main_context_iteration(f->ctx, TRUE);
+  }
+}
+
+static void sync_tx_flushes_everything_sealed_before(void **state) {
+  fixture *f = *state;
+  seal_big(f, 7, 20);
   kith_crypt_sync_tx(f->a.c);
   assert_int_equal(kith_crypt_unsent(f->a.c), 0);
   /* a small frame now goes out at once, after all of them */
   uint8_t last[3] = {1, 2, 3};
   assert_int_equal(kith_crypt_seal(f->a.c, last, 3, f->a.wire), KITH_OK);
-  for (int r = 0; r < ROUNDS_MAX && f->b.got->len < 21; r++) {
-    deliver(&f->a, &f->b);
-    if (f->b.got->len < 21)
-      g_main_context_iteration(f->ctx, TRUE);
-  }
+  receive_until(f, 21);
   assert_int_equal(f->b.got->len, 21);
   assert_int_equal(g_bytes_get_size(f->b.got->pdata[20]), 3);
 }
 
 static void tampered_bulk_record_kills_the_session(void **state) {
   fixture *f = *state;
-  uint8_t big[20000];
-  memset(big, 9, sizeof big);
-  for (int i = 0; i < 8; i++)
-    assert_int_equal(kith_crypt_seal(f->a.c, big, sizeof big, f->a.wire),
-                     KITH_OK);
+  seal_big(f, 9, 8);
   kith_crypt_sync_tx(f->a.c);
-  f->a.wire->data[5 * (4 + sizeof big + 16) + 100] ^= 1; /* the 6th */
-  for (int r = 0; r < ROUNDS_MAX && f->b.err == KITH_OK && f->b.got->len < 8;
-       r++) {
-    deliver(&f->a, &f->b);
-    if (f->b.err == KITH_OK && f->b.got->len < 8)
-      g_main_context_iteration(f->ctx, TRUE);
-  }
+  f->a.wire->data[5 * (4 + BIG + 16) + 100] ^= 1; /* the 6th */
+  receive_until(f, 8);
   assert_int_equal(f->b.err, KITH_ERR_CRYPTO);
   assert_int_equal(f->b.got->len, 5); /* the five before it */
   assert_false(kith_session_is_established(f->b.s));
@@ -210,12 +214,8 @@ static void tampered_bulk_record_kills_the_session(void **state) {
 
 static void freed_link_gets_no_callback(void **state) {
   fixture *f = *state;
-  uint8_t big[20000];
-  memset(big, 1, sizeof big);
   int before = f->a.callbacks;
-  for (int i = 0; i < 10; i++)
-    assert_int_equal(kith_crypt_seal(f->a.c, big, sizeof big, f->a.wire),
-                     KITH_OK);
+  seal_big(f, 1, 10);
   kith_crypt_free(f->a.c); /* a job is in flight */
   f->a.c = NULL;
   for (int i = 0; i < 50; i++)
