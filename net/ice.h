@@ -17,6 +17,8 @@
 #define KITH_ICE_MAX_CANDS 16
 #define KITH_ICE_UFRAG_MAX 32
 #define KITH_ICE_PWD_MAX 64
+/* gathering is reported done by then even if a server has not answered */
+#define KITH_ICE_GATHER_WAIT_MS 1000
 
 typedef enum kith_cand_type {
   KITH_CAND_HOST = 0,
