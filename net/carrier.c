@@ -28,7 +28,7 @@ static void carrier_reset(node_carrier *c) {
     kith_ice_free(c->ice);
   c->ice = NULL;
   c->attempt = 0;
-  c->ready = c->gathered = c->answered = c->used = 0;
+  c->ready = c->gathered = c->answered = c->used = c->rx_left = 0;
   if (c->out)
     g_byte_array_set_size(c->out, 0);
   if (c->in)
@@ -233,10 +233,14 @@ static void send_move(node_peer *p, uint64_t attempt) {
       frame[len++] = (uint8_t)(attempt >> (8 * i));
   }
   /* Every record sealed before MOVE goes out on the old carrier first,
-   * and nothing is sealed between them (the pump waits). */
+   * and nothing is sealed between them (the pump waits). MOVE itself is
+   * sealed here and now, into the old carrier: with nothing queued the
+   * session's next counter is its own (the worker would hand it back
+   * after the switch, onto the new carrier). */
   p->moving = 1;
   kith_crypt_sync_tx(p->crypt);
-  if (!p->closed && carrier_seal(p, frame, len) != KITH_OK)
+  if (!p->closed &&
+      kith_session_seal(p->sess, frame, len, p->car[p->tx].out) != KITH_OK)
     peer_close(p, "cannot seal frame");
   p->moving = 0;
 }
@@ -281,7 +285,7 @@ static void on_bytes(node_peer *p, int slot, const uint8_t *buf, size_t len) {
     peer_feed(p, buf, len);
     return;
   }
-  if (c->used)
+  if (c->rx_left)
     return; /* a carrier the peer has left */
   if (c->in->len + len > PEER_IN_MAX) {
     peer_close(p, "too many bytes ahead of the peer's MOVE");
@@ -331,6 +335,7 @@ static void on_move(node_peer *p, uint64_t attempt) {
     peer_close(p, "the peer moved to a path this node does not have");
     return;
   }
+  p->car[p->rx].rx_left = 1;
   p->rx = to;
   p->car[to].used = 1;
   /* its held bytes are fed once the current batch of frames is done

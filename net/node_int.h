@@ -95,6 +95,7 @@ typedef struct node_carrier {
   int gathered; /* ICE: candidates gathered */
   int answered; /* ICE probe: the remote parameters are set */
   int used;     /* it has been the tx or rx carrier */
+  int rx_left;  /* the peer moved its records off it (MOVE) */
 } node_carrier;
 
 typedef struct node_peer {

@@ -25,8 +25,9 @@ check "alice links to her relay friend" wait_for 20 linked alice "$pid"
 check "bob links to his relay friend" wait_for 20 linked bob "$pid"
 
 k alice group create paths >/dev/null
-count=400
-seq 1 $count | sed 's/^/history line /' |
+count=1500 # 1.5 MB: the move happens while the history flows
+pad=$(printf '%0990d' 0)
+seq 1 $count | sed "s/^/history line $pad /" |
   k alice send paths - --lines >/dev/null
 code=$(k alice --json invite paths | json_field code)
 t0=$(now_ms)
@@ -45,7 +46,7 @@ check "  ... without re-making the link" \
   test "$(grep -c "link to ${aid:0:8} up" "$WORK/bob.log")" -eq 1
 texts() { k "$1" --json log paths | jq -r 'select(.type == "message") | .text'; }
 check "bob holds the whole history, once" \
-  diff <(texts bob | sort) <(seq 1 $count | sed 's/^/history line /' | sort)
+  diff <(texts bob | sort) <(seq 1 $count | sed "s/^/history line $pad /" | sort)
 check "  ... in alice's order" diff <(texts bob) <(texts alice)
 for i in $(seq 20); do k bob send paths "after the move $i" >/dev/null; done
 check "alice gets bob's messages over the direct path" \
