@@ -49,6 +49,7 @@ bench: deps
 	$(BUILD_BENCH)/bin/kith-bench ingest
 	$(BUILD_BENCH)/bin/kith-bench reconcile --items 100000 --diff 100
 	$(BUILD_BENCH)/bin/kith-bench link
+	$(BUILD_BENCH)/bin/kith-bench link --no-worker
 	$(BUILD_BENCH)/bin/kith-bench link --frame 1024
 	$(BUILD_BENCH)/bin/kith-bench mesh --nodes 10 --posts 300 --interval-ms 5
 	@if [ -x $(BUILD_BENCH)/bin/kith-sim ]; then \

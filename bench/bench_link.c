@@ -5,9 +5,12 @@
  *          nice_agent_send with 64 KiB chunks whenever pseudo-TCP has room
  *          and the receiver counts bytes. No kith code at all.
  * session: two kith_ice links (net/ice.c) carrying two kith_sessions
- *          (net/session.c), with the node's send path: frames of --frame
- *          bytes sealed into the link's queue while it holds less than the
- *          node's history window, and decrypted back into frames.
+ *          (net/session.c) through kith_crypt (net/crypt.c: bulk records
+ *          sealed and opened on its worker thread), with the node's send
+ *          path: frames of --frame bytes sealed into the link's queue while
+ *          it holds less than the node's history window, and decrypted
+ *          back into frames. --no-worker seals and opens every record on
+ *          the main thread (the node before the worker) for comparison.
  * Both ends run in this one thread (as a node does), so the figures count
  * the work of both sides. The timing starts when the first byte is handed
  * over and ends when the last byte (frame) has arrived. Rounds alternate
@@ -24,6 +27,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "net/crypt.h"
 #include "net/ice.h"
 #include "net/session.h"
 
@@ -43,6 +47,7 @@ typedef struct opts {
   long rounds;
   long threads;
   int json;
+  int no_worker;
 } opts;
 
 /* ---- two ends, one or two threads ---- */
@@ -237,7 +242,8 @@ static double run_raw(int threads, size_t total) {
 typedef struct sess_end {
   kith_ice *ice;
   kith_session *sess;
-  GByteArray *out; /* sealed records libnice has not taken yet */
+  kith_crypt *crypt; /* NULL with --no-worker */
+  GByteArray *out;   /* sealed records libnice has not taken yet */
   gboolean gathered, established;
   struct sess_run *run;
 } sess_end;
@@ -250,6 +256,14 @@ typedef struct sess_run {
   uint8_t *payload;
   gboolean failed;
 } sess_run;
+
+static void sess_arrived(sess_end *e, GPtrArray *frames) {
+  size_t n = 0;
+  for (guint i = 0; i < frames->len; i++)
+    n += g_bytes_get_size(frames->pdata[i]);
+  if (n > 0 && e == &e->run->b)
+    ends_arrived(e->run->e, n);
+}
 
 static void sess_flush(sess_end *e) {
   while (e->out->len > 0) {
@@ -264,13 +278,19 @@ static void sess_flush(sess_end *e) {
   }
 }
 
+static size_t sess_unsent(const sess_end *e) {
+  return e->out->len + (e->crypt ? kith_crypt_unsent(e->crypt) : 0);
+}
+
 /* The node's pump: seal frames while the queue is under the window. */
 static void sess_pump(void *data) {
   sess_run *r = data;
   sess_end *a = &r->a;
-  while (r->sent < r->e->total && a->out->len < QUEUE_WINDOW) {
+  while (r->sent < r->e->total && sess_unsent(a) < QUEUE_WINDOW) {
     size_t n = MIN(r->frame, r->e->total - r->sent);
-    if (kith_session_seal(a->sess, r->payload, n, a->out) != KITH_OK) {
+    kith_err err = a->crypt ? kith_crypt_seal(a->crypt, r->payload, n, a->out)
+                            : kith_session_seal(a->sess, r->payload, n, a->out);
+    if (err != KITH_OK) {
       r->failed = TRUE;
       return;
     }
@@ -297,17 +317,35 @@ static void sess_on_recv(kith_ice *ice, const uint8_t *buf, size_t len,
   sess_end *e = ud;
   GPtrArray *frames =
       g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
-  if (kith_session_recv(e->sess, buf, len, e->out, frames) != KITH_OK)
+  if ((e->crypt
+           ? kith_crypt_recv(e->crypt, buf, len, e->out, frames)
+           : kith_session_recv(e->sess, buf, len, e->out, frames)) != KITH_OK)
     e->run->failed = TRUE;
-  size_t n = 0;
-  for (guint i = 0; i < frames->len; i++)
-    n += g_bytes_get_size(frames->pdata[i]);
-  g_ptr_array_unref(frames);
   e->established = kith_session_is_established(e->sess);
   sess_flush(e);
-  if (n > 0 && e == &e->run->b)
-    ends_arrived(e->run->e, n);
+  sess_arrived(e, frames);
+  g_ptr_array_unref(frames);
 }
+
+static void sess_on_crypt_out(void *ud, const uint8_t *bytes, size_t len) {
+  sess_end *e = ud;
+  g_byte_array_append(e->out, bytes, (guint)len);
+  sess_flush(e);
+  if (e == &e->run->a)
+    sess_pump(e->run);
+}
+
+static void sess_on_crypt_frames(void *ud, GPtrArray *frames, kith_err err) {
+  sess_end *e = ud;
+  if (err != KITH_OK)
+    e->run->failed = TRUE;
+  sess_arrived(e, frames);
+}
+
+static const kith_crypt_callbacks sess_crypt_cbs = {
+    .on_out = sess_on_crypt_out,
+    .on_frames = sess_on_crypt_frames,
+};
 
 static void sess_on_writable(kith_ice *ice, void *ud) {
   sess_end *e = ud;
@@ -325,11 +363,13 @@ static const kith_ice_callbacks sess_cbs = {
 
 static gboolean sess_end_init(sess_end *e, sess_run *r, GMainContext *ctx,
                               const kith_ident *me, const kith_ident *peer,
-                              int initiator) {
+                              int initiator, int worker) {
   kith_ice_config cfg = {.controlling = initiator, .only_addr = "127.0.0.1"};
   e->run = r;
   e->out = g_byte_array_new();
   e->sess = kith_session_new(me, peer->pk, initiator);
+  if (e->sess != NULL && worker)
+    e->crypt = kith_crypt_new(ctx, e->sess, &sess_crypt_cbs, e);
   return e->sess != NULL &&
          kith_ice_new(ctx, &cfg, &sess_cbs, e, &e->ice) == KITH_OK;
 }
@@ -341,6 +381,7 @@ static gboolean sess_tell(sess_end *from, sess_end *to) {
 }
 
 static void sess_end_clear(sess_end *e) {
+  kith_crypt_free(e->crypt);
   kith_ice_free(e->ice);
   kith_session_free(e->sess);
   if (e->out)
@@ -353,7 +394,7 @@ static gboolean make_ident(kith_ident *id) {
   return kith_ident_from_seed(id, seed) == KITH_OK;
 }
 
-static double run_session(int threads, size_t total, size_t frame) {
+static double run_session(int threads, size_t total, size_t frame, int worker) {
   ends e;
   ends_init(&e, threads, total);
   sess_run r = {.e = &e, .frame = frame};
@@ -361,8 +402,8 @@ static double run_session(int threads, size_t total, size_t frame) {
   randombytes_buf(r.payload, frame);
   double dt = -1;
   if (make_ident(&r.ia) && make_ident(&r.ib) &&
-      sess_end_init(&r.a, &r, e.ctx_a, &r.ia, &r.ib, 1) &&
-      sess_end_init(&r.b, &r, e.ctx_b, &r.ib, &r.ia, 0) &&
+      sess_end_init(&r.a, &r, e.ctx_a, &r.ia, &r.ib, 1, worker) &&
+      sess_end_init(&r.b, &r, e.ctx_b, &r.ib, &r.ia, 0, worker) &&
       ends_wait(&e, &r.a.gathered, &r.b.gathered) && sess_tell(&r.a, &r.b) &&
       sess_tell(&r.b, &r.a) &&
       ends_wait(&e, &r.a.established, &r.b.established))
@@ -379,12 +420,16 @@ static double run_session(int threads, size_t total, size_t frame) {
 /* ---- driver ---- */
 
 static int parse_opts(int argc, char **argv, opts *o) {
-  *o = (opts){MB_DEFAULT, FRAME_DEFAULT, ROUNDS_DEFAULT, 1, 0};
+  *o = (opts){MB_DEFAULT, FRAME_DEFAULT, ROUNDS_DEFAULT, 1, 0, 0};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     long *target = NULL, max = 0;
     if (strcmp(a, "--json") == 0) {
       o->json = 1;
+      continue;
+    }
+    if (strcmp(a, "--no-worker") == 0) {
+      o->no_worker = 1;
       continue;
     }
     if (strcmp(a, "--mb") == 0)
@@ -399,7 +444,7 @@ static int parse_opts(int argc, char **argv, opts *o) {
       int help = strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0;
       fprintf(help ? stdout : stderr,
               "usage: kith-bench link [--mb N] [--frame BYTES] "
-              "[--rounds R] [--threads 1|2] [--json]\n");
+              "[--rounds R] [--threads 1|2] [--no-worker] [--json]\n");
       return help ? 0 : 2;
     }
     char *end = NULL;
@@ -437,6 +482,7 @@ static void print_json(const opts *o, double sess, double raw,
   KEY("frame_bytes", int, o->frame);
   KEY("rounds", int, o->rounds);
   KEY("threads", int, o->threads);
+  KEY("crypto_worker", boolean, !o->no_worker);
   KEY("conditions", string, cond);
 #undef KEY
   json_builder_end_object(b);
@@ -455,9 +501,10 @@ int bench_link(int argc, char **argv) {
     double tr = only && strcmp(only, "session") == 0
                     ? 1
                     : run_raw((int)o.threads, total);
-    double ts = only && strcmp(only, "raw") == 0
-                    ? 1
-                    : run_session((int)o.threads, total, (size_t)o.frame);
+    double ts =
+        only && strcmp(only, "raw") == 0
+            ? 1
+            : run_session((int)o.threads, total, (size_t)o.frame, !o.no_worker);
     if (tr <= 0 || ts <= 0) {
       fprintf(stderr,
               "kith-bench link: the %s link did not come up or "
@@ -474,10 +521,12 @@ int bench_link(int argc, char **argv) {
     print_json(&o, s, r, cond);
   } else {
     printf("link: %ld MB one way over loopback, %ld-byte frames, %s, "
-           "median of %ld rounds\n",
+           "records %s, median of %ld rounds\n",
            o.mb, o.frame,
            o.threads == 2 ? "each end on its own thread"
                           : "both ends on one thread",
+           o.no_worker ? "sealed and opened on the main thread"
+                       : "sealed and opened on the crypto worker",
            o.rounds);
     printf("  raw pseudo-TCP %.1f MB/s, kith session %.1f MB/s: ratio %.2f "
            "(target >= %.1f)\n",

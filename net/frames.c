@@ -164,6 +164,11 @@ void frames_on_frame(node_peer *p, const uint8_t *buf, size_t len) {
   case FRAME_ELSEWHERE:
     instance_on_frame(p, f.t);
     break;
+  case FRAME_MOVE:
+  case FRAME_PATH_OFFER:
+  case FRAME_PATH_ANSWER:
+    carrier_on_frame(p, &f);
+    break;
   default:
     /* malformed or unknown frames are ignored (newer peers), and so are
      * EVENT (3) and HAVE (4) of older ones: history travels only by

@@ -228,7 +228,7 @@ void gossip_pump(node_peer *p) {
     return;
   p->pumping = 1;
   while (!p->closed && !g_queue_is_empty(p->push) &&
-         p->outbuf->len < PUSH_WINDOW) {
+         peer_unsent(p) < PUSH_WINDOW) {
     push_item *it = g_queue_pop_head(p->push);
     pump_item(p->node, p, it);
     gossip_push_free(it);

@@ -233,102 +233,109 @@ static kith_err pack_request(kith_node *n, node_join *j, uint8_t **out,
   return kith_pack_take(&pk, out, len);
 }
 
-/* The k-th way in: the inviter's addresses, then the other members the
- * code names (any member can admit), then the inviter through each relay
- * friend the code names (for an inviter behind NAT), then the inviter's
- * public (server-reflexive) addresses. */
-static void candidate(const node_join *j, size_t k, const uint8_t **id,
-                      const kith_addr **a, const kith_invite_member **relay) {
-  size_t before_relays = j->inv.n_addrs + j->inv.n_others;
-  size_t n = before_relays + j->inv.n_relays + j->inv.n_public;
-
-  k %= n;
-  *relay = NULL;
-  *id = j->inv.inviter;
-  if (k < j->inv.n_addrs) {
-    *a = &j->inv.addrs[k];
-  } else if (k < before_relays) {
-    *id = j->inv.others[k - j->inv.n_addrs].id;
-    *a = &j->inv.others[k - j->inv.n_addrs].addr;
-  } else if (k < before_relays + j->inv.n_relays) {
-    *relay = &j->inv.relays[k - before_relays];
-    *a = &(*relay)->addr;
-  } else {
-    *a = &j->inv.public_addrs[k - before_relays - j->inv.n_relays];
-  }
+/* The ways in, tried in turn every JOIN_RETRY_MS: way 0 is the inviter,
+ * every way at once (its addresses, its public addresses and its relay
+ * friends: protocol.md 9.4); way k > 0 is the k-th other member the code
+ * names (any member can admit), at its address. */
+static size_t n_ways(const node_join *j) {
+  return 1 + j->inv.n_others;
 }
 
-/* Through a relay friend: first a link to the relay (it must count us as
- * a friend), then the request through it at the next try. */
-static void try_relay(kith_node *n, node_join *j,
-                      const kith_invite_member *relay, const uint8_t *req,
-                      size_t len) {
+/* The inviter, every way at once. The relay friends of the code that we
+ * have no link to yet are linked first; the offer goes through each as it
+ * comes up (join_on_link_up). */
+static void try_inviter(kith_node *n, node_join *j, const uint8_t *req,
+                        size_t len) {
   char text[KITH_ID_TEXT_LEN + 1];
-  node_peer *r, *p;
+  node_peer *p = peer_find(n, j->inv.inviter);
+  const kith_addr *first = j->inv.n_addrs    ? &j->inv.addrs[0]
+                           : j->inv.n_public ? &j->inv.public_addrs[0]
+                                             : NULL;
 
-  kith_id_to_text(relay->id, text);
-  r = g_hash_table_lookup(n->peers, text);
-  if (!r) {
-    progress(j, "contacting the relay friend %.8s at %s:%u", text,
-             relay->addr.host, relay->addr.port);
-    peer_connect(n, relay->id, relay->addr.host, relay->addr.port, NULL, 0);
-    j->next_addr--; /* come back to this relay once linked */
-    return;
-  }
-  if (r->state != PEER_UP)
-    return;
   kith_id_to_text(j->inv.inviter, text);
-  p = g_hash_table_lookup(n->peers, text);
-  if (p && strcmp(p->via, r->id_text) != 0 && p->state != PEER_UP)
-    peer_close(p, "trying through a relay");
-  else if (p)
-    return;
-  progress(j, "contacting the inviter %.8s through the relay %.8s", text,
-           r->id_text);
-  peer_connect_via(n, j->inv.inviter, r, req, len);
+  if (p && (!p->offerer || !p->join || p->state > PEER_OFFERED))
+    return; /* on its way up (or up): nothing to re-send */
+  if (!p) {
+    progress(j, "contacting the inviter %.8s%s%s", text, first ? " at " : "",
+             first ? first->host : "");
+    p = peer_connect(n, j->inv.inviter, first ? first->host : NULL,
+                     first ? first->port : 0, req, len);
+  }
+  for (size_t i = 0; p && i < j->inv.n_addrs; i++)
+    peer_reoffer(p, j->inv.addrs[i].host, j->inv.addrs[i].port);
+  for (size_t i = 0; p && i < j->inv.n_public; i++)
+    peer_reoffer(p, j->inv.public_addrs[i].host, j->inv.public_addrs[i].port);
+  for (size_t i = 0; i < j->inv.n_relays; i++) {
+    const kith_invite_member *relay = &j->inv.relays[i];
+    node_peer *r = peer_find(n, relay->id);
+    if (!r) {
+      char rtext[KITH_ID_TEXT_LEN + 1];
+      kith_id_to_text(relay->id, rtext);
+      progress(j, "contacting the relay friend %.8s at %s:%u", rtext,
+               relay->addr.host, relay->addr.port);
+      peer_connect(n, relay->id, relay->addr.host, relay->addr.port, NULL, 0);
+    } else if (peer_is_up(r) && !p) {
+      p = peer_connect_via(n, j->inv.inviter, r, req, len);
+    } else if (peer_is_up(r)) {
+      peer_offer_via(p, r);
+    }
+  }
 }
 
 /* Sends (or re-sends) the join offer to the next way in. */
 static void try_next_addr(kith_node *n, node_join *j, uint64_t now) {
   char text[KITH_ID_TEXT_LEN + 1];
-  const uint8_t *id;
-  const kith_addr *a;
-  const kith_invite_member *relay;
+  size_t k = j->next_addr++ % n_ways(j);
+  const uint8_t *id = k ? j->inv.others[k - 1].id : j->inv.inviter;
+  const kith_addr *a = k ? &j->inv.others[k - 1].addr : NULL;
   node_peer *p;
   uint8_t *req;
   size_t len;
 
-  candidate(j, j->next_addr++, &id, &a, &relay);
   j->next_try_ms = now + JOIN_RETRY_MS;
   if (memcmp(id, n->me.pk, KITH_ID_LEN) == 0)
     return;
   if (memcmp(id, j->target, KITH_ID_LEN) != 0) {
     /* Moving on to another member: drop the attempt at the last one. */
-    kith_id_to_text(j->target, text);
-    p = g_hash_table_lookup(n->peers, text);
+    p = peer_find(n, j->target);
     if (p && p->state != PEER_UP)
       peer_close(p, "trying another member");
     memcpy(j->target, id, KITH_ID_LEN);
   }
   if (pack_request(n, j, &req, &len) != KITH_OK)
     return;
-  if (relay) {
-    try_relay(n, j, relay, req, len);
+  if (!a) {
+    try_inviter(n, j, req, len);
     g_free(req);
     return;
   }
   kith_id_to_text(id, text);
-  p = g_hash_table_lookup(n->peers, text);
-  if (p && p->offerer && p->join && !p->via[0] && p->state <= PEER_OFFERED)
+  p = peer_find(n, id);
+  if (p && p->offerer && p->join && p->state <= PEER_OFFERED)
     peer_reoffer(p, a->host, a->port);
   else if (!p) {
-    progress(j, "contacting %s %.8s at %s:%u",
-             memcmp(id, j->inv.inviter, KITH_ID_LEN) == 0 ? "the inviter"
-                                                          : "the member",
-             text, a->host, a->port);
+    progress(j, "contacting the member %.8s at %s:%u", text, a->host, a->port);
     peer_connect(n, id, a->host, a->port, req, len);
   }
   g_free(req);
+}
+
+void join_on_link_up(kith_node *n, node_peer *p) {
+  for (guint i = 0; i < n->joins->len; i++) {
+    node_join *j = n->joins->pdata[i];
+    uint8_t *req;
+    size_t len;
+
+    if (j->admitted || memcmp(j->target, j->inv.inviter, KITH_ID_LEN) != 0)
+      continue;
+    for (size_t k = 0; k < j->inv.n_relays; k++) {
+      if (memcmp(j->inv.relays[k].id, p->id, KITH_ID_LEN) != 0 ||
+          pack_request(n, j, &req, &len) != KITH_OK)
+        continue;
+      try_inviter(n, j, req, len); /* now through this relay too */
+      g_free(req);
+    }
+  }
 }
 
 static const char *invite_error(kith_err err) {
@@ -424,24 +431,14 @@ void join_on_refuse(kith_node *n, const uint8_t from[32], const char *reason) {
 
   if (!j || j->admitted)
     return;
-  size_t ways = j->inv.n_addrs + j->inv.n_others + j->inv.n_relays;
   if (strcmp(reason, JOIN_NOT_MEMBER) == 0 &&
-      memcmp(from, j->inv.inviter, KITH_ID_LEN) == 0) {
+      memcmp(from, j->inv.inviter, KITH_ID_LEN) == 0 && j->inv.n_others > 0 &&
+      j->next_addr <= j->inv.n_others) {
     /* the inviter cannot admit (it left or was removed): the other members
      * the code names can, if the invite is still good */
-    while (j->next_addr < ways && memcmp(from, j->target, KITH_ID_LEN) == 0) {
-      const uint8_t *id;
-      const kith_addr *a;
-      const kith_invite_member *relay;
-      candidate(j, j->next_addr, &id, &a, &relay);
-      if (memcmp(id, from, KITH_ID_LEN) != 0)
-        break;
-      j->next_addr++;
-    }
-    if (j->next_addr < ways) {
-      try_next_addr(n, j, node_now());
-      return;
-    }
+    j->next_addr = MAX(j->next_addr, 1);
+    try_next_addr(n, j, node_now());
+    return;
   }
   msg = g_strdup_printf("the join was refused: %s", reason);
   finish(n, j, KITH_ERR_FORBIDDEN, msg);

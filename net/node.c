@@ -345,6 +345,7 @@ static void clear_direct_failure(kith_node *n, const uint8_t id[32]) {
 
   kith_id_to_text(id, text);
   g_hash_table_remove(n->direct_failed, text);
+  peer_backoff_reset(n, id); /* a new address: try it at once */
 }
 
 void node_remember_addr(kith_node *n, const uint8_t id[32], const char *host,
@@ -454,6 +455,7 @@ static gboolean on_tick(gpointer data) {
   for (GList *l = peers; l; l = l->next)
     peer_tick(l->data, now);
   g_list_free(peers);
+  peer_watch_addrs(n, now);
   join_tick(n, now);
   relay_tick(n, now);
   reflex_tick(n, now);
@@ -629,6 +631,8 @@ static void node_free(kith_node *n) {
   kith_replay_free(n->relayed_seen);
   if (n->direct_failed)
     g_hash_table_unref(n->direct_failed);
+  if (n->backoff)
+    g_hash_table_unref(n->backoff);
   if (n->store) {
     (void)node_store_flush(n);
     kith_store_close(n->store);

@@ -18,8 +18,10 @@
 #include "../core/replay.h"
 #include "../core/store.h"
 #include "control.h"
+#include "crypt.h"
 #include "ice.h"
 #include "node.h"
+#include "path.h"
 #include "session.h"
 #include "signal.h"
 #include "wire.h"
@@ -36,9 +38,13 @@
 #define STORE_LOG_MS (10 * KITH_SECOND) /* one line per failed-write spell */
 #define PUSH_WINDOW (256 * 1024)   /* fetched events queued on a link at once */
 #define FETCH_QUEUE_MAX (1u << 20) /* events waiting to be sent on a link */
-#define RELAY_FALLBACK_MS (8 * KITH_SECOND) /* ICE this long: use the relay */
-#define RELAY_RATE (256 * 1024)             /* bytes per second per friend */
+#define RELAY_HS_WAIT_MS (2 * KITH_SECOND) /* silent relay: ICE instead */
+#define PEER_IN_MAX (16u * 1024 * 1024)    /* bytes held for a later carrier */
+#define RELAY_RATE (256 * 1024)            /* bytes per second per friend */
 #define RELAY_BURST (1024 * 1024)
+/* what a node sends through one relay friend: under the relay's limit */
+#define RELAY_PACE_RATE (RELAY_RATE * 7 / 8)
+#define RELAY_PACE_BURST (RELAY_BURST / 2)
 #define RELAYED_SEEN_CAP 4096     /* relayed envelopes remembered */
 #define RELAYED_SEEN_PER_RELAY 64 /* ... per relay that passed them */
 #define OFFER_MIN_SIZE (KITH_SIGNAL_MAX - 4) /* room for any answer */
@@ -71,38 +77,67 @@ typedef struct kith_node kith_node;
 typedef struct node_join node_join;
 typedef struct node_reflex node_reflex;
 
+/* A way for a link's session records to reach the peer (docs/protocol.md
+ * 9.4): slot CAR_RELAY is the relay friend `via`, the others ICE agents
+ * (the offer's, then probes for a better path). */
+#define PEER_CARRIERS 3
+#define CAR_RELAY 0
+#define PEER_DESTS 8 /* signal addresses an offer goes to at once */
+typedef struct node_carrier {
+  struct node_peer *peer;
+  int slot;
+  kith_ice *ice;    /* NULL for CAR_RELAY, or a slot not in use */
+  uint64_t attempt; /* ICE attempt (1: the offer's; 2..: probes); 0 relay */
+  GByteArray *out;  /* sealed records it has not taken yet */
+  GByteArray *in;   /* bytes it brought before the session reads it */
+  uint64_t started_ms;
+  int ready;    /* it carries bytes */
+  int gathered; /* ICE: candidates gathered */
+  int answered; /* ICE probe: the remote parameters are set */
+  int used;     /* it has been the tx or rx carrier */
+  int rx_left;  /* the peer moved its records off it (MOVE) */
+} node_carrier;
+
 typedef struct node_peer {
   kith_node *node;
   uint8_t id[KITH_ID_LEN];
   char id_text[KITH_ID_TEXT_LEN + 1];
   peer_state state;
-  int offerer;  /* we sent the offer (session initiator) */
-  int gathered; /* ICE gathering finished */
-  int armed;    /* set up complete: may signal once gathered */
-  kith_ice *ice;
+  int offerer; /* we sent the offer (session initiator) */
+  int armed;   /* set up complete: may signal once gathered */
+  node_carrier car[PEER_CARRIERS];
+  int tx, rx;        /* carriers the session writes to and reads from */
+  uint64_t attempts; /* the last ICE attempt number used on this link */
+  kith_ice_params probe_remote; /* answerer of a probe: its offer */
+  unsigned probe_failures;      /* probes in a row that found nothing better */
+  uint64_t next_probe_ms;
+  uint64_t path_since_ms; /* monotonic: when the path in use was taken */
+  char path_seen[16];     /* the path in use then */
   kith_session *sess;
-  GByteArray *outbuf;  /* sealed records not yet taken by ICE */
+  kith_crypt *crypt;   /* the session's records on the worker (crypt.h) */
   uint64_t started_ms; /* when this attempt began (monotonic) */
   uint64_t last_rx_ms;
   uint64_t ping_sent_ms;
   double rtt_ms;
-  GSocketAddress *reply_to; /* answerer: where the offer came from */
-  size_t offer_size;        /* answerer: size of the offer datagram */
-  kith_ice_params remote;   /* answerer: the offer's ICE params */
-  char offer_host[64];      /* offerer: where the offer goes */
-  uint16_t offer_port;
+  GSocketAddress *reply_to;    /* answerer: where the offer came from */
+  size_t offer_size;           /* answerer: size of the offer datagram */
+  kith_ice_params remote;      /* answerer: the offer's ICE params */
+  kith_addr dests[PEER_DESTS]; /* offerer: where the offer goes */
+  size_t n_dests;
   uint8_t *join; /* offerer: packed join request, or NULL */
   size_t join_len;
   GQueue *push;         /* events to send in order (gossip.c push_item) */
   GHashTable *announce; /* node id texts whose address to tell this peer */
   kith_bucket announce_rate;
+  kith_bucket relay_pace; /* as a relay friend: what links through it send */
   char via[KITH_ID_TEXT_LEN + 1]; /* relay friend our signalling used, or "" */
-  int relayed; /* no ICE path: session bytes go through `via` */
+  int relayed; /* the session's records go through `via` now */
   int closed;  /* peer_close ran: inert, waiting for the reaper (below) */
-  char stun_host[46]; /* the STUN server its ICE agent uses, or "" */
+  char stun_host[46]; /* the STUN server its ICE agents use, or "" */
   node_instance inst; /* the peer's, from its offer or answer */
   int has_inst;
   int pumping;
+  int moving; /* sealing MOVE: nothing else may be sealed meanwhile */
 } node_peer;
 
 typedef struct node_group {
@@ -164,7 +199,7 @@ struct kith_node {
   kith_ratelimit *relay_rate; /* bytes relayed per friend (relay.c) */
   kith_replay *relayed_seen;  /* relayed signalling taken (relay.c) */
   uint64_t relay_replays;
-  uint64_t relay_refusals, relayed_bytes, next_friend_ms;
+  uint64_t relay_refusals, relayed_bytes;
   guint gossip_timer; /* timeout source for the engines' next deadline */
   uint64_t gossip_timer_at;
   int stopping;
@@ -177,6 +212,8 @@ struct kith_node {
   uint64_t inst_backoff_until; /* an older instance: no new links until */
   uint64_t inst_warned_ms;     /* last identity-conflict warning */
   GPtrArray *retired;          /* closed node_peer*, freed by the reaper */
+  GHashTable *backoff;         /* id text -> peer backoff (peer.c), or NULL */
+  uint32_t local_addrs_hash;   /* of the local addresses, last tick */
   guint reaper;                /* idle source freeing `retired`, or 0 */
   guint tick_source, quit_sources[2];
 };
@@ -281,6 +318,57 @@ int peer_answers_again(const node_peer *p);
 /* The link's path as kith peers shows it, and the remote address. */
 const char *peer_path(const node_peer *p);
 const char *peer_addr(const node_peer *p);
+/* Seconds since the link took the path it is on. */
+uint64_t peer_path_age_s(const node_peer *p, uint64_t now);
+/* Sealed bytes the link has not handed to its carriers yet. */
+size_t peer_unsent(const node_peer *p);
+/* Sends the offer of p (an offerer waiting for its answer) through the
+ * relay friend or common neighbour `relay` too. */
+void peer_offer_via(node_peer *p, node_peer *relay);
+/* One reconnect rule (protocol.md 9.4): may a link to id be offered now?
+ * Each offer that does not bring a link up makes the next wait (about 1 s,
+ * doubling up to about 60 s, with jitter); a link that comes up, a new
+ * address of the node, or a change of this node's local addresses clears
+ * it. Joins are not held back. */
+int peer_may_connect(kith_node *n, const uint8_t id[32]);
+void peer_backoff_reset(kith_node *n, const uint8_t id[32]);
+/* The node's tick: local addresses appeared or changed? Then every wait
+ * is cleared and relayed links probe for a direct path at once. */
+void peer_watch_addrs(kith_node *n, uint64_t now);
+
+/* peer.c: the session's bytes, from the carrier it reads */
+void peer_feed(node_peer *p, const uint8_t *buf, size_t len);
+/* peer.c: a new session (and its crypto worker link) for p; 0 if none */
+int peer_new_session(node_peer *p);
+/* peer.c: sends the link's offer or answer once its ICE agent gathered */
+void peer_signal_when_ready(node_peer *p);
+
+/* carrier.c: what carries a link's session records (protocol.md 9.4) */
+void carrier_init(node_peer *p);
+/* Lets go of every ICE agent (no callback names p afterwards). */
+void carrier_release(node_peer *p);
+void carrier_free(node_peer *p);
+/* A new ICE agent in slot for ICE attempt `attempt`. */
+KITH_MUST kith_err carrier_ice_new(node_peer *p, int slot, uint64_t attempt);
+/* Seals a frame for the carrier the session writes to (not sent yet). */
+KITH_MUST kith_err carrier_seal(node_peer *p, const uint8_t *frame, size_t len);
+/* Hands queued records to the carriers; may close p. */
+void carrier_flush(node_peer *p);
+/* Best effort, never closes: the last records (BYE) of a closing link. */
+void carrier_send_last(node_peer *p);
+/* After a batch of frames: the bytes a carrier held for after a MOVE. */
+void carrier_after_frames(node_peer *p);
+/* The answer is in (offerer) or out (answerer): the relay friend `via`,
+ * if it is one, may carry the session now. */
+void carrier_relay_answered(node_peer *p);
+void carrier_link_up(node_peer *p);
+/* MOVE, PATH_OFFER, PATH_ANSWER from p. */
+void carrier_on_frame(node_peer *p, const kith_wire_frame *f);
+/* Probes, their timeouts, and the relay handshake's fallback. */
+void carrier_tick(node_peer *p, uint64_t now);
+void carrier_probe_soon(node_peer *p);
+/* The relay friend p's signalling went through, if linked. */
+node_peer *carrier_relay_peer(node_peer *p);
 
 /* frames.c: link frames other than the engine's */
 void frames_link_up(node_peer *p);
@@ -398,6 +486,8 @@ void join_start(kith_node *n, kith_rpc_call *call, const char *code,
 void join_tick(kith_node *n, uint64_t now);
 void join_on_refuse(kith_node *n, const uint8_t from[32], const char *reason);
 void join_check_progress(kith_node *n);
+/* A link came up: a join waiting for a link to a relay friend goes on. */
+void join_on_link_up(kith_node *n, node_peer *p);
 /* Sends p the events that admitted it to ng, if this node admitted it
  * lately (they carry its keys: it needs them before the history). */
 void join_send_admission(kith_node *n, node_group *ng, node_peer *p,

@@ -217,10 +217,11 @@ static void rpc_peers(kith_rpc_call *call, const msgpack_object *params,
     node_peer *p = l->data;
     if (p->state != PEER_UP)
       continue;
-    msgpack_pack_map(&pk.pk, 5);
+    msgpack_pack_map(&pk.pk, 6);
     rpc_kv_str(&pk, "node_id", p->id_text);
     rpc_kv_str(&pk, "name", node_member_name(n, p->id));
     rpc_kv_str(&pk, "path", peer_path(p));
+    rpc_kv_uint(&pk, "path_s", peer_path_age_s(p, node_now()));
     rpc_kv_str(&pk, "addr", peer_addr(p));
     rpc_kv_uint(&pk, "rtt_ms", (uint64_t)(p->rtt_ms + 0.5));
   }

@@ -1,23 +1,19 @@
 /* kith: links to peers: offer/answer over the signal port, one ICE agent
  * and one secure session per peer, heartbeat. */
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <sodium.h>
 #include <string.h>
 
 #include "../core/codec.h"
 #include "node_int.h"
 
-#define RELAY_CHUNK (64 * 1024) /* session bytes per relayed frame */
-
-static int fall_back_to_relay(node_peer *p);
-static node_peer *relay_of(node_peer *p);
-
 void peer_free(node_peer *p) {
-  if (p->ice)
-    kith_ice_free(p->ice);
+  carrier_free(p);
+  kith_crypt_free(p->crypt);
   if (p->sess)
     kith_session_free(p->sess);
-  if (p->outbuf)
-    g_byte_array_unref(p->outbuf);
   if (p->reply_to)
     g_object_unref(p->reply_to);
   if (p->push)
@@ -26,6 +22,104 @@ void peer_free(node_peer *p) {
     g_hash_table_unref(p->announce);
   g_free(p->join);
   g_free(p);
+}
+
+/* ---- the reconnect rule (protocol.md 9.4) ---- */
+
+typedef struct peer_backoff {
+  unsigned failures;
+  uint64_t next_ms;
+} peer_backoff;
+
+#define BACKOFF_TRACKED (PEER_MAX * 4) /* node ids with a wait */
+
+static peer_backoff *backoff_get(kith_node *n, const uint8_t id[32],
+                                 int create) {
+  char text[KITH_ID_TEXT_LEN + 1];
+  peer_backoff *b;
+
+  if (!n->backoff)
+    n->backoff = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+  kith_id_to_text(id, text);
+  b = g_hash_table_lookup(n->backoff, text);
+  if (!b && create && g_hash_table_size(n->backoff) < BACKOFF_TRACKED) {
+    b = g_new0(peer_backoff, 1);
+    g_hash_table_replace(n->backoff, g_strdup(text), b);
+  }
+  return b;
+}
+
+int peer_may_connect(kith_node *n, const uint8_t id[32]) {
+  peer_backoff *b = backoff_get(n, id, 0);
+  return !b || node_now() >= b->next_ms;
+}
+
+static void backoff_note_failure(kith_node *n, const uint8_t id[32]) {
+  peer_backoff *b = backoff_get(n, id, 1);
+
+  if (!b)
+    return;
+  b->failures++;
+  b->next_ms = node_now() + kith_backoff_ms(b->failures, randombytes_random());
+}
+
+void peer_backoff_reset(kith_node *n, const uint8_t id[32]) {
+  char text[KITH_ID_TEXT_LEN + 1];
+
+  if (!n->backoff)
+    return;
+  kith_id_to_text(id, text);
+  g_hash_table_remove(n->backoff, text);
+}
+
+/* An order-independent digest of the up interfaces' addresses. */
+static uint32_t local_addrs_hash(void) {
+  struct ifaddrs *ifs = NULL;
+  uint32_t sum = 1;
+
+  if (getifaddrs(&ifs) != 0)
+    return 0;
+  for (struct ifaddrs *i = ifs; i; i = i->ifa_next) {
+    const void *a;
+    size_t len;
+    if (!i->ifa_addr || !(i->ifa_flags & IFF_UP) ||
+        (i->ifa_flags & IFF_LOOPBACK))
+      continue;
+    if (i->ifa_addr->sa_family == AF_INET) {
+      a = &((const struct sockaddr_in *)(const void *)i->ifa_addr)->sin_addr;
+      len = 4;
+    } else if (i->ifa_addr->sa_family == AF_INET6) {
+      a = &((const struct sockaddr_in6 *)(const void *)i->ifa_addr)->sin6_addr;
+      len = 16;
+    } else {
+      continue;
+    }
+    uint32_t h = 2166136261u; /* FNV-1a of one address */
+    for (size_t k = 0; k < len; k++)
+      h = (h ^ ((const uint8_t *)a)[k]) * 16777619u;
+    sum += h;
+  }
+  freeifaddrs(ifs);
+  return sum;
+}
+
+void peer_watch_addrs(kith_node *n, uint64_t now) {
+  uint32_t h = local_addrs_hash();
+  GHashTableIter it;
+  gpointer v;
+
+  if (h == 0 || h == n->local_addrs_hash)
+    return;
+  if (n->local_addrs_hash != 0) {
+    node_log(n, "local addresses changed: every link is tried again now");
+    if (n->backoff)
+      g_hash_table_remove_all(n->backoff);
+    g_hash_table_iter_init(&it, n->peers);
+    while (g_hash_table_iter_next(&it, NULL, &v))
+      carrier_probe_soon(v);
+    reflex_refresh(n);
+  }
+  n->local_addrs_hash = h;
 }
 
 node_peer *peer_find(kith_node *n, const uint8_t id[32]) {
@@ -50,15 +144,8 @@ node_peer *peer_find_up(kith_node *n, const uint8_t id[32]) {
 static void send_bye(node_peer *p) {
   static const uint8_t bye[] = {0x91, FRAME_BYE};
 
-  if (kith_session_seal(p->sess, bye, sizeof bye, p->outbuf) != KITH_OK)
-    return;
-  if (p->relayed) {
-    node_peer *r = relay_of(p);
-    if (r)
-      relay_send_data(r, p->id, p->outbuf->data, p->outbuf->len);
-  } else if (p->ice) {
-    (void)kith_ice_send(p->ice, p->outbuf->data, p->outbuf->len);
-  }
+  if (carrier_seal(p, bye, sizeof bye) == KITH_OK)
+    carrier_send_last(p);
 }
 
 void peer_close(node_peer *p, const char *why) {
@@ -74,100 +161,58 @@ void peer_close(node_peer *p, const char *why) {
     node_log(n, "link to %.8s down: %s", p->id_text, why);
   else
     node_log(n, "connection to %.8s abandoned: %s", p->id_text, why);
+  if (!was_up && p->offerer && !p->join)
+    backoff_note_failure(n, p->id);
   if (g_hash_table_lookup(n->peers, p->id_text) == p)
     g_hash_table_remove(n->peers, p->id_text);
-  /* No ICE callback may name the peer from here on. */
-  kith_ice_free(p->ice);
-  p->ice = NULL;
+  /* No ICE or crypto callback may name the peer from here on. */
+  carrier_release(p);
+  kith_crypt_free(p->crypt);
+  p->crypt = NULL;
   node_retire_peer(n, p);
   if (was_up)
     gossip_link_down(n, p);
 }
 
-static node_peer *relay_of(node_peer *p) {
-  node_peer *r = p->via[0] ? g_hash_table_lookup(p->node->peers, p->via) : NULL;
-  return peer_is_up(r) && !r->relayed ? r : NULL;
-}
-
-static void flush(node_peer *p) {
-  if (p->closed)
-    return;
-  if (p->relayed) {
-    node_peer *r = relay_of(p);
-    if (!r) {
-      peer_close(p, "the relay friend is gone");
-      return;
-    }
-    for (guint off = 0; off < p->outbuf->len; off += RELAY_CHUNK)
-      relay_send_data(r, p->id, p->outbuf->data + off,
-                      MIN(RELAY_CHUNK, p->outbuf->len - off));
-    g_byte_array_set_size(p->outbuf, 0);
-    gossip_pump(p);
-    return;
-  }
-  while (p->outbuf->len > 0) {
-    ssize_t sent = kith_ice_send(p->ice, p->outbuf->data, p->outbuf->len);
-    if (sent < 0) {
-      peer_close(p, "send failed");
-      return;
-    }
-    if (sent == 0)
-      return; /* on_writable resumes */
-    g_byte_array_remove_range(p->outbuf, 0, (guint)sent);
-  }
-  gossip_pump(p);
-}
-
 void peer_send_frame(node_peer *p, const uint8_t *frame, size_t len) {
   if (!peer_is_up(p))
     return;
-  if (p->outbuf->len > PEER_OUTBUF_MAX) {
+  if (peer_unsent(p) > PEER_OUTBUF_MAX) {
     peer_close(p, "peer does not keep up (send buffer full)");
     return;
   }
-  if (kith_session_seal(p->sess, frame, len, p->outbuf) != KITH_OK) {
+  if (carrier_seal(p, frame, len) != KITH_OK) {
     peer_close(p, "cannot seal frame");
     return;
   }
-  flush(p);
+  carrier_flush(p);
 }
 
-const char *peer_path(const node_peer *p) {
-  if (p->relayed)
-    return "friend-relay";
-  return p->ice && kith_ice_path(p->ice) ? kith_ice_path(p->ice) : "";
-}
-
-const char *peer_addr(const node_peer *p) {
-  if (p->relayed)
-    return p->via;
-  return p->ice && kith_ice_remote_addr(p->ice) ? kith_ice_remote_addr(p->ice)
-                                                : "";
-}
-
-/* Bytes of the session, from ICE or through a relay. Any handler may
- * close the link: p stays valid (life cycle above), so p->closed says. */
-static void peer_feed(node_peer *p, const uint8_t *buf, size_t len) {
-  GPtrArray *frames =
-      g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
-  kith_err err = kith_session_recv(p->sess, buf, len, p->outbuf, frames);
+/* Frames of the session, in order: opened at once (peer_feed) or on the
+ * worker (on_crypt_frames). Any handler may close the link: p stays valid
+ * (life cycle above), so p->closed says. */
+static void take_frames(node_peer *p, GPtrArray *frames, kith_err err) {
   kith_node *n = p->node;
 
   p->last_rx_ms = node_now();
   if (p->state != PEER_UP && kith_session_is_established(p->sess)) {
     p->state = PEER_UP;
+    peer_backoff_reset(n, p->id);
     node_log(n, "link to %.8s up (%s, %s)", p->id_text, peer_path(p),
              peer_addr(p));
     frames_link_up(p);
     if (!p->closed)
       gossip_link_up(n, p);
+    if (!p->closed)
+      join_on_link_up(n, p);
+    if (!p->closed)
+      carrier_link_up(p);
   }
   for (guint i = 0; i < frames->len && !p->closed; i++) {
     gsize flen;
     const uint8_t *f = g_bytes_get_data(frames->pdata[i], &flen);
     frames_on_frame(p, f, flen);
   }
-  g_ptr_array_unref(frames);
   if (p->closed)
     return;
   if (err != KITH_OK) {
@@ -175,39 +220,59 @@ static void peer_feed(node_peer *p, const uint8_t *buf, size_t len) {
     peer_close(p, kith_strerror(err));
     return;
   }
-  flush(p);
+  carrier_flush(p);
+  carrier_after_frames(p);
 }
 
-static void on_ice_recv(kith_ice *ice, const uint8_t *buf, size_t len,
-                        void *ud) {
-  peer_feed(ud, buf, len);
+/* Bytes of the session, from the carrier it reads. */
+void peer_feed(node_peer *p, const uint8_t *buf, size_t len) {
+  GPtrArray *frames =
+      g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+  kith_err err = kith_crypt_recv(p->crypt, buf, len, p->car[p->tx].out, frames);
+
+  take_frames(p, frames, err);
+  g_ptr_array_unref(frames);
 }
 
-static void on_ice_state(kith_ice *ice, int ready, void *ud) {
+static void on_crypt_frames(void *ud, GPtrArray *frames, kith_err err) {
+  take_frames(ud, frames, err);
+}
+
+/* Records the worker sealed: they go where the session writes now. */
+static void on_crypt_out(void *ud, const uint8_t *bytes, size_t len) {
   node_peer *p = ud;
 
-  if (!ready) {
-    if (!fall_back_to_relay(p)) {
-      if (p->offerer && !p->via[0])
-        node_note_direct_failure(p->node, p->id);
-      peer_close(p, "ICE found no working path");
-    }
-    return;
-  }
-  p->state = PEER_HANDSHAKE;
-  if (kith_session_start(p->sess, p->outbuf) != KITH_OK) {
-    peer_close(p, "session start failed");
-    return;
-  }
-  flush(p);
+  g_byte_array_append(p->car[p->tx].out, bytes, (guint)len);
+  if (!p->closed)
+    carrier_flush(p);
 }
 
-static void on_ice_writable(kith_ice *ice, void *ud) {
-  flush(ud);
+static const kith_crypt_callbacks crypt_cbs = {
+    .on_out = on_crypt_out,
+    .on_frames = on_crypt_frames,
+};
+
+int peer_new_session(node_peer *p) {
+  kith_crypt_free(p->crypt);
+  p->crypt = NULL;
+  if (p->sess)
+    kith_session_free(p->sess);
+  p->sess = kith_session_new(&p->node->me, p->id, p->offerer);
+  if (p->sess)
+    p->crypt = kith_crypt_new(p->node->ctx, p->sess, &crypt_cbs, p);
+  return p->sess != NULL;
 }
 
 /* array, kind, bin headers, since and instance nonce of a payload */
 #define SIGNAL_FIELDS_MAX 48
+
+/* The ICE agent of the link's offer and answer (attempt 1), or NULL. */
+static kith_ice *offer_ice(node_peer *p) {
+  for (int i = CAR_RELAY + 1; i < PEER_CARRIERS; i++)
+    if (p->car[i].ice && p->car[i].attempt == 1)
+      return p->car[i].ice;
+  return NULL;
+}
 
 /* Packs [kind, ice params bin, join bin|nil, since uint, nonce bin16]. */
 static kith_err pack_signal(int kind, node_peer *p, uint8_t **out,
@@ -216,7 +281,8 @@ static kith_err pack_signal(int kind, node_peer *p, uint8_t **out,
   uint8_t *pbuf = NULL;
   size_t plen = 0;
   kith_pack pk;
-  kith_err err = kith_ice_local_params(p->ice, &params);
+  kith_ice *ice = offer_ice(p);
+  kith_err err = ice ? kith_ice_local_params(ice, &params) : KITH_ERR_STATE;
 
   /* The candidates that fit beside the rest of the payload (kind, headers
    * and the join request), highest priorities first. */
@@ -242,50 +308,66 @@ static kith_err pack_signal(int kind, node_peer *p, uint8_t **out,
   return kith_pack_take(&pk, out, len);
 }
 
-static void send_offer(node_peer *p, const char *host, uint16_t port) {
+/* Every way in at once (protocol.md 9.4): the offer goes to each signal
+ * address of the peer we know and through the relay, all with the same
+ * ICE parameters; whichever answer comes first counts. dest: only there
+ * (an address added later), or NULL for all. */
+static void send_offer(node_peer *p, const kith_addr *dest, node_peer *relay) {
   uint8_t *buf;
   size_t len;
   kith_err err = pack_signal(SIG_OFFER, p, &buf, &len);
-  node_peer *r = relay_of(p);
 
-  if (err == KITH_OK) {
-    err = r ? relay_send_signal(r, p->id, buf, len)
-            : kith_signal_send(p->node->sig, p->id, host, port, buf, len,
-                               OFFER_MIN_SIZE);
-    g_free(buf);
+  if (err != KITH_OK) {
+    node_log(p->node, "offer to %.8s failed: %s", p->id_text,
+             kith_strerror(err));
+    return;
   }
-  if (err != KITH_OK)
-    node_log(p->node, "offer to %.8s at %s:%u failed: %s", p->id_text, host,
-             port, kith_strerror(err));
+  for (size_t i = 0; i < p->n_dests && !relay; i++) {
+    const kith_addr *a = &p->dests[i];
+    if (dest && a != dest)
+      continue;
+    err = kith_signal_send(p->node->sig, p->id, a->host, a->port, buf, len,
+                           OFFER_MIN_SIZE);
+    if (err != KITH_OK)
+      node_log(p->node, "offer to %.8s at %s:%u failed: %s", p->id_text,
+               a->host, a->port, kith_strerror(err));
+  }
+  if (!dest && (relay || (relay = carrier_relay_peer(p))) &&
+      relay_send_signal(relay, p->id, buf, len) != KITH_OK)
+    node_log(p->node, "offer to %.8s through %.8s failed", p->id_text,
+             relay->id_text);
+  g_free(buf);
 }
 
+/* The answer goes back the ways the offer came: to the datagram's source
+ * and through the relay. */
 static kith_err resend_answer(node_peer *p) {
   uint8_t *buf;
   size_t len;
   kith_err err = pack_signal(SIG_ANSWER, p, &buf, &len);
-  node_peer *r = relay_of(p);
+  node_peer *r = carrier_relay_peer(p);
+  int sent = 0;
 
-  if (err == KITH_OK) {
-    if (r)
-      err = relay_send_signal(r, p->id, buf, len);
-    else if (p->reply_to)
-      err = kith_signal_reply(p->node->sig, p->id, p->reply_to, buf, len,
-                              p->offer_size);
-    else
-      err = KITH_ERR_STATE;
-    g_free(buf);
-  }
-  return err;
+  if (err != KITH_OK)
+    return err;
+  if (r && relay_send_signal(r, p->id, buf, len) == KITH_OK)
+    sent = 1;
+  if (p->reply_to && kith_signal_reply(p->node->sig, p->id, p->reply_to, buf,
+                                       len, p->offer_size) == KITH_OK)
+    sent = 1;
+  g_free(buf);
+  return sent ? KITH_OK : KITH_ERR_STATE;
 }
 
 static void send_answer(node_peer *p) {
   kith_err err = resend_answer(p);
+  kith_ice *ice = offer_ice(p);
 
   if (err != KITH_OK) {
     peer_close(p, "cannot answer the offer");
     return;
   }
-  err = kith_ice_set_remote(p->ice, &p->remote);
+  err = ice ? kith_ice_set_remote(ice, &p->remote) : KITH_ERR_STATE;
   if (err != KITH_OK) {
     peer_close(p, "bad ICE parameters in the offer");
     return;
@@ -293,56 +375,43 @@ static void send_answer(node_peer *p) {
   p->state = PEER_CONNECTING;
 }
 
+static int offer_gathered(node_peer *p) {
+  for (int i = CAR_RELAY + 1; i < PEER_CARRIERS; i++)
+    if (p->car[i].ice && p->car[i].attempt == 1)
+      return p->car[i].gathered;
+  return 0;
+}
+
 /* Sends our offer or answer once both gathering and our own set-up are
  * done (gathering may finish inside kith_ice_new). */
-static void signal_when_ready(node_peer *p) {
-  if (!p->gathered || !p->armed || p->state != PEER_GATHERING)
+void peer_signal_when_ready(node_peer *p) {
+  if (!offer_gathered(p) || !p->armed || p->state != PEER_GATHERING ||
+      p->closed)
     return;
   if (p->offerer) {
-    send_offer(p, p->offer_host, p->offer_port);
+    send_offer(p, NULL, NULL);
     p->state = PEER_OFFERED;
   } else {
     send_answer(p);
   }
 }
 
-static void on_ice_gathered(kith_ice *ice, void *ud) {
-  node_peer *p = ud;
-
-  p->gathered = 1;
-  signal_when_ready(p);
-}
-
-static const kith_ice_callbacks ice_cbs = {
-    .on_gathered = on_ice_gathered,
-    .on_state = on_ice_state,
-    .on_recv = on_ice_recv,
-    .on_writable = on_ice_writable,
-};
-
 static node_peer *peer_new(kith_node *n, const uint8_t id[32], int offerer) {
   node_peer *p = g_new0(node_peer, 1);
-  kith_ice_config cfg = {0};
 
   p->node = n;
   memcpy(p->id, id, KITH_ID_LEN);
   kith_id_to_text(id, p->id_text);
   p->offerer = offerer;
   p->state = PEER_GATHERING;
-  p->outbuf = g_byte_array_new();
+  carrier_init(p);
   p->started_ms = p->last_rx_ms = node_now();
   p->push = g_queue_new();
   p->announce = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   kith_bucket_init(&p->announce_rate, ADDRS_BURST, node_now());
-  p->sess = kith_session_new(&n->me, id, offerer);
-  cfg.controlling = memcmp(n->me.pk, id, KITH_ID_LEN) < 0;
-  cfg.loopback = n->loopback;
-  cfg.only_addr = n->bind_addr;
-  if (reflex_stun_server(n, id, p->stun_host, &cfg.stun_port))
-    cfg.stun_host = p->stun_host; /* --stun, else a relay friend */
-  cfg.turn = n->turn;
-  cfg.n_turn = n->n_turn;
-  if (kith_ice_new(n->ctx, &cfg, &ice_cbs, p, &p->ice) != KITH_OK) {
+  kith_bucket_init(&p->relay_pace, RELAY_PACE_BURST, node_now());
+  p->attempts = 1;
+  if (!peer_new_session(p) || carrier_ice_new(p, CAR_RELAY + 1, 1) != KITH_OK) {
     peer_free(p);
     return NULL;
   }
@@ -350,37 +419,94 @@ static node_peer *peer_new(kith_node *n, const uint8_t id[32], int offerer) {
   return p;
 }
 
-node_peer *peer_connect(kith_node *n, const uint8_t id[32], const char *host,
-                        uint16_t port, const uint8_t *join, size_t join_len) {
+/* Adds host:port to the offer's destinations (once); returns its entry. */
+static const kith_addr *add_dest(node_peer *p, const char *host,
+                                 uint16_t port) {
+  for (size_t i = 0; i < p->n_dests; i++)
+    if (strcmp(p->dests[i].host, host) == 0 && p->dests[i].port == port)
+      return &p->dests[i];
+  if (p->n_dests == PEER_DESTS)
+    p->n_dests--; /* the newest replaces the last */
+  g_strlcpy(p->dests[p->n_dests].host, host, sizeof p->dests[0].host);
+  p->dests[p->n_dests].port = port;
+  return &p->dests[p->n_dests++];
+}
+
+/* The one way an offer is made: to host:port (or NULL: the remembered
+ * address, if any) and through relay (or NULL: a linked relay friend or
+ * common neighbour, if any), all at once. */
+static node_peer *connect_all(kith_node *n, const uint8_t id[32],
+                              const char *host, uint16_t port, node_peer *relay,
+                              const uint8_t *join, size_t join_len) {
+  char text[KITH_ID_TEXT_LEN + 1];
+  kith_stored_peer *sp;
   node_peer *p;
 
-  if (g_hash_table_size(n->peers) >= PEER_MAX || !instance_may_link(n))
+  if (g_hash_table_size(n->peers) >= PEER_MAX || !instance_may_link(n) ||
+      (!join && !peer_may_connect(n, id)))
+    return NULL;
+  kith_id_to_text(id, text);
+  sp = g_hash_table_lookup(n->addrs, text);
+  if (!host && sp && sp->port) {
+    host = sp->host;
+    port = sp->port;
+  }
+  if (!relay)
+    relay = relay_pick(n, id);
+  if (!host && !relay)
     return NULL;
   p = peer_new(n, id, 1);
   if (!p)
     return NULL;
-  g_strlcpy(p->offer_host, host, sizeof p->offer_host);
-  p->offer_port = port;
+  if (host)
+    add_dest(p, host, port);
+  if (relay)
+    g_strlcpy(p->via, relay->id_text, sizeof p->via);
   if (join) {
     p->join = g_memdup2(join, join_len);
     p->join_len = join_len;
   }
-  node_log(n, "connecting to %.8s at %s:%u", p->id_text, host, port);
+  node_log(n, "connecting to %.8s%s%s%s%.8s", p->id_text, host ? " at " : "",
+           host ? host : "",
+           relay ? (host ? " and through " : " through ") : "",
+           relay ? relay->id_text : "");
   p->armed = 1;
-  signal_when_ready(p);
+  peer_signal_when_ready(p);
   return p; /* sending an offer never closes the peer */
 }
 
-/* The offerer re-sends its offer to another address (joins try each
- * address of the invite code in turn; a peer that moved is offered again
- * at its new address). */
+node_peer *peer_connect(kith_node *n, const uint8_t id[32], const char *host,
+                        uint16_t port, const uint8_t *join, size_t join_len) {
+  return connect_all(n, id, host, port, NULL, join, join_len);
+}
+
+node_peer *peer_connect_via(kith_node *n, const uint8_t id[32],
+                            node_peer *relay, const uint8_t *join,
+                            size_t join_len) {
+  return connect_all(n, id, NULL, 0, relay, join, join_len);
+}
+
+/* The offerer sends its offer to another address too (joins send it to
+ * every address of the invite code; a peer that moved is offered again at
+ * its new address). */
 void peer_reoffer(node_peer *p, const char *host, uint16_t port) {
-  if (p->closed || !p->offerer || p->via[0] || p->state > PEER_OFFERED)
+  const kith_addr *d;
+
+  if (p->closed || !p->offerer || p->state > PEER_OFFERED)
     return;
-  g_strlcpy(p->offer_host, host, sizeof p->offer_host);
-  p->offer_port = port;
+  d = add_dest(p, host, port);
   if (p->state == PEER_OFFERED)
-    send_offer(p, host, port);
+    send_offer(p, d, NULL);
+}
+
+void peer_offer_via(node_peer *p, node_peer *relay) {
+  if (p->closed || !p->offerer || p->state > PEER_OFFERED ||
+      strcmp(p->via, relay->id_text) == 0)
+    return;
+  if (!p->via[0] || !carrier_relay_peer(p))
+    g_strlcpy(p->via, relay->id_text, sizeof p->via);
+  if (p->state == PEER_OFFERED)
+    send_offer(p, NULL, relay);
 }
 
 void peer_send_refuse(kith_node *n, const uint8_t to[32], GSocketAddress *dst,
@@ -404,16 +530,19 @@ void peer_send_refuse(kith_node *n, const uint8_t to[32], GSocketAddress *dst,
   g_free(buf);
 }
 
-static int same_addr(GSocketAddress *src, const char *host, uint16_t port) {
+/* Did our offer go to src (one of its signal addresses)? */
+static int offered_to(const node_peer *p, GSocketAddress *src) {
   GInetSocketAddress *isa;
   char *h;
-  int same;
+  int same = 0;
 
   if (!G_IS_INET_SOCKET_ADDRESS(src))
     return 0;
   isa = G_INET_SOCKET_ADDRESS(src);
   h = g_inet_address_to_string(g_inet_socket_address_get_address(isa));
-  same = strcmp(h, host) == 0 && g_inet_socket_address_get_port(isa) == port;
+  for (size_t i = 0; i < p->n_dests && !same; i++)
+    same = strcmp(h, p->dests[i].host) == 0 &&
+           g_inet_socket_address_get_port(isa) == p->dests[i].port;
   g_free(h);
   return same;
 }
@@ -454,13 +583,19 @@ static void on_offer(kith_node *n, const kith_signal_msg *m,
 
   kith_id_to_text(m->from, text);
   if (p && peer_is_same_offer(p, params->ufrag)) {
-    /* The same offer again: our answer was lost; answer once more. */
+    /* The same offer by another way (the offerer sends it every way at
+     * once), or again (our answer was lost): the answer goes this way too,
+     * and the relay friend may carry the link. */
+    if (relay && !p->via[0] && p->state < PEER_UP)
+      g_strlcpy(p->via, relay->id_text, sizeof p->via);
+    if (m->src) {
+      g_clear_object(&p->reply_to);
+      p->reply_to = g_object_ref(m->src);
+      p->offer_size = m->size;
+    }
+    if (p->state == PEER_CONNECTING)
+      carrier_relay_answered(p);
     if (peer_answers_again(p)) {
-      if (m->src) {
-        g_clear_object(&p->reply_to);
-        p->reply_to = g_object_ref(m->src);
-        p->offer_size = m->size;
-      }
       if (resend_answer(p) != KITH_OK)
         node_log(n, "could not answer %.8s again", p->id_text);
     }
@@ -471,8 +606,7 @@ static void on_offer(kith_node *n, const kith_signal_msg *m,
    * it restarted), in which case ours will never be answered. */
   if (p && p->offerer && p->state < PEER_HANDSHAKE &&
       memcmp(n->me.pk, m->from, KITH_ID_LEN) < 0 &&
-      !(m->src && !p->via[0] &&
-        !same_addr(m->src, p->offer_host, p->offer_port)))
+      !(m->src && !offered_to(p, m->src)))
     return;
   if (instance_refuses_offer(n, p, m, inst, relay))
     return;
@@ -505,7 +639,9 @@ static void on_offer(kith_node *n, const kith_signal_msg *m,
   }
   node_log(n, "answering %.8s", p->id_text);
   p->armed = 1;
-  signal_when_ready(p);
+  peer_signal_when_ready(p);
+  if (!p->closed && p->state == PEER_CONNECTING)
+    carrier_relay_answered(p);
 }
 
 static void on_answer(kith_node *n, const kith_signal_msg *m,
@@ -517,12 +653,15 @@ static void on_answer(kith_node *n, const kith_signal_msg *m,
     return;
   p->inst = *inst;
   p->has_inst = 1;
-  if (kith_ice_set_remote(p->ice, params) != KITH_OK) {
+  if (!offer_ice(p) || kith_ice_set_remote(offer_ice(p), params) != KITH_OK) {
     peer_close(p, "bad ICE parameters in the answer");
     return;
   }
   remember_src(n, m);
   p->state = PEER_CONNECTING;
+  /* The relay friend the offer went through carries the session at once;
+   * ICE goes on and the link moves when a better path is ready. */
+  carrier_relay_answered(p);
 }
 
 void peer_on_signal(kith_node *n, const kith_signal_msg *m, node_peer *relay) {
@@ -553,66 +692,6 @@ void peer_on_signal(kith_node *n, const kith_signal_msg *m, node_peer *relay) {
       on_answer(n, m, &s.params, &inst);
   }
   }
-}
-
-/* ICE found no path (or is too slow): carry the session through the relay
- * friend that carried the signalling. The two ends keep their own
- * end-to-end session; the relay sees only its records. */
-static int fall_back_to_relay(node_peer *p) {
-  node_peer *r = relay_of(p);
-  if (p->relayed || p->state >= PEER_HANDSHAKE || !r ||
-      !relay_is_friend(p->node, r->id))
-    return 0; /* only a relay friend carries session bytes */
-  node_log(p->node, "no direct path to %.8s: relaying through %.8s", p->id_text,
-           p->via);
-  kith_ice_free(p->ice);
-  p->ice = NULL;
-  p->relayed = 1;
-  p->state = PEER_HANDSHAKE;
-  g_byte_array_set_size(p->outbuf, 0);
-  if (kith_session_start(p->sess, p->outbuf) != KITH_OK) {
-    peer_close(p, "session start failed");
-    return 1;
-  }
-  flush(p);
-  return 1;
-}
-
-void peer_on_relayed_data(kith_node *n, const uint8_t from[32],
-                          const uint8_t *bytes, size_t len, node_peer *relay) {
-  char text[KITH_ID_TEXT_LEN + 1];
-  node_peer *p;
-
-  kith_id_to_text(from, text);
-  p = g_hash_table_lookup(n->peers, text);
-  if (!p || strcmp(p->via, relay->id_text) != 0)
-    return; /* not a link we signalled through this relay */
-  if (!p->relayed && !fall_back_to_relay(p))
-    return;
-  if (!p->closed)
-    peer_feed(p, bytes, len);
-}
-
-node_peer *peer_connect_via(kith_node *n, const uint8_t id[32],
-                            node_peer *relay, const uint8_t *join,
-                            size_t join_len) {
-  node_peer *p;
-
-  if (g_hash_table_size(n->peers) >= PEER_MAX || !instance_may_link(n))
-    return NULL;
-  p = peer_new(n, id, 1);
-  if (!p)
-    return NULL;
-  g_strlcpy(p->via, relay->id_text, sizeof p->via);
-  if (join) {
-    p->join = g_memdup2(join, join_len);
-    p->join_len = join_len;
-  }
-  node_log(n, "connecting to %.8s through the relay %.8s", p->id_text,
-           relay->id_text);
-  p->armed = 1;
-  signal_when_ready(p);
-  return p;
 }
 
 void peer_send_uint_frame(node_peer *p, int type, uint64_t v) {
@@ -648,9 +727,10 @@ void peer_on_ping(node_peer *p, int kind, uint64_t t) {
 void peer_tick(node_peer *p, uint64_t now) {
   if (p->closed)
     return;
+  carrier_tick(p, now);
+  if (p->closed)
+    return;
   if (p->state != PEER_UP) {
-    if (now - p->started_ms > RELAY_FALLBACK_MS && fall_back_to_relay(p))
-      return;
     if (now - p->started_ms > PEER_CONNECT_TIMEOUT_MS) {
       if (p->offerer && !p->via[0])
         node_note_direct_failure(p->node, p->id);

@@ -23,8 +23,6 @@
 #include "../core/replay.h"
 #include "node_int.h"
 
-#define FRIEND_RETRY_MS (5 * KITH_SECOND)
-
 int relay_is_friend(kith_node *n, const uint8_t id[32]) {
   char text[KITH_ID_TEXT_LEN + 1];
 
@@ -158,15 +156,13 @@ void relay_on_frame(node_peer *p, const kith_wire_frame *f) {
     peer_on_relayed_data(p->node, f->from, f->data, f->len, p);
 }
 
-/* Keeps a link to every friend whose address we know (retrying every
- * FRIEND_RETRY_MS), so that a relay can reach us and we can reach it. */
+/* Keeps a link to every friend whose address we know, so that a relay can
+ * reach us and we can reach it: tried again on the reconnect rule
+ * (peer_may_connect: about 1 s after a failure, doubling up to a minute). */
 void relay_tick(kith_node *n, uint64_t now) {
   GHashTableIter it;
   gpointer k, v;
 
-  if (now < n->next_friend_ms)
-    return;
-  n->next_friend_ms = now + FRIEND_RETRY_MS;
   g_hash_table_iter_init(&it, n->friends);
   while (g_hash_table_iter_next(&it, &k, &v)) {
     kith_friend *f = v;
@@ -282,8 +278,8 @@ static void rpc_friend_add(kith_rpc_call *call, const msgpack_object *params,
     return;
   }
   g_hash_table_replace(n->friends, g_strdup(id_text), f);
-  n->next_friend_ms = 0; /* link up at the next tick */
-  reflex_refresh(n);     /* and ask it where we are */
+  peer_backoff_reset(n, f->node); /* link up at the next tick */
+  reflex_refresh(n);              /* and ask it where we are */
   kith_pack_init(&pk);
   pack_friend(&pk, f);
   node_rpc_reply(n, call, &pk);

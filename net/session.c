@@ -385,16 +385,119 @@ kith_err kith_session_recv(kith_session *s, const uint8_t *buf, size_t len,
   return e == KITH_OK ? KITH_OK : die(s, e);
 }
 
-kith_err kith_session_seal(kith_session *s, const uint8_t *frame, size_t len,
-                           GByteArray *out) {
+/* What a frame to seal must pass (both ways of sealing). */
+static kith_err may_seal(const kith_session *s, const uint8_t *frame,
+                         size_t len, const GByteArray *out) {
   if (s == NULL || frame == NULL || len == 0 || out == NULL)
     return KITH_ERR_ARG;
   if (s->dead != KITH_OK)
     return s->dead;
   if (s->phase != ESTABLISHED)
     return KITH_ERR_STATE;
-  if (len > KITH_SESSION_MAX_FRAME)
+  return len > KITH_SESSION_MAX_FRAME ? KITH_ERR_LIMIT : KITH_OK;
+}
+
+kith_err kith_session_seal(kith_session *s, const uint8_t *frame, size_t len,
+                           GByteArray *out) {
+  kith_err e = may_seal(s, frame, len, out);
+  if (e != KITH_OK)
+    return e;
+  e = seal_record(s, frame, len, out);
+  return e == KITH_OK ? KITH_OK : die(s, e);
+}
+
+/* ---- records sealed and opened elsewhere ---- */
+
+void kith_record_seal(const uint8_t key[32], uint64_t n, uint8_t *payload,
+                      size_t frame_len) {
+  uint8_t nonce[NONCE_LEN];
+  nonce_of(n, nonce);
+  crypto_aead_chacha20poly1305_ietf_encrypt_detached(
+      payload, payload + frame_len, NULL, payload, frame_len, NULL, 0, NULL,
+      nonce, key);
+}
+
+kith_err kith_record_open(const uint8_t key[32], uint64_t n, uint8_t *payload,
+                          size_t len) {
+  uint8_t nonce[NONCE_LEN];
+  if (len < KITH_SESSION_TAG_LEN)
+    return KITH_ERR_DECODE;
+  size_t mlen = len - KITH_SESSION_TAG_LEN;
+  nonce_of(n, nonce);
+  return crypto_aead_chacha20poly1305_ietf_decrypt_detached(
+             payload, NULL, payload, mlen, payload + mlen, NULL, 0, nonce,
+             key) == 0
+             ? KITH_OK
+             : KITH_ERR_CRYPTO;
+}
+
+void kith_session_key(const kith_session *s, int tx, uint8_t key[32]) {
+  memcpy(key, tx ? s->sec->tx : s->sec->rx, KEY_LEN);
+}
+
+void kith_session_kill(kith_session *s, kith_err err) {
+  if (s != NULL && s->dead == KITH_OK)
+    die(s, err);
+}
+
+kith_err kith_session_seal_later(kith_session *s, const uint8_t *frame,
+                                 size_t len, GByteArray *out,
+                                 kith_record_span *span) {
+  kith_err e = span ? may_seal(s, frame, len, out) : KITH_ERR_ARG;
+  if (e != KITH_OK)
+    return e;
+  if (s->tx_n == UINT64_MAX)
+    return die(s, KITH_ERR_LIMIT);
+  uint8_t *p = append_header(out, len + KITH_SESSION_TAG_LEN);
+  memcpy(p, frame, len);
+  span->at = (size_t)(p - out->data);
+  span->len = len + KITH_SESSION_TAG_LEN;
+  span->n = s->tx_n++;
+  return KITH_OK;
+}
+
+/* One complete record for later: copied out with its counter. */
+static kith_err keep_record(kith_session *s, const uint8_t *rec, size_t len,
+                            GByteArray *recs, GArray *spans) {
+  if (s->rx_n == UINT64_MAX)
     return KITH_ERR_LIMIT;
-  kith_err e = seal_record(s, frame, len, out);
+  kith_record_span sp = {.at = recs->len, .len = len, .n = s->rx_n++};
+  g_byte_array_append(recs, rec, (guint)len);
+  g_array_append_val(spans, sp);
+  return KITH_OK;
+}
+
+kith_err kith_session_recv_later(kith_session *s, const uint8_t *buf,
+                                 size_t len, GByteArray *recs, GArray *spans) {
+  if (s == NULL || (buf == NULL && len > 0) || recs == NULL || spans == NULL)
+    return KITH_ERR_ARG;
+  if (s->dead != KITH_OK)
+    return s->dead;
+  if (s->phase != ESTABLISHED)
+    return KITH_ERR_STATE;
+  kith_err e = KITH_OK;
+  while (len > 0 && e == KITH_OK) {
+    GByteArray *in = s->inbuf;
+    size_t n, rlen;
+    if (in->len == 0 && len >= REC_HDR && (rlen = record_len(s, buf)) != 0 &&
+        len >= REC_HDR + rlen) {
+      e = keep_record(s, buf + REC_HDR, rlen, recs, spans);
+      n = REC_HDR + rlen; /* a whole record: copied once */
+    } else {
+      n = in->len < REC_HDR ? take(s, buf, len, REC_HDR - in->len) : 0;
+      rlen = in->len >= REC_HDR ? record_len(s, in->data) : 0;
+      if (in->len >= REC_HDR && rlen == 0) {
+        e = KITH_ERR_LIMIT;
+      } else if (in->len >= REC_HDR) {
+        n += take(s, buf + n, len - n, REC_HDR + rlen - in->len);
+        if (in->len == REC_HDR + rlen) {
+          e = keep_record(s, in->data + REC_HDR, rlen, recs, spans);
+          g_byte_array_set_size(in, 0);
+        }
+      }
+    }
+    buf += n;
+    len -= n;
+  }
   return e == KITH_OK ? KITH_OK : die(s, e);
 }

@@ -61,4 +61,49 @@ int kith_session_is_established(const kith_session *s);
 KITH_MUST kith_err kith_session_seal(kith_session *s, const uint8_t *frame,
                                      size_t len, GByteArray *out);
 
+/* ---- records sealed and opened elsewhere (net/crypt.c) ----
+ *
+ * The same records as kith_session_seal and kith_session_recv make and
+ * read, with the AEAD left to the caller (a worker thread): the session
+ * frames the records and hands out their counters in order; the caller
+ * seals or opens each in place with its direction's key. */
+
+/* A record's payload in the caller's buffer: it starts at `at` and is
+ * `len` bytes (frame and tag); `n` is its counter (10.4). */
+typedef struct kith_record_span {
+  size_t at;
+  size_t len;
+  uint64_t n;
+} kith_record_span;
+
+/* Established sessions only. Appends to out a record whose payload is the
+ * frame in clear followed by KITH_SESSION_TAG_LEN bytes of room, and
+ * reserves its counter; span says where (within out). Seal it with
+ * kith_record_seal before sending anything after it. Errors as
+ * kith_session_seal. */
+KITH_MUST kith_err kith_session_seal_later(kith_session *s,
+                                           const uint8_t *frame, size_t len,
+                                           GByteArray *out,
+                                           kith_record_span *span);
+/* Established sessions only: like kith_session_recv, but appends each
+ * complete record's payload, still sealed, to recs and its span to spans
+ * (GArray of kith_record_span), counters in order; a record split across
+ * calls waits inside the session. Errors: those of framing (the session
+ * is then dead), KITH_ERR_STATE before established. */
+KITH_MUST kith_err kith_session_recv_later(kith_session *s, const uint8_t *buf,
+                                           size_t len, GByteArray *recs,
+                                           GArray *spans);
+/* Copies the key of one direction (tx: what this side sends) into key. */
+void kith_session_key(const kith_session *s, int tx, uint8_t key[32]);
+/* Ends the session with err (a record that did not open elsewhere). */
+void kith_session_kill(kith_session *s, kith_err err);
+/* Seals in place: payload holds frame_len bytes and room for the tag. */
+void kith_record_seal(const uint8_t key[32], uint64_t n, uint8_t *payload,
+                      size_t frame_len);
+/* Opens in place: the frame is payload[0 .. len - KITH_SESSION_TAG_LEN).
+ * KITH_ERR_CRYPTO if the tag does not verify, KITH_ERR_DECODE if len is
+ * shorter than a tag. */
+KITH_MUST kith_err kith_record_open(const uint8_t key[32], uint64_t n,
+                                    uint8_t *payload, size_t len);
+
 #endif

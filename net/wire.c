@@ -70,6 +70,18 @@ static kith_err read_gossip(const msgpack_object *it, kith_wire_frame *f) {
   return KITH_OK;
 }
 
+/* An attempt number and ICE parameters (validated by their decoder). */
+static kith_err read_path(const msgpack_object *it, kith_wire_frame *f) {
+  const uint8_t *b;
+  size_t blen;
+
+  if (kith_codec_uint(&it[1], UINT64_MAX, &f->t) != KITH_OK ||
+      kith_codec_bin(&it[2], KITH_WIRE_PARAMS_MAX, &b, &blen) != KITH_OK ||
+      kith_ice_params_decode(b, blen, &f->params) != KITH_OK)
+    return KITH_ERR_DECODE;
+  return KITH_OK;
+}
+
 /* Frames are told apart by type and arity: a frame of a known type with
  * another number of fields comes from a newer peer and is not ours. */
 static kith_err read_fields(const msgpack_object *it, uint32_t n, uint64_t type,
@@ -78,7 +90,11 @@ static kith_err read_fields(const msgpack_object *it, uint32_t n, uint64_t type,
   case 2 * 256 + FRAME_PING:
   case 2 * 256 + FRAME_PONG:
   case 2 * 256 + FRAME_ELSEWHERE:
+  case 2 * 256 + FRAME_MOVE:
     return kith_codec_uint(&it[1], UINT64_MAX, &f->t);
+  case 3 * 256 + FRAME_PATH_OFFER:
+  case 3 * 256 + FRAME_PATH_ANSWER:
+    return read_path(it, f);
   case 2 * 256 + FRAME_ADDRS:
     return read_addrs(&it[1], f);
   case 3 * 256 + FRAME_GOSSIP:

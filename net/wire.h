@@ -29,16 +29,20 @@ enum {
   FRAME_PING = 1,
   FRAME_PONG = 2,
   FRAME_ADDRS = 5,
-  FRAME_GOSSIP = 6,    /* [6, group id, engine frame bin] */
-  FRAME_RELAY = 7,     /* [7, kind, to, from, payload] (relay.c) */
-  FRAME_BYE = 8,       /* [8]: the sender closes the link */
-  FRAME_ELSEWHERE = 9, /* [9, since]: an older instance of you was refused */
+  FRAME_GOSSIP = 6,       /* [6, group id, engine frame bin] */
+  FRAME_RELAY = 7,        /* [7, kind, to, from, payload] (relay.c) */
+  FRAME_BYE = 8,          /* [8]: the sender closes the link */
+  FRAME_ELSEWHERE = 9,    /* [9, since]: an older instance of you was refused */
+  FRAME_MOVE = 10,        /* [10, attempt]: my next records go on that path */
+  FRAME_PATH_OFFER = 11,  /* [11, attempt, ice params bin]: try a path */
+  FRAME_PATH_ANSWER = 12, /* [12, attempt, ice params bin] */
 };
 
-#define KITH_WIRE_ADDRS_MAX 64   /* entries of one ADDRS frame */
-#define KITH_WIRE_HOST_MAX 63    /* bytes of a host in ADDRS */
-#define KITH_WIRE_JOIN_MAX 1024  /* bytes of a join request */
-#define KITH_WIRE_REASON_MAX 200 /* bytes of a refusal's reason */
+#define KITH_WIRE_ADDRS_MAX 64    /* entries of one ADDRS frame */
+#define KITH_WIRE_HOST_MAX 63     /* bytes of a host in ADDRS */
+#define KITH_WIRE_JOIN_MAX 1024   /* bytes of a join request */
+#define KITH_WIRE_REASON_MAX 200  /* bytes of a refusal's reason */
+#define KITH_WIRE_PARAMS_MAX 4096 /* bytes of ICE params in PATH_* */
 /* A GOSSIP frame names its group by the whole id or its first 8 bytes. */
 #define KITH_WIRE_GROUP_TAG_LEN 8
 
@@ -51,17 +55,19 @@ typedef struct kith_wire_addr {
 
 /* One decoded link frame: only the fields of its type are set. */
 typedef struct kith_wire_frame {
-  uint64_t type;       /* FRAME_*, or 0: a type (or arity) we do not know */
-  uint64_t t;          /* PING, PONG: the pinger's clock; ELSEWHERE: since */
-  uint8_t gid[32];     /* GOSSIP: the group id, or its first gid_len bytes */
-  size_t gid_len;      /* GOSSIP: 32, or KITH_WIRE_GROUP_TAG_LEN */
+  uint64_t type;   /* FRAME_*, or 0: a type (or arity) we do not know */
+  uint64_t t;      /* PING, PONG: the pinger's clock; ELSEWHERE: since; MOVE,
+                      PATH_OFFER, PATH_ANSWER: the attempt */
+  uint8_t gid[32]; /* GOSSIP: the group id, or its first gid_len bytes */
+  size_t gid_len;  /* GOSSIP: 32, or KITH_WIRE_GROUP_TAG_LEN */
   const uint8_t *data; /* GOSSIP: engine frame; RELAY: payload (borrow) */
   size_t len;
   uint64_t relay_kind; /* RELAY: 0 signal, 1 session bytes */
   uint8_t to[KITH_ID_LEN], from[KITH_ID_LEN]; /* RELAY */
   size_t n_addrs; /* ADDRS: the well-formed entries (others are skipped) */
   kith_wire_addr addrs[KITH_WIRE_ADDRS_MAX];
-  msgpack_unpacked u; /* data borrows from it */
+  kith_ice_params params; /* PATH_OFFER, PATH_ANSWER (validated) */
+  msgpack_unpacked u;     /* data borrows from it */
 } kith_wire_frame;
 
 /* Decodes one decrypted link frame into f. Call kith_wire_frame_clear

@@ -117,6 +117,53 @@ static void malformed_frames_are_rejected(void **state) {
   kith_wire_frame_clear(&f);
 }
 
+/* [type, attempt, ice params bin] with params that decode, or junk. */
+static kith_err decode_path(int type, uint64_t attempt, int junk,
+                            kith_wire_frame *f) {
+  kith_ice_params ip = {
+      .ufrag = "Ab3x", .pwd = "0123456789abcdefghijkl", .n_cands = 1};
+  ip.cands[0] =
+      (kith_ice_cand){"1", 2130706431, "192.0.2.10", 40000, KITH_CAND_HOST};
+  uint8_t *pb;
+  size_t pl;
+  kith_pack p;
+  assert_int_equal(kith_ice_params_encode(&ip, &pb, &pl), KITH_OK);
+  if (junk)
+    pb[1] = 0xc0; /* the ufrag is not a string */
+  kith_pack_init(&p);
+  kith_pack_array(&p, 3);
+  kith_pack_uint(&p, (uint64_t)type);
+  kith_pack_uint(&p, attempt);
+  kith_pack_bin(&p, pb, pl);
+  g_free(pb);
+  return decode_frame(&p, f);
+}
+
+static void move_and_path_frames_decode(void **state) {
+  kith_pack p;
+  kith_wire_frame f;
+  kith_pack_init(&p);
+  kith_pack_array(&p, 2);
+  kith_pack_uint(&p, FRAME_MOVE);
+  kith_pack_uint(&p, 7);
+  assert_int_equal(decode_frame(&p, &f), KITH_OK);
+  assert_int_equal(f.type, FRAME_MOVE);
+  assert_int_equal(f.t, 7);
+  kith_wire_frame_clear(&f);
+  for (int type = FRAME_PATH_OFFER; type <= FRAME_PATH_ANSWER; type++) {
+    assert_int_equal(decode_path(type, 3, 0, &f), KITH_OK);
+    assert_int_equal(f.type, type);
+    assert_int_equal(f.t, 3);
+    assert_string_equal(f.params.ufrag, "Ab3x");
+    assert_int_equal(f.params.n_cands, 1);
+    assert_int_equal(f.params.cands[0].port, 40000);
+    kith_wire_frame_clear(&f);
+    assert_int_equal(decode_path(type, 3, 1, &f), KITH_ERR_DECODE);
+    kith_wire_frame_clear(&f);
+  }
+  (void)state;
+}
+
 static void pack_addr(kith_pack *p, const uint8_t *id, size_t id_len,
                       const char *host, uint64_t port) {
   kith_pack_array(p, 4);
@@ -318,6 +365,7 @@ int main(void) {
       cmocka_unit_test(offer_carries_its_join_request),
       cmocka_unit_test(refusal_and_bad_kinds),
       cmocka_unit_test(join_request_decodes_and_checks_the_name),
+      cmocka_unit_test(move_and_path_frames_decode),
   };
   if (sodium_init() < 0)
     return 1;
