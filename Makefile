@@ -9,7 +9,7 @@ JOBS         ?= $(shell nproc 2>/dev/null || echo 2)
 DEPS = build-essential cmake pkg-config clang-format tmux \
        libsodium-dev libnice-dev libmsgpack-dev libcmocka-dev \
        libglib2.0-dev libsqlite3-dev libjson-glib-dev libncurses-dev \
-       iproute2 iptables coturn jq
+       iproute2 iptables coturn jq sqlite3
 
 # Fuzzing (make fuzz): clang and its libFuzzer/sanitizer runtimes.
 FUZZ_DEPS    = clang libclang-rt-dev
@@ -58,6 +58,10 @@ bench: bench-build
 	$(BENCH_BIN)/kith-bench ingest
 	$(BENCH_BIN)/kith-bench ingest --history 100000 --senders 8 --reorder 0.1
 	$(BENCH_BIN)/kith-bench reconcile --items 100000 --diff 100
+	$(BENCH_BIN)/kith-bench link
+	$(BENCH_BIN)/kith-bench link --no-worker
+	$(BENCH_BIN)/kith-bench link --frame 1024
+	$(BENCH_BIN)/kith-bench mesh --nodes 10 --posts 300 --interval-ms 5
 	@if [ -x $(BENCH_BIN)/kith-sim ]; then \
 	  $(BENCH_BIN)/kith-sim --nodes 1000 --messages 20 --loss 0.01 \
 	    --crash 0.2 --seed 1; fi
@@ -99,7 +103,7 @@ format:
 
 check-format:
 	clang-format --dry-run -Werror core/*.[ch] net/*.[ch] cli/*.[ch] \
-	  bench/*.[ch] sim/*.[ch] tests/*/*.c
+	  tests/*/*.[ch] bench/*.[ch] sim/*.[ch]
 
 clean:
 	rm -rf $(BUILD) $(BUILD_BENCH) build-asan $(FUZZ_BUILD)

@@ -17,10 +17,14 @@ int bench_ingest(int argc, char **argv);
 int bench_reconcile(int argc, char **argv);
 int bench_build_store(int argc, char **argv);
 int bench_node(int argc, char **argv);
+int bench_link(int argc, char **argv);
+int bench_mesh(int argc, char **argv);
 
 /* Conditions every benchmark prints: machine (CPU model, cores), build type,
  * compiler. g_malloc'ed one-line string. */
 char *bench_conditions(void);
+/* Prints the object b holds (ended) as one line and frees b. */
+void bench_print_json(JsonBuilder *b);
 /* Monotonic time in seconds (benchmarks may read clocks; core may not). */
 double bench_now(void);
 /* Wall-clock time in milliseconds since 1970. */

@@ -1,6 +1,7 @@
 /* kith-bench: dispatches the benchmark subcommands and states the
  * conditions they ran under. */
 #include <glib.h>
+#include <json-glib/json-glib.h>
 #include <math.h>
 #include <sched.h>
 #include <sodium.h>
@@ -33,6 +34,13 @@ static const bench_cmd cmds[] = {
     {"reconcile", bench_reconcile,
      "reconcile [--items N] [--diff D] [--json]  set reconciliation of two "
      "replicas of N events differing by D"},
+    {"link", bench_link,
+     "link [--mb N] [--frame BYTES] [--rounds R] [--json]  bulk bytes "
+     "through one kith session over two libnice agents vs raw pseudo-TCP"},
+    {"mesh", bench_mesh,
+     "mesh [--nodes N] [--posts M] [--interval-ms I] [--runs R] [--json]  "
+     "N real kith nodes in one group (own network namespace as root): "
+     "latency, CPU, bytes per post, GRAFTs and PRUNEs"},
     {"build-store", bench_build_store,
      "build-store --home DIR --events N [--text-bytes B] [--nodes K]\n"
      "         [--port-base P] [--halves]  writes a home (K homes DIR/n0..) "
@@ -96,6 +104,19 @@ char *bench_conditions(void) {
                             sodium_version_string(), sqlite3_libversion());
   g_free(cpu);
   return s;
+}
+
+void bench_print_json(JsonBuilder *b) {
+  JsonGenerator *g = json_generator_new();
+  JsonNode *root = json_builder_get_root(b);
+  json_generator_set_root(g, root);
+  char *s = json_generator_to_data(g, NULL);
+  printf("%s\n", s);
+  fflush(stdout);
+  g_free(s);
+  json_node_unref(root);
+  g_object_unref(g);
+  g_object_unref(b);
 }
 
 double bench_now(void) {
@@ -208,16 +229,7 @@ void bench_json_end(JsonBuilder *b) {
   bench_json_str(b, "conditions", cond);
   g_free(cond);
   json_builder_end_object(b);
-  JsonGenerator *gen = json_generator_new();
-  JsonNode *root = json_builder_get_root(b);
-  json_generator_set_root(gen, root);
-  char *out = json_generator_to_data(gen, NULL);
-  printf("%s\n", out);
-  fflush(stdout);
-  g_free(out);
-  json_node_unref(root);
-  g_object_unref(gen);
-  g_object_unref(b);
+  bench_print_json(b);
 }
 
 static int cmp_double(const void *a, const void *b) {
