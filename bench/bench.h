@@ -9,6 +9,7 @@
 
 #include "core/group.h"
 #include "core/store.h"
+#include "net/node_int.h" /* STORE_BATCH_MAX */
 
 /* Each subcommand parses its own options (argv[0] is its name), prints a
  * human summary or, with --json, one JSON object, and returns an exit
@@ -73,10 +74,10 @@ double bench_percentile(double *v, size_t n, double p);
 
 /* The store batches of the node (net/node.c node_batch, node_store_flush):
  * the engine writes accepted events into one open transaction, committed
- * after `max` events (the node: STORE_BATCH_MAX, 64, or at the end of a
+ * after `max` events (the node: STORE_BATCH_MAX, or at the end of a
  * main-loop round), every group flushing what it keeps in memory
  * (kith_group_flush) first. `bad` is set when a write fails. */
-#define BENCH_NODE_BATCH 64
+#define BENCH_NODE_BATCH STORE_BATCH_MAX
 typedef struct bench_batch {
   kith_store *s;
   kith_group *g;

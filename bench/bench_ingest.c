@@ -206,7 +206,9 @@ static int measure(sink *k, const GPtrArray *events, size_t bytes,
 
 /* ---- output ---- */
 
-#define STORE_PLAIN "sqlite WAL, one transaction per 64 events (as the node)"
+#define STORE_PLAIN                                                            \
+  "sqlite WAL, one transaction per " G_STRINGIFY(                              \
+      BENCH_NODE_BATCH) " events (as the node)"
 #define STORE_HISTORY STORE_PLAIN ", the group opened from the store"
 
 /* The keys both kinds of run print last, then the object is printed. */
