@@ -139,9 +139,12 @@ static void drop_error(const char *msg, void *ud) {}
 
 /* Connects and asks `status` until the node answers (*r stays connected),
  * or it exits (*exited set: it is reaped), or START_TIMEOUT_S passes.
- * Returns the seconds since t0, or -1. */
+ * Returns the seconds since t0, or -1. Tries to connect only once the
+ * socket file is there (cli_rpc_open prints "no node is running" on
+ * stderr before, past the error sink). */
 static double wait_answer(const cli_opts *co, pid_t pid, double t0, cli_rpc **r,
                           int *exited) {
+  char *sock = kith_home_path(co->home, KITH_HOME_SOCKET_FILE);
   cli_set_error_sink(drop_error, NULL);
   double t = -1;
   while (t < 0 && bench_now() - t0 < START_TIMEOUT_S &&
@@ -149,7 +152,8 @@ static double wait_answer(const cli_opts *co, pid_t pid, double t0, cli_rpc **r,
     kith_pack p;
     const msgpack_object *res = NULL;
     /* cli_rpc_call clears the params, so they are made once connected */
-    if (cli_rpc_open(co, r) == CLI_OK &&
+    if (g_file_test(sock, G_FILE_TEST_EXISTS) &&
+        cli_rpc_open(co, r) == CLI_OK &&
         cli_rpc_call(*r, "status", cli_no_params(&p), RPC_TIMEOUT_MS, NULL,
                      NULL, &res) == CLI_OK) {
       t = bench_now() - t0;
@@ -160,6 +164,7 @@ static double wait_answer(const cli_opts *co, pid_t pid, double t0, cli_rpc **r,
     g_usleep(POLL_US);
   }
   cli_set_error_sink(NULL, NULL);
+  g_free(sock);
   return t;
 }
 
