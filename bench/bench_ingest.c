@@ -12,8 +12,10 @@
  * With history (--history N --senders S --reorder P): the receiver is
  * store-backed and its group already holds N messages; the measured events
  * come from S concurrent senders, a fraction P of them late
- * (bench_crowd.h). The same run is made at history --base (1000) first, so
- * that the per-event cost at N is compared with it in the same process.
+ * (bench_crowd.h). A second receiver at history --base (1000) is built
+ * beside it, and the two are measured in alternating chunks, so that the
+ * per-event cost at N is compared with the cost at the base under the
+ * same machine load.
  *
  * Both feed the receiver as the node does (net/frames.c recv_event, net/
  * node.c node_accepted): one kith_group_receive per event, then
@@ -464,9 +466,19 @@ typedef struct hrun {
   double build_s;
 } hrun;
 
-/* Builds the crowd at this history and measures its ingest. */
-static int measure_history(const opts *o, long history, hrun *h) {
+/* One side of a history run: its crowd, its receiver and its raw verify
+ * set, with the seconds each took so far. */
+typedef struct hside {
   crowd c;
+  sink k;
+  verify_set v;
+  double tv, tf;
+  uint64_t before;
+  int built;
+} hside;
+
+/* Builds the crowd at this history. */
+static int hside_build(const opts *o, long history, hside *s) {
   const crowd_opts co = {.history = history,
                          .senders = o->senders,
                          .events = o->events,
@@ -474,34 +486,78 @@ static int measure_history(const opts *o, long history, hrun *h) {
                          .reorder = o->reorder,
                          .window = o->window,
                          .seed = (uint64_t)o->seed};
-  kith_err err = crowd_build(&c, &co);
-  int ok = err == KITH_OK;
-  if (!ok)
+  memset(s, 0, sizeof *s);
+  kith_err err = crowd_build(&s->c, &co);
+  if (err != KITH_OK) {
     fprintf(stderr, "kith-bench ingest: building history %ld failed: %s\n",
             history, kith_strerror(err));
+    crowd_clear(&s->c);
+    return 0;
+  }
+  s->built = 1;
+  s->before = kith_group_n_events(s->c.g);
+  sink_init(&s->k, s->c.g, s->c.store, s->c.last_ts);
+  verify_set_init(&s->v, s->c.events->len, s->c.bytes, &s->c.senders[0]);
+  return 1;
+}
+
+/* Raw verify, then the full path, of chunk [from, from + CHUNK). */
+static void hside_chunk(hside *s, guint from) {
+  guint to = MIN(from + CHUNK, s->c.events->len);
+  if (from >= to)
+    return;
+  s->tv += verify_range(&s->v, from, to);
+  s->tf += ingest_range(&s->k, s->c.events, from, to);
+}
+
+/* The figures of s (every event accepted once, none left waiting), and s
+ * freed. */
+static int hside_finish(hside *s, long history, hrun *h) {
+  int ok = !s->k.bad && !s->v.bad &&
+           kith_group_n_events(s->c.g) == s->before + s->c.events->len &&
+           kith_group_n_held(s->c.g) == 0;
+  if (!ok)
+    fprintf(stderr,
+            "kith-bench ingest: at history %ld an event was rejected or left "
+            "held\n",
+            history);
   memset(h, 0, sizeof *h);
   h->history = history;
-  if (ok) {
-    sink k;
-    uint64_t before = kith_group_n_events(c.g);
-    sink_init(&k, c.g, c.store, c.last_ts);
-    ok = measure(&k, c.events, c.bytes, &c.senders[0], &h->r);
-    sink_clear(&k);
-    /* Every event accepted once, none left waiting. */
-    ok = ok && kith_group_n_events(c.g) == before + c.events->len &&
-         kith_group_n_held(c.g) == 0;
-    if (!ok)
-      fprintf(stderr,
-              "kith-bench ingest: at history %ld an event was "
-              "rejected or left held\n",
-              history);
-    h->delayed = c.delayed;
-    h->behind = c.behind;
-    h->event_bytes = c.bytes / c.events->len;
-    h->store_bytes = c.store_bytes;
-    h->build_s = c.build_s;
+  h->r.verify_per_s = (double)s->c.events->len / s->tv;
+  h->r.events_per_s = (double)s->c.events->len / s->tf;
+  h->r.held = s->k.held;
+  h->delayed = s->c.delayed;
+  h->behind = s->c.behind;
+  h->event_bytes = s->c.bytes / s->c.events->len;
+  h->store_bytes = s->c.store_bytes;
+  h->build_s = s->c.build_s;
+  sink_clear(&s->k);
+  verify_set_clear(&s->v);
+  crowd_clear(&s->c);
+  return ok;
+}
+
+/* Builds both crowds, then measures them in alternating chunks (base,
+ * then history; each its raw verify, then its full path), so that all four
+ * rates see the same machine load. */
+static int measure_histories(const opts *o, hrun *base, hrun *h) {
+  hside sb, sh;
+  int two = o->history != o->base;
+  int ok = hside_build(o, o->base, &sb);
+  if (ok && two && !(ok = hside_build(o, o->history, &sh)))
+    hside_finish(&sb, o->base, base);
+  if (!ok)
+    return 0;
+  for (guint i = 0; i < sb.c.events->len; i += CHUNK) {
+    hside_chunk(&sb, i);
+    if (two)
+      hside_chunk(&sh, i);
   }
-  crowd_clear(&c);
+  ok = hside_finish(&sb, o->base, base);
+  if (two)
+    ok = hside_finish(&sh, o->history, h) && ok;
+  else
+    *h = *base;
   return ok;
 }
 
@@ -587,11 +643,7 @@ static void print_history(const opts *o, const hrun *h, const hrun *base,
 
 static int run_history(const opts *o, int cpu) {
   hrun base, h;
-  int ok = measure_history(o, o->base, &base);
-  if (ok && o->history != o->base)
-    ok = measure_history(o, o->history, &h);
-  else
-    h = base;
+  int ok = measure_histories(o, &base, &h);
   if (ok)
     print_history(o, &h, &base, cpu);
   return ok ? 0 : 1;
