@@ -7,7 +7,8 @@
 # remembering the signal addresses of the earlier nodes of its own half
 # only. Real `kith node`s on loopback, started one after another, then
 # link within their halves, and never across: nobody in one half knows an
-# address in the other, and an introduction needs a common neighbour. Each half adds ADDS messages (default 2000), spread
+# address in the other, and an introduction needs a common neighbour.
+# Each half adds ADDS messages (default 2000), spread
 # over its nodes, with `kith send bench - --lines`, and the script waits
 # until each half agrees within itself. Then it heals the partition by
 # telling node 0 the address of the first node of the other half (`kith
@@ -145,9 +146,10 @@ echo "  halves: adds sent in $t_add s, each half agreeing within itself after $t
 echo "  heal: node n0 is told the address of node n$HALF; every node should hold $((E0 + 2 * ADDS)) events"
 
 # heal_wait T0 WANT: polls every node (each round asks each node with a
-# kith command, about 10 ms each, then sleeps HEAL_POLL_S) until all hold WANT events and one
-# state_hash, noting in DONE when each first held them all, and printing
-# what each holds at REPORT_AT seconds; fails after HEAL_LIMIT_S.
+# kith command, about 10 ms each, then sleeps HEAL_POLL_S) until all hold
+# WANT events and one state_hash, noting in DONE when each first held them
+# all, and printing what each holds at REPORT_AT seconds; fails after
+# HEAL_LIMIT_S.
 REPORT_AT=(5 10 30 60 120 300 600)
 declare -a DONE=()
 heal_wait() {
