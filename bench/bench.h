@@ -18,6 +18,7 @@ int bench_ingest(int argc, char **argv);
 int bench_reconcile(int argc, char **argv);
 int bench_build_store(int argc, char **argv);
 int bench_node(int argc, char **argv);
+int bench_gossip_stats(int argc, char **argv);
 int bench_link(int argc, char **argv);
 int bench_mesh(int argc, char **argv);
 

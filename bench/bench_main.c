@@ -48,6 +48,9 @@ static const bench_cmd cmds[] = {
     {"node", bench_node,
      "node --kith PATH --home DIR [--sends N] [--logs N] [--starts N]  "
      "start-up, RSS, log -n 50 and send latency of a real kith node"},
+    {"gossip-stats", bench_gossip_stats,
+     "gossip-stats --home DIR  the gossip counters of a running node, one "
+     "JSON line per group"},
 };
 
 static void usage(FILE *f) {
