@@ -145,6 +145,17 @@ fi
 echo "  halves: adds sent in $t_add s, each half agreeing within itself after $t_halves s"
 echo "  heal: node n0 is told the address of node n$HALF; every node should hold $((E0 + 2 * ADDS)) events"
 
+# gossip_stats: one line per node of its gossip counters (kith-bench
+# gossip-stats), to show where a slow heal stands: events held for
+# parents, payloads received, WANTs sent, pending-table overflows (from 30 s on).
+gossip_stats() {
+  for i in $(seq 0 $((NODES - 1))); do
+    "$BIN/kith-bench" gossip-stats --home "$WORK/n$i" | jq -r \
+      '"      n'"$i"' gossip: held \(.held), payloads \(.payloads), wants sent \(.wants_sent), overflows \(.overflows), reconciliations \(.recon_rounds)"' ||
+      true
+  done
+}
+
 # heal_wait T0 WANT: polls every node (each round asks each node with a
 # kith command, about 10 ms each, then sleeps HEAL_POLL_S) until all hold
 # WANT events and one state_hash, noting in DONE when each first held them
@@ -168,6 +179,7 @@ heal_wait() {
     if [ "$all" = 1 ] && agree 0 "$NODES" "$want"; then return 0; fi
     while [ "$r" -lt ${#REPORT_AT[@]} ] && past "$t0" "${REPORT_AT[$r]}"; do
       echo "    after ${REPORT_AT[$r]} s, events held:$counts"
+      [ "${REPORT_AT[$r]}" -lt 30 ] || gossip_stats
       r=$((r + 1))
     done
     if past "$t0" "$HEAL_LIMIT_S"; then
