@@ -45,8 +45,8 @@ demo: deps all
 
 # Benchmarks (docs/performance.md): make bench runs each at a size that
 # takes a few minutes at most; make bench-full runs those of issue 9 at
-# their full sizes (10^6 events: about half an hour and a few GB of
-# temporary disk under TMPDIR). Run them under the shared lock on a shared
+# their full sizes (10^6 events: 10 to 20 minutes, up to 8 GB of temporary
+# disk under TMPDIR at once). Run them under the shared lock on a shared
 # machine: flock /tmp/kith-heavy.lock make bench.
 BENCH_BIN = $(BUILD_BENCH)/bin
 
