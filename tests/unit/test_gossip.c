@@ -35,6 +35,7 @@ typedef struct net {
   int hold[NMAX][EVMAX];  /* held for parents: KITH_GOSSIP_HELD, no verdict */
   int held;               /* payloads held without a verdict */
   int copies[NMAX];       /* payload frames received */
+  int eph[NMAX];          /* ephemeral payloads accepted per node */
   uint8_t *store[EVMAX];  /* event payloads by index, for FETCH */
   uint64_t ts[EVMAX];
   kith_out out;
@@ -77,7 +78,13 @@ static void set_store(net *t, int e) {
  * never come, anything else is junk. */
 static void judge(net *t, int i, const kith_out_item *it, kith_out *next) {
   int e = it->len == EVLEN ? it->data[0] : -1;
-  if (it->len == HELD_LEN) {
+  if (it->ephemeral) { /* valid, unless it starts with 0xff */
+    int ok = it->len > 0 && it->data[0] != 0xff;
+    t->eph[i] += ok;
+    kith_gossip_verdict(t->g[i], it->id,
+                        ok ? KITH_GOSSIP_VALID : KITH_GOSSIP_INVALID, 0, t->now,
+                        next);
+  } else if (it->len == HELD_LEN) {
     t->held++;
   } else if (e < 0 || e >= EVMAX) {
     kith_gossip_verdict(t->g[i], it->id, KITH_GOSSIP_INVALID, 0, t->now, next);
@@ -105,7 +112,8 @@ static void apply(net *t, int i, kith_out *o) {
     int j = it->peer[0];
     switch (it->kind) {
     case KITH_OUT_SEND: {
-      if (kith_gossip_frame_type(it->data, it->len) == KITH_GF_PAYLOAD &&
+      int type = kith_gossip_frame_type(it->data, it->len);
+      if ((type == KITH_GF_PAYLOAD || type == KITH_GF_EPHEMERAL) &&
           ((i == t->drop_from && j == t->drop_to) || t->mute[i]))
         break;
       frame *f = g_new(frame, 1);
@@ -869,6 +877,80 @@ static void assert_frame(frame *f, GBytes *want) {
   g_free(f);
 }
 
+static void publish_eph(net *t, int i, uint8_t v, kith_err want) {
+  uint8_t b[24];
+  memset(b, v, sizeof b);
+  assert_int_equal(
+      kith_gossip_publish_ephemeral(t->g[i], b, sizeof b, t->now, &t->out),
+      want);
+  drain(t, i);
+}
+
+/* Ephemeral payloads (presence beats) travel the trees like events, once
+ * per node, but never reach the known set (reconciliation never asks for
+ * them, FETCH never names them: apply() would fail) and are forgotten
+ * after KITH_GOSSIP_EPH_MS, so the same bytes may come again later. */
+static void test_ephemeral_payload_spreads_then_is_forgotten(void **state) {
+  (void)state;
+  net *t = net_new(6, 3000); /* anti-entropy every 3 s */
+  for (int i = 1; i < 6; i++)
+    join(t, i, i - 1);
+  run_until(t, 30000);
+  publish(t, 2, 1); /* an event, so that reconciliation has a set */
+  publish_eph(t, 0, 7, KITH_OK);
+  run_until(t, t->now + 2000);
+  for (int i = 1; i < 6; i++)
+    assert_int_equal(t->eph[i], 1);
+  publish_eph(t, 0, 7, KITH_ERR_DUPLICATE); /* remembered meanwhile */
+  publish_eph(t, 3, 7, KITH_ERR_DUPLICATE);
+  run_until(t, t->now + KITH_GOSSIP_EPH_MS + 5000); /* reconciles, forgets */
+  for (int i = 1; i < 6; i++)
+    assert_int_equal(t->eph[i], 1);
+  publish_eph(t, 0, 7, KITH_OK); /* forgotten everywhere: new again */
+  run_until(t, t->now + 2000);
+  kith_gossip_stats st;
+  for (int i = 1; i < 6; i++) {
+    assert_int_equal(t->eph[i], 2);
+    assert_int_equal(t->got[i][1], 1);
+    kith_gossip_get_stats(t->g[i], &st);
+    assert_true(st.ephemeral >= 2);
+    assert_int_equal(st.trees, 1); /* the event's source only */
+  }
+  uint8_t big[KITH_GOSSIP_EPH_MAX_PAYLOAD + 1] = {0};
+  assert_int_equal(
+      kith_gossip_publish_ephemeral(t->g[0], big, sizeof big, t->now, &t->out),
+      KITH_ERR_ARG);
+  net_free(t);
+}
+
+/* A lost push of an ephemeral payload is grafted from an announcer and
+ * answered as EPHEMERAL; a bad one is not passed on. */
+static void test_ephemeral_payload_grafted_and_judged(void **state) {
+  (void)state;
+  net *t = triangle();
+  publish(t, 0, 1);
+  run_until(t, t->now + 1000); /* 1-2 is lazy in the default tree */
+  t->drop_from = 0;
+  t->drop_to = 2;
+  publish_eph(t, 0, 9, KITH_OK);
+  run_until(t, t->now + 100);
+  assert_int_equal(t->eph[1], 1);
+  assert_int_equal(t->eph[2], 0);
+  run_until(t, t->now + 2000); /* announced by 1, grafted from 1 */
+  assert_int_equal(t->eph[2], 1);
+  kith_gossip_stats st;
+  kith_gossip_get_stats(t->g[2], &st);
+  assert_true(st.grafts_sent >= 1);
+  t->drop_from = -1;
+  publish_eph(t, 1, 0xff, KITH_OK); /* judged invalid by both others */
+  run_until(t, t->now + 2000);
+  assert_int_equal(t->eph[0], 0);
+  assert_int_equal(t->eph[2], 1);
+  kith_gossip_get_stats(t->g[0], &st);
+  assert_int_equal(st.invalid, 1);
+  net_free(t);
+}
+
 static void test_frame_vectors_reproduce(void **state) {
   (void)state;
   gchar *text = NULL;
@@ -932,6 +1014,16 @@ static void test_frame_vectors_reproduce(void **state) {
   kith_gossip_tick(t->g[2], t->now, &t->out);
   drain(t, 2);
   assert_frame(take_frame(t, 2, 1), vec(kv, "want_frame"));
+  /* 3 publishes an ephemeral payload: EPHEMERAL on the default tree */
+  GBytes *ep = vec(kv, "eph_payload");
+  assert_int_equal(
+      kith_gossip_publish_ephemeral(t->g[3], g_bytes_get_data(ep, NULL),
+                                    g_bytes_get_size(ep), t->now, &o),
+      KITH_OK);
+  apply(t, 3, &o);
+  kith_out_clear(&o);
+  assert_frame(take_frame(t, 3, 0), vec(kv, "eph_frame"));
+  g_bytes_unref(ep);
   net_free(t);
   g_bytes_unref(source);
   g_bytes_unref(payload);
@@ -963,6 +1055,8 @@ int main(void) {
       cmocka_unit_test(test_unanswered_want_moves_to_another_announcer),
       cmocka_unit_test(test_held_event_is_passed_on_before_its_verdict),
       cmocka_unit_test(test_small_group_starts_trees_with_first_messages),
+      cmocka_unit_test(test_ephemeral_payload_spreads_then_is_forgotten),
+      cmocka_unit_test(test_ephemeral_payload_grafted_and_judged),
       cmocka_unit_test(test_frame_vectors_reproduce),
   };
   int rc = cmocka_run_group_tests_name("gossip", tests, NULL, NULL);
