@@ -8,6 +8,7 @@
  * once, so nested calls (a delivery that makes a rekey that is published)
  * never share a queue. */
 #include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../core/codec.h"
@@ -301,7 +302,10 @@ static void run_item(kith_node *n, node_group *ng, kith_out *o, size_t i) {
     }
     break;
   case KITH_OUT_DELIVER:
-    deliver(n, ng, &it, data, it.len);
+    if (it.ephemeral)
+      verdict(n, ng, it.id, presence_judge(n, ng, data, it.len), 0);
+    else
+      deliver(n, ng, &it, data, it.len);
     break;
   case KITH_OUT_CONNECT:
     connect_to(n, ng, it.peer);
@@ -426,11 +430,28 @@ static void add_known(void *ctx, uint64_t ts, const uint8_t id[32]) {
   (void)!kith_gossip_add_known(ctx, ts, id);
 }
 
+/* KITH_GOSSIP_ACTIVE (tests): the bound of the active view, so that a few
+ * nodes make a sparse mesh (not all linked to each other). */
+static void engine_config(kith_node *n, kith_gossip_config *cfg) {
+  const char *v = g_getenv("KITH_GOSSIP_ACTIVE");
+  char *end = NULL;
+  unsigned long a = v ? strtoul(v, &end, 10) : 0;
+
+  kith_gossip_config_default(cfg);
+  if (v && *v && *end == '\0' && a >= 1 && a <= KITH_GOSSIP_ACTIVE_CAP)
+    cfg->active_max = (uint32_t)a;
+  else if (v)
+    node_log(n, "KITH_GOSSIP_ACTIVE=%s ignored: it takes 1 to %d", v,
+             KITH_GOSSIP_ACTIVE_CAP);
+}
+
 static void start_engine(kith_node *n, node_group *ng) {
+  kith_gossip_config cfg;
   uint64_t seed;
 
+  engine_config(n, &cfg);
   randombytes_buf(&seed, sizeof seed);
-  ng->gs = kith_gossip_new(n->me.pk, seed, NULL);
+  ng->gs = kith_gossip_new(n->me.pk, seed, &cfg);
   if (kith_group_each_id(ng->g, add_known, ng->gs) != KITH_OK)
     node_log(n, "could not read a group's event ids from the store");
 }
@@ -621,6 +642,7 @@ void gossip_note(kith_node *n, node_group *ng, const kith_accepted *a,
   if (!ng->gs)
     return;
   if (origin == ACC_GOSSIP) {
+    presence_heard(n, ng, &a->ev);
     verdict(n, ng, a->ev.id, KITH_GOSSIP_VALID, a->ev.ts_ms);
     return;
   }
@@ -630,6 +652,19 @@ void gossip_note(kith_node *n, node_group *ng, const kith_accepted *a,
     node_log(n, "could not publish an event");
   drain(n, ng, &o);
 }
+void gossip_publish_ephemeral(kith_node *n, node_group *ng, const uint8_t *buf,
+                              size_t len) {
+  kith_out o;
+
+  if (!ng->gs)
+    return;
+  kith_out_init(&o);
+  if (kith_gossip_publish_ephemeral(ng->gs, buf, len, node_now(), &o) !=
+      KITH_OK)
+    n->dropped_frames++;
+  drain(n, ng, &o);
+}
+
 static void kv(kith_pack *pk, const char *k, uint64_t v) {
   kith_pack_cstr(pk, k);
   kith_pack_uint(pk, v);
@@ -655,7 +690,7 @@ static void rpc_gossip_stats(kith_rpc_call *call, const msgpack_object *params,
     if (!ng->gs)
       continue;
     kith_gossip_get_stats(ng->gs, &st);
-    msgpack_pack_map(&pk.pk, 18);
+    msgpack_pack_map(&pk.pk, 19);
     kith_pack_cstr(&pk, "group_id");
     kith_pack_cstr(&pk, ng->id_text);
     kv(&pk, "active", st.active);
@@ -675,6 +710,7 @@ static void rpc_gossip_stats(kith_rpc_call *call, const msgpack_object *params,
     kv(&pk, "held", kith_group_n_held(ng->g));
     kv(&pk, "trees", st.trees);
     kv(&pk, "lazy_ms", st.lazy_ms);
+    kv(&pk, "ephemeral", st.ephemeral);
   }
   g_list_free(groups);
   node_rpc_reply(n, call, &pk);
