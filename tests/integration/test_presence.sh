@@ -5,7 +5,7 @@
 # send presence beats every second (KITH_PRESENCE_MS=1000: offline 2.5 s
 # after the last one). Every running member shows online on every node; a
 # member stopped cleanly shows offline within seconds, one killed with -9
-# after the timeout, each with its last seen time.
+# after the timeout, each with its last seen time. A kicked member is told.
 KITH=$1
 . "$(dirname "$0")/lib.sh"
 export KITH_PRESENCE_MS=1000 KITH_GOSSIP_ACTIVE=3
@@ -89,4 +89,18 @@ check "p5's line says when it was last seen" \
 start_node p6
 check "p6 restarted shows online again on every node" \
   wait_for 30 all_show "p1 p2 p3 p4 p6 " p1 p2 p3 p4 p6
+
+# The kicked member is told (issue 12): its `log --follow` ends with "you
+# were removed from mesh by p1", and send says it is no longer a member.
+k p4 log mesh --follow -n 0 >"$WORK/p4-follow" 2>&1 &
+follow=$!
+sleep 1 # the subscription is made
+check "p1 kicks p4" quietly k p1 kick mesh p4
+check "p4, following its log, is told it was removed and by whom" \
+  wait_for 20 grep -q "you were removed from mesh by p1" "$WORK/p4-follow"
+kill "$follow" 2>/dev/null || true
+wait "$follow" 2>/dev/null || true
+out=$(k p4 send mesh "still here?" 2>&1) && rc=0 || rc=$?
+check "p4's send fails saying it is no longer a member" \
+  test "$rc" -ne 0 -a -n "$(grep "no longer a member of mesh" <<<"$out")"
 finish
