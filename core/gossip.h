@@ -175,7 +175,8 @@ KITH_MUST kith_err kith_gossip_publish_ephemeral(kith_gossip *g,
 
 /* The caller's verdict on the KITH_OUT_DELIVER payload id. For an
  * ephemeral one (the item's ephemeral flag): VALID forwards it, INVALID
- * penalizes its sender, anything else forgets it; HELD does not apply. */
+ * penalizes its sender (the id is not marked: the same bytes may be a
+ * valid event), anything else forgets it; HELD does not apply. */
 typedef enum kith_gossip_verdict_kind {
   /* The bytes are bad for good (malformed, forged, breaking a rule): the
    * id is remembered as invalid and the sender penalized. */

@@ -516,8 +516,11 @@ void kith_gossip_verdict(kith_gossip *g, const uint8_t id[32],
     accept_event(g, &ev, ts_ms > TS_MAX ? TS_MAX : ts_ms, pe->from, pe->push,
                  !pe->forwarded, now_ms, out);
   } else if (v == KITH_GOSSIP_INVALID) {
-    /* The id names these bytes: no other payload can be marked by it. */
-    gs_seen_set(g, id, SEEN_INVALID);
+    /* The id names these bytes: no other payload can be marked by it. But
+     * bytes that are no valid ephemeral payload may be a valid event: an
+     * ephemeral verdict never marks them. */
+    if (!pe->eph)
+      gs_seen_set(g, id, SEEN_INVALID);
     cache_drop(g, id);
     g->st.invalid++;
     (void)kith_out_push(out, KITH_OUT_PENALIZE, pe->from, NULL, 0);

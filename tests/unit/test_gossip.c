@@ -78,8 +78,8 @@ static void set_store(net *t, int e) {
  * never come, anything else is junk. */
 static void judge(net *t, int i, const kith_out_item *it, kith_out *next) {
   int e = it->len == EVLEN ? it->data[0] : -1;
-  if (it->ephemeral) { /* valid, unless it starts with 0xff */
-    int ok = it->len > 0 && it->data[0] != 0xff;
+  if (it->ephemeral) { /* valid, unless it starts with 0xff or is an event */
+    int ok = it->len > 0 && it->data[0] != 0xff && it->len != EVLEN;
     t->eph[i] += ok;
     kith_gossip_verdict(t->g[i], it->id,
                         ok ? KITH_GOSSIP_VALID : KITH_GOSSIP_INVALID, 0, t->now,
@@ -951,6 +951,27 @@ static void test_ephemeral_payload_grafted_and_judged(void **state) {
   net_free(t);
 }
 
+/* A neighbour that sends an event's bytes as an ephemeral payload (judged
+ * invalid: no beat) cannot have the event refused afterwards. */
+static void test_event_wrapped_as_ephemeral_still_accepted(void **state) {
+  (void)state;
+  net *t = triangle();
+  uint8_t b[EVLEN];
+  ev_bytes(5, b);
+  assert_int_equal(
+      kith_gossip_publish_ephemeral(t->g[0], b, EVLEN, t->now, &t->out),
+      KITH_OK);
+  drain(t, 0);
+  run_until(t, t->now + 1000);
+  kith_gossip_stats st;
+  kith_gossip_get_stats(t->g[1], &st);
+  assert_int_equal(st.invalid, 1);
+  publish(t, 2, 5);
+  run_until(t, t->now + 2000);
+  assert_int_equal(t->got[1][5], 1);
+  net_free(t);
+}
+
 static void test_frame_vectors_reproduce(void **state) {
   (void)state;
   gchar *text = NULL;
@@ -1057,6 +1078,7 @@ int main(void) {
       cmocka_unit_test(test_small_group_starts_trees_with_first_messages),
       cmocka_unit_test(test_ephemeral_payload_spreads_then_is_forgotten),
       cmocka_unit_test(test_ephemeral_payload_grafted_and_judged),
+      cmocka_unit_test(test_event_wrapped_as_ephemeral_still_accepted),
       cmocka_unit_test(test_frame_vectors_reproduce),
   };
   int rc = cmocka_run_group_tests_name("gossip", tests, NULL, NULL);
