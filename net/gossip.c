@@ -650,6 +650,8 @@ void gossip_note(kith_node *n, node_group *ng, const kith_accepted *a,
   if (kith_gossip_publish(ng->gs, a->ev.ts_ms, a->ev.raw, a->ev.raw_len,
                           node_now(), &o) != KITH_OK)
     node_log(n, "could not publish an event");
+  else
+    presence_published(n, ng);
   drain(n, ng, &o);
 }
 void gossip_publish_ephemeral(kith_node *n, node_group *ng, const uint8_t *buf,

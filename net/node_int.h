@@ -414,6 +414,8 @@ void gossip_publish_ephemeral(kith_node *n, node_group *ng, const uint8_t *buf,
 void presence_init(kith_node *n); /* reads KITH_PRESENCE_MS */
 void presence_tick(kith_node *n); /* beats that are due */
 void presence_stop(kith_node *n); /* offline beats, before links close */
+/* This node published an event in the group: it stands for a beat. */
+void presence_published(kith_node *n, node_group *ng);
 /* The verdict on an ephemeral payload the group's engine delivered. */
 kith_gossip_verdict_kind presence_judge(kith_node *n, node_group *ng,
                                         const uint8_t *data, size_t len);

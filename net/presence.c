@@ -72,6 +72,13 @@ void presence_tick(kith_node *n) {
   g_list_free(groups);
 }
 
+void presence_published(kith_node *n, node_group *ng) {
+  /* The event counts as a beat where it arrives: the next beat can wait
+   * a period from now (not before the first neighbour's, though). */
+  if (ng->beat_links > 0)
+    ng->beat_at = node_now() + jittered(period(n, ng));
+}
+
 void presence_stop(kith_node *n) {
   GList *groups = n->groups ? g_hash_table_get_values(n->groups) : NULL;
 
