@@ -10,6 +10,7 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "vectors.h"
 #include "core/codec.h"
 #include "core/gossip.h"
 
@@ -826,10 +827,6 @@ static void test_small_group_starts_trees_with_first_messages(void **state) {
 
 /* ---- known-answer vectors: tests/vectors/gossip.txt ---- */
 
-#ifndef KITH_VECTORS_DIR
-#define KITH_VECTORS_DIR "tests/vectors"
-#endif
-
 /* The value of key in the vector file, as bytes. */
 static GBytes *vec(GHashTable *kv, const char *key) {
   const char *hex = g_hash_table_lookup(kv, key);
@@ -839,20 +836,6 @@ static GBytes *vec(GHashTable *kv, const char *key) {
   assert_int_equal(sodium_hex2bin(b, n, hex, strlen(hex), NULL, &got, NULL), 0);
   assert_int_equal(got, n);
   return g_bytes_new_take(b, n);
-}
-
-static GHashTable *read_vectors(gchar **text) {
-  assert_true(
-      g_file_get_contents(KITH_VECTORS_DIR "/gossip.txt", text, NULL, NULL));
-  GHashTable *kv = g_hash_table_new(g_str_hash, g_str_equal);
-  for (char *l = strtok(*text, "\n"); l != NULL; l = strtok(NULL, "\n")) {
-    char *sp = strchr(l, ' ');
-    if (*l == '#' || sp == NULL)
-      continue;
-    *sp = '\0';
-    g_hash_table_insert(kv, l, sp + 1);
-  }
-  return kv;
 }
 
 /* The first queued frame from -> to, taken off the queue. */
@@ -975,7 +958,7 @@ static void test_event_wrapped_as_ephemeral_still_accepted(void **state) {
 static void test_frame_vectors_reproduce(void **state) {
   (void)state;
   gchar *text = NULL;
-  GHashTable *kv = read_vectors(&text);
+  GHashTable *kv = vectors_read("gossip.txt", &text);
   GBytes *source = vec(kv, "source"), *payload = vec(kv, "payload"),
          *id = vec(kv, "id");
   uint8_t got[32];

@@ -10,6 +10,7 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "vectors.h"
 #include "core/presence.h"
 
 #define WALL0 1700000000000ull
@@ -20,21 +21,6 @@ static void hex(const char *h, uint8_t *out, size_t n) {
   assert_int_equal(strlen(h), 2 * n);
   assert_int_equal(sodium_hex2bin(out, n, h, strlen(h), NULL, &got, NULL), 0);
   assert_int_equal(got, n);
-}
-
-/* key -> value of tests/vectors/presence.txt (borrowing from *text). */
-static GHashTable *read_vectors(gchar **text) {
-  assert_true(
-      g_file_get_contents(KITH_VECTORS_DIR "/presence.txt", text, NULL, NULL));
-  GHashTable *kv = g_hash_table_new(g_str_hash, g_str_equal);
-  for (char *l = strtok(*text, "\n"); l != NULL; l = strtok(NULL, "\n")) {
-    char *sp = strchr(l, ' ');
-    if (*l == '#' || sp == NULL)
-      continue;
-    *sp = '\0';
-    g_hash_table_insert(kv, l, sp + 1);
-  }
-  return kv;
 }
 
 static void ident(kith_ident *id, uint8_t first) {
@@ -52,7 +38,7 @@ static void group_id(uint8_t gid[32]) {
 static void test_beat_vectors_reproduce(void **state) {
   (void)state;
   gchar *text = NULL;
-  GHashTable *kv = read_vectors(&text);
+  GHashTable *kv = vectors_read("presence.txt", &text);
   kith_ident id;
   uint8_t gid[32], node[32], want[KITH_BEAT_MAX], out[KITH_BEAT_MAX];
   size_t len;
