@@ -40,6 +40,7 @@ struct kith_recon_index {
   int cum_ok;
   slot cache[KITH_RECON_CACHE];
   uint64_t clock;
+  void *owned; /* freed with the index */
 };
 
 static int item_cmp(const item *a, const item *b) {
@@ -149,7 +150,12 @@ void kith_recon_index_free(kith_recon_index *x) {
   g_array_unref(x->b);
   g_free(x->cn);
   g_free(x->cs);
+  g_free(x->owned);
   g_free(x);
+}
+
+void kith_recon_index_own(kith_recon_index *x, void *p) {
+  x->owned = p;
 }
 
 int kith_recon_index_ready(const kith_recon_index *x) {

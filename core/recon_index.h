@@ -29,9 +29,9 @@
 #include "reconcile.h"
 
 /* Items per bucket when built or split. */
-#define KITH_RECON_BUCKET 2048
+#define KITH_RECON_BUCKET 512
 /* Loaded buckets kept in memory (their rows). */
-#define KITH_RECON_CACHE 4
+#define KITH_RECON_CACHE 32
 
 /* Where the rows come from. Each call appends to out (a GArray of
  * kith_recon_item) and returns KITH_OK or an error (KITH_ERR_IO...). */
@@ -50,6 +50,8 @@ typedef struct kith_recon_index kith_recon_index;
 
 /* rd is copied; rd->ctx must outlive the index. */
 kith_recon_index *kith_recon_index_new(const kith_recon_reader *rd);
+/* The index frees p (g_free) with itself. */
+void kith_recon_index_own(kith_recon_index *x, void *p);
 void kith_recon_index_free(kith_recon_index *x);
 /* Reads up to max_buckets more buckets; *done (may be NULL) tells whether
  * the index is complete. An error leaves it incomplete (call again). */
@@ -62,6 +64,11 @@ void kith_recon_index_add(kith_recon_index *x, uint64_t ts,
                           const uint8_t id[32]);
 /* The index as a source (valid while x lives). */
 kith_recon_source kith_recon_index_source(kith_recon_index *x);
+/* An index over the group gid's events in store s (core/store.h's range
+ * API; rows of the open batch count). s must outlive it. */
+struct kith_store;
+kith_recon_index *kith_recon_index_on_store(struct kith_store *s,
+                                            const uint8_t gid[32]);
 /* Buckets, and bytes held (summary, cache), for statistics. */
 size_t kith_recon_index_buckets(const kith_recon_index *x);
 size_t kith_recon_index_bytes(const kith_recon_index *x);

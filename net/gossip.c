@@ -431,36 +431,9 @@ out:
 typedef struct node_recon {
   kith_node *n;
   node_group *ng;
-  uint8_t gid[32];
   kith_recon_index *x;
   guint build; /* idle source while the index is built */
 } node_recon;
-
-static void put_item(void *ctx, uint64_t ts, const uint8_t id[32]) {
-  kith_recon_item it = {.ts = ts};
-  memcpy(it.id, id, 32);
-  g_array_append_val((GArray *)ctx, it);
-}
-
-static kith_err rd_scan(void *ctx, uint64_t ts, const uint8_t id[32],
-                        size_t max, GArray *out) {
-  node_recon *r = ctx;
-  return kith_store_scan_ids(r->n->store, r->gid, ts, id, max, put_item, out);
-}
-
-static kith_err rd_by_word(void *ctx, uint64_t w, size_t max, GArray *out) {
-  node_recon *r = ctx;
-  uint8_t prefix[8];
-  for (int i = 0; i < 8; i++)
-    prefix[i] = (uint8_t)(w >> (8 * i));
-  return kith_store_ids_by_prefix(r->n->store, r->gid, prefix, max, put_item,
-                                  out);
-}
-
-static kith_err rd_get(void *ctx, const uint8_t id[32], GArray *out) {
-  node_recon *r = ctx;
-  return kith_store_has_id(r->n->store, r->gid, id, put_item, out);
-}
 
 static void known_add(void *ctx, uint64_t ts, const uint8_t id[32]) {
   kith_recon_index_add(((node_recon *)ctx)->x, ts, id);
@@ -520,9 +493,7 @@ static void start_engine(kith_node *n, node_group *ng) {
   ng->gs = kith_gossip_new(n->me.pk, seed, NULL);
   r->n = n;
   r->ng = ng;
-  memcpy(r->gid, kith_group_id(ng->g), 32);
-  r->x = kith_recon_index_new(
-      &(kith_recon_reader){r, rd_scan, rd_by_word, rd_get});
+  r->x = kith_recon_index_on_store(n->store, kith_group_id(ng->g));
   kith_gossip_set_known(ng->gs,
                         &(kith_gossip_known){kith_recon_index_source(r->x), r,
                                              known_add, known_ready});

@@ -932,6 +932,11 @@ static void test_frame_vectors_reproduce(void **state) {
   kith_gossip_tick(t->g[2], t->now, &t->out);
   drain(t, 2);
   assert_frame(take_frame(t, 2, 1), vec(kv, "want_frame"));
+  /* the source reconciles with 0: its first message lists its one id */
+  assert_int_equal(kith_gossip_reconcile(t->g[3], t->id[0], t->now, &t->out),
+                   KITH_OK);
+  drain(t, 3);
+  assert_frame(take_frame(t, 3, 0), vec(kv, "recon_frame"));
   net_free(t);
   g_bytes_unref(source);
   g_bytes_unref(payload);
