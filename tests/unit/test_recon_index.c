@@ -4,7 +4,9 @@
  * buckets split as they grow, adds during the build are not lost); rows
  * stored without an add make one step fail, not a wrong answer; and
  * reconciliations against an in-memory replica find exactly the
- * difference, with a memory summary of a few bytes per item. */
+ * difference, with a memory summary of a few bytes per item. The same
+ * index over a real store reads the group's rows in the same order, and
+ * only that group's. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,7 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <glib/gstdio.h>
+
 #include "core/recon_index.h"
+#include "core/store.h"
 
 #define T0 1700000000000ull
 #define SPAN_MS (30ull * 24 * 3600 * 1000)
@@ -329,6 +334,71 @@ static void the_summary_is_small(void **state) {
   fake_free(f);
 }
 
+/* ---- over the store ---- */
+
+/* Writes it as an event of group gid (placeholder bytes: the store does
+ * not check them). */
+static void store_put(kith_store *st, const uint8_t gid[32], const item *it) {
+  static uint8_t raw[40] = {1};
+  kith_event ev = {.kind = KITH_EV_MESSAGE,
+                   .ts_ms = it->ts,
+                   .raw = raw,
+                   .raw_len = sizeof raw};
+  memcpy(ev.group_id, gid, 32);
+  memcpy(ev.id, it->id, 32);
+  kith_store_row row = {.ev = &ev, .cseq = UINT32_MAX};
+  assert_int_equal(kith_store_put_event(st, &row), KITH_OK);
+}
+
+static void the_store_reads_like_the_rows(void **state) {
+  (void)state;
+  static const uint8_t key[32] = {3}, gid[32] = {4}, other[32] = {5};
+  char *dir = g_dir_make_tmp("kith-recon-XXXXXX", NULL);
+  char *db = g_build_filename(dir, "kith.db", NULL);
+  kith_store *st;
+  assert_non_null(dir);
+  assert_int_equal(kith_store_open(db, key, &st), KITH_OK);
+  /* times spread, times equal, and the top bit of the time set (the
+   * store's encoding must keep the order) */
+  fake *f = fake_new(60, 3000, SPAN_MS);
+  uint64_t s = 61;
+  for (int i = 0; i < 300; i++) {
+    item it = rand_item(&s, 0);
+    it.ts = i % 2 ? T0 : UINT64_C(1) << 63 | (uint64_t)i;
+    assert_true(fake_put(f, &it));
+  }
+  assert_int_equal(kith_store_batch_begin(st), KITH_OK);
+  for (guint i = 0; i < f->rows->len; i++)
+    store_put(st, gid, &g_array_index(f->rows, item, i));
+  for (int i = 0; i < 500; i++) { /* another group's: not in the set */
+    item it = rand_item(&s, SPAN_MS);
+    store_put(st, other, &it);
+  }
+  kith_recon_index *x = kith_recon_index_on_store(st, gid);
+  build_all(x); /* the open batch's rows count */
+  assert_matches(x, f, 62);
+  assert_int_equal(kith_store_batch_commit(st), KITH_OK);
+  for (int i = 0; i < 100; i++) { /* stored later, told to the index */
+    item it = rand_item(&s, SPAN_MS);
+    assert_true(fake_put(f, &it));
+    store_put(st, gid, &it);
+    kith_recon_index_add(x, it.ts, it.id);
+  }
+  assert_matches(x, f, 63);
+  kith_recon_index_free(x);
+  kith_store_close(st);
+  const char *names[] = {"kith.db", "kith.db-wal", "kith.db-shm"};
+  for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
+    char *p = g_build_filename(dir, names[i], NULL);
+    (void)g_remove(p);
+    g_free(p);
+  }
+  assert_int_equal(g_rmdir(dir), 0);
+  g_free(db);
+  g_free(dir);
+  fake_free(f);
+}
+
 int main(void) {
   if (sodium_init() < 0)
     return 1;
@@ -338,6 +408,7 @@ int main(void) {
       cmocka_unit_test(rows_stored_behind_its_back_fail_one_step),
       cmocka_unit_test(reconciliation_through_the_index_is_exact),
       cmocka_unit_test(the_summary_is_small),
+      cmocka_unit_test(the_store_reads_like_the_rows),
   };
   int failed = cmocka_run_group_tests_name("recon_index", tests, NULL, NULL);
   return failed > 255 ? 255 : failed;
