@@ -279,13 +279,24 @@ static kith_err load(kith_recon_index *x, size_t k, slot **out) {
     g_free(s->it);
     g_free(s->psum);
     *s = (slot){0};
+    /* one read: its n rows and the next one, which must be beyond it */
     GArray *got = g_array_new(FALSE, FALSE, sizeof(item));
-    item lo = bk(x, k)->lo;
-    kith_err err = read_range(x, &lo, next_lo(x, k), got);
-    if (err == KITH_OK && got->len != bk(x, k)->n) {
+    const bucket *b = bk(x, k);
+    const item *hi = next_lo(x, k);
+    kith_err err = x->rd.scan(x->rd.ctx, b->lo.ts, b->lo.id, b->n + 1, got);
+    if (err == KITH_OK && got->len > b->n &&
+        (hi == NULL || item_cmp(&g_array_index(got, item, b->n), hi) < 0))
+      err = KITH_ERR_IO;
+    if (err == KITH_OK && got->len > b->n)
+      g_array_set_size(got, b->n);
+    for (guint i = 0; err == KITH_OK && hi != NULL && i < got->len; i++)
+      if (item_cmp(&g_array_index(got, item, i), hi) >= 0)
+        err = KITH_ERR_IO;
+    if (err == KITH_OK && got->len != b->n)
+      err = KITH_ERR_IO;
+    if (err == KITH_ERR_IO) {
       bk(x, k)->stale = 1;
       x->stale = 1;
-      err = KITH_ERR_IO;
     }
     if (err != KITH_OK) {
       g_array_unref(got);
