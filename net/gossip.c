@@ -443,9 +443,18 @@ static int known_ready(void *ctx) {
   return kith_recon_index_ready(((node_recon *)ctx)->x);
 }
 
+static gboolean on_build(gpointer data);
+
+static gboolean on_build_retry(gpointer data) {
+  node_recon *r = data;
+  r->build = g_idle_add_full(G_PRIORITY_LOW, on_build, r, NULL);
+  return G_SOURCE_REMOVE;
+}
+
 /* Builds the index a slice at a time, after the control socket and
- * everything else waiting; once complete, reconciles with every
- * neighbour (what a restart missed flows now). */
+ * everything else waiting (a read that fails is tried again a second
+ * later); once complete, reconciles with every neighbour (what a restart
+ * missed flows now). */
 static gboolean on_build(gpointer data) {
   node_recon *r = data;
   kith_node *n = r->n;
@@ -456,7 +465,7 @@ static gboolean on_build(gpointer data) {
   if (kith_recon_index_build(r->x, RECON_BUILD_SLICE, &done) != KITH_OK) {
     node_log(n, "could not read group %.8s's event ids from the store",
              ng->id_text);
-    r->build = 0;
+    r->build = g_timeout_add(KITH_SECOND, on_build_retry, r);
     return G_SOURCE_REMOVE;
   }
   if (!done)
@@ -464,7 +473,7 @@ static gboolean on_build(gpointer data) {
   r->build = 0;
   size_t k = MIN(kith_gossip_active(ng->gs, peers, KITH_GOSSIP_ACTIVE_CAP),
                  (size_t)KITH_GOSSIP_ACTIVE_CAP);
-  for (size_t i = 0; i < k; i++) {
+  for (size_t i = 0; i < k && ng->gs; i++) { /* a drain may stop it */
     kith_out o;
     kith_out_init(&o);
     kith_err err = kith_gossip_reconcile(ng->gs, peers[i], node_now(), &o);
