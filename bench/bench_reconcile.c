@@ -187,6 +187,11 @@ static int exchange(kith_recon *a, kith_recon *b, GByteArray **io,
   return 0;
 }
 
+static void put_double(JsonBuilder *b, const char *name, double v) {
+  json_builder_set_member_name(b, name);
+  json_builder_add_double_value(b, v);
+}
+
 static void print_json(const opts *o, const result *r, const store_fig *f,
                        const char *cond) {
   JsonBuilder *b = json_builder_new();
@@ -211,21 +216,14 @@ static void print_json(const opts *o, const result *r, const store_fig *f,
   }
 #undef KEY_INT
   if (f != NULL) {
-    json_builder_set_member_name(b, "store_fill_seconds");
-    json_builder_add_double_value(b, f->fill_s);
-    json_builder_set_member_name(b, "index_build_seconds");
-    json_builder_add_double_value(b, f->build_s);
-    json_builder_set_member_name(b, "a_seconds");
-    json_builder_add_double_value(b, r->a_seconds);
-    json_builder_set_member_name(b, "a_seconds_in_sync");
-    json_builder_add_double_value(b, f->sync_a_s);
-    json_builder_set_member_name(b, "a_seconds_after_100_new");
-    json_builder_add_double_value(b, f->add_a_s);
+    put_double(b, "store_fill_seconds", f->fill_s);
+    put_double(b, "index_build_seconds", f->build_s);
+    put_double(b, "a_seconds", r->a_seconds);
+    put_double(b, "a_seconds_in_sync", f->sync_a_s);
+    put_double(b, "a_seconds_after_100_new", f->add_a_s);
   }
-  json_builder_set_member_name(b, "seconds");
-  json_builder_add_double_value(b, r->seconds);
-  json_builder_set_member_name(b, "seconds_repeat");
-  json_builder_add_double_value(b, r->seconds_repeat);
+  put_double(b, "seconds", r->seconds);
+  put_double(b, "seconds_repeat", r->seconds_repeat);
   json_builder_set_member_name(b, "ok");
   json_builder_add_boolean_value(b, r->ok);
   json_builder_set_member_name(b, "conditions");
