@@ -6,7 +6,7 @@
 
 /* Rows asked of the reader at once when a bucket is read. */
 #define SCAN_CHUNK 1024
-/* Candidates for one fingerprint word (ids sharing their first 8 bytes). */
+/* Candidates for one word (ids sharing their first 4 bytes). */
 #define WORD_CANDIDATES 4
 
 typedef kith_recon_item item;

@@ -40,7 +40,7 @@ typedef struct kith_recon_reader {
   /* up to max items at or after (ts, id), in order */
   kith_err (*scan)(void *ctx, uint64_t ts, const uint8_t id[32], size_t max,
                    GArray *out);
-  /* up to max items whose fingerprint word is w (their ids' first 8 bytes) */
+  /* up to max items whose ids begin with w's 4 bytes (little-endian) */
   kith_err (*by_word)(void *ctx, uint64_t w, size_t max, GArray *out);
   /* the item with this id, if held */
   kith_err (*get)(void *ctx, const uint8_t id[32], GArray *out);

@@ -23,10 +23,11 @@ static kith_err rd_scan(void *ctx, uint64_t ts, const uint8_t id[32],
 
 static kith_err rd_by_word(void *ctx, uint64_t w, size_t max, GArray *out) {
   store_rd *r = ctx;
-  uint8_t prefix[8];
-  for (int i = 0; i < 8; i++)
+  uint8_t prefix[4];
+  for (int i = 0; i < 4; i++)
     prefix[i] = (uint8_t)(w >> (8 * i));
-  return kith_store_ids_by_prefix(r->s, r->gid, prefix, max, put_item, out);
+  return kith_store_ids_by_prefix(r->s, r->gid, prefix, sizeof prefix, max,
+                                  put_item, out);
 }
 
 static kith_err rd_get(void *ctx, const uint8_t id[32], GArray *out) {

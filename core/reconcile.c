@@ -8,7 +8,7 @@
  * PREFIX, the shortest id prefix that separates it (no trailing zero
  * byte); then the payload of the mode:
  *   SKIP   -
- *   DIGEST count, sum of the ids' fingerprint words mod 2^64
+ *   DIGEST count, sum of the ids' first 4 bytes (little-endian) mod 2^32
  *   IDS    [id...]        the sender's complete list for the range
  *   DONE   bitmap, [id...] bitmap over the receiver's items in the range
  *                         that the sender lacks (empty: none), then the
@@ -316,7 +316,7 @@ static kith_err set_find(void *ctx, size_t i0, size_t i1, uint64_t w,
   kith_recon_set *r = ctx;
   *found = 0;
   for (size_t i = i0; i < i1 && !*found; i++)
-    if (kith_recon_word(r->items[i].id) == w) {
+    if ((uint32_t)kith_recon_word(r->items[i].id) == w) {
       *rank = i;
       *found = 1;
     }
@@ -522,7 +522,7 @@ static kith_err parse_payload(kith_recon *r, cursor *c, parsed *m, prange *pr) {
   case MODE_DIGEST:
     if (next_uint(c, KITH_RECON_MAX_ITEMS, &pr->count) != KITH_OK)
       return KITH_ERR_DECODE;
-    return next_uint(c, UINT64_MAX, &pr->sum);
+    return next_uint(c, UINT32_MAX, &pr->sum);
   case MODE_IDS:
     return parse_ids(r, c, m, pr);
   case MODE_DONE:
@@ -724,7 +724,7 @@ static kith_err emit_digest(const kith_recon *r, out *o, const bound *lo,
   if (err != KITH_OK)
     return err;
   kith_pack_uint(&o->tmp, i1 - i0);
-  kith_pack_uint(&o->tmp, sum);
+  kith_pack_uint(&o->tmp, (uint32_t)sum);
   o->tmpfields += 2;
   out_commit(o, lo, hi, MODE_DIGEST, force);
   return KITH_OK;
@@ -839,16 +839,16 @@ static kith_err on_digest(ctx *c, const bound *lo, const prange *p) {
   size_t i0 = p->i0, i1 = p->i1, n = i1 - i0;
   uint64_t sum;
   kith_err err = get_sum(r, i0, i1, &sum);
-  if (err != KITH_OK || (n == p->count && sum == p->sum))
+  if (err != KITH_OK || (n == p->count && (uint32_t)sum == p->sum))
     return err;
   if (n == p->count + 1) {
     /* One item more than the peer: the difference of the sums is its
-     * fingerprint word, if it is the only difference (a wrong guess, or
-     * sums equal by chance, leaves a difference to later). */
+     * id's first 4 bytes, if it is the only difference (a wrong guess,
+     * or sums equal by chance, leaves a difference to later). */
     size_t x;
     int found = 0;
     item it;
-    err = r->src.find(r->src.ctx, i0, i1, sum - p->sum, &x, &found);
+    err = r->src.find(r->src.ctx, i0, i1, (uint32_t)(sum - p->sum), &x, &found);
     if (err == KITH_OK && found)
       err = get_items(r, x, 1, &it);
     if (err != KITH_OK || found)
@@ -945,7 +945,7 @@ static kith_err branching(const kith_recon *r, const parsed *m, size_t *nb) {
     if (err != KITH_OK)
       return err;
     nd++;
-    if (n == p->count && sum == p->sum)
+    if (n == p->count && (uint32_t)sum == p->sum)
       continue;
     diff++;
     apart += n > p->count ? n - p->count : p->count - n;

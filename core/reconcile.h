@@ -10,13 +10,14 @@
  * that grow with the difference, not with the set size (Negentropy is the
  * model). The message format is in docs/protocol.md 11.7.6.
  *
- * Fingerprints are the item count and the sum mod 2^64 of the ids' first
- * 8 bytes read as little-endian integers. They need no key, so a set can
- * keep them summed ahead of time (per bucket of items, see
+ * Fingerprints are the item count and the sum mod 2^32 of the ids' first
+ * 4 bytes read as little-endian integers (sources keep sums of the first
+ * 8 bytes mod 2^64, whose low 32 bits these are). They need no key, so a
+ * set can keep them summed ahead of time (per bucket of items, see
  * core/recon_index.h) and a reconciliation reads them instead of copying
  * the set. A range whose fingerprints differ by exactly one item is
  * resolved at once: the difference of the sums is the extra item's first
- * 8 bytes, which the side holding it looks up. Sums are not collision
+ * 4 bytes, which the side holding it looks up. Sums are not collision
  * resistant against a member that grinds its own event ids
  * (docs/security.md): a wrong conclusion leaves a difference to eager
  * gossip, to the parents of later events, or to a later reconciliation.
@@ -56,7 +57,8 @@ typedef struct kith_recon_item {
   uint8_t id[32];
 } kith_recon_item;
 
-/* The fingerprint word of an id: its first 8 bytes, little-endian. */
+/* The word of an id that sources sum: its first 8 bytes, little-endian
+ * (a fingerprint on the wire keeps the low 32 bits of a sum of these). */
 uint64_t kith_recon_word(const uint8_t id[32]);
 
 /* An ordered item set, read by rank (0 = the smallest (ts, id)). Every
@@ -72,8 +74,8 @@ typedef struct kith_recon_source {
   kith_err (*sum)(void *ctx, size_t i0, size_t i1, uint64_t *sum);
   /* the items [i0, i0 + n) (all exist) */
   kith_err (*items)(void *ctx, size_t i0, size_t n, kith_recon_item *out);
-  /* the rank in [i0, i1) of an item whose fingerprint word is w, if any
-   * (*found 0 if none) */
+  /* the rank in [i0, i1) of an item whose id's first 4 bytes, read
+   * little-endian, are w (< 2^32), if any (*found 0 if none) */
   kith_err (*find)(void *ctx, size_t i0, size_t i1, uint64_t w, size_t *r,
                    int *found);
   /* whether id is in the set (any timestamp) */

@@ -137,7 +137,7 @@ KITH_MUST kith_err kith_store_each_id(kith_store *s, const uint8_t gid[32],
 /* The read-only range API of reconciliation (core/recon_index.h), in the
  * order (ts, id) of the events_log index. Each calls fn with (ts, id):
  * scan, up to max events of the group at or after (ts, id) in that order;
- * by_prefix, up to max events whose id begins with prefix[0..8); has, the
+ * by_prefix, up to max events whose id begins with prefix[0..plen); has, the
  * event id if the group holds it. Rows written in the open batch count. */
 KITH_MUST kith_err kith_store_scan_ids(kith_store *s, const uint8_t gid[32],
                                        uint64_t ts, const uint8_t id[32],
@@ -145,8 +145,9 @@ KITH_MUST kith_err kith_store_scan_ids(kith_store *s, const uint8_t gid[32],
                                        void *ctx);
 KITH_MUST kith_err kith_store_ids_by_prefix(kith_store *s,
                                             const uint8_t gid[32],
-                                            const uint8_t prefix[8], size_t max,
-                                            kith_store_id_fn fn, void *ctx);
+                                            const uint8_t *prefix, size_t plen,
+                                            size_t max, kith_store_id_fn fn,
+                                            void *ctx);
 KITH_MUST kith_err kith_store_has_id(kith_store *s, const uint8_t gid[32],
                                      const uint8_t id[32], kith_store_id_fn fn,
                                      void *ctx);

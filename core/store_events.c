@@ -394,14 +394,14 @@ kith_err kith_store_scan_ids(kith_store *s, const uint8_t gid[32], uint64_t ts,
 }
 
 kith_err kith_store_ids_by_prefix(kith_store *s, const uint8_t gid[32],
-                                  const uint8_t prefix[8], size_t max,
-                                  kith_store_id_fn fn, void *ctx) {
+                                  const uint8_t *prefix, size_t plen,
+                                  size_t max, kith_store_id_fn fn, void *ctx) {
   uint8_t lo[32] = {0}, hi[32];
-  if (!s || !gid || !prefix || !fn)
+  if (!s || !gid || !prefix || plen > 32 || !fn)
     return KITH_ERR_ARG;
   memset(hi, 0xff, sizeof hi);
-  memcpy(lo, prefix, 8);
-  memcpy(hi, prefix, 8);
+  memcpy(lo, prefix, plen);
+  memcpy(hi, prefix, plen);
   each_ctx c = {fn, ctx};
   sqlite3_stmt *st = s->st[ST_IDS_BY_PREFIX];
   int rc = sqlite3_bind_blob(st, 1, gid, 32, SQLITE_STATIC);

@@ -76,7 +76,7 @@ static kith_err f_scan(void *ctx, uint64_t ts, const uint8_t id[32], size_t max,
 static kith_err f_by_word(void *ctx, uint64_t w, size_t max, GArray *out) {
   fake *f = ctx;
   for (guint i = 0; i < f->rows->len && out->len < max; i++)
-    if (kith_recon_word(g_array_index(f->rows, item, i).id) == w)
+    if ((uint32_t)kith_recon_word(g_array_index(f->rows, item, i).id) == w)
       g_array_append_val(out, g_array_index(f->rows, item, i));
   return KITH_OK;
 }
@@ -159,9 +159,10 @@ static void assert_matches(kith_recon_index *x, const fake *f, uint64_t seed) {
     assert_int_equal(src.items(src.ctx, i0, k, out), KITH_OK);
     assert_memory_equal(out, rows + i0, k * sizeof(item));
     int found = 0;
-    assert_int_equal(
-        src.find(src.ctx, i0, i0 + 1, kith_recon_word(rows[i0].id), &r, &found),
-        KITH_OK);
+    assert_int_equal(src.find(src.ctx, i0, i0 + 1,
+                              (uint32_t)kith_recon_word(rows[i0].id), &r,
+                              &found),
+                     KITH_OK);
     assert_true(found && r == i0);
     assert_int_equal(src.has(src.ctx, rows[i0].id, &found), KITH_OK);
     assert_true(found);
