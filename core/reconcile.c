@@ -248,7 +248,8 @@ static kith_err set_sort(kith_recon_set *r) {
   size_t a = r->sn, n = r->n;
   if (a == n && r->psum != NULL)
     return KITH_OK;
-  qsort(r->items + a, n - a, sizeof(item), item_cmp);
+  if (n > a)
+    qsort(r->items + a, n - a, sizeof(item), item_cmp);
   uint64_t *psum = g_try_new(uint64_t, n + 1);
   item *m = a > 0 ? g_try_new(item, r->cap) : NULL;
   if (psum == NULL || (a > 0 && m == NULL)) {

@@ -251,9 +251,11 @@ static int id_cmp(const void *p, const void *q) {
 }
 
 static void assert_same_ids(GByteArray *got, GByteArray *want) {
+  assert_int_equal(got->len, want->len);
+  if (got->len == 0)
+    return;
   qsort(got->data, got->len / 32, 32, id_cmp);
   qsort(want->data, want->len / 32, 32, id_cmp);
-  assert_int_equal(got->len, want->len);
   assert_memory_equal(got->data, want->data, got->len);
 }
 

@@ -441,6 +441,8 @@ static void malformed_fields_are_rejected(void **state) {
     kith_pack_array(&p, 0);
     if (start)
       assert_packed_rejected(&f, &p);
+    else /* later: its size is not A's count, so it is left out */
+      assert_packed_accepted(&f, &p);
   }
   /* Controls: the same shapes done right are accepted and change nothing. */
   begin(&p, 6, 2, 0);
