@@ -35,6 +35,7 @@
 #define PEER_OUTBUF_MAX (64u * 1024 * 1024)
 #define PEER_MAX 256
 #define STORE_BATCH_MAX 256             /* events per store transaction */
+#define STORE_COMMIT_MS 50              /* a batch of peers' events, at most */
 #define STORE_LOG_MS (10 * KITH_SECOND) /* one line per failed-write spell */
 #define PUSH_WINDOW (256 * 1024)   /* fetched events queued on a link at once */
 #define FETCH_QUEUE_MAX (1u << 20) /* events waiting to be sent on a link */
@@ -193,7 +194,7 @@ struct kith_node {
   uint64_t dropped_frames;
   uint64_t addr_changes;      /* addresses that changed (stored, announced) */
   uint64_t addrs_sent;        /* ADDRS frames sent */
-  guint commit_source;        /* idle source committing the store batch, or 0 */
+  guint commit_source;        /* timer committing the store batch, or 0 */
   GHashTable *friends;        /* id text -> kith_friend* */
   GHashTable *direct_failed;  /* id text -> monotonic ms of the failure */
   kith_ratelimit *relay_rate; /* bytes relayed per friend (relay.c) */
