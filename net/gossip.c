@@ -275,11 +275,21 @@ static void maybe_disconnect(kith_node *n, const uint8_t peer[32]) {
   peer_close(p, "no group's overlay needs this link");
 }
 
+/* KITH_DEBUG_GOSSIP set: every engine output is logged. Read once: the
+ * environment is searched on every call otherwise. */
+static int debug_gossip(void) {
+  static int on = -1;
+
+  if (on < 0)
+    on = g_getenv("KITH_DEBUG_GOSSIP") != NULL;
+  return on;
+}
+
 static void run_item(kith_node *n, node_group *ng, kith_out *o, size_t i) {
   kith_out_item it = o->items[i];
   uint8_t *data = kith_out_take_data(o, i);
   node_peer *p;
-  if (g_getenv("KITH_DEBUG_GOSSIP")) {
+  if (debug_gossip()) {
     char t[KITH_ID_TEXT_LEN + 1];
     kith_id_to_text(it.peer, t);
     node_log(n, "gossip out %d to %.8s type %d", it.kind, t,
