@@ -46,6 +46,7 @@ static void node_group_free(gpointer data) {
   node_group *ng = data;
 
   gossip_group_stop(ng);
+  kith_presence_free(ng->pr);
   kith_group_free(ng->g);
   g_free(ng);
 }
@@ -460,6 +461,7 @@ static gboolean on_tick(gpointer data) {
   relay_tick(n, now);
   reflex_tick(n, now);
   maintain_groups(n);
+  presence_tick(n);
   return G_SOURCE_CONTINUE;
 }
 
@@ -583,6 +585,7 @@ static void remove_source(guint *id) {
  * links (their ICE agents close asynchronously: a bounded drain of the
  * context lets them), then the groups, and the store last. */
 static void node_free(kith_node *n) {
+  presence_stop(n); /* while the engines and links still run */
   n->stopping = 1;
   remove_source(&n->tick_source);
   remove_source(&n->gossip_timer);
@@ -709,6 +712,7 @@ int kith_node_run(const kith_node_config *cfg) {
   n->direct_failed =
       g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   n->joins = g_ptr_array_new();
+  presence_init(n);
   n->admissions = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
                                         (GDestroyNotify)node_admission_free);
   n->retired = g_ptr_array_new_with_free_func((GDestroyNotify)peer_free);
