@@ -306,7 +306,11 @@ static void run_item(kith_node *n, node_group *ng, kith_out *o, size_t i) {
   case KITH_OUT_SEND:
     if (!(p = peer_find_up(n, it.peer)))
       break;
-    if (!g_queue_is_empty(p->push) &&
+    /* A payload frame queues behind the events waiting on the link,
+     * except the one gossip_pump is sending for the head of that queue:
+     * it is what they wait for (queued at the tail, it would come after
+     * everything queued meanwhile: a newcomer's history children first). */
+    if (!p->pumping && !g_queue_is_empty(p->push) &&
         kith_gossip_frame_type(data, it.len) == KITH_GF_PAYLOAD) {
       push(p, kith_group_id(ng->g), NULL, data, it.len); /* takes data */
       data = NULL;
