@@ -97,7 +97,12 @@ static int bad_bytes(kith_err err) {
  * accepted) if they do not arrive within the engine's lazy wait. An event
  * signed by a member is passed on meanwhile (KITH_GOSSIP_HELD): its
  * parents are on their way along other trees, and the nodes behind this
- * one would otherwise wait for this node to receive them too. */
+ * one would otherwise wait for this node to receive them too. A joiner
+ * has nobody behind it and asks for its history in reconciliation order,
+ * not the events' order: the group holds what came early, and the engine
+ * forgets it (KITH_GOSSIP_LATER), since it keeps only
+ * KITH_GOSSIP_PENDING_PEER_MAX unjudged payloads of one sender and would
+ * refuse the parents that release them. */
 static void on_held(kith_node *n, node_group *ng, const kith_out_item *it,
                     const uint8_t *data, size_t len) {
   uint8_t ids[KITH_EVENT_MAX_PARENTS * 32];
@@ -111,7 +116,9 @@ static void on_held(kith_node *n, node_group *ng, const kith_out_item *it,
     if (!kith_group_has_event(ng->g, ev.parents[i]))
       memcpy(ids + 32 * k++, ev.parents[i], 32);
   kith_out_init(&o);
-  if (kith_group_is_member(ng->g, ev.author))
+  if (node_is_joining(n, ng))
+    kith_gossip_verdict(ng->gs, it->id, KITH_GOSSIP_LATER, 0, node_now(), &o);
+  else if (kith_group_is_member(ng->g, ev.author))
     kith_gossip_verdict(ng->gs, it->id, KITH_GOSSIP_HELD, ev.ts_ms, node_now(),
                         &o);
   kith_event_clear(&ev);

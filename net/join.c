@@ -93,6 +93,14 @@ void node_admission_free(node_admission *a) {
   g_free(a);
 }
 
+int node_is_joining(kith_node *n, node_group *ng) {
+  for (guint i = 0; i < n->joins->len; i++)
+    if (memcmp(((node_join *)n->joins->pdata[i])->inv.group_id,
+               kith_group_id(ng->g), 32) == 0)
+      return 1;
+  return 0;
+}
+
 /* Sends the accepted event id to p through the group's engine. */
 static void send_event(kith_node *n, node_group *ng, node_peer *p,
                        const uint8_t id[32], kith_out *o) {

@@ -488,8 +488,11 @@ void join_on_refuse(kith_node *n, const uint8_t from[32], const char *reason);
 void join_check_progress(kith_node *n);
 /* A link came up: a join waiting for a link to a relay friend goes on. */
 void join_on_link_up(kith_node *n, node_peer *p);
-/* Sends p the events that admitted it to ng, if this node admitted it
- * lately (they carry its keys: it needs them before the history). */
+/* Is this node joining ng (a join by invite code is running)? */
+int node_is_joining(kith_node *n, node_group *ng);
+/* Sends p the group's create and the events that admitted it to ng, if
+ * this node admitted it lately (they carry its keys: it needs them before
+ * the history). */
 void join_send_admission(kith_node *n, node_group *ng, node_peer *p,
                          kith_out *o);
 void node_admission_free(node_admission *a);
