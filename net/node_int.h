@@ -38,6 +38,7 @@
 #define STORE_LOG_MS (10 * KITH_SECOND) /* one line per failed-write spell */
 #define PUSH_WINDOW (256 * 1024)   /* fetched events queued on a link at once */
 #define FETCH_QUEUE_MAX (1u << 20) /* events waiting to be sent on a link */
+#define FETCH_REORDER_STEPS 65536  /* queued events one is moved ahead of */
 #define RELAY_HS_WAIT_MS (2 * KITH_SECOND) /* silent relay: ICE instead */
 #define PEER_IN_MAX (16u * 1024 * 1024)    /* bytes held for a later carrier */
 #define RELAY_RATE (256 * 1024)            /* bytes per second per friend */
