@@ -45,10 +45,18 @@
  *   PRUNE [11, source]            WANT [12, [bin32...]]
  *   RECON [13, role, reconciliation message bin]  (core/reconcile.h;
  *     role: 0 from the responder, 1 from the initiator, 2 its first)
+ *   EPHEMERAL [14, source uint64, hops, push 0|1|2, payload bin]
+ *     (as PAYLOAD, for an ephemeral payload: below)
+ * Ephemeral payloads (kith_gossip_publish_ephemeral: presence beats) are
+ * disseminated like events (pushed along the trees, announced, grafted,
+ * deduplicated, judged by the caller before they go on) but never join
+ * the known set, are never fetched, start no tree of their own and are
+ * forgotten KITH_GOSSIP_EPH_MS after they were accepted.
  * Id and source lists hold at most KITH_GOSSIP_IDS_MAX entries. Frames of an
  * unknown type are ignored (counted); malformed ones are dropped (counted).
- * Only PAYLOAD and IHAVE are acted on from a peer whose link is not (or no
- * longer) up; the others need the link to answer or change the overlay. */
+ * Only PAYLOAD, EPHEMERAL and IHAVE are acted on from a peer whose link is
+ * not (or no longer) up; the others need the link to answer or change the
+ * overlay. */
 #ifndef KITH_GOSSIP_H
 #define KITH_GOSSIP_H
 
@@ -56,6 +64,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "reconcile.h"
 #include "out.h"
 
 #define KITH_GOSSIP_ACTIVE_MAX 8    /* default bound of the active view */
@@ -74,9 +83,12 @@
  * payloads cannot stop everyone else's): */
 #define KITH_GOSSIP_PENDING_PEER_MAX (KITH_GOSSIP_PENDING_MAX / 4)
 #define KITH_GOSSIP_PENDING_PEER_BYTES (KITH_GOSSIP_PENDING_BYTES / 4)
-#define KITH_GOSSIP_PENDING_MS 60000 /* then they are forgotten */
-#define KITH_GOSSIP_MISSING_MAX 4096 /* announced ids not yet received */
-#define KITH_GOSSIP_ANNOUNCERS 4     /* neighbours remembered per id */
+#define KITH_GOSSIP_PENDING_MS 60000     /* then they are forgotten */
+#define KITH_GOSSIP_MISSING_MAX 4096     /* announced ids not yet received */
+#define KITH_GOSSIP_ANNOUNCERS 4         /* neighbours remembered per id */
+#define KITH_GOSSIP_EPH_MAX_PAYLOAD 1024 /* bytes of one ephemeral payload */
+#define KITH_GOSSIP_EPH_MAX 4096         /* ephemeral payloads remembered */
+#define KITH_GOSSIP_EPH_MS 30000         /* ... for this long at most */
 
 typedef struct kith_gossip kith_gossip;
 
@@ -110,6 +122,7 @@ typedef struct kith_gossip_stats {
   uint64_t later;      /* events the application could not judge now */
   uint64_t wants_sent; /* ids asked for with WANT */
   uint64_t overflows;  /* items dropped at a bound (cache, missing, ...) */
+  uint64_t ephemeral;  /* ephemeral payload frames received */
   uint32_t active, eager, passive;
   uint32_t trees;   /* sources remembered (of which some have a tree) */
   uint32_t lazy_ms; /* the current wait before a GRAFT */
@@ -152,7 +165,19 @@ KITH_MUST kith_err kith_gossip_publish(kith_gossip *g, uint64_t ts_ms,
                                        const uint8_t *payload, size_t len,
                                        uint64_t now_ms, kith_out *out);
 
-/* The caller's verdict on the KITH_OUT_DELIVER payload id. */
+/* A local ephemeral payload (already signed by the caller): pushed and
+ * announced as an event is, remembered for KITH_GOSSIP_EPH_MS only, never
+ * offered to reconciliation. KITH_ERR_ARG if len is over
+ * KITH_GOSSIP_EPH_MAX_PAYLOAD, KITH_ERR_DUPLICATE if the engine knows it. */
+KITH_MUST kith_err kith_gossip_publish_ephemeral(kith_gossip *g,
+                                                 const uint8_t *payload,
+                                                 size_t len, uint64_t now_ms,
+                                                 kith_out *out);
+
+/* The caller's verdict on the KITH_OUT_DELIVER payload id. For an
+ * ephemeral one (the item's ephemeral flag): VALID forwards it, INVALID
+ * penalizes its sender (the id is not marked: the same bytes may be a
+ * valid event), anything else forgets it; HELD does not apply. */
 typedef enum kith_gossip_verdict_kind {
   /* The bytes are bad for good (malformed, forged, breaking a rule): the
    * id is remembered as invalid and the sender penalized. */
@@ -197,10 +222,23 @@ KITH_MUST kith_err kith_gossip_send_payload(kith_gossip *g,
  * catches up at once. KITH_ERR_STATE if peer is not linked. */
 KITH_MUST kith_err kith_gossip_reconcile(kith_gossip *g, const uint8_t peer[32],
                                          uint64_t now_ms, kith_out *out);
-/* Adds an event the caller already holds (e.g. loaded from the store) to
- * the set that anti-entropy reconciles. */
+/* Adds an event the caller already holds to the set that anti-entropy
+ * reconciles. */
 KITH_MUST kith_err kith_gossip_add_known(kith_gossip *g, uint64_t ts_ms,
                                          const uint8_t id[32]);
+/* The set anti-entropy reconciles. By default the engine keeps one in
+ * memory, filled with every valid event and kith_gossip_add_known (at
+ * most 2^20). A node gives its store's instead (core/recon_index.h): then
+ * nothing is loaded at start or copied per reconciliation; the engine
+ * calls add(ctx, ts, id) for every valid event and reconciles only while
+ * ready(ctx) (the set is built). Call it before anything else. */
+typedef struct kith_gossip_known {
+  kith_recon_source src;
+  void *ctx;
+  void (*add)(void *ctx, uint64_t ts_ms, const uint8_t id[32]);
+  int (*ready)(void *ctx);
+} kith_gossip_known;
+void kith_gossip_set_known(kith_gossip *g, const kith_gossip_known *k);
 
 void kith_gossip_get_stats(const kith_gossip *g, kith_gossip_stats *st);
 /* Copies up to max active neighbours' ids; returns how many there are. */
@@ -228,6 +266,7 @@ enum {
   KITH_GF_PRUNE = 11,
   KITH_GF_WANT = 12,
   KITH_GF_RECON = 13,
+  KITH_GF_EPHEMERAL = 14,
 };
 /* The type of a frame without decoding it all (-1 if not recognisable):
  * for statistics in the simulator and the node. */

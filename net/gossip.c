@@ -8,12 +8,17 @@
  * once, so nested calls (a delivery that makes a rekey that is published)
  * never share a queue. */
 #include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../core/codec.h"
+#include "../core/recon_index.h"
 #include "node_int.h"
 
 #define OVERLAY_JOIN_RETRY_MS KITH_SECOND
+/* Buckets of the reconciliation set read per idle turn of the main loop
+ * while it is built (core/recon_index.h). */
+#define RECON_BUILD_SLICE 8
 /* A GOSSIP frame names its group by the first bytes of the group id. */
 #define GROUP_TAG_LEN KITH_WIRE_GROUP_TAG_LEN
 
@@ -322,11 +327,21 @@ static void maybe_disconnect(kith_node *n, const uint8_t peer[32]) {
   peer_close(p, "no group's overlay needs this link");
 }
 
+/* KITH_DEBUG_GOSSIP set: every engine output is logged. Read once: the
+ * environment is searched on every call otherwise. */
+static int debug_gossip(void) {
+  static int on = -1;
+
+  if (on < 0)
+    on = g_getenv("KITH_DEBUG_GOSSIP") != NULL;
+  return on;
+}
+
 static void run_item(kith_node *n, node_group *ng, kith_out *o, size_t i) {
   kith_out_item it = o->items[i];
   uint8_t *data = kith_out_take_data(o, i);
   node_peer *p;
-  if (g_getenv("KITH_DEBUG_GOSSIP")) {
+  if (debug_gossip()) {
     char t[KITH_ID_TEXT_LEN + 1];
     kith_id_to_text(it.peer, t);
     node_log(n, "gossip out %d to %.8s type %d", it.kind, t,
@@ -349,7 +364,10 @@ static void run_item(kith_node *n, node_group *ng, kith_out *o, size_t i) {
     }
     break;
   case KITH_OUT_DELIVER:
-    deliver(n, ng, &it, data, it.len);
+    if (it.ephemeral)
+      verdict(n, ng, it.id, presence_judge(n, ng, data, it.len), 0);
+    else
+      deliver(n, ng, &it, data, it.len);
     break;
   case KITH_OUT_CONNECT:
     connect_to(n, ng, it.peer);
@@ -470,17 +488,105 @@ out:
   g_ptr_array_unref(known);
 }
 
-static void add_known(void *ctx, uint64_t ts, const uint8_t id[32]) {
-  (void)!kith_gossip_add_known(ctx, ts, id);
+/* ---- the reconciliation set, read from the store ---- */
+
+typedef struct node_recon {
+  kith_node *n;
+  node_group *ng;
+  kith_recon_index *x;
+  guint build; /* idle source while the index is built */
+} node_recon;
+
+static void known_add(void *ctx, uint64_t ts, const uint8_t id[32]) {
+  kith_recon_index_add(((node_recon *)ctx)->x, ts, id);
 }
 
-static void start_engine(kith_node *n, node_group *ng) {
-  uint64_t seed;
+/* KITH_GOSSIP_ACTIVE (tests): the bound of the active view, so that a few
+ * nodes make a sparse mesh (not all linked to each other). */
+static void engine_config(kith_node *n, kith_gossip_config *cfg) {
+  const char *v = g_getenv("KITH_GOSSIP_ACTIVE");
+  char *end = NULL;
+  unsigned long a = v ? strtoul(v, &end, 10) : 0;
 
+  kith_gossip_config_default(cfg);
+  if (v && *v && *end == '\0' && a >= 1 && a <= KITH_GOSSIP_ACTIVE_CAP)
+    cfg->active_max = (uint32_t)a;
+  else if (v)
+    node_log(n, "KITH_GOSSIP_ACTIVE=%s ignored: it takes 1 to %d", v,
+             KITH_GOSSIP_ACTIVE_CAP);
+}
+
+static int known_ready(void *ctx) {
+  return kith_recon_index_ready(((node_recon *)ctx)->x);
+}
+
+static gboolean on_build(gpointer data);
+
+static gboolean on_build_retry(gpointer data) {
+  node_recon *r = data;
+  r->build = g_idle_add_full(G_PRIORITY_LOW, on_build, r, NULL);
+  return G_SOURCE_REMOVE;
+}
+
+/* Builds the index a slice at a time, after the control socket and
+ * everything else waiting (a read that fails is tried again a second
+ * later); once complete, reconciles with every neighbour (what a restart
+ * missed flows now). */
+static gboolean on_build(gpointer data) {
+  node_recon *r = data;
+  kith_node *n = r->n;
+  node_group *ng = r->ng;
+  int done = 0;
+  uint8_t peers[KITH_GOSSIP_ACTIVE_CAP][32];
+
+  if (kith_recon_index_build(r->x, RECON_BUILD_SLICE, &done) != KITH_OK) {
+    node_log(n, "could not read group %.8s's event ids from the store",
+             ng->id_text);
+    r->build = g_timeout_add(KITH_SECOND, on_build_retry, r);
+    return G_SOURCE_REMOVE;
+  }
+  if (!done)
+    return G_SOURCE_CONTINUE;
+  r->build = 0;
+  size_t k = MIN(kith_gossip_active(ng->gs, peers, KITH_GOSSIP_ACTIVE_CAP),
+                 (size_t)KITH_GOSSIP_ACTIVE_CAP);
+  for (size_t i = 0; i < k && ng->gs; i++) { /* a drain may stop it */
+    kith_out o;
+    kith_out_init(&o);
+    kith_err err = kith_gossip_reconcile(ng->gs, peers[i], node_now(), &o);
+    (void)err; /* STATE: not linked any more */
+    drain(n, ng, &o);
+  }
+  return G_SOURCE_REMOVE;
+}
+
+static void recon_free(node_recon *r) {
+  if (!r)
+    return;
+  if (r->build)
+    g_source_remove(r->build);
+  kith_recon_index_free(r->x);
+  g_free(r);
+}
+
+/* The engine reconciles the group's stored events through an index built
+ * lazily from the store: nothing is loaded before the node answers. */
+static void start_engine(kith_node *n, node_group *ng) {
+  kith_gossip_config cfg;
+  uint64_t seed;
+  node_recon *r = g_new0(node_recon, 1);
+
+  engine_config(n, &cfg);
   randombytes_buf(&seed, sizeof seed);
-  ng->gs = kith_gossip_new(n->me.pk, seed, NULL);
-  if (kith_group_each_id(ng->g, add_known, ng->gs) != KITH_OK)
-    node_log(n, "could not read a group's event ids from the store");
+  ng->gs = kith_gossip_new(n->me.pk, seed, &cfg);
+  r->n = n;
+  r->ng = ng;
+  r->x = kith_recon_index_on_store(n->store, kith_group_id(ng->g));
+  kith_gossip_set_known(ng->gs,
+                        &(kith_gossip_known){kith_recon_index_source(r->x), r,
+                                             known_add, known_ready});
+  r->build = g_idle_add_full(G_PRIORITY_LOW, on_build, r, NULL);
+  ng->recon = r;
 }
 
 /* Offers the engine the links we already have to members. */
@@ -504,6 +610,8 @@ static void link_members(kith_node *n, node_group *ng) {
 void gossip_group_stop(node_group *ng) {
   kith_gossip_free(ng->gs);
   ng->gs = NULL;
+  recon_free(ng->recon);
+  ng->recon = NULL;
 }
 
 /* Keeps the engine in step with the group: started while we are a member
@@ -669,6 +777,7 @@ void gossip_note(kith_node *n, node_group *ng, const kith_accepted *a,
   if (!ng->gs)
     return;
   if (origin == ACC_GOSSIP) {
+    presence_heard(n, ng, &a->ev);
     verdict(n, ng, a->ev.id, KITH_GOSSIP_VALID, a->ev.ts_ms);
     return;
   }
@@ -676,8 +785,23 @@ void gossip_note(kith_node *n, node_group *ng, const kith_accepted *a,
   if (kith_gossip_publish(ng->gs, a->ev.ts_ms, a->ev.raw, a->ev.raw_len,
                           node_now(), &o) != KITH_OK)
     node_log(n, "could not publish an event");
+  else
+    presence_published(n, ng);
   drain(n, ng, &o);
 }
+void gossip_publish_ephemeral(kith_node *n, node_group *ng, const uint8_t *buf,
+                              size_t len) {
+  kith_out o;
+
+  if (!ng->gs)
+    return;
+  kith_out_init(&o);
+  if (kith_gossip_publish_ephemeral(ng->gs, buf, len, node_now(), &o) !=
+      KITH_OK)
+    n->dropped_frames++;
+  drain(n, ng, &o);
+}
+
 static void kv(kith_pack *pk, const char *k, uint64_t v) {
   kith_pack_cstr(pk, k);
   kith_pack_uint(pk, v);
@@ -703,7 +827,7 @@ static void rpc_gossip_stats(kith_rpc_call *call, const msgpack_object *params,
     if (!ng->gs)
       continue;
     kith_gossip_get_stats(ng->gs, &st);
-    msgpack_pack_map(&pk.pk, 18);
+    msgpack_pack_map(&pk.pk, 19);
     kith_pack_cstr(&pk, "group_id");
     kith_pack_cstr(&pk, ng->id_text);
     kv(&pk, "active", st.active);
@@ -723,6 +847,7 @@ static void rpc_gossip_stats(kith_rpc_call *call, const msgpack_object *params,
     kv(&pk, "held", kith_group_n_held(ng->g));
     kv(&pk, "trees", st.trees);
     kv(&pk, "lazy_ms", st.lazy_ms);
+    kv(&pk, "ephemeral", st.ephemeral);
   }
   g_list_free(groups);
   node_rpc_reply(n, call, &pk);

@@ -10,6 +10,7 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "vectors.h"
 #include "core/codec.h"
 #include "core/gossip.h"
 
@@ -35,6 +36,7 @@ typedef struct net {
   int hold[NMAX][EVMAX];  /* held for parents: KITH_GOSSIP_HELD, no verdict */
   int held;               /* payloads held without a verdict */
   int copies[NMAX];       /* payload frames received */
+  int eph[NMAX];          /* ephemeral payloads accepted per node */
   uint8_t *store[EVMAX];  /* event payloads by index, for FETCH */
   uint64_t ts[EVMAX];
   kith_out out;
@@ -77,7 +79,13 @@ static void set_store(net *t, int e) {
  * never come, anything else is junk. */
 static void judge(net *t, int i, const kith_out_item *it, kith_out *next) {
   int e = it->len == EVLEN ? it->data[0] : -1;
-  if (it->len == HELD_LEN) {
+  if (it->ephemeral) { /* valid, unless it starts with 0xff or is an event */
+    int ok = it->len > 0 && it->data[0] != 0xff && it->len != EVLEN;
+    t->eph[i] += ok;
+    kith_gossip_verdict(t->g[i], it->id,
+                        ok ? KITH_GOSSIP_VALID : KITH_GOSSIP_INVALID, 0, t->now,
+                        next);
+  } else if (it->len == HELD_LEN) {
     t->held++;
   } else if (e < 0 || e >= EVMAX) {
     kith_gossip_verdict(t->g[i], it->id, KITH_GOSSIP_INVALID, 0, t->now, next);
@@ -105,7 +113,8 @@ static void apply(net *t, int i, kith_out *o) {
     int j = it->peer[0];
     switch (it->kind) {
     case KITH_OUT_SEND: {
-      if (kith_gossip_frame_type(it->data, it->len) == KITH_GF_PAYLOAD &&
+      int type = kith_gossip_frame_type(it->data, it->len);
+      if ((type == KITH_GF_PAYLOAD || type == KITH_GF_EPHEMERAL) &&
           ((i == t->drop_from && j == t->drop_to) || t->mute[i]))
         break;
       frame *f = g_new(frame, 1);
@@ -459,6 +468,75 @@ static void test_reconcile_now_catches_up_without_waiting(void **state) {
   assert_int_equal(kith_gossip_reconcile(t->g[1], stranger, t->now, &t->out),
                    KITH_ERR_STATE);
   net_free(t);
+}
+
+/* The caller's known set (a node's store): the engine reads it, adds
+ * every valid event to it, reconciles only once it is ready, and answers
+ * WANTs for ids in it that it never saw (stored before it started) by
+ * asking the caller to fetch them. */
+typedef struct ext_set {
+  kith_recon_set *s;
+  int ready, adds;
+} ext_set;
+
+static void ext_add(void *ctx, uint64_t ts, const uint8_t id[32]) {
+  ext_set *x = ctx;
+  x->adds++;
+  assert_int_equal(kith_recon_set_add(x->s, ts, id), KITH_OK);
+}
+
+static int ext_ready(void *ctx) {
+  return ((ext_set *)ctx)->ready;
+}
+
+static void test_reconcile_reads_the_callers_set(void **state) {
+  (void)state;
+  net *t = net_new(2, 0);
+  ext_set x = {kith_recon_set_new(), 0, 0};
+  kith_gossip_set_known(
+      t->g[0],
+      &(kith_gossip_known){kith_recon_set_source(x.s), &x, ext_add, ext_ready});
+  join(t, 1, 0);
+  pump(t);
+  for (int e = 0; e < 30; e++) { /* stored before the engine started */
+    uint8_t id[32];
+    ev_id(e, id);
+    set_store(t, e);
+    assert_int_equal(kith_recon_set_add(x.s, t->ts[e], id), KITH_OK);
+  }
+  /* not ready: a peer's reconciliation is not answered, none is started */
+  assert_int_equal(kith_gossip_reconcile(t->g[1], t->id[0], t->now, &t->out),
+                   KITH_OK);
+  drain(t, 1);
+  pump(t);
+  assert_int_equal(kith_gossip_reconcile(t->g[0], t->id[1], t->now, &t->out),
+                   KITH_OK);
+  drain(t, 0);
+  assert_true(g_queue_is_empty(&t->q));
+  for (int e = 0; e < 30; e++)
+    assert_int_equal(t->got[1][e], 0);
+  /* ready: the newcomer gets everything, fetched by the caller */
+  x.ready = 1;
+  assert_int_equal(kith_gossip_reconcile(t->g[1], t->id[0], t->now, &t->out),
+                   KITH_OK);
+  drain(t, 1);
+  pump(t);
+  for (int e = 0; e < 30; e++)
+    assert_int_equal(t->got[1][e], 1);
+  assert_int_equal(x.adds, 0);
+  /* a local event goes to the caller's set */
+  uint8_t b[EVLEN];
+  ev_bytes(40, b);
+  set_store(t, 40);
+  assert_int_equal(
+      kith_gossip_publish(t->g[0], t->ts[40], b, EVLEN, t->now, &t->out),
+      KITH_OK);
+  drain(t, 0);
+  pump(t);
+  assert_int_equal(x.adds, 1);
+  assert_int_equal(kith_recon_set_size(x.s), 31);
+  net_free(t);
+  kith_recon_set_free(x.s);
 }
 
 static void feed(kith_gossip *g, const uint8_t *from, const uint8_t *b,
@@ -818,10 +896,6 @@ static void test_small_group_starts_trees_with_first_messages(void **state) {
 
 /* ---- known-answer vectors: tests/vectors/gossip.txt ---- */
 
-#ifndef KITH_VECTORS_DIR
-#define KITH_VECTORS_DIR "tests/vectors"
-#endif
-
 /* The value of key in the vector file, as bytes. */
 static GBytes *vec(GHashTable *kv, const char *key) {
   const char *hex = g_hash_table_lookup(kv, key);
@@ -831,20 +905,6 @@ static GBytes *vec(GHashTable *kv, const char *key) {
   assert_int_equal(sodium_hex2bin(b, n, hex, strlen(hex), NULL, &got, NULL), 0);
   assert_int_equal(got, n);
   return g_bytes_new_take(b, n);
-}
-
-static GHashTable *read_vectors(gchar **text) {
-  assert_true(
-      g_file_get_contents(KITH_VECTORS_DIR "/gossip.txt", text, NULL, NULL));
-  GHashTable *kv = g_hash_table_new(g_str_hash, g_str_equal);
-  for (char *l = strtok(*text, "\n"); l != NULL; l = strtok(NULL, "\n")) {
-    char *sp = strchr(l, ' ');
-    if (*l == '#' || sp == NULL)
-      continue;
-    *sp = '\0';
-    g_hash_table_insert(kv, l, sp + 1);
-  }
-  return kv;
 }
 
 /* The first queued frame from -> to, taken off the queue. */
@@ -869,10 +929,105 @@ static void assert_frame(frame *f, GBytes *want) {
   g_free(f);
 }
 
+static void publish_eph(net *t, int i, uint8_t v, kith_err want) {
+  uint8_t b[24];
+  memset(b, v, sizeof b);
+  assert_int_equal(
+      kith_gossip_publish_ephemeral(t->g[i], b, sizeof b, t->now, &t->out),
+      want);
+  drain(t, i);
+}
+
+/* Ephemeral payloads (presence beats) travel the trees like events, once
+ * per node, but never reach the known set (reconciliation never asks for
+ * them, FETCH never names them: apply() would fail) and are forgotten
+ * after KITH_GOSSIP_EPH_MS, so the same bytes may come again later. */
+static void test_ephemeral_payload_spreads_then_is_forgotten(void **state) {
+  (void)state;
+  net *t = net_new(6, 3000); /* anti-entropy every 3 s */
+  for (int i = 1; i < 6; i++)
+    join(t, i, i - 1);
+  run_until(t, 30000);
+  publish(t, 2, 1); /* an event, so that reconciliation has a set */
+  publish_eph(t, 0, 7, KITH_OK);
+  run_until(t, t->now + 2000);
+  for (int i = 1; i < 6; i++)
+    assert_int_equal(t->eph[i], 1);
+  publish_eph(t, 0, 7, KITH_ERR_DUPLICATE); /* remembered meanwhile */
+  publish_eph(t, 3, 7, KITH_ERR_DUPLICATE);
+  run_until(t, t->now + KITH_GOSSIP_EPH_MS + 5000); /* reconciles, forgets */
+  for (int i = 1; i < 6; i++)
+    assert_int_equal(t->eph[i], 1);
+  publish_eph(t, 0, 7, KITH_OK); /* forgotten everywhere: new again */
+  run_until(t, t->now + 2000);
+  kith_gossip_stats st;
+  for (int i = 1; i < 6; i++) {
+    assert_int_equal(t->eph[i], 2);
+    assert_int_equal(t->got[i][1], 1);
+    kith_gossip_get_stats(t->g[i], &st);
+    assert_true(st.ephemeral >= 2);
+    assert_int_equal(st.trees, 1); /* the event's source only */
+  }
+  uint8_t big[KITH_GOSSIP_EPH_MAX_PAYLOAD + 1] = {0};
+  assert_int_equal(
+      kith_gossip_publish_ephemeral(t->g[0], big, sizeof big, t->now, &t->out),
+      KITH_ERR_ARG);
+  net_free(t);
+}
+
+/* A lost push of an ephemeral payload is grafted from an announcer and
+ * answered as EPHEMERAL; a bad one is not passed on. */
+static void test_ephemeral_payload_grafted_and_judged(void **state) {
+  (void)state;
+  net *t = triangle();
+  publish(t, 0, 1);
+  run_until(t, t->now + 1000); /* 1-2 is lazy in the default tree */
+  t->drop_from = 0;
+  t->drop_to = 2;
+  publish_eph(t, 0, 9, KITH_OK);
+  run_until(t, t->now + 100);
+  assert_int_equal(t->eph[1], 1);
+  assert_int_equal(t->eph[2], 0);
+  run_until(t, t->now + 2000); /* announced by 1, grafted from 1 */
+  assert_int_equal(t->eph[2], 1);
+  kith_gossip_stats st;
+  kith_gossip_get_stats(t->g[2], &st);
+  assert_true(st.grafts_sent >= 1);
+  t->drop_from = -1;
+  publish_eph(t, 1, 0xff, KITH_OK); /* judged invalid by both others */
+  run_until(t, t->now + 2000);
+  assert_int_equal(t->eph[0], 0);
+  assert_int_equal(t->eph[2], 1);
+  kith_gossip_get_stats(t->g[0], &st);
+  assert_int_equal(st.invalid, 1);
+  net_free(t);
+}
+
+/* A neighbour that sends an event's bytes as an ephemeral payload (judged
+ * invalid: no beat) cannot have the event refused afterwards. */
+static void test_event_wrapped_as_ephemeral_still_accepted(void **state) {
+  (void)state;
+  net *t = triangle();
+  uint8_t b[EVLEN];
+  ev_bytes(5, b);
+  assert_int_equal(
+      kith_gossip_publish_ephemeral(t->g[0], b, EVLEN, t->now, &t->out),
+      KITH_OK);
+  drain(t, 0);
+  run_until(t, t->now + 1000);
+  kith_gossip_stats st;
+  kith_gossip_get_stats(t->g[1], &st);
+  assert_int_equal(st.invalid, 1);
+  publish(t, 2, 5);
+  run_until(t, t->now + 2000);
+  assert_int_equal(t->got[1][5], 1);
+  net_free(t);
+}
+
 static void test_frame_vectors_reproduce(void **state) {
   (void)state;
   gchar *text = NULL;
-  GHashTable *kv = read_vectors(&text);
+  GHashTable *kv = vectors_read("gossip.txt", &text);
   GBytes *source = vec(kv, "source"), *payload = vec(kv, "payload"),
          *id = vec(kv, "id");
   uint8_t got[32];
@@ -932,6 +1087,21 @@ static void test_frame_vectors_reproduce(void **state) {
   kith_gossip_tick(t->g[2], t->now, &t->out);
   drain(t, 2);
   assert_frame(take_frame(t, 2, 1), vec(kv, "want_frame"));
+  /* the source reconciles with 0: its first message lists its one id */
+  assert_int_equal(kith_gossip_reconcile(t->g[3], t->id[0], t->now, &t->out),
+                   KITH_OK);
+  drain(t, 3);
+  assert_frame(take_frame(t, 3, 0), vec(kv, "recon_frame"));
+  /* 3 publishes an ephemeral payload: EPHEMERAL on the default tree */
+  GBytes *ep = vec(kv, "eph_payload");
+  assert_int_equal(
+      kith_gossip_publish_ephemeral(t->g[3], g_bytes_get_data(ep, NULL),
+                                    g_bytes_get_size(ep), t->now, &o),
+      KITH_OK);
+  apply(t, 3, &o);
+  kith_out_clear(&o);
+  assert_frame(take_frame(t, 3, 0), vec(kv, "eph_frame"));
+  g_bytes_unref(ep);
   net_free(t);
   g_bytes_unref(source);
   g_bytes_unref(payload);
@@ -963,7 +1133,11 @@ int main(void) {
       cmocka_unit_test(test_unanswered_want_moves_to_another_announcer),
       cmocka_unit_test(test_held_event_is_passed_on_before_its_verdict),
       cmocka_unit_test(test_small_group_starts_trees_with_first_messages),
+      cmocka_unit_test(test_ephemeral_payload_spreads_then_is_forgotten),
+      cmocka_unit_test(test_ephemeral_payload_grafted_and_judged),
+      cmocka_unit_test(test_event_wrapped_as_ephemeral_still_accepted),
       cmocka_unit_test(test_frame_vectors_reproduce),
+      cmocka_unit_test(test_reconcile_reads_the_callers_set),
   };
   int rc = cmocka_run_group_tests_name("gossip", tests, NULL, NULL);
   return rc > 255 ? 255 : rc;
