@@ -53,6 +53,7 @@ bench: deps
 	$(BUILD_BENCH)/bin/kith-bench link --no-worker
 	$(BUILD_BENCH)/bin/kith-bench link --frame 1024
 	$(BUILD_BENCH)/bin/kith-bench mesh --nodes 10 --posts 300 --interval-ms 5
+	bench/history.sh $(BUILD_BENCH)/bin/kith 4500 4000
 	@if [ -x $(BUILD_BENCH)/bin/kith-sim ]; then \
 	  $(BUILD_BENCH)/bin/kith-sim --nodes 1000 --messages 20 --loss 0.01 \
 	    --crash 0.2 --seed 1; fi
