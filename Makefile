@@ -63,6 +63,7 @@ bench: bench-build
 	$(BENCH_BIN)/kith-bench link --no-worker
 	$(BENCH_BIN)/kith-bench link --frame 1024
 	$(BENCH_BIN)/kith-bench mesh --nodes 10 --posts 300 --interval-ms 5
+	bench/history.sh $(BENCH_BIN)/kith 4500 4000
 	@if [ -x $(BENCH_BIN)/kith-sim ]; then \
 	  $(BENCH_BIN)/kith-sim --nodes 1000 --messages 20 --loss 0.01 \
 	    --crash 0.2 --seed 1; fi

@@ -904,8 +904,20 @@ static kith_err on_ihave(kith_gossip *g, gpeer *p, const uint8_t from[32],
   return KITH_OK;
 }
 
+/* Asks the caller to look up the nf ids gathered in *fetch (FETCH). */
+static void flush_fetch(gpeer *p, uint8_t **fetch, size_t *nf, kith_out *out) {
+  if (*nf > 0)
+    (void)kith_out_push(out, KITH_OUT_FETCH, p->id, *fetch, 32 * *nf);
+  else
+    g_free(*fetch);
+  *fetch = NULL;
+  *nf = 0;
+}
+
 /* Sends p the listed events it asked for (GRAFT: short ids, push; WANT:
- * full ids, reply): from the cache, or looked up by the caller (FETCH). */
+ * full ids, reply): from the cache, or looked up by the caller (FETCH),
+ * in the order asked: a newcomer asks for a history parents first, and
+ * holds only so many events whose parents have not come. */
 static void answer(kith_gossip *g, gpeer *p, const uint8_t *ids, size_t n,
                    size_t idlen, int push, kith_out *out) {
   uint8_t *fetch = NULL;
@@ -915,6 +927,7 @@ static void answer(kith_gossip *g, gpeer *p, const uint8_t *ids, size_t n,
     cached *c = g_hash_table_lookup(idlen == 32 ? g->cache : g->cache_pfx, id);
     if (c != NULL) {
       tree *t = tree_for(g, c->tag);
+      flush_fetch(p, &fetch, &nf, out); /* asked before this one */
       int kind = !push ? PUSH_REPLY : t == &g->dflt ? PUSH_DEFAULT : PUSH_OWN;
       send_payload(g, p->id, c->tag, c->hops + 1, kind, c->eph, c->data, c->len,
                    out);
@@ -930,12 +943,11 @@ static void answer(kith_gossip *g, gpeer *p, const uint8_t *ids, size_t n,
         (gs_seen(g, full) == SEEN_VALID ||
          (g->has_ext && idlen == 32 && gs_seen(g, full) == 0))) {
       if (fetch == NULL)
-        fetch = g_malloc(32 * n);
+        fetch = g_malloc(32 * (n - i));
       memcpy(fetch + 32 * nf++, full, 32);
     }
   }
-  if (fetch != NULL)
-    (void)kith_out_push(out, KITH_OUT_FETCH, p->id, fetch, 32 * nf);
+  flush_fetch(p, &fetch, &nf, out);
 }
 
 static kith_err on_graft(kith_gossip *g, gpeer *p, const msgpack_object *f,

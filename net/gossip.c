@@ -102,7 +102,12 @@ static int bad_bytes(kith_err err) {
  * accepted) if they do not arrive within the engine's lazy wait. An event
  * signed by a member is passed on meanwhile (KITH_GOSSIP_HELD): its
  * parents are on their way along other trees, and the nodes behind this
- * one would otherwise wait for this node to receive them too. */
+ * one would otherwise wait for this node to receive them too. A joiner
+ * has nobody behind it and asks for its history in reconciliation order,
+ * not the events' order: the group holds what came early, and the engine
+ * forgets it (KITH_GOSSIP_LATER), since it keeps only
+ * KITH_GOSSIP_PENDING_PEER_MAX unjudged payloads of one sender and would
+ * refuse the parents that release them. */
 static void on_held(kith_node *n, node_group *ng, const kith_out_item *it,
                     const uint8_t *data, size_t len) {
   uint8_t ids[KITH_EVENT_MAX_PARENTS * 32];
@@ -116,7 +121,9 @@ static void on_held(kith_node *n, node_group *ng, const kith_out_item *it,
     if (!kith_group_has_event(ng->g, ev.parents[i]))
       memcpy(ids + 32 * k++, ev.parents[i], 32);
   kith_out_init(&o);
-  if (kith_group_is_member(ng->g, ev.author))
+  if (node_is_joining(n, ng))
+    kith_gossip_verdict(ng->gs, it->id, KITH_GOSSIP_LATER, 0, node_now(), &o);
+  else if (kith_group_is_member(ng->g, ev.author))
     kith_gossip_verdict(ng->gs, it->id, KITH_GOSSIP_HELD, ev.ts_ms, node_now(),
                         &o);
   kith_event_clear(&ev);
@@ -165,6 +172,7 @@ typedef struct push_item {
   uint8_t id[32];
   uint8_t *frame; /* the engine's PAYLOAD frame, or NULL: fetch `id` */
   size_t len;
+  uint64_t depth; /* of the event it carries or fetches */
 } push_item;
 
 void gossip_push_free(gpointer data) {
@@ -173,34 +181,73 @@ void gossip_push_free(gpointer data) {
   g_free(it);
 }
 
+/* The depth of the event in a PAYLOAD frame (UINT64_MAX if unreadable). */
+static uint64_t frame_depth(const uint8_t *frame, size_t len) {
+  msgpack_unpacked u;
+  const msgpack_object *f;
+  const uint8_t *data;
+  size_t dlen;
+  kith_event ev;
+  uint64_t depth = UINT64_MAX;
+
+  msgpack_unpacked_init(&u);
+  if (kith_codec_unpack(frame, len, &u) == KITH_OK &&
+      kith_codec_array(&u.data, UINT32_MAX, &f) == KITH_OK &&
+      u.data.via.array.size == 5 &&
+      kith_codec_bin(&f[4], KITH_GOSSIP_MAX_PAYLOAD, &data, &dlen) == KITH_OK &&
+      kith_event_decode(data, dlen, &ev) == KITH_OK) {
+    depth = ev.depth;
+    kith_event_clear(&ev);
+  }
+  msgpack_unpacked_destroy(&u);
+  return depth;
+}
+
+/* Queues an event for p in depth order: ahead of the deeper ones queued
+ * last, looking back at most FETCH_REORDER_STEPS entries. id: the event
+ * to fetch, or frame: the engine's PAYLOAD frame carrying it. */
 static void push(node_peer *p, const uint8_t gid[32], const uint8_t *id,
-                 uint8_t *frame, size_t len) {
+                 uint8_t *frame, size_t len, uint64_t depth) {
   push_item *it = g_new0(push_item, 1);
+  GList *at = p->push->tail;
 
   memcpy(it->gid, gid, 32);
   if (id)
     memcpy(it->id, id, 32);
   it->frame = frame;
   it->len = len;
-  g_queue_push_tail(p->push, it);
+  it->depth = depth;
+  for (unsigned steps = 0; at && steps < FETCH_REORDER_STEPS; steps++) {
+    if (((const push_item *)at->data)->depth <= depth)
+      break;
+    at = at->prev;
+  }
+  if (at)
+    g_queue_insert_after(p->push, at, it);
+  else
+    g_queue_push_head(p->push, it);
 }
 
 /* Events a peer asked for that the engine no longer caches (a history for
  * a newcomer, what a returning node lacks) are queued on the link and sent
  * as it drains (gossip_pump), so a long history flows at the link's pace.
- * Payload frames the engine sends meanwhile queue behind them: a newcomer
- * then gets events parents first (the order it asked in), as its engine
- * holds only so many events whose parents are missing. */
+ * Payload frames the engine sends meanwhile join the queue too. The queue
+ * is kept in depth order: a newcomer asks in the order reconciliation
+ * finds the differences, not the events' order, and its engine and group
+ * hold only so many events whose parents are missing. */
 static void fetch(kith_node *n, node_group *ng, const uint8_t peer[32],
                   const uint8_t *ids, size_t len) {
   node_peer *p = peer_find_up(n, peer);
 
   for (size_t i = 0; p && i + 32 <= len; i += 32) {
+    uint64_t depth;
     if (g_queue_get_length(p->push) >= FETCH_QUEUE_MAX) {
       n->dropped_frames++; /* asked again at its next reconciliation */
       break;
     }
-    push(p, kith_group_id(ng->g), ids + i, NULL, 0);
+    if (kith_group_event_info(ng->g, ids + i, &depth, NULL, NULL, NULL) ==
+        KITH_OK)
+      push(p, kith_group_id(ng->g), ids + i, NULL, 0, depth);
   }
   if (p)
     gossip_pump(p);
@@ -280,11 +327,21 @@ static void maybe_disconnect(kith_node *n, const uint8_t peer[32]) {
   peer_close(p, "no group's overlay needs this link");
 }
 
+/* KITH_DEBUG_GOSSIP set: every engine output is logged. Read once: the
+ * environment is searched on every call otherwise. */
+static int debug_gossip(void) {
+  static int on = -1;
+
+  if (on < 0)
+    on = g_getenv("KITH_DEBUG_GOSSIP") != NULL;
+  return on;
+}
+
 static void run_item(kith_node *n, node_group *ng, kith_out *o, size_t i) {
   kith_out_item it = o->items[i];
   uint8_t *data = kith_out_take_data(o, i);
   node_peer *p;
-  if (g_getenv("KITH_DEBUG_GOSSIP")) {
+  if (debug_gossip()) {
     char t[KITH_ID_TEXT_LEN + 1];
     kith_id_to_text(it.peer, t);
     node_log(n, "gossip out %d to %.8s type %d", it.kind, t,
@@ -296,9 +353,14 @@ static void run_item(kith_node *n, node_group *ng, kith_out *o, size_t i) {
   case KITH_OUT_SEND:
     if (!(p = peer_find_up(n, it.peer)))
       break;
-    if (!g_queue_is_empty(p->push) &&
+    /* A payload frame queues behind the events waiting on the link,
+     * except the one gossip_pump is sending for the head of that queue:
+     * it is what they wait for (queued at the tail, it would come after
+     * everything queued meanwhile: a newcomer's history children first). */
+    if (!p->pumping && !g_queue_is_empty(p->push) &&
         kith_gossip_frame_type(data, it.len) == KITH_GF_PAYLOAD) {
-      push(p, kith_group_id(ng->g), NULL, data, it.len); /* takes data */
+      push(p, kith_group_id(ng->g), NULL, data, it.len,
+           frame_depth(data, it.len)); /* takes data */
       data = NULL;
       gossip_pump(p);
     } else {

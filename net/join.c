@@ -93,23 +93,40 @@ void node_admission_free(node_admission *a) {
   g_free(a);
 }
 
+int node_is_joining(kith_node *n, node_group *ng) {
+  for (guint i = 0; i < n->joins->len; i++)
+    if (memcmp(((node_join *)n->joins->pdata[i])->inv.group_id,
+               kith_group_id(ng->g), 32) == 0)
+      return 1;
+  return 0;
+}
+
+/* Sends the accepted event id to p through the group's engine. */
+static void send_event(kith_node *n, node_group *ng, node_peer *p,
+                       const uint8_t id[32], kith_out *o) {
+  uint64_t ts;
+  GBytes *raw = node_event_raw(n, ng, id, &ts);
+  gsize len;
+  const uint8_t *data = raw ? g_bytes_get_data(raw, &len) : NULL;
+
+  if (data && kith_gossip_send_payload(ng->gs, p->id, data, len, o) != KITH_OK)
+    n->dropped_frames++;
+  if (raw)
+    g_bytes_unref(raw);
+}
+
+/* The group's create (its id is the group id) goes first: every event of
+ * the history stands on it, and a joiner that has not got it holds them
+ * all (its engine and its group hold only so many; protocol.md 8.6). */
 void join_send_admission(kith_node *n, node_group *ng, node_peer *p,
                          kith_out *o) {
   node_admission *a = g_hash_table_lookup(n->admissions, p->id_text);
 
   if (!a || memcmp(a->gid, kith_group_id(ng->g), 32) != 0 || !ng->gs)
     return;
-  for (guint i = 0; i + 32 <= a->ids->len; i += 32) {
-    uint64_t ts;
-    GBytes *raw = node_event_raw(n, ng, a->ids->data + i, &ts);
-    gsize len;
-    const uint8_t *data = raw ? g_bytes_get_data(raw, &len) : NULL;
-    if (data &&
-        kith_gossip_send_payload(ng->gs, p->id, data, len, o) != KITH_OK)
-      n->dropped_frames++;
-    if (raw)
-      g_bytes_unref(raw);
-  }
+  send_event(n, ng, p, kith_group_id(ng->g), o);
+  for (guint i = 0; i + 32 <= a->ids->len; i += 32)
+    send_event(n, ng, p, a->ids->data + i, o);
 }
 
 static gboolean admission_expired(gpointer k, gpointer v, gpointer now) {

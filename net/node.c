@@ -202,7 +202,7 @@ void node_batch(kith_node *n) {
   if (kith_store_in_batch(n->store))
     return;
   if (kith_store_batch_begin(n->store) == KITH_OK)
-    n->commit_source = g_idle_add_full(G_PRIORITY_DEFAULT, on_commit, n, NULL);
+    n->commit_source = g_timeout_add(STORE_COMMIT_MS, on_commit, n);
   else
     node_log(n, "could not start a store transaction");
 }

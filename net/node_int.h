@@ -36,9 +36,11 @@
 #define PEER_OUTBUF_MAX (64u * 1024 * 1024)
 #define PEER_MAX 256
 #define STORE_BATCH_MAX 256             /* events per store transaction */
+#define STORE_COMMIT_MS 50              /* a batch of peers' events, at most */
 #define STORE_LOG_MS (10 * KITH_SECOND) /* one line per failed-write spell */
 #define PUSH_WINDOW (256 * 1024)   /* fetched events queued on a link at once */
 #define FETCH_QUEUE_MAX (1u << 20) /* events waiting to be sent on a link */
+#define FETCH_REORDER_STEPS 65536  /* queued events one is moved ahead of */
 #define RELAY_HS_WAIT_MS (2 * KITH_SECOND) /* silent relay: ICE instead */
 #define PEER_IN_MAX (16u * 1024 * 1024)    /* bytes held for a later carrier */
 #define RELAY_RATE (256 * 1024)            /* bytes per second per friend */
@@ -198,7 +200,7 @@ struct kith_node {
   uint64_t dropped_frames;
   uint64_t addr_changes;      /* addresses that changed (stored, announced) */
   uint64_t addrs_sent;        /* ADDRS frames sent */
-  guint commit_source;        /* idle source committing the store batch, or 0 */
+  guint commit_source;        /* timer committing the store batch, or 0 */
   GHashTable *friends;        /* id text -> kith_friend* */
   GHashTable *direct_failed;  /* id text -> monotonic ms of the failure */
   kith_ratelimit *relay_rate; /* bytes relayed per friend (relay.c) */
@@ -513,8 +515,11 @@ void join_on_refuse(kith_node *n, const uint8_t from[32], const char *reason);
 void join_check_progress(kith_node *n);
 /* A link came up: a join waiting for a link to a relay friend goes on. */
 void join_on_link_up(kith_node *n, node_peer *p);
-/* Sends p the events that admitted it to ng, if this node admitted it
- * lately (they carry its keys: it needs them before the history). */
+/* Is this node joining ng (a join by invite code is running)? */
+int node_is_joining(kith_node *n, node_group *ng);
+/* Sends p the group's create and the events that admitted it to ng, if
+ * this node admitted it lately (they carry its keys: it needs them before
+ * the history). */
 void join_send_admission(kith_node *n, node_group *ng, node_peer *p,
                          kith_out *o);
 void node_admission_free(node_admission *a);

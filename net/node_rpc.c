@@ -77,14 +77,6 @@ int rpc_param_uint(const msgpack_object *params, uint32_t i, uint64_t max,
          kith_codec_uint(&params->via.array.ptr[i], max, v) == KITH_OK;
 }
 
-static int is_joining(kith_node *n, node_group *ng) {
-  for (guint i = 0; i < n->joins->len; i++)
-    if (memcmp(((node_join *)n->joins->pdata[i])->inv.group_id,
-               kith_group_id(ng->g), 32) == 0)
-      return 1;
-  return 0;
-}
-
 /* The naming rule of GROUP and MEMBER: a full id, else a unique name,
  * else a unique prefix of an id. Feed it every candidate, then ask. */
 typedef struct name_match {
@@ -137,7 +129,7 @@ node_group *rpc_resolve_group(kith_node *n, kith_rpc_call *call,
     node_group *ng = v;
     /* Former members keep their history readable; changes are refused by
      * the group itself (not a member). */
-    if (kith_group_n_events(ng->g) != 0 && !is_joining(n, ng))
+    if (kith_group_n_events(ng->g) != 0 && !node_is_joining(n, ng))
       match_offer(&m, ng, ng->id_text, kith_group_name(ng->g));
   }
   if ((found = match_result(&m, &ambiguous)))

@@ -585,8 +585,11 @@ static void on_offer(kith_node *n, const kith_signal_msg *m,
   if (p && peer_is_same_offer(p, params->ufrag)) {
     /* The same offer by another way (the offerer sends it every way at
      * once), or again (our answer was lost): the answer goes this way too,
-     * and the relay friend may carry the link. */
-    if (relay && !p->via[0] && p->state < PEER_UP)
+     * and the relay friend may carry the link. Once the link is up it is
+     * ignored (protocol.md 8.4). */
+    if (p->state >= PEER_UP)
+      return;
+    if (relay && !p->via[0])
       g_strlcpy(p->via, relay->id_text, sizeof p->via);
     if (m->src) {
       g_clear_object(&p->reply_to);

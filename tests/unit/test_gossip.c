@@ -857,6 +857,63 @@ static void test_held_event_is_passed_on_before_its_verdict(void **state) {
   net_free(t);
 }
 
+/* A WANT is answered in the order asked, whether an event is in the
+ * cache (sent at once) or must be looked up (FETCH): a newcomer asks for a
+ * history parents first, and holds only so many events whose parents have
+ * not come. Answering the cached events (the newest) ahead of the fetched
+ * ones (the oldest) stalled joins under load. */
+static void test_want_answered_in_the_order_asked(void **state) {
+  (void)state;
+  net *t = net_new(2, 0);
+  join(t, 1, 0);
+  static const int asked[] = {0, 4, 1, 5, 2};
+  for (int e = 0; e < 3; e++) { /* old: known, not cached */
+    uint8_t id[32];
+    ev_id(e, id);
+    set_store(t, e);
+    assert_int_equal(kith_gossip_add_known(t->g[0], t->ts[e], id), KITH_OK);
+  }
+  publish(t, 0, 4); /* new: cached */
+  publish(t, 0, 5);
+  pump(t);
+  kith_pack pk;
+  kith_pack_init(&pk);
+  kith_pack_array(&pk, 2);
+  kith_pack_uint(&pk, KITH_GF_WANT);
+  kith_pack_array(&pk, G_N_ELEMENTS(asked));
+  for (size_t i = 0; i < G_N_ELEMENTS(asked); i++) {
+    uint8_t id[32];
+    ev_id(asked[i], id);
+    kith_pack_bin(&pk, id, 32);
+  }
+  kith_out o;
+  kith_out_init(&o);
+  assert_int_equal(kith_gossip_recv(t->g[0], t->id[1], (uint8_t *)pk.sb.data,
+                                    pk.sb.size, t->now, &o),
+                   KITH_OK);
+  kith_pack_clear(&pk);
+  int answered[G_N_ELEMENTS(asked)], n = 0;
+  for (size_t k = 0; k < o.n; k++) {
+    const kith_out_item *it = &o.items[k];
+    assert_int_equal(it->peer[0], 1);
+    if (it->kind == KITH_OUT_FETCH) {
+      for (size_t b = 0; b < it->len; b += 32) {
+        assert_true(n < (int)G_N_ELEMENTS(asked));
+        answered[n++] = ev_of_id(it->data + b);
+      }
+    } else if (it->kind == KITH_OUT_SEND &&
+               kith_gossip_frame_type(it->data, it->len) == KITH_GF_PAYLOAD) {
+      assert_true(n < (int)G_N_ELEMENTS(asked));
+      answered[n++] = it->data[it->len - 1]; /* the payload ends the frame */
+    }
+  }
+  kith_out_clear(&o);
+  assert_int_equal(n, G_N_ELEMENTS(asked));
+  for (int i = 0; i < n; i++)
+    assert_int_equal(answered[i], asked[i]);
+  net_free(t);
+}
+
 /* In a small group a source's first message floods its neighbours and
  * starts that source's own tree: sources starting at once never share
  * the default tree, and their next messages cost one copy per node. */
@@ -1132,6 +1189,7 @@ int main(void) {
       cmocka_unit_test(test_held_flood_from_one_neighbour_blocks_no_one_else),
       cmocka_unit_test(test_unanswered_want_moves_to_another_announcer),
       cmocka_unit_test(test_held_event_is_passed_on_before_its_verdict),
+      cmocka_unit_test(test_want_answered_in_the_order_asked),
       cmocka_unit_test(test_small_group_starts_trees_with_first_messages),
       cmocka_unit_test(test_ephemeral_payload_spreads_then_is_forgotten),
       cmocka_unit_test(test_ephemeral_payload_grafted_and_judged),
