@@ -3,17 +3,18 @@
  * The node under test (FUZZ_ME) owns a group that FUZZ_PEER was admitted
  * to (create, invite, add, built once). Each input becomes one event on
  * top of that history, received by a fresh replica of the group:
- *   byte 0: bits 0-3 the kind (1 + value % KITH_EV_KIND_MAX), bit 4 the
- *     author (FUZZ_PEER, else FUZZ_ME), bit 5 "extra sealed" (for add: a
- *     box to FUZZ_ME; for rekey: an array of one box per member), bit 6
- *     "raw": the rest of the input is a raw event instead;
+ *   byte 0: bits 0-3 and 7 the kind (1 + value % KITH_EV_KIND_MAX, the
+ *     value's bit 4 from bit 7), bit 4 the author (FUZZ_PEER, else
+ *     FUZZ_ME), bit 5 "extra sealed" (for add: a box to FUZZ_ME; for
+ *     rekey: an array of one box per member), bit 6 "raw": the rest of
+ *     the input is a raw event instead;
  *   then the inner plaintext (a fuzz_take part), then the extra (the
  *   rest; add and rekey only).
  * The inner plaintext is sealed as group.h says, under the key of the
  * group's current epoch (the message key 0 of the author's chain for a
- * message), so the body and inner parsers and the rules are reached.
- * Checks: a rejected or held event leaves the state hash unchanged; an
- * accepted one adds at least one event. */
+ * message, react, edit or delete), so the body and inner parsers and the rules
+ * are reached. Checks: a rejected or held event leaves the state hash
+ * unchanged; an accepted one adds at least one event. */
 #include <stdlib.h>
 
 #include "core/codec.h"
@@ -75,6 +76,11 @@ static kith_group *replica(void) {
   return g;
 }
 
+static int message_like(uint32_t kind) {
+  return kind == KITH_EV_MESSAGE || kind == KITH_EV_REACT ||
+         kind == KITH_EV_EDIT || kind == KITH_EV_DELETE;
+}
+
 /* The key that seals a body of kind by author in g's current epoch. */
 static void body_key(const kith_group *g, uint32_t kind,
                      const uint8_t author[32], uint8_t key[32]) {
@@ -85,7 +91,7 @@ static void body_key(const kith_group *g, uint32_t kind,
     if (epoch == kith_group_epoch_id(g))
       break;
   }
-  if (kind == KITH_EV_MESSAGE) {
+  if (message_like(kind)) {
     uint8_t chain[32];
     kith_gcrypto_chain_start(secret, author, chain);
     kith_gcrypto_chain_step(chain, key);
@@ -138,12 +144,12 @@ static kith_err make_body(const kith_group *g, uint32_t kind,
   kith_pack_init(&p);
   kith_pack_array(&p, 3);
   kith_pack_uint(&p, kith_group_epoch_id(g));
-  if (kind == KITH_EV_MESSAGE)
+  if (message_like(kind))
     kith_pack_uint(&p, 0);
   kith_pack_bin(&p, sealed, ilen + KITH_SEALED_OVERHEAD);
   if (kind == KITH_EV_ADD || kind == KITH_EV_REKEY)
     pack_extra(&p, g, kind, sealed_extra, extra, xlen);
-  else if (kind != KITH_EV_MESSAGE)
+  else if (!message_like(kind))
     kith_pack_nil(&p);
   g_free(sealed);
   return kith_pack_take(&p, out, out_len);
@@ -170,7 +176,7 @@ static void receive(kith_group *g, const uint8_t *raw, size_t len) {
 }
 
 static void receive_body(kith_group *g, uint8_t flags, fuzz_in *in) {
-  uint32_t kind = 1 + (flags & 15) % KITH_EV_KIND_MAX;
+  uint32_t kind = 1 + ((flags & 15) | (flags >> 3 & 16)) % KITH_EV_KIND_MAX;
   const kith_ident *author = fuzz_ident(flags & 16 ? FUZZ_PEER : FUZZ_ME);
   const uint8_t *inner;
   size_t ilen = fuzz_take(in, &inner);
@@ -179,12 +185,14 @@ static void receive_body(kith_group *g, uint8_t flags, fuzz_in *in) {
   GByteArray *ids = g_byte_array_new();
   kith_event ev = {.kind = kind, .n_parents = 1, .ts_ms = FUZZ_NOW_MS + 30};
 
-  kith_group_event_ids(g, ids);
-  memcpy(head, ids->data + ids->len - 32, 32);
+  kith_group_heads(g, ids); /* the base history is a chain: one head */
+  memcpy(head, ids->data, 32);
   g_byte_array_unref(ids);
   memcpy(ev.group_id, gid, 32);
   memcpy(ev.parents[0], head, 32);
-  ev.depth = kith_group_event(g, head)->depth + 1;
+  if (kith_group_event_info(g, head, &ev.depth, NULL, NULL, NULL) != KITH_OK)
+    abort();
+  ev.depth++;
   if (make_body(g, kind, author->pk, flags & 32, inner, ilen, in->p, in->n,
                 &body, &body_len) == KITH_OK &&
       kith_event_build(&ev, author, body, body_len) == KITH_OK)
