@@ -17,7 +17,7 @@
 #include "core/invite.h"
 #include "core/reconcile.h"
 #include "core/store.h"
-#include "fuzz_common.h"
+#include "fuzz_rows.h"
 #include "net/control.h"
 #include "net/ice.h"
 #include "net/session.h"
@@ -94,20 +94,28 @@ static void must(kith_err err, const char *what) {
 
 /* ---- events and bodies ---- */
 
-/* A group of FUZZ_ME with FUZZ_PEER admitted, a message, a topic, a role
- * change and a removal: every event's raw bytes go to the event, codec
- * and (raw mode) group corpora. */
+/* A group of FUZZ_ME with FUZZ_PEER admitted, a message, a reaction, an
+ * edit, a delete, a topic, a setting, a mute, a ban, a role change and a
+ * removal: every event's raw bytes go to the event, codec and (raw mode)
+ * group corpora. */
 static void events(void) {
   const kith_ident *peer = fuzz_ident(FUZZ_PEER);
-  kith_accepted *a;
   GPtrArray *acc =
       g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
   kith_group *g = fuzz_group_with_peer(acc);
   uint64_t t = FUZZ_NOW_MS + 3;
+  uint8_t hello[32];
 
-  must(kith_group_send(g, "hello", 5, t++, &a), "send");
-  g_ptr_array_add(acc, a);
+  must(kith_group_send(g, "hello", 5, NULL, t++, acc), "send");
+  memcpy(hello, ((kith_accepted *)acc->pdata[acc->len - 1])->ev.id, 32);
+  must(kith_group_react(g, hello, "+1", 1, t++, acc), "react");
+  must(kith_group_edit(g, hello, "hello, edited", 13, t++, acc), "edit");
+  must(kith_group_delete(g, hello, t++, acc), "delete");
   must(kith_group_set_topic(g, "seeds", 5, t++, acc), "topic");
+  must(kith_group_set_announce(g, 1, t++, acc), "settings");
+  must(kith_group_mute(g, peer->pk, t + 60000, t, acc), "mute");
+  t++;
+  must(kith_group_ban(g, fuzz_ident(FUZZ_THIRD)->pk, t++, acc), "ban");
   must(kith_group_set_role(g, peer->pk, KITH_ROLE_ADMIN, t++, acc), "role");
   must(kith_group_remove(g, peer->pk, t++, acc), "remove");
   for (guint i = 0; i < acc->len; i++) {
@@ -138,8 +146,11 @@ static void body_seed(const char *name, uint8_t flags, kith_pack *inner,
   g_free(in);
 }
 
-/* Flags of fuzz_group.c: kind - 1 in bits 0-3, FUZZ_PEER as author. */
-#define BODY(kind, by_peer) ((uint8_t)((kind)-1) | ((by_peer) ? 16 : 0))
+/* Flags of fuzz_group.c: kind - 1 in bits 0-3 and 7, FUZZ_PEER as
+ * author. */
+#define BODY(kind, by_peer)                                                    \
+  ((uint8_t)(((kind)-1) & 15) | (uint8_t)((((kind)-1) & 16) << 3) |            \
+   ((by_peer) ? 16 : 0))
 
 static void bodies(void) {
   const kith_ident *peer = fuzz_ident(FUZZ_PEER),
@@ -163,6 +174,29 @@ static void bodies(void) {
   body_seed("remove", BODY(KITH_EV_REMOVE, 0), &p, NULL, 0);
   kith_pack_array(&p, 0);
   body_seed("leave", BODY(KITH_EV_LEAVE, 1), &p, NULL, 0);
+  kith_pack_array(&p, 3);
+  kith_pack_bin(&p, zero, 32);
+  kith_pack_cstr(&p, "+1");
+  kith_pack_uint(&p, 1);
+  body_seed("react", BODY(KITH_EV_REACT, 1), &p, NULL, 0);
+  kith_pack_array(&p, 2);
+  kith_pack_bin(&p, zero, 32);
+  kith_pack_cstr(&p, "edited");
+  body_seed("edit", BODY(KITH_EV_EDIT, 0), &p, NULL, 0);
+  kith_pack_array(&p, 1);
+  kith_pack_bin(&p, zero, 32);
+  body_seed("delete", BODY(KITH_EV_DELETE, 0), &p, NULL, 0);
+  kith_pack_array(&p, 1);
+  kith_pack_bin(&p, third->pk, 32);
+  body_seed("ban", BODY(KITH_EV_BAN, 0), &p, NULL, 0);
+  kith_pack_array(&p, 2);
+  kith_pack_bin(&p, peer->pk, 32);
+  kith_pack_uint(&p, FUZZ_NOW_MS + 60000);
+  body_seed("mute", BODY(KITH_EV_MUTE, 0), &p, NULL, 0);
+  kith_pack_array(&p, 2);
+  kith_pack_uint(&p, 2);
+  kith_pack_uint(&p, 1);
+  body_seed("settings", BODY(KITH_EV_SETTINGS, 0), &p, NULL, 0);
   kith_pack_array(&p, 3);
   kith_pack_bin(&p, zero, 32);
   kith_pack_uint(&p, 5);
@@ -552,82 +586,191 @@ static void reconcile(void) {
 
 /* ---- store rows ---- */
 
-/* Appends one row of table t (fuzz_store.c's format) as the columns of
- * the current result row of st. */
-static void put_row(GByteArray *b, uint8_t t, sqlite3_stmt *st) {
-  fuzz_put_u8(b, t);
-  for (int c = 0; c < sqlite3_column_count(st); c++) {
+/* The last accepted event of acc (its id). */
+static const uint8_t *last_id(const GPtrArray *acc) {
+  return ((const kith_accepted *)acc->pdata[acc->len - 1])->ev.id;
+}
+
+/* Delivers the events of acc to g (another member's replica; it holds
+ * what it cannot open yet until the add sealed to it comes). */
+static void deliver(kith_group *g, const GPtrArray *acc, uint64_t now) {
+  GPtrArray *out =
+      g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
+  for (guint i = 0; i < acc->len; i++) {
+    const kith_event *ev = &((const kith_accepted *)acc->pdata[i])->ev;
+    kith_err err = kith_group_receive(g, ev->raw, ev->raw_len, now, out);
+    if (err != KITH_ERR_MISSING)
+      must(err, "deliver");
+  }
+  if (kith_group_n_held(g) != 0)
+    must(KITH_ERR_MISSING, "deliver");
+  g_ptr_array_unref(out);
+}
+
+/* A group FUZZ_ME made, kept in a store as the engine writes it: FUZZ_PEER
+ * admitted, messages of both (a reply, a reaction, an edit, a delete),
+ * a topic, a setting, a role, a mute, a ban, an invite revoked, then the
+ * peer removed (and the rekey that follows). */
+static kith_group *stored_group(kith_store *s) {
+  const kith_ident *peer = fuzz_ident(FUZZ_PEER);
+  GPtrArray *acc =
+      g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
+  kith_accepted *a;
+  uint8_t secret[32], pk[32], hello[32], theirs[32], reply[32];
+  uint64_t t = FUZZ_NOW_MS + 10;
+  kith_group *g = fuzz_group_with_peer(acc);
+  kith_group *pg = kith_group_new(kith_group_id(g), peer);
+  must(kith_store_put_group(s, kith_group_id(g)), "group");
+  must(kith_group_attach_store(g, s), "attach");
+  must(kith_group_send(g, "hello", 5, NULL, t++, acc), "send");
+  memcpy(hello, last_id(acc), 32);
+  deliver(pg, acc, t);
+  g_ptr_array_set_size(acc, 0);
+  must(kith_group_send(pg, "hi from the peer", 16, NULL, t++, acc), "send");
+  memcpy(theirs, last_id(acc), 32);
+  deliver(g, acc, t);
+  must(kith_group_send(g, "a reply", 7, theirs, t++, acc), "reply");
+  memcpy(reply, last_id(acc), 32);
+  must(kith_group_react(g, theirs, "+1", 1, t++, acc), "react");
+  must(kith_group_edit(g, hello, "hello, edited", 13, t++, acc), "edit");
+  must(kith_group_delete(g, reply, t++, acc), "delete");
+  must(kith_group_set_topic(g, "seeds", 5, t++, acc), "topic");
+  must(kith_group_set_invites(g, 1, t++, acc), "settings");
+  must(kith_group_set_role(g, peer->pk, KITH_ROLE_ADMIN, t++, acc), "role");
+  must(kith_group_mute(g, peer->pk, t + 60000, t, acc), "mute");
+  t++;
+  must(kith_group_ban(g, fuzz_ident(FUZZ_THIRD)->pk, t++, acc), "ban");
+  must(kith_group_invite(g, 1, t + 3600000, t, secret, &a), "invite");
+  t++;
+  kith_accepted_free(a);
+  kith_invite_public_key(secret, pk);
+  must(kith_group_revoke(g, pk, t++, acc), "revoke");
+  must(kith_group_remove(g, peer->pk, t++, acc), "remove");
+  must(kith_store_set_read(s, kith_group_id(g), t, last_id(acc)), "read");
+  must(kith_group_flush(g), "flush");
+  g_ptr_array_unref(acc);
+  kith_group_free(pg);
+  return g;
+}
+
+/* Appends the current result row of st, a row of table t, in the format
+ * of fuzz_rows.h: the group id as FUZZ_COL_GID, sealed columns as their
+ * plaintext (FUZZ_COL_SEALED), so that the fuzzer mutates what the store
+ * unseals. */
+static void put_row(GByteArray *b, size_t t, sqlite3_stmt *st,
+                    const uint8_t gid[32]) {
+  fuzz_val row[FUZZ_MAX_COLS];
+  fuzz_put_u8(b, (uint8_t)t);
+  for (int c = 0; c < fuzz_tables[t].n_cols; c++) {
     int type = sqlite3_column_type(st, c);
-    sqlite3_int64 v = sqlite3_column_int64(st, c);
-    const void *p = sqlite3_column_blob(st, c);
-    size_t n = (size_t)sqlite3_column_bytes(st, c);
-    if (type == SQLITE_INTEGER) {
-      fuzz_put_u8(b, 1);
-      fuzz_put(b, &v, sizeof v);
+    fuzz_val *x = &row[c];
+    uint8_t le[8];
+    size_t n = 0;
+    GByteArray *ad = g_byte_array_new();
+    uint8_t *pt = NULL;
+    x->type = type == SQLITE_INTEGER ? FUZZ_COL_INT
+              : type == SQLITE_TEXT  ? FUZZ_COL_TEXT
+              : type == SQLITE_NULL  ? FUZZ_COL_NULL
+                                     : FUZZ_COL_BLOB;
+    x->v = sqlite3_column_int64(st, c);
+    x->p = sqlite3_column_blob(st, c);
+    x->n = (size_t)sqlite3_column_bytes(st, c);
+    if (x->type == FUZZ_COL_BLOB && fuzz_row_ad(t, c, row, ad))
+      pt = fuzz_seal(0, ad, x->p, x->n, &n);
+    for (int i = 0; i < 8; i++)
+      le[i] = (uint8_t)((uint64_t)x->v >> (8 * i));
+    if (pt) {
+      fuzz_put_u8(b, FUZZ_COL_SEALED);
+      fuzz_put(b, pt, n);
+    } else if (x->type == FUZZ_COL_BLOB && x->n == 32 &&
+               memcmp(x->p, gid, 32) == 0) {
+      fuzz_put_u8(b, FUZZ_COL_GID);
+      fuzz_put(b, NULL, 0);
     } else {
-      fuzz_put_u8(b, type == SQLITE_TEXT ? 2 : type == SQLITE_NULL ? 0 : 3);
-      fuzz_put(b, p, n);
+      fuzz_put_u8(b, (uint8_t)x->type);
+      fuzz_put(b, x->type == FUZZ_COL_INT ? le : x->p,
+               x->type == FUZZ_COL_INT ? 8 : x->n);
     }
+    g_free(pt);
+    g_byte_array_unref(ad);
   }
 }
 
-static void dump_rows(const char *path) {
-  static const char *const tables[] = {"identity", "groups", "events", "texts",
-                                       "secrets",  "peers",  "friends"};
+/* Writes the store's rows as seeds: NAME (every table) and, if tables
+ * is set, one seed per table. */
+static void dump_rows(const char *path, const uint8_t gid[32], const char *name,
+                      int tables) {
   GByteArray *all = g_byte_array_new();
   sqlite3 *db;
   if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
     abort();
-  for (uint8_t t = 0; t < G_N_ELEMENTS(tables); t++) {
+  fuzz_put(all, gid, 32);
+  for (size_t t = 0; t < FUZZ_N_TABLES; t++) {
     GByteArray *one = g_byte_array_new();
-    char *sql = g_strdup_printf("SELECT * FROM %s", tables[t]);
+    char *sql = g_strdup_printf("SELECT * FROM %s", fuzz_tables[t].name);
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_column_count(st) != fuzz_tables[t].n_cols)
       abort();
+    fuzz_put(one, gid, 32);
     while (sqlite3_step(st) == SQLITE_ROW) {
-      put_row(one, t, st);
-      put_row(all, t, st);
+      put_row(one, t, st, gid);
+      put_row(all, t, st, gid);
     }
-    write_seed("store", tables[t], one->data, one->len);
+    if (tables)
+      write_seed("store", fuzz_tables[t].name, one->data, one->len);
     sqlite3_finalize(st);
     g_free(sql);
     g_byte_array_unref(one);
   }
-  write_seed("store", "all", all->data, all->len);
+  write_seed("store", name, all->data, all->len);
   sqlite3_close(db);
   g_byte_array_unref(all);
 }
 
-/* A real store with a row in every table, for fuzz_store.c's key and
- * group id. */
+/* Makes the group's rows what a store of schema 2 upgraded in place holds
+ * (docs/protocol.md 13.3): no derived columns, heads or chains yet, and
+ * texts only for messages. */
+static void make_old(const char *path) {
+  sqlite3 *db;
+  if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
+      sqlite3_exec(db,
+                   "UPDATE events SET cseq = NULL, cf = NULL, facts = NULL,"
+                   " ref = NULL, flag = 0;"
+                   "UPDATE events SET text = NULL WHERE kind <> 9;"
+                   "DELETE FROM heads; DELETE FROM chains;"
+                   "UPDATE groups SET n_events = 0, read_ts = NULL,"
+                   " read_id = NULL;",
+                   NULL, NULL, NULL) != SQLITE_OK)
+    abort();
+  sqlite3_close(db);
+}
+
+/* A real store: an identity, a group (stored_group), a peer and a relay
+ * friend; its rows as they are ("group", one seed per table) and as an
+ * upgraded schema-2 store holds them ("old"). */
 static void store(void) {
   char *dir = g_dir_make_tmp("kith-fuzz-corpus-XXXXXX", NULL);
   char *path = g_build_filename(dir, "kith.db", NULL);
-  uint8_t key[32], seed[32] = {5}, secret[32] = {6};
+  uint8_t key[32], seed[32], gid[32];
   kith_store *s;
-  kith_event ev = {.kind = KITH_EV_MESSAGE,
-                   .depth = 1,
-                   .n_parents = 1,
-                   .ts_ms = FUZZ_NOW_MS};
-  memset(key, FUZZ_STORE_KEY_BYTE, sizeof key);
-  memcpy(ev.group_id, fuzz_store_gid, 32);
-  memcpy(ev.parents[0], fuzz_store_gid, 32);
+  fuzz_store_key(key);
+  memset(seed, FUZZ_ME, sizeof seed);
   must(kith_store_open(path, key, &s), "store");
   must(kith_store_put_identity(s, seed, "me"), "identity");
-  must(kith_store_put_group(s, fuzz_store_gid), "group");
-  must(kith_event_build(&ev, fuzz_ident(FUZZ_PEER), seed, sizeof seed),
-       "event");
-  must(kith_store_put_event(s, &ev, "hello", 5), "event");
-  must(kith_store_put_secret(s, fuzz_store_gid, 42, secret), "secret");
+  kith_group *g = stored_group(s);
+  memcpy(gid, kith_group_id(g), 32);
   must(kith_store_put_peer(s, fuzz_ident(FUZZ_PEER)->pk, "127.0.0.1", 7733,
                            FUZZ_NOW_MS),
        "peer");
   must(kith_store_put_friend(s, fuzz_ident(FUZZ_THIRD)->pk, "relay",
                              "192.0.2.1", 7733),
        "friend");
-  kith_event_clear(&ev);
+  kith_group_free(g);
   kith_store_close(s);
-  dump_rows(path);
+  dump_rows(path, gid, "group", 1);
+  make_old(path);
+  dump_rows(path, gid, "old", 0);
   for (const char *const *x = (const char *const[]){"", "-wal", "-shm", NULL};
        *x; x++) {
     char *f = g_strconcat(path, *x, NULL);
