@@ -190,8 +190,12 @@ static kith_err load_heads(kith_group *g) {
 }
 
 /* Events a kith before schema 3 stored: through the engine once (trusted:
- * they were verified when they arrived; their texts are in the store). */
-static kith_err convert_old(kith_group *g, uint64_t now_ms) {
+ * they were verified when they arrived; their texts are in the store).
+ * Their dates were checked against a clock then too: none is held for
+ * its date now (KITH_TS_MAX as the clock), or nothing would be converted
+ * until the first kith_group_maintain, with messages decrypted again. */
+static kith_err convert_old(kith_group *g) {
+  const uint64_t now_ms = KITH_TS_MAX;
   GPtrArray *raws =
       g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
   GPtrArray *acc =
@@ -243,7 +247,7 @@ kith_err kith_group_open(const uint8_t gid[32], const kith_ident *me,
     g->n_events = row.n_events;
   }
   if (rc == KITH_OK)
-    rc = convert_old(g, 0);
+    rc = convert_old(g);
   if (rc != KITH_OK) {
     kith_group_free(g);
     return rc;
