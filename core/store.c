@@ -78,6 +78,12 @@ static const char v2_to_v3_sql[] =
     "ALTER TABLE groups ADD COLUMN read_id BLOB;" V3_TABLES
     "PRAGMA user_version = 3;";
 
+/* A stored row and the event written again under its id agree on what
+ * its sealed text is bound to (always, unless the file was edited): the
+ * text stays. */
+#define SAME_PLACE                                                             \
+  "events.group_id = excluded.group_id AND events.author = excluded.author"    \
+  " AND events.ts = excluded.ts"
 /* Rows converted to version 3 (see v2_to_v3_sql). */
 #define CONVERTED "(cseq IS NOT NULL OR cf IS NOT NULL)"
 /* What the log shows: messages with a text, and the control events that
@@ -106,9 +112,12 @@ static const char *const stmt_sql[ST_COUNT] = {
         "INSERT INTO events(id, group_id, depth, kind, author, ts, raw, cseq,"
         " cf, facts, text, ref, flag) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
         " ?9, ?10, ?11, ?12, ?13) ON CONFLICT(id) DO UPDATE SET"
-        " cseq = excluded.cseq, cf = excluded.cf, facts = excluded.facts,"
-        " text = coalesce(events.text, excluded.text), ref = excluded.ref,"
-        " flag = excluded.flag",
+        " group_id = excluded.group_id, depth = excluded.depth,"
+        " kind = excluded.kind, author = excluded.author, ts = excluded.ts,"
+        " raw = excluded.raw, cseq = excluded.cseq, cf = excluded.cf,"
+        " facts = excluded.facts, text = CASE WHEN " SAME_PLACE " THEN"
+        " coalesce(events.text, excluded.text) ELSE excluded.text END,"
+        " ref = excluded.ref, flag = excluded.flag",
     [ST_DEL_HEAD] = "DELETE FROM heads WHERE group_id = ?1 AND id = ?2",
     [ST_PUT_HEAD] = "INSERT OR IGNORE INTO heads(group_id, id) VALUES(?1, ?2)",
     [ST_GET_SUMMARY] = "SELECT depth, ts, kind, author, cseq, cf FROM events"

@@ -350,6 +350,32 @@ static void text_added_to_stored_event(void **state) {
   kith_store_close(s);
 }
 
+/* An event written again over a row whose plain columns were edited
+ * rewrites the row: its summary is the event's again, and its text is
+ * the new one (the old one is bound to the edited columns). */
+static void edited_row_rewritten_by_its_event(void **state) {
+  fixture *f = *state;
+  uint8_t gid[32], id[32];
+  fill32(gid, 7);
+  fill32(id, 1);
+  kith_store *s = open_store(f);
+  put_event(s, 1, 7, 1, 100, "before");
+  kith_store_close(s);
+  raw_exec(f, "UPDATE events SET author = zeroblob(32), depth = 5, ts = 9");
+  s = open_store(f);
+  put_event(s, 1, 7, 1, 100, "after");
+  kith_store_sum sum;
+  assert_int_equal(kith_store_get_summary(s, gid, id, &sum), KITH_OK);
+  assert_int_equal(sum.depth, 1);
+  assert_int_equal(sum.ts, 100);
+  kith_store_sum_clear(&sum);
+  GPtrArray *out = list_msgs(s, gid, 0);
+  assert_int_equal(out->len, 1);
+  assert_string_equal(text_at(out, 0), "after");
+  g_ptr_array_unref(out);
+  kith_store_close(s);
+}
+
 static void secrets_round_trip(void **state) {
   fixture *f = *state;
   uint8_t gid[32], other[32], sec[3][32];
@@ -808,6 +834,7 @@ int main(void) {
       T(messages_last_n_in_order),
       T(messages_before_an_event_page_backwards),
       T(text_added_to_stored_event),
+      T(edited_row_rewritten_by_its_event),
       T(secrets_round_trip),
       T(peers_upsert),
       T(no_plaintext_on_disk),
