@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes every libFuzzer target of a KITH_FUZZ build for SECONDS each, one
 # after another (one process, so two cores stay enough for the rest of the
-# machine), starting from the committed seed corpus.
+# machine), starting from the committed seed corpus and the regression
+# inputs of fixed findings (tests/fuzz/regressions/TARGET/).
 #
 #   tests/fuzz/run.sh BUILD_DIR SECONDS [TARGET...]     (TARGET: codec, ...)
 #
@@ -70,9 +71,11 @@ for t in "${targets[@]}"; do
   mkdir -p "$scratch/$t"
   log=$scratch/$t.log
   rc=0
+  seeds=("$src/corpus/$t")
+  [ -d "$src/regressions/$t" ] && seeds+=("$src/regressions/$t")
   "$bin" -max_total_time="$secs" -rss_limit_mb=2048 -max_len="$(max_len "$t")" \
     -timeout=10 -print_final_stats=1 -artifact_prefix="$findings/$t-" \
-    "$scratch/$t" "$src/corpus/$t" >"$log" 2>&1 || rc=$?
+    "$scratch/$t" "${seeds[@]}" >"$log" 2>&1 || rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
   if [ "$rc" -eq 0 ]; then
     passed=$((passed + 1))
