@@ -79,8 +79,9 @@ static const char v2_to_v3_sql[] =
     "PRAGMA user_version = 3;";
 
 /* A stored row and the event written again under its id agree on what
- * its sealed text is bound to (always, unless the file was edited): the
- * text stays. */
+ * its sealed text is bound to (always, unless the file was edited): a
+ * message's stored text stays (a control event's is always its inner
+ * plaintext, as the engine writes it). */
 #define SAME_PLACE                                                             \
   "events.group_id = excluded.group_id AND events.author = excluded.author"    \
   " AND events.ts = excluded.ts"
@@ -115,8 +116,9 @@ static const char *const stmt_sql[ST_COUNT] = {
         " group_id = excluded.group_id, depth = excluded.depth,"
         " kind = excluded.kind, author = excluded.author, ts = excluded.ts,"
         " raw = excluded.raw, cseq = excluded.cseq, cf = excluded.cf,"
-        " facts = excluded.facts, text = CASE WHEN " SAME_PLACE " THEN"
-        " coalesce(events.text, excluded.text) ELSE excluded.text END,"
+        " facts = excluded.facts, text = CASE WHEN excluded.cseq IS NULL"
+        " AND " SAME_PLACE " THEN coalesce(events.text, excluded.text)"
+        " ELSE excluded.text END,"
         " ref = excluded.ref, flag = excluded.flag",
     [ST_DEL_HEAD] = "DELETE FROM heads WHERE group_id = ?1 AND id = ?2",
     [ST_PUT_HEAD] = "INSERT OR IGNORE INTO heads(group_id, id) VALUES(?1, ?2)",

@@ -61,9 +61,10 @@ KITH_MUST kith_err kith_store_set_read(kith_store *s, const uint8_t gid[32],
  * edit or delete refers to; flag the reaction's on/off. The heads table
  * follows: the event's parents stop being heads, the event becomes one.
  * Writing an id again rewrites the row from the event (upgrading a row
- * stored by an older kith) and keeps a stored text, unless the row's
- * group, author or time were not the event's (a text sealed to other
- * columns could not be opened). */
+ * stored by an older kith) and keeps a stored text of a message-like
+ * event, unless the row's group, author or time were not the event's (a
+ * text sealed to other columns could not be opened); a control event's
+ * text is always the one written. */
 #define KITH_STORE_ON 1      /* flag: a reaction added (not taken back) */
 #define KITH_STORE_APPLIES 2 /* flag: a react, edit or delete that applies */
 typedef struct kith_store_row {

@@ -376,6 +376,34 @@ static void edited_row_rewritten_by_its_event(void **state) {
   kith_store_close(s);
 }
 
+static kith_err note_of(void *ctx, const kith_store_ctl *c) {
+  g_free(*(char **)ctx);
+  *(char **)ctx = g_strndup((const char *)c->note, c->note_len);
+  return KITH_OK;
+}
+
+/* A control event's text is its inner plaintext as the engine writes it:
+ * writing the event again replaces it (a message keeps its first). */
+static void control_note_is_the_one_written(void **state) {
+  fixture *f = *state;
+  uint8_t gid[32];
+  char *note = NULL;
+  kith_event ev;
+  fill32(gid, 7);
+  make_event(&ev, 1, 7, 1, 100);
+  ev.kind = KITH_EV_TOPIC;
+  kith_store *s = open_store(f);
+  kith_store_row r = {.ev = &ev, .cseq = 0, .text = "old", .text_len = 3};
+  assert_int_equal(kith_store_put_event(s, &r), KITH_OK);
+  r.text = "new";
+  assert_int_equal(kith_store_put_event(s, &r), KITH_OK);
+  assert_int_equal(kith_store_load_controls(s, gid, note_of, &note), KITH_OK);
+  assert_string_equal(note, "new");
+  g_free(note);
+  g_free(ev.raw);
+  kith_store_close(s);
+}
+
 static void secrets_round_trip(void **state) {
   fixture *f = *state;
   uint8_t gid[32], other[32], sec[3][32];
@@ -835,6 +863,7 @@ int main(void) {
       T(messages_before_an_event_page_backwards),
       T(text_added_to_stored_event),
       T(edited_row_rewritten_by_its_event),
+      T(control_note_is_the_one_written),
       T(secrets_round_trip),
       T(peers_upsert),
       T(no_plaintext_on_disk),
