@@ -58,7 +58,9 @@ static kith_err unpack_facts(kith_group *g, const uint8_t *buf, size_t len,
     rc = kith_codec_uint(&it[i], UINT32_MAX, &v[i]);
   if (rc == KITH_OK)
     rc = kith_codec_bin(&it[5], 32 * KITH_GROUP_MAX_MEMBERS, &ids, &n);
-  if (rc == KITH_OK && (n % 32 || v[0] > 2 || v[1] > 2 || v[2] > 2 || v[3] > 2))
+  /* the author's admission (a cseq the fold indexes by) came before */
+  if (rc == KITH_OK && (n % 32 || v[0] > 2 || v[1] > 2 || v[2] > 2 ||
+                        v[3] > 2 || (v[4] >= c->cseq && v[4] != GRP_NO_CSEQ)))
     rc = KITH_ERR_IO;
   if (rc == KITH_OK) {
     c->a_role = (uint8_t)v[0];
