@@ -609,8 +609,9 @@ static void deliver(kith_group *g, const GPtrArray *acc, uint64_t now) {
 
 /* A group FUZZ_ME made, kept in a store as the engine writes it: FUZZ_PEER
  * admitted, messages of both (a reply, a reaction, an edit, a delete),
- * a topic, a setting, a role, a mute, a ban, an invite revoked, then the
- * peer removed (and the rekey that follows). */
+ * a topic, a setting, a role, a mute, a ban, an invite revoked, the peer
+ * removed (and the rekey that follows), a message in the new epoch (so
+ * that the sender chain the next message uses is a stored one). */
 static kith_group *stored_group(kith_store *s) {
   const kith_ident *peer = fuzz_ident(FUZZ_PEER);
   GPtrArray *acc =
@@ -646,6 +647,7 @@ static kith_group *stored_group(kith_store *s) {
   kith_invite_public_key(secret, pk);
   must(kith_group_revoke(g, pk, t++, acc), "revoke");
   must(kith_group_remove(g, peer->pk, t++, acc), "remove");
+  must(kith_group_send(g, "alone", 5, NULL, t++, acc), "send");
   must(kith_store_set_read(s, kith_group_id(g), t, last_id(acc)), "read");
   must(kith_group_flush(g), "flush");
   g_ptr_array_unref(acc);
