@@ -387,18 +387,31 @@ static void read_group(kith_group *g) {
   show_notices(g);
 }
 
-/* What a node does with it next: maintenance (owed rekeys), a message. */
+/* What a node does with it next: maintenance (owed rekeys), a message, a
+ * reply, reaction, edit and delete of the log's last item (whose summary
+ * comes from the store). */
 static void use_group(kith_group *g, uint8_t hash[32]) {
   GPtrArray *acc =
       g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
+  GPtrArray *items =
+      g_ptr_array_new_with_free_func((GDestroyNotify)kith_store_item_free);
   if (kith_store_batch_begin(store) != KITH_OK)
     abort();
   (void)!kith_group_maintain(g, LATER_MS, acc);
   (void)!kith_group_send(g, "fuzz", 4, NULL, LATER_MS, acc);
+  if (kith_store_list_items(store, gid, 2, NULL, 0, NULL, items) == KITH_OK &&
+      items->len > 0) {
+    const uint8_t *id = ((const kith_store_item *)items->pdata[0])->id;
+    (void)!kith_group_send(g, "re", 2, id, LATER_MS, acc);
+    (void)!kith_group_react(g, id, "+1", 1, LATER_MS, acc);
+    (void)!kith_group_edit(g, id, "edited", 6, LATER_MS, acc);
+    (void)!kith_group_delete(g, id, LATER_MS, acc);
+  }
   (void)!kith_group_flush(g);
   if (kith_store_batch_commit(store) != KITH_OK)
     abort();
   kith_group_state_hash(g, hash);
+  g_ptr_array_unref(items);
   g_ptr_array_unref(acc);
 }
 
