@@ -9,7 +9,7 @@ JOBS         ?= $(shell nproc 2>/dev/null || echo 2)
 DEPS = build-essential cmake pkg-config clang-format tmux \
        libsodium-dev libnice-dev libmsgpack-dev libcmocka-dev \
        libglib2.0-dev libsqlite3-dev libjson-glib-dev libncurses-dev \
-       iproute2 iptables coturn jq
+       iproute2 iptables coturn jq sqlite3
 
 # Fuzzing (make fuzz): clang and its libFuzzer/sanitizer runtimes.
 FUZZ_DEPS    = clang libclang-rt-dev
@@ -48,6 +48,10 @@ bench: deps
 	cmake --build $(BUILD_BENCH) -j $(JOBS)
 	$(BUILD_BENCH)/bin/kith-bench ingest
 	$(BUILD_BENCH)/bin/kith-bench reconcile --items 100000 --diff 100
+	$(BUILD_BENCH)/bin/kith-bench link
+	$(BUILD_BENCH)/bin/kith-bench link --no-worker
+	$(BUILD_BENCH)/bin/kith-bench link --frame 1024
+	$(BUILD_BENCH)/bin/kith-bench mesh --nodes 10 --posts 300 --interval-ms 5
 	@if [ -x $(BUILD_BENCH)/bin/kith-sim ]; then \
 	  $(BUILD_BENCH)/bin/kith-sim --nodes 1000 --messages 20 --loss 0.01 \
 	    --crash 0.2 --seed 1; fi
@@ -81,7 +85,7 @@ format:
 
 check-format:
 	clang-format --dry-run -Werror core/*.[ch] net/*.[ch] cli/*.[ch] \
-	  tests/*/*.c
+	  tests/*/*.[ch] bench/*.[ch] sim/*.[ch]
 
 clean:
 	rm -rf $(BUILD) $(BUILD_BENCH) build-asan $(FUZZ_BUILD)

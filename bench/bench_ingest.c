@@ -255,8 +255,8 @@ static int batch_step(kith_store *s, kith_group *g, unsigned *n) {
   if (!kith_store_in_batch(s))
     bad |= kith_store_batch_begin(s) != KITH_OK;
   if (++*n % STORE_BATCH == 0)
-    bad |= kith_group_flush(g) != KITH_OK ||
-           kith_store_batch_commit(s) != KITH_OK;
+    bad |=
+        kith_group_flush(g) != KITH_OK || kith_store_batch_commit(s) != KITH_OK;
   return bad;
 }
 
@@ -362,8 +362,7 @@ static int measure_stages(const corpus *c, results *r) {
     r->receive_per_s =
         (double)c->msgs->len / ingest_range(c, &k, 0, c->msgs->len);
   kith_group_free(k.g);
-  r->store_per_s =
-      1.0 / (1.0 / r->events_per_s - 1.0 / r->receive_per_s);
+  r->store_per_s = 1.0 / (1.0 / r->events_per_s - 1.0 / r->receive_per_s);
   g_ptr_array_unref(k.acc);
   return r->decode_per_s > 0 && r->receive_per_s > 0 && !k.bad;
 }

@@ -1,6 +1,7 @@
 /* kith-bench: dispatches the benchmark subcommands and states the
  * conditions they ran under. */
 #include <glib.h>
+#include <json-glib/json-glib.h>
 #include <sodium.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -25,6 +26,13 @@ static const bench_cmd cmds[] = {
     {"reconcile", bench_reconcile,
      "reconcile [--items N] [--diff D] [--json]  set reconciliation of two "
      "replicas of N events differing by D"},
+    {"link", bench_link,
+     "link [--mb N] [--frame BYTES] [--rounds R] [--json]  bulk bytes "
+     "through one kith session over two libnice agents vs raw pseudo-TCP"},
+    {"mesh", bench_mesh,
+     "mesh [--nodes N] [--posts M] [--interval-ms I] [--runs R] [--json]  "
+     "N real kith nodes in one group (own network namespace as root): "
+     "latency, CPU, bytes per post, GRAFTs and PRUNEs"},
 };
 
 static void usage(FILE *f) {
@@ -81,6 +89,18 @@ char *bench_conditions(void) {
                             sodium_version_string(), sqlite3_libversion());
   g_free(cpu);
   return s;
+}
+
+void bench_print_json(JsonBuilder *b) {
+  JsonGenerator *g = json_generator_new();
+  JsonNode *root = json_builder_get_root(b);
+  json_generator_set_root(g, root);
+  char *s = json_generator_to_data(g, NULL);
+  printf("%s\n", s);
+  g_free(s);
+  json_node_unref(root);
+  g_object_unref(g);
+  g_object_unref(b);
 }
 
 double bench_now(void) {

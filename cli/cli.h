@@ -101,5 +101,6 @@ int cli_cmd_leave(cli_opts *o, int argc, char **argv);
 int cli_cmd_role(cli_opts *o, int argc, char **argv);
 int cli_cmd_topic(cli_opts *o, int argc, char **argv);
 int cli_cmd_friend(cli_opts *o, int argc, char **argv);
+int cli_cmd_doctor(cli_opts *o, int argc, char **argv);
 
 #endif

@@ -108,8 +108,13 @@ int cli_id_from_home(const cli_opts *o, const char *pass_file) {
     return rc;
   kith_err e = kith_home_load_key(o->home, pass, pass_len, key);
   cli_passphrase_free(pass, pass_len);
-  if (e == KITH_ERR_NOT_FOUND)
-    return cli_error("%s has no identity; create one with kith init", o->home);
+  if (e == KITH_ERR_NOT_FOUND) {
+    char *hint = cli_home_hint(o);
+    rc = cli_error("%s has no identity; create one with: kith init%s", o->home,
+                   hint);
+    g_free(hint);
+    return rc;
+  }
   if (e == KITH_ERR_CRYPTO)
     return cli_error("wrong passphrase for %s", o->home);
   char *db = kith_home_path(o->home, KITH_HOME_DB_FILE);

@@ -7,9 +7,14 @@
  *   stun=HOST:PORT
  *   turn=turn://USER:PASS@HOST:PORT;turn://...
  *   relay=true
- */
+ * TURN URLs carry a password, and a command line is visible to every user
+ * (ps): they are best given with --turn-file FILE (one URL per line), the
+ * environment variable KITH_TURN (URLs separated by ';') or kith.conf in
+ * the home (mode 0700). A password given with --turn gets a warning. */
 #include <arpa/inet.h>
+#include <sodium.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "../core/home.h"
@@ -19,6 +24,8 @@
 
 #define CLI_DEFAULT_PORT 7733 /* the signal port when --port is not given */
 #define CLI_CONFIG_FILE "kith.conf"
+#define CLI_TURN_ENV "KITH_TURN"
+#define TURN_FILE_MAX (64 * 1024) /* bytes of a --turn-file */
 
 typedef struct node_opts {
   gint port; /* -1: not given */
@@ -26,8 +33,53 @@ typedef struct node_opts {
   char *pass_file;
   char **stun; /* only the first is used by libnice */
   char **turn;
+  char *turn_file;
   gboolean relay;
 } node_opts;
+
+/* Reads TURN URLs, one per line (blank lines and # comments skipped), and
+ * appends them to n->turn. */
+static int read_turn_file(node_opts *n) {
+  char *text = NULL;
+  gsize len = 0;
+  GError *err = NULL;
+
+  if (!g_file_get_contents(n->turn_file, &text, &len, &err)) {
+    int rc =
+        cli_error("cannot read --turn-file %s: %s", n->turn_file, err->message);
+    g_error_free(err);
+    return rc;
+  }
+  if (len > TURN_FILE_MAX) {
+    g_free(text);
+    return cli_error("--turn-file %s is larger than %d bytes", n->turn_file,
+                     TURN_FILE_MAX);
+  }
+  GStrvBuilder *b = g_strv_builder_new();
+  for (char **l = n->turn; l && *l; l++)
+    g_strv_builder_add(b, *l);
+  char **lines = g_strsplit(text, "\n", -1);
+  for (char **l = lines; *l; l++) {
+    g_strstrip(*l);
+    if (**l && **l != '#')
+      g_strv_builder_add(b, *l);
+  }
+  g_strfreev(lines);
+  g_strfreev(n->turn);
+  n->turn = g_strv_builder_end(b);
+  g_strv_builder_unref(b);
+  g_free(text);
+  return CLI_OK;
+}
+
+/* KITH_TURN: URLs separated by ';' (used when neither --turn nor
+ * --turn-file gave any). */
+static void read_turn_env(node_opts *n) {
+  const char *env = g_getenv(CLI_TURN_ENV);
+  if (n->turn || !env || !*env)
+    return;
+  n->turn = g_strsplit(env, ";", -1);
+}
 
 /* kith.conf: "[node]", then "key=value" lines; blank lines and lines
  * starting with '#' or ';' are ignored. Anything else (an unknown section
@@ -163,20 +215,46 @@ static int check_opts(const node_opts *n) {
   for (int i = 0; n->turn && n->turn[i]; i++) {
     if (i >= KITH_TURN_MAX)
       return cli_usage("node", "at most %d TURN servers", KITH_TURN_MAX);
+    /* The URL holds a password: never echo it. */
     if (kith_turn_parse(n->turn[i], &t) != KITH_OK)
       return cli_usage("node",
-                       "--turn takes turn://USER:PASS@HOST:PORT with a "
-                       "numeric HOST, not '%s'",
-                       n->turn[i]);
+                       "TURN server %d is not turn://USER:PASS@HOST:PORT "
+                       "with a numeric HOST",
+                       i + 1);
+    sodium_memzero(&t, sizeof t);
   }
   return CLI_OK;
+}
+
+static void free_strv_wiped(char **v) {
+  for (char **l = v; l && *l; l++)
+    sodium_memzero(*l, strlen(*l));
+  g_strfreev(v);
 }
 
 static void free_opts(node_opts *n) {
   g_free(n->bind_addr);
   g_free(n->pass_file);
+  g_free(n->turn_file);
   g_strfreev(n->stun);
-  g_strfreev(n->turn);
+  free_strv_wiped(n->turn);
+}
+
+/* TURN servers: --turn and --turn-file, else KITH_TURN, else kith.conf
+ * (read_config). A password on the command line gets a warning. */
+static int gather_turn(node_opts *n) {
+  if (n->turn && n->turn[0])
+    fprintf(stderr, "kith: warning: a TURN password given with --turn is "
+                    "visible to every user of this machine (ps); use "
+                    "--turn-file FILE, the " CLI_TURN_ENV " environment "
+                    "variable or kith.conf instead\n");
+  if (n->turn_file) {
+    int rc = read_turn_file(n);
+    if (rc != CLI_OK)
+      return rc;
+  }
+  read_turn_env(n);
+  return CLI_OK;
 }
 
 int cli_cmd_node(cli_opts *o, int argc, char **argv) {
@@ -193,6 +271,10 @@ int cli_cmd_node(cli_opts *o, int argc, char **argv) {
       {"turn", 0, 0, G_OPTION_ARG_STRING_ARRAY, &n.turn,
        "TURN server for relayed candidates (repeatable)",
        "turn://USER:PASS@HOST:PORT"},
+      {"turn-file", 0, 0, G_OPTION_ARG_FILENAME, &n.turn_file,
+       "Read TURN URLs from FILE, one per line (keeps the password out of "
+       "ps; also: $KITH_TURN, kith.conf)",
+       "FILE"},
       {"relay", 0, 0, G_OPTION_ARG_NONE, &n.relay,
        "Relay signalling and traffic for the nodes on the friend list", NULL},
       {"passphrase-file", 0, 0, G_OPTION_ARG_FILENAME, &n.pass_file,
@@ -203,6 +285,8 @@ int cli_cmd_node(cli_opts *o, int argc, char **argv) {
                      "SIGTERM; logs go to stderr. Options not given are "
                      "read from kith.conf in the home, section [node].",
                      entries, &argc, &argv);
+  if (rc == CLI_OK)
+    rc = gather_turn(&n);
   if (rc == CLI_OK)
     rc = read_config(o, &n);
   if (rc == CLI_OK && n.port < 0)

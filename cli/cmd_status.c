@@ -19,15 +19,16 @@ static const cli_simple STATUS = {
     .fields = STATUS_FIELDS};
 
 static const cli_field PEER_FIELDS[] = {
-    {"node_id", NULL, NULL}, {"name", NULL, NULL},    {"path", NULL, NULL},
-    {"addr", NULL, NULL},    {"rtt_ms", NULL, " ms"}, {NULL, NULL, NULL}};
+    {"node_id", NULL, NULL}, {"name", NULL, NULL}, {"path", NULL, NULL},
+    {"path_s", "for", " s"}, {"addr", NULL, NULL}, {"rtt_ms", NULL, " ms"},
+    {NULL, NULL, NULL}};
 
 static const cli_simple PEERS = {
     .cmd = "peers",
     .method = "peers",
     .summary =
         "List connected peers: id, name, path (host, srflx, prflx, relay, "
-        "friend-relay), address, round-trip time.",
+        "friend-relay) and for how long, address, round-trip time.",
     .fields = PEER_FIELDS,
     .rows = 1};
 

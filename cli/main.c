@@ -35,6 +35,7 @@ static const cli_cmd COMMANDS[] = {
     {"role", cli_cmd_role, "change a member's role"},
     {"topic", cli_cmd_topic, "set a group's topic"},
     {"friend", cli_cmd_friend, "manage relay friends"},
+    {"doctor", cli_cmd_doctor, "connectivity report (NAT, STUN, relays, TURN)"},
     {NULL, NULL, NULL},
 };
 

@@ -24,12 +24,25 @@ struct cli_rpc {
   uint32_t next_id;
 };
 
+/* No node answers for the home: say how to start one, or, for a home
+ * without an identity, how to make one first. */
 static int no_node(const cli_opts *o) {
   char *hint = cli_home_hint(o);
-  cli_error("no node is running for %s; start it with: kith node%s", o->home,
-            hint);
+  char *key = kith_home_path(o->home, KITH_HOME_KEY_FILE);
+  int rc = CLI_NO_NODE;
+
+  if (!g_file_test(key, G_FILE_TEST_EXISTS)) {
+    rc = cli_error("%s has no identity; create one with: kith init%s", o->home,
+                   hint);
+  } else {
+    fprintf(stderr,
+            "kith: error: no node is running for %s; start it with: kith "
+            "node%s\n",
+            o->home, hint);
+  }
+  g_free(key);
   g_free(hint);
-  return CLI_NO_NODE;
+  return rc;
 }
 
 /* A missing socket file (or home) and a socket nobody listens on both
@@ -280,8 +293,10 @@ int cli_rpc_reply(cli_rpc *r, int timeout_ms, cli_notify_fn fn, void *ud,
 int cli_rpc_listen(cli_rpc *r, cli_notify_fn fn, void *ud) {
   for (;;) {
     int st = read_message(r, CLI_WAIT_FOREVER);
-    if (st == READ_EOF)
-      return CLI_OK;
+    if (st == READ_EOF) {
+      cli_error("the node stopped");
+      return CLI_NO_NODE;
+    }
     if (st != READ_OK)
       return read_error(st, 0);
     const msgpack_object *unused = NULL;

@@ -50,8 +50,8 @@ int cli_rpc_reply(cli_rpc *r, int timeout_ms, cli_notify_fn fn, void *ud,
 int cli_rpc_fd(const cli_rpc *r);
 int cli_rpc_pump(cli_rpc *r, cli_notify_fn fn, void *ud);
 
-/* Passes notifications to fn until the node closes the connection
- * (CLI_OK). */
+/* Passes notifications to fn until the node closes the connection: then
+ * prints "kith: error: the node stopped" and returns CLI_NO_NODE. */
 int cli_rpc_listen(cli_rpc *r, cli_notify_fn fn, void *ud);
 
 /* What most commands are: one call, print the result: a map (rows = 0)

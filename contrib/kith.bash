@@ -33,7 +33,7 @@ _kith_members() { # GROUP
 
 _kith() {
   local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
-  local commands="init node id status peers group invite join send log chat
+  local commands="init node id status peers doctor group invite join send log chat
     react edit delete kick ban unban mute unmute leave role topic friend"
   local -a words=()
   local i
@@ -41,14 +41,15 @@ _kith() {
   for ((i = 1; i < COMP_CWORD; i++)); do
     case ${COMP_WORDS[i]} in
     --home | --passphrase-file | --uses | --ttl | --for | --reply-to | \
-      --history | --invites | --port | --bind | --stun | --turn | --name | \
+      --history | --invites | --port | --bind | --stun | --turn | --turn-file | \
+      --name | \
       --addr | --timeout | -n) ((i++)) ;;
     -*) ;;
     *) words+=("${COMP_WORDS[i]}") ;;
     esac
   done
   case $prev in
-  --home | --passphrase-file)
+  --home | --passphrase-file | --turn-file)
     COMPREPLY=($(compgen -f -- "$cur"))
     return
     ;;
@@ -76,7 +77,7 @@ _kith() {
 _kith_options() {
   case $1 in
   init) echo --name --passphrase-file ;;
-  node) echo --port --bind --stun --turn --relay --passphrase-file ;;
+  node) echo --port --bind --stun --turn --turn-file --relay --passphrase-file ;;
   id) echo --passphrase-file ;;
   group) echo --history --announce --invites ;;
   invite) echo --uses --ttl ;;

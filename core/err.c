@@ -28,6 +28,8 @@ const char *kith_strerror(int err) {
     return "limit exceeded";
   case KITH_ERR_IO:
     return "input/output error";
+  case KITH_ERR_FULL:
+    return "disk full";
   case KITH_ERR_CRYPTO:
     return "cryptographic failure";
   case KITH_ERR_SIGNATURE:

@@ -25,6 +25,7 @@ typedef enum kith_err {
   KITH_ERR_LIMIT = -21,
   /* local I/O */
   KITH_ERR_IO = -30,
+  KITH_ERR_FULL = -31, /* the disk (or the file system) is full */
   /* crypto */
   KITH_ERR_CRYPTO = -40,
   KITH_ERR_SIGNATURE = -41,

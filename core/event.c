@@ -24,9 +24,9 @@ void kith_event_clear(kith_event *ev) {
 
 const char *kith_event_kind_name(uint32_t kind) {
   static const char *const names[] = {
-      NULL,     "create",   "invite", "add",     "remove", "leave",
-      "role",   "topic",    "rekey",  "message", "ban",    "unban",
-      "revoke", "settings", "mute",   "react",   "edit",   "delete"};
+      NULL,    "create", "invite",  "add",    "remove", "leave",  "role",
+      "topic", "rekey",  "message", "ban",    "unban",  "revoke", "settings",
+      "mute",  "react",  "edit",    "delete", "need",   "keys"};
   if (kind >= 1 && kind <= KITH_EV_KIND_MAX)
     return names[kind];
   return "unknown";

@@ -43,8 +43,10 @@ typedef enum kith_event_kind {
   KITH_EV_REACT = 15,
   KITH_EV_EDIT = 16,
   KITH_EV_DELETE = 17,
+  KITH_EV_NEED = 18, /* asks for the keys of epochs this member lacks */
+  KITH_EV_KEYS = 19, /* gives them */
 } kith_event_kind;
-#define KITH_EV_KIND_MAX 17
+#define KITH_EV_KIND_MAX 19
 
 typedef struct kith_event {
   uint8_t id[KITH_EVENT_ID_LEN];

@@ -12,6 +12,9 @@ void kith_gossip_config_default(kith_gossip_config *cfg) {
       .arwl = 6,
       .prwl = 3,
       .lazy_timeout_ms = 500,
+      .lazy_min_ms = 40,
+      .announce_max = 3,
+      .flood_first_max = 2 * KITH_GOSSIP_ACTIVE_MAX,
       .graft_retry_ms = 300,
       .ihave_batch_ms = 50,
       .repair_ms = 1000,
@@ -26,12 +29,13 @@ static int config_ok(const kith_gossip_config *c) {
   return c->active_max >= 1 && c->active_max <= KITH_GOSSIP_ACTIVE_CAP &&
          c->passive_max >= 1 && c->passive_max <= KITH_GOSSIP_PASSIVE_CAP &&
          c->arwl <= TTL_MAX && c->prwl <= c->arwl && c->repair_ms > 0 &&
-         c->connect_timeout_ms > 0 && c->ihave_batch_ms > 0;
+         c->connect_timeout_ms > 0 && c->ihave_batch_ms > 0 &&
+         c->lazy_min_ms <= c->lazy_timeout_ms;
 }
 
 /* Ids are hashes or random: mixing all words still keeps structured test
  * ids from colliding in one bucket. */
-static guint id_hash(gconstpointer k) {
+guint gs_id_hash(gconstpointer k) {
   const uint8_t *b = k;
   uint64_t h = 0x9e3779b97f4a7c15ull;
   for (int i = 0; i < 32; i += 8) {
@@ -43,8 +47,27 @@ static guint id_hash(gconstpointer k) {
   return (guint)h;
 }
 
-static gboolean id_equal(gconstpointer a, gconstpointer b) {
+gboolean gs_id_equal(gconstpointer a, gconstpointer b) {
   return memcmp(a, b, 32) == 0;
+}
+
+/* Short ids: the first SHORT_ID bytes of an id (or of a longer key). */
+guint gs_pfx_hash(gconstpointer k) {
+  uint64_t w;
+  memcpy(&w, k, 8);
+  w = (w ^ (w >> 31)) * 0xbf58476d1ce4e5b9ull;
+  return (guint)(w ^ (w >> 29));
+}
+
+gboolean gs_pfx_equal(gconstpointer a, gconstpointer b) {
+  return memcmp(a, b, SHORT_ID) == 0;
+}
+
+static uint64_t tag_of(const uint8_t id[32]) {
+  uint64_t t = 0;
+  for (int i = 0; i < 8; i++)
+    t = t << 8 | id[i];
+  return t;
 }
 
 kith_gossip *kith_gossip_new(const uint8_t self[32], uint64_t seed,
@@ -57,15 +80,22 @@ kith_gossip *kith_gossip_new(const uint8_t self[32], uint64_t seed,
     return NULL;
   kith_gossip *g = g_new0(kith_gossip, 1);
   memcpy(g->self, self, 32);
+  g->self_tag = tag_of(self);
   g->cfg = *cfg;
   g->rng = seed ^ 0x5851f42d4c957f2dull;
   (void)gs_rand(g);
-  g->seen = g_hash_table_new_full(id_hash, id_equal, g_free, NULL);
+  g->seen = g_hash_table_new_full(gs_id_hash, gs_id_equal, g_free, NULL);
+  g->seen_pfx = g_hash_table_new(gs_pfx_hash, gs_pfx_equal);
   g_queue_init(&g->seen_fifo);
-  g->cache = g_hash_table_new_full(id_hash, id_equal, NULL, pt_free_cached);
+  g->cache =
+      g_hash_table_new_full(gs_id_hash, gs_id_equal, NULL, pt_free_cached);
+  g->cache_pfx = g_hash_table_new(gs_pfx_hash, gs_pfx_equal);
+  g->trees = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, g_free);
   g_queue_init(&g->cache_fifo);
-  g->pend = g_hash_table_new_full(id_hash, id_equal, NULL, pt_free_pending);
-  g->missing = g_hash_table_new_full(id_hash, id_equal, NULL, g_free);
+  g->pend =
+      g_hash_table_new_full(gs_id_hash, gs_id_equal, NULL, pt_free_pending);
+  g->pend_by = g_hash_table_new_full(gs_id_hash, gs_id_equal, NULL, g_free);
+  g->missing = g_hash_table_new_full(gs_pfx_hash, gs_pfx_equal, NULL, g_free);
   g->known = g_array_new(FALSE, FALSE, sizeof(known_item));
   return g;
 }
@@ -79,10 +109,14 @@ void kith_gossip_free(kith_gossip *g) {
     kith_recon_free(g->peers[i].rs[1]);
   }
   g_queue_clear(&g->seen_fifo); /* keys are owned by the table */
+  g_hash_table_destroy(g->seen_pfx);
   g_hash_table_destroy(g->seen);
   g_queue_clear(&g->cache_fifo);
+  g_hash_table_destroy(g->cache_pfx);
   g_hash_table_destroy(g->cache);
+  g_hash_table_destroy(g->trees);
   g_hash_table_destroy(g->pend);
+  g_hash_table_destroy(g->pend_by);
   g_hash_table_destroy(g->missing);
   g_array_free(g->known, TRUE);
   g_free(g);
@@ -146,12 +180,47 @@ gpeer *gs_peer_add(kith_gossip *g, const uint8_t id[32], uint64_t now) {
   return NULL;
 }
 
-void gs_peer_drop(kith_gossip *g, gpeer *p) {
-  pt_peer_gone(g, p);
+void gs_peer_drop(kith_gossip *g, gpeer *p, kith_out *out) {
+  if (p->active)
+    pt_neighbor_gone(g, p, out);
+  rc_peer_gone(g, p);
   p->used = 0;
-  p->active = p->linked = p->eager = 0;
-  p->n_lazy = 0;
+  p->active = p->linked = 0;
+  p->n_lazy = 0; /* announcements lost; anti-entropy covers them */
   g->n_peers--;
+}
+
+int gs_seen(kith_gossip *g, const uint8_t id[32]) {
+  return GPOINTER_TO_INT(g_hash_table_lookup(g->seen, id));
+}
+
+/* Remembers id (FIFO-bounded): receiving an event twice changes nothing.
+ * State 0 forgets it (it may be received again). */
+void gs_seen_set(kith_gossip *g, const uint8_t id[32], int state) {
+  gpointer key;
+  if (g_hash_table_lookup_extended(g->seen, id, &key, NULL)) {
+    /* the table keeps its key (pointed to by seen_pfx and the FIFO) and
+     * frees the copy given here */
+    g_hash_table_insert(g->seen, g_memdup2(id, 32), GINT_TO_POINTER(state));
+    if (state == 0 && g_hash_table_lookup(g->seen_pfx, key) == key)
+      g_hash_table_remove(g->seen_pfx, key);
+    else if (state != 0 && !g_hash_table_contains(g->seen_pfx, key))
+      g_hash_table_insert(g->seen_pfx, key, key);
+    return;
+  }
+  if (state == 0)
+    return;
+  key = g_memdup2(id, 32);
+  g_hash_table_insert(g->seen, key, GINT_TO_POINTER(state));
+  if (!g_hash_table_contains(g->seen_pfx, key))
+    g_hash_table_insert(g->seen_pfx, key, key);
+  g_queue_push_tail(&g->seen_fifo, key);
+  if (g_queue_get_length(&g->seen_fifo) > KITH_GOSSIP_SEEN_MAX) {
+    gpointer old = g_queue_pop_head(&g->seen_fifo);
+    if (g_hash_table_lookup(g->seen_pfx, old) == old)
+      g_hash_table_remove(g->seen_pfx, old);
+    g_hash_table_remove(g->seen, old);
+  }
 }
 
 uint32_t gs_active_list(kith_gossip *g, gpeer **list) {
@@ -160,6 +229,18 @@ uint32_t gs_active_list(kith_gossip *g, gpeer **list) {
     if (g->peers[i].used && g->peers[i].active)
       list[n++] = &g->peers[i];
   return n;
+}
+
+/* Round trips (ms) of NEIGHBOR/JOIN answers and of GRAFT and WANT
+ * answers: an average (EWMA, 1/8), for the lazy wait (gossip_plum.c). */
+void gs_rtt_sample(kith_gossip *g, uint64_t ms) {
+  g->rtt8 = g->rtt8 == 0 ? ms * 8 : g->rtt8 - g->rtt8 / 8 + ms;
+}
+
+gpeer *gs_random_active(kith_gossip *g) {
+  gpeer *list[PEERS_MAX];
+  uint32_t n = gs_active_list(g, list);
+  return n == 0 ? NULL : list[gs_below(g, n)];
 }
 
 /* Only linked peers can be sent to: the caller has no other path. */
@@ -300,9 +381,10 @@ void kith_gossip_get_stats(const kith_gossip *g, kith_gossip_stats *st) {
     const gpeer *p = &g->peers[i];
     if (p->used && p->active) {
       st->active++;
-      st->eager += p->eager;
+      st->eager += (g->dflt.eager >> i) & 1;
     }
   }
+  st->trees = g_hash_table_size(g->trees);
   st->passive = g->n_passive;
 }
 
@@ -324,7 +406,7 @@ int kith_gossip_peer_state(const kith_gossip *g, const uint8_t peer[32]) {
   for (uint32_t i = 0; i < PEERS_MAX; i++) {
     const gpeer *p = &g->peers[i];
     if (p->used && p->active && memcmp(p->id, peer, 32) == 0)
-      return p->eager ? 1 : 0;
+      return (int)((g->dflt.eager >> i) & 1);
   }
   return -1;
 }

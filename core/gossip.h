@@ -6,22 +6,28 @@
  *   of known members used to replace failed links. Joins spread by random
  *   walks (FORWARD_JOIN); a lost link is replaced from the passive view;
  *   periodic SHUFFLEs with a neighbour refresh the passive view.
- * - Dissemination (Plumtree): payloads are pushed eagerly to "eager"
- *   neighbours and their ids announced (IHAVE, batched) to the "lazy" ones.
- *   A duplicate payload turns the edge lazy (PRUNE); an announced id that
- *   does not arrive within lazy_timeout_ms is requested (GRAFT), which
- *   turns that edge eager. The eager edges converge to a spanning tree, so
- *   each node receives about one copy of each event.
+ * - Dissemination (Plumtree): payloads are pushed eagerly along a tree
+ *   and their ids announced (IHAVE, batched, short ids) to some of the
+ *   other neighbours. A duplicate push turns its edge lazy (PRUNE); an
+ *   announced id that does not arrive in time is requested (GRAFT), which
+ *   turns that edge eager. Each source that sent more than one message has
+ *   a tree of its own, so that sources sending at once do not prune each
+ *   other's trees apart (gossip_plum.c); payloads name their source.
  * - Anti-entropy: every recon_ms (with jitter) the engine reconciles its set
  *   of known event ids with one active neighbour (core/reconcile.h), then
- *   sends what the neighbour lacks and asks for what it lacks itself.
+ *   asks for what it lacks.
  *
  * Inputs carry now_ms; outputs go to a kith_out (core/out.h). Links are
  * made and dropped by the caller (KITH_OUT_CONNECT / KITH_OUT_DISCONNECT),
  * which reports them back with kith_gossip_link_up / _link_down. Payloads
- * are opaque: the caller validates each delivered one and answers with
- * kith_gossip_verdict(); only valid events are forwarded. Randomness comes
- * from the seed (a small PRNG), so a run is reproducible.
+ * are opaque bytes named by their id, BLAKE2b-256 of the bytes (a kith
+ * event id is exactly that): the engine computes the id of every payload
+ * it receives itself, so no frame can claim another payload's id. The
+ * caller validates each delivered payload and answers with
+ * kith_gossip_verdict(); only valid ones are forwarded, invalid ones are
+ * never delivered again, and one that cannot be judged now (its parents
+ * are missing, a limit is reached) never gets a permanent mark. Randomness
+ * comes from the seed (a small PRNG), so a run is reproducible.
  *
  * Wire format: each frame is one canonical msgpack array whose first
  * element is the frame type (KITH_GF_*); bin32 = 32-byte id:
@@ -29,15 +35,19 @@
  *   NEIGHBOR [3, high 0|1]        NEIGHBOR_REPLY [4, accepted 0|1]
  *   DISCONNECT [5]                SHUFFLE [6, [bin32...]]  (<= 8 ids)
  *   SHUFFLE_REPLY [7, [bin32...]]
- *   PAYLOAD [8, id bin32, ts_ms, hops, push 0|1, payload bin]
- *   IHAVE [9, [bin32...], hops bin (one byte per id)]
- *   GRAFT [10, [bin32...]]  (empty: only "push to me again")
- *   PRUNE [11]                    WANT [12, [bin32...]]
+ *   PAYLOAD [8, source uint64, hops, push 0|1, payload bin]
+ *     (its id: BLAKE2b-256(payload); source: the publisher's tag, the
+ *     first 8 bytes of its node id read big-endian)
+ *   IHAVE [9, short ids bin, hops bin]  (short id: an id's first 8 bytes;
+ *     hops: one byte per id)
+ *   GRAFT [10, short ids bin, [source...], default 0|1]  ("send me these,
+ *     and push these sources' trees, and your default tree, to me")
+ *   PRUNE [11, source]            WANT [12, [bin32...]]
  *   RECON [13, role, reconciliation message bin]  (core/reconcile.h;
  *     role: 0 from the responder, 1 from the initiator, 2 its first)
- * Id lists hold at most KITH_GOSSIP_IDS_MAX ids. Frames of an unknown type
- * are ignored (counted); malformed ones are dropped (counted). Only
- * PAYLOAD and IHAVE are acted on from a peer whose link is not (or no
+ * Id and source lists hold at most KITH_GOSSIP_IDS_MAX entries. Frames of an
+ * unknown type are ignored (counted); malformed ones are dropped (counted).
+ * Only PAYLOAD and IHAVE are acted on from a peer whose link is not (or no
  * longer) up; the others need the link to answer or change the overlay. */
 #ifndef KITH_GOSSIP_H
 #define KITH_GOSSIP_H
@@ -58,7 +68,12 @@
 #define KITH_GOSSIP_SEEN_MAX (1u << 20) /* ids remembered for dedup */
 #define KITH_GOSSIP_CACHE_MAX 1024      /* payloads kept for grafts */
 #define KITH_GOSSIP_CACHE_BYTES (8u << 20)
-#define KITH_GOSSIP_PENDING_MAX 1024 /* payloads awaiting a verdict */
+#define KITH_GOSSIP_PENDING_MAX 1024          /* payloads awaiting a verdict */
+#define KITH_GOSSIP_PENDING_BYTES (16u << 20) /* and their bytes */
+/* Of which from one sender, at most (so that one neighbour's held
+ * payloads cannot stop everyone else's): */
+#define KITH_GOSSIP_PENDING_PEER_MAX (KITH_GOSSIP_PENDING_MAX / 4)
+#define KITH_GOSSIP_PENDING_PEER_BYTES (KITH_GOSSIP_PENDING_BYTES / 4)
 #define KITH_GOSSIP_PENDING_MS 60000 /* then they are forgotten */
 #define KITH_GOSSIP_MISSING_MAX 4096 /* announced ids not yet received */
 #define KITH_GOSSIP_ANNOUNCERS 4     /* neighbours remembered per id */
@@ -70,7 +85,12 @@ typedef struct kith_gossip_config {
   uint32_t passive_max;        /* 1..KITH_GOSSIP_PASSIVE_CAP */
   uint32_t arwl;               /* active random walk length (joins) */
   uint32_t prwl;               /* passive random walk length */
-  uint32_t lazy_timeout_ms;    /* IHAVE seen -> GRAFT */
+  uint32_t lazy_timeout_ms;    /* IHAVE seen -> GRAFT, at most */
+  uint32_t lazy_min_ms;        /* ... and at least (adapts in between) */
+  uint32_t announce_max;       /* neighbours an id is announced to */
+  uint32_t flood_first_max;    /* known members, at most, for a source's
+                                  first message to start its own tree
+                                  (0: never) */
   uint32_t graft_retry_ms;     /* GRAFT unanswered -> next announcer */
   uint32_t ihave_batch_ms;     /* IHAVEs are batched this long */
   uint32_t repair_ms;          /* refill a short active view this often */
@@ -86,9 +106,13 @@ typedef struct kith_gossip_stats {
   uint64_t payloads;   /* payload frames received */
   uint64_t duplicates; /* of which already seen */
   uint64_t prunes_sent, grafts_sent, ihave_sent, recon_rounds;
-  uint64_t invalid;   /* events the application rejected */
-  uint64_t overflows; /* items dropped at a bound (cache, missing, ...) */
+  uint64_t invalid;    /* events the application rejected */
+  uint64_t later;      /* events the application could not judge now */
+  uint64_t wants_sent; /* ids asked for with WANT */
+  uint64_t overflows;  /* items dropped at a bound (cache, missing, ...) */
   uint32_t active, eager, passive;
+  uint32_t trees;   /* sources remembered (of which some have a tree) */
+  uint32_t lazy_ms; /* the current wait before a GRAFT */
 } kith_gossip_stats;
 
 void kith_gossip_config_default(kith_gossip_config *cfg);
@@ -118,25 +142,61 @@ void kith_gossip_tick(kith_gossip *g, uint64_t now_ms, kith_out *out);
 /* When to call kith_gossip_tick next (UINT64_MAX: no timer pending). */
 uint64_t kith_gossip_next_deadline(const kith_gossip *g);
 
-/* A local event (already validated and stored by the caller). */
-KITH_MUST kith_err kith_gossip_publish(kith_gossip *g, const uint8_t id[32],
-                                       uint64_t ts_ms, const uint8_t *payload,
-                                       size_t len, uint64_t now_ms,
-                                       kith_out *out);
-/* The caller's verdict on a KITH_OUT_DELIVER payload. valid: the event is
- * stored and forwarded; invalid: its sender is penalized. The verdict may
- * come later (e.g. once missing parents arrived, see kith_gossip_want). */
-void kith_gossip_verdict(kith_gossip *g, const uint8_t id[32], int valid,
+/* The id the engine gives payload[len]: BLAKE2b-256 of the bytes. */
+void kith_gossip_payload_id(const uint8_t *payload, size_t len, uint8_t id[32]);
+
+/* A local event (already validated and stored by the caller), with its
+ * timestamp (the order of reconciliation). KITH_ERR_DUPLICATE if the
+ * engine knows it already. */
+KITH_MUST kith_err kith_gossip_publish(kith_gossip *g, uint64_t ts_ms,
+                                       const uint8_t *payload, size_t len,
+                                       uint64_t now_ms, kith_out *out);
+
+/* The caller's verdict on the KITH_OUT_DELIVER payload id. */
+typedef enum kith_gossip_verdict_kind {
+  /* The bytes are bad for good (malformed, forged, breaking a rule): the
+   * id is remembered as invalid and the sender penalized. */
+  KITH_GOSSIP_INVALID = 0,
+  /* Accepted (and stored): cached, known and forwarded. ts_ms is the
+   * event's own timestamp. */
+  KITH_GOSSIP_VALID = 1,
+  /* Not now (a limit was reached, the caller dropped it): forgotten
+   * without blame, so the next copy is delivered again. */
+  KITH_GOSSIP_LATER = 2,
+  /* Held, not judged yet (its parents are missing), but fit to pass on
+   * (signed by a member): forwarded now, judged by a later verdict. */
+  KITH_GOSSIP_HELD = 3,
+} kith_gossip_verdict_kind;
+/* A payload the caller holds (e.g. for missing parents) needs no call
+ * until it is judged (or KITH_GOSSIP_HELD to pass it on meanwhile);
+ * unjudged payloads are forgotten after KITH_GOSSIP_PENDING_MS. ts_ms is
+ * read for KITH_GOSSIP_VALID only. A valid verdict on an id that is not
+ * awaiting one adds it to the known set (as kith_gossip_add_known). */
+void kith_gossip_verdict(kith_gossip *g, const uint8_t id[32],
+                         kith_gossip_verdict_kind v, uint64_t ts_ms,
                          uint64_t now_ms, kith_out *out);
 /* Asks peer for specific events (e.g. the missing parents of a held event:
- * ask the neighbour that delivered it). n <= KITH_GOSSIP_IDS_MAX. */
+ * ask the neighbour that delivered it), unless they arrive first: each id
+ * not seen yet is noted as missing, and asked for (WANT) once the lazy
+ * wait has passed without it, then of other announcers, then left to
+ * anti-entropy. Ids seen, or already noted, are left out.
+ * n <= KITH_GOSSIP_IDS_MAX. Returns how many were noted in *asked (may be
+ * NULL). */
 KITH_MUST kith_err kith_gossip_want(kith_gossip *g, const uint8_t peer[32],
                                     const uint8_t *ids, size_t n,
+                                    uint64_t now_ms, size_t *asked,
                                     kith_out *out);
 /* Answer to KITH_OUT_FETCH: sends one stored event to peer. */
-KITH_MUST kith_err kith_gossip_send_payload(
-    kith_gossip *g, const uint8_t peer[32], const uint8_t id[32],
-    uint64_t ts_ms, const uint8_t *payload, size_t len, kith_out *out);
+KITH_MUST kith_err kith_gossip_send_payload(kith_gossip *g,
+                                            const uint8_t peer[32],
+                                            const uint8_t *payload, size_t len,
+                                            kith_out *out);
+/* Starts a reconciliation with linked peer now, as the periodic one does
+ * with a random neighbour (an unfinished one with peer is abandoned). The
+ * node calls it when a link comes up, so a node that restarted or joined
+ * catches up at once. KITH_ERR_STATE if peer is not linked. */
+KITH_MUST kith_err kith_gossip_reconcile(kith_gossip *g, const uint8_t peer[32],
+                                         uint64_t now_ms, kith_out *out);
 /* Adds an event the caller already holds (e.g. loaded from the store) to
  * the set that anti-entropy reconciles. */
 KITH_MUST kith_err kith_gossip_add_known(kith_gossip *g, uint64_t ts_ms,
@@ -146,9 +206,12 @@ void kith_gossip_get_stats(const kith_gossip *g, kith_gossip_stats *st);
 /* Copies up to max active neighbours' ids; returns how many there are. */
 size_t kith_gossip_active(const kith_gossip *g, uint8_t (*peers)[32],
                           size_t max);
-/* 1 if peer is an active neighbour with an eager edge, 0 lazy, -1 not
- * active. */
+/* 1 if peer is an active neighbour with an eager edge in the default tree,
+ * 0 lazy, -1 not active. */
 int kith_gossip_peer_state(const kith_gossip *g, const uint8_t peer[32]);
+/* The same for the tree that carries the payloads published by source. */
+int kith_gossip_peer_eager(const kith_gossip *g, const uint8_t peer[32],
+                           const uint8_t source[32]);
 
 /* Frame types (first array element). */
 enum {

@@ -57,7 +57,7 @@ void kith_gossip_add_passive(kith_gossip *g, const uint8_t peer[32]) {
 static void drop_link(kith_gossip *g, gpeer *p, kith_out *out) {
   if (p->linked)
     (void)kith_out_push(out, KITH_OUT_DISCONNECT, p->id, NULL, 0);
-  gs_peer_drop(g, p);
+  gs_peer_drop(g, p, out);
 }
 
 static void connect_to(kith_gossip *g, const uint8_t id[32], int intent,
@@ -97,32 +97,33 @@ static void add_active(kith_gossip *g, gpeer *p, kith_out *out) {
   }
   ov_passive_del(g, p->id);
   p->active = 1;
-  p->eager = 1; /* Plumtree: new neighbours start eager */
   p->intent = INTENT_NONE;
   p->awaiting = 0;
   g->repair_tries = 0;
+  pt_neighbor_up(g, p, out);
+}
+
+/* JOIN or NEIGHBOR [high] to p; the answer is awaited until p->deadline
+ * (which also times the round trip). */
+static void ask(kith_gossip *g, gpeer *p, int type, int arg, uint64_t now,
+                kith_out *out) {
+  gs_send_simple(g, p->id, type, arg, out);
+  p->awaiting = 1;
+  p->deadline = now + g->cfg.connect_timeout_ms;
 }
 
 void ov_link_up(kith_gossip *g, gpeer *p, uint64_t now, kith_out *out) {
   gs_arm(g, now);
   int intent = p->intent;
   p->intent = INTENT_NONE;
-  if (intent == INTENT_JOIN) { /* active once the contact confirms */
-    gs_send_simple(g, p->id, KITH_GF_JOIN, -1, out);
-    p->awaiting = 1;
-    p->deadline = now + g->cfg.connect_timeout_ms;
-  } else if (intent == INTENT_NEIGHBOR_LO || intent == INTENT_NEIGHBOR_HI) {
-    gs_send_simple(g, p->id, KITH_GF_NEIGHBOR, intent == INTENT_NEIGHBOR_HI,
-                   out);
-    p->awaiting = 1;
-    p->deadline = now + g->cfg.connect_timeout_ms;
-  } else if (!p->active && !p->awaiting && n_active(g) < g->cfg.active_max) {
+  if (intent == INTENT_JOIN) /* active once the contact confirms */
+    ask(g, p, KITH_GF_JOIN, -1, now, out);
+  else if (intent == INTENT_NEIGHBOR_LO || intent == INTENT_NEIGHBOR_HI)
+    ask(g, p, KITH_GF_NEIGHBOR, intent == INTENT_NEIGHBOR_HI, now, out);
+  else if (!p->active && !p->awaiting && n_active(g) < g->cfg.active_max)
     /* A link that exists for another reason (a join, another group) is
      * the cheapest neighbour there is: offer it while the view has room. */
-    gs_send_simple(g, p->id, KITH_GF_NEIGHBOR, n_active(g) == 0, out);
-    p->awaiting = 1;
-    p->deadline = now + g->cfg.connect_timeout_ms;
-  }
+    ask(g, p, KITH_GF_NEIGHBOR, n_active(g) == 0, now, out);
 }
 
 void ov_link_down(kith_gossip *g, const uint8_t id[32], uint64_t now,
@@ -133,7 +134,7 @@ void ov_link_down(kith_gossip *g, const uint8_t id[32], uint64_t now,
   int was_active = p->active, attempt = p->intent || p->awaiting;
   if (attempt) /* could not reach it: forget it */
     ov_passive_del(g, id);
-  gs_peer_drop(g, p); /* a failed neighbour is not kept (paper) */
+  gs_peer_drop(g, p, out); /* a failed neighbour is not kept (paper) */
   if (was_active || attempt)
     g->repair_at = now;
 }
@@ -197,6 +198,8 @@ static void on_neighbor_reply(kith_gossip *g, gpeer *p, int accept,
   if (!p->awaiting)
     return;
   p->awaiting = 0;
+  if (now + g->cfg.connect_timeout_ms >= p->deadline)
+    gs_rtt_sample(g, now + g->cfg.connect_timeout_ms - p->deadline);
   if (accept) {
     add_active(g, p, out);
     return;
@@ -324,14 +327,13 @@ static void expire_peers(kith_gossip *g, uint64_t now, kith_out *out) {
 }
 
 static void do_shuffle(kith_gossip *g, uint64_t now, kith_out *out) {
-  gpeer *list[PEERS_MAX];
-  uint32_t n = gs_active_list(g, list);
+  gpeer *p = gs_random_active(g);
   g->shuffle_at = now + gs_jitter(g, g->cfg.shuffle_ms);
-  if (n == 0)
+  if (p == NULL)
     return;
   uint8_t ids[SHUFFLE_N][32];
   uint32_t m = sample(g, ids, SHUFFLE_N, 1);
-  gs_send_ids(g, list[gs_below(g, n)]->id, KITH_GF_SHUFFLE, ids[0], m, out);
+  gs_send_ids(g, p->id, KITH_GF_SHUFFLE, ids[0], m, out);
 }
 
 void ov_tick(kith_gossip *g, uint64_t now, kith_out *out) {

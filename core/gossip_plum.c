@@ -1,17 +1,41 @@
 /* kith: gossip dissemination, modelled on Plumtree (Leitao, Pereira,
- * Rodrigues, "Epidemic Broadcast Trees", SRDS 2007), and anti-entropy by
- * range-based set reconciliation (core/reconcile.h).
+ * Rodrigues, "Epidemic Broadcast Trees", SRDS 2007), with a tree per
+ * source.
+ *
+ * Payloads are pushed along the eager edges of a tree and announced
+ * (IHAVE, batched, short ids) to some of the other neighbours; a duplicate
+ * push prunes its edge, an announced id that does not arrive in time is
+ * grafted. Plumtree's single tree breaks when several sources send at
+ * once: each source's duplicates prune a different edge of a cycle, the
+ * tree falls apart, grafts rebuild it, and so on. So every payload names
+ * its source (a tag: the first 8 bytes of the publisher's node id), and a
+ * source that has sent more than one message gets a tree of its own at
+ * each node, started as a copy of the default tree and then pruned,
+ * grafted and rewired by that source's messages only. The default tree
+ * carries the first message of every source. New neighbours start eager
+ * in every tree, as in Plumtree.
  *
  * PAYLOAD frames carry a flag: push (part of a broadcast: forwarded along
  * the tree, and a duplicate prunes the edge) or reply (an answer to WANT or
- * to reconciliation: delivered and announced lazily, never pruning). A
- * payload answering one of our GRAFTs counts as push, since the subtree
+ * to reconciliation: delivered and announced, never pruning). A payload
+ * answering one of our GRAFTs or WANTs counts as push, since the subtree
  * behind us probably lacks it too. */
 #include "gossip_int.h"
 
+#include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define TS_MAX (UINT64_C(1) << 62)
+#define TREES_MAX 256 /* sources remembered; the least recently used go */
+/* Hops an announcer must save before a tree is rewired: own trees serve
+ * one source, whose hop counts are comparable; the default tree serves
+ * many, so it moves only for large gains. */
+#define OPT_OWN 2
+#define OPT_DEFAULT 4
+/* PAYLOAD push field: a reply (to WANT, reconciliation, a lookup), or a
+ * push along the sender's default tree or its tree of the source. */
+enum { PUSH_REPLY = 0, PUSH_DEFAULT = 1, PUSH_OWN = 2 };
 
 void pt_free_cached(gpointer v) {
   cached *c = v;
@@ -21,59 +45,175 @@ void pt_free_cached(gpointer v) {
 
 void pt_free_pending(gpointer v) {
   pending *p = v;
+  if (p == NULL)
+    return;
   g_free(p->data);
   g_free(p);
 }
 
-static int seen_state(kith_gossip *g, const uint8_t id[32]) {
-  return GPOINTER_TO_INT(g_hash_table_lookup(g->seen, id));
+void kith_gossip_payload_id(const uint8_t *payload, size_t len,
+                            uint8_t id[32]) {
+  crypto_generichash(id, 32, payload, len, NULL, 0);
 }
 
-/* Remembers id (FIFO-bounded): receiving an event twice changes nothing. */
-static void seen_set(kith_gossip *g, const uint8_t id[32], int state) {
-  gpointer key;
-  if (g_hash_table_lookup_extended(g->seen, id, &key, NULL)) {
-    g_hash_table_insert(g->seen, g_memdup2(id, 32), GINT_TO_POINTER(state));
-    return;
+static uint64_t bit(const kith_gossip *g, const gpeer *p) {
+  return UINT64_C(1) << (uint32_t)(p - g->peers);
+}
+
+/* ---- trees ---- */
+
+/* The tree used for source tag: its own, else the default one. */
+static tree *tree_for(kith_gossip *g, uint64_t tag) {
+  tree *t = g_hash_table_lookup(g->trees, &tag);
+  return t != NULL && t->own ? t : &g->dflt;
+}
+
+static void tree_evict(kith_gossip *g) {
+  GHashTableIter it;
+  gpointer v;
+  tree *old = NULL;
+  g_hash_table_iter_init(&it, g->trees);
+  while (g_hash_table_iter_next(&it, NULL, &v))
+    if (old == NULL || ((tree *)v)->used < old->used)
+      old = v;
+  if (old != NULL)
+    g_hash_table_remove(g->trees, &old->tag);
+}
+
+/* Source tag's entry (made, at the bound in place of the least recently
+ * used one). Tag 0 means "source unknown": it has none. */
+static tree *tree_entry(kith_gossip *g, uint64_t tag) {
+  tree *t = g_hash_table_lookup(g->trees, &tag);
+  if (t != NULL || tag == 0)
+    return t;
+  if (g_hash_table_size(g->trees) >= TREES_MAX)
+    tree_evict(g);
+  t = g_new0(tree, 1);
+  t->tag = tag;
+  g_hash_table_insert(g->trees, &t->tag, t);
+  return t;
+}
+
+/* Gives source tag a tree of its own, started as a copy of the default
+ * tree (whose edges were made for this source's first message), then
+ * pruned, grafted and rewired by this source's messages only. */
+static tree *tree_own(kith_gossip *g, uint64_t tag) {
+  tree *t = tree_entry(g, tag);
+  if (t != NULL && !t->own) {
+    t->own = 1;
+    t->eager = g->dflt.eager;
   }
-  key = g_memdup2(id, 32);
-  g_hash_table_insert(g->seen, key, GINT_TO_POINTER(state));
-  g_queue_push_tail(&g->seen_fifo, key);
-  if (g_queue_get_length(&g->seen_fifo) > KITH_GOSSIP_SEEN_MAX)
-    g_hash_table_remove(g->seen, g_queue_pop_head(&g->seen_fifo));
+  return t;
 }
 
-static void cache_put(kith_gossip *g, const cached *ev) {
-  if (g_hash_table_contains(g->cache, ev->id))
+/* Does this node know at most flood_first_max members (by default twice
+ * the active view)? Then a source's first message flooding its neighbours
+ * costs little, and starts the source's own tree at once: sources that
+ * start sending at the same time then never share the default tree. */
+static int small_group(const kith_gossip *g) {
+  uint32_t active = 0;
+  for (uint32_t i = 0; i < PEERS_MAX; i++)
+    active += g->peers[i].used && g->peers[i].active;
+  return active + g->n_passive <= g->cfg.flood_first_max;
+}
+
+/* A message of source tag was accepted: counted. The second one gives the
+ * source a tree of its own here (the first one already, in a small
+ * group). */
+static void tree_note(kith_gossip *g, uint64_t tag) {
+  tree *t = tree_entry(g, tag);
+  if (t == NULL)
     return;
-  cached *c = g_memdup2(ev, sizeof *ev);
-  c->data = g_memdup2(ev->data, ev->len);
-  size_t len = ev->len;
-  g_hash_table_insert(g->cache, c->id, c);
-  g_queue_push_tail(&g->cache_fifo, c);
-  g->cache_bytes += len;
-  while (g_queue_get_length(&g->cache_fifo) > KITH_GOSSIP_CACHE_MAX ||
-         g->cache_bytes > KITH_GOSSIP_CACHE_BYTES) {
-    cached *old = g_queue_pop_head(&g->cache_fifo);
-    g->cache_bytes -= old->len;
-    g_hash_table_remove(g->cache, old->id);
+  t->used = ++g->clock;
+  if (t->msgs++ == 0 && small_group(g)) {
+    gpeer *list[PEERS_MAX];
+    uint32_t n = gs_active_list(g, list);
+    t->own = 1; /* flooded once: its duplicates prune the tree */
+    t->eager = 0;
+    for (uint32_t i = 0; i < n; i++)
+      t->eager |= bit(g, list[i]);
   }
+  if (t->msgs >= 2)
+    (void)tree_own(g, tag);
 }
 
-static void send_payload(kith_gossip *g, const uint8_t peer[32],
-                         const uint8_t id[32], uint64_t ts, uint32_t hops,
-                         int push, const uint8_t *data, size_t len,
-                         kith_out *out) {
+/* Sets (on) or clears p's edge for source tag as the neighbour p uses it:
+ * in its tree of that source (own), else in its default tree. Both ends
+ * then agree: a source's tree is made here as soon as a neighbour uses
+ * one, and a change to the neighbour's default tree changes this node's
+ * default tree (and this node's tree of the source, if it has one). */
+static void edge(kith_gossip *g, gpeer *p, uint64_t tag, int own, int on) {
+  uint64_t b = bit(g, p);
+  tree *t = own ? tree_own(g, tag) : g_hash_table_lookup(g->trees, &tag);
+  if (!own || t == NULL)
+    g->dflt.eager = on ? g->dflt.eager | b : g->dflt.eager & ~b;
+  if (t != NULL && t->own)
+    t->eager = on ? t->eager | b : t->eager & ~b;
+}
+
+int kith_gossip_peer_eager(const kith_gossip *g, const uint8_t peer[32],
+                           const uint8_t source[32]) {
+  uint64_t tag = 0;
+  for (int i = 0; i < 8; i++)
+    tag = tag << 8 | source[i];
+  const tree *t = g_hash_table_lookup(g->trees, &tag);
+  if (t == NULL || !t->own)
+    t = &g->dflt;
+  for (uint32_t i = 0; i < PEERS_MAX; i++) {
+    const gpeer *p = &g->peers[i];
+    if (p->used && p->active && memcmp(p->id, peer, 32) == 0)
+      return (int)((t->eager >> i) & 1);
+  }
+  return -1;
+}
+
+/* ---- sending ---- */
+
+/* push: PUSH_* (how the receiver should take it). */
+static void send_payload(kith_gossip *g, const uint8_t peer[32], uint64_t tag,
+                         uint32_t hops, int push, const uint8_t *data,
+                         size_t len, kith_out *out) {
   kith_pack pk;
   kith_pack_init(&pk);
-  kith_pack_array(&pk, 6);
+  kith_pack_array(&pk, 5);
   kith_pack_uint(&pk, KITH_GF_PAYLOAD);
-  kith_pack_bin(&pk, id, 32);
-  kith_pack_uint(&pk, ts);
+  kith_pack_uint(&pk, tag);
   kith_pack_uint(&pk, hops > HOPS_MAX ? HOPS_MAX : hops);
-  kith_pack_uint(&pk, push ? 1 : 0);
+  kith_pack_uint(&pk, (uint64_t)push);
   kith_pack_bin(&pk, data, len);
   gs_send(g, peer, &pk, out);
+}
+
+/* GRAFT [10, short ids, [tags], default]: "send me these, and push the
+ * trees of these sources (and your default tree) to me". */
+static void send_graft(kith_gossip *g, gpeer *p, const uint8_t *ids, size_t n,
+                       const uint64_t *tags, size_t k, int dflt,
+                       kith_out *out) {
+  kith_pack pk;
+  kith_pack_init(&pk);
+  kith_pack_array(&pk, 4);
+  kith_pack_uint(&pk, KITH_GF_GRAFT);
+  kith_pack_bin(&pk, ids, n * SHORT_ID);
+  kith_pack_array(&pk, (uint32_t)k);
+  for (size_t i = 0; i < k; i++)
+    kith_pack_uint(&pk, tags[i]);
+  kith_pack_uint(&pk, dflt ? 1 : 0);
+  gs_send(g, p->id, &pk, out);
+}
+
+/* PRUNE [11, source, own]: "stop pushing this source's payloads to me";
+ * own: the edge was in this node's tree of that source (else its
+ * default tree). */
+static void send_prune(kith_gossip *g, gpeer *p, uint64_t tag, int own,
+                       kith_out *out) {
+  kith_pack pk;
+  kith_pack_init(&pk);
+  kith_pack_array(&pk, 3);
+  kith_pack_uint(&pk, KITH_GF_PRUNE);
+  kith_pack_uint(&pk, tag);
+  kith_pack_uint(&pk, own ? 1 : 0);
+  gs_send(g, p->id, &pk, out);
+  g->st.prunes_sent++;
 }
 
 static void flush_ihave(kith_gossip *g, gpeer *p, kith_out *out) {
@@ -81,15 +221,15 @@ static void flush_ihave(kith_gossip *g, gpeer *p, kith_out *out) {
     return;
   if (p->active) {
     kith_pack pk;
-    uint8_t hops[KITH_GOSSIP_IDS_MAX];
+    uint8_t ids[KITH_GOSSIP_IDS_MAX * SHORT_ID], hops[KITH_GOSSIP_IDS_MAX];
+    for (uint32_t i = 0; i < p->n_lazy; i++) {
+      memcpy(ids + SHORT_ID * i, p->lazy[i].id, SHORT_ID);
+      hops[i] = p->lazy[i].hops;
+    }
     kith_pack_init(&pk);
     kith_pack_array(&pk, 3);
     kith_pack_uint(&pk, KITH_GF_IHAVE);
-    kith_pack_array(&pk, p->n_lazy);
-    for (uint32_t i = 0; i < p->n_lazy; i++) {
-      kith_pack_bin(&pk, p->lazy[i].id, 32);
-      hops[i] = p->lazy[i].hops;
-    }
+    kith_pack_bin(&pk, ids, p->n_lazy * SHORT_ID);
     kith_pack_bin(&pk, hops, p->n_lazy);
     gs_send(g, p->id, &pk, out);
     g->st.ihave_sent++;
@@ -99,7 +239,7 @@ static void flush_ihave(kith_gossip *g, gpeer *p, kith_out *out) {
 
 /* Announcements are batched (ihave_batch_ms) into one IHAVE per peer. */
 static void lazy_push(kith_gossip *g, gpeer *p, const uint8_t id[32],
-                      uint32_t hops, uint64_t now, kith_out *out) {
+                      uint32_t hops, int own, uint64_t now, kith_out *out) {
   if (p->n_lazy == p->cap_lazy) {
     uint32_t cap = p->cap_lazy ? p->cap_lazy * 2 : 8;
     if (cap > KITH_GOSSIP_IDS_MAX)
@@ -111,345 +251,153 @@ static void lazy_push(kith_gossip *g, gpeer *p, const uint8_t id[32],
   }
   if (p->n_lazy == p->cap_lazy)
     flush_ihave(g, p, out);
-  memcpy(p->lazy[p->n_lazy].id, id, 32);
-  p->lazy[p->n_lazy++].hops = (uint8_t)(hops > HOPS_MAX ? HOPS_MAX : hops);
+  memcpy(p->lazy[p->n_lazy].id, id, SHORT_ID);
+  p->lazy[p->n_lazy++].hops =
+      (uint8_t)(MIN(hops, IHAVE_OWN - 1) | (own ? IHAVE_OWN : 0));
   if (g->ihave_at == 0)
     g->ihave_at = now + g->cfg.ihave_batch_ms;
 }
 
-/* Eager push to eager neighbours, announcement to the others. */
+/* Eager push along the source's tree; announcements to at most
+ * announce_max of the other neighbours, chosen at random. */
 static void forward(kith_gossip *g, const cached *ev, const uint8_t *except,
                     int push, uint64_t now, kith_out *out) {
-  gpeer *list[PEERS_MAX];
-  uint32_t n = gs_active_list(g, list);
+  gpeer *list[PEERS_MAX], *lazy[PEERS_MAX];
+  uint32_t n = gs_active_list(g, list), nl = 0;
+  const tree *t = tree_for(g, ev->tag);
   for (uint32_t i = 0; i < n; i++) {
     gpeer *q = list[i];
     if (except != NULL && memcmp(q->id, except, 32) == 0)
       continue;
-    if (push && q->eager)
-      send_payload(g, q->id, ev->id, ev->ts, ev->hops + 1, 1, ev->data, ev->len,
+    if (push && (t->eager & bit(g, q)))
+      send_payload(g, q->id, ev->tag, ev->hops + 1,
+                   t == &g->dflt ? PUSH_DEFAULT : PUSH_OWN, ev->data, ev->len,
                    out);
     else
-      lazy_push(g, q, ev->id, ev->hops, now, out);
+      lazy[nl++] = q;
+  }
+  for (uint32_t j = 0; j < nl && j < g->cfg.announce_max; j++) {
+    uint32_t r = j + gs_below(g, nl - j);
+    gpeer *q = lazy[r];
+    lazy[r] = lazy[j];
+    lazy_push(g, q, ev->id, ev->hops, t != &g->dflt, now, out);
   }
 }
 
-static void known_add(kith_gossip *g, uint64_t ts, const uint8_t id[32]) {
-  if (g->known->len >= KNOWN_MAX) {
-    g->st.overflows++;
+/* ---- the cache of recent payloads (answers to GRAFT and WANT) ---- */
+
+static void cache_put(kith_gossip *g, const cached *ev) {
+  if (g_hash_table_contains(g->cache, ev->id))
     return;
+  cached *c = g_memdup2(ev, sizeof *ev);
+  c->data = g_memdup2(ev->data, ev->len);
+  g_hash_table_insert(g->cache, c->id, c);
+  if (!g_hash_table_contains(g->cache_pfx, c->id))
+    g_hash_table_insert(g->cache_pfx, c->id, c);
+  g_queue_push_tail(&g->cache_fifo, c);
+  g->cache_bytes += c->len;
+  while (g_queue_get_length(&g->cache_fifo) > KITH_GOSSIP_CACHE_MAX ||
+         g->cache_bytes > KITH_GOSSIP_CACHE_BYTES) {
+    cached *old = g_queue_pop_head(&g->cache_fifo);
+    g->cache_bytes -= old->len;
+    if (g_hash_table_lookup(g->cache_pfx, old->id) == old)
+      g_hash_table_remove(g->cache_pfx, old->id);
+    g_hash_table_remove(g->cache, old->id);
   }
-  known_item it = {.ts = ts};
-  memcpy(it.id, id, 32);
-  g_array_append_val(g->known, it);
 }
 
-/* A fresh replica of the known set for one reconciliation. */
-static kith_recon *session_new(kith_gossip *g) {
-  kith_recon *r = kith_recon_new();
-  for (guint i = 0; i < g->known->len; i++) {
-    known_item *it = &g_array_index(g->known, known_item, i);
-    if (kith_recon_add(r, it->ts, it->id) != KITH_OK)
-      g->st.overflows++;
-  }
-  return r;
+/* ---- payloads awaiting a verdict, bounded in all and per sender ---- */
+
+static int pend_room(kith_gossip *g, const uint8_t from[32], size_t len) {
+  const pend_count *c = g_hash_table_lookup(g->pend_by, from);
+  if (g_hash_table_size(g->pend) >= KITH_GOSSIP_PENDING_MAX ||
+      g->pend_bytes + len > KITH_GOSSIP_PENDING_BYTES)
+    return 0;
+  return c == NULL || (c->n < KITH_GOSSIP_PENDING_PEER_MAX &&
+                       c->bytes + len <= KITH_GOSSIP_PENDING_PEER_BYTES);
 }
 
-static void accept_event(kith_gossip *g, const cached *ev, const uint8_t *from,
-                         int push, uint64_t now, kith_out *out) {
-  seen_set(g, ev->id, SEEN_VALID);
-  known_add(g, ev->ts, ev->id);
+static void pend_add(kith_gossip *g, pending *pe) {
+  pend_count *c = g_hash_table_lookup(g->pend_by, pe->from);
+  if (c == NULL) {
+    c = g_new0(pend_count, 1);
+    memcpy(c->peer, pe->from, 32);
+    g_hash_table_insert(g->pend_by, c->peer, c);
+  }
+  c->n++;
+  c->bytes += pe->len;
+  g->pend_bytes += pe->len;
+  g_hash_table_insert(g->pend, pe->id, pe);
+}
+
+/* Removes id's pending entry and returns it (the caller frees it). */
+static pending *pend_take(kith_gossip *g, const uint8_t id[32]) {
+  pending *pe = g_hash_table_lookup(g->pend, id);
+  if (pe == NULL)
+    return NULL;
+  g_hash_table_steal(g->pend, id);
+  pend_count *c = g_hash_table_lookup(g->pend_by, pe->from);
+  g->pend_bytes -= pe->len;
+  if (c != NULL && --c->n == 0)
+    g_hash_table_remove(g->pend_by, pe->from);
+  else if (c != NULL)
+    c->bytes -= pe->len;
+  return pe;
+}
+
+/* ---- accepting and publishing ---- */
+
+/* fwd: 0 if it was passed on already (KITH_GOSSIP_HELD). */
+static void accept_event(kith_gossip *g, const cached *ev, uint64_t ts,
+                         const uint8_t *from, int push, int fwd, uint64_t now,
+                         kith_out *out) {
+  gs_seen_set(g, ev->id, SEEN_VALID);
+  rc_known_add(g, ts, ev->id);
   cache_put(g, ev);
-  forward(g, ev, from, push, now, out);
+  tree_note(g, ev->tag);
+  if (fwd)
+    forward(g, ev, from, push, now, out);
 }
 
-kith_err kith_gossip_publish(kith_gossip *g, const uint8_t id[32],
-                             uint64_t ts_ms, const uint8_t *payload, size_t len,
+/* A payload passed on before its verdict turned out bad or was dropped:
+ * it is no longer offered to GRAFTs and WANTs. */
+static void cache_drop(kith_gossip *g, const uint8_t id[32]) {
+  cached *c = g_hash_table_lookup(g->cache, id);
+  if (c == NULL)
+    return;
+  g_queue_remove(&g->cache_fifo, c);
+  g->cache_bytes -= c->len;
+  if (g_hash_table_lookup(g->cache_pfx, c->id) == c)
+    g_hash_table_remove(g->cache_pfx, c->id);
+  g_hash_table_remove(g->cache, id);
+}
+
+static cached cached_of(const pending *pe) {
+  cached ev = {.tag = pe->tag,
+               .hops = pe->hops,
+               .how = pe->how,
+               .data = pe->data,
+               .len = pe->len};
+  memcpy(ev.id, pe->id, 32);
+  memcpy(ev.from, pe->from, 32);
+  return ev;
+}
+
+kith_err kith_gossip_publish(kith_gossip *g, uint64_t ts_ms,
+                             const uint8_t *payload, size_t len,
                              uint64_t now_ms, kith_out *out) {
   if (len > KITH_GOSSIP_MAX_PAYLOAD || ts_ms > TS_MAX ||
       (payload == NULL && len > 0))
     return KITH_ERR_ARG;
-  if (seen_state(g, id) != 0)
+  cached ev = {
+      .tag = g->self_tag, .hops = 0, .data = (uint8_t *)payload, .len = len};
+  kith_gossip_payload_id(payload, len, ev.id);
+  if (gs_seen(g, ev.id) == SEEN_VALID)
     return KITH_ERR_DUPLICATE;
   gs_arm(g, now_ms);
-  cached ev = {.ts = ts_ms, .hops = 0, .data = (uint8_t *)payload, .len = len};
-  memcpy(ev.id, id, 32);
-  g_hash_table_remove(g->missing, id);
-  accept_event(g, &ev, NULL, 1, now_ms, out);
-  return KITH_OK;
-}
-
-void kith_gossip_verdict(kith_gossip *g, const uint8_t id[32], int valid,
-                         uint64_t now_ms, kith_out *out) {
-  pending *pe = g_hash_table_lookup(g->pend, id);
-  if (pe == NULL)
-    return;
-  g_hash_table_steal(g->pend, id);
-  if (valid) {
-    cached ev = {
-        .ts = pe->ts, .hops = pe->hops, .data = pe->data, .len = pe->len};
-    memcpy(ev.id, pe->id, 32);
-    memcpy(ev.from, pe->from, 32);
-    accept_event(g, &ev, pe->from, pe->push, now_ms, out);
-  } else {
-    seen_set(g, id, SEEN_INVALID);
-    g->st.invalid++;
-    (void)kith_out_push(out, KITH_OUT_PENALIZE, pe->from, NULL, 0);
-  }
-  pt_free_pending(pe);
-}
-
-static kith_err on_payload(kith_gossip *g, gpeer *p, const uint8_t from[32],
-                           const msgpack_object *f, uint32_t nf,
-                           kith_out *out) {
-  uint8_t id[32];
-  uint64_t ts, hops, push;
-  const uint8_t *data;
-  size_t len;
-  if (nf != 6 || kith_codec_bin_fixed(&f[1], id, 32) != KITH_OK ||
-      kith_codec_uint(&f[2], TS_MAX, &ts) != KITH_OK ||
-      kith_codec_uint(&f[3], HOPS_MAX, &hops) != KITH_OK ||
-      kith_codec_uint(&f[4], 1, &push) != KITH_OK ||
-      kith_codec_bin(&f[5], KITH_GOSSIP_MAX_PAYLOAD, &data, &len) != KITH_OK)
-    return KITH_ERR_DECODE;
-  g->st.payloads++;
-  if (seen_state(g, id) != 0) {
-    g->st.duplicates++;
-    if (push && p != NULL && p->active && p->eager) {
-      p->eager = 0; /* a second path: keep the first, prune this one */
-      gs_send_simple(g, p->id, KITH_GF_PRUNE, -1, out);
-      g->st.prunes_sent++;
-    }
-    return KITH_OK;
-  }
-  if (g_hash_table_size(g->pend) >= KITH_GOSSIP_PENDING_MAX) {
-    g->st.overflows++; /* not marked seen: it can come again */
-    return KITH_OK;
-  }
-  if (g_hash_table_remove(g->missing, id))
-    push = 1; /* answers our GRAFT */
-  if (push && p != NULL && p->active)
-    p->eager = 1; /* the edge that delivered first joins the tree */
-  pending *pe = g_new0(pending, 1);
-  memcpy(pe->id, id, 32);
-  memcpy(pe->from, from, 32);
-  pe->ts = ts;
-  pe->hops = (uint32_t)hops;
-  pe->push = (int)push;
-  pe->data = g_memdup2(data, len);
-  pe->len = len;
-  g_hash_table_insert(g->pend, pe->id, pe);
-  seen_set(g, id, SEEN_PENDING);
-  kith_out_item *it =
-      kith_out_push(out, KITH_OUT_DELIVER, from, g_memdup2(data, len), len);
-  if (it != NULL) {
-    memcpy(it->id, id, 32);
-    it->ts_ms = ts;
-    it->hops = (uint32_t)hops;
-  }
-  return KITH_OK;
-}
-
-/* Plumtree's optimization: an announcer that had the event much sooner
- * (in hops) than the neighbour that pushed it to us becomes our parent:
- * GRAFT it (without asking for anything) and PRUNE the old parent. */
-static void maybe_rewire(kith_gossip *g, gpeer *a, cached *c, uint32_t hops,
-                         kith_out *out) {
-  static const uint8_t zero[32];
-  if (a == NULL || !a->active || a->eager || memcmp(c->from, zero, 32) == 0 ||
-      hops + 1 + OPT_THRESHOLD > c->hops)
-    return;
-  gpeer *parent = gs_peer(g, c->from);
-  c->hops = hops + 1; /* rewire once per event */
-  if (parent == NULL || !parent->active || !parent->eager)
-    return;
-  a->eager = 1;
-  kith_pack pk;
-  kith_pack_init(&pk);
-  kith_pack_array(&pk, 2);
-  kith_pack_uint(&pk, KITH_GF_GRAFT);
-  kith_pack_array(&pk, 0);
-  gs_send(g, a->id, &pk, out);
-  parent->eager = 0;
-  gs_send_simple(g, parent->id, KITH_GF_PRUNE, -1, out);
-  g->st.prunes_sent++;
-}
-
-static void note_missing(kith_gossip *g, const uint8_t from[32],
-                         const uint8_t id[32], uint8_t hops, uint64_t now) {
-  missing *m = g_hash_table_lookup(g->missing, id);
-  if (m == NULL) {
-    if (g_hash_table_size(g->missing) >= KITH_GOSSIP_MISSING_MAX) {
-      g->st.overflows++;
-      return;
-    }
-    m = g_new0(missing, 1);
-    memcpy(m->id, id, 32);
-    m->deadline = now + g->cfg.lazy_timeout_ms;
-    g_hash_table_insert(g->missing, m->id, m);
-  }
-  for (uint32_t k = 0; k < m->n; k++)
-    if (memcmp(m->who[k], from, 32) == 0)
-      return;
-  if (m->n < KITH_GOSSIP_ANNOUNCERS) {
-    m->hops[m->n] = hops < UINT8_MAX ? hops : UINT8_MAX - 1;
-    memcpy(m->who[m->n++], from, 32);
-  }
-}
-
-static kith_err on_ihave(kith_gossip *g, gpeer *p, const uint8_t from[32],
-                         const msgpack_object *f, uint32_t nf,
-                         uint8_t (*ids)[32], uint64_t now, kith_out *out) {
-  size_t n, nh;
-  const uint8_t *hops;
-  if (nf != 3 || gs_read_ids(&f[1], KITH_GOSSIP_IDS_MAX, ids, &n) != KITH_OK ||
-      kith_codec_bin(&f[2], KITH_GOSSIP_IDS_MAX, &hops, &nh) != KITH_OK ||
-      nh != n)
-    return KITH_ERR_DECODE;
-  for (size_t i = 0; i < n; i++) {
-    int st = seen_state(g, ids[i]);
-    cached *c = st == SEEN_VALID ? g_hash_table_lookup(g->cache, ids[i]) : NULL;
-    if (c != NULL)
-      maybe_rewire(g, p, c, hops[i], out);
-    else if (st == 0)
-      note_missing(g, from, ids[i], hops[i], now);
-  }
-  return KITH_OK;
-}
-
-/* GRAFT and WANT: send what is cached, ask the caller for the rest. */
-static void answer(kith_gossip *g, gpeer *p, uint8_t (*ids)[32], size_t n,
-                   int push, kith_out *out) {
-  uint8_t *fetch = NULL;
-  size_t nf = 0;
-  for (size_t i = 0; i < n; i++) {
-    cached *c = g_hash_table_lookup(g->cache, ids[i]);
-    if (c != NULL) {
-      send_payload(g, p->id, c->id, c->ts, c->hops + 1, push, c->data, c->len,
-                   out);
-    } else if (seen_state(g, ids[i]) == SEEN_VALID) {
-      if (fetch == NULL)
-        fetch = g_malloc(32 * n);
-      memcpy(fetch + 32 * nf++, ids[i], 32);
-    }
-  }
-  if (fetch != NULL)
-    (void)kith_out_push(out, KITH_OUT_FETCH, p->id, fetch, 32 * nf);
-}
-
-static void recon_send(kith_gossip *g, gpeer *p, int role, uint8_t *msg,
-                       size_t len, kith_out *out) {
-  kith_pack pk;
-  kith_pack_init(&pk);
-  kith_pack_array(&pk, 3);
-  kith_pack_uint(&pk, KITH_GF_RECON);
-  kith_pack_uint(&pk, (uint64_t)role);
-  kith_pack_bin(&pk, msg, len);
-  gs_send(g, p->id, &pk, out);
-}
-
-/* One reconciliation step: reply, and ask for what this side lacks. Both
- * sides learn both directions of the difference (reconcile.h), so each
- * pulls what it needs and nothing is pushed twice; pulling also skips
- * events that arrived by gossip since the reconciliation began. */
-static kith_err on_recon(kith_gossip *g, gpeer *p, const msgpack_object *f,
-                         uint32_t nf, kith_out *out) {
-  const uint8_t *msg;
-  size_t len;
-  uint64_t role;
-  if (nf != 3 || kith_codec_uint(&f[1], RECON_START, &role) != KITH_OK ||
-      kith_codec_bin(&f[2], KITH_RECON_MAX_MSG, &msg, &len) != KITH_OK)
-    return KITH_ERR_DECODE;
-  if (p == NULL)
-    return KITH_OK;
-  int slot = role == RECON_RESPONDER ? 0 : 1;
-  if (role == RECON_START) {
-    kith_recon_free(p->rs[1]);
-    p->rs[1] = session_new(g);
-  }
-  if (p->rs[slot] == NULL)
-    return KITH_OK; /* over already, or never started */
-  uint8_t *reply = NULL;
-  size_t rlen = 0;
-  GByteArray *have = g_byte_array_new(), *need = g_byte_array_new();
-  kith_err err =
-      kith_recon_step(p->rs[slot], msg, len, &reply, &rlen, have, need);
-  if (err == KITH_OK) {
-    g->st.recon_rounds++;
-    if (reply != NULL)
-      recon_send(g, p, slot == 0 ? RECON_INITIATOR : RECON_RESPONDER, reply,
-                 rlen, out);
-    size_t k = 0; /* ask only for what is not already on its way */
-    for (size_t i = 0; i + 32 <= need->len; i += 32)
-      if (seen_state(g, need->data + i) == 0)
-        memmove(need->data + 32 * k++, need->data + i, 32);
-    gs_send_ids(g, p->id, KITH_GF_WANT, need->data, k, out);
-  }
-  if (err != KITH_OK || reply == NULL) { /* this side is done */
-    kith_recon_free(p->rs[slot]);
-    p->rs[slot] = NULL;
-  }
-  g_free(reply);
-  g_byte_array_free(have, TRUE);
-  g_byte_array_free(need, TRUE);
-  return err == KITH_ERR_DECODE ? KITH_ERR_DECODE : KITH_OK;
-}
-
-kith_err pt_recv(kith_gossip *g, gpeer *p, const uint8_t from[32], int type,
-                 const msgpack_object *f, uint32_t nf, uint64_t now,
-                 kith_out *out) {
-  if (type == KITH_GF_PAYLOAD)
-    return on_payload(g, p, from, f, nf, out);
-  if (type == KITH_GF_RECON)
-    return on_recon(g, p, f, nf, out);
-  if (type == KITH_GF_PRUNE) {
-    if (nf != 1)
-      return KITH_ERR_DECODE;
-    if (p != NULL)
-      p->eager = 0;
-    return KITH_OK;
-  }
-  uint8_t(*ids)[32] = g_malloc_n(KITH_GOSSIP_IDS_MAX, 32);
-  size_t n = 0;
-  kith_err err = KITH_ERR_DECODE;
-  if (type == KITH_GF_IHAVE) {
-    err = on_ihave(g, p, from, f, nf, ids, now, out);
-  } else if (nf == 2 &&
-             gs_read_ids(&f[1], KITH_GOSSIP_IDS_MAX, ids, &n) == KITH_OK) {
-    err = KITH_OK;
-    if (p != NULL && type == KITH_GF_GRAFT) {
-      if (p->active)
-        p->eager = 1;
-      answer(g, p, ids, n, 1, out);
-    } else if (p != NULL)
-      answer(g, p, ids, n, 0, out); /* WANT */
-  }
-  g_free(ids);
-  return err;
-}
-
-kith_err kith_gossip_want(kith_gossip *g, const uint8_t peer[32],
-                          const uint8_t *ids, size_t n, kith_out *out) {
-  gpeer *p = gs_peer(g, peer);
-  if (n > KITH_GOSSIP_IDS_MAX || (ids == NULL && n > 0))
-    return KITH_ERR_ARG;
-  if (p == NULL || !p->linked)
-    return KITH_ERR_STATE;
-  gs_send_ids(g, peer, KITH_GF_WANT, ids, n, out);
-  return KITH_OK;
-}
-
-kith_err kith_gossip_send_payload(kith_gossip *g, const uint8_t peer[32],
-                                  const uint8_t id[32], uint64_t ts_ms,
-                                  const uint8_t *payload, size_t len,
-                                  kith_out *out) {
-  gpeer *p = gs_peer(g, peer);
-  if (len > KITH_GOSSIP_MAX_PAYLOAD || ts_ms > TS_MAX ||
-      (payload == NULL && len > 0))
-    return KITH_ERR_ARG;
-  if (p == NULL || !p->linked)
-    return KITH_ERR_STATE;
-  send_payload(g, peer, id, ts_ms, 1, 0, payload, len, out);
+  pt_free_pending(pend_take(g, ev.id));
+  g_hash_table_remove(g->missing, ev.id);
+  accept_event(g, &ev, ts_ms, NULL, 1, 1, now_ms, out);
   return KITH_OK;
 }
 
@@ -457,13 +405,218 @@ kith_err kith_gossip_add_known(kith_gossip *g, uint64_t ts_ms,
                                const uint8_t id[32]) {
   if (ts_ms > TS_MAX)
     return KITH_ERR_ARG;
-  if (seen_state(g, id) == SEEN_VALID)
+  if (gs_seen(g, id) == SEEN_VALID)
     return KITH_ERR_DUPLICATE;
-  seen_set(g, id, SEEN_VALID);
+  pt_free_pending(pend_take(g, id)); /* it came by another path */
+  gs_seen_set(g, id, SEEN_VALID);
   g_hash_table_remove(g->missing, id);
   if (g->known->len >= KNOWN_MAX)
     return KITH_ERR_LIMIT;
-  known_add(g, ts_ms, id);
+  rc_known_add(g, ts_ms, id);
+  return KITH_OK;
+}
+
+void kith_gossip_verdict(kith_gossip *g, const uint8_t id[32],
+                         kith_gossip_verdict_kind v, uint64_t ts_ms,
+                         uint64_t now_ms, kith_out *out) {
+  pending *pe = g_hash_table_lookup(g->pend, id);
+  if (v == KITH_GOSSIP_HELD) { /* passed on now, judged later */
+    if (pe != NULL && !pe->forwarded) {
+      cached ev = cached_of(pe);
+      pe->forwarded = 1;
+      cache_put(g, &ev);
+      forward(g, &ev, pe->from, pe->push, now_ms, out);
+    }
+    return;
+  }
+  pe = pend_take(g, id);
+  if (pe == NULL) {
+    /* accepted from elsewhere (e.g. released by a parent that came by
+     * another path): known from now on */
+    if (v == KITH_GOSSIP_VALID &&
+        kith_gossip_add_known(g, ts_ms > TS_MAX ? TS_MAX : ts_ms, id) ==
+            KITH_ERR_LIMIT)
+      g->st.overflows++;
+    return;
+  }
+  if (v == KITH_GOSSIP_VALID) {
+    cached ev = cached_of(pe);
+    accept_event(g, &ev, ts_ms > TS_MAX ? TS_MAX : ts_ms, pe->from, pe->push,
+                 !pe->forwarded, now_ms, out);
+  } else if (v == KITH_GOSSIP_INVALID) {
+    /* The id names these bytes: no other payload can be marked by it. */
+    gs_seen_set(g, id, SEEN_INVALID);
+    cache_drop(g, id);
+    g->st.invalid++;
+    (void)kith_out_push(out, KITH_OUT_PENALIZE, pe->from, NULL, 0);
+  } else {
+    gs_seen_set(g, id, 0); /* not now: the next copy is delivered again */
+    cache_drop(g, id);
+    g->st.later++;
+  }
+  pt_free_pending(pe);
+}
+
+/* ---- missing ids and the lazy timeout ---- */
+
+/* How long to wait for an announced id before grafting it. A GRAFT that
+ * comes too soon costs a copy and moves the tree to the quicker path; one
+ * that comes too late costs the nodes behind this one that much latency.
+ * An own tree carries one source: once 8 are measured, a little more than
+ * the 95th percentile of how late pushes of own trees have come after
+ * their first announcement (0 when the push came first); before that, two
+ * round trips of the links (NEIGHBOR and GRAFT answers), or lazy_min_ms
+ * if none is known. The default tree carries many sources, and a move
+ * that is quicker for one may unsettle it for the others: four times
+ * those (lazy_timeout_ms if nothing is known). Always at least two round
+ * trips and lazy_min_ms, at most lazy_timeout_ms. */
+static uint64_t lazy_wait(const kith_gossip *g, int own) {
+  uint64_t rtt = g->rtt8 / 8, w;
+  if (g->late.wait != 0) /* measured */
+    w = own ? g->late.wait : 4 * g->late.wait;
+  else if (rtt != 0) /* known: the links' round trip */
+    w = own ? 2 * rtt : 4 * rtt;
+  else
+    w = own ? g->cfg.lazy_min_ms : g->cfg.lazy_timeout_ms;
+  w = MAX(w, 2 * rtt); /* two round trips, at least */
+  return MIN(MAX(w, g->cfg.lazy_min_ms), g->cfg.lazy_timeout_ms);
+}
+
+static int cmp_u16(const void *a, const void *b) {
+  return (int)*(const uint16_t *)a - (int)*(const uint16_t *)b;
+}
+
+/* How late (ms) a payload of an own tree was pushed, after its first
+ * announcement. */
+static void late_sample(kith_gossip *g, int own, uint64_t ms) {
+  lateness *l = &g->late;
+  uint16_t v[LATE_N];
+  if (!own)
+    return;
+  l->v[l->n++ % LATE_N] =
+      (uint16_t)(ms > g->cfg.lazy_timeout_ms ? g->cfg.lazy_timeout_ms : ms);
+  if (l->n % 8 != 0)
+    return; /* recomputed every 8 samples */
+  uint32_t n = l->n < LATE_N ? l->n : LATE_N;
+  memcpy(v, l->v, n * sizeof *v);
+  qsort(v, n, sizeof *v, cmp_u16);
+  uint64_t w = (uint64_t)v[(n * 95) / 100] * 5 / 4 + g->cfg.lazy_min_ms / 2;
+  w = MAX(w, g->cfg.lazy_min_ms);
+  l->wait = MIN(w, g->cfg.lazy_timeout_ms);
+}
+
+/* An announcement of a payload this node has: if its push came first,
+ * that counts (once) as lateness 0. */
+static void sample_early(kith_gossip *g, cached *c) {
+  if (c->how.pushed && !c->how.sampled) {
+    c->how.sampled = 1;
+    late_sample(g, tree_for(g, c->tag) != &g->dflt, 0);
+  }
+}
+
+/* A duplicate push of a payload we grafted: the push was that late. */
+static void sample_duplicate(kith_gossip *g, const uint8_t id[32], int own,
+                             uint64_t now) {
+  cached *c = g_hash_table_lookup(g->cache, id);
+  pending *pe = c ? NULL : g_hash_table_lookup(g->pend, id);
+  arrival *how = c ? &c->how : pe ? &pe->how : NULL;
+  if (how != NULL && how->graft_from != 0 && !how->sampled) {
+    how->sampled = 1;
+    late_sample(g, own, now - how->graft_from);
+  }
+}
+
+static void missing_arm(kith_gossip *g, uint64_t deadline) {
+  if (g->missing_at == 0 || deadline < g->missing_at)
+    g->missing_at = deadline;
+}
+
+/* The entry of a short id not received yet (created; NULL at the bound). */
+static missing *missing_get(kith_gossip *g, const uint8_t *id, int own,
+                            uint64_t now) {
+  missing *m = g_hash_table_lookup(g->missing, id);
+  if (m != NULL)
+    return m;
+  if (g_hash_table_size(g->missing) >= KITH_GOSSIP_MISSING_MAX) {
+    g->st.overflows++;
+    return NULL;
+  }
+  m = g_new0(missing, 1);
+  memcpy(m->id, id, SHORT_ID);
+  m->since = now;
+  m->own = (uint8_t)own;
+  m->deadline = now + lazy_wait(g, own);
+  missing_arm(g, m->deadline);
+  g_hash_table_insert(g->missing, m->id, m);
+  return m;
+}
+
+/* hops UINT8_MAX: already asked. */
+static void missing_add_who(missing *m, const uint8_t from[32], uint8_t hops) {
+  for (uint32_t k = 0; k < m->n; k++)
+    if (memcmp(m->who[k], from, 32) == 0)
+      return;
+  if (m->n < KITH_GOSSIP_ANNOUNCERS) {
+    m->hops[m->n] = hops;
+    memcpy(m->who[m->n++], from, 32);
+  }
+}
+
+size_t pt_want(kith_gossip *g, gpeer *p, const uint8_t *ids, size_t n,
+               uint64_t now, kith_out *out) {
+  uint8_t *ask = g_malloc(32 * (n + 1));
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    const uint8_t *id = ids + 32 * i;
+    if (gs_seen(g, id) != 0)
+      continue;
+    missing *m = missing_get(g, id, 1, now);
+    if (m != NULL) {
+      if (m->asked_at != 0 && now < m->asked_at + g->cfg.graft_retry_ms)
+        continue;
+      if (!m->want && !m->announced) {
+        memcpy(m->id, id, 32);
+        m->want = 1;
+      }
+      missing_add_who(m, p->id, UINT8_MAX);
+      m->asked_at = now;
+      m->deadline = now + g->cfg.graft_retry_ms;
+      missing_arm(g, m->deadline);
+    }
+    memcpy(ask + 32 * k++, id, 32);
+  }
+  gs_send_ids(g, p->id, KITH_GF_WANT, ask, k, out);
+  g->st.wants_sent += k;
+  g_free(ask);
+  return k;
+}
+
+kith_err kith_gossip_want(kith_gossip *g, const uint8_t peer[32],
+                          const uint8_t *ids, size_t n, uint64_t now_ms,
+                          size_t *asked, kith_out *out) {
+  gpeer *p = gs_peer(g, peer);
+  size_t k = 0;
+  (void)out;
+  if (asked != NULL)
+    *asked = 0;
+  if (n > KITH_GOSSIP_IDS_MAX || (ids == NULL && n > 0))
+    return KITH_ERR_ARG;
+  if (p == NULL || !p->linked)
+    return KITH_ERR_STATE;
+  for (size_t i = 0; i < n; i++) {
+    const uint8_t *id = ids + 32 * i;
+    if (gs_seen(g, id) != 0 || g_hash_table_contains(g->missing, id))
+      continue;
+    missing *m = missing_get(g, id, 1, now_ms);
+    if (m == NULL)
+      break;
+    memcpy(m->id, id, 32);
+    m->want = 1;
+    missing_add_who(m, p->id, 0);
+    k++;
+  }
+  if (asked != NULL)
+    *asked = k;
   return KITH_OK;
 }
 
@@ -484,44 +637,353 @@ static gpeer *next_announcer(kith_gossip *g, missing *m) {
   }
 }
 
-/* Announced ids that did not arrive in time: GRAFT from the next
- * announcer still linked; after the last one, anti-entropy takes over. */
+/* Ids that did not arrive in time: GRAFT from the next announcer still
+ * linked; after the last one, anti-entropy takes over. */
 static void expire_missing(kith_gossip *g, uint64_t now, kith_out *out) {
   GHashTableIter it;
   gpointer v;
+  uint64_t next = 0;
   g_hash_table_iter_init(&it, g->missing);
   while (g_hash_table_iter_next(&it, NULL, &v)) {
     missing *m = v;
-    if (m->deadline > now)
-      continue;
-    gpeer *p = next_announcer(g, m);
-    if (p == NULL) {
-      g_hash_table_iter_remove(&it);
-      continue;
+    if (m->deadline <= now) {
+      gpeer *p = next_announcer(g, m);
+      if (p == NULL) {
+        g_hash_table_iter_remove(&it);
+        continue;
+      }
+      if (m->want) { /* without changing any tree */
+        gs_send_ids(g, p->id, KITH_GF_WANT, m->id, 1, out);
+        g->st.wants_sent++;
+      } else {
+        send_graft(g, p, m->id, 1, NULL, 0, 0, out);
+        g->st.grafts_sent++;
+      }
+      m->asked_at = now;
+      m->deadline = now + g->cfg.graft_retry_ms;
     }
-    if (p->active)
-      p->eager = 1;
-    gs_send_ids(g, p->id, KITH_GF_GRAFT, m->id, 1, out);
-    g->st.grafts_sent++;
-    m->deadline = now + g->cfg.graft_retry_ms;
+    if (next == 0 || m->deadline < next)
+      next = m->deadline;
+  }
+  g->missing_at = next;
+}
+
+/* ---- receiving ---- */
+
+static void deliver(kith_gossip *g, const uint8_t from[32],
+                    const uint8_t id[32], uint64_t tag, uint32_t hops, int push,
+                    const arrival *how, const uint8_t *data, size_t len,
+                    uint64_t now, kith_out *out) {
+  pending *pe = g_new0(pending, 1);
+  memcpy(pe->id, id, 32);
+  memcpy(pe->from, from, 32);
+  pe->tag = tag;
+  pe->how = *how;
+  pe->hops = hops;
+  pe->push = push;
+  pe->data = g_memdup2(data, len);
+  pe->len = len;
+  pe->since = now;
+  pend_add(g, pe);
+  if (g->pend_at == 0)
+    g->pend_at = now + KITH_GOSSIP_PENDING_MS;
+  gs_seen_set(g, id, SEEN_PENDING);
+  kith_out_item *it =
+      kith_out_push(out, KITH_OUT_DELIVER, from, g_memdup2(data, len), len);
+  if (it != NULL) {
+    memcpy(it->id, id, 32);
+    it->hops = hops;
   }
 }
 
-static void start_recon(kith_gossip *g, uint64_t now, kith_out *out) {
-  gpeer *list[PEERS_MAX];
-  uint32_t n = gs_active_list(g, list);
-  g->recon_at = now + gs_jitter(g, g->cfg.recon_ms);
-  if (n == 0)
-    return;
-  uint8_t *msg = NULL;
-  size_t len = 0;
-  gpeer *p = list[gs_below(g, n)];
-  kith_recon_free(p->rs[0]); /* an unfinished one is abandoned */
-  p->rs[0] = session_new(g);
-  if (kith_recon_initiate(p->rs[0], &msg, &len) == KITH_OK)
-    recon_send(g, p, RECON_START, msg, len, out);
-  g_free(msg);
+static kith_err on_payload(kith_gossip *g, gpeer *p, const uint8_t from[32],
+                           const msgpack_object *f, uint32_t nf, uint64_t now,
+                           kith_out *out) {
+  uint8_t id[32];
+  uint64_t tag, hops, push;
+  const uint8_t *data;
+  size_t len;
+  if (nf != 5 || kith_codec_uint(&f[1], UINT64_MAX, &tag) != KITH_OK ||
+      kith_codec_uint(&f[2], HOPS_MAX, &hops) != KITH_OK ||
+      kith_codec_uint(&f[3], PUSH_OWN, &push) != KITH_OK ||
+      kith_codec_bin(&f[4], KITH_GOSSIP_MAX_PAYLOAD, &data, &len) != KITH_OK)
+    return KITH_ERR_DECODE;
+  g->st.payloads++;
+  kith_gossip_payload_id(data, len, id);
+  int own = push == PUSH_OWN && tag != 0;
+  if (gs_seen(g, id) != 0) {
+    g->st.duplicates++;
+    if (push)
+      sample_duplicate(g, id, own, now);
+    if (push && p != NULL && p->active &&
+        (tree_for(g, tag)->eager & bit(g, p))) {
+      /* a second path: keep the first (the neighbour pushed along the
+       * tree it says; both ends drop the edge from that tree). A push
+       * along an edge this node has lazy already is left alone: such
+       * one-sided edges (left by crossing PRUNEs and pushes) keep a
+       * second way into parts of the tree. */
+      edge(g, p, tag, own, 0);
+      send_prune(g, p, tag, own, out);
+    }
+    return KITH_OK;
+  }
+  if (!pend_room(g, from, len)) {
+    g->st.overflows++; /* not marked seen: it can come again */
+    return KITH_OK;
+  }
+  arrival how = {.pushed = push != 0};
+  int fwd = push != 0;
+  missing *m = g_hash_table_lookup(g->missing, id);
+  if (m != NULL) {
+    int asked = 0;
+    for (uint32_t k = 0; k < m->n; k++)
+      asked |= m->hops[k] == UINT8_MAX && memcmp(m->who[k], from, 32) == 0;
+    if (asked) { /* our GRAFT's (or WANT's) answer */
+      how = (arrival){.graft_from = m->announced ? m->since : 0};
+      gs_rtt_sample(g, now - m->asked_at);
+    } else if (push && m->announced) /* a push, later than an IHAVE */
+      late_sample(g, own, now - m->since), how.sampled = 1;
+    fwd = 1; /* the subtree behind this node probably lacks it too */
+    g_hash_table_remove(g->missing, id);
+  }
+  if (push && p != NULL && p->active)
+    edge(g, p, tag, own, 1); /* the first edge joins the tree */
+  deliver(g, from, id, tag, (uint32_t)hops, fwd, &how, data, len, now, out);
+  return KITH_OK;
 }
+
+/* Plumtree's optimization: an announcer that had the event much sooner
+ * (in hops) than the neighbour that pushed it to us becomes our parent in
+ * that source's tree: GRAFT it for the source, PRUNE the old parent. */
+static void maybe_rewire(kith_gossip *g, gpeer *a, cached *c, uint32_t hops,
+                         kith_out *out) {
+  static const uint8_t zero[32];
+  tree *t = tree_for(g, c->tag);
+  int mine = t != &g->dflt;
+  uint32_t gain = mine ? OPT_OWN : OPT_DEFAULT;
+  if (a == NULL || !a->active || (t->eager & bit(g, a)) ||
+      memcmp(c->from, zero, 32) == 0 || hops + 1 + gain > c->hops)
+    return;
+  gpeer *parent = gs_peer(g, c->from);
+  c->hops = hops + 1; /* rewire once per event */
+  if (parent == NULL || !parent->active || !(t->eager & bit(g, parent)))
+    return;
+  t->eager |= bit(g, a);
+  send_graft(g, a, NULL, 0, &c->tag, mine, !mine, out);
+  t->eager &= ~bit(g, parent);
+  send_prune(g, parent, c->tag, mine, out);
+}
+
+static void note_missing(kith_gossip *g, const uint8_t from[32],
+                         const uint8_t *id, uint8_t hops, uint64_t now) {
+  int own = (hops & IHAVE_OWN) != 0;
+  missing *m = missing_get(g, id, own, now);
+  if (m == NULL)
+    return;
+  if (!m->announced) {
+    m->announced = 1;
+    m->since = now;
+  }
+  missing_add_who(m, from, hops & ~IHAVE_OWN);
+}
+
+/* A bin of n short ids (n <= KITH_GOSSIP_IDS_MAX). */
+static kith_err read_short_ids(const msgpack_object *o, const uint8_t **ids,
+                               size_t *n) {
+  size_t len;
+  if (kith_codec_bin(o, KITH_GOSSIP_IDS_MAX * SHORT_ID, ids, &len) != KITH_OK ||
+      len % SHORT_ID != 0)
+    return KITH_ERR_DECODE;
+  *n = len / SHORT_ID;
+  return KITH_OK;
+}
+
+static kith_err on_ihave(kith_gossip *g, gpeer *p, const uint8_t from[32],
+                         const msgpack_object *f, uint32_t nf, uint64_t now,
+                         kith_out *out) {
+  size_t n, nh;
+  const uint8_t *ids, *hops;
+  if (nf != 3 || read_short_ids(&f[1], &ids, &n) != KITH_OK ||
+      kith_codec_bin(&f[2], KITH_GOSSIP_IDS_MAX, &hops, &nh) != KITH_OK ||
+      nh != n)
+    return KITH_ERR_DECODE;
+  for (size_t i = 0; i < n; i++) {
+    const uint8_t *id = ids + SHORT_ID * i;
+    if (!g_hash_table_contains(g->seen_pfx, id)) {
+      note_missing(g, from, id, hops[i], now);
+      continue;
+    }
+    cached *c = g_hash_table_lookup(g->cache_pfx, id);
+    if (c == NULL || gs_seen(g, c->id) != SEEN_VALID)
+      continue;
+    sample_early(g, c);
+    maybe_rewire(g, p, c, hops[i] & ~IHAVE_OWN, out);
+  }
+  return KITH_OK;
+}
+
+/* Sends p the listed events it asked for (GRAFT: short ids, push; WANT:
+ * full ids, reply): from the cache, or looked up by the caller (FETCH). */
+static void answer(kith_gossip *g, gpeer *p, const uint8_t *ids, size_t n,
+                   size_t idlen, int push, kith_out *out) {
+  uint8_t *fetch = NULL;
+  size_t nf = 0;
+  for (size_t i = 0; i < n; i++) {
+    const uint8_t *id = ids + idlen * i, *full = id;
+    cached *c = g_hash_table_lookup(idlen == 32 ? g->cache : g->cache_pfx, id);
+    if (c != NULL) {
+      tree *t = tree_for(g, c->tag);
+      int kind = !push ? PUSH_REPLY : t == &g->dflt ? PUSH_DEFAULT : PUSH_OWN;
+      send_payload(g, p->id, c->tag, c->hops + 1, kind, c->data, c->len, out);
+      if (push && p->active)
+        t->eager |= bit(g, p);
+      continue;
+    }
+    if (idlen != 32)
+      full = g_hash_table_lookup(g->seen_pfx, id);
+    if (full != NULL && gs_seen(g, full) == SEEN_VALID) {
+      if (fetch == NULL)
+        fetch = g_malloc(32 * n);
+      memcpy(fetch + 32 * nf++, full, 32);
+    }
+  }
+  if (fetch != NULL)
+    (void)kith_out_push(out, KITH_OUT_FETCH, p->id, fetch, 32 * nf);
+}
+
+static kith_err on_graft(kith_gossip *g, gpeer *p, const msgpack_object *f,
+                         uint32_t nf, kith_out *out) {
+  const uint8_t *ids;
+  const msgpack_object *tags;
+  uint64_t dflt, tag;
+  size_t n;
+  if (nf != 4 || read_short_ids(&f[1], &ids, &n) != KITH_OK ||
+      kith_codec_array(&f[2], UINT32_MAX, &tags) != KITH_OK ||
+      f[2].via.array.size > KITH_GOSSIP_IDS_MAX ||
+      kith_codec_uint(&f[3], 1, &dflt) != KITH_OK)
+    return KITH_ERR_DECODE;
+  for (uint32_t i = 0; i < f[2].via.array.size; i++)
+    if (kith_codec_uint(&tags[i], UINT64_MAX, &tag) != KITH_OK)
+      return KITH_ERR_DECODE;
+  if (p == NULL)
+    return KITH_OK;
+  for (uint32_t i = 0; p->active && i < f[2].via.array.size; i++)
+    edge(g, p, tags[i].via.u64, tags[i].via.u64 != 0, 1);
+  if (dflt && p->active)
+    g->dflt.eager |= bit(g, p);
+  answer(g, p, ids, n, SHORT_ID, 1, out);
+  return KITH_OK;
+}
+
+static kith_err on_prune(kith_gossip *g, gpeer *p, const msgpack_object *f,
+                         uint32_t nf) {
+  uint64_t tag, own;
+  if (nf != 3 || kith_codec_uint(&f[1], UINT64_MAX, &tag) != KITH_OK ||
+      kith_codec_uint(&f[2], 1, &own) != KITH_OK)
+    return KITH_ERR_DECODE;
+  if (p != NULL && p->active)
+    edge(g, p, tag, own && tag != 0, 0);
+  return KITH_OK;
+}
+
+static kith_err on_want(kith_gossip *g, gpeer *p, const msgpack_object *f,
+                        uint32_t nf, kith_out *out) {
+  uint8_t(*ids)[32] = g_malloc_n(KITH_GOSSIP_IDS_MAX, 32);
+  size_t n = 0;
+  kith_err err = KITH_ERR_DECODE;
+  if (nf == 2 && gs_read_ids(&f[1], KITH_GOSSIP_IDS_MAX, ids, &n) == KITH_OK) {
+    err = KITH_OK;
+    if (p != NULL)
+      answer(g, p, ids[0], n, 32, 0, out);
+  }
+  g_free(ids);
+  return err;
+}
+
+kith_err pt_recv(kith_gossip *g, gpeer *p, const uint8_t from[32], int type,
+                 const msgpack_object *f, uint32_t nf, uint64_t now,
+                 kith_out *out) {
+  switch (type) {
+  case KITH_GF_PAYLOAD:
+    return on_payload(g, p, from, f, nf, now, out);
+  case KITH_GF_IHAVE:
+    return on_ihave(g, p, from, f, nf, now, out);
+  case KITH_GF_GRAFT:
+    return on_graft(g, p, f, nf, out);
+  case KITH_GF_PRUNE:
+    return on_prune(g, p, f, nf);
+  case KITH_GF_WANT:
+    return on_want(g, p, f, nf, out);
+  default:
+    return rc_recv(g, p, f, nf, now, out);
+  }
+}
+
+kith_err kith_gossip_send_payload(kith_gossip *g, const uint8_t peer[32],
+                                  const uint8_t *payload, size_t len,
+                                  kith_out *out) {
+  gpeer *p = gs_peer(g, peer);
+  if (len > KITH_GOSSIP_MAX_PAYLOAD || (payload == NULL && len > 0))
+    return KITH_ERR_ARG;
+  if (p == NULL || !p->linked)
+    return KITH_ERR_STATE;
+  /* looked up in the store: its source is not known here */
+  send_payload(g, peer, 0, 1, PUSH_REPLY, payload, len, out);
+  return KITH_OK;
+}
+
+/* ---- neighbours ---- */
+
+/* A new neighbour is eager in every tree (Plumtree): a redundant edge
+ * costs one duplicate of each source's next message, which prunes it in
+ * that source's tree only; a missing one would cost a GRAFT's wait. A
+ * node that had no eager edge at all asks the neighbour to push
+ * everything to it as well. */
+void pt_neighbor_up(kith_gossip *g, gpeer *p, kith_out *out) {
+  GHashTableIter it;
+  gpointer v;
+  int alone = g->dflt.eager == 0;
+  g->dflt.eager |= bit(g, p);
+  g_hash_table_iter_init(&it, g->trees);
+  while (g_hash_table_iter_next(&it, NULL, &v))
+    if (((tree *)v)->own)
+      ((tree *)v)->eager |= bit(g, p);
+  if (alone)
+    send_graft(g, p, NULL, 0, NULL, 0, 1, out);
+}
+
+/* A neighbour leaves the active view: its edges go. A tree in which this
+ * node is left without an eager edge asks another neighbour to push it
+ * at once, rather than wait for the next message's announcement. */
+void pt_neighbor_gone(kith_gossip *g, gpeer *p, kith_out *out) {
+  uint64_t tags[KITH_GOSSIP_IDS_MAX], b = bit(g, p);
+  size_t k = 0;
+  GHashTableIter it;
+  gpointer v;
+  gpeer *list[PEERS_MAX], *r = NULL;
+  uint32_t n = gs_active_list(g, list);
+  for (uint32_t i = 0, c = 0; i < n; i++)
+    if (list[i] != p && gs_below(g, ++c) == 0)
+      r = list[i]; /* a random other neighbour */
+  int dflt = g->dflt.eager == b;
+  g->dflt.eager &= ~b;
+  g_hash_table_iter_init(&it, g->trees);
+  while (g_hash_table_iter_next(&it, NULL, &v)) {
+    tree *t = v;
+    if (t->own && t->eager == b && k < KITH_GOSSIP_IDS_MAX)
+      tags[k++] = t->tag;
+    t->eager &= ~b;
+  }
+  if (r == NULL || (!dflt && k == 0))
+    return;
+  for (size_t i = 0; i < k; i++)
+    tree_own(g, tags[i])->eager |= bit(g, r);
+  if (dflt)
+    g->dflt.eager |= bit(g, r);
+  send_graft(g, r, NULL, 0, tags, k, dflt, out);
+}
+
+/* ---- time ---- */
 
 /* A payload the application never judged (e.g. an event whose parents
  * never came) is forgotten after KITH_GOSSIP_PENDING_MS, without blame, so
@@ -530,53 +992,50 @@ static void start_recon(kith_gossip *g, uint64_t now, kith_out *out) {
 static void expire_pending(kith_gossip *g, uint64_t now) {
   GHashTableIter it;
   gpointer v;
+  GPtrArray *old = g_ptr_array_new();
+  uint64_t next = UINT64_MAX;
 
   g_hash_table_iter_init(&it, g->pend);
   while (g_hash_table_iter_next(&it, NULL, &v)) {
     pending *pe = v;
-    if (pe->since == 0) {
-      pe->since = now ? now : 1;
-    } else if (now - pe->since >= KITH_GOSSIP_PENDING_MS) {
-      seen_set(g, pe->id, 0);
-      g->st.overflows++;
-      g_hash_table_iter_remove(&it);
-    }
+    if (now >= pe->since + KITH_GOSSIP_PENDING_MS)
+      g_ptr_array_add(old, pe->id);
+    else
+      next = MIN(next, pe->since + KITH_GOSSIP_PENDING_MS);
   }
+  for (guint i = 0; i < old->len; i++) {
+    pending *pe = pend_take(g, old->pdata[i]);
+    if (gs_seen(g, pe->id) == SEEN_PENDING)
+      gs_seen_set(g, pe->id, 0);
+    if (pe->forwarded)
+      cache_drop(g, pe->id);
+    g->st.overflows++;
+    pt_free_pending(pe);
+  }
+  g_ptr_array_free(old, TRUE);
+  g->pend_at = next == UINT64_MAX ? 0 : next;
 }
 
 void pt_tick(kith_gossip *g, uint64_t now, kith_out *out) {
-  expire_pending(g, now);
+  if (g->pend_at != 0 && now >= g->pend_at)
+    expire_pending(g, now);
   if (g->ihave_at != 0 && now >= g->ihave_at) {
     g->ihave_at = 0;
     for (uint32_t i = 0; i < PEERS_MAX; i++)
       if (g->peers[i].used)
         flush_ihave(g, &g->peers[i], out);
   }
-  expire_missing(g, now, out);
-  if (g->recon_at != 0 && now >= g->recon_at)
-    start_recon(g, now, out);
+  if (g->missing_at != 0 && now >= g->missing_at)
+    expire_missing(g, now, out);
+  rc_tick(g, now, out);
+  g->st.lazy_ms = (uint32_t)lazy_wait(g, 1);
 }
 
 uint64_t pt_deadline(const kith_gossip *g) {
   uint64_t d = UINT64_MAX;
-  if (g->ihave_at != 0)
-    d = g->ihave_at;
-  if (g->recon_at != 0 && g->recon_at < d)
-    d = g->recon_at;
-  GHashTableIter it;
-  gpointer v;
-  g_hash_table_iter_init(&it, g->missing);
-  while (g_hash_table_iter_next(&it, NULL, &v))
-    if (((missing *)v)->deadline < d)
-      d = ((missing *)v)->deadline;
+  const uint64_t at[] = {g->ihave_at, g->pend_at, g->missing_at, g->recon_at};
+  for (size_t i = 0; i < G_N_ELEMENTS(at); i++)
+    if (at[i] != 0 && at[i] < d)
+      d = at[i];
   return d;
-}
-
-void pt_peer_gone(kith_gossip *g, gpeer *p) {
-  (void)g;
-  p->n_lazy = 0; /* announcements lost; anti-entropy covers them */
-  for (int k = 0; k < 2; k++) {
-    kith_recon_free(p->rs[k]);
-    p->rs[k] = NULL;
-  }
 }

@@ -21,6 +21,7 @@ struct held {
   kith_event ev;
   int why;          /* WAIT_* */
   uint8_t wait[32]; /* WAIT_PARENT: the parent it waits for */
+  uint64_t epoch;   /* WAIT_KEY: the epoch whose key it waits for */
   size_t cost;
   GList link; /* in its author's queue */
 };
@@ -60,7 +61,8 @@ kith_group *kith_group_new(const uint8_t gid[32], const kith_ident *me) {
   g->by_author = g_hash_table_new_full(id_hash, id_equal, g_free, g_free);
   g->wait_keys = g_ptr_array_new();
   g->wait_time = g_ptr_array_new();
-  g->epochs = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+  g->epochs =
+      g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
   g->prov = g_ptr_array_new();
   g->chains = grp_chains_new();
   g_queue_init(&g->chain_lru);
@@ -76,6 +78,8 @@ void kith_group_free(kith_group *g) {
   while (g_hash_table_iter_next(&it, NULL, &v))
     held_free(v);
   g_hash_table_destroy(g->held);
+  while (g->ready.length > 0) /* only if a drain was cut short */
+    held_free(g_queue_pop_head(&g->ready));
   g_hash_table_destroy(g->waiting);
   g_hash_table_destroy(g->by_author);
   g_ptr_array_free(g->wait_keys, TRUE);
@@ -85,6 +89,8 @@ void kith_group_free(kith_group *g) {
   grp_keys_clear(g);
   grp_chains_clear(g);
   g_hash_table_destroy(g->epochs);
+  if (g->need_seen)
+    g_hash_table_destroy(g->need_seen);
   if (g->raws)
     g_hash_table_destroy(g->raws);
   if (g->raw_order)
@@ -155,6 +161,7 @@ static void evict_one(kith_group *g, GQueue *prefer) {
     while (g_hash_table_iter_next(&it, NULL, &v))
       if (!q || ((GQueue *)v)->length > q->length)
         q = v;
+    g->stats.held_steps += g_hash_table_size(g->by_author);
   }
   if (!q || !q->head)
     return;
@@ -166,7 +173,7 @@ static void evict_one(kith_group *g, GQueue *prefer) {
 /* Holds ev (moved in). Being held is never a verdict: a held event that is
  * evicted is simply forgotten, and arrives again from a peer later. */
 static kith_err hold(kith_group *g, kith_event *ev, int why,
-                     const uint8_t *wait_in) {
+                     const uint8_t *wait_in, uint64_t epoch) {
   uint8_t wait[32] = {0};
   if (wait_in)
     memcpy(wait, wait_in, 32); /* it may point into ev, which moves */
@@ -183,6 +190,7 @@ static kith_err hold(kith_group *g, kith_event *ev, int why,
   h->ev = *ev;
   memset(ev, 0, sizeof *ev);
   h->why = why;
+  h->epoch = epoch;
   h->cost = cost;
   h->link.data = h;
   g_queue_push_tail_link(mine, &h->link);
@@ -228,8 +236,34 @@ grp_front *grp_parents_front(kith_group *g, const kith_event *ev) {
   return grp_front_merge(g, fs, ev->n_parents);
 }
 
-static int has_departed(const kith_group *g) {
-  return g->was_member && !grp_state_member(&g->st, g->me->pk);
+/* Keys may still come to this node: it is not a member yet (its add
+ * brings them), a member that does not hold the current epoch (the rekey
+ * owed to it brings a new one), or one whose box of the current epoch's
+ * rekey did not open (it asks for the key). A member that holds it
+ * accepts messages of other epochs unread at once: the key of an epoch
+ * given only to others may never come. */
+static int keys_may_come(kith_group *g) {
+  if (!grp_state_member(&g->st, g->me->pk) || g->victim)
+    return 1; /* a victim asks for the current epoch's key (need) */
+  GByteArray *h = g_byte_array_new();
+  grp_state_holders(g, &g->st, h);
+  int holder = 0;
+  for (guint i = 0; i + 32 <= h->len && !holder; i += 32)
+    holder = memcmp(h->data + i, g->me->pk, 32) == 0;
+  g_byte_array_free(h, TRUE);
+  return !holder;
+}
+
+/* The epochs whose keys held control events wait for, each once. */
+void grp_held_key_epochs(const kith_group *g, GArray *out) {
+  for (guint i = 0; i < g->wait_keys->len; i++) {
+    const held *h = g->wait_keys->pdata[i];
+    int seen = grp_is_message_like(h->ev.kind);
+    for (guint k = 0; k < out->len && !seen; k++)
+      seen = g_array_index(out, uint64_t, k) == h->epoch;
+    if (!seen)
+      g_array_append_val(out, h->epoch);
+  }
 }
 
 /* ---- acceptance ---- */
@@ -242,7 +276,8 @@ static long member_index(const grp_state *s, const uint8_t id[32]) {
 }
 
 /* A recovery rekey replaces the current epoch's rekey, whose box for its
- * author did not open: its body names that rekey's (older) epoch. */
+ * author did not open (and whose key nobody gave it): its body names that
+ * rekey's (older) epoch. */
 static kith_err check_recovery(kith_group *g, const grp_state *s,
                                const kith_event *ev, const body *b,
                                const grp_inner *in) {
@@ -250,18 +285,16 @@ static kith_err check_recovery(kith_group *g, const grp_state *s,
   if (!bad || bad->kind != KITH_EV_REKEY || s->epoch_ctl != bad->cseq ||
       b->epoch != bad->epoch)
     return KITH_ERR_PROTOCOL;
-  uint32_t num = grp_member_number(g, ev->author);
-  for (uint32_t i = 0; i < bad->n_rcpt; i++)
-    if (bad->rcpt[i] == num)
-      return KITH_OK;
-  return KITH_ERR_PROTOCOL;
+  return grp_was_sent(g, bad->in.new_epoch, NULL, ev->author)
+             ? KITH_OK
+             : KITH_ERR_PROTOCOL;
 }
 
 /* Everything decided at the event's parents, without side effects: the
  * author, the body's epoch, the inner plaintext, the kind's rule. */
 static kith_err check_at_parents(kith_group *g, const grp_state *s,
-                                 const kith_event *ev, const body *b,
-                                 grp_inner *in, int own) {
+                                 const grp_front *pf, const kith_event *ev,
+                                 const body *b, grp_inner *in, int own) {
   int control = grp_is_control(ev->kind);
   if (ev->kind != KITH_EV_CREATE && !grp_state_member(s, ev->author))
     return KITH_ERR_NOT_MEMBER;
@@ -270,15 +303,19 @@ static kith_err check_at_parents(kith_group *g, const grp_state *s,
     rc = grp_open_meta(g, ev, b, in);
   if (rc != KITH_OK)
     return rc;
-  if (ev->kind != KITH_EV_CREATE && b->epoch != s->epoch) {
-    if (!(ev->kind == KITH_EV_REKEY && in->has_ref))
-      return KITH_ERR_PROTOCOL;
-    rc = check_recovery(g, s, ev, b, in);
-  } else if (ev->kind == KITH_EV_REKEY && in->has_ref) {
-    rc = KITH_ERR_PROTOCOL; /* a recovery names an older epoch */
-  }
+  if (ev->kind == KITH_EV_REKEY && in->has_ref)
+    rc = b->epoch != s->epoch ? check_recovery(g, s, ev, b, in)
+                              : KITH_ERR_PROTOCOL; /* names an older epoch */
+  else if (ev->kind == KITH_EV_NEED || ev->kind == KITH_EV_KEYS)
+    rc = grp_need_check(g, s, pf, ev, b, in);
+  else if (ev->kind != KITH_EV_CREATE && b->epoch != s->epoch)
+    rc = KITH_ERR_PROTOCOL;
   if (rc == KITH_OK && ev->kind == KITH_EV_REKEY && !own &&
       grp_rekey_n_boxes(b) != (long)s->members->len)
+    rc = KITH_ERR_PROTOCOL;
+  /* a new epoch is new: not one started in the rekey's causal past */
+  if (rc == KITH_OK && ev->kind == KITH_EV_REKEY &&
+      grp_epoch_start(g, in->new_epoch, &pf->anc))
     rc = KITH_ERR_PROTOCOL;
   if (rc == KITH_OK && ev->kind == KITH_EV_ADD &&
       s->history == KITH_HISTORY_JOINED &&
@@ -374,18 +411,32 @@ static void take_keys(kith_group *g, grp_ctl *c, const body *b, long box) {
       grp_prov_promote(g, c->id);
     else
       grp_prov_drop(g, c->id);
-  } else if (c->kind == KITH_EV_REKEY && box >= 0 &&
-             !grp_take_rekey_keys(g, b, (size_t)box, c->in.new_epoch) &&
-             !grp_find_secret(g, c->in.new_epoch)) {
-    memcpy(g->victim_of, c->id, 32); /* our box did not open */
-    g->victim = 1;
+  } else if (c->kind == KITH_EV_REKEY && box >= 0) {
+    (void)grp_take_rekey_keys(g, b, (size_t)box, c->in.new_epoch);
+  } else if (c->kind == KITH_EV_KEYS) {
+    const grp_ctl *n = grp_ctl_by_id(g, c->in.ref);
+    if (n && memcmp(n->author, g->me->pk, 32) == 0)
+      grp_take_given_keys(g, b, n->in.epochs, n->in.n_epochs);
   }
 }
 
-static void note_epoch(kith_group *g, uint64_t epoch) {
-  uint64_t *k = g_new(uint64_t, 1);
-  *k = epoch;
-  g_hash_table_replace(g->epochs, k, NULL);
+/* This node is a victim of the rekey that started the current epoch: it
+ * was one of its recipients, but holds no secret of its epoch (its box did
+ * not open). Derived from the state and the keys, so that a garbage rekey
+ * that lost to a concurrent honest one (or arrived after it) makes nobody
+ * a victim, and a restarted node knows it is one. */
+void grp_note_victim(kith_group *g) {
+  const grp_ctl *cur = grp_ctl_at(g, g->st.epoch_ctl);
+  gpointer num = g_hash_table_lookup(g->mnum, g->me->pk);
+  g->victim = 0;
+  if (!cur || cur->kind != KITH_EV_REKEY || !num ||
+      grp_find_secret(g, cur->in.new_epoch))
+    return;
+  for (uint32_t i = 0; i < cur->n_rcpt; i++)
+    if (cur->rcpt[i] == GPOINTER_TO_UINT(num) - 1) {
+      memcpy(g->victim_of, cur->id, 32);
+      g->victim = 1;
+    }
 }
 
 /* The control event joins the DAG; the global state follows. */
@@ -412,18 +463,15 @@ static void fold_control(kith_group *g, grp_ctl *c) {
   grp_ctl_insert(g, c);
   g->st_version++;
   if (c->kind == KITH_EV_CREATE)
-    note_epoch(g, c->epoch);
+    grp_epoch_started(g, c->epoch, c->cseq);
   else if (c->kind == KITH_EV_REKEY)
-    note_epoch(g, c->in.new_epoch);
+    grp_epoch_started(g, c->in.new_epoch, c->cseq);
   if (append) {
     grp_fold_append(g, c);
   } else {
     grp_state_clear(&g->st);
     grp_fold(g, NULL, &g->st);
   }
-  const grp_ctl *cur = grp_ctl_at(g, g->st.epoch_ctl);
-  if (g->victim && (!cur || memcmp(g->victim_of, cur->id, 32) != 0))
-    g->victim = 0; /* a newer epoch took over */
 }
 
 kith_err grp_accept(kith_group *g, kith_event *ev, const body *b,
@@ -443,7 +491,7 @@ kith_err grp_accept(kith_group *g, kith_event *ev, const body *b,
     in = *own, memset(own, 0, sizeof *own);
   kith_err rc = ev->kind != KITH_EV_CREATE && !pf
                     ? KITH_ERR_MISSING
-                    : check_at_parents(g, s, ev, b, &in, own != NULL);
+                    : check_at_parents(g, s, pf, ev, b, &in, own != NULL);
   int control = grp_is_control(ev->kind);
   long box = rc == KITH_OK && ev->kind == KITH_EV_REKEY && !own
                  ? member_index(s, g->me->pk)
@@ -469,14 +517,13 @@ kith_err grp_accept(kith_group *g, kith_event *ev, const body *b,
   if (c) {
     fold_control(g, c);
     take_keys(g, c, b, box);
+    grp_note_victim(g);
   } else {
     spend_message(g, ev, b, spend);
   }
   grp_sum_add(g, ev, c ? c->self : pf);
   grp_heads_update(g, ev, c ? c->self : pf);
   g->n_events++;
-  if (grp_state_member(&g->st, g->me->pk))
-    g->was_member = 1;
   if (c && c->kind > KITH_EV_MESSAGE)
     g->has_ext_kind = 1;
   push_accepted(ev, c ? &c->in : &in, c ? c->effective : 1, acc);
@@ -509,6 +556,26 @@ static kith_err as_receipt_error(kith_err rc) {
   }
 }
 
+/* An event whose key this node lacks is held only if its epoch can be
+ * right: the current epoch at its parents, or for a rekey or need the
+ * epoch of the rekey that started that one (a keys event's epoch is its
+ * needs', known once it is opened). Any other epoch is rejected now, so
+ * that what is held for a key is held for an epoch that exists. */
+static kith_err epoch_may_be(kith_group *g, const kith_event *ev,
+                             const body *b) {
+  if (ev->kind == KITH_EV_CREATE || ev->kind == KITH_EV_KEYS)
+    return KITH_OK;
+  grp_front *pf = grp_parents_front(g, ev);
+  if (!pf)
+    return KITH_OK;
+  const grp_state *s = grp_state_at(g, pf);
+  int ok = b->epoch == s->epoch ||
+           ((ev->kind == KITH_EV_REKEY || ev->kind == KITH_EV_NEED) &&
+            b->epoch == grp_state_prior_epoch(g, s));
+  grp_front_unref(g, pf);
+  return ok ? KITH_OK : KITH_ERR_PROTOCOL;
+}
+
 /* Parents, depth, dates and keys, then acceptance; holds ev (moved in) if
  * something it needs is not here yet. */
 static kith_err process(kith_group *g, kith_event *ev, uint64_t now_ms,
@@ -524,106 +591,161 @@ static kith_err process(kith_group *g, kith_event *ev, uint64_t now_ms,
   for (size_t i = 0; rc == KITH_OK && i < ev->n_parents; i++) {
     grp_sum *p = grp_sum_get(g, ev->parents[i]);
     if (!p)
-      rc = hold(g, ev, WAIT_PARENT, ev->parents[i]);
+      rc = hold(g, ev, WAIT_PARENT, ev->parents[i], 0);
     else
       depth = MAX(depth, p->depth + 1), ts = MAX(ts, p->ts);
   }
   if (rc == KITH_OK && ev->kind != KITH_EV_CREATE &&
       (ev->depth != depth || ev->ts_ms + KITH_CLOCK_SKEW_MS < ts))
     rc = KITH_ERR_PROTOCOL;
-  if (rc == KITH_OK && ev->ts_ms > now_ms + KITH_CLOCK_SKEW_MS)
-    rc = hold(g, ev, WAIT_TIME, NULL);
+  /* A stored event being converted was accepted before: no clock here. */
+  if (rc == KITH_OK && !g->converting &&
+      ev->ts_ms > now_ms + KITH_CLOCK_SKEW_MS)
+    rc = hold(g, ev, WAIT_TIME, NULL, 0);
+  /* Without the epoch's key a control event cannot be checked: held. A
+   * message and its kin need no key to be checked; they wait for it only
+   * while it may come, else they are accepted unread, so that the events
+   * built on them are not held for ever. */
   uint8_t key[KITH_KEY_LEN];
-  if (rc == KITH_OK && !grp_meta_key(g, b.epoch, key))
-    rc = has_departed(g) ? KITH_ERR_NOT_MEMBER : hold(g, ev, WAIT_KEY, NULL);
+  if (rc == KITH_OK && !grp_meta_key(g, b.epoch, key)) {
+    rc = epoch_may_be(g, ev, &b);
+    if (rc == KITH_OK && (!grp_is_message_like(ev->kind) || keys_may_come(g)))
+      rc = hold(g, ev, WAIT_KEY, NULL, b.epoch);
+  }
   sodium_memzero(key, sizeof key);
+  uint8_t id[32];
+  memcpy(id, ev->id, 32); /* ev moves if it is held or accepted */
   if (rc == KITH_OK) {
-    uint8_t id[32];
-    memcpy(id, ev->id, 32);
     rc = grp_accept(g, ev, &b, NULL, now_ms, acc);
     if (rc == KITH_OK)
       grp_release_waiting(g, id, now_ms, acc);
-    else if (ev->kind == KITH_EV_ADD && rc != KITH_ERR_IO)
-      grp_prov_drop(g, id);
   }
+  /* a rejected add leaves no provisional keys behind */
+  if (rc != KITH_OK && rc != KITH_ERR_MISSING && rc != KITH_ERR_IO)
+    grp_prov_drop(g, id);
   grp_body_clear(&b);
   return rc;
 }
 
+/* What processing one event may change that held events wait for: keys
+ * (kept or provisional), and the state (a member that became a holder of
+ * the current epoch no longer waits for keys of messages). */
+typedef struct key_mark {
+  size_t keys, prov;
+  uint64_t version;
+} key_mark;
+
+static key_mark mark_keys(const kith_group *g) {
+  return (key_mark){g->n_secrets, g->prov->len, g->st_version};
+}
+
+static void release_unreadable(kith_group *g, uint64_t now_ms, GPtrArray *acc);
+
+static void after_keys(kith_group *g, key_mark m, uint64_t now_ms,
+                       GPtrArray *acc) {
+  if (g->n_secrets != m.keys || g->prov->len != m.prov)
+    grp_release_keys(g, now_ms, acc);
+  else if (g->st_version != m.version)
+    release_unreadable(g, now_ms, acc);
+}
+
 kith_err grp_receive_event(kith_group *g, kith_event *ev, uint64_t now_ms,
                            GPtrArray *acc) {
-  if (grp_sum_get(g, ev->id))
+  /* Only what memory knows: a message stored long ago is found by the
+   * store's insert (KITH_ERR_DUPLICATE, before anything in memory
+   * changes), which spares every new event a lookup. */
+  if (grp_known_cached(g, ev->id))
     return KITH_ERR_DUPLICATE;
   if (g_hash_table_contains(g->held, ev->id))
     return KITH_ERR_MISSING;
   kith_err rc = check_group_id(g, ev);
   if (rc != KITH_OK)
     return rc;
-  size_t keys = g->n_secrets, prov = g->prov->len;
+  key_mark m = mark_keys(g);
   rc = process(g, ev, now_ms, acc);
-  if (g->n_secrets != keys || g->prov->len != prov)
-    grp_release_keys(g, now_ms, acc);
+  after_keys(g, m, now_ms, acc);
   return as_receipt_error(rc);
 }
 
-/* Retries held events; those that still lack something are held again.
- * A worklist, not recursion: a long chain of held events is released one
- * by one. */
-static void retry(kith_group *g, GPtrArray *list, uint64_t now_ms,
-                  GPtrArray *acc) {
-  for (guint i = 0; i < list->len; i++) {
-    held *h = list->pdata[i];
+/* Retries the released held events; those that still lack something are
+ * held again. A worklist, not recursion: accepting one event queues the
+ * events that waited for it, and only the outermost call drains the
+ * queue, so a chain of held events of any length is released with a
+ * stack of constant depth. */
+static void drain(kith_group *g, uint64_t now_ms, GPtrArray *acc) {
+  if (g->draining)
+    return;
+  g->draining = 1;
+  while (g->ready.length > 0) {
+    held *h = g_queue_pop_head(&g->ready);
     kith_event ev = h->ev;
     memset(&h->ev, 0, sizeof h->ev);
     g_free(h);
-    size_t keys = g->n_secrets, prov = g->prov->len;
+    g->stats.held_steps++;
+    key_mark m = mark_keys(g);
     (void)process(g, &ev, now_ms, acc);
     kith_event_clear(&ev); /* a no-op if it moved into the group */
-    if (g->n_secrets != keys || g->prov->len != prov)
-      grp_release_keys(g, now_ms, acc);
+    after_keys(g, m, now_ms, acc);
   }
+  g->draining = 0;
 }
 
-static GPtrArray *take_list(kith_group *g, GPtrArray *from) {
-  GPtrArray *l = g_ptr_array_new();
-  for (guint i = from->len; i-- > 0;) {
-    held *h = from->pdata[i];
-    g_ptr_array_add(l, h);
+/* Moves the held events of list (taken from an index, newest first) to
+ * the worklist, oldest first, and drains it. */
+static void release(kith_group *g, GPtrArray *list, uint64_t now_ms,
+                    GPtrArray *acc) {
+  for (guint i = list->len; i-- > 0;) {
+    unindex(g, list->pdata[i]);
+    g_queue_push_tail(&g->ready, list->pdata[i]);
   }
-  for (guint i = 0; i < l->len; i++)
-    unindex(g, l->pdata[i]);
+  g_ptr_array_free(list, TRUE);
+  drain(g, now_ms, acc);
+}
+
+static GPtrArray *take_list(GPtrArray *from) {
+  GPtrArray *l = g_ptr_array_sized_new(from->len);
+  for (guint i = from->len; i-- > 0;)
+    g_ptr_array_add(l, from->pdata[i]);
   return l;
 }
 
 void grp_release_waiting(kith_group *g, const uint8_t id[32], uint64_t now_ms,
                          GPtrArray *acc) {
   GPtrArray *w = g_hash_table_lookup(g->waiting, id);
-  if (!w)
-    return;
-  GPtrArray *l = take_list(g, w);
-  retry(g, l, now_ms, acc);
-  g_ptr_array_free(l, TRUE);
+  if (w)
+    release(g, take_list(w), now_ms, acc);
 }
 
 void grp_release_keys(kith_group *g, uint64_t now_ms, GPtrArray *acc) {
-  if (g->wait_keys->len == 0)
+  if (g->wait_keys->len)
+    release(g, take_list(g->wait_keys), now_ms, acc);
+}
+
+/* The state changed: if keys can no longer come to this node, the
+ * messages held for theirs are accepted unread now (step 7 of 5.7), or
+ * they would stay held while other replicas accepted them. */
+static void release_unreadable(kith_group *g, uint64_t now_ms, GPtrArray *acc) {
+  if (g->wait_keys->len == 0 || keys_may_come(g))
     return;
-  GPtrArray *l = take_list(g, g->wait_keys);
-  retry(g, l, now_ms, acc);
-  g_ptr_array_free(l, TRUE);
+  GPtrArray *l = g_ptr_array_new();
+  for (guint i = g->wait_keys->len; i-- > 0;) {
+    held *h = g->wait_keys->pdata[i];
+    if (grp_is_message_like(h->ev.kind))
+      g_ptr_array_add(l, h);
+  }
+  g->stats.held_steps += g->wait_keys->len;
+  release(g, l, now_ms, acc);
 }
 
 static void release_time(kith_group *g, uint64_t now_ms, GPtrArray *acc) {
   GPtrArray *due = g_ptr_array_new();
-  for (guint i = 0; i < g->wait_time->len; i++) {
+  g->stats.held_steps += g->wait_time->len;
+  for (guint i = g->wait_time->len; i-- > 0;) {
     held *h = g->wait_time->pdata[i];
     if (h->ev.ts_ms <= now_ms + KITH_CLOCK_SKEW_MS)
       g_ptr_array_add(due, h);
   }
-  for (guint i = 0; i < due->len; i++)
-    unindex(g, due->pdata[i]);
-  retry(g, due, now_ms, acc);
-  g_ptr_array_free(due, TRUE);
+  release(g, due, now_ms, acc);
 }
 
 kith_err kith_group_receive(kith_group *g, const uint8_t *raw, size_t len,
@@ -773,6 +895,10 @@ uint64_t kith_group_n_events(const kith_group *g) {
   return g->n_events;
 }
 
+void kith_group_get_stats(const kith_group *g, kith_group_stats *out) {
+  *out = g->stats;
+}
+
 size_t kith_group_n_held(const kith_group *g) {
   return g_hash_table_size(g->held);
 }
@@ -907,7 +1033,7 @@ void kith_group_state_hash(kith_group *g, uint8_t out[32]) {
     kith_pack_bin(&p, hs->data + i, 32);
   kith_pack_uint(&p, g->n_events);
   if (g->st.ext)
-    grp_state_pack_ext(&g->st, &p);
+    grp_state_pack_ext(g, &g->st, &p);
   crypto_generichash(out, 32, (const uint8_t *)p.sb.data, p.sb.size, NULL, 0);
   kith_pack_clear(&p);
   g_byte_array_free(hs, TRUE);

@@ -21,6 +21,7 @@
  *       sealed = kith_gcrypto_seal(message key n of author's chain, ad,
  *       inner)
  *   every other kind: [epoch uint, sealed bin, extra bin|nil]
+ *       (extra: a bin for add, rekey and keys, nil otherwise)
  *       sealed = kith_gcrypto_seal(meta_key(E_epoch), ad, inner)
  *   ad = "kith body v1" || kind (1 byte) || author (32) || group id (32,
  *        zero for create)
@@ -44,6 +45,11 @@
  *   react:    [target bin32, emoji str, on uint (1 add, 0 remove)]
  *   edit:     [target bin32, text str]
  *   delete:   [target bin32]
+ *   need:     [[epoch uint, ...]]   (the epochs whose keys the author
+ *             asks for; sealed in the current epoch or the one before)
+ *   keys:     [need bin32]; its one parent is that need, its epoch the
+ *             need's; extra = sealed box to the need's author of a key
+ *             list
  *   key list: [[epoch uint, key bin32, full uint]...]; full = 1: the epoch
  *             secret, 0: only its meta key. */
 #ifndef KITH_GROUP_H
@@ -59,7 +65,17 @@
 
 #define KITH_NAME_MAX 64          /* bytes of a group or member name */
 #define KITH_TEXT_MAX (64 * 1024) /* message text: at most 64 KiB - 1 */
-#define KITH_GROUP_MAX_MEMBERS 1000
+/* A rekey seals the new epoch to every member in one event: one box of at
+ * most KITH_REKEY_BOX bytes each (bin8 header 2, sealed-box overhead 48, a
+ * key list of one entry 46: [[epoch uint64, secret bin32, 1]]) and at most
+ * KITH_REKEY_REST bytes for the rest of its body (array header, epoch,
+ * sealed inner, bin32 and array16 headers). So a group has at most as
+ * many members as boxes fit: 852. (More would need rekeys in several
+ * events or tree-based key agreement: docs/security.md, known limits.) */
+#define KITH_REKEY_BOX 96
+#define KITH_REKEY_REST 128
+#define KITH_GROUP_MAX_MEMBERS                                                 \
+  ((KITH_EVENT_MAX_BODY - KITH_REKEY_REST) / KITH_REKEY_BOX)
 #define KITH_GROUP_MAX_HELD 4096 /* events waiting for parents or keys */
 #define KITH_INVITE_MAX_USES 1000
 #define KITH_INVITE_MAX_TTL_MS (UINT64_C(366) * 24 * 3600 * 1000)
@@ -73,6 +89,15 @@
 /* A rekey a departed or removed member left owed: the designated member
  * makes it at once, every other member after this grace period. */
 #define KITH_REKEY_GRACE_MS (30 * 1000)
+/* A member whose box of the current epoch's rekey did not open asks for
+ * the key (a need); if nobody gives it, the most senior of those asking
+ * makes a new epoch (a recovery rekey) this long after asking, the others
+ * a turn later each. */
+#define KITH_RECOVERY_WAIT_MS (60 * 1000)
+/* Rekeys one member may make in a row: a rekey whose author made this
+ * many since the last membership change (create, add, remove, ban, leave
+ * that took effect), in the fold at its parents, is refused. */
+#define KITH_REKEY_RUN 4
 /* kith_group_secret_at/add_secret: an epoch with this bit set carries only
  * the epoch's meta key (history "joined"), not its secret. */
 #define KITH_EPOCH_META_ONLY (UINT64_C(1) << 63)
@@ -184,7 +209,9 @@ KITH_MUST kith_err kith_group_invite(kith_group *g, uint32_t uses,
                                      kith_accepted **out);
 /* Admits an invite holder. Appends the add (and, with history "joined",
  * the rekey that starts the newcomer's first epoch) to acc. Errors as
- * below, and KITH_ERR_NOT_FOUND (no such invite, or revoked),
+ * below (KITH_ERR_ARG also for a member id no sealed box can be made to:
+ * not a usable Ed25519 key), and KITH_ERR_NOT_FOUND (no such invite, or
+ * revoked),
  * KITH_ERR_EXPIRED, KITH_ERR_USED_UP, KITH_ERR_SIGNATURE (bad join proof),
  * KITH_ERR_EXISTS (already a member), KITH_ERR_FORBIDDEN (banned). */
 KITH_MUST kith_err kith_group_admit(kith_group *g, const uint8_t member[32],
@@ -220,7 +247,9 @@ KITH_MUST kith_err kith_group_admit(kith_group *g, const uint8_t member[32],
  * mute: owner/admin; until_ms 0 unmutes; a muted member cannot post
  *   (message, react, edit, delete) dated before until_ms.
  * revoke: the invite's maker, an owner or an admin.
- * rekey: any member: a fresh epoch secret sealed to every member. */
+ * rekey: any member: a fresh epoch secret sealed to every member;
+ *   KITH_ERR_LIMIT after KITH_REKEY_RUN rekeys in a row (no membership
+ *   change between). */
 KITH_MUST kith_err kith_group_remove(kith_group *g, const uint8_t member[32],
                                      uint64_t now_ms, GPtrArray *acc);
 KITH_MUST kith_err kith_group_ban(kith_group *g, const uint8_t node[32],
@@ -246,12 +275,16 @@ KITH_MUST kith_err kith_group_revoke(kith_group *g, const uint8_t invite_pk[32],
                                      uint64_t now_ms, GPtrArray *acc);
 KITH_MUST kith_err kith_group_rekey(kith_group *g, uint64_t now_ms,
                                     GPtrArray *acc);
-/* Makes any rekey this node owes (after a removal, a leave, a missed
- * epoch, an invite race, or a rekey whose box for this node did not open:
- * the designated member at once, any member after KITH_REKEY_GRACE_MS),
- * and retries events held for their date. The node calls it after every
- * batch of received events and once a second; appends 0 or more accepted
- * events to acc. */
+/* Asks for the keys of epochs this node lacks (a need: for what held
+ * control events wait for, or the current epoch's if its box did not
+ * open), answers the needs whose turn has come to it (keys events), makes
+ * a recovery rekey if the current epoch's key never came, makes any rekey
+ * this node owes (after a removal, a leave, a missed epoch, an invite
+ * race: the designated member at once, any member after
+ * KITH_REKEY_GRACE_MS), and retries events held for their date. The node
+ * calls it after every batch of received events and once a second;
+ * appends 0 or more accepted events to acc. Errors: KITH_ERR_IO (the
+ * store), or why an owed rekey could not be made (tried again later). */
 KITH_MUST kith_err kith_group_maintain(kith_group *g, uint64_t now_ms,
                                        GPtrArray *acc);
 
@@ -274,10 +307,11 @@ KITH_MUST kith_err kith_group_check_invite(const kith_group *g,
  * or the reason it was rejected (KITH_ERR_DECODE, KITH_ERR_SIGNATURE,
  * KITH_ERR_PROTOCOL, KITH_ERR_NOT_MEMBER, KITH_ERR_FORBIDDEN,
  * KITH_ERR_CRYPTO, KITH_ERR_LIMIT): those depend only on the bytes and
- * their causal past, so the same bytes are rejected everywhere. A node
- * that was a member and no longer is gets KITH_ERR_NOT_MEMBER for events
- * it cannot decrypt instead of holding them. Rejected events leave the
- * state unchanged. */
+ * their causal past, so the same bytes are rejected everywhere (a node
+ * that lacks an event's key holds it: it is no verdict). A member that
+ * holds the current epoch accepts a message (react, edit, delete) whose
+ * key it lacks unread instead of holding it (docs/protocol.md 5.7, step
+ * 7). Rejected events leave the state unchanged. */
 KITH_MUST kith_err kith_group_receive(kith_group *g, const uint8_t *raw,
                                       size_t len, uint64_t now_ms,
                                       GPtrArray *accepted);
@@ -323,13 +357,27 @@ typedef struct kith_invite_info {
 size_t kith_group_n_invites(const kith_group *g);
 void kith_group_invite_at(const kith_group *g, size_t i, kith_invite_info *out);
 
-/* Reports: a member's recovery rekey names a rekey whose box for it did
- * not open; its author is reported. */
+/* Reports: a member asked for the key of an epoch whose rekey another
+ * member sealed to it (its box did not open); that author is reported. */
 size_t kith_group_n_reports(const kith_group *g);
 void kith_group_report_at(const kith_group *g, size_t i, uint8_t reporter[32],
                           uint8_t accused[32], uint8_t rekey[32]);
 
 uint64_t kith_group_n_events(const kith_group *g); /* accepted events */
+
+/* The engine's work, counted in steps of the loops whose length could grow
+ * with a group's history (for tests and benchmarks: a deterministic
+ * measure of what an event cost). Counters only grow. */
+typedef struct kith_group_stats {
+  uint64_t fold_steps;  /* control events visited by folds of the state */
+  uint64_t front_steps; /* frontier elements compared when merging parents */
+  uint64_t sum_lookups; /* event summaries looked up (memory or store) */
+  uint64_t held_steps;  /* held events or their authors examined */
+  uint64_t head_steps;  /* heads examined when choosing parents */
+  uint64_t key_allocs;  /* locked allocations made for keys (the table
+                           growing, an add's key list that opened) */
+} kith_group_stats;
+void kith_group_get_stats(const kith_group *g, kith_group_stats *out);
 size_t kith_group_n_held(const kith_group *g);
 int kith_group_has_event(kith_group *g, const uint8_t id[32]);
 /* The raw bytes of an accepted event (from memory or the store).

@@ -162,30 +162,22 @@ kith_err kith_group_revoke(kith_group *g, const uint8_t invite_pk[32],
 
 /* ---- rekey ---- */
 
-/* One box per member of s, in id order: the new secret, plus (for a member
- * who does not hold the current epoch, e.g. admitted concurrently with a
- * rekey) the most recent older keys, as meta keys only with history
- * "joined". */
+/* One box per member of s, in id order, holding only the new secret: a
+ * member that lacks an older epoch asks for it (a need), so every box has
+ * one size and a rekey for KITH_GROUP_MAX_MEMBERS always fits. */
 static kith_err pack_boxes(kith_group *g, const grp_state *s, uint64_t epoch,
                            const uint8_t secret[32], kith_pack *x) {
   kith_err rc = KITH_OK;
-  GByteArray *holders = g_byte_array_new();
-  grp_state_holders(g, s, holders);
   kith_pack_array(x, s->members->len);
   for (guint i = 0; rc == KITH_OK && i < s->members->len; i++) {
     const grp_member *m = &g_array_index(s->members, grp_member, i);
-    int has = 0;
-    for (guint k = 0; k + 32 <= holders->len && !has; k += 32)
-      has = memcmp(holders->data + k, m->m.id, 32) == 0;
     uint8_t *box = NULL;
     size_t len = 0;
-    rc = grp_seal_keys(g, m->m.id, s->history == KITH_HISTORY_JOINED,
-                       has ? 0 : GROUP_CATCHUP_MAX, epoch, secret, &box, &len);
+    rc = grp_seal_keys(g, m->m.id, 0, 0, epoch, secret, &box, &len);
     if (rc == KITH_OK)
       kith_pack_bin(x, box, len);
     g_free(box);
   }
-  g_byte_array_free(holders, TRUE);
   return rc == KITH_OK && x->failed ? KITH_ERR_NOMEM : rc;
 }
 
@@ -237,9 +229,7 @@ static kith_err rekey_at(kith_group *g, kith_event *ev, const grp_state *s,
     grp_inner_clear(&own);
   if (rc != KITH_OK && g->n_secrets > before && g->secrets_saved <= before) {
     /* the epoch was never made: its key goes */
-    sodium_memzero(&g->secrets[before],
-                   sizeof(secret_rec) * (g->n_secrets - before));
-    g->n_secrets = before;
+    grp_keys_truncate(g, before);
   }
   kith_pack_clear(&x);
   kith_pack_clear(&p);
@@ -286,32 +276,36 @@ int grp_local_rekey_due(kith_group *g) {
       due = !grp_state_member(&g->st, ex->data + i);
     g_byte_array_free(ex, TRUE);
   }
-  g->due_cached = due || g->victim;
+  g->due_cached = due;
   g->due_version = g->st_version + 1;
   return g->due_cached;
 }
 
-/* Concurrency rule 7 (docs/protocol.md 5.9): the designated rekeyer at
+/* Key requests first (group_need.c: ask for what we lack, answer whose
+ * turn has come, recover when the current epoch's key never came), then
+ * concurrency rule 7 (docs/protocol.md 5.9): the designated rekeyer at
  * once, everyone else after the grace period; at most one of ours per
- * period after a failure. A member whose box of the current rekey did not
- * open makes a recovery rekey. */
+ * period after a failure. */
 kith_err kith_group_maintain(kith_group *g, uint64_t now_ms, GPtrArray *acc) {
   if (!g || !acc)
     return KITH_ERR_ARG;
   grp_release_time(g, now_ms, acc);
   const grp_state *s = &g->st;
-  if (!s->created || !grp_state_member(s, g->me->pk) || !grp_local_rekey_due(g))
+  if (!s->created || !grp_state_member(s, g->me->pk))
     return KITH_OK;
+  kith_err io = grp_need_maintain(g, now_ms, acc); /* KITH_ERR_IO only */
+  if (!grp_local_rekey_due(g))
+    return io;
   const uint8_t *who = grp_state_rekeyer(s);
-  int mine = g->victim || (who && memcmp(who, g->me->pk, 32) == 0);
+  int mine = who && memcmp(who, g->me->pk, 32) == 0;
   if (!mine && now_ms < s->change_ts + KITH_REKEY_GRACE_MS)
-    return KITH_OK;
+    return io;
   if ((!mine || g->rekey_failed) && g->last_rekey_ms &&
       now_ms < g->last_rekey_ms + KITH_REKEY_GRACE_MS)
-    return KITH_OK;
+    return io;
   kith_err rc = grp_compose_rekey(g, now_ms, acc);
   g->rekey_failed = rc != KITH_OK;
   if (rc != KITH_OK)
     g->last_rekey_ms = now_ms ? now_ms : 1; /* do not retry every second */
-  return rc;
+  return rc != KITH_OK ? rc : io;
 }

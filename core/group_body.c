@@ -19,7 +19,12 @@
 
 #define PROV_MAX 8 /* adds sealed to us waiting at once */
 
-/* ---- epoch keys ---- */
+/* ---- epoch keys ----
+ *
+ * The table lives in one locked allocation (key_mem) after a scratch area
+ * where key lists are opened, so reading a key list maps nothing new; the
+ * block is replaced only when the table doubles. key_index finds an
+ * epoch's record (its secret if kept, else its meta key) without a scan. */
 
 static const secret_rec *find_rec(const secret_rec *r, size_t n, uint64_t epoch,
                                   int full_only) {
@@ -33,10 +38,15 @@ static const secret_rec *find_rec(const secret_rec *r, size_t n, uint64_t epoch,
   return full_only ? NULL : meta;
 }
 
+static const secret_rec *find_kept(const kith_group *g, uint64_t epoch) {
+  gpointer v = g->key_index ? g_hash_table_lookup(g->key_index, &epoch) : NULL;
+  return v ? &g->secrets[GPOINTER_TO_SIZE(v) - 1] : NULL;
+}
+
 /* In the kept keys, then in the provisional ones; a full secret first. */
 static const secret_rec *find_key(const kith_group *g, uint64_t epoch,
                                   int full_only) {
-  const secret_rec *r = find_rec(g->secrets, g->n_secrets, epoch, 0);
+  const secret_rec *r = find_kept(g, epoch);
   if (r && r->full)
     return r;
   for (guint i = 0; g->prov && i < g->prov->len; i++) {
@@ -78,22 +88,42 @@ static int key_fits(uint64_t epoch, const uint8_t *key, int full) {
   return ok;
 }
 
+/* Makes room for one more record: a new block of twice the records (the
+ * scratch area is not copied: nothing lives there between calls). */
 static int grow_secrets(kith_group *g) {
-  if (g->n_secrets < g->cap_secrets)
+  if (g->key_mem && g->n_secrets < g->cap_secrets)
     return 1;
   if (g->cap_secrets >= GROUP_MAX_SECRETS)
     return 0;
   size_t cap = g->cap_secrets ? g->cap_secrets * 2 : 16;
-  secret_rec *n = sodium_malloc(sizeof(secret_rec) * cap);
-  if (!n)
+  uint8_t *mem = sodium_malloc(GROUP_KEY_SCRATCH + sizeof(secret_rec) * cap);
+  if (!mem)
     return 0;
+  g->stats.key_allocs++;
+  secret_rec *recs = (secret_rec *)(void *)(mem + GROUP_KEY_SCRATCH);
   if (g->n_secrets)
-    memcpy(n, g->secrets, sizeof(secret_rec) * g->n_secrets);
-  if (g->secrets)
-    sodium_free(g->secrets);
-  g->secrets = n;
+    memcpy(recs, g->secrets, sizeof(secret_rec) * g->n_secrets);
+  if (g->key_mem)
+    sodium_free(g->key_mem);
+  g->key_mem = mem;
+  g->secrets = recs;
   g->cap_secrets = cap;
+  if (!g->key_index)
+    g->key_index =
+        g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
   return 1;
+}
+
+/* The scratch area key lists are opened in (GROUP_KEY_SCRATCH bytes), or
+ * NULL if it cannot be had. */
+static uint8_t *scratch(kith_group *g) {
+  return g->key_mem || grow_secrets(g) ? g->key_mem : NULL;
+}
+
+static void index_key(kith_group *g, uint64_t epoch, size_t i) {
+  uint64_t *k = g_new(uint64_t, 1);
+  *k = epoch;
+  g_hash_table_replace(g->key_index, k, GSIZE_TO_POINTER(i + 1));
 }
 
 /* A secret learned after the meta key is appended (not written over the
@@ -104,16 +134,29 @@ int grp_add_key(kith_group *g, uint64_t epoch, const uint8_t *key, int full,
     return 0;
   if (!any && !g_hash_table_contains(g->epochs, &epoch))
     return 0; /* no such epoch in this group: never kept */
-  const secret_rec *have = find_rec(g->secrets, g->n_secrets, epoch, 0);
+  const secret_rec *have = find_kept(g, epoch);
   if (have && (have->full || !full))
     return 1;
   if (!grow_secrets(g))
     return 0;
-  secret_rec *r = &g->secrets[g->n_secrets++];
+  secret_rec *r = &g->secrets[g->n_secrets];
   r->epoch = epoch;
   r->full = full != 0;
   memcpy(r->key, key, KITH_KEY_LEN);
+  index_key(g, epoch, g->n_secrets++);
   return 1;
+}
+
+/* Forgets the records from n on (keys of an epoch that was never made). */
+void grp_keys_truncate(kith_group *g, size_t n) {
+  while (g->n_secrets > n) {
+    secret_rec *r = &g->secrets[--g->n_secrets];
+    g_hash_table_remove(g->key_index, &r->epoch);
+    const secret_rec *meta = find_rec(g->secrets, g->n_secrets, r->epoch, 0);
+    if (meta)
+      index_key(g, r->epoch, (size_t)(meta - g->secrets));
+    sodium_memzero(r, sizeof *r);
+  }
 }
 
 void kith_group_add_secret(kith_group *g, uint64_t epoch,
@@ -181,9 +224,13 @@ void grp_prov_promote(kith_group *g, const uint8_t add_id[32]) {
 }
 
 void grp_keys_clear(kith_group *g) {
-  if (g->secrets)
-    sodium_free(g->secrets);
+  if (g->key_mem)
+    sodium_free(g->key_mem);
+  g->key_mem = NULL;
   g->secrets = NULL;
+  if (g->key_index)
+    g_hash_table_destroy(g->key_index);
+  g->key_index = NULL;
   for (guint i = 0; g->prov && i < g->prov->len; i++)
     prov_free(g->prov->pdata[i]);
   if (g->prov)
@@ -312,6 +359,11 @@ void grp_chains_clear(kith_group *g) {
 
 /* ---- bodies ---- */
 
+/* Add, rekey and keys carry sealed boxes in a third element (extra). */
+int grp_has_extra(uint32_t kind) {
+  return kind == KITH_EV_ADD || kind == KITH_EV_REKEY || kind == KITH_EV_KEYS;
+}
+
 int grp_is_message_like(uint32_t kind) {
   return kind == KITH_EV_MESSAGE || kind == KITH_EV_REACT ||
          kind == KITH_EV_EDIT || kind == KITH_EV_DELETE;
@@ -348,7 +400,7 @@ static kith_err read_body(const kith_event *ev, const msgpack_object *it,
     if (kith_codec_bin(&it[1], KITH_EVENT_MAX_BODY, &p, &n) != KITH_OK)
       return KITH_ERR_DECODE;
     int nil = it[2].type == MSGPACK_OBJECT_NIL;
-    int want = ev->kind == KITH_EV_ADD || ev->kind == KITH_EV_REKEY;
+    int want = grp_has_extra(ev->kind);
     if (want ? nil : !nil)
       return KITH_ERR_DECODE;
     if (!nil && kith_codec_bin(&it[2], KITH_EVENT_MAX_BODY, &x, &xn) != KITH_OK)
@@ -460,6 +512,16 @@ static kith_err read_text(const msgpack_object *o, size_t max, int topic,
   return KITH_OK;
 }
 
+/* [id bin32] */
+static kith_err read_id(const msgpack_object *o, uint8_t id[32], int *has) {
+  const msgpack_object *it;
+  if (kith_codec_array(o, 1, &it) != KITH_OK ||
+      kith_codec_bin_fixed(&it[0], id, 32) != KITH_OK)
+    return KITH_ERR_DECODE;
+  *has = 1;
+  return KITH_OK;
+}
+
 static kith_err read_member(const msgpack_object *o, grp_inner *in) {
   const msgpack_object *it;
   return kith_codec_array(o, 1, &it) == KITH_OK &&
@@ -523,6 +585,21 @@ static kith_err read_about(uint32_t kind, const msgpack_object *o,
   return KITH_OK;
 }
 
+/* need [[epoch uint, ...]]: 1..GROUP_NEED_MAX epochs, ascending. */
+static kith_err read_need(const msgpack_object *o, grp_inner *in) {
+  const msgpack_object *it, *e;
+  if (kith_codec_array(o, 1, &it) != KITH_OK ||
+      !arr(&it[0], 1, GROUP_NEED_MAX, &e))
+    return KITH_ERR_DECODE;
+  in->n_epochs = it[0].via.array.size;
+  in->epochs = g_new(uint64_t, in->n_epochs);
+  for (uint32_t i = 0; i < in->n_epochs; i++)
+    if (kith_codec_uint(&e[i], GROUP_EPOCH_MAX, &in->epochs[i]) != KITH_OK ||
+        (i && in->epochs[i] <= in->epochs[i - 1]))
+      return KITH_ERR_DECODE;
+  return KITH_OK;
+}
+
 static kith_err read_inner(const kith_group *g, const kith_event *ev,
                            const msgpack_object *o, grp_inner *in) {
   const msgpack_object *it;
@@ -567,6 +644,10 @@ static kith_err read_inner(const kith_group *g, const kith_event *ev,
   case KITH_EV_EDIT:
   case KITH_EV_DELETE:
     return read_about(ev->kind, o, in);
+  case KITH_EV_NEED:
+    return read_need(o, in);
+  case KITH_EV_KEYS:
+    return read_id(o, in->ref, &in->has_ref);
   default:
     return KITH_ERR_PROTOCOL;
   }
@@ -634,10 +715,16 @@ void grp_inner_clear(grp_inner *in) {
   g_free(in->name);
   g_free(in->owner_name);
   g_free(in->pt);
+  g_free(in->epochs);
   memset(in, 0, sizeof *in);
 }
 
-/* ---- key lists (carried by add and rekey) ---- */
+/* ---- key lists (carried by add, rekey and keys) ---- */
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
 
 static void pack_key(kith_pack *p, uint64_t epoch, const uint8_t *key,
                      int full) {
@@ -678,55 +765,72 @@ kith_err grp_seal_keys(const kith_group *g, const uint8_t member[32],
   return rc;
 }
 
-/* Unseals box and reads its key list into recs (at most max entries, each
- * checked against its epoch id). If want_first is set, the first entry
- * must be that epoch's secret, else nothing is read. Returns how many. */
-static size_t read_key_list(const kith_group *g, const uint8_t *box, size_t len,
-                            int want_first, uint64_t first, secret_rec *recs,
-                            size_t max) {
-  if (len <= KITH_SEAL_OVERHEAD)
+/* Opens box (a key list sealed to this node) in the scratch area and
+ * unpacks it into u, which borrows the scratch until close_list. Returns
+ * the number of entries (at most GROUP_MAX_KEY_LIST), 0 if it does not
+ * open or is not a key list; *pt_len gets what close_list must wipe. */
+static uint32_t open_list(kith_group *g, const uint8_t *box, size_t len,
+                          msgpack_unpacked *u, size_t *pt_len) {
+  msgpack_unpacked_init(u);
+  *pt_len = 0;
+  uint8_t *pt = scratch(g);
+  if (!pt || len <= KITH_SEAL_OVERHEAD ||
+      len - KITH_SEAL_OVERHEAD > GROUP_KEY_SCRATCH)
     return 0;
-  size_t n = len - KITH_SEAL_OVERHEAD, took = 0;
-  uint8_t *pt = sodium_malloc(n);
-  msgpack_unpacked u;
-  msgpack_unpacked_init(&u);
-  if (pt && kith_unseal(g->me, box, len, pt) == KITH_OK &&
-      kith_codec_unpack(pt, n, &u) == KITH_OK &&
-      u.data.type == MSGPACK_OBJECT_ARRAY &&
-      u.data.via.array.size <= GROUP_MAX_KEY_LIST) {
-    for (uint32_t i = 0; i < u.data.via.array.size && took < max; i++) {
-      const msgpack_object *it;
-      uint64_t epoch, full;
-      secret_rec *r = &recs[took];
-      if (kith_codec_array(&u.data.via.array.ptr[i], 3, &it) != KITH_OK ||
-          kith_codec_uint(&it[0], GROUP_EPOCH_MAX, &epoch) != KITH_OK ||
-          kith_codec_bin_fixed(&it[1], r->key, KITH_KEY_LEN) != KITH_OK ||
-          kith_codec_uint(&it[2], 1, &full) != KITH_OK ||
-          (i == 0 && want_first && (epoch != first || !full)) ||
-          !key_fits(epoch, r->key, (int)full))
-        break;
-      r->epoch = epoch;
-      r->full = (int)full;
-      took++;
-    }
-  }
-  msgpack_unpacked_destroy(&u);
-  if (pt)
-    sodium_free(pt);
-  return took;
+  *pt_len = len - KITH_SEAL_OVERHEAD;
+  if (kith_unseal(g->me, box, len, pt) != KITH_OK ||
+      kith_codec_unpack(pt, *pt_len, u) != KITH_OK ||
+      u->data.type != MSGPACK_OBJECT_ARRAY ||
+      u->data.via.array.size > GROUP_MAX_KEY_LIST)
+    return 0;
+  return u->data.via.array.size;
 }
 
+static void close_list(kith_group *g, msgpack_unpacked *u, size_t pt_len) {
+  msgpack_unpacked_destroy(u);
+  if (pt_len)
+    sodium_memzero(g->key_mem, pt_len);
+}
+
+/* Entry i of an open key list, if well formed and its key is the key of
+ * its epoch (the caller wipes r). */
+static int list_entry(const msgpack_unpacked *u, uint32_t i, secret_rec *r) {
+  const msgpack_object *it;
+  uint64_t epoch, full;
+  if (kith_codec_array(&u->data.via.array.ptr[i], 3, &it) != KITH_OK ||
+      kith_codec_uint(&it[0], GROUP_EPOCH_MAX, &epoch) != KITH_OK ||
+      kith_codec_bin_fixed(&it[1], r->key, KITH_KEY_LEN) != KITH_OK ||
+      kith_codec_uint(&it[2], 1, &full) != KITH_OK ||
+      !key_fits(epoch, r->key, (int)full))
+    return 0;
+  r->epoch = epoch;
+  r->full = (int)full;
+  return 1;
+}
+
+/* The keys of an add sealed to this node, kept aside until the add is
+ * accepted (reading stops at the first malformed or unfitting entry). The
+ * box is opened in the scratch area; only a box that opens costs a new
+ * allocation. */
 void grp_prov_take(kith_group *g, const kith_event *ev, const body *b) {
-  if (ev->kind != KITH_EV_ADD || prov_index(g, ev->id) >= 0 ||
-      b->extra_len <= KITH_SEAL_OVERHEAD)
+  if (ev->kind != KITH_EV_ADD || prov_index(g, ev->id) >= 0)
     return;
-  prov_keys *p = g_new0(prov_keys, 1);
-  p->keys = sodium_malloc(sizeof(secret_rec) * GROUP_MAX_KEY_LIST);
-  if (p->keys)
-    p->n = read_key_list(g, b->extra, b->extra_len, 0, 0, p->keys,
-                         GROUP_MAX_KEY_LIST);
-  if (p->n == 0) {
-    prov_free(p);
+  msgpack_unpacked u;
+  size_t pt_len;
+  uint32_t n = open_list(g, b->extra, b->extra_len, &u, &pt_len);
+  prov_keys *p = NULL;
+  if (n) {
+    p = g_new0(prov_keys, 1);
+    p->keys = sodium_malloc(sizeof(secret_rec) * n);
+    g->stats.key_allocs++;
+  }
+  while (p && p->keys && p->n < n &&
+         list_entry(&u, (uint32_t)p->n, &p->keys[p->n]))
+    p->n++;
+  close_list(g, &u, pt_len);
+  if (!p || p->n == 0) {
+    if (p)
+      prov_free(p);
     return;
   }
   memcpy(p->add_id, ev->id, 32);
@@ -735,16 +839,16 @@ void grp_prov_take(kith_group *g, const kith_event *ev, const body *b) {
   g_ptr_array_add(g->prov, p);
 }
 
-/* The extra of a rekey: a msgpack array of bins. Returns their number (-1
- * if malformed); *box gets a copy of box want (if asked). */
-static long rekey_boxes(const body *b, size_t want, uint8_t **box,
-                        size_t *len) {
+/* The extra of a rekey or keys event: a msgpack array of at most max
+ * bins. Returns their number (-1 if malformed); *box gets a copy of box
+ * want (if asked). */
+static long boxes(const body *b, uint32_t max, size_t want, uint8_t **box,
+                  size_t *len) {
   msgpack_unpacked u;
   msgpack_unpacked_init(&u);
   long count = -1;
   if (kith_codec_unpack(b->extra, b->extra_len, &u) == KITH_OK &&
-      u.data.type == MSGPACK_OBJECT_ARRAY &&
-      u.data.via.array.size <= KITH_GROUP_MAX_MEMBERS) {
+      u.data.type == MSGPACK_OBJECT_ARRAY && u.data.via.array.size <= max) {
     count = (long)u.data.via.array.size;
     for (uint32_t i = 0; i < u.data.via.array.size && count >= 0; i++) {
       const uint8_t *p;
@@ -765,21 +869,69 @@ static long rekey_boxes(const body *b, size_t want, uint8_t **box,
 }
 
 long grp_rekey_n_boxes(const body *b) {
-  return rekey_boxes(b, SIZE_MAX, NULL, NULL);
+  return boxes(b, KITH_GROUP_MAX_MEMBERS, SIZE_MAX, NULL, NULL);
 }
 
 int grp_take_rekey_keys(kith_group *g, const body *b, size_t i,
                         uint64_t new_epoch) {
   uint8_t *box = NULL;
-  size_t len = 0, n = 0;
-  secret_rec *recs =
-      sodium_malloc(sizeof(secret_rec) * (GROUP_CATCHUP_MAX + 1));
-  if (recs && rekey_boxes(b, i, &box, &len) >= 0 && box)
-    n = read_key_list(g, box, len, 1, new_epoch, recs, GROUP_CATCHUP_MAX + 1);
-  for (size_t k = 0; k < n; k++)
-    (void)grp_add_key(g, recs[k].epoch, recs[k].key, recs[k].full, 0);
-  if (recs)
-    sodium_free(recs);
+  size_t len = 0, pt_len = 0;
+  msgpack_unpacked u;
+  uint32_t n = 0;
+  if (boxes(b, KITH_GROUP_MAX_MEMBERS, i, &box, &len) >= 0 && box)
+    n = open_list(g, box, len, &u, &pt_len);
+  else
+    msgpack_unpacked_init(&u);
+  /* only the first entry, the new epoch's secret: older keys come by
+   * asking for them (need) */
+  secret_rec r;
+  int took = n > 0 && list_entry(&u, 0, &r) && r.epoch == new_epoch && r.full &&
+             grp_add_key(g, r.epoch, r.key, 1, 0);
+  sodium_memzero(&r, sizeof r);
+  close_list(g, &u, pt_len);
   g_free(box);
-  return n > 0;
+  return took;
+}
+
+void grp_take_given_keys(kith_group *g, const body *b, const uint64_t *epochs,
+                         uint32_t n) {
+  size_t pt_len = 0;
+  msgpack_unpacked u;
+  uint32_t entries = open_list(g, b->extra, b->extra_len, &u, &pt_len);
+  secret_rec r;
+  for (uint32_t k = 0; k < entries && k < n && list_entry(&u, k, &r); k++)
+    if (bsearch(&r.epoch, epochs, n, sizeof *epochs, cmp_u64))
+      (void)grp_add_key(g, r.epoch, r.key, r.full, 0);
+  sodium_memzero(&r, sizeof r);
+  close_list(g, &u, pt_len);
+}
+
+kith_err grp_seal_given(const kith_group *g, const uint8_t member[32],
+                        const uint64_t *epochs, const uint8_t *full, size_t n,
+                        uint8_t **out, size_t *out_len) {
+  kith_pack p;
+  kith_pack_init(&p);
+  kith_pack_array(&p, (uint32_t)n);
+  kith_err rc = KITH_OK;
+  for (size_t i = 0; i < n && rc == KITH_OK; i++) {
+    uint8_t key[KITH_KEY_LEN];
+    const uint8_t *secret = grp_find_secret(g, epochs[i]);
+    if (full[i] && secret)
+      memcpy(key, secret, KITH_KEY_LEN);
+    else if (full[i] || !grp_meta_key(g, epochs[i], key))
+      rc = KITH_ERR_STATE;
+    if (rc == KITH_OK)
+      pack_key(&p, epochs[i], key, full[i]);
+    sodium_memzero(key, sizeof key);
+  }
+  if (rc == KITH_OK && p.failed)
+    rc = KITH_ERR_NOMEM;
+  if (rc == KITH_OK) {
+    *out_len = p.sb.size + KITH_SEAL_OVERHEAD;
+    *out = g_malloc(*out_len);
+    rc = kith_seal(member, p.sb.data, p.sb.size, *out);
+  }
+  sodium_memzero(p.sb.data, p.sb.size);
+  kith_pack_clear(&p);
+  return rc;
 }

@@ -34,13 +34,14 @@ static gint id_order(gconstpointer a, gconstpointer b) {
  * and the GRP_OLD_PARENTS shallowest (so that stray old branches merge
  * over time instead of piling up). */
 #define GRP_OLD_PARENTS 4
-static void choose_parents(const kith_group *g, kith_event *ev) {
+static void choose_parents(kith_group *g, kith_event *ev) {
   GPtrArray *hs = g_ptr_array_new();
   GHashTableIter it;
   gpointer v;
   g_hash_table_iter_init(&it, g->heads);
   while (g_hash_table_iter_next(&it, NULL, &v))
     g_ptr_array_add(hs, v);
+  g->stats.head_steps += hs->len;
   g_ptr_array_sort(hs, head_cmp);
   if (hs->len > KITH_EVENT_MAX_PARENTS) {
     guint keep = KITH_EVENT_MAX_PARENTS - GRP_OLD_PARENTS;
@@ -63,7 +64,7 @@ static void choose_parents(const kith_group *g, kith_event *ev) {
   g_ptr_array_free(hs, TRUE);
 }
 
-void grp_start_event(const kith_group *g, kith_event *ev, uint32_t kind,
+void grp_start_event(kith_group *g, kith_event *ev, uint32_t kind,
                      uint64_t now_ms) {
   memset(ev, 0, sizeof *ev);
   ev->kind = kind;
@@ -92,7 +93,7 @@ static kith_err pack_body(const kith_event *ev, const uint8_t *gid,
   if (grp_is_message_like(ev->kind))
     kith_pack_uint(&p, n);
   kith_pack_bin(&p, sealed, sl);
-  if (ev->kind == KITH_EV_ADD || ev->kind == KITH_EV_REKEY)
+  if (grp_has_extra(ev->kind))
     kith_pack_bin(&p, extra, extra_len);
   else if (!grp_is_message_like(ev->kind))
     kith_pack_nil(&p);
@@ -102,6 +103,7 @@ static kith_err pack_body(const kith_event *ev, const uint8_t *gid,
   kith_pack_clear(&p);
   if (rc == KITH_OK && *out_len > KITH_EVENT_MAX_BODY) {
     g_free(*out);
+    *out = NULL; /* the caller frees it too */
     rc = KITH_ERR_LIMIT;
   }
   return rc;
@@ -137,7 +139,10 @@ kith_err grp_compose_at(kith_group *g, kith_event *ev, uint64_t epoch,
   if (rc == KITH_OK)
     rc = kith_event_build(ev, g->me, bytes, len);
   g_free(bytes);
-  body b = {.epoch = epoch, .n = n};
+  body b = {.epoch = epoch,
+            .n = n,
+            .extra = (uint8_t *)extra, /* borrowed: b is not cleared */
+            .extra_len = extra_len};
   if (rc == KITH_OK && !grp_is_message_like(ev->kind)) {
     own->pt = g_memdup2(inner->sb.data, inner->sb.size);
     own->pt_len = inner->sb.size;

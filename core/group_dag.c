@@ -168,6 +168,7 @@ grp_front *grp_front_merge(kith_group *g, grp_front *const *fronts, size_t n) {
     if (u == 0 || all[u - 1] != all[i])
       all[u++] = all[i];
   uint32_t *keep = g_new(uint32_t, u ? u : 1), k = 0;
+  g->stats.front_steps += (uint64_t)u * u;
   for (uint32_t i = 0; i < u; i++)
     if (!dominated(g, all, u, all[i]))
       keep[k++] = all[i];
@@ -226,6 +227,32 @@ void grp_ctl_free(kith_group *g, grp_ctl *c) {
   grp_front_unref(g, c->self);
   g_free(c->rcpt);
   g_free(c);
+}
+
+/* ---- epochs and the control events that started them ---- */
+
+/* g->epochs: epoch id -> uint32_t array {count, cseq...}: the create or
+ * rekeys naming it (several only if concurrent rekeys named one epoch). */
+void grp_epoch_started(kith_group *g, uint64_t epoch, uint32_t cseq) {
+  uint32_t *v = g_hash_table_lookup(g->epochs, &epoch);
+  uint32_t n = v ? v[0] : 0;
+  uint32_t *nv = g_new(uint32_t, n + 2);
+  if (v)
+    memcpy(nv, v, sizeof(uint32_t) * (n + 1));
+  nv[0] = n + 1;
+  nv[n + 1] = cseq;
+  uint64_t *k = g_new(uint64_t, 1);
+  *k = epoch;
+  g_hash_table_replace(g->epochs, k, nv);
+}
+
+const grp_ctl *grp_epoch_start(const kith_group *g, uint64_t epoch,
+                               const grp_ivs *past) {
+  const uint32_t *v = g_hash_table_lookup(g->epochs, &epoch);
+  for (uint32_t i = 0; v && i < v[0]; i++)
+    if (!past || grp_ivs_has(past, v[1 + i]))
+      return grp_ctl_at(g, v[1 + i]);
+  return NULL;
 }
 
 /* ---- member numbers ---- */
@@ -314,6 +341,7 @@ static grp_sum *sum_load(kith_group *g, const uint8_t id[32]) {
 }
 
 grp_sum *grp_sum_get(kith_group *g, const uint8_t id[32]) {
+  g->stats.sum_lookups++;
   grp_sum *s = g_hash_table_lookup(g->sums, id);
   if (s) {
     g_queue_unlink(&g->sum_lru, &s->link);
@@ -322,6 +350,12 @@ grp_sum *grp_sum_get(kith_group *g, const uint8_t id[32]) {
   }
   s = g_hash_table_lookup(g->heads, id);
   return s ? s : sum_load(g, id);
+}
+
+int grp_known_cached(kith_group *g, const uint8_t id[32]) {
+  return g_hash_table_contains(g->sums, id) ||
+         g_hash_table_contains(g->heads, id) ||
+         g_hash_table_contains(g->ctl_ids, id);
 }
 
 grp_sum *grp_sum_add(kith_group *g, const kith_event *ev, grp_front *cf) {
@@ -353,6 +387,7 @@ void grp_heads_update(kith_group *g, const kith_event *ev, grp_front *cf) {
   s->kind = ev->kind;
   s->cf = grp_front_ref(cf);
   g_hash_table_insert(g->heads, s->id, s);
+  g->heads_dirty = 1;
 }
 
 /* ---- life ---- */

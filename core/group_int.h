@@ -29,9 +29,15 @@
 #define GROUP_MAX_INVITES 65536      /* invite events in a group's life */
 #define GROUP_MAX_LIVE_INVITES 64    /* unused, unrevoked invites per member */
 #define GROUP_MAX_CONTROL (1u << 20) /* control events in a group's life */
-#define GROUP_MAX_SECRETS 65536      /* epochs a replica keeps keys of */
-#define GROUP_MAX_KEY_LIST 1025      /* entries of one key list */
-#define GROUP_CATCHUP_MAX 64 /* older keys in a rekey box for a member */
+/* Keys a replica keeps: one per epoch, two if its meta key came before its
+ * secret. Every epoch is started by a control event, so the table cannot
+ * fill before the control events do. */
+#define GROUP_MAX_SECRETS (2 * GROUP_MAX_CONTROL)
+#define GROUP_MAX_KEY_LIST 1025 /* entries of one key list */
+/* Bytes a key list entry [epoch uint, key bin32, full uint] takes at most,
+ * and the locked scratch area a key list is opened in. */
+#define GROUP_KEY_ENTRY_MAX 46
+#define GROUP_KEY_SCRATCH (GROUP_MAX_KEY_LIST * GROUP_KEY_ENTRY_MAX + 16)
 #define GROUP_MAX_EVENTS (UINT64_C(1) << 40)
 #define GROUP_MAX_HELD_BYTES (32u << 20)
 #define GROUP_HELD_PER_AUTHOR 512 /* held events of one author, at most */
@@ -41,6 +47,7 @@
 #define GROUP_STATE_CACHE 16   /* states at frontiers kept in memory */
 #define GROUP_CHAIN_CACHE 1024 /* sender chains kept in memory (store) */
 #define GROUP_MAX_REPORTS 4096
+#define GROUP_NEED_MAX 256 /* epochs one need asks for */
 
 /* ---- interval sets of control sequence numbers ---- */
 
@@ -81,7 +88,8 @@ typedef struct grp_inner {
   uint64_t history, admins_only;
   uint8_t pk[32];     /* invite, add, revoke: invite public key */
   uint8_t member[32]; /* add, remove, ban, unban, role, mute */
-  uint8_t ref[32];    /* message: reply_to; rekey: the rekey it replaces */
+  uint8_t ref[32];    /* message: reply_to; rekey: the rekey it replaces; keys:
+                         the need it answers */
   int has_ref;
   uint64_t uses, expires;
   uint64_t role;       /* role: the new role */
@@ -92,6 +100,8 @@ typedef struct grp_inner {
   int applies;         /* react, edit, delete: its target rules hold */
   uint8_t *pt;         /* control events: the inner plaintext's bytes */
   size_t pt_len;
+  uint64_t *epochs; /* need: the epochs asked for, ascending */
+  uint32_t n_epochs;
 } grp_inner;
 
 void grp_inner_clear(grp_inner *in);
@@ -138,6 +148,7 @@ typedef struct grp_member {
   kith_member m;  /* id, name (borrowed from the admitting event), role */
   uint32_t since; /* cseq of the admitting event (create or add) */
   uint64_t muted_until;
+  uint32_t run, run_gen; /* rekeys in a row, counted in change run_gen */
 } grp_member;
 
 typedef struct grp_invite {
@@ -152,6 +163,16 @@ typedef struct grp_report {
   uint8_t reporter[32], accused[32], rekey[32];
 } grp_report;
 
+/* A request: member lacks the key of epoch; the need (cseq) that asked
+ * last, how many needs asked, whether it is open (a keys event answering
+ * that need closes it). */
+typedef struct grp_need {
+  uint8_t member[32];
+  uint64_t epoch;
+  uint32_t need, asked;
+  int open;
+} grp_need;
+
 struct grp_state {
   int created;
   const char *name, *topic; /* borrowed from control events */
@@ -165,11 +186,19 @@ struct grp_state {
   GByteArray *bans;    /* 32-byte ids, sorted */
   GByteArray *shared;  /* ids added to the current epoch's holders */
   GArray *reports;     /* grp_report */
+  GArray *needs;       /* grp_need, sorted by (member, epoch) */
   uint64_t change_ts;  /* last membership change: when, by whom */
   uint8_t change_by[32];
-  int ext; /* an event of a kind after 9 (or a recovery rekey) applied */
+  uint32_t change_gen; /* membership changes so far (rekey runs) */
+  int ext;       /* an event of a kind after 9 (or a recovery rekey) applied */
+  int has_needs; /* a need took effect: the hash's ext carries the needs */
 };
 
+/* Binary search of key among n sorted elements of stride bytes at base;
+ * the index where it is (*found set) or would go. */
+guint grp_bsearch(const void *base, guint n, size_t stride,
+                  int (*cmp)(const void *elem, const void *key),
+                  const void *key, int *found);
 void grp_state_init(grp_state *s);
 void grp_state_clear(grp_state *s);
 void grp_state_copy(grp_state *dst, const grp_state *src);
@@ -184,7 +213,8 @@ kith_err grp_state_check_invite(const grp_state *s, const uint8_t pk[32],
                                 uint64_t ts);
 /* Checks the kind rule of a would-be event (kind, author, inner, ts) at
  * state s. KITH_OK or KITH_ERR_NOT_MEMBER, _FORBIDDEN, _PROTOCOL,
- * _NOT_FOUND, _EXPIRED, _USED_UP, _EXISTS, _LIMIT. */
+ * _NOT_FOUND, _EXPIRED, _USED_UP, _EXISTS, _LIMIT, _ARG (an add of an id
+ * no sealed box can be made to). */
 kith_err grp_state_check(const kith_group *g, const grp_state *s, uint32_t kind,
                          const uint8_t author[32], const grp_inner *in,
                          uint64_t ts);
@@ -205,10 +235,23 @@ void grp_state_cache_drop(kith_group *g, grp_front *f);
 void grp_state_holders(kith_group *g, const grp_state *s, GByteArray *out);
 void grp_state_exposed(kith_group *g, const grp_state *s, GByteArray *out);
 int grp_state_rekey_due(kith_group *g, const grp_state *s);
+/* The open request of member for epoch in s, or NULL. */
+const grp_need *grp_state_need(const grp_state *s, const uint8_t member[32],
+                               uint64_t epoch);
+/* The need event c still has an open request in s. */
+int grp_state_need_open(const grp_state *s, const grp_ctl *c);
+/* The epoch besides the current one that a need or recovery rekey may be
+ * sealed in: the body epoch of the rekey that started the current epoch
+ * (0 if a create started it). */
+uint64_t grp_state_prior_epoch(kith_group *g, const grp_state *s);
+/* Was member among the recipients of the control event that started
+ * epoch in past (a rekey's, or the creator of the create's)? */
+int grp_was_sent(const kith_group *g, uint64_t epoch, const grp_ivs *past,
+                 const uint8_t member[32]);
 const uint8_t *grp_state_rekeyer(const grp_state *s);
 struct kith_pack;
 void grp_state_pack(kith_group *g, const grp_state *s, struct kith_pack *p);
-void grp_state_pack_ext(const grp_state *s, struct kith_pack *p);
+void grp_state_pack_ext(kith_group *g, const grp_state *s, struct kith_pack *p);
 int grp_name_is_valid(const char *s, size_t len);
 int grp_topic_is_valid(const char *s, size_t len);
 int grp_emoji_is_valid(const char *s, size_t len);
@@ -275,20 +318,29 @@ struct kith_group {
   GPtrArray *wait_keys;  /* held* that wait for an epoch key */
   GPtrArray *wait_time;  /* held* dated too far ahead */
   size_t held_bytes;
-  /* keys */
-  secret_rec *secrets; /* sodium_malloc'ed, cap_secrets */
+  GQueue ready; /* held* released, to be examined again (a worklist) */
+  int draining; /* the worklist is being drained further up the stack */
+  /* keys: one sodium_malloc'ed block, a scratch area of GROUP_KEY_SCRATCH
+   * bytes (key lists are opened there) and then the table of cap_secrets
+   * records; it is replaced only when the table grows */
+  uint8_t *key_mem;
+  secret_rec *secrets; /* key_mem + GROUP_KEY_SCRATCH */
   size_t n_secrets, cap_secrets, secrets_saved;
-  GHashTable *epochs; /* epoch ids that exist (create, rekeys) */
-  GPtrArray *prov;    /* prov_keys* */
-  GHashTable *chains; /* k(40) -> chain_slot* */
+  GHashTable *key_index; /* epoch -> 1 + index of its record (full first) */
+  GHashTable *epochs;    /* epochs that exist -> who started them (dag.c) */
+  GPtrArray *prov;       /* prov_keys* */
+  GHashTable *chains;    /* k(40) -> chain_slot* */
   GQueue chain_lru;
   uint8_t victim_of[32]; /* current rekey whose box for us did not open */
   int victim;
   int replay;
-  int was_member;
+  int converting;  /* rows a schema-2 kith stored go through once */
+  int heads_dirty; /* the heads changed since the store last got them */
   uint64_t last_rekey_ms;
   int rekey_failed;
-  uint64_t st_version; /* bumped whenever the global state changes */
+  GHashTable *need_seen;  /* need cseq -> when this node first saw it open */
+  kith_group_stats stats; /* kith_group_get_stats */
+  uint64_t st_version;    /* bumped whenever the global state changes */
   uint64_t due_version;
   int due_cached;
 };
@@ -311,9 +363,18 @@ int grp_ctl_cmp(const grp_ctl *a, const grp_ctl *b);
 /* The summary of an accepted event, from the cache or the store (NULL if
  * not accepted). Borrowed until the next call into g. */
 grp_sum *grp_sum_get(kith_group *g, const uint8_t id[32]);
+/* Whether id is an accepted event this replica knows without asking the
+ * store (cached summaries, heads, control events). */
+int grp_known_cached(kith_group *g, const uint8_t id[32]);
 grp_sum *grp_sum_add(kith_group *g, const kith_event *ev, grp_front *cf);
 /* Heads: the new event replaces its parents. */
 void grp_heads_update(kith_group *g, const kith_event *ev, grp_front *cf);
+/* The epoch was started by the control event cseq (a create or rekey). */
+void grp_epoch_started(kith_group *g, uint64_t epoch, uint32_t cseq);
+/* The (first) control event that started epoch and is in past (NULL: any
+ * that this replica holds); NULL if none. */
+const grp_ctl *grp_epoch_start(const kith_group *g, uint64_t epoch,
+                               const grp_ivs *past);
 uint32_t grp_member_number(kith_group *g, const uint8_t id[32]);
 const uint8_t *grp_member_id(const kith_group *g, uint32_t num);
 void grp_dag_init(kith_group *g);
@@ -332,7 +393,12 @@ grp_front *grp_parents_front(kith_group *g, const kith_event *ev);
 void grp_release_waiting(kith_group *g, const uint8_t id[32], uint64_t now_ms,
                          GPtrArray *acc);
 void grp_release_keys(kith_group *g, uint64_t now_ms, GPtrArray *acc);
+/* Sets victim/victim_of from the current epoch's rekey and our keys. */
+void grp_note_victim(kith_group *g);
 void grp_release_time(kith_group *g, uint64_t now_ms, GPtrArray *acc);
+/* The epochs whose keys held control events wait for, each once
+ * (appended to out, a GArray of uint64_t). */
+void grp_held_key_epochs(const kith_group *g, GArray *out);
 
 /* Receives a decoded event (moved in if held or accepted). */
 kith_err grp_receive_event(kith_group *g, kith_event *ev, uint64_t now_ms,
@@ -358,6 +424,8 @@ int grp_add_key(kith_group *g, uint64_t epoch, const uint8_t *key, int full,
                 int any);
 /* Writes keys learned since the last call to the store. */
 kith_err grp_save_keys(kith_group *g);
+/* Forgets the kept keys from record n on (an epoch that was never made). */
+void grp_keys_truncate(kith_group *g, size_t n);
 chain_slot *grp_chain_get(kith_group *g, uint64_t epoch,
                           const uint8_t sender[32]);
 kith_err grp_save_chains(kith_group *g);
@@ -368,6 +436,7 @@ void grp_make_ad(uint32_t kind, const uint8_t author[32], const uint8_t *gid,
 kith_err grp_parse_body(const kith_event *ev, body *b);
 void grp_body_clear(body *b);
 int grp_is_message_like(uint32_t kind);
+int grp_has_extra(uint32_t kind);
 kith_err grp_open_meta(const kith_group *g, const kith_event *ev, const body *b,
                        grp_inner *in);
 kith_err grp_open_with(const kith_group *g, const kith_event *ev, const body *b,
@@ -380,9 +449,19 @@ void grp_prov_take(kith_group *g, const kith_event *ev, const body *b);
 void grp_prov_promote(kith_group *g, const uint8_t add_id[32]);
 void grp_prov_drop(kith_group *g, const uint8_t add_id[32]);
 long grp_rekey_n_boxes(const body *b);
-/* Takes the keys of box i; 1 if its first key is new_epoch's secret. */
+/* Takes the new epoch's secret from box i (its first entry); 1 if it was
+ * there. */
 int grp_take_rekey_keys(kith_group *g, const body *b, size_t i,
                         uint64_t new_epoch);
+/* A keys event's box (its extra) for this node: keeps the keys of the
+ * epochs its need asked for (epochs, n). */
+void grp_take_given_keys(kith_group *g, const body *b, const uint64_t *epochs,
+                         uint32_t n);
+/* Seals to member a key list of epochs[i] (the secret if full[i], else
+ * the meta key); every key must be held. */
+kith_err grp_seal_given(const kith_group *g, const uint8_t member[32],
+                        const uint64_t *epochs, const uint8_t *full, size_t n,
+                        uint8_t **out, size_t *out_len);
 kith_err grp_seal_keys(const kith_group *g, const uint8_t member[32],
                        int meta_only, size_t max, uint64_t first_epoch,
                        const uint8_t *first_key, uint8_t **out,
@@ -390,7 +469,7 @@ kith_err grp_seal_keys(const kith_group *g, const uint8_t member[32],
 void grp_keys_clear(kith_group *g);
 
 /* ---- group_compose.c ---- */
-void grp_start_event(const kith_group *g, kith_event *ev, uint32_t kind,
+void grp_start_event(kith_group *g, kith_event *ev, uint32_t kind,
                      uint64_t now_ms);
 /* Signs ev (kind, parents, ts set) with body inner/extra in epoch and
  * accepts it; own (moved into the group) is its decoded form. */
@@ -405,6 +484,22 @@ kith_err grp_can_compose(const kith_group *g);
 /* The rule of a would-be local event against the current state. */
 kith_err grp_check_local(const kith_group *g, uint32_t kind,
                          const grp_inner *in, uint64_t now_ms);
+
+/* ---- group_need.c ---- */
+/* The rules of a need or keys event at its parents (s, pf); KITH_OK or
+ * KITH_ERR_PROTOCOL. */
+kith_err grp_need_check(kith_group *g, const grp_state *s, const grp_front *pf,
+                        const kith_event *ev, const body *b,
+                        const grp_inner *in);
+/* The effect of a need (opens requests, reports a forger) or a keys event
+ * (closes the requests of the needs it answers) in the fold; 1 if any. */
+int grp_need_apply(kith_group *g, grp_state *s, const grp_ctl *c);
+void grp_state_pack_needs(kith_group *g, const grp_state *s,
+                          struct kith_pack *p);
+/* kith_group_maintain's part: asks for the keys this node lacks, answers
+ * the requests whose turn has come, and makes a recovery rekey when the
+ * current epoch's key never came. */
+kith_err grp_need_maintain(kith_group *g, uint64_t now_ms, GPtrArray *acc);
 
 /* ---- group_admin.c ---- */
 kith_err grp_compose_rekey(kith_group *g, uint64_t now_ms, GPtrArray *acc);

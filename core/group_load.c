@@ -102,7 +102,8 @@ kith_err grp_store_event(kith_group *g, const kith_event *ev, const grp_ctl *c,
                                                : in->text_len,
                       .ref = in->has_ref ? in->ref : NULL,
                       .flag = (in->value ? KITH_STORE_ON : 0) |
-                              (in->applies ? KITH_STORE_APPLIES : 0)};
+                              (in->applies ? KITH_STORE_APPLIES : 0),
+                      .convert = g->converting};
   kith_err rc =
       c && !facts ? KITH_ERR_NOMEM : kith_store_put_event(g->store, &r);
   g_free(facts);
@@ -110,12 +111,6 @@ kith_err grp_store_event(kith_group *g, const kith_event *ev, const grp_ctl *c,
 }
 
 /* ---- rebuilding from the store ---- */
-
-static void note_epoch(kith_group *g, uint64_t epoch) {
-  uint64_t *k = g_new(uint64_t, 1);
-  *k = epoch;
-  g_hash_table_replace(g->epochs, k, NULL);
-}
 
 static kith_err load_control(void *ctx, const kith_store_ctl *r) {
   kith_group *g = ctx;
@@ -147,7 +142,9 @@ static kith_err load_control(void *ctx, const kith_store_ctl *r) {
         g_memdup2(r->note_len ? r->note : (const uint8_t *)"", r->note_len);
     c->in.pt_len = r->note_len;
     grp_ctl_insert(g, c);
-    note_epoch(g, c->kind == KITH_EV_REKEY ? c->in.new_epoch : c->epoch);
+    if (c->kind == KITH_EV_CREATE || c->kind == KITH_EV_REKEY)
+      grp_epoch_started(
+          g, c->kind == KITH_EV_REKEY ? c->in.new_epoch : c->epoch, c->cseq);
     if (c->kind > KITH_EV_MESSAGE)
       g->has_ext_kind = 1;
   } else {
@@ -187,6 +184,7 @@ static kith_err load_heads(kith_group *g) {
     memcpy(ev.author, s->author, 32);
     grp_heads_update(g, &ev, s->cf);
   }
+  g->heads_dirty = 0;
   g_byte_array_unref(ids);
   return rc;
 }
@@ -204,6 +202,7 @@ static kith_err convert_old(kith_group *g) {
       g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
   kith_err rc = kith_store_load_old(g->store, g->gid, raws);
   kith_group_set_replay(g, 1);
+  g->converting = 1;
   for (guint i = 0; rc == KITH_OK && i < raws->len; i++) {
     gsize len;
     const uint8_t *raw = g_bytes_get_data(raws->pdata[i], &len);
@@ -217,6 +216,7 @@ static kith_err convert_old(kith_group *g) {
     g_ptr_array_set_size(acc, 0);
   }
   kith_group_set_replay(g, 0);
+  g->converting = 0;
   if (rc == KITH_OK && raws->len > 0)
     rc = kith_group_flush(g);
   g_ptr_array_unref(acc);
@@ -238,8 +238,7 @@ kith_err kith_group_open(const uint8_t gid[32], const kith_ident *me,
     grp_state_clear(&g->st);
     grp_fold(g, NULL, &g->st);
     g->st_version++;
-    if (grp_state_member(&g->st, me->pk))
-      g->was_member = 1;
+    grp_note_victim(g);
     rc = load_heads(g);
   }
   if (rc == KITH_OK) {
@@ -301,5 +300,17 @@ kith_err kith_group_flush(kith_group *g) {
     rc = grp_save_chains(g);
   if (rc == KITH_OK) /* a no-op until the group has its row */
     rc = kith_store_set_count(g->store, g->gid, g->n_events);
+  if (rc == KITH_OK && g->heads_dirty) {
+    GByteArray *ids = g_byte_array_new();
+    GHashTableIter it;
+    gpointer k;
+    g_hash_table_iter_init(&it, g->heads);
+    while (g_hash_table_iter_next(&it, &k, NULL))
+      g_byte_array_append(ids, k, 32);
+    rc = kith_store_set_heads(g->store, g->gid, ids->data, ids->len / 32);
+    g_byte_array_unref(ids);
+    if (rc == KITH_OK)
+      g->heads_dirty = 0;
+  }
   return rc;
 }

@@ -50,8 +50,28 @@ static char *settings_text(const char *who, const grp_inner *in) {
                                      who);
 }
 
+/* A need shows only when it reports a forger: its author asks for the key
+ * of an epoch whose rekey was sealed to it (by another member). */
+static char *report_text(const kith_group *g, const char *who,
+                         const uint8_t author[32], const grp_inner *in) {
+  for (uint32_t i = 0; i < in->n_epochs; i++) {
+    const grp_ctl *k = grp_epoch_start(g, in->epochs[i], NULL);
+    if (!k || k->kind != KITH_EV_REKEY || memcmp(k->author, author, 32) == 0 ||
+        !grp_was_sent(g, in->epochs[i], NULL, author))
+      continue;
+    char *accused = label(g, k->author);
+    char *s = g_strdup_printf("%s reported that the new keys from %s did "
+                              "not open for them",
+                              who, accused);
+    g_free(accused);
+    return s;
+  }
+  return NULL;
+}
+
 static char *sentence(const kith_group *g, uint32_t kind, const char *who,
-                      const char *target, const grp_inner *in) {
+                      const char *target, const grp_inner *in,
+                      const uint8_t author[32]) {
   switch (kind) {
   case KITH_EV_CREATE:
     return g_strdup_printf("%s created the group", who);
@@ -84,13 +104,14 @@ static char *sentence(const kith_group *g, uint32_t kind, const char *who,
   case KITH_EV_REKEY: {
     const grp_ctl *bad = grp_ctl_by_id(g, in->ref);
     char *accused = bad ? label(g, bad->author) : g_strdup("another member");
-    char *s = g_strdup_printf("%s reported that the new keys from %s did not "
-                              "open for them; the group moved on to new "
-                              "ones",
+    char *s = g_strdup_printf("nobody could give %s the keys from %s; the "
+                              "group moved on to new ones",
                               who, accused);
     g_free(accused);
     return s;
   }
+  case KITH_EV_NEED:
+    return report_text(g, who, author, in);
   default:
     return NULL;
   }
@@ -111,7 +132,7 @@ char *kith_group_notice(kith_group *g, uint32_t kind, const uint8_t author[32],
     return NULL;
   }
   char *who = label(g, author), *target = label(g, in.member);
-  char *s = sentence(g, kind, who, target, &in);
+  char *s = sentence(g, kind, who, target, &in, author);
   g_free(who);
   g_free(target);
   grp_inner_clear(&in);

@@ -41,6 +41,7 @@ void grp_state_init(grp_state *s) {
   s->bans = g_byte_array_new();
   s->shared = g_byte_array_new();
   s->reports = g_array_new(FALSE, TRUE, sizeof(grp_report));
+  s->needs = g_array_new(FALSE, TRUE, sizeof(grp_need));
 }
 
 void grp_state_clear(grp_state *s) {
@@ -54,6 +55,8 @@ void grp_state_clear(grp_state *s) {
     g_byte_array_free(s->shared, TRUE);
   if (s->reports)
     g_array_free(s->reports, TRUE);
+  if (s->needs)
+    g_array_free(s->needs, TRUE);
   memset(s, 0, sizeof *s);
 }
 
@@ -76,6 +79,7 @@ void grp_state_copy(grp_state *dst, const grp_state *src) {
   dst->bans = bytes_dup(src->bans);
   dst->shared = bytes_dup(src->shared);
   dst->reports = array_dup(src->reports, sizeof(grp_report));
+  dst->needs = array_dup(src->needs, sizeof(grp_need));
 }
 
 int grp_name_is_valid(const char *s, size_t len) {
@@ -103,14 +107,14 @@ int grp_emoji_is_valid(const char *s, size_t len) {
          !g_unichar_isspace(g_utf8_get_char(s));
 }
 
-/* Binary search for a 32-byte key at the start of fixed-size elements. */
-static guint find_pos(const void *base, guint n, size_t stride,
-                      const uint8_t key[32], int *found) {
+guint grp_bsearch(const void *base, guint n, size_t stride,
+                  int (*cmp)(const void *elem, const void *key),
+                  const void *key, int *found) {
   guint lo = 0, hi = n;
   *found = 0;
   while (lo < hi) {
     guint mid = lo + (hi - lo) / 2;
-    int c = memcmp((const uint8_t *)base + mid * stride, key, 32);
+    int c = cmp((const uint8_t *)base + mid * stride, key);
     if (c == 0) {
       *found = 1;
       return mid;
@@ -121,6 +125,16 @@ static guint find_pos(const void *base, guint n, size_t stride,
       hi = mid;
   }
   return lo;
+}
+
+static int cmp_id(const void *elem, const void *key) {
+  return memcmp(elem, key, 32);
+}
+
+/* Binary search for a 32-byte key at the start of fixed-size elements. */
+static guint find_pos(const void *base, guint n, size_t stride,
+                      const uint8_t key[32], int *found) {
+  return grp_bsearch(base, n, stride, cmp_id, key, found);
 }
 
 grp_member *grp_state_member(const grp_state *s, const uint8_t id[32]) {
@@ -170,6 +184,12 @@ int grp_state_outranks(const kith_group *g, const grp_member *a,
     return a->m.role > b->m.role;
   const grp_ctl *x = grp_ctl_at(g, a->since), *y = grp_ctl_at(g, b->since);
   return x && y && grp_ctl_cmp(x, y) < 0;
+}
+
+/* The rekeys a member made since the last membership change in the fold
+ * (whether they took effect or not). */
+static uint32_t rekey_run(const grp_state *s, const grp_member *m) {
+  return m->run_gen == s->change_gen ? m->run : 0;
 }
 
 kith_err grp_state_check_invite(const grp_state *s, const uint8_t pk[32],
@@ -223,8 +243,19 @@ static kith_err check_invite_ev(const grp_state *s, const grp_member *me,
   return KITH_OK;
 }
 
+/* Sealed boxes (add and rekey key lists) can be made to this id: it is an
+ * Ed25519 key that converts to an X25519 one. The join proof is signed by
+ * the invite key, not by the newcomer, so the add must check it: a member
+ * nobody can seal to would make every later rekey fail. */
+static int can_seal_to(const uint8_t id[32]) {
+  uint8_t x[crypto_box_PUBLICKEYBYTES];
+  return crypto_sign_ed25519_pk_to_curve25519(x, id) == 0;
+}
+
 static kith_err check_add(const grp_state *s, const grp_inner *in,
                           uint64_t ts) {
+  if (!can_seal_to(in->member))
+    return KITH_ERR_ARG;
   kith_err rc = grp_state_check_invite(s, in->pk, ts);
   if (rc != KITH_OK)
     return rc;
@@ -335,7 +366,10 @@ kith_err grp_state_check(const kith_group *g, const grp_state *s, uint32_t kind,
   case KITH_EV_DELETE:
     return check_post(s, me, kind, ts);
   case KITH_EV_REKEY:
+    return rekey_run(s, me) < KITH_REKEY_RUN ? KITH_OK : KITH_ERR_LIMIT;
   case KITH_EV_LEAVE:
+  case KITH_EV_NEED: /* their rules need the causal past: group_need.c */
+  case KITH_EV_KEYS:
     return KITH_OK;
   default:
     return KITH_ERR_PROTOCOL;
@@ -347,18 +381,35 @@ static int cmp_u32(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-/* The role an event needs of its author (decided at its parents). */
-static uint8_t needs_of(const grp_state *s, const grp_ctl *c) {
+/* The role that lets the author act on the member t: t's role if the
+ * author was admitted first, else one above it; at least admin. */
+static uint8_t to_outrank(const kith_group *g, const grp_member *me,
+                          const grp_member *t) {
+  if (!me || !t)
+    return KITH_ROLE_ADMIN;
+  const grp_ctl *x = grp_ctl_at(g, me->since), *y = grp_ctl_at(g, t->since);
+  unsigned r = t->m.role + (x && y && grp_ctl_cmp(x, y) < 0 ? 0 : 1);
+  return (uint8_t)MAX(KITH_ROLE_ADMIN, r);
+}
+
+/* The role an event needs of its author (decided at its parents): acting
+ * on a member needs a rank above the member's, so a demotion concurrent
+ * with the act voids it if the author no longer outranks the target. */
+static uint8_t needs_of(const kith_group *g, const grp_state *s,
+                        const grp_ctl *c) {
+  const grp_member *me = grp_state_member(s, c->author);
+  const grp_member *t = grp_state_member(s, c->in.member);
   switch (c->kind) {
   case KITH_EV_REMOVE:
   case KITH_EV_BAN:
+  case KITH_EV_MUTE:
+    return to_outrank(g, me, t);
   case KITH_EV_UNBAN:
   case KITH_EV_TOPIC:
   case KITH_EV_SETTINGS:
-  case KITH_EV_MUTE:
     return KITH_ROLE_ADMIN;
   case KITH_EV_ROLE:
-    return (uint8_t)MAX(KITH_ROLE_ADMIN, c->in.role);
+    return (uint8_t)MAX(to_outrank(g, me, t), c->in.role);
   case KITH_EV_INVITE:
     return s->admins_only ? KITH_ROLE_ADMIN : KITH_ROLE_MEMBER;
   case KITH_EV_REVOKE: {
@@ -377,7 +428,7 @@ void grp_state_note_facts(kith_group *g, const grp_state *s, grp_ctl *c) {
   c->a_role = me ? (uint8_t)me->m.role : 0;
   c->a_since = me ? me->since : GRP_NO_CSEQ;
   c->t_role = t ? (uint8_t)t->m.role : 0;
-  c->needs = needs_of(s, c);
+  c->needs = needs_of(g, s, c);
   c->power = GRP_POWER_NONE;
   if ((c->kind == KITH_EV_REMOVE || c->kind == KITH_EV_BAN) && t)
     c->power = GRP_POWER_EXIT;
@@ -400,6 +451,7 @@ typedef struct fold_ctx {
   const grp_ivs *sub;
   uint8_t *eff;        /* by cseq: took effect in this fold */
   uint8_t *peff;       /* by cseq: power event not voided (pass 1) */
+  uint8_t *rank;       /* by cseq: a power event's author role (pass 1) */
   GHashTable *exits;   /* target id -> GPtrArray of grp_ctl* */
   GHashTable *demotes; /* target id -> GPtrArray of grp_ctl* */
 } fold_ctx;
@@ -443,18 +495,39 @@ static int voided(const fold_ctx *x, const grp_ctl *c) {
   return 0;
 }
 
-/* Resolution order of power events: the most senior author first. */
+/* Resolution order of power events: the most senior author first, by the
+ * author's role for the event (x->rank), then admission, then the event's
+ * own (depth, id). */
 static gint power_cmp(gconstpointer a, gconstpointer b, gpointer ud) {
-  const kith_group *g = ud;
-  const grp_ctl *x = *(const grp_ctl *const *)a;
-  const grp_ctl *y = *(const grp_ctl *const *)b;
-  if (x->a_role != y->a_role)
-    return x->a_role > y->a_role ? -1 : 1;
-  const grp_ctl *sx = grp_ctl_at(g, x->a_since),
-                *sy = grp_ctl_at(g, y->a_since);
-  if (sx != sy && sx && sy)
-    return grp_ctl_cmp(sx, sy);
-  return grp_ctl_cmp(x, y);
+  const fold_ctx *x = ud;
+  const grp_ctl *c = *(const grp_ctl *const *)a;
+  const grp_ctl *d = *(const grp_ctl *const *)b;
+  if (x->rank[c->cseq] != x->rank[d->cseq])
+    return x->rank[c->cseq] > x->rank[d->cseq] ? -1 : 1;
+  const grp_ctl *sc = grp_ctl_at(x->g, c->a_since),
+                *sd = grp_ctl_at(x->g, d->a_since);
+  if (sc != sd && sc && sd)
+    return grp_ctl_cmp(sc, sd);
+  return grp_ctl_cmp(c, d);
+}
+
+/* A demotion q took effect: the author it demoted ranks no higher than
+ * its new role in its power events concurrent with q that are still to
+ * be resolved (from index `from` of p). Back-dating an act to parents
+ * from before one's demotion thus gains no seniority. Returns whether a
+ * rank changed (the rest of p must be sorted again). */
+static int lower_ranks(fold_ctx *x, GPtrArray *p, guint from,
+                       const grp_ctl *q) {
+  int changed = 0;
+  for (guint i = from; i < p->len; i++) {
+    const grp_ctl *c = p->pdata[i];
+    if (memcmp(c->author, q->in.member, 32) == 0 &&
+        x->rank[c->cseq] > q->in.role && grp_ctl_concurrent(c, q)) {
+      x->rank[c->cseq] = (uint8_t)q->in.role;
+      changed = 1;
+    }
+  }
+  return changed;
 }
 
 static void resolve_power(fold_ctx *x) {
@@ -466,9 +539,9 @@ static void resolve_power(fold_ctx *x) {
     if (c->kind == KITH_EV_LEAVE)
       note_power(x->exits, c->author, c);
     else if (c->power != GRP_POWER_NONE)
-      g_ptr_array_add(p, c);
+      g_ptr_array_add(p, c), x->rank[c->cseq] = c->a_role;
   }
-  g_ptr_array_sort_with_data(p, power_cmp, x->g);
+  g_ptr_array_sort_with_data(p, power_cmp, x);
   for (guint i = 0; i < p->len; i++) {
     grp_ctl *c = p->pdata[i];
     if (voided(x, c))
@@ -476,6 +549,9 @@ static void resolve_power(fold_ctx *x) {
     x->peff[c->cseq] = 1;
     note_power(c->power == GRP_POWER_EXIT ? x->exits : x->demotes, c->in.member,
                c);
+    if (c->power == GRP_POWER_DEMOTE && lower_ranks(x, p, i + 1, c))
+      g_qsort_with_data(p->pdata + i + 1, (gint)(p->len - i - 1),
+                        sizeof(gpointer), power_cmp, x);
   }
   g_ptr_array_free(p, TRUE);
 }
@@ -483,6 +559,16 @@ static void resolve_power(fold_ctx *x) {
 static void note_change(grp_state *s, const grp_ctl *c) {
   s->change_ts = c->ts;
   memcpy(s->change_by, c->author, 32);
+  s->change_gen++; /* every member's run of rekeys starts again */
+}
+
+static void count_rekey(grp_state *s, const grp_ctl *c) {
+  grp_member *m =
+      c->kind == KITH_EV_REKEY ? grp_state_member(s, c->author) : NULL;
+  if (m) {
+    m->run = rekey_run(s, m) + 1;
+    m->run_gen = s->change_gen;
+  }
 }
 
 static void add_member(grp_state *s, const uint8_t id[32], const char *name,
@@ -537,7 +623,9 @@ static void exit_member(grp_state *s, const grp_ctl *c, const uint8_t who[32]) {
 static int apply_add(kith_group *g, grp_state *s, const grp_ctl *c) {
   grp_invite *inv = grp_state_invite(s, c->in.pk);
   if (!inv || inv->revoked || inv->used >= inv->uses || c->ts >= inv->expires ||
-      grp_state_member(s, c->in.member) || grp_state_is_banned(s, c->in.member))
+      grp_state_member(s, c->in.member) ||
+      grp_state_is_banned(s, c->in.member) ||
+      s->members->len >= KITH_GROUP_MAX_MEMBERS) /* concurrent adds */
     return 0;
   inv->used++;
   add_member(s, c->in.member, c->in.name, KITH_ROLE_MEMBER, c->cseq);
@@ -589,20 +677,13 @@ static int rekey_stands(const fold_ctx *x, const grp_ctl *k) {
   return 1;
 }
 
-static void apply_rekey(fold_ctx *x, grp_state *s, grp_ctl *c) {
+static void apply_rekey(grp_state *s, grp_ctl *c) {
   s->epoch = c->in.new_epoch;
   s->generation++;
   s->epoch_ctl = c->cseq;
   g_byte_array_set_size(s->shared, 0);
-  if (c->in.has_ref && s->reports->len < GROUP_MAX_REPORTS) {
-    const grp_ctl *bad = grp_ctl_by_id(x->g, c->in.ref);
-    grp_report r;
-    memcpy(r.reporter, c->author, 32);
-    memcpy(r.accused, bad ? bad->author : c->in.ref, 32);
-    memcpy(r.rekey, c->in.ref, 32);
-    g_array_append_val(s->reports, r);
+  if (c->in.has_ref) /* a recovery: its author's need reported the forger */
     s->ext = 1;
-  }
 }
 
 static void apply_settings(grp_state *s, const grp_ctl *c) {
@@ -673,8 +754,11 @@ static int apply(fold_ctx *x, grp_state *s, grp_ctl *c) {
   case KITH_EV_REKEY:
     if (!rekey_stands(x, c))
       return 0;
-    apply_rekey(x, s, c);
+    apply_rekey(s, c);
     return 1;
+  case KITH_EV_NEED:
+  case KITH_EV_KEYS:
+    return grp_need_apply(x->g, s, c);
   default:
     return 0;
   }
@@ -689,6 +773,7 @@ static int decide(fold_ctx *x, const grp_ctl *c) {
 }
 
 static void fold_one(fold_ctx *x, grp_state *s, grp_ctl *c) {
+  count_rekey(s, c);
   int e = decide(x, c) && apply(x, s, c);
   x->eff[c->cseq] = (uint8_t)e;
   if (e && c->kind > KITH_EV_MESSAGE)
@@ -700,6 +785,7 @@ static void ctx_init(fold_ctx *x, kith_group *g, const grp_ivs *sub) {
   x->sub = sub;
   x->eff = g_new0(uint8_t, g->ctl->len + 1);
   x->peff = g_new0(uint8_t, g->ctl->len + 1);
+  x->rank = g_new0(uint8_t, g->ctl->len + 1);
   x->exits = g_hash_table_new_full(id_hash, id_equal, NULL,
                                    (GDestroyNotify)g_ptr_array_unref);
   x->demotes = g_hash_table_new_full(id_hash, id_equal, NULL,
@@ -709,11 +795,13 @@ static void ctx_init(fold_ctx *x, kith_group *g, const grp_ivs *sub) {
 static void ctx_clear(fold_ctx *x) {
   g_free(x->eff);
   g_free(x->peff);
+  g_free(x->rank);
   g_hash_table_destroy(x->exits);
   g_hash_table_destroy(x->demotes);
 }
 
 void grp_fold(kith_group *g, const grp_ivs *sub, grp_state *out) {
+  g->stats.fold_steps += g->ctl->len + g->order->len;
   fold_ctx x;
   ctx_init(&x, g, sub);
   grp_state_init(out);
@@ -730,12 +818,14 @@ void grp_fold(kith_group *g, const grp_ivs *sub, grp_state *out) {
 }
 
 void grp_fold_append(kith_group *g, grp_ctl *c) {
+  g->stats.fold_steps++;
   /* Nothing is concurrent with c: no power event can void it, no exit is
    * concurrent with it, and it sorts after every control event. */
   fold_ctx x = {.g = g};
   x.exits = g_hash_table_new(id_hash, id_equal);
   x.demotes = g_hash_table_new(id_hash, id_equal);
   const grp_ctl *since = grp_ctl_at(g, c->a_since);
+  count_rekey(&g->st, c);
   int e = c->kind == KITH_EV_CREATE || (since && since->effective);
   e = e && apply(&x, &g->st, c);
   c->effective = (uint8_t)e;
@@ -791,6 +881,7 @@ void grp_state_exposed(kith_group *g, const grp_state *s, GByteArray *out) {
   grp_state_holders(g, s, out);
   if (s->history != KITH_HISTORY_SHARED)
     return;
+  g->stats.fold_steps += g->ctl->len;
   for (guint i = 0; i < g->ctl->len; i++) {
     const grp_ctl *c = g->ctl->pdata[i];
     if (c->kind == KITH_EV_ADD && c->epoch == s->epoch)
@@ -865,8 +956,8 @@ void grp_state_pack(kith_group *g, const grp_state *s, kith_pack *p) {
   g_byte_array_free(h, TRUE);
 }
 
-void grp_state_pack_ext(const grp_state *s, kith_pack *p) {
-  kith_pack_array(p, 5);
+void grp_state_pack_ext(kith_group *g, const grp_state *s, kith_pack *p) {
+  kith_pack_array(p, s->has_needs ? 6 : 5);
   kith_pack_bin(p, s->bans->data, s->bans->len);
   guint revoked = 0;
   for (guint i = 0; i < s->invites->len; i++)
@@ -896,4 +987,6 @@ void grp_state_pack_ext(const grp_state *s, kith_pack *p) {
     kith_pack_bin(p, r->accused, 32);
     kith_pack_bin(p, r->rekey, 32);
   }
+  if (s->has_needs)
+    grp_state_pack_needs(g, s, p);
 }

@@ -88,8 +88,8 @@ static uint64_t get_le64(const uint8_t *p) {
 
 /* Bounds on the Argon2id limits read from a key file. They are used before
  * anything in the file is authenticated, so a tampered file could otherwise
- * make us allocate gigabytes or hash for hours. We write the interactive
- * limits (2 passes, 64 MiB); the bounds leave room for stronger settings
+ * make us allocate gigabytes or hash for hours. We write the moderate
+ * limits (3 passes, 256 MiB); the bounds leave room for stronger settings
  * up to libsodium's "sensitive" cost (4 passes over 1 GiB, a few seconds):
  * at most 1 GiB, at most 32 passes, and passes x memory at most that of
  * "sensitive" (so 32 passes only over 128 MiB). Outside: a malformed file. */
@@ -97,6 +97,11 @@ static uint64_t get_le64(const uint8_t *p) {
 #define KDF_MEMLIMIT_MAX ((uint64_t)crypto_pwhash_argon2id_MEMLIMIT_SENSITIVE)
 #define KDF_COST_MAX                                                           \
   ((uint64_t)crypto_pwhash_argon2id_OPSLIMIT_SENSITIVE * KDF_MEMLIMIT_MAX)
+
+G_STATIC_ASSERT(KITH_HOME_KDF_OPSLIMIT ==
+                crypto_pwhash_argon2id_OPSLIMIT_MODERATE);
+G_STATIC_ASSERT(KITH_HOME_KDF_MEMLIMIT ==
+                crypto_pwhash_argon2id_MEMLIMIT_MODERATE);
 
 static int is_sane_kdf_limits(uint64_t ops, uint64_t mem) {
   return ops >= crypto_pwhash_argon2id_OPSLIMIT_MIN &&
@@ -117,13 +122,12 @@ static kith_err derive(const char *pass, size_t pass_len, const uint8_t *salt,
 }
 
 static kith_err seal_key(const uint8_t key[KEY_LEN], const char *pass,
-                         size_t pass_len, uint8_t out[PW_FILE_LEN]) {
+                         size_t pass_len, uint64_t ops, uint64_t mem,
+                         uint8_t out[PW_FILE_LEN]) {
   uint8_t kek[KEY_LEN];
   uint8_t *salt = out + PW_MAGIC_LEN;
   uint8_t *limits = salt + crypto_pwhash_SALTBYTES;
   uint8_t *nonce = limits + 16;
-  uint64_t ops = crypto_pwhash_OPSLIMIT_INTERACTIVE;
-  uint64_t mem = crypto_pwhash_MEMLIMIT_INTERACTIVE;
 
   memcpy(out, PW_MAGIC, PW_MAGIC_LEN);
   randombytes_buf(salt, crypto_pwhash_SALTBYTES);
@@ -158,52 +162,64 @@ static kith_err open_key(const uint8_t in[PW_FILE_LEN], const char *pass,
   return err;
 }
 
-kith_err kith_home_create_key(const char *dir, const char *pass,
-                              size_t pass_len, uint8_t key[32]) {
-  uint8_t file[PW_FILE_LEN];
-  size_t file_len = KEY_LEN;
-
-  if (!dir || !key)
-    return KITH_ERR_ARG;
-  randombytes_buf(key, KEY_LEN);
-  if (pass) {
-    kith_err err = seal_key(key, pass, pass_len, file);
-    if (err != KITH_OK)
-      return err;
-    file_len = PW_FILE_LEN;
-  } else {
-    memcpy(file, key, KEY_LEN);
-  }
-  char *path = kith_home_path(dir, KITH_HOME_KEY_FILE);
+/* Writes file (file_len bytes) as the key file: at `name` in the home,
+ * created exclusively with mode 0600, synced. A half-written file is
+ * removed (it would lock the user out later). */
+static kith_err write_key_file(const char *dir, const char *name,
+                               const uint8_t *file, size_t file_len) {
+  char *path = kith_home_path(dir, name);
   int fd =
       open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) {
     kith_err err = errno == EEXIST ? KITH_ERR_EXISTS : KITH_ERR_IO;
     g_free(path);
-    sodium_memzero(file, sizeof file);
-    sodium_memzero(key, KEY_LEN);
     return err;
   }
   int bad = fchmod(fd, 0600) != 0 || write_all(fd, file, file_len) != 0 ||
             fsync(fd) != 0;
-  sodium_memzero(file, sizeof file);
   if (bad) {
-    /* A half-written key file would lock the user out later. */
     close_keep_errno(fd);
     int saved = errno;
     (void)unlink(path);
     errno = saved;
-    sodium_memzero(key, KEY_LEN);
     g_free(path);
     return KITH_ERR_IO;
   }
   g_free(path);
-  if (close(fd) != 0) {
+  return close(fd) == 0 ? KITH_OK : KITH_ERR_IO;
+}
+
+kith_err kith_home_create_key_limits(const char *dir, const char *pass,
+                                     size_t pass_len, uint64_t ops,
+                                     uint64_t mem, uint8_t key[32]) {
+  uint8_t file[PW_FILE_LEN];
+  size_t file_len = KEY_LEN;
+  kith_err err = KITH_OK;
+
+  if (!dir || !key || (pass && !is_sane_kdf_limits(ops, mem)))
+    return KITH_ERR_ARG;
+  randombytes_buf(key, KEY_LEN);
+  if (pass) {
+    err = seal_key(key, pass, pass_len, ops, mem, file);
+    file_len = PW_FILE_LEN;
+  } else {
+    memcpy(file, key, KEY_LEN);
+  }
+  if (err == KITH_OK)
+    err = write_key_file(dir, KITH_HOME_KEY_FILE, file, file_len);
+  sodium_memzero(file, sizeof file);
+  if (err != KITH_OK) {
     sodium_memzero(key, KEY_LEN);
-    return KITH_ERR_IO;
+    return err;
   }
   sync_dir(dir);
   return KITH_OK;
+}
+
+kith_err kith_home_create_key(const char *dir, const char *pass,
+                              size_t pass_len, uint8_t key[32]) {
+  return kith_home_create_key_limits(
+      dir, pass, pass_len, KITH_HOME_KDF_OPSLIMIT, KITH_HOME_KDF_MEMLIMIT, key);
 }
 
 /* Reads the whole key file (at most KEY_FILE_MAX bytes) into buf. */
@@ -262,6 +278,144 @@ kith_err kith_home_load_key(const char *dir, const char *pass, size_t pass_len,
       err = open_key(buf, pass, pass_len, key);
   }
   sodium_memzero(buf, sizeof buf);
+  return err;
+}
+
+/* Only the owner may touch a home or its secrets (mode & 077 == 0). */
+static kith_err check_private(const char *path, int is_dir, char **why) {
+  struct stat st;
+
+  if (lstat(path, &st) != 0) {
+    *why = g_strdup_printf("cannot read %s: %s", path, g_strerror(errno));
+    return errno == ENOENT ? KITH_ERR_NOT_FOUND : KITH_ERR_IO;
+  }
+  if (is_dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)) {
+    *why = g_strdup_printf("%s is not a %s", path,
+                           is_dir ? "directory" : "regular file");
+    return KITH_ERR_IO;
+  }
+  if (st.st_uid != geteuid()) {
+    *why = g_strdup_printf("%s belongs to another user (uid %u); run kith as "
+                           "that user, or give this user its own home",
+                           path, (unsigned)st.st_uid);
+    return KITH_ERR_IO;
+  }
+  if (st.st_mode & 077) {
+    *why = g_strdup_printf("%s is open to other users (mode %04o); run: "
+                           "chmod %s %s",
+                           path, (unsigned)(st.st_mode & 07777),
+                           is_dir ? "700" : "600", path);
+    return KITH_ERR_FORBIDDEN;
+  }
+  return KITH_OK;
+}
+
+/* Private, and openable in the given way (a node reads the key, reads
+ * and writes the database). */
+static kith_err check_file(const char *dir, const char *name, int amode,
+                           char **why) {
+  char *path = kith_home_path(dir, name);
+  kith_err err = check_private(path, 0, why);
+
+  if (err == KITH_OK && access(path, amode) != 0) {
+    *why = g_strdup_printf("cannot %s %s: %s", amode & W_OK ? "open" : "read",
+                           path, g_strerror(errno));
+    err = KITH_ERR_IO;
+  }
+  g_free(path);
+  return err;
+}
+
+kith_err kith_home_check(const char *dir, char **why) {
+  static const char *const db_side[] = {"-wal", "-shm"};
+  kith_err err;
+
+  *why = NULL;
+  if (!dir || !*dir) {
+    *why = g_strdup("no home given");
+    return KITH_ERR_ARG;
+  }
+  err = check_private(dir, 1, why);
+  if (err == KITH_ERR_NOT_FOUND) {
+    g_free(*why);
+    *why = g_strdup_printf("the home %s does not exist; create an identity "
+                           "with: kith init",
+                           dir);
+    return err;
+  }
+  if (err == KITH_OK && access(dir, W_OK | X_OK) != 0) {
+    *why = g_strdup_printf("the home %s is not writable (%s); a node keeps "
+                           "its lock, socket and database there",
+                           dir, g_strerror(errno));
+    err = KITH_ERR_IO;
+  }
+  if (err == KITH_OK) {
+    err = check_file(dir, KITH_HOME_KEY_FILE, R_OK, why);
+    if (err == KITH_ERR_NOT_FOUND) {
+      g_free(*why);
+      *why = g_strdup_printf("%s has no identity; create one with: kith init",
+                             dir);
+    }
+  }
+  if (err == KITH_OK) {
+    err = check_file(dir, KITH_HOME_DB_FILE, R_OK | W_OK, why);
+    if (err == KITH_ERR_NOT_FOUND)
+      err = KITH_ERR_IO; /* a key without its store: the identity is gone */
+  }
+  for (size_t i = 0; err == KITH_OK && i < G_N_ELEMENTS(db_side); i++) {
+    char *name = g_strconcat(KITH_HOME_DB_FILE, db_side[i], NULL);
+    err = check_file(dir, name, R_OK | W_OK, why);
+    if (err == KITH_ERR_NOT_FOUND) { /* made when needed */
+      g_clear_pointer(why, g_free);
+      err = KITH_OK;
+    }
+    g_free(name);
+  }
+  return err;
+}
+
+int kith_home_key_is_weak(const char *dir) {
+  uint8_t buf[KEY_FILE_MAX];
+  size_t len;
+  int weak = 0;
+
+  if (dir && read_key_file(dir, buf, &len) == KITH_OK &&
+      is_protected(buf, len)) {
+    const uint8_t *limits = buf + PW_MAGIC_LEN + crypto_pwhash_SALTBYTES;
+    weak = get_le64(limits) < KITH_HOME_KDF_OPSLIMIT ||
+           get_le64(limits + 8) < KITH_HOME_KDF_MEMLIMIT;
+  }
+  sodium_memzero(buf, sizeof buf);
+  return weak;
+}
+
+kith_err kith_home_reseal_key(const char *dir, const char *pass,
+                              size_t pass_len) {
+  uint8_t key[KEY_LEN], file[PW_FILE_LEN];
+  char *tmp_name = g_strconcat(KITH_HOME_KEY_FILE, ".new", NULL);
+  char *tmp = kith_home_path(dir, tmp_name), *path = NULL;
+  kith_err err =
+      pass ? kith_home_load_key(dir, pass, pass_len, key) : KITH_ERR_ARG;
+
+  if (err == KITH_OK)
+    err = seal_key(key, pass, pass_len, KITH_HOME_KDF_OPSLIMIT,
+                   KITH_HOME_KDF_MEMLIMIT, file);
+  (void)unlink(tmp); /* a leftover of an interrupted re-seal */
+  if (err == KITH_OK)
+    err = write_key_file(dir, tmp_name, file, sizeof file);
+  if (err == KITH_OK) {
+    path = kith_home_path(dir, KITH_HOME_KEY_FILE);
+    if (rename(tmp, path) != 0) {
+      err = KITH_ERR_IO;
+      (void)unlink(tmp);
+    }
+    sync_dir(dir);
+  }
+  sodium_memzero(key, sizeof key);
+  sodium_memzero(file, sizeof file);
+  g_free(path);
+  g_free(tmp);
+  g_free(tmp_name);
   return err;
 }
 

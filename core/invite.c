@@ -44,25 +44,33 @@ static void pack_members(kith_pack *p, const kith_invite_member *m, size_t n) {
   }
 }
 
+static void pack_addrs(kith_pack *p, const kith_addr *a, size_t n) {
+  kith_pack_array(p, (uint32_t)n);
+  for (size_t i = 0; i < n; i++) {
+    kith_pack_array(p, 2);
+    kith_pack_cstr(p, a[i].host);
+    kith_pack_uint(p, a[i].port);
+  }
+}
+
 static kith_err pack_invite(const kith_invite *inv, uint8_t **out,
                             size_t *len) {
   kith_pack p;
+  /* Trailing empty lists are left out. */
+  uint32_t nf = inv->n_public ? 8 : inv->n_relays ? 7 : inv->n_others ? 6 : 5;
   kith_pack_init(&p);
-  kith_pack_array(&p, inv->n_relays ? 7 : inv->n_others ? 6 : 5);
+  kith_pack_array(&p, nf);
   kith_pack_uint(&p, INVITE_VERSION);
   kith_pack_bin(&p, inv->group_id, sizeof inv->group_id);
   kith_pack_bin(&p, inv->secret, sizeof inv->secret);
   kith_pack_bin(&p, inv->inviter, sizeof inv->inviter);
-  kith_pack_array(&p, (uint32_t)inv->n_addrs);
-  for (size_t i = 0; i < inv->n_addrs; i++) {
-    kith_pack_array(&p, 2);
-    kith_pack_cstr(&p, inv->addrs[i].host);
-    kith_pack_uint(&p, inv->addrs[i].port);
-  }
-  if (inv->n_others || inv->n_relays)
+  pack_addrs(&p, inv->addrs, inv->n_addrs);
+  if (nf >= 6)
     pack_members(&p, inv->others, inv->n_others);
-  if (inv->n_relays)
+  if (nf >= 7)
     pack_members(&p, inv->relays, inv->n_relays);
+  if (nf >= 8)
+    pack_addrs(&p, inv->public_addrs, inv->n_public);
   return kith_pack_take(&p, out, len);
 }
 
@@ -74,8 +82,12 @@ static int addr_is_valid(const kith_addr *a) {
 static kith_err check_invite(const kith_invite *inv) {
   if (inv->n_addrs < 1 || inv->n_addrs > KITH_INVITE_MAX_ADDRS ||
       inv->n_others > KITH_INVITE_MAX_OTHERS ||
-      inv->n_relays > KITH_INVITE_MAX_RELAYS)
+      inv->n_relays > KITH_INVITE_MAX_RELAYS ||
+      inv->n_public > KITH_INVITE_MAX_PUBLIC)
     return KITH_ERR_ARG;
+  for (size_t i = 0; i < inv->n_public; i++)
+    if (!addr_is_valid(&inv->public_addrs[i]))
+      return KITH_ERR_ARG;
   for (size_t i = 0; i < inv->n_relays; i++)
     if (!addr_is_valid(&inv->relays[i].addr))
       return KITH_ERR_ARG;
@@ -159,33 +171,45 @@ static kith_err read_members(const msgpack_object *o, kith_invite_member *m,
   return KITH_OK;
 }
 
+/* A list of [host, port] of min..max entries. */
+static kith_err read_addrs(const msgpack_object *o, kith_addr *a, size_t min,
+                           size_t max, size_t *n) {
+  const msgpack_object *list;
+  if (kith_codec_array(o, UINT32_MAX, &list) != KITH_OK ||
+      o->via.array.size < min || o->via.array.size > max)
+    return KITH_ERR_DECODE;
+  for (uint32_t i = 0; i < o->via.array.size; i++)
+    if (read_addr(&list[i], &a[i]) != KITH_OK)
+      return KITH_ERR_DECODE;
+  *n = o->via.array.size;
+  return KITH_OK;
+}
+
 static kith_err read_invite(const msgpack_object *root, kith_invite *inv) {
-  const msgpack_object *f, *addrs;
+  const msgpack_object *f;
   uint64_t version;
   uint32_t nf = root->type == MSGPACK_OBJECT_ARRAY ? root->via.array.size : 0;
-  if (nf < 5 || nf > 7 || kith_codec_array(root, nf, &f) != KITH_OK ||
+  if (nf < 5 || nf > 8 || kith_codec_array(root, nf, &f) != KITH_OK ||
       kith_codec_uint(&f[0], UINT64_MAX, &version) != KITH_OK ||
       version != INVITE_VERSION ||
       kith_codec_bin_fixed(&f[1], inv->group_id, 32) != KITH_OK ||
       kith_codec_bin_fixed(&f[2], inv->secret, 32) != KITH_OK ||
       kith_codec_bin_fixed(&f[3], inv->inviter, KITH_ID_LEN) != KITH_OK ||
-      kith_codec_array(&f[4], UINT32_MAX, &addrs) != KITH_OK)
+      read_addrs(&f[4], inv->addrs, 1, KITH_INVITE_MAX_ADDRS, &inv->n_addrs) !=
+          KITH_OK)
     return KITH_ERR_DECODE;
-  uint32_t n = f[4].via.array.size;
-  if (n < 1 || n > KITH_INVITE_MAX_ADDRS)
-    return KITH_ERR_DECODE;
-  for (uint32_t i = 0; i < n; i++)
-    if (read_addr(&addrs[i], &inv->addrs[i]) != KITH_OK)
-      return KITH_ERR_DECODE;
-  inv->n_addrs = n;
-  /* Canonical: a list is left out when empty, except others before
-   * relays. */
+  /* Canonical: the last list present is not empty (trailing empty lists
+   * are left out); a list followed by another may be empty. */
   if (nf >= 6 &&
-      read_members(&f[5], inv->others, nf == 7 ? 0 : 1, KITH_INVITE_MAX_OTHERS,
+      read_members(&f[5], inv->others, nf > 6 ? 0 : 1, KITH_INVITE_MAX_OTHERS,
                    &inv->n_others) != KITH_OK)
     return KITH_ERR_DECODE;
-  if (nf == 7 && read_members(&f[6], inv->relays, 1, KITH_INVITE_MAX_RELAYS,
-                              &inv->n_relays) != KITH_OK)
+  if (nf >= 7 &&
+      read_members(&f[6], inv->relays, nf > 7 ? 0 : 1, KITH_INVITE_MAX_RELAYS,
+                   &inv->n_relays) != KITH_OK)
+    return KITH_ERR_DECODE;
+  if (nf == 8 && read_addrs(&f[7], inv->public_addrs, 1, KITH_INVITE_MAX_PUBLIC,
+                            &inv->n_public) != KITH_OK)
     return KITH_ERR_DECODE;
   return KITH_OK;
 }

@@ -4,12 +4,19 @@
  *   msgpack [version=1, group_id bin32, invite_secret bin32,
  *            inviter_id bin32, addrs [[host str, port uint], ...],
  *            (optional) others [[node_id bin32, host str, port uint], ...],
- *            (optional) relays [[node_id bin32, host str, port uint], ...]]
+ *            (optional) relays [[node_id bin32, host str, port uint], ...],
+ *            (optional) public [[host str, port uint], ...]]
  * others lists up to KITH_INVITE_MAX_OTHERS further members that can admit
  * the holder when the inviter is offline; relays lists up to
  * KITH_INVITE_MAX_RELAYS relay friends of the inviter, through which a
  * joiner that cannot reach the inviter directly (NAT) sends its request.
- * Trailing empty lists are left out (others is [] when only relays exist).
+ * public lists up to KITH_INVITE_MAX_PUBLIC server-reflexive addresses of
+ * the inviter's signal port (its public address as a relay friend or STUN
+ * server sees it), where a joiner outside the inviter's network may reach
+ * it. Trailing empty lists are left out; a list followed by a present one
+ * may be empty (others is [] when only relays exist, relays is [] when
+ * only public exists). Codes without public (5 to 7 elements) read as
+ * before.
  * followed by 4 checksum bytes = first 4 bytes of BLAKE2b-256 of the
  * msgpack bytes. The invite secret is the Ed25519 seed of the invite key
  * pair; the invite event in the group publishes only its public key. */
@@ -25,6 +32,7 @@
 #define KITH_INVITE_MAX_ADDRS 8
 #define KITH_INVITE_MAX_OTHERS 3
 #define KITH_INVITE_MAX_RELAYS 2
+#define KITH_INVITE_MAX_PUBLIC 2
 #define KITH_INVITE_HOST_MAX 63
 #define KITH_INVITE_CODE_MAX 1024 /* characters, including "kith:" */
 
@@ -48,6 +56,8 @@ typedef struct kith_invite {
   kith_invite_member others[KITH_INVITE_MAX_OTHERS];
   size_t n_relays;
   kith_invite_member relays[KITH_INVITE_MAX_RELAYS];
+  size_t n_public;
+  kith_addr public_addrs[KITH_INVITE_MAX_PUBLIC];
 } kith_invite;
 
 /* Writes the code (NUL-terminated) to out. KITH_ERR_LIMIT if cap is too

@@ -14,9 +14,9 @@
 
 typedef enum kith_out_kind {
   KITH_OUT_SEND = 1,   /* send data[len] (one frame) to peer */
-  KITH_OUT_DELIVER,    /* payload data[len] of event (id, ts_ms), received
-                          from peer after hops hops: validate it and answer
-                          with kith_gossip_verdict() */
+  KITH_OUT_DELIVER,    /* payload data[len] (its id computed by the
+                          engine), received from peer after hops hops:
+                          validate it and answer with kith_gossip_verdict() */
   KITH_OUT_CONNECT,    /* make a link to peer, then report link_up/down */
   KITH_OUT_DISCONNECT, /* the engine no longer needs the link to peer */
   KITH_OUT_PENALIZE,   /* peer sent an invalid event */
@@ -29,7 +29,6 @@ typedef struct kith_out_item {
   kith_out_kind kind;
   uint8_t peer[32];
   uint8_t id[32]; /* DELIVER */
-  uint64_t ts_ms; /* DELIVER */
   uint32_t hops;  /* DELIVER: 1 = straight from the publisher */
   uint8_t *data;  /* g_malloc'ed, owned by the queue (or NULL) */
   size_t len;

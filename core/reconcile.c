@@ -3,11 +3,12 @@
  * Wire format: one msgpack array [version, key, range...] where key is the
  * 16-byte session key in the first message of a reconciliation and nil in
  * the others. Each range is a flat run of fields: tag (mode | PREFIX |
- * INF), then unless INF the upper bound as the timestamp delta from the
- * previous bound and, with PREFIX, the shortest id prefix that separates it
- * (no trailing zero byte); then the payload of the mode:
+ * INF | COARSE), then unless INF the upper bound as the timestamp delta
+ * from the previous bound (in units of COARSE_MS with COARSE) and, with
+ * PREFIX, the shortest id prefix that separates it (no trailing zero
+ * byte); then the payload of the mode:
  *   SKIP   -
- *   DIGEST count, sum of keyed hashes mod 2^64
+ *   DIGEST count, sum of keyed 32-bit hashes mod 2^32
  *   IDS    [id...]        the sender's complete list for the range
  *   DONE   bitmap, [id...] bitmap over the receiver's items in the range
  *                         that the sender lacks (empty: none), then the
@@ -32,6 +33,8 @@ enum { MODE_SKIP = 0, MODE_DIGEST = 1, MODE_IDS = 2, MODE_DONE = 3 };
 #define TAG_MODE 7u
 #define TAG_PREFIX 8u
 #define TAG_INF 16u
+#define TAG_COARSE 32u /* ts_delta counts COARSE_MS */
+#define COARSE_MS 1024u
 
 typedef struct item {
   uint64_t ts;
@@ -59,8 +62,8 @@ struct kith_recon {
   size_t n, cap, sn;
   idtab index; /* every item, by id */
   uint8_t tabkey[KEY_LEN];
-  uint64_t *psum; /* psum[i] = sum of keyed hashes of items[0..i) */
-  uint64_t *h;    /* keyed hash of each snapshot item */
+  uint32_t *psum; /* psum[i] = sum of fingerprint hashes of items[0..i) */
+  uint32_t *h;    /* fingerprint hash of each snapshot item */
   uint8_t key[KEY_LEN];
   int active;
   GByteArray *rep; /* ids reported in this reconciliation */
@@ -69,12 +72,21 @@ struct kith_recon {
 
 /* ---- id tables ---- */
 
-static size_t tab_hash(const uint8_t *key, const uint8_t *id) {
+/* The keyed hash of an id: SipHash-2-4 (crypto_shorthash), its 8 output
+ * bytes read as a little-endian integer, whatever the host's byte order
+ * and word size. Fingerprints on the wire are sums of these. */
+static uint64_t id_hash(const uint8_t *key, const uint8_t *id) {
   uint8_t h[crypto_shorthash_BYTES];
-  uint64_t v;
+  uint64_t v = 0;
   crypto_shorthash(h, id, ID_LEN, key);
-  memcpy(&v, h, sizeof v);
-  return (size_t)v;
+  for (int i = crypto_shorthash_BYTES - 1; i >= 0; i--)
+    v = v << 8 | h[i];
+  return v;
+}
+
+/* Table slots: the same hash, cut to the host's size_t (local only). */
+static size_t tab_hash(const uint8_t *key, const uint8_t *id) {
+  return (size_t)id_hash(key, id);
 }
 
 static size_t tab_find(const idtab *t, const uint8_t *key, const uint8_t *base,
@@ -124,10 +136,12 @@ static void tab_clear(idtab *t) {
   *t = (idtab){0};
 }
 
-/* Ids of the items array, NULL before the first item (then every table
- * is empty and nothing is read through it). */
-#define ITEM_IDS(r)                                                            \
-  ((r)->items ? (const uint8_t *)(r)->items + offsetof(item, id) : NULL)
+/* Base of the id table's entries: the ids inside the items (NULL, never
+ * dereferenced, while there are none: the table is then empty). */
+static const uint8_t *item_ids(const kith_recon *r) {
+  return r->items == NULL ? NULL
+                          : (const uint8_t *)r->items + offsetof(item, id);
+}
 
 /* ---- order ---- */
 
@@ -157,12 +171,18 @@ static int bound_cmp(const bound *a, const bound *b) {
 static const bound BOUND_MIN = {0};
 static const bound BOUND_INF = {.inf = 1};
 
-/* The smallest bound b with a < b <= c, for consecutive items a < c: the
- * cheapest to send. */
-static void bound_between(const item *a, const item *c, bound *b) {
+/* A bound b with a < b <= c, for consecutive items a < c: the cheapest
+ * to send after a bound at prev_ts: a whole number of COARSE_MS after it
+ * if there is one in (a.ts, c.ts], else a.ts + 1, else (equal times) the
+ * shortest id prefix. */
+static void bound_between(const item *a, const item *c, uint64_t prev_ts,
+                          bound *b) {
   *b = (bound){0};
   if (a->ts < c->ts) {
-    b->ts = a->ts + 1;
+    uint64_t t = a->ts + 1;
+    if (t > prev_ts && (t - prev_ts) % COARSE_MS != 0)
+      t += COARSE_MS - (t - prev_ts) % COARSE_MS;
+    b->ts = t <= c->ts && t > prev_ts ? t : a->ts + 1;
     return;
   }
   size_t j = 0;
@@ -216,7 +236,7 @@ size_t kith_recon_size(const kith_recon *r) {
 kith_err kith_recon_add(kith_recon *r, uint64_t ts_ms, const uint8_t id[32]) {
   if (r == NULL || id == NULL)
     return KITH_ERR_ARG;
-  if (tab_find(&r->index, r->tabkey, ITEM_IDS(r), sizeof(item), id) != SIZE_MAX)
+  if (tab_find(&r->index, r->tabkey, item_ids(r), sizeof(item), id) != SIZE_MAX)
     return KITH_OK;
   if (r->n >= KITH_RECON_MAX_ITEMS)
     return KITH_ERR_LIMIT;
@@ -228,12 +248,12 @@ kith_err kith_recon_add(kith_recon *r, uint64_t ts_ms, const uint8_t id[32]) {
     r->items = p;
     r->cap = cap;
   }
-  if (tab_reserve(&r->index, r->tabkey, ITEM_IDS(r), sizeof(item), r->n + 1,
+  if (tab_reserve(&r->index, r->tabkey, item_ids(r), sizeof(item), r->n + 1,
                   r->n) != KITH_OK)
     return KITH_ERR_NOMEM;
   r->items[r->n].ts = ts_ms;
   memcpy(r->items[r->n].id, id, ID_LEN);
-  tab_put(&r->index, r->tabkey, ITEM_IDS(r), sizeof(item), r->n);
+  tab_put(&r->index, r->tabkey, item_ids(r), sizeof(item), r->n);
   r->n++;
   return KITH_OK;
 }
@@ -257,7 +277,7 @@ static kith_err merge_pending(kith_recon *r) {
     r->items = m;
   }
   tab_clear(&r->index);
-  return tab_reserve(&r->index, r->tabkey, ITEM_IDS(r), sizeof(item), n, n);
+  return tab_reserve(&r->index, r->tabkey, item_ids(r), sizeof(item), n, n);
 }
 
 /* Starts a reconciliation: snapshot of every item, hashes under key. */
@@ -265,8 +285,8 @@ static kith_err snapshot(kith_recon *r, const uint8_t key[KEY_LEN]) {
   kith_err err = merge_pending(r);
   if (err != KITH_OK)
     return err;
-  uint64_t *psum = g_try_new(uint64_t, r->n + 1);
-  uint64_t *h = g_try_new(uint64_t, r->n + 1);
+  uint32_t *psum = g_try_new(uint32_t, r->n + 1);
+  uint32_t *h = g_try_new(uint32_t, r->n + 1);
   if (psum == NULL || h == NULL) {
     g_free(psum);
     g_free(h);
@@ -280,7 +300,7 @@ static kith_err snapshot(kith_recon *r, const uint8_t key[KEY_LEN]) {
   memcpy(r->key, key, KEY_LEN);
   psum[0] = 0;
   for (size_t i = 0; i < r->n; i++) {
-    h[i] = tab_hash(key, r->items[i].id);
+    h[i] = (uint32_t)id_hash(key, r->items[i].id);
     psum[i + 1] = psum[i] + h[i];
   }
   g_byte_array_set_size(r->rep, 0);
@@ -309,7 +329,7 @@ static kith_err report(kith_recon *r, GByteArray *arr, const uint8_t *id) {
 }
 
 static int has_id(const kith_recon *r, const uint8_t *id) {
-  return tab_find(&r->index, r->tabkey, ITEM_IDS(r), sizeof(item), id) !=
+  return tab_find(&r->index, r->tabkey, item_ids(r), sizeof(item), id) !=
          SIZE_MAX;
 }
 
@@ -353,11 +373,12 @@ static kith_err parse_bound(cursor *c, uint64_t tag, const bound *prev,
   *b = (bound){0};
   if (tag & TAG_INF) {
     b->inf = 1;
-    return (tag & TAG_PREFIX) ? KITH_ERR_DECODE : KITH_OK;
+    return (tag & (TAG_PREFIX | TAG_COARSE)) ? KITH_ERR_DECODE : KITH_OK;
   }
-  if (next_uint(c, UINT64_MAX - prev->ts, &dts) != KITH_OK)
+  uint64_t unit = (tag & TAG_COARSE) ? COARSE_MS : 1;
+  if (next_uint(c, (UINT64_MAX - prev->ts) / unit, &dts) != KITH_OK)
     return KITH_ERR_DECODE;
-  b->ts = prev->ts + dts;
+  b->ts = prev->ts + dts * unit;
   if (tag & TAG_PREFIX) {
     const uint8_t *p;
     size_t n;
@@ -403,7 +424,7 @@ static kith_err parse_payload(kith_recon *r, cursor *c, parsed *m, prange *pr) {
   case MODE_DIGEST:
     if (next_uint(c, KITH_RECON_MAX_ITEMS, &pr->count) != KITH_OK)
       return KITH_ERR_DECODE;
-    return next_uint(c, UINT64_MAX, &pr->sum);
+    return next_uint(c, UINT32_MAX, &pr->sum);
   case MODE_IDS:
     return parse_ids(r, c, m, pr);
   case MODE_DONE:
@@ -421,8 +442,8 @@ static kith_err parse_ranges(kith_recon *r, cursor *c, parsed *m) {
   while (c->k < c->n) {
     uint64_t tag;
     prange pr = {0};
-    if (prev.inf ||
-        next_uint(c, TAG_MODE | TAG_PREFIX | TAG_INF, &tag) != KITH_OK)
+    if (prev.inf || next_uint(c, TAG_MODE | TAG_PREFIX | TAG_INF | TAG_COARSE,
+                              &tag) != KITH_OK)
       return KITH_ERR_DECODE;
     pr.mode = (unsigned)(tag & TAG_MODE);
     if (parse_bound(c, tag, &prev, &pr.b) != KITH_OK ||
@@ -514,12 +535,15 @@ static void out_clear(out *o) {
 
 static void put_head(kith_pack *p, uint32_t *nf, uint64_t *prev_ts,
                      const bound *b, unsigned mode) {
-  unsigned tag = mode | (b->inf ? TAG_INF : 0) | (b->plen ? TAG_PREFIX : 0);
+  uint64_t d = b->inf ? 0 : b->ts - *prev_ts;
+  int coarse = d != 0 && d % COARSE_MS == 0;
+  unsigned tag = mode | (b->inf ? TAG_INF : 0) | (b->plen ? TAG_PREFIX : 0) |
+                 (coarse ? TAG_COARSE : 0);
   kith_pack_uint(p, tag);
   (*nf)++;
   if (b->inf)
     return;
-  kith_pack_uint(p, b->ts - *prev_ts);
+  kith_pack_uint(p, coarse ? d / COARSE_MS : d);
   (*nf)++;
   *prev_ts = b->ts;
   if (b->plen) {
@@ -594,7 +618,7 @@ static kith_err out_finish(out *o, const uint8_t *key, uint8_t **msg,
 static void emit_digest(const kith_recon *r, out *o, const bound *lo,
                         const bound *hi, size_t i0, size_t i1, int force) {
   kith_pack_uint(&o->tmp, i1 - i0);
-  kith_pack_uint(&o->tmp, r->psum[i1] - r->psum[i0]);
+  kith_pack_uint(&o->tmp, (uint32_t)(r->psum[i1] - r->psum[i0]));
   o->tmpfields += 2;
   out_commit(o, lo, hi, MODE_DIGEST, force);
 }
@@ -613,7 +637,7 @@ static void emit_children(const kith_recon *r, out *o, const bound *lo,
     if (j + 1 == nb)
       b = *hi;
     else
-      bound_between(&r->items[e - 1], &r->items[e], &b);
+      bound_between(&r->items[e - 1], &r->items[e], a.ts, &b);
     emit_digest(r, o, &a, &b, s, e, 0);
     a = b;
   }
@@ -621,18 +645,21 @@ static void emit_children(const kith_recon *r, out *o, const bound *lo,
 
 /* Ranges of mode IDS or DONE over [lo, hi) carrying our items sel[0..k)
  * (snapshot indices, increasing, all below i1), at most KITH_RECON_CHUNK
- * per range. bits (nbits bytes, DONE only) goes with a single range. */
+ * per range. bits (nbits bytes, DONE only) goes with a single range. A
+ * DONE without bitmap starts where the message's last range ended: what
+ * lies between is settled, and a DONE over settled items says nothing
+ * more, so no SKIP range is needed before it. */
 static void emit_chunks(const kith_recon *r, out *o, const bound *lo,
                         const bound *hi, const size_t *sel, size_t k,
                         unsigned mode, const uint8_t *bits, size_t nbits) {
-  bound a = *lo, b;
+  bound a = mode == MODE_DONE && nbits == 0 && !o->full ? o->last : *lo, b;
   size_t j = 0;
   do {
     size_t e = MIN(k, j + KITH_RECON_CHUNK);
     if (e == k)
       b = *hi;
     else
-      bound_between(&r->items[sel[e - 1]], &r->items[sel[e - 1] + 1], &b);
+      bound_between(&r->items[sel[e - 1]], &r->items[sel[e - 1] + 1], a.ts, &b);
     if (mode == MODE_DONE) {
       kith_pack_bin(&o->tmp, bits, e == k && j == 0 ? nbits : 0);
       o->tmpfields++;
@@ -661,9 +688,10 @@ typedef struct ctx {
   out *o;
   const parsed *m;
   GByteArray *have, *need;
+  size_t branch; /* parts a differing range is split into */
 } ctx;
 
-static size_t find_hash(const kith_recon *r, size_t i0, size_t i1, uint64_t v) {
+static size_t find_hash(const kith_recon *r, size_t i0, size_t i1, uint32_t v) {
   for (size_t i = i0; i < i1; i++)
     if (r->h[i] == v)
       return i;
@@ -673,13 +701,15 @@ static size_t find_hash(const kith_recon *r, size_t i0, size_t i1, uint64_t v) {
 static kith_err on_digest(ctx *c, const bound *lo, const prange *p) {
   kith_recon *r = c->r;
   size_t i0 = p->i0, i1 = p->i1, n = i1 - i0;
-  uint64_t sum = r->psum[i1] - r->psum[i0];
+  uint32_t sum = r->psum[i1] - r->psum[i0];
   if (n == p->count && sum == p->sum)
     return KITH_OK;
   if (n == p->count + 1) {
     /* One item more than the peer: if its hash is the difference of the
-     * sums, it is (with probability 1 - n / 2^64) the only difference. */
-    size_t x = find_hash(r, i0, i1, sum - p->sum);
+     * sums, it is (with probability 1 - n / 2^32) the only difference. A
+     * wrong guess (or sums equal by chance) only leaves a difference to
+     * the next reconciliation, which draws a new key. */
+    size_t x = find_hash(r, i0, i1, sum - (uint32_t)p->sum);
     if (x != SIZE_MAX) {
       emit_chunks(r, c->o, lo, &p->b, &x, 1, MODE_DONE, NULL, 0);
       return report(r, c->have, r->items[x].id);
@@ -701,7 +731,7 @@ static kith_err on_digest(ctx *c, const bound *lo, const prange *p) {
     emit_chunks(r, c->o, lo, &p->b, sel, n, MODE_IDS, NULL, 0);
     g_free(sel);
   } else {
-    emit_children(r, c->o, lo, &p->b, i0, i1, MIN(n, KITH_RECON_BRANCH));
+    emit_children(r, c->o, lo, &p->b, i0, i1, MIN(n, c->branch));
   }
   return KITH_OK;
 }
@@ -758,9 +788,36 @@ static kith_err on_done(ctx *c, const prange *p) {
   return err;
 }
 
+/* How many parts to split a differing range into: enough that most parts
+ * hold at most one difference (a range with one item more on one side is
+ * settled at once, see on_digest), few enough that the equal ones cost
+ * little. How many differences a differing range holds is judged from
+ * the peer's digests in this message: if most differ, and their counts
+ * differ by 4 or more on average, there are many per range
+ * (KITH_RECON_BRANCH parts); if most differ by little counts, a few (half
+ * as many parts); if only some differ, those hold one or two (a quarter). */
+static size_t branching(const kith_recon *r, const parsed *m) {
+  size_t nd = 0, diff = 0, apart = 0;
+  for (guint k = 0; k < m->ranges->len; k++) {
+    const prange *p = &g_array_index(m->ranges, prange, k);
+    size_t n = p->i1 - p->i0;
+    if (p->mode != MODE_DIGEST)
+      continue;
+    nd++;
+    if (n == p->count && (uint32_t)(r->psum[p->i1] - r->psum[p->i0]) == p->sum)
+      continue;
+    diff++;
+    apart += n > p->count ? n - p->count : p->count - n;
+  }
+  if (diff * 10 > nd * 9)
+    return apart >= 4 * diff ? KITH_RECON_BRANCH : KITH_RECON_BRANCH / 2;
+  return diff * 2 > nd ? KITH_RECON_BRANCH / 2 : KITH_RECON_BRANCH / 4;
+}
+
 static kith_err answer(ctx *c) {
   bound lo = BOUND_MIN;
   kith_err err = KITH_OK;
+  c->branch = branching(c->r, c->m);
   for (guint k = 0; err == KITH_OK && k < c->m->ranges->len; k++) {
     const prange *p = &g_array_index(c->m->ranges, prange, k);
     if (p->mode == MODE_DONE)
@@ -824,7 +881,7 @@ kith_err kith_recon_step(kith_recon *r, const uint8_t *msg, size_t len,
     return err;
   }
   out_init(&o);
-  ctx c = {r, &o, &m, have_ids, need_ids};
+  ctx c = {r, &o, &m, have_ids, need_ids, KITH_RECON_BRANCH};
   err = answer(&c);
   if (err == KITH_OK)
     err = out_finish(&o, NULL, reply, reply_len);

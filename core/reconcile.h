@@ -10,9 +10,12 @@
  * that grow with the difference, not with the set size (Negentropy is the
  * model). The message format is in docs/protocol.md.
  *
- * Fingerprints ("digests") are the item count and the sum mod 2^64 of a
- * keyed 64-bit hash (SipHash, key chosen per reconciliation by the
- * initiator) of each id. A range whose digests differ by exactly one item
+ * Fingerprints ("digests") are the item count and the sum mod 2^32 of a
+ * keyed 32-bit hash (SipHash, key chosen per reconciliation by the
+ * initiator) of each id. A wrong conclusion (sums equal by chance, or a
+ * wrong item taken for the only difference, about n / 2^32 per range)
+ * leaves a difference unfound until the next reconciliation, which draws
+ * a new key. A range whose digests differ by exactly one item
  * is resolved at once: the side holding the extra item finds the one whose
  * hash is the difference of the sums and sends its id, so splitting only has
  * to go as deep as isolating the differences, not down to small ranges.

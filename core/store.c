@@ -78,13 +78,6 @@ static const char v2_to_v3_sql[] =
     "ALTER TABLE groups ADD COLUMN read_id BLOB;" V3_TABLES
     "PRAGMA user_version = 3;";
 
-/* A stored row and the event written again under its id agree on what
- * its sealed text is bound to (always, unless the file was edited): a
- * message's stored text stays (a control event's is always its inner
- * plaintext, as the engine writes it). */
-#define SAME_PLACE                                                             \
-  "events.group_id = excluded.group_id AND events.author = excluded.author"    \
-  " AND events.ts = excluded.ts"
 /* Rows converted to version 3 (see v2_to_v3_sql). */
 #define CONVERTED "(cseq IS NOT NULL OR cf IS NOT NULL)"
 /* What the log shows: messages with a text, and the control events that
@@ -112,15 +105,17 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_PUT_EVENT] =
         "INSERT INTO events(id, group_id, depth, kind, author, ts, raw, cseq,"
         " cf, facts, text, ref, flag) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
-        " ?9, ?10, ?11, ?12, ?13) ON CONFLICT(id) DO UPDATE SET"
-        " group_id = excluded.group_id, depth = excluded.depth,"
-        " kind = excluded.kind, author = excluded.author, ts = excluded.ts,"
-        " raw = excluded.raw, cseq = excluded.cseq, cf = excluded.cf,"
-        " facts = excluded.facts, text = CASE WHEN excluded.cseq IS NULL"
-        " AND " SAME_PLACE " THEN coalesce(events.text, excluded.text)"
-        " ELSE excluded.text END,"
-        " ref = excluded.ref, flag = excluded.flag",
-    [ST_DEL_HEAD] = "DELETE FROM heads WHERE group_id = ?1 AND id = ?2",
+        " ?9, ?10, ?11, ?12, ?13) ON CONFLICT(id) DO NOTHING",
+    /* a row a version-2 kith stored gets its derived columns; a message
+     * keeps its text, a control event's text becomes its inner plaintext
+     * (version 2 kept a topic's text there) */
+    [ST_CONVERT_EVENT] =
+        "UPDATE events SET cseq = ?8, cf = ?9, facts = ?10,"
+        " text = CASE WHEN ?8 IS NULL THEN coalesce(text, ?11) ELSE ?11 END,"
+        " ref = ?12, flag = ?13 WHERE id = ?1"
+        " AND group_id = ?2 AND depth = ?3 AND kind = ?4 AND author = ?5 AND"
+        " ts = ?6 AND raw = ?7 AND NOT " CONVERTED,
+    [ST_DROP_HEADS_OF] = "DELETE FROM heads WHERE group_id = ?1",
     [ST_PUT_HEAD] = "INSERT OR IGNORE INTO heads(group_id, id) VALUES(?1, ?2)",
     [ST_GET_SUMMARY] = "SELECT depth, ts, kind, author, cseq, cf FROM events"
                        " WHERE id = ?1 AND group_id = ?2 AND " CONVERTED,
@@ -280,8 +275,10 @@ kith_err kst_map_rc(int rc) {
   case SQLITE_BUSY:
   case SQLITE_LOCKED:
     return KITH_ERR_BUSY;
+  case SQLITE_FULL:
+    return KITH_ERR_FULL;
   default:
-    return KITH_ERR_IO; /* FULL, IOERR, CORRUPT, CONSTRAINT, ... */
+    return KITH_ERR_IO; /* IOERR, CORRUPT, CONSTRAINT, ... */
   }
 }
 
@@ -315,6 +312,8 @@ kith_err kst_run_bound(sqlite3_stmt *st, int bind_rc) {
 }
 
 kith_err kst_begin(kith_store *s) {
+  if (s->failed)
+    return s->failed; /* the batch is lost already */
   return s->batch ? KITH_OK : kst_run(s->st[ST_BEGIN]);
 }
 
@@ -322,8 +321,16 @@ kith_err kst_begin(kith_store *s) {
  * nothing is ever half-written. Returns the first error. */
 kith_err kst_finish(kith_store *s, kith_err err) {
   if (s->batch) {
-    if (sqlite3_get_autocommit(s->db))
-      s->batch = 0; /* SQLite ended the whole transaction (FULL, IOERR) */
+    /* A failed write loses the whole batch: the caller's memory may hold
+     * what the batch held, so it must reload rather than carry on with a
+     * store that kept half of it. */
+    if (err != KITH_OK && err != KITH_ERR_DUPLICATE &&
+        err != KITH_ERR_NOT_FOUND) {
+      if (!sqlite3_get_autocommit(s->db))
+        (void)kst_run(s->st[ST_ROLLBACK]);
+      if (!s->failed)
+        s->failed = err == KITH_ERR_FULL ? KITH_ERR_FULL : KITH_ERR_IO;
+    }
     return err;
   }
   if (err == KITH_OK) {
@@ -642,9 +649,37 @@ kith_err kith_store_batch_commit(kith_store *s) {
   if (!s || !s->batch)
     return KITH_ERR_STATE;
   s->batch = 0;
-  if (sqlite3_get_autocommit(s->db))
-    return KITH_ERR_IO; /* the transaction was already rolled back */
+  if (s->failed || sqlite3_get_autocommit(s->db)) {
+    kith_err err = s->failed ? s->failed : KITH_ERR_IO;
+    s->failed = KITH_OK;
+    return err; /* the transaction was already rolled back */
+  }
   return kst_finish(s, KITH_OK);
+}
+
+/* WAL with synchronous=NORMAL keeps commits safe from a crash of the
+ * process, not from power loss; this commit is synced (FULL), and with it
+ * every earlier one. */
+kith_err kith_store_batch_commit_durable(kith_store *s) {
+  if (!s || !s->batch)
+    return KITH_ERR_STATE;
+  (void)sqlite3_exec(s->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+  kith_err err = kith_store_batch_commit(s);
+  (void)sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+  return err;
+}
+
+int kith_store_batch_failed(const kith_store *s) {
+  return s && s->failed != KITH_OK;
+}
+
+void kith_store_batch_abort(kith_store *s) {
+  if (!s || !s->batch)
+    return;
+  s->batch = 0;
+  s->failed = KITH_OK;
+  if (!sqlite3_get_autocommit(s->db))
+    (void)kst_run(s->st[ST_ROLLBACK]);
 }
 
 int kith_store_in_batch(const kith_store *s) {

@@ -58,13 +58,10 @@ KITH_MUST kith_err kith_store_set_read(kith_store *s, const uint8_t gid[32],
  * control event, the event's own for the others (cseqs, ascending); facts
  * the control event's facts at its parents (opaque here); text its
  * decrypted text, if any (stored sealed); ref the event a reply, reaction,
- * edit or delete refers to; flag the reaction's on/off. The heads table
- * follows: the event's parents stop being heads, the event becomes one.
- * Writing an id again rewrites the row from the event (upgrading a row
- * stored by an older kith) and keeps a stored text of a message-like
- * event, unless the row's group, author or time were not the event's (a
- * text sealed to other columns could not be opened); a control event's
- * text is always the one written. */
+ * edit or delete refers to; flag its KITH_STORE_* bits. convert: the row
+ * was stored by an older kith (schema 2): write its derived columns,
+ * keeping its text. KITH_ERR_DUPLICATE if the id is stored already
+ * (nothing is written). */
 #define KITH_STORE_ON 1      /* flag: a reaction added (not taken back) */
 #define KITH_STORE_APPLIES 2 /* flag: a react, edit or delete that applies */
 typedef struct kith_store_row {
@@ -78,6 +75,7 @@ typedef struct kith_store_row {
   size_t text_len;
   const uint8_t *ref;
   int flag;
+  int convert;
 } kith_store_row;
 KITH_MUST kith_err kith_store_put_event(kith_store *s, const kith_store_row *r);
 
@@ -115,6 +113,9 @@ typedef kith_err (*kith_store_ctl_fn)(void *ctx, const kith_store_ctl *c);
 KITH_MUST kith_err kith_store_load_controls(kith_store *s,
                                             const uint8_t gid[32],
                                             kith_store_ctl_fn fn, void *ctx);
+/* Replaces the group's heads by ids (32 bytes each). */
+KITH_MUST kith_err kith_store_set_heads(kith_store *s, const uint8_t gid[32],
+                                        const uint8_t *ids, size_t n);
 /* The group's heads (32-byte ids appended to ids). */
 KITH_MUST kith_err kith_store_load_heads(kith_store *s, const uint8_t gid[32],
                                          GByteArray *ids);
@@ -186,13 +187,25 @@ KITH_MUST kith_err kith_store_load_secrets(kith_store *s, const uint8_t gid[32],
                                            GByteArray *out);
 
 /* Batches: writes between batch_begin and batch_commit share one
- * transaction (each write is still all-or-nothing), which
- * makes ingest several times faster than a commit per event. commit
- * returns KITH_ERR_IO if the batch was lost (e.g. disk full): the writes
- * since batch_begin are then not on disk. */
+ * transaction, which makes ingest several times faster than a commit per
+ * event. A write that fails loses the whole batch (see
+ * kith_store_batch_failed): commit then returns KITH_ERR_FULL (the disk
+ * is full) or KITH_ERR_IO, and none of the writes since batch_begin are
+ * on disk. Any write returns KITH_ERR_FULL when the disk is full. */
 KITH_MUST kith_err kith_store_batch_begin(kith_store *s);
 KITH_MUST kith_err kith_store_batch_commit(kith_store *s);
+/* The same, synced to the disk (SQLite synchronous=FULL for this commit):
+ * it survives power loss, not only a crash of the process. */
+KITH_MUST kith_err kith_store_batch_commit_durable(kith_store *s);
+/* Ends the batch, writing none of it (a no-op outside a batch). */
+void kith_store_batch_abort(kith_store *s);
 int kith_store_in_batch(const kith_store *s);
+/* A write of the open batch failed: the batch is lost (its writes are
+ * rolled back; every later write, and the commit, which ends the batch,
+ * return the same KITH_ERR_FULL or KITH_ERR_IO). A duplicate
+ * (KITH_ERR_DUPLICATE) or a missing row (KITH_ERR_NOT_FOUND) is not a
+ * failure. */
+int kith_store_batch_failed(const kith_store *s);
 
 /* Last known signal address of a node (for reconnecting). */
 KITH_MUST kith_err kith_store_put_peer(kith_store *s, const uint8_t node[32],

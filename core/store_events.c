@@ -112,7 +112,7 @@ static int unpack_cs(const uint8_t *p, size_t len, uint32_t **cs, uint32_t *n) {
 
 static kith_err insert_row(kith_store *s, const kith_store_row *r) {
   const kith_event *ev = r->ev;
-  sqlite3_stmt *st = s->st[ST_PUT_EVENT];
+  sqlite3_stmt *st = s->st[r->convert ? ST_CONVERT_EVENT : ST_PUT_EVENT];
   size_t cf_len;
   uint8_t *cf = pack_cs(r->cf, r->n_cf, &cf_len);
   uint8_t *sealed = NULL;
@@ -146,7 +146,10 @@ static kith_err insert_row(kith_store *s, const kith_store_row *r) {
     kst_unbind(st);
     return kst_map_rc(rc);
   }
-  return kst_run(st);
+  kith_err err = kst_run(st);
+  if (err == KITH_OK && sqlite3_changes(s->db) == 0)
+    err = r->convert ? KITH_ERR_NOT_FOUND : KITH_ERR_DUPLICATE;
+  return err;
 }
 
 static kith_err head_write(kith_store *s, int stmt, const uint8_t *gid,
@@ -167,22 +170,26 @@ kith_err kith_store_put_event(kith_store *s, const kith_store_row *r) {
   if (r->ev->raw_len > KITH_EVENT_MAX || (r->text && r->text_len > MAX_TEXT) ||
       r->facts_len > MAX_BLOB)
     return KITH_ERR_LIMIT;
-  /* Inside a batch, a failed write must not leave half of itself behind:
-   * a savepoint makes the three statements one. */
-  int sp = s->batch;
-  if (sp && sqlite3_exec(s->db, "SAVEPOINT ev", NULL, NULL, NULL) != SQLITE_OK)
-    return KITH_ERR_IO;
   kith_err err = kst_begin(s);
   if (err == KITH_OK)
     err = insert_row(s, r);
-  for (size_t i = 0; err == KITH_OK && i < r->ev->n_parents; i++)
-    err = head_write(s, ST_DEL_HEAD, r->ev->group_id, r->ev->parents[i]);
-  if (err == KITH_OK)
-    err = head_write(s, ST_PUT_HEAD, r->ev->group_id, r->ev->id);
-  if (sp && !sqlite3_get_autocommit(s->db))
-    (void)sqlite3_exec(
-        s->db, err == KITH_OK ? "RELEASE ev" : "ROLLBACK TO ev; RELEASE ev",
-        NULL, NULL, NULL);
+  return kst_finish(s, err);
+}
+
+kith_err kith_store_set_heads(kith_store *s, const uint8_t gid[32],
+                              const uint8_t *ids, size_t n) {
+  if (!s || !gid || (!ids && n))
+    return KITH_ERR_ARG;
+  kith_err err = kst_begin(s);
+  sqlite3_stmt *st = s->st[ST_DROP_HEADS_OF];
+  if (err == KITH_OK) {
+    int rc = sqlite3_bind_blob(st, 1, gid, 32, SQLITE_STATIC);
+    err = rc == SQLITE_OK ? kst_run(st) : kst_map_rc(rc);
+    if (rc != SQLITE_OK)
+      kst_unbind(st);
+  }
+  for (size_t i = 0; err == KITH_OK && i < n; i++)
+    err = head_write(s, ST_PUT_HEAD, gid, ids + 32 * i);
   return kst_finish(s, err);
 }
 

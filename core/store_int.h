@@ -32,7 +32,8 @@ enum stmt_id {
   ST_SET_COUNT,
   ST_SET_READ,
   ST_PUT_EVENT,
-  ST_DEL_HEAD,
+  ST_CONVERT_EVENT,
+  ST_DROP_HEADS_OF,
   ST_PUT_HEAD,
   ST_GET_SUMMARY,
   ST_GET_RAW,
@@ -66,7 +67,9 @@ struct kith_store {
   sqlite3 *db;
   uint8_t *key; /* KEY_LEN bytes, sodium_malloc'ed, read-only */
   sqlite3_stmt *st[ST_COUNT];
-  int batch; /* inside kith_store_batch_begin .. _commit */
+  int batch;       /* inside kith_store_batch_begin .. _commit */
+  kith_err failed; /* a write of this batch failed (KITH_ERR_FULL or
+                      KITH_ERR_IO): the batch is lost */
 };
 
 typedef struct ad_buf {

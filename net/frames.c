@@ -1,11 +1,13 @@
 /* kith: link frames besides the gossip engine's: PING/PONG (peer.c),
- * ADDRS (introductions of other members), and the bulk transfer of a
- * group's history to a newcomer (HAVE, then EVENTs of what it lacks). The
- * engine's own frames travel inside FRAME_GOSSIP (gossip.c). */
+ * ADDRS (introductions of other members), BYE, ELSEWHERE, and the dispatch
+ * of every frame type. A group's events, its history for a newcomer
+ * included, travel only inside FRAME_GOSSIP (gossip.c). */
 #include <string.h>
 
 #include "../core/codec.h"
 #include "node_int.h"
+
+#define ADDRS_MAX KITH_WIRE_ADDRS_MAX
 
 static void send_packed(node_peer *p, kith_pack *pk) {
   uint8_t *buf;
@@ -17,50 +19,6 @@ static void send_packed(node_peer *p, kith_pack *pk) {
   g_free(buf);
 }
 
-static void send_raw(node_peer *p, const uint8_t gid[32], const void *raw,
-                     size_t len) {
-  kith_pack pk;
-
-  kith_pack_init(&pk);
-  kith_pack_array(&pk, 3);
-  kith_pack_uint(&pk, FRAME_EVENT);
-  kith_pack_bin(&pk, gid, 32);
-  kith_pack_bin(&pk, raw, len);
-  send_packed(p, &pk);
-}
-
-void frames_send_event(node_peer *p, const kith_event *ev) {
-  send_raw(p, ev->group_id, ev->raw, ev->raw_len);
-}
-
-/* The group's event ids in the order they were accepted (parents before
- * children). */
-static void collect_id(void *ctx, uint64_t ts, const uint8_t id[32]) {
-  g_byte_array_append(ctx, id, 32);
-}
-
-static void group_ids(kith_node *n, node_group *ng, GByteArray *ids) {
-  if (kith_group_each_id(ng->g, collect_id, ids) != KITH_OK)
-    node_log(n, "could not read a group's event ids from the store");
-}
-
-/* Is p entitled to the events of ng: a member, or the node we are joining
- * through (it admits us and sends us the group). */
-static int peer_may_sync(node_peer *p, node_group *ng) {
-  kith_node *n = p->node;
-
-  if (kith_group_is_member(ng->g, p->id) &&
-      kith_group_is_member(ng->g, n->me.pk))
-    return 1;
-  for (guint i = 0; i < n->joins->len; i++) {
-    node_join *j = n->joins->pdata[i];
-    if (memcmp(j->inv.group_id, kith_group_id(ng->g), 32) == 0 &&
-        memcmp(j->target, p->id, KITH_ID_LEN) == 0)
-      return 1;
-  }
-  return 0;
-}
-
 /* Are we joining a group through this peer? */
 static int joining_via(node_peer *p) {
   for (guint i = 0; i < p->node->joins->len; i++) {
@@ -69,29 +27,6 @@ static int joining_via(node_peer *p) {
       return 1;
   }
   return 0;
-}
-
-static void send_have(node_peer *p, node_group *ng) {
-  GByteArray *ids = g_byte_array_new();
-  size_t count;
-
-  group_ids(p->node, ng, ids);
-  count = ids->len / 32;
-  for (size_t off = 0;; off += SYNC_IDS_PER_FRAME) {
-    size_t k = MIN(SYNC_IDS_PER_FRAME, count - off);
-    kith_pack pk;
-
-    kith_pack_init(&pk);
-    kith_pack_array(&pk, 4);
-    kith_pack_uint(&pk, FRAME_HAVE);
-    kith_pack_bin(&pk, kith_group_id(ng->g), 32);
-    kith_pack_bin(&pk, ids->data + off * 32, k * 32);
-    kith_pack_bool(&pk, off + k >= count);
-    send_packed(p, &pk);
-    if (off + k >= count)
-      break;
-  }
-  g_byte_array_unref(ids);
 }
 
 /* Is there a group that we, a and b all belong to? */
@@ -109,181 +44,87 @@ int nodes_share_group(kith_node *n, const uint8_t a[32], const uint8_t b[32]) {
   return 0;
 }
 
-/* Tells the peer where the other members of the groups it shares with us
- * are, so the mesh grows without a server. */
-static void send_addrs(node_peer *p, const kith_stored_peer *only) {
-  kith_node *n = p->node;
-  GHashTableIter it;
-  gpointer v;
-  GPtrArray *list = g_ptr_array_new();
+/* Sends one ADDRS frame with the entries in list (kith_stored_peer*). */
+static void send_addrs(node_peer *p, GPtrArray *list) {
   kith_pack pk;
 
-  g_hash_table_iter_init(&it, n->addrs);
-  while (g_hash_table_iter_next(&it, NULL, &v) &&
-         list->len < KITH_WIRE_ADDRS_MAX) {
-    kith_stored_peer *sp = v;
-    if ((!only || sp == only) && memcmp(sp->node, p->id, KITH_ID_LEN) != 0 &&
-        nodes_share_group(n, sp->node, p->id))
-      g_ptr_array_add(list, sp);
-  }
-  if (list->len == 0 && only) {
-    g_ptr_array_unref(list);
-    return;
-  }
   kith_pack_init(&pk);
   kith_pack_array(&pk, 2);
   kith_pack_uint(&pk, FRAME_ADDRS);
   kith_pack_array(&pk, list->len);
   for (guint i = 0; i < list->len; i++) {
     kith_stored_peer *sp = list->pdata[i];
-    kith_pack_array(&pk, 3);
+    kith_pack_array(&pk, 4);
     kith_pack_bin(&pk, sp->node, KITH_ID_LEN);
     kith_pack_cstr(&pk, sp->host);
     kith_pack_uint(&pk, sp->port);
+    kith_pack_uint(&pk, sp->seen_ms);
   }
-  g_ptr_array_unref(list);
+  p->node->addrs_sent++;
   send_packed(p, &pk);
+}
+
+/* May the peer hear where sp's node is: it shares a group with it and us. */
+static int may_tell(node_peer *p, const kith_stored_peer *sp) {
+  return memcmp(sp->node, p->id, KITH_ID_LEN) != 0 &&
+         nodes_share_group(p->node, sp->node, p->id);
+}
+
+/* At link-up: where the other members of the groups the peer shares with
+ * us are, so the mesh grows without a server. */
+static void send_all_addrs(node_peer *p) {
+  GHashTableIter it;
+  gpointer v;
+  GPtrArray *list = g_ptr_array_new();
+
+  g_hash_table_iter_init(&it, p->node->addrs);
+  while (g_hash_table_iter_next(&it, NULL, &v) && list->len < ADDRS_MAX)
+    if (may_tell(p, v))
+      g_ptr_array_add(list, v);
+  send_addrs(p, list);
+  g_ptr_array_unref(list);
+}
+
+void frames_flush_addrs(node_peer *p, uint64_t now) {
+  GHashTableIter it;
+  gpointer k;
+  GPtrArray *list;
+
+  if (!peer_is_up(p) || g_hash_table_size(p->announce) == 0 ||
+      !kith_bucket_take(&p->announce_rate, ADDRS_RATE, ADDRS_BURST, 1, now))
+    return;
+  list = g_ptr_array_new();
+  g_hash_table_iter_init(&it, p->announce);
+  while (g_hash_table_iter_next(&it, &k, NULL) && list->len < ADDRS_MAX) {
+    kith_stored_peer *sp = g_hash_table_lookup(p->node->addrs, k);
+    if (sp && may_tell(p, sp))
+      g_ptr_array_add(list, sp);
+    g_hash_table_iter_remove(&it);
+  }
+  if (list->len > 0)
+    send_addrs(p, list);
+  g_ptr_array_unref(list);
 }
 
 void frames_announce_addr(kith_node *n, const kith_stored_peer *sp) {
   GList *peers = g_hash_table_get_values(n->peers);
+  char text[KITH_ID_TEXT_LEN + 1];
+  uint64_t now = node_now();
 
+  kith_id_to_text(sp->node, text);
   for (GList *l = peers; l; l = l->next) {
     node_peer *p = l->data;
-    /* Sending may close a link: only peers still in the table. */
-    if (g_hash_table_lookup(n->peers, p->id_text) == p && p->state == PEER_UP)
-      send_addrs(p, sp);
+    /* Sending may close a link (it stays valid, closed). */
+    if (peer_is_up(p) && may_tell(p, sp)) {
+      g_hash_table_add(p->announce, g_strdup(text));
+      frames_flush_addrs(p, now);
+    }
   }
   g_list_free(peers);
 }
 
 void frames_link_up(node_peer *p) {
-  kith_node *n = p->node;
-
-  send_addrs(p, NULL);
-  /* A joiner announces what it holds of the group it joins (nothing, or
-   * what an interrupted join brought); the admitter answers with what it
-   * holds and sends the rest. */
-  for (guint i = 0; i < n->joins->len; i++) {
-    node_join *j = n->joins->pdata[i];
-    node_group *ng = node_group_get(n, j->inv.group_id);
-    if (ng && memcmp(j->target, p->id, KITH_ID_LEN) == 0) {
-      g_hash_table_add(p->have_sent, g_strdup(ng->id_text));
-      send_have(p, ng);
-    }
-  }
-}
-
-static void recv_event(node_peer *p, const kith_wire_frame *f) {
-  kith_node *n = p->node;
-  node_group *ng = node_group_get(n, f->gid);
-  GPtrArray *acc;
-  kith_err err;
-
-  if (!ng || !peer_may_sync(p, ng)) {
-    n->dropped_frames++;
-    return;
-  }
-  acc = g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
-  node_batch(n);
-  err = kith_group_receive(ng->g, f->data, f->len, node_wall_ms(), acc);
-  if (err != KITH_OK && err != KITH_ERR_DUPLICATE && err != KITH_ERR_MISSING) {
-    n->dropped_frames++;
-    node_log(n, "rejected an event from %.8s: %s", p->id_text,
-             kith_strerror(err));
-  }
-  node_accepted(n, ng, acc, ACC_SYNC);
-  g_ptr_array_unref(acc);
-}
-
-/* Everything the peer lacks of what we hold, in apply order. */
-static void push_missing(node_peer *p, node_group *ng, GByteArray *theirs) {
-  GHashTable *have = g_hash_table_new(g_bytes_hash, g_bytes_equal);
-  GPtrArray *keys =
-      g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
-  GByteArray *ours = g_byte_array_new();
-
-  for (guint i = 0; i + 32 <= theirs->len; i += 32) {
-    GBytes *k = g_bytes_new(theirs->data + i, 32);
-    g_ptr_array_add(keys, k);
-    g_hash_table_add(have, k);
-  }
-  group_ids(p->node, ng, ours);
-  for (guint i = 0; i + 32 <= ours->len; i += 32) {
-    GBytes *k = g_bytes_new_static(ours->data + i, 32);
-    if (!g_hash_table_contains(have, k) &&
-        g_queue_get_length(p->push) < SYNC_MAX_IDS) {
-      uint8_t *item = g_malloc(64);
-      memcpy(item, kith_group_id(ng->g), 32);
-      memcpy(item + 32, ours->data + i, 32);
-      g_queue_push_tail(p->push, item);
-    }
-    g_bytes_unref(k);
-  }
-  g_byte_array_unref(ours);
-  g_hash_table_unref(have);
-  g_ptr_array_unref(keys);
-  frames_pump(p);
-}
-
-/* Sends queued history while the link's send buffer is short, so a large
- * history flows at the link's pace instead of filling memory. */
-void frames_pump(node_peer *p) {
-  kith_node *n = p->node;
-  char id_text[KITH_ID_TEXT_LEN + 1];
-
-  if (p->pumping)
-    return;
-  p->pumping = 1;
-  g_strlcpy(id_text, p->id_text, sizeof id_text);
-  while (!g_queue_is_empty(p->push) && p->outbuf->len < PUSH_WINDOW) {
-    uint8_t *item = g_queue_pop_head(p->push);
-    node_group *ng = node_group_get(n, item);
-    GBytes *raw = NULL;
-    if (ng && kith_group_event_raw(ng->g, item + 32, &raw) == KITH_OK) {
-      send_raw(p, item, g_bytes_get_data(raw, NULL), g_bytes_get_size(raw));
-      g_bytes_unref(raw);
-    }
-    g_free(item);
-    if (g_hash_table_lookup(n->peers, id_text) != p)
-      return; /* the link closed while sending */
-  }
-  p->pumping = 0;
-}
-
-static void recv_have(node_peer *p, const kith_wire_frame *f) {
-  kith_node *n = p->node;
-  const uint8_t *gid = f->gid;
-  char text[KITH_ID_TEXT_LEN + 1];
-  node_group *ng;
-  GByteArray *acc;
-
-  ng = node_group_get(n, gid);
-  if (!ng || !peer_may_sync(p, ng))
-    return;
-  kith_id_to_text(gid, text);
-  acc = g_hash_table_lookup(p->have, text);
-  if (!acc) {
-    acc = g_byte_array_new();
-    g_hash_table_replace(p->have, g_strdup(text), acc);
-  }
-  if (acc->len + f->len > SYNC_MAX_IDS * 32) {
-    peer_close(p, "sync announcement too large");
-    return;
-  }
-  g_byte_array_append(acc, f->data, (guint)f->len);
-  if (!f->final)
-    return;
-  g_byte_array_ref(acc);
-  g_hash_table_remove(p->have, text);
-  if (kith_group_is_member(ng->g, p->id))
-    push_missing(p, ng, acc);
-  if (!g_hash_table_contains(p->have_sent, text)) {
-    g_hash_table_add(p->have_sent, g_strdup(text));
-    send_have(p, ng);
-  }
-  join_on_have(n, p, ng, acc);
-  g_byte_array_unref(acc);
+  send_all_addrs(p);
 }
 
 static void recv_addrs(node_peer *p, const kith_wire_frame *f) {
@@ -291,10 +132,10 @@ static void recv_addrs(node_peer *p, const kith_wire_frame *f) {
    * it takes the admitter's word for them. */
   int via_join = joining_via(p);
 
-  for (size_t i = 0; i < f->n_addrs; i++) {
+  for (size_t i = 0; i < f->n_addrs && !p->closed; i++) {
     const kith_wire_addr *a = &f->addrs[i];
     if (via_join || node_shares_group(p->node, a->id))
-      node_remember_addr(p->node, a->id, a->host, a->port);
+      node_remember_addr(p->node, a->id, a->host, a->port, a->version, 0);
   }
 }
 
@@ -308,17 +149,11 @@ void frames_on_frame(node_peer *p, const uint8_t *buf, size_t len) {
   case FRAME_PONG:
     peer_on_ping(p, (int)f.type, f.t);
     break;
-  case FRAME_EVENT:
-    recv_event(p, &f);
-    break;
-  case FRAME_HAVE:
-    recv_have(p, &f);
-    break;
   case FRAME_ADDRS:
     recv_addrs(p, &f);
     break;
   case FRAME_GOSSIP:
-    gossip_on_frame(p, f.gid, f.data, f.len);
+    gossip_on_frame(p, f.gid, f.gid_len, f.data, f.len);
     break;
   case FRAME_RELAY:
     relay_on_frame(p, &f);
@@ -326,8 +161,18 @@ void frames_on_frame(node_peer *p, const uint8_t *buf, size_t len) {
   case FRAME_BYE:
     peer_close(p, "closed by the peer");
     break;
+  case FRAME_ELSEWHERE:
+    instance_on_frame(p, f.t);
+    break;
+  case FRAME_MOVE:
+  case FRAME_PATH_OFFER:
+  case FRAME_PATH_ANSWER:
+    carrier_on_frame(p, &f);
+    break;
   default:
-    /* malformed, or unknown: newer peers may send frames we do not know */
+    /* malformed or unknown frames are ignored (newer peers), and so are
+     * EVENT (3) and HAVE (4) of older ones: history travels only by
+     * reconciliation */
     p->node->dropped_frames++;
   }
   kith_wire_frame_clear(&f);

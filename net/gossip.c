@@ -13,28 +13,39 @@
 #include "../core/codec.h"
 #include "node_int.h"
 
-#define OVERLAY_JOIN_RETRY_MS (5 * KITH_SECOND)
+#define OVERLAY_JOIN_RETRY_MS KITH_SECOND
+/* A GOSSIP frame names its group by the first bytes of the group id. */
+#define GROUP_TAG_LEN KITH_WIRE_GROUP_TAG_LEN
 
 static void arm_timer(kith_node *n);
 static void run_out(kith_node *n, node_group *ng, kith_out *o);
-
-static node_peer *find_peer(kith_node *n, const uint8_t id[32]) {
-  char text[KITH_ID_TEXT_LEN + 1];
-
-  kith_id_to_text(id, text);
-  return g_hash_table_lookup(n->peers, text);
-}
-
-static node_peer *up_peer(kith_node *n, const uint8_t id[32]) {
-  node_peer *p = find_peer(n, id);
-
-  return p && p->state == PEER_UP ? p : NULL;
-}
 
 static void drain(kith_node *n, node_group *ng, kith_out *o) {
   run_out(n, ng, o);
   kith_out_clear(o);
   arm_timer(n);
+}
+
+/* The running join of the group, if any. */
+static node_join *join_of(kith_node *n, node_group *ng) {
+  for (guint i = 0; i < n->joins->len; i++) {
+    node_join *j = n->joins->pdata[i];
+    if (memcmp(j->inv.group_id, kith_group_id(ng->g), 32) == 0)
+      return j;
+  }
+  return NULL;
+}
+
+/* May peer take part in the group's gossip with us: a member in our state,
+ * or the member we are joining the group through (our state is empty until
+ * its history, our own admission included, has come). */
+static int may_gossip(kith_node *n, node_group *ng, const uint8_t peer[32]) {
+  node_join *j;
+
+  if (kith_group_is_member(ng->g, peer))
+    return 1;
+  j = join_of(n, ng);
+  return j && memcmp(j->target, peer, KITH_ID_LEN) == 0;
 }
 
 static void send_frame(node_peer *p, const uint8_t gid[32], const uint8_t *buf,
@@ -46,7 +57,7 @@ static void send_frame(node_peer *p, const uint8_t gid[32], const uint8_t *buf,
   kith_pack_init(&pk);
   kith_pack_array(&pk, 3);
   kith_pack_uint(&pk, FRAME_GOSSIP);
-  kith_pack_bin(&pk, gid, 32);
+  kith_pack_bin(&pk, gid, GROUP_TAG_LEN);
   kith_pack_bin(&pk, buf, len);
   if (kith_pack_take(&pk, &frame, &flen) != KITH_OK)
     return;
@@ -55,13 +66,58 @@ static void send_frame(node_peer *p, const uint8_t gid[32], const uint8_t *buf,
 }
 
 static void verdict(kith_node *n, node_group *ng, const uint8_t id[32],
-                    int valid) {
+                    kith_gossip_verdict_kind v, uint64_t ts_ms) {
   kith_out o;
 
   if (!ng->gs)
     return;
   kith_out_init(&o);
-  kith_gossip_verdict(ng->gs, id, valid, node_now(), &o);
+  kith_gossip_verdict(ng->gs, id, v, ts_ms, node_now(), &o);
+  drain(n, ng, &o);
+}
+
+/* Is err a verdict on the bytes themselves (they will never be accepted,
+ * from anyone), rather than on this moment (a limit, a resource)? */
+static int bad_bytes(kith_err err) {
+  switch (err) {
+  case KITH_ERR_DECODE:
+  case KITH_ERR_SIGNATURE:
+  case KITH_ERR_PROTOCOL:
+  case KITH_ERR_NOT_MEMBER:
+  case KITH_ERR_FORBIDDEN:
+  case KITH_ERR_CRYPTO:
+    return 1;
+  default:
+    return 0;
+  }
+}
+
+/* A held event waits for parents this node lacks: they are asked of the
+ * neighbour that delivered it (which holds them: it forwards only what it
+ * accepted) if they do not arrive within the engine's lazy wait. An event
+ * signed by a member is passed on meanwhile (KITH_GOSSIP_HELD): its
+ * parents are on their way along other trees, and the nodes behind this
+ * one would otherwise wait for this node to receive them too. */
+static void on_held(kith_node *n, node_group *ng, const kith_out_item *it,
+                    const uint8_t *data, size_t len) {
+  uint8_t ids[KITH_EVENT_MAX_PARENTS * 32];
+  size_t k = 0;
+  kith_event ev;
+  kith_out o;
+
+  if (kith_event_decode(data, len, &ev) != KITH_OK)
+    return;
+  for (size_t i = 0; i < ev.n_parents; i++)
+    if (!kith_group_has_event(ng->g, ev.parents[i]))
+      memcpy(ids + 32 * k++, ev.parents[i], 32);
+  kith_out_init(&o);
+  if (kith_group_is_member(ng->g, ev.author))
+    kith_gossip_verdict(ng->gs, it->id, KITH_GOSSIP_HELD, ev.ts_ms, node_now(),
+                        &o);
+  kith_event_clear(&ev);
+  if (k > 0 && kith_gossip_want(ng->gs, it->peer, ids, k, node_now(), NULL,
+                                &o) != KITH_OK)
+    n->dropped_frames++;
   drain(n, ng, &o);
 }
 
@@ -73,15 +129,23 @@ static void deliver(kith_node *n, node_group *ng, const kith_out_item *it,
       g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
   kith_err err;
 
+  uint64_t ts = 0;
+
   node_batch(n);
   err = kith_group_receive(ng->g, data, len, node_wall_ms(), acc);
-  if (err == KITH_ERR_DUPLICATE)
-    verdict(n, ng, it->id, 1);
-  else if (err != KITH_OK && err != KITH_ERR_MISSING && err != KITH_ERR_IO) {
+  if (err == KITH_ERR_DUPLICATE) {
+    int had =
+        kith_group_event_info(ng->g, it->id, NULL, &ts, NULL, NULL) == KITH_OK;
+    verdict(n, ng, it->id, had ? KITH_GOSSIP_VALID : KITH_GOSSIP_LATER, ts);
+  } else if (err == KITH_ERR_MISSING) {
+    on_held(n, ng, it, data, len);
+  } else if (err != KITH_OK && bad_bytes(err)) {
     char text[KITH_ID_TEXT_LEN + 1];
     kith_id_to_text(it->peer, text);
     node_log(n, "rejected an event from %.8s: %s", text, kith_strerror(err));
-    verdict(n, ng, it->id, 0);
+    verdict(n, ng, it->id, KITH_GOSSIP_INVALID, 0);
+  } else if (err != KITH_OK) {
+    verdict(n, ng, it->id, KITH_GOSSIP_LATER, 0);
   }
   /* Accepted events (this one and held ones it released) get their
    * verdict in node_accepted; a held one gets it when released. */
@@ -89,34 +153,94 @@ static void deliver(kith_node *n, node_group *ng, const kith_out_item *it,
   g_ptr_array_unref(acc);
 }
 
+/* What waits to be sent to a peer, in order: an event to fetch (frame
+ * NULL), or an engine payload frame that must not overtake those. */
+typedef struct push_item {
+  uint8_t gid[32];
+  uint8_t id[32];
+  uint8_t *frame; /* the engine's PAYLOAD frame, or NULL: fetch `id` */
+  size_t len;
+} push_item;
+
+void gossip_push_free(gpointer data) {
+  push_item *it = data;
+  g_free(it->frame);
+  g_free(it);
+}
+
+static void push(node_peer *p, const uint8_t gid[32], const uint8_t *id,
+                 uint8_t *frame, size_t len) {
+  push_item *it = g_new0(push_item, 1);
+
+  memcpy(it->gid, gid, 32);
+  if (id)
+    memcpy(it->id, id, 32);
+  it->frame = frame;
+  it->len = len;
+  g_queue_push_tail(p->push, it);
+}
+
+/* Events a peer asked for that the engine no longer caches (a history for
+ * a newcomer, what a returning node lacks) are queued on the link and sent
+ * as it drains (gossip_pump), so a long history flows at the link's pace.
+ * Payload frames the engine sends meanwhile queue behind them: a newcomer
+ * then gets events parents first (the order it asked in), as its engine
+ * holds only so many events whose parents are missing. */
 static void fetch(kith_node *n, node_group *ng, const uint8_t peer[32],
                   const uint8_t *ids, size_t len) {
+  node_peer *p = peer_find_up(n, peer);
+
+  for (size_t i = 0; p && i + 32 <= len; i += 32) {
+    if (g_queue_get_length(p->push) >= FETCH_QUEUE_MAX) {
+      n->dropped_frames++; /* asked again at its next reconciliation */
+      break;
+    }
+    push(p, kith_group_id(ng->g), ids + i, NULL, 0);
+  }
+  if (p)
+    gossip_pump(p);
+}
+
+static void pump_item(kith_node *n, node_peer *p, push_item *it) {
+  node_group *ng = node_group_get(n, it->gid);
+  uint64_t ts;
+  GBytes *raw;
   kith_out o;
 
-  kith_out_init(&o);
-  for (size_t i = 0; i + 32 <= len && ng->gs; i += 32) {
-    GBytes *raw = NULL;
-    uint64_t ts = 0;
-    kith_err err = kith_group_event_raw(ng->g, ids + i, &raw);
-    if (err == KITH_OK)
-      err = kith_group_event_info(ng->g, ids + i, NULL, &ts, NULL, NULL);
-    if (err == KITH_OK)
-      err = kith_gossip_send_payload(ng->gs, peer, ids + i, ts,
-                                     g_bytes_get_data(raw, NULL),
-                                     g_bytes_get_size(raw), &o);
-    if (raw)
-      g_bytes_unref(raw);
-    if (err != KITH_OK && err != KITH_ERR_NOT_FOUND)
-      break;
+  if (it->frame) {
+    send_frame(p, it->gid, it->frame, it->len);
+    return;
   }
+  raw = ng && ng->gs ? node_event_raw(n, ng, it->id, &ts) : NULL;
+  if (!raw)
+    return;
+  kith_out_init(&o);
+  gsize len;
+  const uint8_t *data = g_bytes_get_data(raw, &len);
+  if (kith_gossip_send_payload(ng->gs, p->id, data, len, &o) != KITH_OK)
+    n->dropped_frames++;
+  g_bytes_unref(raw);
   drain(n, ng, &o);
+}
+
+void gossip_pump(node_peer *p) {
+  if (p->pumping)
+    return;
+  p->pumping = 1;
+  while (!p->closed && !g_queue_is_empty(p->push) &&
+         peer_unsent(p) < PUSH_WINDOW) {
+    push_item *it = g_queue_pop_head(p->push);
+    pump_item(p->node, p, it);
+    gossip_push_free(it);
+  }
+  p->pumping = 0;
 }
 
 /* The engine wants a link to peer: report an existing one, or make one
  * from the address we know, or tell it there is no way. */
 static void connect_to(kith_node *n, node_group *ng, const uint8_t peer[32]) {
   char text[KITH_ID_TEXT_LEN + 1];
-  node_peer *p = find_peer(n, peer);
+  node_peer *p = peer_find(n, peer);
   kith_stored_peer *sp;
   kith_out o;
 
@@ -140,7 +264,7 @@ static void connect_to(kith_node *n, node_group *ng, const uint8_t peer[32]) {
 
 /* A link no group's overlay needs (and no join uses) is closed. */
 static void maybe_disconnect(kith_node *n, const uint8_t peer[32]) {
-  node_peer *p = find_peer(n, peer);
+  node_peer *p = peer_find(n, peer);
 
   if (!p || gossip_wants_link(n, peer) || relay_is_friend(n, peer))
     return; /* friends' links are kept: they relay */
@@ -165,8 +289,16 @@ static void run_item(kith_node *n, node_group *ng, kith_out *o, size_t i) {
 
   switch (it.kind) {
   case KITH_OUT_SEND:
-    if ((p = up_peer(n, it.peer)))
+    if (!(p = peer_find_up(n, it.peer)))
+      break;
+    if (!g_queue_is_empty(p->push) &&
+        kith_gossip_frame_type(data, it.len) == KITH_GF_PAYLOAD) {
+      push(p, kith_group_id(ng->g), NULL, data, it.len); /* takes data */
+      data = NULL;
+      gossip_pump(p);
+    } else {
       send_frame(p, kith_group_id(ng->g), data, it.len);
+    }
     break;
   case KITH_OUT_DELIVER:
     deliver(n, ng, &it, data, it.len);
@@ -236,10 +368,26 @@ static void arm_timer(kith_node *n) {
       g_timeout_add(at > now ? (guint)MIN(at - now, 60000) : 0, on_timer, n);
 }
 
-/* Enters the group's overlay through a member whose address we know. */
+/* The freshest address we know of a member, by its own clock (0: none). */
+static uint64_t addr_time(kith_node *n, const uint8_t id[32]) {
+  char text[KITH_ID_TEXT_LEN + 1];
+  kith_stored_peer *sp;
+
+  kith_id_to_text(id, text);
+  sp = g_hash_table_lookup(n->addrs, text);
+  return sp ? sp->seen_ms : 0;
+}
+
+/* Enters the group's overlay through a member whose address we know:
+ * one we are linked to if any, else, among those no attempt is running
+ * for, the one whose address is newest (the likeliest to be right after
+ * members restarted elsewhere). Called every OVERLAY_JOIN_RETRY_MS while
+ * the view is empty, so stale addresses cost a second each, not a
+ * timeout each. */
 static void join_overlay(kith_node *n, node_group *ng) {
   GPtrArray *known = g_ptr_array_new();
   uint64_t now = node_now();
+  const kith_member *pick = NULL;
   kith_out o;
 
   if (now < ng->next_join_ms)
@@ -253,20 +401,20 @@ static void join_overlay(kith_node *n, node_group *ng) {
         (g_hash_table_contains(n->addrs, text) || relay_pick(n, m->id)))
       g_ptr_array_add(known, (gpointer)m);
   }
-  /* A member we are linked to already is the quickest way in. */
-  for (guint i = 0; i < known->len; i++)
-    if (up_peer(n, ((kith_member *)known->pdata[i])->id)) {
-      known->pdata[0] = known->pdata[i];
-      g_ptr_array_set_size(known, 1);
+  for (guint i = 0; i < known->len; i++) {
+    const kith_member *m = known->pdata[i];
+    if (peer_find_up(n, m->id)) {
+      pick = m;
       break;
     }
-  if (known->len == 0)
+    if (!peer_find(n, m->id) &&
+        (!pick || addr_time(n, m->id) > addr_time(n, pick->id)))
+      pick = m;
+  }
+  if (!pick)
     goto out;
   kith_out_init(&o);
-  if (kith_gossip_join(
-          ng->gs,
-          ((kith_member *)known->pdata[randombytes_uniform(known->len)])->id,
-          now, &o) == KITH_OK)
+  if (kith_gossip_join(ng->gs, pick->id, now, &o) == KITH_OK)
     drain(n, ng, &o);
   else
     kith_out_clear(&o);
@@ -294,10 +442,12 @@ static void link_members(kith_node *n, node_group *ng) {
   for (GList *l = peers; l && ng->gs; l = l->next) {
     node_peer *p = l->data;
     kith_out o;
-    if (p->state != PEER_UP || !kith_group_is_member(ng->g, p->id))
+    if (!peer_is_up(p) || !may_gossip(n, ng, p->id))
       continue;
     kith_out_init(&o);
     kith_gossip_link_up(ng->gs, p->id, node_now(), &o);
+    kith_err err = kith_gossip_reconcile(ng->gs, p->id, node_now(), &o);
+    (void)err; /* STATE: the engine had no room to track the link */
     drain(n, ng, &o);
   }
   g_list_free(peers);
@@ -308,16 +458,17 @@ void gossip_group_stop(node_group *ng) {
   ng->gs = NULL;
 }
 
-/* Keeps the engine in step with the group: started while we are a member,
- * stopped after, told of linked peers that joined or left, and sent into
- * the overlay again when it has no neighbour. Called from the node's tick
- * (never from inside an engine call) and when a join completes. */
+/* Keeps the engine in step with the group: started while we are a member
+ * (or joining: the engine brings the history), stopped after, told of
+ * linked peers that joined or left, and sent into the overlay again when it
+ * has no neighbour. Called from the node's tick (never from inside an
+ * engine call), when a join starts and when it completes. */
 void gossip_group_update(kith_node *n, node_group *ng) {
   int member =
       kith_group_is_ready(ng->g) && kith_group_is_member(ng->g, n->me.pk);
   GList *peers;
 
-  if (!member) {
+  if (!member && !join_of(n, ng)) {
     if (ng->gs)
       gossip_group_stop(ng);
     return;
@@ -338,7 +489,7 @@ void gossip_group_update(kith_node *n, node_group *ng) {
   for (GList *l = peers; l && ng->gs; l = l->next) {
     node_peer *p = l->data;
     kith_out o;
-    if (p->state != PEER_UP || kith_group_is_member(ng->g, p->id) ||
+    if (!peer_is_up(p) || may_gossip(n, ng, p->id) ||
         kith_gossip_peer_state(ng->gs, p->id) < 0)
       continue;
     kith_out_init(&o);
@@ -351,16 +502,22 @@ void gossip_group_update(kith_node *n, node_group *ng) {
   arm_timer(n);
 }
 
+/* A new link is offered to the engine of every group both ends are in,
+ * and reconciled at once: after a restart, a join or a partition, what
+ * either side missed flows now, not at the next periodic round. */
 void gossip_link_up(kith_node *n, node_peer *p) {
   GList *groups = g_hash_table_get_values(n->groups);
 
-  for (GList *l = groups; l; l = l->next) {
+  for (GList *l = groups; l && !p->closed; l = l->next) {
     node_group *ng = l->data;
     kith_out o;
-    if (!ng->gs || !kith_group_is_member(ng->g, p->id))
+    if (!ng->gs || !may_gossip(n, ng, p->id))
       continue;
     kith_out_init(&o);
     kith_gossip_link_up(ng->gs, p->id, node_now(), &o);
+    join_send_admission(n, ng, p, &o);
+    kith_err err = kith_gossip_reconcile(ng->gs, p->id, node_now(), &o);
+    (void)err; /* STATE: the engine had no room to track the link */
     drain(n, ng, &o);
   }
   g_list_free(groups);
@@ -397,13 +554,33 @@ int gossip_wants_link(kith_node *n, const uint8_t peer[32]) {
   return 0;
 }
 
-void gossip_on_frame(node_peer *p, const uint8_t gid[32], const uint8_t *buf,
-                     size_t len) {
+/* The group a GOSSIP frame names: by its whole id (32 bytes) or its first
+ * GROUP_TAG_LEN bytes; NULL if none, or if the bytes name two. */
+static node_group *frame_group(kith_node *n, const uint8_t *gid, size_t len) {
+  GHashTableIter it;
+  gpointer v;
+  node_group *found = NULL;
+
+  if (len == 32)
+    return node_group_get(n, gid);
+  g_hash_table_iter_init(&it, n->groups);
+  while (g_hash_table_iter_next(&it, NULL, &v)) {
+    if (memcmp(kith_group_id(((node_group *)v)->g), gid, len) != 0)
+      continue;
+    if (found)
+      return NULL;
+    found = v;
+  }
+  return found;
+}
+
+void gossip_on_frame(node_peer *p, const uint8_t *gid, size_t gid_len,
+                     const uint8_t *buf, size_t len) {
   kith_node *n = p->node;
-  node_group *ng = node_group_get(n, gid);
+  node_group *ng = frame_group(n, gid, gid_len);
   kith_out o;
 
-  if (!ng || !ng->gs || !kith_group_is_member(ng->g, p->id)) {
+  if (!ng || !ng->gs || !may_gossip(n, ng, p->id)) {
     n->dropped_frames++;
     return;
   }
@@ -419,12 +596,18 @@ void gossip_on_frame(node_peer *p, const uint8_t gid[32], const uint8_t *buf,
 static void tell_removed(kith_node *n, node_group *ng, const kith_event *ev) {
   GList *peers = g_hash_table_get_values(n->peers);
 
-  for (GList *l = peers; l; l = l->next) {
+  for (GList *l = peers; l && ng->gs; l = l->next) {
     node_peer *p = l->data;
+    kith_out o;
     /* Only to the overlay neighbours it removes: they were members. */
-    if (p->state == PEER_UP && !kith_group_is_member(ng->g, p->id) && ng->gs &&
-        kith_gossip_peer_state(ng->gs, p->id) >= 0)
-      frames_send_event(p, ev);
+    if (!peer_is_up(p) || kith_group_is_member(ng->g, p->id) ||
+        kith_gossip_peer_state(ng->gs, p->id) < 0)
+      continue;
+    kith_out_init(&o);
+    if (kith_gossip_send_payload(ng->gs, p->id, ev->raw, ev->raw_len, &o) !=
+        KITH_OK)
+      n->dropped_frames++;
+    drain(n, ng, &o);
   }
   g_list_free(peers);
 }
@@ -433,22 +616,70 @@ void gossip_note(kith_node *n, node_group *ng, const kith_accepted *a,
                  acc_origin origin) {
   kith_out o;
 
-  if (a->ev.kind == KITH_EV_REMOVE && origin != ACC_SYNC)
+  if (a->ev.kind == KITH_EV_REMOVE)
     tell_removed(n, ng, &a->ev);
   if (!ng->gs)
     return;
   if (origin == ACC_GOSSIP) {
-    verdict(n, ng, a->ev.id, 1);
-    return;
-  }
-  if (origin == ACC_SYNC) {
-    if (kith_gossip_add_known(ng->gs, a->ev.ts_ms, a->ev.id) != KITH_OK)
-      n->dropped_frames++;
+    verdict(n, ng, a->ev.id, KITH_GOSSIP_VALID, a->ev.ts_ms);
     return;
   }
   kith_out_init(&o);
-  if (kith_gossip_publish(ng->gs, a->ev.id, a->ev.ts_ms, a->ev.raw,
-                          a->ev.raw_len, node_now(), &o) != KITH_OK)
+  if (kith_gossip_publish(ng->gs, a->ev.ts_ms, a->ev.raw, a->ev.raw_len,
+                          node_now(), &o) != KITH_OK)
     node_log(n, "could not publish an event");
   drain(n, ng, &o);
+}
+static void kv(kith_pack *pk, const char *k, uint64_t v) {
+  kith_pack_cstr(pk, k);
+  kith_pack_uint(pk, v);
+}
+
+/* gossip.stats []: the counters of every running engine, for benchmarks
+ * and diagnosis (docs/protocol.md 12.3). */
+static void rpc_gossip_stats(kith_rpc_call *call, const msgpack_object *params,
+                             void *ud) {
+  kith_node *n = ud;
+  GList *groups = g_hash_table_get_values(n->groups);
+  kith_pack pk;
+  uint32_t count = 0;
+
+  (void)params;
+  for (GList *l = groups; l; l = l->next)
+    count += ((node_group *)l->data)->gs != NULL;
+  kith_pack_init(&pk);
+  kith_pack_array(&pk, count);
+  for (GList *l = groups; l; l = l->next) {
+    node_group *ng = l->data;
+    kith_gossip_stats st;
+    if (!ng->gs)
+      continue;
+    kith_gossip_get_stats(ng->gs, &st);
+    msgpack_pack_map(&pk.pk, 18);
+    kith_pack_cstr(&pk, "group_id");
+    kith_pack_cstr(&pk, ng->id_text);
+    kv(&pk, "active", st.active);
+    kv(&pk, "eager", st.eager);
+    kv(&pk, "passive", st.passive);
+    kv(&pk, "payloads", st.payloads);
+    kv(&pk, "duplicates", st.duplicates);
+    kv(&pk, "grafts_sent", st.grafts_sent);
+    kv(&pk, "prunes_sent", st.prunes_sent);
+    kv(&pk, "ihave_sent", st.ihave_sent);
+    kv(&pk, "wants_sent", st.wants_sent);
+    kv(&pk, "recon_rounds", st.recon_rounds);
+    kv(&pk, "invalid", st.invalid);
+    kv(&pk, "later", st.later);
+    kv(&pk, "overflows", st.overflows);
+    kv(&pk, "malformed", st.malformed);
+    kv(&pk, "held", kith_group_n_held(ng->g));
+    kv(&pk, "trees", st.trees);
+    kv(&pk, "lazy_ms", st.lazy_ms);
+  }
+  g_list_free(groups);
+  node_rpc_reply(n, call, &pk);
+}
+
+void gossip_rpc_register(kith_node *n) {
+  kith_control_register(n->ctl, "gossip.stats", rpc_gossip_stats, n);
 }

@@ -24,7 +24,8 @@ struct kith_ice {
   void *ud;
   gulong handlers[N_SIGS];
   GSource *gathered_idle; /* on_gathered deferred out of kith_ice_new */
-  gboolean dead;          /* kith_ice_free was called: no more callbacks */
+  GSource *gather_timer; /* reports gathering done by KITH_ICE_GATHER_WAIT_MS */
+  gboolean dead;         /* kith_ice_free was called: no more callbacks */
   gboolean in_new;
   gboolean gathered;
   gboolean up_reported, down_reported;
@@ -268,11 +269,20 @@ static gboolean idle_gathered(gpointer data) {
   return G_SOURCE_REMOVE;
 }
 
+static void drop_source(GSource **src) {
+  if (*src != NULL) {
+    g_source_destroy(*src);
+    g_source_unref(*src);
+    *src = NULL;
+  }
+}
+
 static void on_gathering_done(NiceAgent *agent, guint stream, gpointer data) {
   kith_ice *ice = data;
   if (ice->dead || stream != ice->stream || ice->gathered)
     return;
   ice->gathered = TRUE;
+  drop_source(&ice->gather_timer);
   /* Host-only gathering finishes inside nice_agent_gather_candidates, i.e.
    * before kith_ice_new has handed the object to its caller: defer. */
   if (ice->in_new) {
@@ -283,6 +293,18 @@ static void on_gathering_done(NiceAgent *agent, guint stream, gpointer data) {
   }
   if (ice->cbs.on_gathered != NULL)
     ice->cbs.on_gathered(ice, ice->ud);
+}
+
+/* A server that does not answer makes libnice wait seconds before it calls
+ * gathering done: the parameters go out with what has come by then (later
+ * candidates still take part in the checks; the peer learns them as
+ * peer-reflexive). */
+static gboolean gather_deadline(gpointer data) {
+  kith_ice *ice = data;
+  g_source_unref(ice->gather_timer);
+  ice->gather_timer = NULL;
+  on_gathering_done(ice->agent, ice->stream, ice);
+  return G_SOURCE_REMOVE;
 }
 
 static void on_state_changed(NiceAgent *agent, guint stream, guint comp,
@@ -303,10 +325,17 @@ static void on_selected_pair(NiceAgent *agent, guint stream, guint comp,
   kith_ice *ice = data;
   if (ice->dead || stream != ice->stream || comp != COMPONENT)
     return;
+  char before[sizeof ice->path];
+  g_strlcpy(before, ice->path, sizeof before);
   record_pair(ice, l, r);
   NiceComponentState st = nice_agent_get_component_state(agent, stream, comp);
   if (st == NICE_COMPONENT_STATE_CONNECTED || st == NICE_COMPONENT_STATE_READY)
     report(ice, 1);
+  /* A later nomination moved the link to another pair (libnice's
+   * pseudo-TCP goes on over it): tell the owner. */
+  if (!ice->dead && ice->ready && before[0] != '\0' &&
+      strcmp(before, ice->path) != 0 && ice->cbs.on_path != NULL)
+    ice->cbs.on_path(ice, ice->ud);
 }
 
 static void on_writable(NiceAgent *agent, guint stream, guint comp,
@@ -344,25 +373,48 @@ static void add_addr(NiceAgent *agent, const char *ip) {
     nice_agent_add_local_address(agent, &a);
 }
 
+static int is_loopback_host(const char *ip) {
+  return ip != NULL && (g_str_has_prefix(ip, "127.") || strcmp(ip, "::1") == 0);
+}
+
+/* Does the agent ask a server (STUN or TURN) that is not on this machine?
+ * Then a 127.0.0.1 candidate only costs: its discovery waits for an answer
+ * that cannot come (libnice gives up after 2 s, and gathering, hence the
+ * offer, waits for it). */
+static int asks_outside(const kith_ice_config *cfg) {
+  if (cfg->stun_host != NULL && cfg->stun_host[0] != '\0' &&
+      !is_loopback_host(cfg->stun_host))
+    return 1;
+  for (size_t i = 0; i < cfg->n_turn && i < KITH_TURN_MAX; i++)
+    if (!is_loopback_host(cfg->turn[i].host))
+      return 1;
+  return 0;
+}
+
 /* Adding any address turns off libnice's interface detection, so with
  * loopback we list the machine's IPv4 interfaces ourselves, skipping the
- * same virtual ones libnice would. */
-static void add_loopback_addrs(NiceAgent *agent) {
-  add_addr(agent, "127.0.0.1");
+ * same virtual ones libnice would; 127.0.0.1 too, unless the agent asks a
+ * server elsewhere and the machine has another address. */
+static void add_loopback_addrs(NiceAgent *agent, const kith_ice_config *cfg) {
   struct ifaddrs *ifs = NULL;
-  if (getifaddrs(&ifs) != 0)
-    return;
-  for (struct ifaddrs *i = ifs; i != NULL; i = i->ifa_next) {
-    char ip[INET_ADDRSTRLEN];
-    if (i->ifa_addr == NULL || i->ifa_addr->sa_family != AF_INET ||
-        !(i->ifa_flags & IFF_UP) || (i->ifa_flags & IFF_LOOPBACK) ||
-        is_skipped_ifname(i->ifa_name))
-      continue;
-    const struct sockaddr_in *sin = (const void *)i->ifa_addr;
-    if (inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof ip) != NULL)
-      add_addr(agent, ip);
+  int others = 0;
+  if (getifaddrs(&ifs) == 0) {
+    for (struct ifaddrs *i = ifs; i != NULL; i = i->ifa_next) {
+      char ip[INET_ADDRSTRLEN];
+      if (i->ifa_addr == NULL || i->ifa_addr->sa_family != AF_INET ||
+          !(i->ifa_flags & IFF_UP) || (i->ifa_flags & IFF_LOOPBACK) ||
+          is_skipped_ifname(i->ifa_name))
+        continue;
+      const struct sockaddr_in *sin = (const void *)i->ifa_addr;
+      if (inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof ip) != NULL) {
+        add_addr(agent, ip);
+        others++;
+      }
+    }
+    freeifaddrs(ifs);
   }
-  freeifaddrs(ifs);
+  if (others == 0 || !asks_outside(cfg))
+    add_addr(agent, "127.0.0.1");
 }
 
 static void connect_signals(kith_ice *ice) {
@@ -397,7 +449,7 @@ static void configure(NiceAgent *agent, const kith_ice_config *cfg) {
   if (cfg->only_addr != NULL && cfg->only_addr[0] != '\0')
     add_addr(agent, cfg->only_addr);
   else if (cfg->loopback)
-    add_loopback_addrs(agent);
+    add_loopback_addrs(agent, cfg);
 }
 
 static kith_err start_agent(kith_ice *ice, const kith_ice_config *cfg) {
@@ -417,15 +469,18 @@ static kith_err start_agent(kith_ice *ice, const kith_ice_config *cfg) {
   ice->in_new = TRUE;
   gboolean ok = nice_agent_gather_candidates(ice->agent, ice->stream);
   ice->in_new = FALSE;
+  if (ok && !ice->gathered) {
+    ice->gather_timer = g_timeout_source_new(KITH_ICE_GATHER_WAIT_MS);
+    g_source_set_callback(ice->gather_timer, gather_deadline, ice, NULL);
+    g_source_attach(ice->gather_timer, ice->ctx);
+  }
   return ok ? KITH_OK : KITH_ERR_IO;
 }
 
 static void destroy_now(kith_ice *ice) {
   ice->dead = TRUE;
-  if (ice->gathered_idle != NULL) {
-    g_source_destroy(ice->gathered_idle);
-    g_source_unref(ice->gathered_idle);
-  }
+  drop_source(&ice->gathered_idle);
+  drop_source(&ice->gather_timer);
   disconnect_signals(ice);
   g_object_unref(ice->agent);
   g_main_context_unref(ice->ctx);
@@ -470,11 +525,8 @@ void kith_ice_free(kith_ice *ice) {
   if (ice == NULL || ice->dead)
     return;
   ice->dead = TRUE;
-  if (ice->gathered_idle != NULL) {
-    g_source_destroy(ice->gathered_idle);
-    g_source_unref(ice->gathered_idle);
-    ice->gathered_idle = NULL;
-  }
+  drop_source(&ice->gathered_idle);
+  drop_source(&ice->gather_timer);
   disconnect_signals(ice);
   /* The close callback runs in the thread-default context of this call:
    * make that the agent's context so it is dispatched where we iterate. */

@@ -17,6 +17,8 @@
 #define KITH_ICE_MAX_CANDS 16
 #define KITH_ICE_UFRAG_MAX 32
 #define KITH_ICE_PWD_MAX 64
+/* gathering is reported done by then even if a server has not answered */
+#define KITH_ICE_GATHER_WAIT_MS 1000
 
 typedef enum kith_cand_type {
   KITH_CAND_HOST = 0,
@@ -97,6 +99,9 @@ typedef struct kith_ice_callbacks {
   void (*on_recv)(kith_ice *ice, const uint8_t *buf, size_t len, void *ud);
   /* the send buffer has room again after a short kith_ice_send */
   void (*on_writable)(kith_ice *ice, void *ud);
+  /* after ready: the selected pair changed (kith_ice_path may differ);
+   * may be NULL */
+  void (*on_path)(kith_ice *ice, void *ud);
 } kith_ice_callbacks;
 
 /* Starts gathering on ctx. cbs is copied; ud is passed back. */

@@ -4,9 +4,10 @@
  * request [group id, invite pk, join proof, name]. The member that gets it
  * checks the invite against its group state, admits the joiner (an add
  * event carrying the group secrets sealed to the joiner) and answers; the
- * link comes up and the joiner receives the history. The join is done when
- * the joiner holds the group's keys, is a member, and has every event the
- * admitter announced. */
+ * link comes up, the joiner's gossip engine for the group (running since
+ * the join started) reconciles with the admitter and asks for everything,
+ * and the join is done when the joiner accepts its own admission, which it
+ * can only do once it holds the history that admission stands on. */
 #include <sodium.h>
 #include <string.h>
 
@@ -14,8 +15,6 @@
 #include "node_int.h"
 
 void join_free(node_join *j) {
-  if (j->expect)
-    g_byte_array_unref(j->expect);
   sodium_memzero(&j->inv, sizeof j->inv);
   g_free(j);
 }
@@ -68,13 +67,71 @@ static const char *admit_error(kith_err err) {
   }
 }
 
-static void admitted(kith_node *n, node_group *ng, const uint8_t who[32],
-                     const char *name, GPtrArray *list) {
+/* Remembers the events that admitted a joiner (the add, and with history
+ * "joined" the rekey), to send them to it first when its link comes up:
+ * they carry its keys, without which it holds every event of the history
+ * it is about to ask for (join_send_admission). */
+static void note_admission(kith_node *n, node_group *ng, const uint8_t who[32],
+                           GPtrArray *list) {
   char text[KITH_ID_TEXT_LEN + 1];
+  node_admission *a = g_new0(node_admission, 1);
 
+  memcpy(a->gid, kith_group_id(ng->g), 32);
+  a->until_ms = node_now() + ADMISSION_KEEP_MS;
+  a->ids = g_byte_array_new();
+  for (guint i = 0; i < list->len; i++)
+    g_byte_array_append(a->ids, ((kith_accepted *)list->pdata[i])->ev.id, 32);
   kith_id_to_text(who, text);
-  node_log(n, "admitted %.8s (%s) to %s", text, name, kith_group_name(ng->g));
-  node_accepted(n, ng, list, ACC_LOCAL);
+  if (g_hash_table_size(n->admissions) < ADMISSIONS_MAX)
+    g_hash_table_replace(n->admissions, g_strdup(text), a);
+  else
+    node_admission_free(a);
+}
+
+void node_admission_free(node_admission *a) {
+  g_byte_array_unref(a->ids);
+  g_free(a);
+}
+
+void join_send_admission(kith_node *n, node_group *ng, node_peer *p,
+                         kith_out *o) {
+  node_admission *a = g_hash_table_lookup(n->admissions, p->id_text);
+
+  if (!a || memcmp(a->gid, kith_group_id(ng->g), 32) != 0 || !ng->gs)
+    return;
+  for (guint i = 0; i + 32 <= a->ids->len; i += 32) {
+    uint64_t ts;
+    GBytes *raw = node_event_raw(n, ng, a->ids->data + i, &ts);
+    gsize len;
+    const uint8_t *data = raw ? g_bytes_get_data(raw, &len) : NULL;
+    if (data &&
+        kith_gossip_send_payload(ng->gs, p->id, data, len, o) != KITH_OK)
+      n->dropped_frames++;
+    if (raw)
+      g_bytes_unref(raw);
+  }
+}
+
+static gboolean admission_expired(gpointer k, gpointer v, gpointer now) {
+  return ((node_admission *)v)->until_ms <= *(uint64_t *)now;
+}
+
+/* The admission is written before the joiner hears of it; if it cannot
+ * be, the joiner is refused (and may try another member). */
+static const char *admitted(kith_node *n, node_group *ng, const uint8_t who[32],
+                            GPtrArray *list) {
+  char text[KITH_ID_TEXT_LEN + 1];
+  kith_err err;
+
+  note_admission(n, ng, who, list);
+  err = node_local_end(n, ng, list, 0);
+  kith_id_to_text(who, text);
+  if (err != KITH_OK)
+    return err == KITH_ERR_FULL
+               ? "this member's disk is full; try again later"
+               : "this member cannot write its store; try again later";
+  node_log(n, "admitted %.8s to group %.8s", text, ng->id_text);
+  return NULL;
 }
 
 const char *join_on_offer(kith_node *n, const uint8_t from[32],
@@ -92,13 +149,15 @@ const char *join_on_offer(kith_node *n, const uint8_t from[32],
   if (kith_group_is_member(ng->g, from))
     return NULL; /* a retry after a lost answer: already admitted */
   acc = g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
-  node_batch(n);
+  node_local_begin(n);
   err = kith_group_admit(ng->g, from, req.name, req.invite_pk, req.sig,
                          node_wall_ms(), acc);
-  if (err == KITH_OK)
-    admitted(n, ng, from, req.name, acc);
+  const char *refusal =
+      err == KITH_OK ? admitted(n, ng, from, acc) : admit_error(err);
+  if (err != KITH_OK)
+    (void)node_local_end(n, ng, acc, 0); /* what it wrote: nothing */
   g_ptr_array_unref(acc);
-  return err == KITH_OK ? NULL : admit_error(err);
+  return refusal;
 }
 
 static node_join *find_join(kith_node *n, const uint8_t inviter[32]) {
@@ -174,99 +233,109 @@ static kith_err pack_request(kith_node *n, node_join *j, uint8_t **out,
   return kith_pack_take(&pk, out, len);
 }
 
-/* The k-th way in: the inviter's addresses, then the other members the
- * code names (any member can admit), then the inviter through each relay
- * friend the code names (for an inviter behind NAT). */
-static void candidate(const node_join *j, size_t k, const uint8_t **id,
-                      const kith_addr **a, const kith_invite_member **relay) {
-  size_t n = j->inv.n_addrs + j->inv.n_others + j->inv.n_relays;
-
-  k %= n;
-  *relay = NULL;
-  if (k < j->inv.n_addrs) {
-    *id = j->inv.inviter;
-    *a = &j->inv.addrs[k];
-  } else if (k < j->inv.n_addrs + j->inv.n_others) {
-    *id = j->inv.others[k - j->inv.n_addrs].id;
-    *a = &j->inv.others[k - j->inv.n_addrs].addr;
-  } else {
-    *relay = &j->inv.relays[k - j->inv.n_addrs - j->inv.n_others];
-    *id = j->inv.inviter;
-    *a = &(*relay)->addr;
-  }
+/* The ways in, tried in turn every JOIN_RETRY_MS: way 0 is the inviter,
+ * every way at once (its addresses, its public addresses and its relay
+ * friends: protocol.md 9.4); way k > 0 is the k-th other member the code
+ * names (any member can admit), at its address. */
+static size_t n_ways(const node_join *j) {
+  return 1 + j->inv.n_others;
 }
 
-/* Through a relay friend: first a link to the relay (it must count us as
- * a friend), then the request through it at the next try. */
-static void try_relay(kith_node *n, node_join *j,
-                      const kith_invite_member *relay, const uint8_t *req,
-                      size_t len) {
+/* The inviter, every way at once. The relay friends of the code that we
+ * have no link to yet are linked first; the offer goes through each as it
+ * comes up (join_on_link_up). */
+static void try_inviter(kith_node *n, node_join *j, const uint8_t *req,
+                        size_t len) {
   char text[KITH_ID_TEXT_LEN + 1];
-  node_peer *r, *p;
+  node_peer *p = peer_find(n, j->inv.inviter);
+  const kith_addr *first = j->inv.n_addrs    ? &j->inv.addrs[0]
+                           : j->inv.n_public ? &j->inv.public_addrs[0]
+                                             : NULL;
 
-  kith_id_to_text(relay->id, text);
-  r = g_hash_table_lookup(n->peers, text);
-  if (!r) {
-    progress(j, "contacting the relay friend %.8s at %s:%u", text,
-             relay->addr.host, relay->addr.port);
-    peer_connect(n, relay->id, relay->addr.host, relay->addr.port, NULL, 0);
-    j->next_addr--; /* come back to this relay once linked */
-    return;
-  }
-  if (r->state != PEER_UP)
-    return;
   kith_id_to_text(j->inv.inviter, text);
-  p = g_hash_table_lookup(n->peers, text);
-  if (p && strcmp(p->via, r->id_text) != 0 && p->state != PEER_UP)
-    peer_close(p, "trying through a relay");
-  else if (p)
-    return;
-  progress(j, "contacting the inviter %.8s through the relay %.8s", text,
-           r->id_text);
-  peer_connect_via(n, j->inv.inviter, r, req, len);
+  if (p && (!p->offerer || !p->join || p->state > PEER_OFFERED))
+    return; /* on its way up (or up): nothing to re-send */
+  if (!p) {
+    progress(j, "contacting the inviter %.8s%s%s", text, first ? " at " : "",
+             first ? first->host : "");
+    p = peer_connect(n, j->inv.inviter, first ? first->host : NULL,
+                     first ? first->port : 0, req, len);
+  }
+  for (size_t i = 0; p && i < j->inv.n_addrs; i++)
+    peer_reoffer(p, j->inv.addrs[i].host, j->inv.addrs[i].port);
+  for (size_t i = 0; p && i < j->inv.n_public; i++)
+    peer_reoffer(p, j->inv.public_addrs[i].host, j->inv.public_addrs[i].port);
+  for (size_t i = 0; i < j->inv.n_relays; i++) {
+    const kith_invite_member *relay = &j->inv.relays[i];
+    node_peer *r = peer_find(n, relay->id);
+    if (!r) {
+      char rtext[KITH_ID_TEXT_LEN + 1];
+      kith_id_to_text(relay->id, rtext);
+      progress(j, "contacting the relay friend %.8s at %s:%u", rtext,
+               relay->addr.host, relay->addr.port);
+      peer_connect(n, relay->id, relay->addr.host, relay->addr.port, NULL, 0);
+    } else if (peer_is_up(r) && !p) {
+      p = peer_connect_via(n, j->inv.inviter, r, req, len);
+    } else if (peer_is_up(r)) {
+      peer_offer_via(p, r);
+    }
+  }
 }
 
 /* Sends (or re-sends) the join offer to the next way in. */
 static void try_next_addr(kith_node *n, node_join *j, uint64_t now) {
   char text[KITH_ID_TEXT_LEN + 1];
-  const uint8_t *id;
-  const kith_addr *a;
-  const kith_invite_member *relay;
+  size_t k = j->next_addr++ % n_ways(j);
+  const uint8_t *id = k ? j->inv.others[k - 1].id : j->inv.inviter;
+  const kith_addr *a = k ? &j->inv.others[k - 1].addr : NULL;
   node_peer *p;
   uint8_t *req;
   size_t len;
 
-  candidate(j, j->next_addr++, &id, &a, &relay);
   j->next_try_ms = now + JOIN_RETRY_MS;
   if (memcmp(id, n->me.pk, KITH_ID_LEN) == 0)
     return;
   if (memcmp(id, j->target, KITH_ID_LEN) != 0) {
     /* Moving on to another member: drop the attempt at the last one. */
-    kith_id_to_text(j->target, text);
-    p = g_hash_table_lookup(n->peers, text);
+    p = peer_find(n, j->target);
     if (p && p->state != PEER_UP)
       peer_close(p, "trying another member");
     memcpy(j->target, id, KITH_ID_LEN);
   }
   if (pack_request(n, j, &req, &len) != KITH_OK)
     return;
-  if (relay) {
-    try_relay(n, j, relay, req, len);
+  if (!a) {
+    try_inviter(n, j, req, len);
     g_free(req);
     return;
   }
   kith_id_to_text(id, text);
-  p = g_hash_table_lookup(n->peers, text);
-  if (p && p->offerer && p->join && !p->via[0] && p->state <= PEER_OFFERED)
+  p = peer_find(n, id);
+  if (p && p->offerer && p->join && p->state <= PEER_OFFERED)
     peer_reoffer(p, a->host, a->port);
   else if (!p) {
-    progress(j, "contacting %s %.8s at %s:%u",
-             memcmp(id, j->inv.inviter, KITH_ID_LEN) == 0 ? "the inviter"
-                                                          : "the member",
-             text, a->host, a->port);
+    progress(j, "contacting the member %.8s at %s:%u", text, a->host, a->port);
     peer_connect(n, id, a->host, a->port, req, len);
   }
   g_free(req);
+}
+
+void join_on_link_up(kith_node *n, node_peer *p) {
+  for (guint i = 0; i < n->joins->len; i++) {
+    node_join *j = n->joins->pdata[i];
+    uint8_t *req;
+    size_t len;
+
+    if (j->admitted || memcmp(j->target, j->inv.inviter, KITH_ID_LEN) != 0)
+      continue;
+    for (size_t k = 0; k < j->inv.n_relays; k++) {
+      if (memcmp(j->inv.relays[k].id, p->id, KITH_ID_LEN) != 0 ||
+          pack_request(n, j, &req, &len) != KITH_OK)
+        continue;
+      try_inviter(n, j, req, len); /* now through this relay too */
+      g_free(req);
+    }
+  }
 }
 
 static const char *invite_error(kith_err err) {
@@ -333,10 +402,13 @@ void join_start(kith_node *n, kith_rpc_call *call, const char *code,
     peer_close(p, "reconnecting to join a group");
   j->deadline_ms = node_now() + timeout_s * KITH_SECOND;
   g_ptr_array_add(n->joins, j);
+  /* Its engine runs from now: the history comes through it. */
+  gossip_group_update(n, node_group_get(n, j->inv.group_id));
   try_next_addr(n, j, node_now());
 }
 
 void join_tick(kith_node *n, uint64_t now) {
+  g_hash_table_foreach_remove(n->admissions, admission_expired, &now);
   for (guint i = n->joins->len; i-- > 0;) {
     node_join *j = n->joins->pdata[i];
 
@@ -359,70 +431,47 @@ void join_on_refuse(kith_node *n, const uint8_t from[32], const char *reason) {
 
   if (!j || j->admitted)
     return;
-  size_t ways = j->inv.n_addrs + j->inv.n_others + j->inv.n_relays;
   if (strcmp(reason, JOIN_NOT_MEMBER) == 0 &&
-      memcmp(from, j->inv.inviter, KITH_ID_LEN) == 0) {
+      memcmp(from, j->inv.inviter, KITH_ID_LEN) == 0 && j->inv.n_others > 0 &&
+      j->next_addr <= j->inv.n_others) {
     /* the inviter cannot admit (it left or was removed): the other members
      * the code names can, if the invite is still good */
-    while (j->next_addr < ways && memcmp(from, j->target, KITH_ID_LEN) == 0) {
-      const uint8_t *id;
-      const kith_addr *a;
-      const kith_invite_member *relay;
-      candidate(j, j->next_addr, &id, &a, &relay);
-      if (memcmp(id, from, KITH_ID_LEN) != 0)
-        break;
-      j->next_addr++;
-    }
-    if (j->next_addr < ways) {
-      try_next_addr(n, j, node_now());
-      return;
-    }
+    j->next_addr = MAX(j->next_addr, 1);
+    try_next_addr(n, j, node_now());
+    return;
   }
   msg = g_strdup_printf("the join was refused: %s", reason);
   finish(n, j, KITH_ERR_FORBIDDEN, msg);
   g_free(msg);
 }
 
-void join_on_have(kith_node *n, node_peer *p, node_group *ng,
-                  const GByteArray *ids) {
-  node_join *j = find_join(n, p->id);
-
-  if (!j || memcmp(j->inv.group_id, kith_group_id(ng->g), 32) != 0)
-    return;
-  if (j->expect)
-    g_byte_array_unref(j->expect);
-  j->expect = g_byte_array_sized_new(ids->len);
-  g_byte_array_append(j->expect, ids->data, ids->len);
-  j->have_final = 1;
-  join_check_progress(n);
-}
-
-static int has_all(kith_group *g, const GByteArray *ids) {
-  for (guint i = 0; i + 32 <= ids->len; i += 32)
-    if (!kith_group_has_event(g, ids->data + i))
-      return 0;
-  return 1;
-}
-
+/* A join is done once the joiner has accepted its own admission: an event
+ * is accepted only once every event it names as a parent is, so the whole
+ * history the admitter held when it admitted us has come by then (through
+ * the engine's reconciliation with the join target, gossip.c). The group
+ * is then written to the store before the client hears of it. */
 void join_check_progress(kith_node *n) {
   for (guint i = n->joins->len; i-- > 0;) {
     node_join *j = n->joins->pdata[i];
     node_group *ng = node_group_get(n, j->inv.group_id);
+    kith_err err;
 
-    if (!ng)
+    if (!ng || j->admitted || !kith_group_is_ready(ng->g) ||
+        !kith_group_is_member(ng->g, n->me.pk))
       continue;
-    if (!j->admitted && kith_group_is_ready(ng->g) &&
-        kith_group_is_member(ng->g, n->me.pk)) {
-      j->admitted = 1;
-      if (kith_store_put_group(n->store, j->inv.group_id) != KITH_OK)
-        node_log(n, "could not store the group (disk full?)");
-      progress(j, "admitted to %s; receiving the history",
-               kith_group_name(ng->g));
+    j->admitted = 1;
+    err = kith_store_put_group(n->store, j->inv.group_id);
+    err = err ? err : node_store_flush(n);
+    if (err != KITH_OK) {
+      finish(n, j, err,
+             err == KITH_ERR_FULL
+                 ? "disk full: admitted, but this node cannot keep the "
+                   "group; free some space and join again"
+                 : "admitted, but this node cannot write its store");
+      continue;
     }
-    if (j->admitted && j->have_final && has_all(ng->g, j->expect)) {
-      node_log(n, "joined %s", kith_group_name(ng->g));
-      finish(n, j, KITH_OK, NULL);
-      gossip_group_update(n, ng);
-    }
+    node_log(n, "joined group %.8s", ng->id_text);
+    finish(n, j, KITH_OK, NULL);
+    gossip_group_update(n, ng);
   }
 }

@@ -17,7 +17,9 @@ typedef struct kith_node_config {
   const char *stun;        /* STUN server HOST:PORT, or NULL */
   const char *const *turn; /* NULL-terminated TURN URLs, or NULL */
   int relay;               /* relay for the friend list */
-  const char *passphrase;  /* for a protected home, else NULL (borrowed) */
+  char *passphrase; /* for a protected home, else NULL (borrowed; wiped with
+                       sodium_memzero once the storage key is derived, so it
+                       does not stay in memory while the node runs) */
   size_t passphrase_len;
 } kith_node_config;
 

@@ -245,7 +245,8 @@ static const char *post_error(kith_err err) {
 
 static void post_done(kith_node *n, kith_rpc_call *call, node_group *ng,
                       kith_err err, GPtrArray *acc) {
-  if (err != KITH_OK && err != KITH_ERR_REKEY) {
+  if (err != KITH_OK && err != KITH_ERR_REKEY && err != KITH_ERR_IO &&
+      err != KITH_ERR_FULL) {
     g_ptr_array_unref(acc);
     kith_rpc_error(call, err, "cannot do that: %s", post_error(err));
     return;
@@ -271,7 +272,7 @@ static void rpc_react(kith_rpc_call *call, const msgpack_object *params,
                params->via.array.ptr[3].type == MSGPACK_OBJECT_BOOLEAN &&
                params->via.array.ptr[3].via.boolean;
   GPtrArray *acc = rpc_new_batch();
-  node_batch(n);
+  node_local_begin(n);
   post_done(n, call, ng,
             kith_group_react(ng->g, id, emoji, !remove, node_wall_ms(), acc),
             acc);
@@ -298,7 +299,7 @@ static void rpc_edit(kith_rpc_call *call, const msgpack_object *params,
     return;
   }
   GPtrArray *acc = rpc_new_batch();
-  node_batch(n);
+  node_local_begin(n);
   post_done(n, call, ng,
             kith_group_edit(ng->g, id, text, len, node_wall_ms(), acc), acc);
 }
@@ -313,7 +314,7 @@ static void rpc_delete(kith_rpc_call *call, const msgpack_object *params,
   if (!ng || !rpc_resolve_event(n, call, ng, params, 1, id))
     return;
   GPtrArray *acc = rpc_new_batch();
-  node_batch(n);
+  node_local_begin(n);
   post_done(n, call, ng, kith_group_delete(ng->g, id, node_wall_ms(), acc),
             acc);
 }

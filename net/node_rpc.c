@@ -47,7 +47,7 @@ void node_rpc_reply(kith_node *n, kith_rpc_call *call, kith_pack *pk) {
   uint8_t *buf;
   size_t len;
 
-  node_store_flush(n); /* what we answer about is on disk first */
+  (void)node_store_flush(n); /* what we answer about is on disk first */
 
   if (kith_pack_take(pk, &buf, &len) != KITH_OK) {
     kith_rpc_error(call, KITH_ERR_NOMEM, "out of memory");
@@ -193,13 +193,15 @@ static void rpc_status(kith_rpc_call *call, const msgpack_object *params,
   kith_pack pk;
 
   kith_pack_init(&pk);
-  msgpack_pack_map(&pk.pk, 6);
+  msgpack_pack_map(&pk.pk, 8);
   rpc_kv_str(&pk, "node_id", n->me_text);
   rpc_kv_str(&pk, "name", n->name);
   rpc_kv_uint(&pk, "port", kith_signal_port(n->sig));
   rpc_kv_uint(&pk, "peers", count_up(n));
   rpc_kv_uint(&pk, "groups", count_groups(n));
   rpc_kv_uint(&pk, "uptime_s", (node_now() - n->start_ms) / 1000);
+  rpc_kv_uint(&pk, "addr_changes", n->addr_changes);
+  rpc_kv_uint(&pk, "addrs_sent", n->addrs_sent);
   node_rpc_reply(n, call, &pk);
 }
 
@@ -215,10 +217,11 @@ static void rpc_peers(kith_rpc_call *call, const msgpack_object *params,
     node_peer *p = l->data;
     if (p->state != PEER_UP)
       continue;
-    msgpack_pack_map(&pk.pk, 5);
+    msgpack_pack_map(&pk.pk, 6);
     rpc_kv_str(&pk, "node_id", p->id_text);
     rpc_kv_str(&pk, "name", node_member_name(n, p->id));
     rpc_kv_str(&pk, "path", peer_path(p));
+    rpc_kv_uint(&pk, "path_s", peer_path_age_s(p, node_now()));
     rpc_kv_str(&pk, "addr", peer_addr(p));
     rpc_kv_uint(&pk, "rtt_ms", (uint64_t)(p->rtt_ms + 0.5));
   }
@@ -236,19 +239,39 @@ void rpc_pack_event_id(kith_node *n, kith_rpc_call *call,
   node_rpc_reply(n, call, &pk);
 }
 
-/* Stores and spreads one locally made event, then answers with its id. */
-static void publish_local(kith_node *n, kith_rpc_call *call, node_group *ng,
-                          kith_accepted *acc) {
-  GPtrArray *list =
-      g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
+/* The answer to a change that could not be written: nothing changed. */
+void rpc_reply_store_error(kith_node *n, kith_rpc_call *call, kith_err err) {
+  if (err == KITH_ERR_FULL)
+    kith_rpc_error(call, err,
+                   "disk full: nothing was sent or changed; free some space "
+                   "on the disk that holds %s and try again",
+                   n->home);
+  else
+    kith_rpc_error(call, err,
+                   "cannot write the store (%s): nothing was sent or changed",
+                   kith_strerror(err));
+}
+
+/* Stores and spreads one event made since node_local_begin. On a failed
+ * write it answers call with the error (nothing changed); on success it
+ * answers with the event id only for PUBLISH_REPLY (else the caller
+ * answers). */
+enum { PUBLISH_QUIET = 0, PUBLISH_REPLY = 1 };
+static kith_err publish_local(kith_node *n, kith_rpc_call *call, node_group *ng,
+                              kith_accepted *acc, int how) {
+  GPtrArray *list = rpc_new_batch();
   uint8_t id[32];
+  kith_err err;
 
   memcpy(id, acc->ev.id, 32);
   g_ptr_array_add(list, acc);
-  node_accepted(n, ng, list, ACC_LOCAL);
+  err = node_local_end(n, ng, list, 0);
   g_ptr_array_unref(list);
-  if (call)
+  if (err != KITH_OK)
+    rpc_reply_store_error(n, call, err);
+  else if (how == PUBLISH_REPLY)
     rpc_pack_event_id(n, call, id);
+  return err;
 }
 
 /* Group names are unique among the groups this node is a member of (a
@@ -321,27 +344,32 @@ static void rpc_group_create(kith_rpc_call *call, const msgpack_object *params,
                    kith_strerror(err));
     return;
   }
-  node_batch(n);
-  if (kith_store_put_group(n->store, kith_group_id(g)) != KITH_OK ||
-      kith_group_attach_store(g, n->store) != KITH_OK) {
+  node_local_begin(n);
+  err = kith_store_put_group(n->store, kith_group_id(g));
+  if (err == KITH_OK)
+    err = kith_group_attach_store(g, n->store);
+  if (err != KITH_OK) {
+    kith_store_batch_abort(n->store);
     kith_accepted_free(acc);
     kith_group_free(g);
-    node_store_flush(n);
-    kith_rpc_error(call, KITH_ERR_IO,
-                   "cannot store the new group (disk full?)");
+    rpc_reply_store_error(n, call, err);
     return;
   }
   ng = node_group_add(n, g);
-  publish_local(n, NULL, ng, acc);
-  if (announce) {
-    GPtrArray *more = rpc_new_batch();
-    if (kith_group_set_announce(g, 1, node_wall_ms(), more) != KITH_OK)
-      node_log(n, "could not set announce mode on a new group");
-    node_accepted(n, ng, more, ACC_LOCAL);
-    g_ptr_array_unref(more);
+  GPtrArray *list = rpc_new_batch();
+  g_ptr_array_add(list, acc);
+  if (announce &&
+      kith_group_set_announce(g, 1, node_wall_ms(), list) != KITH_OK)
+    node_log(n, "could not set announce mode on a new group");
+  err = node_local_end(n, ng, list, 1);
+  g_ptr_array_unref(list);
+  if (err != KITH_OK) {
+    g_hash_table_remove(n->groups, ng->id_text);
+    rpc_reply_store_error(n, call, err);
+    return;
   }
   gossip_group_update(n, ng);
-  node_log(n, "created group %s (%s)", name, ng->id_text);
+  node_log(n, "created group %.8s", ng->id_text);
   kith_pack_init(&pk);
   msgpack_pack_map(&pk.pk, 2);
   rpc_kv_str(&pk, "group_id", ng->id_text);
@@ -559,19 +587,24 @@ static void rpc_invite(kith_rpc_call *call, const msgpack_object *params,
                    KITH_INVITE_MAX_USES);
     return;
   }
-  node_batch(n);
+  node_local_begin(n);
   err = kith_group_invite(ng->g, (uint32_t)uses, now + ttl * 1000, now,
                           inv.secret, &acc);
   if (err != KITH_OK) {
     kith_rpc_error(call, err, "cannot invite: %s", kith_strerror(err));
     return;
   }
-  publish_local(n, NULL, ng, acc);
+  if (publish_local(n, call, ng, acc, PUBLISH_QUIET) != KITH_OK) {
+    sodium_memzero(&inv, sizeof inv);
+    return;
+  }
   memcpy(inv.group_id, kith_group_id(ng->g), 32);
   memcpy(inv.inviter, n->me.pk, KITH_ID_LEN);
   invite_addrs(n, &inv);
   invite_others(n, ng, &inv);
   invite_relays(n, &inv);
+  inv.n_public = reflex_public_addrs(n, inv.addrs, inv.n_addrs,
+                                     inv.public_addrs, KITH_INVITE_MAX_PUBLIC);
   err = kith_invite_encode(&inv, code, sizeof code);
   if (err == KITH_ERR_LIMIT && inv.n_others > 0) {
     inv.n_others = 0; /* long addresses: without the other members then */
@@ -633,11 +666,12 @@ void rpc_publish_change(kith_node *n, kith_rpc_call *call, node_group *ng,
     memcpy(id, ((kith_accepted *)acc->pdata[acc->len - 1])->ev.id, 32);
     if (err == KITH_OK || err == KITH_ERR_REKEY)
       memcpy(id, ((kith_accepted *)acc->pdata[0])->ev.id, 32);
-    node_accepted(n, ng, acc, ACC_LOCAL);
   }
+  kith_err serr = node_local_end(n, ng, acc, 0);
   g_ptr_array_unref(acc);
-  if (err == KITH_ERR_REKEY) {
-    node_store_flush(n);
+  if (serr != KITH_OK) {
+    rpc_reply_store_error(n, call, serr);
+  } else if (err == KITH_ERR_REKEY) {
     kith_rpc_error(call, err,
                    "done, but the new epoch that leaves the member out could "
                    "not be made yet; this node retries, and posts nothing in "
@@ -723,7 +757,7 @@ static void rpc_send(kith_rpc_call *call, const msgpack_object *params,
   if (has_reply && !rpc_resolve_event(n, call, ng, params, 2, reply))
     return;
   acc = rpc_new_batch();
-  node_batch(n);
+  node_local_begin(n);
   err = kith_group_send(ng->g, text, len, has_reply ? reply : NULL,
                         node_wall_ms(), acc);
   if (err == KITH_ERR_NOT_MEMBER) {
@@ -734,7 +768,7 @@ static void rpc_send(kith_rpc_call *call, const msgpack_object *params,
                    kith_group_name(ng->g));
     return;
   }
-  if (err != KITH_OK) {
+  if (err != KITH_OK && err != KITH_ERR_IO && err != KITH_ERR_FULL) {
     g_ptr_array_unref(acc);
     kith_rpc_error(call, err, "cannot send: %s", send_error(err));
     return;
@@ -805,7 +839,7 @@ static void rpc_kick(kith_rpc_call *call, const msgpack_object *params,
     return;
   }
   acc = rpc_new_batch();
-  node_batch(n);
+  node_local_begin(n);
   rpc_publish_change(n, call, ng,
                      kith_group_remove(ng->g, m->id, node_wall_ms(), acc), acc);
 }
@@ -819,7 +853,7 @@ static void rpc_leave(kith_rpc_call *call, const msgpack_object *params,
   if (!ng)
     return;
   acc = rpc_new_batch();
-  node_batch(n);
+  node_local_begin(n);
   rpc_publish_change(n, call, ng, kith_group_leave(ng->g, node_wall_ms(), acc),
                      acc);
 }
@@ -849,7 +883,7 @@ static void rpc_role(kith_rpc_call *call, const msgpack_object *params,
     return;
   }
   acc = rpc_new_batch();
-  node_batch(n);
+  node_local_begin(n);
   rpc_publish_change(n, call, ng,
                      kith_group_set_role(ng->g, m->id, r, node_wall_ms(), acc),
                      acc);
@@ -873,7 +907,7 @@ static void rpc_topic(kith_rpc_call *call, const msgpack_object *params,
     return;
   }
   acc = rpc_new_batch();
-  node_batch(n);
+  node_local_begin(n);
   err = kith_group_set_topic(ng->g, text, len, node_wall_ms(), acc);
   if (err == KITH_ERR_ARG) {
     kith_rpc_error(call, err, TOPIC_RULE, KITH_TOPIC_MAX);
@@ -908,6 +942,7 @@ void node_rpc_register(kith_node *n) {
   relay_rpc_register(n);
   node_rpc_mod_register(n);
   node_log_register(n);
+  gossip_rpc_register(n);
 
   for (size_t i = 0; i < G_N_ELEMENTS(methods); i++)
     kith_control_register(n->ctl, methods[i].name, methods[i].fn, n);

@@ -31,6 +31,8 @@ GPtrArray *rpc_new_batch(void);
 void rpc_publish_change(kith_node *n, kith_rpc_call *call, node_group *ng,
                         kith_err err, GPtrArray *acc);
 const char *rpc_change_error(kith_err err);
+/* The answer to a change that could not be written: nothing changed. */
+void rpc_reply_store_error(kith_node *n, kith_rpc_call *call, kith_err err);
 void rpc_pack_event_id(kith_node *n, kith_rpc_call *call, const uint8_t id[32]);
 
 /* node_rpc_mod.c */

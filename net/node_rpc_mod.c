@@ -40,7 +40,7 @@ static void rpc_ban(kith_rpc_call *call, const msgpack_object *params,
   }
   (void)node_rpc_param_str(params, 1, arg, sizeof arg);
   GPtrArray *acc = rpc_new_batch();
-  node_batch(n);
+  node_local_begin(n);
   kith_err err = kith_group_ban(ng->g, node, node_wall_ms(), acc);
   if (err == KITH_ERR_EXISTS) {
     g_ptr_array_unref(acc);
@@ -91,7 +91,7 @@ static void rpc_unban(kith_rpc_call *call, const msgpack_object *params,
   if (!ng || !resolve_banned(call, ng, params, node))
     return;
   GPtrArray *acc = rpc_new_batch();
-  node_batch(n);
+  node_local_begin(n);
   rpc_publish_change(n, call, ng,
                      kith_group_unban(ng->g, node, node_wall_ms(), acc), acc);
 }
@@ -114,7 +114,7 @@ static void rpc_mute(kith_rpc_call *call, const msgpack_object *params,
   }
   uint64_t until = secs ? now + secs * 1000 : KITH_TS_MAX;
   GPtrArray *acc = rpc_new_batch();
-  node_batch(n);
+  node_local_begin(n);
   rpc_publish_change(n, call, ng,
                      kith_group_mute(ng->g, m->id, until, now, acc), acc);
 }
@@ -128,7 +128,7 @@ static void rpc_unmute(kith_rpc_call *call, const msgpack_object *params,
   if (!m)
     return;
   GPtrArray *acc = rpc_new_batch();
-  node_batch(n);
+  node_local_begin(n);
   kith_err err = kith_group_mute(ng->g, m->id, 0, node_wall_ms(), acc);
   if (err == KITH_ERR_EXISTS) {
     g_ptr_array_unref(acc);
@@ -154,7 +154,7 @@ static void setting(kith_rpc_call *call, const msgpack_object *params,
     return;
   }
   GPtrArray *acc = rpc_new_batch();
-  node_batch(n);
+  node_local_begin(n);
   kith_err err = fn(ng->g, strcmp(v, on_word) == 0, node_wall_ms(), acc);
   if (err == KITH_ERR_EXISTS) {
     g_ptr_array_unref(acc);
@@ -257,7 +257,7 @@ static void rpc_invite_revoke(kith_rpc_call *call, const msgpack_object *params,
   if (!ng || !resolve_invite(call, ng, params, pk))
     return;
   GPtrArray *acc = rpc_new_batch();
-  node_batch(n);
+  node_local_begin(n);
   kith_err err = kith_group_revoke(ng->g, pk, node_wall_ms(), acc);
   if (err == KITH_ERR_EXISTS || err == KITH_ERR_NOT_FOUND) {
     g_ptr_array_unref(acc);

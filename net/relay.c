@@ -6,28 +6,22 @@
  * nodes behind NATs can exchange ICE offers, and (2) when ICE finds no
  * path, the records of the two nodes' own secure session, which it cannot
  * read. It serves nobody else (refusals are logged) and limits each friend
- * to RELAY_RATE bytes per second (burst RELAY_BURST).
+ * to RELAY_RATE bytes per second (burst RELAY_BURST). A signalling envelope
+ * that came through a relay is taken once (a replay cache, core/replay.h).
  *
  * FRAME_RELAY = [7, kind, to bin32, from bin32, payload bin]; the relay
  * overwrites `from` with the authenticated sender of the frame.
  *   kind 0 (signal): payload = crypto_box_seal to `to` of
  *     [from bin32, to bin32, ts_ms uint, signal payload bin, sig bin64],
  *     sig = Ed25519(from) over the first four elements packed as an array
+ *     (kith_signal_seal_relayed / _open_relayed in signal.c)
  *   kind 1 (data): payload = session bytes of the from<->to link */
 #include <sodium.h>
 #include <string.h>
 
 #include "../core/codec.h"
+#include "../core/replay.h"
 #include "node_int.h"
-
-#define RELAY_RATE (256 * 1024) /* bytes per second per friend */
-#define RELAY_BURST (1024 * 1024)
-#define FRIEND_RETRY_MS (5 * KITH_SECOND)
-
-typedef struct bucket {
-  double tokens;
-  uint64_t at_ms;
-} bucket;
 
 int relay_is_friend(kith_node *n, const uint8_t id[32]) {
   char text[KITH_ID_TEXT_LEN + 1];
@@ -52,25 +46,6 @@ kith_err relay_load(kith_node *n) {
 }
 
 /* ---- relaying ---- */
-
-static int take_tokens(kith_node *n, const char *id_text, size_t bytes) {
-  bucket *b = g_hash_table_lookup(n->relay_buckets, id_text);
-  uint64_t now = node_now();
-
-  if (!b) {
-    b = g_new0(bucket, 1);
-    b->tokens = RELAY_BURST;
-    b->at_ms = now;
-    g_hash_table_replace(n->relay_buckets, g_strdup(id_text), b);
-  }
-  b->tokens = MIN((double)RELAY_BURST,
-                  b->tokens + (double)(now - b->at_ms) * RELAY_RATE / 1000.0);
-  b->at_ms = now;
-  if (b->tokens < (double)bytes)
-    return 0;
-  b->tokens -= (double)bytes;
-  return 1;
-}
 
 static void send_relay_frame(node_peer *p, uint64_t kind, const uint8_t to[32],
                              const uint8_t from[32], const uint8_t *payload,
@@ -121,59 +96,46 @@ static void forward(node_peer *p, uint64_t kind, const uint8_t to[32],
     return;
   }
   q = up_peer(n, to);
-  if (!q || !take_tokens(n, p->id_text, len))
+  if (!q || !kith_ratelimit_take(n->relay_rate, p->id, KITH_ID_LEN, (double)len,
+                                 node_now()))
     return; /* not linked, or over its rate: dropped (datagram-like) */
   n->relayed_bytes += len;
   send_relay_frame(q, kind, to, p->id, payload, len);
 }
 
-/* End-to-end sealed signalling that came through the relay friend. */
+/* Opens end-to-end sealed signalling that came through a relay; each
+ * envelope is taken once (kith_signal_open_relayed). */
 static void recv_signal(node_peer *relay, const uint8_t from[32],
                         const uint8_t *box, size_t len) {
-  uint8_t payload[KITH_SIGNAL_MAX];
-  size_t plen;
+  kith_node *n = relay->node;
+  uint8_t *payload = NULL;
+  size_t plen = 0;
+  uint64_t ts = 0;
+  kith_err err =
+      kith_signal_open_relayed(&n->me, n->relayed_seen, relay->id, from, box,
+                               len, node_wall_ms(), &payload, &plen, &ts);
 
-  if (kith_wire_relayed_open(&relay->node->me, from, box, len, node_wall_ms(),
-                             payload, &plen) == KITH_OK)
-    peer_on_relayed_signal(relay->node, from, payload, plen, relay);
+  if (err == KITH_ERR_DUPLICATE)
+    n->relay_replays++;
+  if (err == KITH_OK) {
+    kith_signal_msg m = {
+        .from = from, .payload = payload, .len = plen, .ts_ms = ts};
+    peer_on_signal(n, &m, relay);
+  }
+  g_free(payload);
 }
 
 kith_err relay_send_signal(node_peer *relay, const uint8_t to[32],
                            const uint8_t *payload, size_t len) {
   kith_node *n = relay->node;
-  kith_pack pk;
-  uint8_t *plain = NULL, *box, sig[KITH_SIG_LEN];
-  size_t plen = 0;
-  uint64_t ts = node_wall_ms();
-  kith_err err;
+  uint8_t *box = NULL;
+  size_t blen = 0;
+  kith_err err = kith_signal_seal_relayed(&n->me, to, payload, len,
+                                          node_wall_ms(), &box, &blen);
 
-  kith_pack_init(&pk);
-  kith_pack_array(&pk, 4);
-  kith_pack_bin(&pk, n->me.pk, 32);
-  kith_pack_bin(&pk, to, 32);
-  kith_pack_uint(&pk, ts);
-  kith_pack_bin(&pk, payload, len);
-  err = kith_pack_take(&pk, &plain, &plen);
-  if (err != KITH_OK)
-    return err;
-  kith_ident_sign(&n->me, plain, plen, sig);
-  g_free(plain);
-  kith_pack_init(&pk);
-  kith_pack_array(&pk, 5);
-  kith_pack_bin(&pk, n->me.pk, 32);
-  kith_pack_bin(&pk, to, 32);
-  kith_pack_uint(&pk, ts);
-  kith_pack_bin(&pk, payload, len);
-  kith_pack_bin(&pk, sig, KITH_SIG_LEN);
-  err = kith_pack_take(&pk, &plain, &plen);
-  if (err != KITH_OK)
-    return err;
-  box = g_malloc(plen + KITH_SEAL_OVERHEAD);
-  err = kith_seal(to, plain, plen, box);
   if (err == KITH_OK)
-    send_relay_frame(relay, 0, to, n->me.pk, box, plen + KITH_SEAL_OVERHEAD);
+    send_relay_frame(relay, 0, to, n->me.pk, box, blen);
   g_free(box);
-  g_free(plain);
   return err;
 }
 
@@ -194,15 +156,13 @@ void relay_on_frame(node_peer *p, const kith_wire_frame *f) {
     peer_on_relayed_data(p->node, f->from, f->data, f->len, p);
 }
 
-/* Keeps a link to every friend whose address we know (retrying every
- * FRIEND_RETRY_MS), so that a relay can reach us and we can reach it. */
+/* Keeps a link to every friend whose address we know, so that a relay can
+ * reach us and we can reach it: tried again on the reconnect rule
+ * (peer_may_connect: about 1 s after a failure, doubling up to a minute). */
 void relay_tick(kith_node *n, uint64_t now) {
   GHashTableIter it;
   gpointer k, v;
 
-  if (now < n->next_friend_ms)
-    return;
-  n->next_friend_ms = now + FRIEND_RETRY_MS;
   g_hash_table_iter_init(&it, n->friends);
   while (g_hash_table_iter_next(&it, &k, &v)) {
     kith_friend *f = v;
@@ -318,7 +278,8 @@ static void rpc_friend_add(kith_rpc_call *call, const msgpack_object *params,
     return;
   }
   g_hash_table_replace(n->friends, g_strdup(id_text), f);
-  n->next_friend_ms = 0; /* link up at the next tick */
+  peer_backoff_reset(n, f->node); /* link up at the next tick */
+  reflex_refresh(n);              /* and ask it where we are */
   kith_pack_init(&pk);
   pack_friend(&pk, f);
   node_rpc_reply(n, call, &pk);

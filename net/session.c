@@ -3,59 +3,130 @@
 #include <sodium.h>
 #include <string.h>
 
-#include "../core/codec.h"
-
 #define REC_HDR 4
-#define HANDSHAKE_MAX_RECORD 256 /* HELLO and AUTH are ~100 bytes */
-#define INBUF_CAP (KITH_SESSION_MAX_RECORD + REC_HDR)
-#define TAG_HELLO 1
-#define TAG_AUTH 2
-#define CONTEXT "kith session v1"
-#define CONTEXT_LEN (sizeof CONTEXT - 1)
-#define TRANSCRIPT_LEN (CONTEXT_LEN + 4 * 32 + 1)
+#define KEY_LEN 32
+#define HASH_LEN 32
+#define NONCE_LEN crypto_aead_chacha20poly1305_ietf_NPUBBYTES
+#define PROTOCOL "kith session v2"
+#define PROTOCOL_LEN (sizeof PROTOCOL - 1)
 
 typedef enum phase {
-  WAIT_HELLO, /* our HELLO may or may not be out yet */
-  WAIT_AUTH,  /* we sent AUTH; the peer's AUTH proves its identity */
+  WAIT_HS1,     /* responder */
+  WAIT_HS2,     /* initiator, HS1 sent */
+  WAIT_CONFIRM, /* responder, HS2 sent: the initiator's empty record */
   ESTABLISHED,
 } phase;
 
 /* Secrets live together in one sodium_malloc'ed block. */
 typedef struct secrets {
-  uint8_t eph_sk[crypto_kx_SECRETKEYBYTES];
-  uint8_t rx_key[crypto_kx_SESSIONKEYBYTES];
-  crypto_secretstream_xchacha20poly1305_state tx, rx;
+  uint8_t eph_sk[32];
+  uint8_t ck[KEY_LEN]; /* chaining key */
+  uint8_t tx[KEY_LEN], rx[KEY_LEN];
 } secrets;
 
 struct kith_session {
   const kith_ident *me;
   uint8_t peer[KITH_ID_LEN];
+  uint8_t peer_x[32]; /* the peer's static X25519 key */
   int initiator;
   int started;
   phase phase;
   kith_err dead; /* KITH_OK while alive; afterwards every call returns it */
   secrets *sec;
-  uint8_t eph_pk[crypto_kx_PUBLICKEYBYTES];
-  uint8_t peer_eph[crypto_kx_PUBLICKEYBYTES];
-  GByteArray *inbuf; /* one partial record, at most INBUF_CAP bytes */
+  uint8_t eph_pk[32];
+  uint8_t peer_eph[32];
+  uint8_t h[HASH_LEN]; /* handshake hash */
+  uint64_t tx_n, rx_n; /* record counters (the nonces) */
+  GByteArray *inbuf;   /* one partial record, at most REC_HDR + max */
 };
 
-kith_session *kith_session_new(const kith_ident *me,
-                               const uint8_t peer[KITH_ID_LEN], int initiator) {
-  if (me == NULL || peer == NULL)
+/* ---- the handshake's symmetric state (Noise-style, on BLAKE2b) ---- */
+
+static void mix_hash(kith_session *s, const uint8_t *x, size_t len) {
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, NULL, 0, HASH_LEN);
+  crypto_generichash_update(&st, s->h, HASH_LEN);
+  crypto_generichash_update(&st, x, len);
+  crypto_generichash_final(&st, s->h, HASH_LEN);
+}
+
+/* t = BLAKE2b-512(key = ck, ikm); ck = t[0..32); k (if wanted) = t[32..). */
+static void mix_key(kith_session *s, const uint8_t *ikm, size_t len,
+                    uint8_t k[KEY_LEN]) {
+  uint8_t t[2 * KEY_LEN];
+  crypto_generichash(t, sizeof t, ikm, len, s->sec->ck, KEY_LEN);
+  memcpy(s->sec->ck, t, KEY_LEN);
+  if (k != NULL)
+    memcpy(k, t + KEY_LEN, KEY_LEN);
+  sodium_memzero(t, sizeof t);
+}
+
+/* mix_key with X25519(sk, pk); KITH_ERR_CRYPTO for a low-order pk. */
+static kith_err mix_dh(kith_session *s, const uint8_t *sk, const uint8_t *pk,
+                       uint8_t k[KEY_LEN]) {
+  uint8_t q[crypto_scalarmult_BYTES];
+  if (crypto_scalarmult(q, sk, pk) != 0)
+    return KITH_ERR_CRYPTO;
+  mix_key(s, q, sizeof q, k);
+  sodium_memzero(q, sizeof q);
+  return KITH_OK;
+}
+
+static void nonce_of(uint64_t n, uint8_t nonce[NONCE_LEN]) {
+  memset(nonce, 0, NONCE_LEN);
+  for (int i = 0; i < 8; i++)
+    nonce[4 + i] = (uint8_t)(n >> (8 * i)); /* little-endian counter */
+}
+
+/* The tag of an empty message under k, with the handshake hash as AD. */
+static void hs_tag(const kith_session *s, const uint8_t k[KEY_LEN],
+                   uint8_t tag[KITH_SESSION_TAG_LEN]) {
+  uint8_t nonce[NONCE_LEN], none[1] = {0};
+  nonce_of(0, nonce);
+  crypto_aead_chacha20poly1305_ietf_encrypt_detached(
+      none, tag, NULL, none, 0, s->h, HASH_LEN, NULL, nonce, k);
+}
+
+/* ---- life cycle ---- */
+
+kith_session *kith_session_new_with_eph(const kith_ident *me,
+                                        const uint8_t peer[KITH_ID_LEN],
+                                        int initiator,
+                                        const uint8_t eph_sk[32]) {
+  if (me == NULL || peer == NULL || eph_sk == NULL)
     return NULL;
   kith_session *s = g_new0(kith_session, 1);
   s->sec = sodium_malloc(sizeof *s->sec);
-  if (s->sec == NULL) {
+  if (s->sec == NULL ||
+      crypto_sign_ed25519_pk_to_curve25519(s->peer_x, peer) != 0) {
+    sodium_free(s->sec);
     g_free(s);
     return NULL;
   }
-  sodium_memzero(s->sec, sizeof *s->sec);
   s->me = me;
   memcpy(s->peer, peer, KITH_ID_LEN);
   s->initiator = initiator ? 1 : 0;
+  s->phase = initiator ? WAIT_HS2 : WAIT_HS1;
   s->inbuf = g_byte_array_new();
-  crypto_kx_keypair(s->eph_pk, s->sec->eph_sk);
+  memcpy(s->sec->eph_sk, eph_sk, 32);
+  crypto_scalarmult_base(s->eph_pk, s->sec->eph_sk);
+  /* h = ck = BLAKE2b-256(protocol || initiator id || responder id) */
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, NULL, 0, HASH_LEN);
+  crypto_generichash_update(&st, (const uint8_t *)PROTOCOL, PROTOCOL_LEN);
+  crypto_generichash_update(&st, initiator ? me->pk : peer, KITH_ID_LEN);
+  crypto_generichash_update(&st, initiator ? peer : me->pk, KITH_ID_LEN);
+  crypto_generichash_final(&st, s->h, HASH_LEN);
+  memcpy(s->sec->ck, s->h, KEY_LEN);
+  return s;
+}
+
+kith_session *kith_session_new(const kith_ident *me,
+                               const uint8_t peer[KITH_ID_LEN], int initiator) {
+  uint8_t sk[32];
+  randombytes_buf(sk, sizeof sk);
+  kith_session *s = kith_session_new_with_eph(me, peer, initiator, sk);
+  sodium_memzero(sk, sizeof sk);
   return s;
 }
 
@@ -78,11 +149,34 @@ static kith_err die(kith_session *s, kith_err e) {
   return e;
 }
 
-static void append_record(GByteArray *out, const uint8_t *p, size_t len) {
+static uint8_t *append_header(GByteArray *out, size_t len) {
+  guint at = out->len;
   uint8_t hdr[REC_HDR] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16),
                           (uint8_t)(len >> 8), (uint8_t)len};
   g_byte_array_append(out, hdr, REC_HDR);
-  g_byte_array_append(out, p, (guint)len);
+  g_byte_array_set_size(out, at + REC_HDR + (guint)len);
+  return out->data + at + REC_HDR;
+}
+
+/* Appends HS1 or HS2: our ephemeral key, then the tag under k. */
+static void append_hs(kith_session *s, const uint8_t k[KEY_LEN],
+                      GByteArray *out) {
+  uint8_t *p = append_header(out, KITH_SESSION_HS_LEN);
+  memcpy(p, s->eph_pk, 32);
+  hs_tag(s, k, p + 32);
+  mix_hash(s, p + 32, KITH_SESSION_TAG_LEN);
+}
+
+/* Both directions' keys from the final chaining key and hash; the
+ * ephemeral secret is wiped. */
+static void split(kith_session *s) {
+  uint8_t t[2 * KEY_LEN];
+  crypto_generichash(t, sizeof t, s->h, HASH_LEN, s->sec->ck, KEY_LEN);
+  memcpy(s->initiator ? s->sec->tx : s->sec->rx, t, KEY_LEN);
+  memcpy(s->initiator ? s->sec->rx : s->sec->tx, t + KEY_LEN, KEY_LEN);
+  sodium_memzero(t, sizeof t);
+  sodium_memzero(s->sec->eph_sk, sizeof s->sec->eph_sk);
+  sodium_memzero(s->sec->ck, sizeof s->sec->ck);
 }
 
 kith_err kith_session_start(kith_session *s, GByteArray *out) {
@@ -90,177 +184,146 @@ kith_err kith_session_start(kith_session *s, GByteArray *out) {
     return KITH_ERR_ARG;
   if (s->dead != KITH_OK)
     return s->dead;
-  if (s->started)
-    return KITH_OK; /* already started by an early kith_session_recv */
-  kith_pack pk;
-  kith_pack_init(&pk);
-  kith_pack_array(&pk, 3);
-  kith_pack_uint(&pk, TAG_HELLO);
-  kith_pack_bin(&pk, s->me->pk, KITH_ID_LEN);
-  kith_pack_bin(&pk, s->eph_pk, sizeof s->eph_pk);
-  uint8_t *buf = NULL;
-  size_t len = 0;
-  kith_err e = kith_pack_take(&pk, &buf, &len);
-  kith_pack_clear(&pk);
+  if (s->started || !s->initiator) {
+    s->started = 1;
+    return KITH_OK;
+  }
+  /* HS1: e, es, ss */
+  uint8_t k[KEY_LEN];
+  mix_hash(s, s->eph_pk, 32);
+  kith_err e = mix_dh(s, s->sec->eph_sk, s->peer_x, NULL);
+  if (e == KITH_OK)
+    e = mix_dh(s, s->me->xsk, s->peer_x, k);
   if (e != KITH_OK)
-    return e;
-  append_record(out, buf, len);
-  g_free(buf);
+    return die(s, e);
+  append_hs(s, k, out);
+  sodium_memzero(k, sizeof k);
   s->started = 1;
   return KITH_OK;
 }
 
-/* transcript || role byte of the signer */
-static void transcript(const kith_session *s, int signer_is_initiator,
-                       uint8_t t[TRANSCRIPT_LEN]) {
-  const uint8_t *ids[2] = {s->me->pk, s->peer};
-  const uint8_t *ephs[2] = {s->eph_pk, s->peer_eph};
-  int i = s->initiator ? 0 : 1; /* index of the initiator's values */
-  uint8_t *p = t;
-  memcpy(p, CONTEXT, CONTEXT_LEN);
-  p += CONTEXT_LEN;
-  memcpy(p, ids[i], 32);
-  memcpy(p + 32, ids[1 - i], 32);
-  memcpy(p + 64, ephs[i], 32);
-  memcpy(p + 96, ephs[1 - i], 32);
-  p[128] = signer_is_initiator ? 'I' : 'R';
+/* Checks the tag of a handshake record under k and mixes it in. */
+static kith_err check_hs_tag(kith_session *s, const uint8_t *tag,
+                             const uint8_t k[KEY_LEN]) {
+  uint8_t want[KITH_SESSION_TAG_LEN];
+  hs_tag(s, k, want);
+  int ok = sodium_memcmp(want, tag, sizeof want) == 0;
+  if (ok)
+    mix_hash(s, tag, KITH_SESSION_TAG_LEN);
+  return ok ? KITH_OK : KITH_ERR_CRYPTO;
 }
 
-/* Derives both directions' keys, wipes the ephemeral secret, opens our
- * sending stream and appends AUTH. */
-static kith_err send_auth(kith_session *s, GByteArray *out) {
-  uint8_t *tx_key = sodium_malloc(crypto_kx_SESSIONKEYBYTES);
-  if (tx_key == NULL)
-    return KITH_ERR_NOMEM;
-  int rc =
-      s->initiator
-          ? crypto_kx_client_session_keys(s->sec->rx_key, tx_key, s->eph_pk,
-                                          s->sec->eph_sk, s->peer_eph)
-          : crypto_kx_server_session_keys(s->sec->rx_key, tx_key, s->eph_pk,
-                                          s->sec->eph_sk, s->peer_eph);
-  sodium_memzero(s->sec->eph_sk, sizeof s->sec->eph_sk);
-  uint8_t header[crypto_secretstream_xchacha20poly1305_HEADERBYTES];
-  if (rc == 0)
-    rc = crypto_secretstream_xchacha20poly1305_init_push(&s->sec->tx, header,
-                                                         tx_key);
-  sodium_free(tx_key);
-  if (rc != 0)
-    return KITH_ERR_CRYPTO; /* peer sent a low-order ephemeral key */
-  uint8_t t[TRANSCRIPT_LEN], sig[KITH_SIG_LEN];
-  transcript(s, s->initiator, t);
-  kith_ident_sign(s->me, t, sizeof t, sig);
-  kith_pack pk;
-  kith_pack_init(&pk);
-  kith_pack_array(&pk, 3);
-  kith_pack_uint(&pk, TAG_AUTH);
-  kith_pack_bin(&pk, sig, sizeof sig);
-  kith_pack_bin(&pk, header, sizeof header);
-  uint8_t *buf = NULL;
-  size_t len = 0;
-  kith_err e = kith_pack_take(&pk, &buf, &len);
-  kith_pack_clear(&pk);
+/* Reads the peer's handshake message (its ephemeral key, then a tag under
+ * the key of the two DH steps (a1, b1) and (a2, b2)). */
+static kith_err read_hs(kith_session *s, const uint8_t *rec, const uint8_t *a1,
+                        const uint8_t *b1, const uint8_t *a2,
+                        const uint8_t *b2) {
+  uint8_t k[KEY_LEN];
+  memcpy(s->peer_eph, rec, 32);
+  mix_hash(s, s->peer_eph, 32);
+  kith_err e = mix_dh(s, a1, b1, NULL);
   if (e == KITH_OK)
-    append_record(out, buf, len);
-  g_free(buf);
+    e = mix_dh(s, a2, b2, k);
+  if (e == KITH_OK)
+    e = check_hs_tag(s, rec + 32, k);
+  sodium_memzero(k, sizeof k);
   return e;
 }
 
-/* Unpacks a 3-array handshake message whose first element is tag. */
-static kith_err unpack_hs(const uint8_t *rec, size_t len, uint64_t tag,
-                          msgpack_unpacked *u, const msgpack_object **f) {
-  uint64_t t;
-  if (kith_codec_unpack(rec, len, u) != KITH_OK ||
-      kith_codec_array(&u->data, 3, f) != KITH_OK ||
-      kith_codec_uint(&(*f)[0], UINT8_MAX, &t) != KITH_OK)
-    return KITH_ERR_DECODE;
-  return t == tag ? KITH_OK : KITH_ERR_DECODE;
+/* Responder: HS1 = e_I, es, ss; answers HS2 = e_R, ee, se. */
+static kith_err recv_hs1(kith_session *s, const uint8_t *rec, GByteArray *out) {
+  uint8_t k[KEY_LEN];
+  kith_err e = read_hs(s, rec, s->me->xsk, s->peer_eph, s->me->xsk, s->peer_x);
+  if (e == KITH_OK) {
+    mix_hash(s, s->eph_pk, 32);
+    e = mix_dh(s, s->sec->eph_sk, s->peer_eph, NULL);
+  }
+  if (e == KITH_OK)
+    e = mix_dh(s, s->sec->eph_sk, s->peer_x, k);
+  if (e == KITH_OK) {
+    append_hs(s, k, out);
+    split(s);
+    s->phase = WAIT_CONFIRM;
+  }
+  sodium_memzero(k, sizeof k);
+  return e;
 }
 
-static kith_err recv_hello(kith_session *s, const uint8_t *rec, size_t len,
-                           GByteArray *out) {
-  msgpack_unpacked u;
-  msgpack_unpacked_init(&u);
-  const msgpack_object *f = NULL;
-  uint8_t id[KITH_ID_LEN];
-  kith_err e = unpack_hs(rec, len, TAG_HELLO, &u, &f);
-  if (e == KITH_OK &&
-      (kith_codec_bin_fixed(&f[1], id, sizeof id) != KITH_OK ||
-       kith_codec_bin_fixed(&f[2], s->peer_eph, sizeof s->peer_eph) != KITH_OK))
-    e = KITH_ERR_DECODE;
-  msgpack_unpacked_destroy(&u);
-  if (e != KITH_OK)
-    return e;
-  if (sodium_memcmp(id, s->peer, KITH_ID_LEN) != 0)
-    return KITH_ERR_FORBIDDEN;
-  if (!s->started && (e = kith_session_start(s, out)) != KITH_OK)
-    return e;
-  if ((e = send_auth(s, out)) != KITH_OK)
-    return e;
-  s->phase = WAIT_AUTH;
+static kith_err seal_record(kith_session *s, const uint8_t *frame, size_t len,
+                            GByteArray *out) {
+  uint8_t nonce[NONCE_LEN];
+  if (s->tx_n == UINT64_MAX)
+    return KITH_ERR_LIMIT;
+  nonce_of(s->tx_n++, nonce);
+  uint8_t *p = append_header(out, len + KITH_SESSION_TAG_LEN);
+  crypto_aead_chacha20poly1305_ietf_encrypt_detached(
+      p, p + len, NULL, len > 0 ? frame : p, len, NULL, 0, NULL, nonce,
+      s->sec->tx);
   return KITH_OK;
 }
 
-static kith_err recv_auth(kith_session *s, const uint8_t *rec, size_t len) {
-  msgpack_unpacked u;
-  msgpack_unpacked_init(&u);
-  const msgpack_object *f = NULL;
-  uint8_t sig[KITH_SIG_LEN];
-  uint8_t header[crypto_secretstream_xchacha20poly1305_HEADERBYTES];
-  kith_err e = unpack_hs(rec, len, TAG_AUTH, &u, &f);
-  if (e == KITH_OK &&
-      (kith_codec_bin_fixed(&f[1], sig, sizeof sig) != KITH_OK ||
-       kith_codec_bin_fixed(&f[2], header, sizeof header) != KITH_OK))
-    e = KITH_ERR_DECODE;
-  msgpack_unpacked_destroy(&u);
+/* Initiator: HS2 = e_R, ee, se; then the confirmation (an empty record). */
+static kith_err recv_hs2(kith_session *s, const uint8_t *rec, GByteArray *out) {
+  kith_err e =
+      read_hs(s, rec, s->sec->eph_sk, s->peer_eph, s->me->xsk, s->peer_eph);
   if (e != KITH_OK)
     return e;
-  uint8_t t[TRANSCRIPT_LEN];
-  transcript(s, !s->initiator, t);
-  if (kith_sig_verify(s->peer, t, sizeof t, sig) != KITH_OK)
-    return KITH_ERR_SIGNATURE;
-  int rc = crypto_secretstream_xchacha20poly1305_init_pull(&s->sec->rx, header,
-                                                           s->sec->rx_key);
-  sodium_memzero(s->sec->rx_key, sizeof s->sec->rx_key);
-  if (rc != 0)
-    return KITH_ERR_CRYPTO;
+  split(s);
   s->phase = ESTABLISHED;
-  return KITH_OK;
+  return seal_record(s, NULL, 0, out);
 }
 
+/* A transport record: one frame (an empty one is not delivered; the
+ * responder's first, which must be empty, establishes the session). */
 static kith_err recv_frame(kith_session *s, const uint8_t *rec, size_t len,
                            GPtrArray *frames) {
-  if (len < crypto_secretstream_xchacha20poly1305_ABYTES)
-    return KITH_ERR_CRYPTO;
-  size_t cap = len - crypto_secretstream_xchacha20poly1305_ABYTES;
-  uint8_t *m = g_malloc(cap > 0 ? cap : 1);
-  unsigned long long mlen = 0;
-  unsigned char tag = 0;
-  if (crypto_secretstream_xchacha20poly1305_pull(&s->sec->rx, m, &mlen, &tag,
-                                                 rec, len, NULL, 0) != 0 ||
-      tag != crypto_secretstream_xchacha20poly1305_TAG_MESSAGE) {
+  uint8_t nonce[NONCE_LEN];
+  if (len < KITH_SESSION_TAG_LEN || s->rx_n == UINT64_MAX)
+    return len < KITH_SESSION_TAG_LEN ? KITH_ERR_DECODE : KITH_ERR_LIMIT;
+  size_t mlen = len - KITH_SESSION_TAG_LEN;
+  if (s->phase == WAIT_CONFIRM && mlen != 0)
+    return KITH_ERR_DECODE;
+  nonce_of(s->rx_n, nonce);
+  uint8_t *m = g_malloc(mlen > 0 ? mlen : 1);
+  if (crypto_aead_chacha20poly1305_ietf_decrypt_detached(
+          m, NULL, rec, mlen, rec + mlen, NULL, 0, nonce, s->sec->rx) != 0) {
     g_free(m);
     return KITH_ERR_CRYPTO;
   }
-  g_ptr_array_add(frames, g_bytes_new_take(m, (gsize)mlen));
+  s->rx_n++;
+  if (s->phase == WAIT_CONFIRM)
+    s->phase = ESTABLISHED;
+  if (s->phase == ESTABLISHED && mlen > 0 && m != NULL)
+    g_ptr_array_add(frames, g_bytes_new_take(m, mlen));
+  else
+    g_free(m);
   return KITH_OK;
 }
 
 static kith_err recv_record(kith_session *s, const uint8_t *rec, size_t len,
                             GByteArray *out, GPtrArray *frames) {
   switch (s->phase) {
-  case WAIT_HELLO:
-    return recv_hello(s, rec, len, out);
-  case WAIT_AUTH:
-    return recv_auth(s, rec, len);
+  case WAIT_HS1:
+    return recv_hs1(s, rec, out);
+  case WAIT_HS2:
+    return s->started ? recv_hs2(s, rec, out) : KITH_ERR_DECODE;
+  case WAIT_CONFIRM:
   case ESTABLISHED:
     return recv_frame(s, rec, len, frames);
   }
   return KITH_ERR_STATE;
 }
 
-static size_t record_max(const kith_session *s) {
-  return s->phase == ESTABLISHED ? KITH_SESSION_MAX_RECORD
-                                 : HANDSHAKE_MAX_RECORD;
+/* The length of the record whose header starts at p, or 0 if it is out of
+ * bounds for the current phase. */
+static size_t record_len(const kith_session *s, const uint8_t *p) {
+  size_t len =
+      (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
+  int hs = s->phase == WAIT_HS1 || s->phase == WAIT_HS2;
+  if (hs)
+    return len == KITH_SESSION_HS_LEN ? len : 0;
+  return len >= KITH_SESSION_TAG_LEN && len <= KITH_SESSION_MAX_RECORD ? len
+                                                                       : 0;
 }
 
 /* Moves up to want bytes of input into inbuf; returns how many. */
@@ -271,30 +334,45 @@ static size_t take(kith_session *s, const uint8_t *buf, size_t len,
   return n;
 }
 
+/* Completes the record held in inbuf from buf; returns the bytes used, or
+ * sets *err. */
+static size_t recv_buffered(kith_session *s, const uint8_t *buf, size_t len,
+                            GByteArray *out, GPtrArray *frames, kith_err *err) {
+  GByteArray *in = s->inbuf;
+  size_t used = in->len < REC_HDR ? take(s, buf, len, REC_HDR - in->len) : 0;
+  if (in->len < REC_HDR)
+    return used;
+  size_t rlen = record_len(s, in->data);
+  if (rlen == 0) {
+    *err = KITH_ERR_LIMIT;
+    return used;
+  }
+  used += take(s, buf + used, len - used, REC_HDR + rlen - in->len);
+  if (in->len == REC_HDR + rlen) {
+    *err = recv_record(s, in->data + REC_HDR, rlen, out, frames);
+    g_byte_array_set_size(in, 0);
+  }
+  return used;
+}
+
+/* Whole records are opened where they lie in buf; only a record split
+ * across calls is copied into inbuf. */
 static kith_err recv_bytes(kith_session *s, const uint8_t *buf, size_t len,
                            GByteArray *out, GPtrArray *frames) {
-  while (len > 0) {
-    GByteArray *in = s->inbuf;
-    size_t n = in->len < REC_HDR ? take(s, buf, len, REC_HDR - in->len) : 0;
+  kith_err e = KITH_OK;
+  while (len > 0 && e == KITH_OK) {
+    size_t n, rlen;
+    if (s->inbuf->len == 0 && len >= REC_HDR &&
+        (rlen = record_len(s, buf)) != 0 && len >= REC_HDR + rlen) {
+      e = recv_record(s, buf + REC_HDR, rlen, out, frames);
+      n = REC_HDR + rlen;
+    } else {
+      n = recv_buffered(s, buf, len, out, frames, &e);
+    }
     buf += n;
     len -= n;
-    if (in->len < REC_HDR)
-      break;
-    size_t rlen = (size_t)in->data[0] << 24 | (size_t)in->data[1] << 16 |
-                  (size_t)in->data[2] << 8 | in->data[3];
-    if (rlen == 0 || rlen > record_max(s))
-      return KITH_ERR_LIMIT;
-    n = take(s, buf, len, REC_HDR + rlen - in->len);
-    buf += n;
-    len -= n;
-    if (in->len < REC_HDR + rlen)
-      break;
-    kith_err e = recv_record(s, in->data + REC_HDR, rlen, out, frames);
-    g_byte_array_set_size(in, 0);
-    if (e != KITH_OK)
-      return e;
   }
-  return KITH_OK;
+  return e;
 }
 
 kith_err kith_session_recv(kith_session *s, const uint8_t *buf, size_t len,
@@ -307,24 +385,119 @@ kith_err kith_session_recv(kith_session *s, const uint8_t *buf, size_t len,
   return e == KITH_OK ? KITH_OK : die(s, e);
 }
 
-kith_err kith_session_seal(kith_session *s, const uint8_t *frame, size_t len,
-                           GByteArray *out) {
-  if (s == NULL || (frame == NULL && len > 0) || out == NULL)
+/* What a frame to seal must pass (both ways of sealing). */
+static kith_err may_seal(const kith_session *s, const uint8_t *frame,
+                         size_t len, const GByteArray *out) {
+  if (s == NULL || frame == NULL || len == 0 || out == NULL)
     return KITH_ERR_ARG;
   if (s->dead != KITH_OK)
     return s->dead;
   if (s->phase != ESTABLISHED)
     return KITH_ERR_STATE;
-  if (len > KITH_SESSION_MAX_FRAME)
-    return KITH_ERR_LIMIT;
-  size_t clen = len + crypto_secretstream_xchacha20poly1305_ABYTES;
-  guint at = out->len;
-  uint8_t hdr[REC_HDR] = {(uint8_t)(clen >> 24), (uint8_t)(clen >> 16),
-                          (uint8_t)(clen >> 8), (uint8_t)clen};
-  g_byte_array_append(out, hdr, REC_HDR);
-  g_byte_array_set_size(out, at + REC_HDR + (guint)clen);
-  crypto_secretstream_xchacha20poly1305_push(
-      &s->sec->tx, out->data + at + REC_HDR, NULL, frame != NULL ? frame : hdr,
-      len, NULL, 0, crypto_secretstream_xchacha20poly1305_TAG_MESSAGE);
+  return len > KITH_SESSION_MAX_FRAME ? KITH_ERR_LIMIT : KITH_OK;
+}
+
+kith_err kith_session_seal(kith_session *s, const uint8_t *frame, size_t len,
+                           GByteArray *out) {
+  kith_err e = may_seal(s, frame, len, out);
+  if (e != KITH_OK)
+    return e;
+  e = seal_record(s, frame, len, out);
+  return e == KITH_OK ? KITH_OK : die(s, e);
+}
+
+/* ---- records sealed and opened elsewhere ---- */
+
+void kith_record_seal(const uint8_t key[32], uint64_t n, uint8_t *payload,
+                      size_t frame_len) {
+  uint8_t nonce[NONCE_LEN];
+  nonce_of(n, nonce);
+  crypto_aead_chacha20poly1305_ietf_encrypt_detached(
+      payload, payload + frame_len, NULL, payload, frame_len, NULL, 0, NULL,
+      nonce, key);
+}
+
+kith_err kith_record_open(const uint8_t key[32], uint64_t n, uint8_t *payload,
+                          size_t len) {
+  uint8_t nonce[NONCE_LEN];
+  if (len < KITH_SESSION_TAG_LEN)
+    return KITH_ERR_DECODE;
+  size_t mlen = len - KITH_SESSION_TAG_LEN;
+  nonce_of(n, nonce);
+  return crypto_aead_chacha20poly1305_ietf_decrypt_detached(
+             payload, NULL, payload, mlen, payload + mlen, NULL, 0, nonce,
+             key) == 0
+             ? KITH_OK
+             : KITH_ERR_CRYPTO;
+}
+
+void kith_session_key(const kith_session *s, int tx, uint8_t key[32]) {
+  memcpy(key, tx ? s->sec->tx : s->sec->rx, KEY_LEN);
+}
+
+void kith_session_kill(kith_session *s, kith_err err) {
+  if (s != NULL && s->dead == KITH_OK)
+    die(s, err);
+}
+
+kith_err kith_session_seal_later(kith_session *s, const uint8_t *frame,
+                                 size_t len, GByteArray *out,
+                                 kith_record_span *span) {
+  kith_err e = span ? may_seal(s, frame, len, out) : KITH_ERR_ARG;
+  if (e != KITH_OK)
+    return e;
+  if (s->tx_n == UINT64_MAX)
+    return die(s, KITH_ERR_LIMIT);
+  uint8_t *p = append_header(out, len + KITH_SESSION_TAG_LEN);
+  memcpy(p, frame, len);
+  span->at = (size_t)(p - out->data);
+  span->len = len + KITH_SESSION_TAG_LEN;
+  span->n = s->tx_n++;
   return KITH_OK;
+}
+
+/* One complete record for later: copied out with its counter. */
+static kith_err keep_record(kith_session *s, const uint8_t *rec, size_t len,
+                            GByteArray *recs, GArray *spans) {
+  if (s->rx_n == UINT64_MAX)
+    return KITH_ERR_LIMIT;
+  kith_record_span sp = {.at = recs->len, .len = len, .n = s->rx_n++};
+  g_byte_array_append(recs, rec, (guint)len);
+  g_array_append_val(spans, sp);
+  return KITH_OK;
+}
+
+kith_err kith_session_recv_later(kith_session *s, const uint8_t *buf,
+                                 size_t len, GByteArray *recs, GArray *spans) {
+  if (s == NULL || (buf == NULL && len > 0) || recs == NULL || spans == NULL)
+    return KITH_ERR_ARG;
+  if (s->dead != KITH_OK)
+    return s->dead;
+  if (s->phase != ESTABLISHED)
+    return KITH_ERR_STATE;
+  kith_err e = KITH_OK;
+  while (len > 0 && e == KITH_OK) {
+    GByteArray *in = s->inbuf;
+    size_t n, rlen;
+    if (in->len == 0 && len >= REC_HDR && (rlen = record_len(s, buf)) != 0 &&
+        len >= REC_HDR + rlen) {
+      e = keep_record(s, buf + REC_HDR, rlen, recs, spans);
+      n = REC_HDR + rlen; /* a whole record: copied once */
+    } else {
+      n = in->len < REC_HDR ? take(s, buf, len, REC_HDR - in->len) : 0;
+      rlen = in->len >= REC_HDR ? record_len(s, in->data) : 0;
+      if (in->len >= REC_HDR && rlen == 0) {
+        e = KITH_ERR_LIMIT;
+      } else if (in->len >= REC_HDR) {
+        n += take(s, buf + n, len - n, REC_HDR + rlen - in->len);
+        if (in->len == REC_HDR + rlen) {
+          e = keep_record(s, in->data + REC_HDR, rlen, recs, spans);
+          g_byte_array_set_size(in, 0);
+        }
+      }
+    }
+    buf += n;
+    len -= n;
+  }
+  return e == KITH_OK ? KITH_OK : die(s, e);
 }

@@ -4,37 +4,16 @@
 #include <string.h>
 
 #include "../core/codec.h"
+#include "../core/ratelimit.h"
+#include "../core/replay.h"
+#include "stun.h"
 
 #define NONCE_LEN KITH_SIGNAL_NONCE_LEN
 #define REPLAY_CAP 4096      /* remembered nonces, all sources together */
 #define REPLAY_PER_SOURCE 64 /* of which one source IPv4 address may hold */
 #define SOURCES_CAP 1024     /* token buckets (source IPv4 addresses) */
 #define RECV_PER_DISPATCH 64 /* datagrams read per wake-up, then yield */
-/* A bucket refilled to its burst is indistinguishable from a new one. */
-#define IDLE_US ((gint64)KITH_SIGNAL_BURST * G_USEC_PER_SEC / KITH_SIGNAL_RATE)
-
-typedef struct replay_source replay_source;
-
-/* A remembered nonce sits in the nonce set and in two insertion-ordered
- * queues (all nonces, and its source's), through the links embedded here. */
-typedef struct seen_nonce {
-  uint8_t nonce[NONCE_LEN];
-  guint hash;        /* keyed hash of nonce: senders choose nonces */
-  int64_t expiry_ms; /* ts + skew: later the ts check rejects it anyway */
-  replay_source *src;
-  GList all_link; /* in kith_signal.seen_order */
-  GList src_link; /* in replay_source.order */
-} seen_nonce;
-
-struct replay_source {
-  guint32 ip;
-  GQueue order; /* its nonces, oldest first; at most REPLAY_PER_SOURCE */
-};
-
-typedef struct bucket {
-  double tokens;
-  gint64 last_us;
-} bucket;
+G_STATIC_ASSERT(NONCE_LEN == KITH_REPLAY_TAG_LEN);
 
 struct kith_signal {
   const kith_ident *me;
@@ -43,15 +22,15 @@ struct kith_signal {
   GSource *src;
   kith_signal_cb cb;
   void *ud;
+  kith_signal_stun_cb stun_cb;
+  void *stun_ud;
   uint16_t port;
   uint64_t dropped;
-  GHashTable *seen;    /* seen_nonce* set, at most REPLAY_CAP */
-  GQueue seen_order;   /* the same seen_nonce, oldest first */
-  GHashTable *sources; /* IPv4 -> replay_source* holding >= 1 nonce */
-  uint8_t hash_key[crypto_shorthash_KEYBYTES];
-  GHashTable *buckets; /* IPv4 (host order) -> bucket*, at most SOURCES_CAP */
-  int in_cb;           /* inside the user callback */
-  int free_pending;    /* kith_signal_free was called from the callback */
+  kith_replay *seen;       /* nonces, per source address */
+  kith_ratelimit *sources; /* a token bucket per source address */
+  kith_bucket opened;      /* datagrams opened, all sources together */
+  int in_cb;               /* inside the user callback */
+  int free_pending;        /* kith_signal_free was called from the callback */
 };
 
 typedef struct envelope {
@@ -177,13 +156,6 @@ static kith_err decode_envelope(const msgpack_unpacked *u, envelope *e) {
   return decode_fields(f, o->via.array.size, e);
 }
 
-static gboolean is_fresh(uint64_t ts, int64_t now) {
-  if (ts > (uint64_t)INT64_MAX / 2)
-    return FALSE;
-  int64_t d = (int64_t)ts - now;
-  return d <= KITH_SIGNAL_SKEW_MS && d >= -KITH_SIGNAL_SKEW_MS;
-}
-
 static kith_err verify_sig(const envelope *e) {
   uint8_t *sb = NULL;
   size_t sl = 0;
@@ -194,116 +166,41 @@ static kith_err verify_sig(const envelope *e) {
   return err;
 }
 
-/* ---- limits: replay cache and token buckets ---- */
+/* ---- limits ---- */
 
-static guint nonce_hash(gconstpointer k) {
-  return ((const seen_nonce *)k)->hash;
-}
-
-static gboolean nonce_equal(gconstpointer a, gconstpointer b) {
-  return memcmp(((const seen_nonce *)a)->nonce, ((const seen_nonce *)b)->nonce,
-                NONCE_LEN) == 0;
-}
-
-static void forget_nonce(kith_signal *s, seen_nonce *n) {
-  replay_source *rs = n->src;
-  g_queue_unlink(&s->seen_order, &n->all_link);
-  g_queue_unlink(&rs->order, &n->src_link);
-  if (g_queue_is_empty(&rs->order))
-    g_hash_table_remove(s->sources, GUINT_TO_POINTER(rs->ip));
-  g_hash_table_remove(s->seen, n); /* frees n */
-}
-
-/* Makes room for one nonce from ip. Nothing valid is ever refused for lack
- * of room: a source at its quota forgets its own oldest nonce, and a full
- * cache its oldest one. A replay of a forgotten datagram then gets through,
- * which is harmless (receivers handle signal payloads idempotently), while
- * refusing would let one flooding sender shut out everybody else. */
-static void make_room(kith_signal *s, guint32 ip, int64_t now_ms) {
-  replay_source *rs = g_hash_table_lookup(s->sources, GUINT_TO_POINTER(ip));
-  if (rs != NULL && rs->order.length >= REPLAY_PER_SOURCE) {
-    forget_nonce(s, rs->order.head->data);
-    return;
-  }
-  GList *oldest;
-  while ((oldest = s->seen_order.head) != NULL &&
-         (((seen_nonce *)oldest->data)->expiry_ms < now_ms ||
-          g_hash_table_size(s->seen) >= REPLAY_CAP))
-    forget_nonce(s, oldest->data);
-}
-
-/* Remembers the nonce of a datagram from ip; FALSE if it was seen. */
-static gboolean remember_nonce(kith_signal *s, const uint8_t nonce[NONCE_LEN],
-                               uint64_t ts, guint32 ip, int64_t now_ms) {
-  seen_nonce key;
-  memcpy(key.nonce, nonce, NONCE_LEN);
-  uint8_t h[crypto_shorthash_BYTES];
-  crypto_shorthash(h, nonce, NONCE_LEN, s->hash_key);
-  memcpy(&key.hash, h, sizeof key.hash);
-  if (g_hash_table_contains(s->seen, &key))
-    return FALSE;
-  make_room(s, ip, now_ms);
-  replay_source *rs = g_hash_table_lookup(s->sources, GUINT_TO_POINTER(ip));
-  if (rs == NULL) {
-    rs = g_new0(replay_source, 1);
-    rs->ip = ip;
-    g_hash_table_insert(s->sources, GUINT_TO_POINTER(ip), rs);
-  }
-  seen_nonce *n = g_new0(seen_nonce, 1);
-  memcpy(n->nonce, key.nonce, NONCE_LEN);
-  n->hash = key.hash;
-  n->expiry_ms = (int64_t)ts + KITH_SIGNAL_SKEW_MS;
-  n->src = rs;
-  n->all_link.data = n;
-  n->src_link.data = n;
-  g_queue_push_tail_link(&s->seen_order, &n->all_link);
-  g_queue_push_tail_link(&rs->order, &n->src_link);
-  g_hash_table_add(s->seen, n);
-  return TRUE;
-}
-
-static gboolean is_idle(gpointer key, gpointer value, gpointer now) {
-  return *(gint64 *)now - ((bucket *)value)->last_us >= IDLE_US;
-}
-
-/* The source's IPv4 address (the socket is IPv4 only). */
-static gboolean source_ip(GSocketAddress *src, guint32 *ip) {
+/* The source's IPv4 address (the socket is IPv4 only), network order. */
+static gboolean source_ip(GSocketAddress *src, uint8_t ip[4]) {
   if (!G_IS_INET_SOCKET_ADDRESS(src))
     return FALSE;
   GInetAddress *ia =
       g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(src));
   if (g_inet_address_get_family(ia) != G_SOCKET_FAMILY_IPV4)
     return FALSE;
-  memcpy(ip, g_inet_address_to_bytes(ia), sizeof *ip);
+  memcpy(ip, g_inet_address_to_bytes(ia), 4);
   return TRUE;
 }
 
-static gboolean take_token(kith_signal *s, guint32 ip) {
-  gint64 now = g_get_monotonic_time();
-  bucket *b = g_hash_table_lookup(s->buckets, GUINT_TO_POINTER(ip));
-  if (b == NULL) {
-    if (g_hash_table_size(s->buckets) >= SOURCES_CAP)
-      g_hash_table_foreach_remove(s->buckets, is_idle, &now);
-    if (g_hash_table_size(s->buckets) >= SOURCES_CAP)
-      return FALSE;
-    b = g_new(bucket, 1);
-    *b = (bucket){.tokens = KITH_SIGNAL_BURST, .last_us = now};
-    g_hash_table_insert(s->buckets, GUINT_TO_POINTER(ip), b);
-  }
-  b->tokens += (double)(now - b->last_us) * KITH_SIGNAL_RATE / G_USEC_PER_SEC;
-  if (b->tokens > KITH_SIGNAL_BURST)
-    b->tokens = KITH_SIGNAL_BURST;
-  b->last_us = now;
-  if (b->tokens < 1.0)
-    return FALSE;
-  b->tokens -= 1.0;
-  return TRUE;
+/* May a datagram from ip be opened: its source's bucket first (a source
+ * over its rate does not spend the shared budget), then the budget all
+ * sources share. A new source always gets a bucket (core/ratelimit.h). */
+static gboolean may_open(kith_signal *s, const uint8_t ip[4]) {
+  uint64_t now = (uint64_t)(g_get_monotonic_time() / 1000);
+  return kith_ratelimit_take(s->sources, ip, 4, 1, now) &&
+         kith_bucket_take(&s->opened, KITH_SIGNAL_OPEN_RATE,
+                          KITH_SIGNAL_OPEN_BURST, 1, now);
 }
 
 /* ---- receiving ---- */
 
 static int64_t now_ms(void) {
   return g_get_real_time() / 1000;
+}
+
+static gboolean is_fresh(uint64_t ts, int64_t now) {
+  if (ts > (uint64_t)INT64_MAX / 2)
+    return FALSE;
+  int64_t d = (int64_t)ts - now;
+  return d <= KITH_SIGNAL_SKEW_MS && d >= -KITH_SIGNAL_SKEW_MS;
 }
 
 kith_err kith_signal_open_datagram(const kith_ident *me, const uint8_t *dg,
@@ -341,23 +238,48 @@ kith_err kith_signal_open_datagram(const kith_ident *me, const uint8_t *dg,
 /* Opens, checks and delivers one datagram; FALSE if it was dropped. */
 static gboolean accept_datagram(kith_signal *s, const uint8_t *buf, size_t len,
                                 GSocketAddress *src) {
-  guint32 ip;
+  uint8_t ip[4];
   kith_signal_opened o;
   int64_t now = now_ms();
 
   if (len <= KITH_SEAL_OVERHEAD || len > KITH_SIGNAL_MAX ||
-      !source_ip(src, &ip) || !take_token(s, ip))
+      !source_ip(src, ip) || !may_open(s, ip))
     return FALSE;
   gboolean ok =
       kith_signal_open_datagram(s->me, buf, len, now, &o) == KITH_OK &&
-      remember_nonce(s, o.nonce, o.ts_ms, ip, now);
+      kith_replay_check(s->seen, o.nonce, ip, sizeof ip,
+                        o.ts_ms + KITH_SIGNAL_SKEW_MS, (uint64_t)now);
   if (ok && s->cb != NULL) {
+    kith_signal_msg m = {.from = o.from,
+                         .payload = o.payload,
+                         .len = o.len,
+                         .src = src,
+                         .size = len,
+                         .ts_ms = o.ts_ms};
     s->in_cb++;
-    s->cb(s, o.from, o.payload, o.len, src, len, s->ud);
+    s->cb(s, &m, s->ud);
     s->in_cb--;
   }
   sodium_memzero(&o, sizeof o);
   return ok;
+}
+
+/* A STUN message shares the port and the source's rate limit; anything
+ * that does not parse as STUN goes the kith way (protocol.md 8.7). */
+static gboolean accept_stun(kith_signal *s, const uint8_t *buf, size_t len,
+                            GSocketAddress *src) {
+  uint8_t ip[4];
+  kith_stun_kind k = kith_stun_classify(buf, len);
+  if (k != KITH_STUN_REQUEST && k != KITH_STUN_RESPONSE)
+    return FALSE;
+  if (s->stun_cb == NULL || !source_ip(src, ip) || !may_open(s, ip)) {
+    s->dropped++;
+    return TRUE;
+  }
+  s->in_cb++;
+  s->stun_cb(s, buf, len, src, s->stun_ud);
+  s->in_cb--;
+  return TRUE;
 }
 
 static void destroy(kith_signal *s);
@@ -377,7 +299,8 @@ static gboolean on_readable(GSocket *sock, GIOCondition cond, gpointer data) {
         break;
       continue; /* e.g. ICMP errors reported on the socket */
     }
-    if (!accept_datagram(s, buf, (size_t)n, src))
+    if (!accept_stun(s, buf, (size_t)n, src) &&
+        !accept_datagram(s, buf, (size_t)n, src))
       s->dropped++;
     g_clear_object(&src);
   }
@@ -429,11 +352,11 @@ kith_err kith_signal_new(GMainContext *ctx, const kith_ident *me, uint16_t port,
   s->cb = cb;
   s->ud = ud;
   s->ctx = ctx != NULL ? g_main_context_ref(ctx) : NULL;
-  s->seen = g_hash_table_new_full(nonce_hash, nonce_equal, g_free, NULL);
-  g_queue_init(&s->seen_order);
-  s->sources = g_hash_table_new_full(NULL, NULL, NULL, g_free);
-  crypto_shorthash_keygen(s->hash_key);
-  s->buckets = g_hash_table_new_full(NULL, NULL, NULL, g_free);
+  s->seen = kith_replay_new(REPLAY_CAP, REPLAY_PER_SOURCE);
+  s->sources =
+      kith_ratelimit_new(KITH_SIGNAL_RATE, KITH_SIGNAL_BURST, SOURCES_CAP);
+  kith_bucket_init(&s->opened, KITH_SIGNAL_OPEN_BURST,
+                   (uint64_t)(g_get_monotonic_time() / 1000));
   kith_err e = open_socket(s, port);
   if (e != KITH_OK) {
     destroy(s);
@@ -455,9 +378,8 @@ static void destroy(kith_signal *s) {
     g_socket_close(s->sock, NULL);
     g_object_unref(s->sock);
   }
-  g_hash_table_destroy(s->seen); /* frees the nonces and with them the links */
-  g_hash_table_destroy(s->sources);
-  g_hash_table_destroy(s->buckets);
+  kith_replay_free(s->seen);
+  kith_ratelimit_free(s->sources);
   if (s->ctx != NULL)
     g_main_context_unref(s->ctx);
   g_free(s);
@@ -469,6 +391,7 @@ void kith_signal_free(kith_signal *s) {
   if (s->in_cb) { /* on_readable finishes the job once the callback returns */
     s->free_pending = 1;
     s->cb = NULL;
+    s->stun_cb = NULL;
     return;
   }
   destroy(s);
@@ -476,6 +399,13 @@ void kith_signal_free(kith_signal *s) {
 
 uint16_t kith_signal_port(const kith_signal *s) {
   return s != NULL ? s->port : 0;
+}
+
+void kith_signal_set_stun(kith_signal *s, kith_signal_stun_cb cb, void *ud) {
+  if (s == NULL)
+    return;
+  s->stun_cb = cb;
+  s->stun_ud = ud;
 }
 
 uint64_t kith_signal_dropped(const kith_signal *s) {
@@ -494,6 +424,13 @@ static kith_err send_to(kith_signal *s, GSocketAddress *dst, const uint8_t *buf,
     return KITH_ERR_IO;
   }
   return (size_t)n == len ? KITH_OK : KITH_ERR_IO;
+}
+
+kith_err kith_signal_send_raw(kith_signal *s, GSocketAddress *dst,
+                              const uint8_t *buf, size_t len) {
+  if (s == NULL || dst == NULL || buf == NULL || s->free_pending)
+    return KITH_ERR_ARG;
+  return send_to(s, dst, buf, len);
 }
 
 kith_err kith_signal_send(kith_signal *s, const uint8_t to[32],
@@ -535,4 +472,119 @@ kith_err kith_signal_reply(kith_signal *s, const uint8_t to[32],
     e = send_to(s, dst, dg, dlen);
   g_free(dg);
   return e;
+}
+
+/* ---- signalling through a relay ---- */
+
+static void pack_relayed(kith_pack *pk, uint32_t n, const uint8_t from[32],
+                         const uint8_t to[32], uint64_t ts,
+                         const uint8_t *payload, size_t len) {
+  kith_pack_array(pk, n);
+  kith_pack_bin(pk, from, KITH_ID_LEN);
+  kith_pack_bin(pk, to, KITH_ID_LEN);
+  kith_pack_uint(pk, ts);
+  kith_pack_bin(pk, payload, len);
+}
+
+kith_err kith_signal_seal_relayed(const kith_ident *me, const uint8_t to[32],
+                                  const uint8_t *payload, size_t len,
+                                  uint64_t ts_ms, uint8_t **out,
+                                  size_t *out_len) {
+  kith_pack pk;
+  uint8_t *plain = NULL, sig[KITH_SIG_LEN];
+  size_t plen = 0;
+  kith_err err;
+
+  *out = NULL;
+  kith_pack_init(&pk);
+  pack_relayed(&pk, 4, me->pk, to, ts_ms, payload, len);
+  err = kith_pack_take(&pk, &plain, &plen);
+  if (err != KITH_OK)
+    return err;
+  kith_ident_sign(me, plain, plen, sig);
+  g_free(plain);
+  kith_pack_init(&pk);
+  pack_relayed(&pk, 5, me->pk, to, ts_ms, payload, len);
+  kith_pack_bin(&pk, sig, KITH_SIG_LEN);
+  err = kith_pack_take(&pk, &plain, &plen);
+  if (err == KITH_OK && plen + KITH_SEAL_OVERHEAD > KITH_SIGNAL_MAX)
+    err = KITH_ERR_LIMIT;
+  if (err == KITH_OK) {
+    *out = g_malloc(plen + KITH_SEAL_OVERHEAD);
+    *out_len = plen + KITH_SEAL_OVERHEAD;
+    err = kith_seal(to, plain, plen, *out);
+    if (err != KITH_OK)
+      g_clear_pointer(out, g_free);
+  }
+  g_free(plain);
+  return err;
+}
+
+/* The checks after decoding: addressing, time, signature, replay. */
+static kith_err check_relayed(const kith_ident *me, kith_replay *seen,
+                              const uint8_t via[32], const uint8_t from[32],
+                              const msgpack_object *f, uint64_t now_ms,
+                              const uint8_t **payload, size_t *plen,
+                              uint64_t *ts) {
+  uint8_t sfrom[32], sto[32], sig[KITH_SIG_LEN], tag[KITH_REPLAY_TAG_LEN];
+  uint8_t *signed_bytes = NULL;
+  size_t slen = 0;
+  kith_pack pk;
+  kith_err err;
+
+  if (kith_codec_bin_fixed(&f[0], sfrom, 32) != KITH_OK ||
+      kith_codec_bin_fixed(&f[1], sto, 32) != KITH_OK ||
+      kith_codec_uint(&f[2], UINT64_MAX, ts) != KITH_OK ||
+      kith_codec_bin(&f[3], KITH_SIGNAL_MAX, payload, plen) != KITH_OK ||
+      kith_codec_bin_fixed(&f[4], sig, KITH_SIG_LEN) != KITH_OK)
+    return KITH_ERR_DECODE;
+  if (memcmp(sfrom, from, 32) != 0 || memcmp(sto, me->pk, 32) != 0)
+    return KITH_ERR_PROTOCOL;
+  if (*ts > UINT64_MAX / 2 || *ts + KITH_SIGNAL_SKEW_MS < now_ms ||
+      *ts > now_ms + KITH_SIGNAL_SKEW_MS)
+    return KITH_ERR_EXPIRED;
+  kith_pack_init(&pk);
+  pack_relayed(&pk, 4, sfrom, sto, *ts, *payload, *plen);
+  err = kith_pack_take(&pk, &signed_bytes, &slen);
+  if (err == KITH_OK)
+    err = kith_sig_verify(from, signed_bytes, slen, sig);
+  g_free(signed_bytes);
+  if (err != KITH_OK)
+    return err == KITH_ERR_NOMEM ? err : KITH_ERR_SIGNATURE;
+  crypto_generichash(tag, sizeof tag, sig, KITH_SIG_LEN, NULL, 0);
+  if (!kith_replay_check(seen, tag, via, KITH_ID_LEN, *ts + KITH_SIGNAL_SKEW_MS,
+                         now_ms))
+    return KITH_ERR_DUPLICATE;
+  return KITH_OK;
+}
+
+kith_err kith_signal_open_relayed(const kith_ident *me, kith_replay *seen,
+                                  const uint8_t via[32], const uint8_t from[32],
+                                  const uint8_t *box, size_t len,
+                                  uint64_t now_ms, uint8_t **payload,
+                                  size_t *payload_len, uint64_t *ts_ms) {
+  uint8_t plain[KITH_SIGNAL_MAX];
+  msgpack_unpacked u;
+  const msgpack_object *f;
+  const uint8_t *p = NULL;
+  size_t plen = 0;
+  kith_err err;
+
+  *payload = NULL;
+  if (len <= KITH_SEAL_OVERHEAD || len > KITH_SIGNAL_MAX)
+    return KITH_ERR_DECODE;
+  if (kith_unseal(me, box, len, plain) != KITH_OK)
+    return KITH_ERR_CRYPTO;
+  msgpack_unpacked_init(&u);
+  err = kith_codec_unpack(plain, len - KITH_SEAL_OVERHEAD, &u) == KITH_OK &&
+                kith_codec_array(&u.data, 5, &f) == KITH_OK
+            ? check_relayed(me, seen, via, from, f, now_ms, &p, &plen, ts_ms)
+            : KITH_ERR_DECODE;
+  if (err == KITH_OK) {
+    *payload = g_memdup2(p, plen);
+    *payload_len = plen;
+  }
+  msgpack_unpacked_destroy(&u);
+  sodium_memzero(plain, sizeof plain);
+  return err;
 }

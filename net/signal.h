@@ -8,16 +8,18 @@
  * sig = Ed25519(from, encoding of the first five elements as a 5-array).
  * Accepted only if: size <= KITH_SIGNAL_MAX, it opens with our key, `to` is
  * us, sig valid, |ts - now| <= KITH_SIGNAL_SKEW_MS (wall clock) and the
- * nonce was not seen in that window. Per source IP a token bucket
- * (KITH_SIGNAL_RATE per second, burst KITH_SIGNAL_BURST) limits what is
- * even opened. A reply is never larger than the datagram it answers.
- * Caps: 4096 remembered nonces, at most 64 of them per source address. A
- * full cache never makes a valid datagram be dropped: a source at its quota
- * forgets its own oldest nonce, and a full cache the oldest of all (expired
- * ones first). A replay of a forgotten datagram is then delivered again,
- * so receivers must handle a payload seen twice (offers are idempotent).
- * 1024 tracked source addresses for the token buckets (idle ones are
- * evicted; when all are active, datagrams from new sources are dropped). */
+ * nonce was not seen in that window. What is even opened is limited twice,
+ * before anything else: per source IP a token bucket (KITH_SIGNAL_RATE per
+ * second, burst KITH_SIGNAL_BURST), then one bucket for all sources
+ * (KITH_SIGNAL_OPEN_RATE, burst KITH_SIGNAL_OPEN_BURST), which bounds the
+ * CPU a flood from many addresses costs. 1024 source addresses are tracked;
+ * a new one always gets a bucket (the least recently active gives up its
+ * place), so a flood from many spoofed addresses cannot shut out a first
+ * contact (core/ratelimit.h). A reply is never larger than the datagram it
+ * answers. Replay cache (core/replay.h): 4096 nonces, at most 64 per source
+ * address; room is made, never refused, so a replay of a forgotten datagram
+ * is delivered again: receivers handle a payload seen twice (offers are
+ * idempotent). */
 #ifndef KITH_SIGNAL_H
 #define KITH_SIGNAL_H
 
@@ -27,6 +29,7 @@
 
 #include "../core/err.h"
 #include "../core/ident.h"
+#include "../core/replay.h"
 
 #define KITH_SIGNAL_MAX 1400
 /* envelope + seal, upper bound: 6-array 165 bytes at most besides the
@@ -36,14 +39,29 @@
 #define KITH_SIGNAL_SKEW_MS (120 * 1000)
 #define KITH_SIGNAL_RATE 20
 #define KITH_SIGNAL_BURST 40
+#define KITH_SIGNAL_OPEN_RATE 2000 /* datagrams opened per second, in all */
+#define KITH_SIGNAL_OPEN_BURST 8000
 
 typedef struct kith_signal kith_signal;
 
-/* A verified datagram: from is the authenticated sender; src its address
- * (borrowed until return); size is the datagram's size on the wire. */
-typedef void (*kith_signal_cb)(kith_signal *s, const uint8_t from[32],
-                               const uint8_t *payload, size_t len,
-                               GSocketAddress *src, size_t size, void *ud);
+/* A verified datagram; everything is borrowed until the callback returns. */
+typedef struct kith_signal_msg {
+  const uint8_t *from;    /* the authenticated sender (32 bytes) */
+  const uint8_t *payload; /* len bytes */
+  size_t len;
+  GSocketAddress *src; /* where it came from (NULL: not from the port) */
+  size_t size;         /* the datagram's size on the wire */
+  uint64_t ts_ms;      /* the sender's signed wall-clock time */
+} kith_signal_msg;
+
+typedef void (*kith_signal_cb)(kith_signal *s, const kith_signal_msg *m,
+                               void *ud);
+
+/* A STUN message that arrived on the signal port (net/stun.h classifies
+ * it), after the source's rate-limit token was taken. src is borrowed
+ * until return. */
+typedef void (*kith_signal_stun_cb)(kith_signal *s, const uint8_t *buf,
+                                    size_t len, GSocketAddress *src, void *ud);
 
 /* Binds UDP port (0 = any free) on all addresses (IPv4). me borrowed. */
 KITH_MUST kith_err kith_signal_new(GMainContext *ctx, const kith_ident *me,
@@ -53,6 +71,11 @@ KITH_MUST kith_err kith_signal_new(GMainContext *ctx, const kith_ident *me,
  * callback itself (the memory is released once it returns). */
 void kith_signal_free(kith_signal *s);
 uint16_t kith_signal_port(const kith_signal *s);
+/* STUN messages go to cb (NULL: they are dropped like any junk). */
+void kith_signal_set_stun(kith_signal *s, kith_signal_stun_cb cb, void *ud);
+/* Sends raw bytes (a STUN message) from the signal port to dst. */
+KITH_MUST kith_err kith_signal_send_raw(kith_signal *s, GSocketAddress *dst,
+                                        const uint8_t *buf, size_t len);
 /* Dropped datagrams so far (rate-limited, not for us, forged, replayed). */
 uint64_t kith_signal_dropped(const kith_signal *s);
 
@@ -101,5 +124,27 @@ KITH_MUST kith_err kith_signal_open_datagram(const kith_ident *me,
                                              const uint8_t *dg, size_t len,
                                              int64_t now_ms,
                                              kith_signal_opened *o);
+/* Signalling through a relay (FRAME_RELAY kind 0, docs/protocol.md 11.8):
+ * the box sealed to `to` of [from bin32, to bin32, ts_ms uint, payload bin,
+ * sig bin64], sig = Ed25519(from) over the first four elements packed as
+ * an array. seal: *out is g_malloc'ed (caller frees); KITH_ERR_LIMIT if
+ * the box would exceed KITH_SIGNAL_MAX. */
+KITH_MUST kith_err kith_signal_seal_relayed(const kith_ident *me,
+                                            const uint8_t to[32],
+                                            const uint8_t *payload, size_t len,
+                                            uint64_t ts_ms, uint8_t **out,
+                                            size_t *out_len);
+/* Opens a relayed box that relay `via` passed on from `from` and checks,
+ * in order: it opens with me (else KITH_ERR_CRYPTO) and decodes
+ * (KITH_ERR_DECODE); the inner from is `from` and to is me
+ * (KITH_ERR_PROTOCOL); |ts_ms - now_ms| <= KITH_SIGNAL_SKEW_MS
+ * (KITH_ERR_EXPIRED); the signature (KITH_ERR_SIGNATURE); and that it was
+ * not taken before (KITH_ERR_DUPLICATE): its signature's digest is
+ * remembered in `seen` until it is too old anyway, charged to `via`. On
+ * KITH_OK *payload is a g_malloc'ed copy (caller frees) and *ts_ms set. */
+KITH_MUST kith_err kith_signal_open_relayed(
+    const kith_ident *me, kith_replay *seen, const uint8_t via[32],
+    const uint8_t from[32], const uint8_t *box, size_t len, uint64_t now_ms,
+    uint8_t **payload, size_t *payload_len, uint64_t *ts_ms);
 
 #endif

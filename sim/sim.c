@@ -6,7 +6,16 @@
 
 #include "core/gossip.h"
 
-enum { EV_FRAME, EV_UP, EV_DOWN, EV_TIMER, EV_JOIN, EV_PUBLISH, EV_CRASH };
+enum {
+  EV_FRAME,
+  EV_UP,
+  EV_DOWN,
+  EV_TIMER,
+  EV_JOIN,
+  EV_PUBLISH,
+  EV_CRASH,
+  EV_MEMBERS
+};
 
 typedef struct ev {
   uint64_t t, seq;
@@ -20,6 +29,7 @@ typedef struct node {
   uint32_t *adj;     /* linked peers */
   uint32_t n_adj, cap_adj;
   uint8_t alive, doomed;
+  uint8_t late, joined; /* joins after the last message; has joined */
 } node;
 
 typedef struct sim {
@@ -36,7 +46,9 @@ typedef struct sim {
   uint32_t *publisher;
   uint32_t published;
   uint64_t bytes, frames, events, bad_frames;
-  uint8_t *cell_copies; /* nodes x messages: payload frames received */
+  uint8_t *cell_copies;  /* nodes x messages: payload frames received */
+  uint8_t (*msg_id)[32]; /* id of each message (BLAKE2b of its payload) */
+  GHashTable *by_id;     /* message id -> index + 1 */
   uint8_t payload[SIM_MAX_PAYLOAD];
   kith_out out;
 } sim;
@@ -59,8 +71,10 @@ static uint64_t mix(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-/* Ids: the first 4 bytes are the index (the simulator maps back with them);
- * the rest is seeded noise, so engines see realistic, distinct ids. */
+/* Node ids: the first 4 bytes are the index (the simulator maps back with
+ * them); the rest is seeded noise, so engines see realistic, distinct ids.
+ * Message ids are what the engine computes: BLAKE2b-256 of the payload,
+ * whose first 4 bytes are the message index. */
 static void make_id(uint64_t seed, uint32_t idx, uint8_t tag, uint8_t id[32]) {
   for (int i = 0; i < 4; i++) {
     uint64_t w = mix(seed ^ ((uint64_t)tag << 56) ^ ((uint64_t)idx << 8) ^ i);
@@ -85,6 +99,16 @@ static uint64_t latency(sim *s, uint32_t a, uint32_t b) {
   uint64_t lo = a < b ? a : b, hi = a < b ? b : a;
   uint64_t h = mix(s->p->seed ^ (lo << 32 | hi));
   return L - L / 2 + h % (L + 1);
+}
+
+static guint id32_hash(gconstpointer k) {
+  guint h;
+  memcpy(&h, (const uint8_t *)k + 4, sizeof h); /* hash bytes: uniform */
+  return h;
+}
+
+static gboolean id32_equal(gconstpointer a, gconstpointer b) {
+  return memcmp(a, b, 32) == 0;
 }
 
 static int ev_less(const ev *a, const ev *b) {
@@ -152,11 +176,40 @@ static void adj_del(node *n, uint32_t b) {
 static void fill_payload(sim *s, uint32_t m) {
   for (uint32_t i = 0; i < s->p->payload_bytes; i++)
     s->payload[i] = (uint8_t)(mix(m * 7919ull + i) & 0xff);
+  for (uint32_t i = 0; i < 4 && i < s->p->payload_bytes; i++)
+    s->payload[i] = (uint8_t)(m >> (24 - 8 * i));
+}
+
+/* The message a payload carries (UINT32_MAX: none). */
+static uint32_t payload_msg(sim *s, const uint8_t *p, size_t len) {
+  uint32_t m = len >= 4 ? id_index(p) : UINT32_MAX;
+  return m < s->published ? m : UINT32_MAX;
+}
+
+/* Bytes of the msgpack uint at f (0 if it is not one). */
+static size_t uint_len(uint8_t b) {
+  if (b < 0x80)
+    return 1;
+  return b >= 0xcc && b <= 0xcf ? 1 + (1u << (b - 0xcc)) : 0;
+}
+
+/* The payload inside a PAYLOAD frame [8, source, hops, push, bin], read
+ * without decoding it all (the engine checks the frame itself). */
+static uint32_t frame_msg(sim *s, const uint8_t *f, size_t len) {
+  size_t k = 2;
+  if (len < 8 || f[0] != 0x95 || f[1] != KITH_GF_PAYLOAD)
+    return UINT32_MAX;
+  for (int field = 0; field < 3 && k < len; field++) /* source, hops, push */
+    k += uint_len(f[k]) ? uint_len(f[k]) : len;
+  if (k + 3 > len)
+    return UINT32_MAX;
+  k += f[k] == 0xc4 ? 2 : f[k] == 0xc5 ? 3 : 5; /* bin header */
+  return k <= len ? payload_msg(s, f + k, len - k) : UINT32_MAX;
 }
 
 static void on_deliver(sim *s, uint32_t i, const kith_out_item *it) {
-  uint32_t m = id_index(it->id);
-  if (m >= s->published)
+  uint32_t m = payload_msg(s, it->data, it->len);
+  if (m == UINT32_MAX)
     return;
   size_t c = (size_t)i * s->p->messages + m;
   if (!s->got[c]) {
@@ -167,15 +220,14 @@ static void on_deliver(sim *s, uint32_t i, const kith_out_item *it) {
 }
 
 static void on_fetch(sim *s, uint32_t i, const kith_out_item *it, kith_out *o) {
-  uint8_t id[32];
   for (size_t k = 0; k + 32 <= it->len; k += 32) {
-    uint32_t m = id_index(it->data + k);
+    uint32_t m =
+        GPOINTER_TO_UINT(g_hash_table_lookup(s->by_id, it->data + k)) - 1;
     if (m >= s->published || !s->got[(size_t)i * s->p->messages + m])
       continue;
-    make_id(s->p->seed, m, 0xEE, id);
     fill_payload(s, m);
-    if (kith_gossip_send_payload(s->nodes[i].g, it->peer, id, s->pub_t[m],
-                                 s->payload, s->p->payload_bytes, o) != KITH_OK)
+    if (kith_gossip_send_payload(s->nodes[i].g, it->peer, s->payload,
+                                 s->p->payload_bytes, o) != KITH_OK)
       continue;
   }
 }
@@ -217,10 +269,13 @@ static void apply(sim *s, uint32_t i, kith_out *o) {
     case KITH_OUT_SEND:
       on_send(s, i, j, o, k);
       break;
-    case KITH_OUT_DELIVER:
+    case KITH_OUT_DELIVER: {
+      uint32_t m = payload_msg(s, it->data, it->len);
       on_deliver(s, i, it);
-      kith_gossip_verdict(s->nodes[i].g, it->id, 1, s->now, &next);
+      kith_gossip_verdict(s->nodes[i].g, it->id, KITH_GOSSIP_VALID,
+                          m == UINT32_MAX ? 0 : s->pub_t[m], s->now, &next);
       break;
+    }
     case KITH_OUT_CONNECT:
       on_connect(s, i, j);
       break;
@@ -260,6 +315,7 @@ static void drain(sim *s, uint32_t i) {
 static void do_join(sim *s, uint32_t i) {
   uint8_t id[32];
   node *n = &s->nodes[i];
+  n->joined = 1;
   uint32_t want = s->p->contacts < i ? s->p->contacts : i;
   for (uint32_t k = 0; k < want; k++) {
     uint32_t c = (uint32_t)(rnd(s) % i);
@@ -274,24 +330,36 @@ static void do_join(sim *s, uint32_t i) {
   drain(s, i);
 }
 
+/* What the group's member list gives a node (net/gossip.c adds every
+ * member to the engine's passive view): up to a passive view of others. */
+static void learn_members(sim *s, uint32_t i) {
+  uint8_t id[32];
+  uint32_t n = s->p->nodes - 1;
+  for (uint32_t k = 0; k < KITH_GOSSIP_PASSIVE_MAX && k < n; k++) {
+    uint32_t c = n <= KITH_GOSSIP_PASSIVE_MAX ? k : (uint32_t)(rnd(s) % n);
+    make_id(s->p->seed, c >= i ? c + 1 : c, 0x11, id);
+    kith_gossip_add_passive(s->nodes[i].g, id);
+  }
+}
+
 static uint32_t random_live(sim *s) {
   for (;;) {
     uint32_t i = (uint32_t)(rnd(s) % s->p->nodes);
-    if (s->nodes[i].alive)
+    if (s->nodes[i].alive && s->nodes[i].joined)
       return i;
   }
 }
 
 static void do_publish(sim *s, uint32_t m) {
-  uint8_t id[32];
   uint32_t i = random_live(s);
-  make_id(s->p->seed, m, 0xEE, id);
   fill_payload(s, m);
+  kith_gossip_payload_id(s->payload, s->p->payload_bytes, s->msg_id[m]);
+  g_hash_table_insert(s->by_id, s->msg_id[m], GUINT_TO_POINTER(m + 1));
   s->pub_t[m] = s->now;
   s->publisher[m] = i;
   s->published = m + 1;
   s->got[(size_t)i * s->p->messages + m] = 1;
-  if (kith_gossip_publish(s->nodes[i].g, id, s->now, s->payload,
+  if (kith_gossip_publish(s->nodes[i].g, s->now, s->payload,
                           s->p->payload_bytes, s->now, &s->out) != KITH_OK)
     return;
   drain(s, i);
@@ -319,8 +387,8 @@ static void step(sim *s, ev *e) {
   case EV_FRAME:
     if (kith_gossip_frame_type(e->data, e->len) == KITH_GF_PAYLOAD) {
       s->copies[e->node]++;
-      uint32_t m = e->len > 40 ? id_index(e->data + 4) : UINT32_MAX;
-      uint8_t *c = m < s->published
+      uint32_t m = frame_msg(s, e->data, e->len);
+      uint8_t *c = m != UINT32_MAX
                        ? &s->cell_copies[(size_t)e->node * s->p->messages + m]
                        : NULL;
       if (c != NULL && *c < UINT8_MAX)
@@ -330,11 +398,16 @@ static void step(sim *s, ev *e) {
         KITH_OK)
       s->bad_frames++;
     break;
-  case EV_UP:
+  case EV_UP: {
     if (!linked(s, e->node, e->peer))
       return; /* closed again meanwhile */
     kith_gossip_link_up(n->g, peer, s->now, &s->out);
+    /* as the node does: a new link is reconciled at once (STATE: the
+     * engine had no room to track it) */
+    kith_err err = kith_gossip_reconcile(n->g, peer, s->now, &s->out);
+    (void)err;
     break;
+  }
   case EV_DOWN:
     if (linked(s, e->node, e->peer))
       return; /* stale: a new link exists */
@@ -355,6 +428,9 @@ static void step(sim *s, ev *e) {
   case EV_CRASH:
     do_crash(s, e->node);
     return;
+  case EV_MEMBERS:
+    learn_members(s, e->node);
+    break;
   }
   drain(s, e->node);
 }
@@ -389,6 +465,7 @@ static void measure(sim *s, sim_result *r) {
     r->recon_rounds += st.recon_rounds;
     r->malformed += st.malformed;
     r->active_avg += st.active;
+    r->late += n->late;
     if (st.active > r->active_max_seen)
       r->active_max_seen = st.active;
     for (uint32_t m = 0; m < s->published; m++) {
@@ -400,10 +477,14 @@ static void measure(sim *s, sim_result *r) {
         r->expected_later++;
         r->copies_later += s->cell_copies[c];
       }
+      r->late_expected += n->late;
       if (s->got[c]) {
+        r->late_delivered += n->late;
         r->delivered++;
-        hv[nv] = s->hops[c];
-        lv[nv++] = s->lat[c];
+        if (!n->late) { /* a late joiner's catch-up is not dissemination */
+          hv[nv] = s->hops[c];
+          lv[nv++] = s->lat[c];
+        }
       }
     }
   }
@@ -439,14 +520,26 @@ static void finish(sim *s, sim_result *r) {
 }
 
 /* The schedule: joins spread over J, a settling pause, messages spread
- * over W with crashes between the first and the last, then a drain. */
+ * over W with crashes between the first and the last, the late joiners
+ * within a second after the last, then a drain. */
 static uint64_t schedule(sim *s) {
   const sim_params *p = s->p;
   uint64_t J =
       (uint64_t)p->nodes * 10 < 10000 ? (uint64_t)p->nodes * 10 : 10000;
+  uint32_t late = (uint32_t)(p->late * p->nodes + 0.5);
+  for (uint32_t k = 0; k < late && k + 2 < p->nodes; k++) {
+    uint32_t i;
+    do /* node 0 starts the group; crashes pick among the others */
+      i = 1 + (uint32_t)(rnd(s) % (p->nodes - 1));
+    while (s->nodes[i].late);
+    s->nodes[i].late = 1;
+  }
   for (uint32_t i = 1; i < p->nodes; i++)
-    push(s, i * J / p->nodes, EV_JOIN, i, 0, NULL, 0);
+    if (!s->nodes[i].late)
+      push(s, i * J / p->nodes, EV_JOIN, i, 0, NULL, 0);
   uint64_t start = J + 5000;
+  for (uint32_t i = 0; i < p->nodes; i++) /* the member list, once joined */
+    push(s, J + 1000, EV_MEMBERS, i, 0, NULL, 0);
   uint64_t slot = p->interval_ms, first = 0, last = 0;
   for (uint32_t m = 0; m < p->messages; m++) {
     uint64_t t = start + m * slot + rnd(s) % (slot ? slot : 1);
@@ -455,12 +548,17 @@ static uint64_t schedule(sim *s) {
     last = t;
     push(s, t, EV_PUBLISH, 0, m, NULL, 0);
   }
+  for (uint32_t i = 1; i < p->nodes; i++)
+    if (s->nodes[i].late)
+      push(s, last + 1 + rnd(s) % 1000, EV_JOIN, i, 0, NULL, 0);
   uint32_t kill = (uint32_t)(p->crash * p->nodes + 0.5);
+  if (kill + late + 1 > p->nodes)
+    kill = p->nodes > late + 1 ? p->nodes - late - 1 : 0;
   for (uint32_t k = 0; k < kill && last > first + 2; k++) {
     uint32_t i;
     do
       i = (uint32_t)(rnd(s) % p->nodes);
-    while (s->nodes[i].doomed);
+    while (s->nodes[i].doomed || s->nodes[i].late);
     s->nodes[i].doomed = 1;
     push(s, first + 1 + rnd(s) % (last - first - 1), EV_CRASH, i, 0, NULL, 0);
   }
@@ -480,6 +578,8 @@ static void setup(sim *s, const sim_params *p) {
   s->copies = g_new0(uint64_t, p->nodes);
   s->pub_t = g_new0(uint64_t, p->messages);
   s->publisher = g_new0(uint32_t, p->messages);
+  s->msg_id = g_malloc0_n(p->messages, 32);
+  s->by_id = g_hash_table_new(id32_hash, id32_equal);
   kith_out_init(&s->out);
   for (uint32_t i = 0; i < p->nodes; i++) {
     uint8_t id[32];
@@ -488,6 +588,7 @@ static void setup(sim *s, const sim_params *p) {
         kith_gossip_new(id, mix(p->seed ^ (0xabcdull << 32) ^ i), NULL);
     s->nodes[i].alive = 1;
     s->nodes[i].timer_at = UINT64_MAX;
+    s->nodes[i].joined = i == 0;
   }
 }
 
@@ -507,6 +608,8 @@ static void teardown(sim *s) {
   g_free(s->copies);
   g_free(s->pub_t);
   g_free(s->publisher);
+  g_free(s->msg_id);
+  g_hash_table_destroy(s->by_id);
   kith_out_clear(&s->out);
 }
 
@@ -516,7 +619,7 @@ int sim_run(const sim_params *p, sim_result *r) {
   if (p->nodes < 2 || p->nodes > SIM_MAX_NODES || p->messages < 1 ||
       p->messages > SIM_MAX_MESSAGES ||
       (uint64_t)p->nodes * p->messages > SIM_MAX_CELLS ||
-      p->payload_bytes > SIM_MAX_PAYLOAD)
+      p->payload_bytes < 4 || p->payload_bytes > SIM_MAX_PAYLOAD)
     return -1;
   setup(&s, p);
   uint64_t end = schedule(&s);

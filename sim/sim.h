@@ -2,7 +2,9 @@
  * virtual time. Events (frame deliveries, link changes, timers, publishes,
  * crashes) sit in a priority queue ordered by (time, sequence); the clock
  * jumps from one to the next, so a run is fast and, for one seed, exactly
- * reproducible. */
+ * reproducible. Once the joins are done, every node learns the member list
+ * (up to a passive view of other members), as the node's net/gossip.c
+ * gives its engine every member of the group. */
 #ifndef KITH_SIM_H
 #define KITH_SIM_H
 
@@ -18,6 +20,9 @@ typedef struct sim_params {
   uint32_t nodes, messages;
   double loss;  /* per frame, 0..1 */
   double crash; /* fraction of nodes killed mid-run */
+  double late;  /* fraction of nodes that join after the last message and
+                   must catch up the whole history, as a node joining a
+                   group does: by reconciling with its contact */
   uint32_t latency_ms;
   uint32_t interval_ms; /* one message per interval, at a random moment */
   uint64_t seed;
@@ -37,6 +42,8 @@ typedef struct sim_result {
   /* detail */
   uint64_t expected, delivered, copies, frames, bytes, events;
   uint64_t expected_later, copies_later; /* messages after the first */
+  uint32_t late;                         /* late joiners alive at the end */
+  uint64_t late_expected, late_delivered;
   double
       copies_after_first; /* the tree's cost once the first prunes are done */
   uint64_t grafts, prunes, recon_rounds, malformed;

@@ -12,12 +12,13 @@
 static void usage(FILE *f) {
   fprintf(f,
           "usage: kith-sim --nodes N [--messages M] [--loss P] [--crash P]\n"
-          "                [--latency-ms L] [--seed S] [--interval-ms I]\n"
-          "                [--payload-bytes B]\n"
-          "                [--json]\n"
+          "                [--late P] [--latency-ms L] [--seed S]\n"
+          "                [--interval-ms I] [--payload-bytes B] [--json]\n"
           "Runs the real gossip engine on N simulated nodes of one group in\n"
           "virtual time. --loss: fraction of frames lost; --crash: fraction\n"
-          "of nodes killed between the first and the last message;\n"
+          "of nodes killed between the first and the last message; --late:\n"
+          "fraction of nodes that join after the last message and catch up\n"
+          "the history by reconciliation, as joining nodes do;\n"
           "--interval-ms: one message per interval (default 1000).\n");
 }
 
@@ -54,6 +55,8 @@ static int parse(int argc, char **argv, sim_params *p, int *json) {
       p->loss = v;
     else if (strcmp(a, "--crash") == 0 && !num(s, 0, 0.9, &v))
       p->crash = v;
+    else if (strcmp(a, "--late") == 0 && !num(s, 0, 0.5, &v))
+      p->late = v;
     else if (strcmp(a, "--latency-ms") == 0 && !num(s, 0, 60000, &v))
       p->latency_ms = (uint32_t)v;
     else if (strcmp(a, "--interval-ms") == 0 && !num(s, 1, 3600000, &v))
@@ -61,7 +64,7 @@ static int parse(int argc, char **argv, sim_params *p, int *json) {
     else if (strcmp(a, "--seed") == 0 && !num(s, 0, 9007199254740992.0, &v))
       p->seed = (uint64_t)v;
     else if (strcmp(a, "--payload-bytes") == 0 &&
-             !num(s, 0, SIM_MAX_PAYLOAD, &v))
+             !num(s, 4, SIM_MAX_PAYLOAD, &v))
       p->payload_bytes = (uint32_t)v;
     else
       return -1;
@@ -116,6 +119,9 @@ static void print_json(const sim_params *p, const sim_result *r,
   json_builder_begin_object(b);
   ADD_INT(b, "nodes", r->nodes);
   ADD_DBL(b, "delivered_ratio", r->delivered_ratio);
+  ADD_INT(b, "late_joiners", r->late);
+  ADD_INT(b, "late_expected", r->late_expected);
+  ADD_INT(b, "late_delivered", r->late_delivered);
   ADD_DBL(b, "copies_per_node_per_msg", r->copies_per_node_per_msg);
   ADD_INT(b, "hops_p50", r->hops_p50);
   ADD_INT(b, "hops_p99", r->hops_p99);
@@ -127,6 +133,7 @@ static void print_json(const sim_params *p, const sim_result *r,
   ADD_INT(b, "live_nodes", r->live);
   ADD_DBL(b, "loss", p->loss);
   ADD_DBL(b, "crash", p->crash);
+  ADD_DBL(b, "late", p->late);
   ADD_INT(b, "latency_ms", p->latency_ms);
   ADD_INT(b, "payload_bytes", p->payload_bytes);
   ADD_INT(b, "interval_ms", p->interval_ms);
@@ -160,11 +167,16 @@ static void print_human(const sim_params *p, const sim_result *r,
                         const char *machine, double wall) {
   printf("kith-sim: %u nodes (%u live at the end), %u messages of %u bytes\n",
          r->nodes, r->live, r->messages, p->payload_bytes);
-  printf("  conditions: loss %.3f, crash %.3f, latency %u ms +-50%%, seed "
-         "%llu\n",
-         p->loss, p->crash, p->latency_ms, (unsigned long long)p->seed);
+  printf("  conditions: loss %.3f, crash %.3f, late %.3f, latency %u ms "
+         "+-50%%, seed %llu\n",
+         p->loss, p->crash, p->late, p->latency_ms,
+         (unsigned long long)p->seed);
   printf("  delivered_ratio          %.6f (%llu of %llu)\n", r->delivered_ratio,
          (unsigned long long)r->delivered, (unsigned long long)r->expected);
+  if (r->late > 0)
+    printf("  late joiners             %u caught up %llu of %llu\n", r->late,
+           (unsigned long long)r->late_delivered,
+           (unsigned long long)r->late_expected);
   printf("  copies_per_node_per_msg  %.3f (%.3f after the first message)\n",
          r->copies_per_node_per_msg, r->copies_after_first);
   printf("  hops p50/p99             %u / %u\n", r->hops_p50, r->hops_p99);

@@ -2,8 +2,8 @@
  * (FUZZ_ME, expecting FUZZ_PEER).
  *
  * Byte 0 picks a mode: 0 = the bytes go to a fresh responder as they are;
- * 1 = a genuine initiator HELLO goes first, so AUTH parsing and signature
- * checks are reached; 2 = a genuine handshake completes first, so the
+ * 1 = a genuine initiator HS1 goes first, so the confirmation and the
+ * first records are reached; 2 = a genuine handshake completes first, so the
  * bytes are records of an established session; 3 = as 2, and the bytes
  * are frames that the genuine initiator seals: the responder must yield
  * them unchanged. The bytes are fed in two pieces split at the offset in
@@ -50,8 +50,8 @@ static void sealed_frame(kith_session *i, kith_session *r, const uint8_t *data,
         (size &&
          memcmp(g_bytes_get_data(frames->pdata[0], NULL), data, size) != 0))
       abort();
-  } else if (size <= KITH_SESSION_MAX_FRAME) {
-    abort();
+  } else if (size > 0 && size <= KITH_SESSION_MAX_FRAME) {
+    abort(); /* only an empty or oversized frame is refused */
   }
   g_byte_array_unref(rec);
 }
@@ -75,11 +75,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (kith_session_start(r, out) != KITH_OK)
       abort();
     if (mode == 1) {
-      GByteArray *hello = g_byte_array_new();
-      if (kith_session_start(i, hello) != KITH_OK)
+      GByteArray *hs1 = g_byte_array_new();
+      if (kith_session_start(i, hs1) != KITH_OK)
         abort();
-      feed(r, hello->data, hello->len, out, frames);
-      g_byte_array_unref(hello);
+      feed(r, hs1->data, hs1->len, out, frames);
+      g_byte_array_unref(hs1);
     }
   }
   if (mode == 3) {

@@ -12,7 +12,8 @@
  *      (kith_wire_signal_decode) with the join request of an offer
  *      (kith_wire_join_decode);
  *   3: the plaintext of a relayed signal, sealed to FUZZ_ME here, opened
- *      as from FUZZ_PEER (kith_wire_relayed_open).
+ *      as from FUZZ_PEER (kith_signal_open_relayed, with a replay cache
+ *      of its own).
  * Mode 0 and 2 payloads that open are decoded as in mode 2. */
 #include <stdlib.h>
 
@@ -24,7 +25,7 @@ static void decode_payload(const uint8_t *p, size_t len) {
   kith_wire_join j;
   if (kith_wire_signal_decode(p, len, &s) != KITH_OK)
     return;
-  if (s.kind < SIG_OFFER || s.kind > SIG_REFUSE ||
+  if (s.kind < SIG_OFFER || s.kind > SIG_ELSEWHERE ||
       s.params.n_cands > KITH_ICE_MAX_CANDS ||
       s.join_len > KITH_WIRE_JOIN_MAX ||
       strlen(s.reason) > KITH_WIRE_REASON_MAX)
@@ -69,9 +70,29 @@ static void genuine_datagram(const uint8_t *payload, size_t len) {
   decode_payload(o.payload, o.len);
 }
 
+/* Mode 3: a relayed signal; a genuine one is taken once only. */
+static void open_relayed(const uint8_t *box, size_t len) {
+  kith_replay *seen = kith_replay_new(16, 4);
+  uint8_t *payload = NULL;
+  size_t plen = 0;
+  uint64_t ts = 0;
+  const uint8_t *via = fuzz_ident(FUZZ_PEER)->pk;
+  if (kith_signal_open_relayed(fuzz_ident(FUZZ_ME), seen, via, via, box, len,
+                               FUZZ_NOW_MS, &payload, &plen, &ts) == KITH_OK) {
+    uint8_t *again = NULL;
+    if (kith_signal_open_relayed(fuzz_ident(FUZZ_ME), seen, via, via, box, len,
+                                 FUZZ_NOW_MS, &again, &plen,
+                                 &ts) != KITH_ERR_DUPLICATE)
+      abort();
+    decode_payload(payload, plen);
+  }
+  g_free(payload);
+  kith_replay_free(seen);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  uint8_t payload[KITH_SIGNAL_MAX], *box;
-  size_t plen, blen;
+  uint8_t *box;
+  size_t blen;
   if (size < 1)
     return 0;
   switch (data[0] & 3) {
@@ -87,11 +108,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     genuine_datagram(data + 1, size - 1);
     break;
   default:
-    if ((box = seal_to_me(data + 1, size - 1, &blen)) != NULL &&
-        kith_wire_relayed_open(fuzz_ident(FUZZ_ME), fuzz_ident(FUZZ_PEER)->pk,
-                               box, blen, FUZZ_NOW_MS, payload,
-                               &plen) == KITH_OK)
-      decode_payload(payload, plen);
+    if ((box = seal_to_me(data + 1, size - 1, &blen)) != NULL)
+      open_relayed(box, blen);
     g_free(box);
   }
   return 0;

@@ -21,7 +21,7 @@ k ann init --name ann --passphrase-file "$WORK/pass" >/dev/null
 check "kith id works without a running node" \
   bash -c "'$KITH' --home '$(home ann)' id --passphrase-file '$WORK/pass' | grep -q 'name: ann'"
 check "  ... and says so for a home without identity" \
-  fails 1 "has no identity; create one with kith init" k nobody id
+  fails 1 "has no identity; create one with: kith init" k nobody id
 
 # kith.conf: every mistake names its line.
 mkdir -p "$(home ann)"

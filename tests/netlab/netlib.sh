@@ -164,6 +164,21 @@ path_in() {
   return 1
 }
 
+# until_path SECONDS NODE PEER_ID PATH...: waits (bounded) until the link's
+# path is one of PATH...; UNTIL_MS gets how long that took from the call
+# (empty if it did not happen in time).
+UNTIL_MS=""
+until_path() {
+  local limit=$1 t0; shift
+  t0=$(now_ms)
+  UNTIL_MS=""
+  wait_for "$limit" path_in "$@" || return 1
+  UNTIL_MS=$(($(now_ms) - t0))
+}
+
+# within MS LIMIT_MS: is the measured MS set and at most LIMIT_MS?
+within() { [ -n "$1" ] && [ "$1" -le "$2" ]; }
+
 # show_link NODE PEER_ID: one line for the report.
 show_link() {
   echo "  link $1 -> $2: path=$(peer_field "$1" "$3" path)" \
@@ -206,6 +221,13 @@ start_trio() {
   start_node pub pub --stun "$LAB_STUN" --relay || return 1
   start_node alice h1 --stun "$LAB_STUN" || return 1
   start_node bob h2 --stun "$LAB_STUN" || return 1
+  trio_friends
+}
+
+# trio_friends: with alice, bob and pub running, pub and the two homes
+# befriend each other; waits until both homes link to pub. Sets ALICE, BOB
+# and PUB.
+trio_friends() {
   ALICE=$(node_id alice); BOB=$(node_id bob); PUB=$(node_id pub)
   befriend pub alice && befriend pub bob &&
     befriend alice pub "$LAB_PUB_IP:7733" && befriend bob pub "$LAB_PUB_IP:7733" ||
@@ -226,7 +248,8 @@ group_and_join() {
   timed_join bob "$code"
 }
 
-# result SCENARIO JOIN_MS PATH: the figures of one scenario, one line.
+# result SCENARIO JOIN_MS PATH [MORE]: the figures of one scenario, one
+# line (MORE: e.g. direct_after_ms=...).
 result() { echo "RESULT scenario=$1 join_ms=${2:-none} path=${3:-none}${4:+ $4}"; }
 
 finish() {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Scenario 2: symmetric NAT <-> symmetric NAT, no TURN: ICE finds no path,
-# so joining and chatting go through the friend relay pub (friend-relay).
+# so joining and chatting go through the friend relay pub (friend-relay),
+# and the join takes at most 3 s (the relay friend carries it at once).
 # pub never holds group data: no group, no group id, name or message text
 # anywhere in its data directory.
 # Usage: test_scenario2_symmetric_relay.sh path/to/kith
@@ -14,6 +15,7 @@ text="s2 whispered words"
 start_trio || { fail "start the nodes and make friends"; exit 1; }
 check "bob joins alice's group by code (through the relay)" group_and_join "$group"
 join_ms=$JOIN_MS
+check "the join took at most 3 s ($join_ms ms)" within "$join_ms" 3000
 
 k alice send "$group" "$text from alice" >/dev/null
 k bob send "$group" "$text from bob" >/dev/null

@@ -10,6 +10,7 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "core/codec.h"
 #include "core/gossip.h"
 
 #define NMAX 16
@@ -28,23 +29,69 @@ typedef struct net {
   GQueue q;
   uint64_t now;
   int drop_from, drop_to; /* drop payload frames on this link (-1: none) */
-  int got[NMAX][EVMAX];   /* deliveries per node and event */
+  int mute[NMAX];         /* node i sends no payload frames (withholds) */
+  int got[NMAX][EVMAX];   /* events accepted per node */
+  int later[NMAX][EVMAX]; /* verdicts "not now" still to give */
+  int hold[NMAX][EVMAX];  /* held for parents: KITH_GOSSIP_HELD, no verdict */
+  int held;               /* payloads held without a verdict */
   int copies[NMAX];       /* payload frames received */
   uint8_t *store[EVMAX];  /* event payloads by index, for FETCH */
   uint64_t ts[EVMAX];
   kith_out out;
 } net;
 
+/* Event e is 40 bytes of value e; its id is what the engine computes. */
+#define EVLEN 40
+#define HELD_LEN 41 /* payloads of this size are held, never judged */
+
+static void ev_bytes(int e, uint8_t b[EVLEN]) {
+  memset(b, e, EVLEN);
+}
+
 static void ev_id(int e, uint8_t id[32]) {
-  memset(id, 0xE0, 32);
-  id[0] = (uint8_t)e;
+  uint8_t b[EVLEN];
+  ev_bytes(e, b);
+  kith_gossip_payload_id(b, EVLEN, id);
+}
+
+static int ev_of_id(const uint8_t id[32]) {
+  for (int e = 0; e < EVMAX; e++) {
+    uint8_t x[32];
+    ev_id(e, x);
+    if (memcmp(x, id, 32) == 0)
+      return e;
+  }
+  return -1;
 }
 
 static void set_store(net *t, int e) {
   if (t->store[e] == NULL) {
-    t->store[e] = g_malloc(40);
-    memset(t->store[e], e, 40);
+    t->store[e] = g_malloc(EVLEN);
+    ev_bytes(e, t->store[e]);
     t->ts[e] = 1000 + (uint64_t)e;
+  }
+}
+
+/* The application's verdict: events are valid (unless told to answer
+ * "not now" first), payloads of HELD_LEN bytes wait for parents that
+ * never come, anything else is junk. */
+static void judge(net *t, int i, const kith_out_item *it, kith_out *next) {
+  int e = it->len == EVLEN ? it->data[0] : -1;
+  if (it->len == HELD_LEN) {
+    t->held++;
+  } else if (e < 0 || e >= EVMAX) {
+    kith_gossip_verdict(t->g[i], it->id, KITH_GOSSIP_INVALID, 0, t->now, next);
+  } else if (t->hold[i][e]) {
+    kith_gossip_verdict(t->g[i], it->id, KITH_GOSSIP_HELD, t->ts[e], t->now,
+                        next);
+  } else if (t->later[i][e] > 0) {
+    t->later[i][e]--;
+    kith_gossip_verdict(t->g[i], it->id, KITH_GOSSIP_LATER, 0, t->now, next);
+  } else {
+    set_store(t, e);
+    t->got[i][e]++;
+    kith_gossip_verdict(t->g[i], it->id, KITH_GOSSIP_VALID, t->ts[e], t->now,
+                        next);
   }
 }
 
@@ -59,7 +106,7 @@ static void apply(net *t, int i, kith_out *o) {
     switch (it->kind) {
     case KITH_OUT_SEND: {
       if (kith_gossip_frame_type(it->data, it->len) == KITH_GF_PAYLOAD &&
-          i == t->drop_from && j == t->drop_to)
+          ((i == t->drop_from && j == t->drop_to) || t->mute[i]))
         break;
       frame *f = g_new(frame, 1);
       *f = (frame){i, j, kith_out_take_data(o, k), it->len};
@@ -67,8 +114,7 @@ static void apply(net *t, int i, kith_out *o) {
       break;
     }
     case KITH_OUT_DELIVER:
-      t->got[i][it->id[0]]++;
-      kith_gossip_verdict(t->g[i], it->id, 1, t->now, &next);
+      judge(t, i, it, &next);
       break;
     case KITH_OUT_CONNECT: /* links come up at once, callee first */
       kith_gossip_link_up(t->g[j], t->id[i], t->now, &t->out);
@@ -81,11 +127,11 @@ static void apply(net *t, int i, kith_out *o) {
       break;
     case KITH_OUT_FETCH:
       for (size_t b = 0; b < it->len; b += 32) {
-        int e = it->data[b];
+        int e = ev_of_id(it->data + b);
+        assert_true(e >= 0);
         assert_non_null(t->store[e]);
         assert_int_equal(kith_gossip_send_payload(t->g[i], it->peer,
-                                                  it->data + b, t->ts[e],
-                                                  t->store[e], 40, &next),
+                                                  t->store[e], EVLEN, &next),
                          KITH_OK);
       }
       break;
@@ -149,6 +195,8 @@ static net *net_new(int n, uint32_t recon_ms) {
   kith_gossip_config_default(&cfg);
   cfg.shuffle_ms = 0;
   cfg.recon_ms = recon_ms;
+  cfg.lazy_min_ms = 200;   /* no GRAFT within 200 ms of an announcement */
+  cfg.flood_first_max = 0; /* first messages on the default tree */
   t->n = n;
   t->now = 1;
   t->drop_from = t->drop_to = -1;
@@ -185,10 +233,8 @@ static void join(net *t, int i, int contact) {
 }
 
 static void publish(net *t, int i, int e) {
-  uint8_t id[32];
-  ev_id(e, id);
   set_store(t, e);
-  assert_int_equal(kith_gossip_publish(t->g[i], id, t->ts[e], t->store[e], 40,
+  assert_int_equal(kith_gossip_publish(t->g[i], t->ts[e], t->store[e], EVLEN,
                                        t->now, &t->out),
                    KITH_OK);
   t->got[i][e]++;
@@ -221,12 +267,51 @@ static void test_prune_on_duplicate(void **state) {
   kith_gossip_stats st;
   kith_gossip_get_stats(t->g[1], &st);
   assert_int_equal(st.duplicates, 1);
-  /* the tree now carries one copy per node */
-  memset(t->copies, 0, sizeof t->copies);
+  /* 0's second message: 0 gets a tree of its own (a copy of the default
+   * tree, pruned by that source's duplicates only) */
   publish(t, 0, 2);
+  run_until(t, t->now + 2000);
+  assert_int_equal(kith_gossip_peer_eager(t->g[1], t->id[2], t->id[0]), 0);
+  assert_int_equal(kith_gossip_peer_eager(t->g[2], t->id[1], t->id[0]), 0);
+  assert_int_equal(kith_gossip_peer_eager(t->g[1], t->id[0], t->id[0]), 1);
+  /* from then on, one copy per node */
+  memset(t->copies, 0, sizeof t->copies);
+  publish(t, 0, 3);
   run_until(t, t->now + 2000);
   assert_int_equal(t->copies[1], 1);
   assert_int_equal(t->copies[2], 1);
+  net_free(t);
+}
+
+/* Sources sending at once prune only their own trees (Plumtree's one
+ * tree would lose an edge to each of them and fall apart): after each
+ * source's first messages (its second one starts its own tree), all
+ * six sending at once cost one copy per node and message, and no GRAFT. */
+static void test_concurrent_sources_keep_their_trees(void **state) {
+  (void)state;
+  net *t = net_new(6, 0);
+  for (int i = 1; i < 6; i++)
+    join(t, i, i - 1);
+  run_until(t, 30000); /* the overlay fills (every node links to all) */
+  for (int round = 0; round < 3; round++) { /* every node at once */
+    for (int i = 0; i < 6; i++)
+      publish(t, i, 10 + round * 6 + i);
+    run_until(t, t->now + 2000);
+  }
+  kith_gossip_stats before[6], after[6];
+  for (int i = 0; i < 6; i++)
+    kith_gossip_get_stats(t->g[i], &before[i]);
+  memset(t->copies, 0, sizeof t->copies);
+  for (int i = 0; i < 6; i++) /* all at once again: trees hold */
+    publish(t, i, 40 + i);
+  run_until(t, t->now + 2000);
+  for (int i = 0; i < 6; i++) {
+    kith_gossip_get_stats(t->g[i], &after[i]);
+    assert_int_equal(after[i].grafts_sent, before[i].grafts_sent);
+    assert_int_equal(t->copies[i], 5); /* one of each other node's */
+    for (int e = 40; e < 46; e++)
+      assert_int_equal(t->got[i][e], 1);
+  }
   net_free(t);
 }
 
@@ -234,22 +319,24 @@ static void test_graft_after_lazy_timeout(void **state) {
   (void)state;
   net *t = triangle();
   publish(t, 0, 1);
-  pump(t); /* edge 1-2 is lazy now */
+  publish(t, 0, 2);
+  run_until(t, t->now + 1000); /* 1-2 is lazy in 0's tree now */
+  assert_int_equal(kith_gossip_peer_eager(t->g[2], t->id[1], t->id[0]), 0);
   t->drop_from = 0;
   t->drop_to = 2; /* the eager push to 2 is lost */
-  publish(t, 0, 2);
+  publish(t, 0, 5);
   run_until(t, t->now + 100); /* IHAVE from 1 arrived, no graft yet */
-  assert_int_equal(t->got[2][2], 0);
+  assert_int_equal(t->got[2][5], 0);
   kith_gossip_stats st;
   kith_gossip_get_stats(t->g[2], &st);
   assert_int_equal(st.grafts_sent, 0);
   run_until(t, t->now + 1000);
   kith_gossip_get_stats(t->g[2], &st);
   assert_int_equal(st.grafts_sent, 1);
-  assert_int_equal(t->got[2][2], 1);
-  /* the graft made 1-2 eager on both sides */
-  assert_int_equal(kith_gossip_peer_state(t->g[2], t->id[1]), 1);
-  assert_int_equal(kith_gossip_peer_state(t->g[1], t->id[2]), 1);
+  assert_int_equal(t->got[2][5], 1);
+  /* the graft made 1-2 eager on both sides, in the tree of source 0 */
+  assert_int_equal(kith_gossip_peer_eager(t->g[2], t->id[1], t->id[0]), 1);
+  assert_int_equal(kith_gossip_peer_eager(t->g[1], t->id[2], t->id[0]), 1);
   net_free(t);
 }
 
@@ -348,6 +435,32 @@ static void test_reconcile_nearly_equal(void **state) {
   recon_case(60, 0, 57); /* 1 lacks 3 of 60 */
 }
 
+/* With periodic anti-entropy off, a reconciliation asked for at once (as
+ * the node does when a link comes up) brings a newcomer the whole set. */
+static void test_reconcile_now_catches_up_without_waiting(void **state) {
+  (void)state;
+  net *t = net_new(2, 0);
+  join(t, 1, 0);
+  for (int e = 0; e < 30; e++) {
+    uint8_t id[32];
+    ev_id(e, id);
+    set_store(t, e);
+    assert_int_equal(kith_gossip_add_known(t->g[0], t->ts[e], id), KITH_OK);
+  }
+  assert_int_equal(kith_gossip_reconcile(t->g[1], t->id[0], t->now, &t->out),
+                   KITH_OK);
+  drain(t, 1);
+  pump(t);
+  for (int e = 0; e < 30; e++)
+    assert_int_equal(t->got[1][e], 1);
+  assert_int_equal(kith_gossip_reconcile(t->g[1], t->id[1], t->now, &t->out),
+                   KITH_ERR_STATE); /* itself: never linked */
+  uint8_t stranger[32] = {0x77};
+  assert_int_equal(kith_gossip_reconcile(t->g[1], stranger, t->now, &t->out),
+                   KITH_ERR_STATE);
+  net_free(t);
+}
+
 static void feed(kith_gossip *g, const uint8_t *from, const uint8_t *b,
                  size_t n, kith_out *o) {
   assert_int_equal(kith_gossip_recv(g, from, b, n, 5, o), KITH_ERR_DECODE);
@@ -366,7 +479,7 @@ static void test_malformed_frames(void **state) {
   static const uint8_t noncanon[] = {0x91, 0xcc, 0x01}; /* [1] as uint8 */
   static const uint8_t map[] = {0x81, 0x01, 0x02};
   static const uint8_t badlen[] = {0x92, 0x09, 0xdd, 0x0f, 0xff, 0xff, 0xff};
-  static const uint8_t prune_extra[] = {0x92, 0x0b, 0x00};
+  static const uint8_t prune_extra[] = {0x94, 0x0b, 0x00, 0x00, 0x00};
   static const uint8_t ihave_bad[] = {0x93, 0x09, 0x91, 0xc4, 0x01,
                                       0x00, 0xc4, 0x01, 0x00};
   static const uint8_t fj_ttl[] = {0x93, 0x02, 0xc4, 0x00, 0xcd, 0x10, 0x00};
@@ -409,11 +522,11 @@ static void test_invalid_not_forwarded(void **state) {
   join(t, 1, 0);
   join(t, 2, 1);
   uint8_t id[32], body[8] = {0};
-  ev_id(7, id);
+  kith_gossip_payload_id(body, sizeof body, id);
   /* 0 pushes an event that 1's application rejects */
   kith_out o;
   kith_out_init(&o);
-  assert_int_equal(kith_gossip_publish(t->g[0], id, 5, body, 8, t->now, &o),
+  assert_int_equal(kith_gossip_publish(t->g[0], 5, body, 8, t->now, &o),
                    KITH_OK);
   for (size_t k = 0; k < o.n; k++) {
     if (o.items[k].kind != KITH_OUT_SEND || o.items[k].peer[0] != 1)
@@ -424,11 +537,15 @@ static void test_invalid_not_forwarded(void **state) {
   }
   kith_out_clear(&o);
   int delivered = 0;
-  for (size_t k = 0; k < t->out.n; k++)
-    delivered += t->out.items[k].kind == KITH_OUT_DELIVER;
+  for (size_t k = 0; k < t->out.n; k++) {
+    if (t->out.items[k].kind != KITH_OUT_DELIVER)
+      continue;
+    delivered++;
+    assert_memory_equal(t->out.items[k].id, id, 32); /* computed here */
+  }
   assert_int_equal(delivered, 1);
   kith_out_reset(&t->out);
-  kith_gossip_verdict(t->g[1], id, 0, t->now, &t->out);
+  kith_gossip_verdict(t->g[1], id, KITH_GOSSIP_INVALID, 0, t->now, &t->out);
   assert_int_equal(t->out.n, 1);
   assert_int_equal(t->out.items[0].kind, KITH_OUT_PENALIZE);
   assert_int_equal(t->out.items[0].peer[0], 0);
@@ -436,19 +553,417 @@ static void test_invalid_not_forwarded(void **state) {
   net_free(t);
 }
 
+/* A frame as a hostile neighbour would send it: from -> to, at once. */
+static kith_err inject(net *t, int from, int to, const uint8_t *buf,
+                       size_t len) {
+  kith_err err =
+      kith_gossip_recv(t->g[to], t->id[from], buf, len, t->now, &t->out);
+  drain(t, to);
+  pump(t);
+  return err;
+}
+
+/* PAYLOAD [8, source, hops, push, payload]. */
+static void payload_frame(const uint8_t *data, size_t len, kith_pack *pk) {
+  kith_pack_init(pk);
+  kith_pack_array(pk, 5);
+  kith_pack_uint(pk, KITH_GF_PAYLOAD);
+  kith_pack_uint(pk, 0xa1a1a1a1a1a1a1a1ull);
+  kith_pack_uint(pk, 1);
+  kith_pack_uint(pk, 1);
+  kith_pack_bin(pk, data, len);
+}
+
+/* Issue 8, attack 5: a neighbour sent 3 junk bytes claiming the id of a
+ * genuine event, the id was marked invalid for good and the real event
+ * was dropped when it came, even an hour later. Ids are now computed from
+ * the bytes: the claim cannot be made, and junk marks only its own id. */
+static void test_junk_claiming_an_id_cannot_censor_the_event(void **state) {
+  (void)state;
+  net *t = net_new(3, 0);
+  join(t, 2, 0); /* 0 publishes, 2 is the victim, 1 the censor */
+  join(t, 1, 2);
+  uint8_t id[32], junk[3] = {0xde, 0xad, 0x00};
+  ev_id(5, id);
+  /* the old frame, [8, id, ts, hops, push, junk]: malformed now */
+  kith_pack pk;
+  kith_pack_init(&pk);
+  kith_pack_array(&pk, 6);
+  kith_pack_uint(&pk, KITH_GF_PAYLOAD);
+  kith_pack_bin(&pk, id, 32);
+  kith_pack_uint(&pk, 1000);
+  kith_pack_uint(&pk, 1);
+  kith_pack_uint(&pk, 1);
+  kith_pack_bin(&pk, junk, sizeof junk);
+  assert_int_equal(inject(t, 1, 2, (uint8_t *)pk.sb.data, pk.sb.size),
+                   KITH_ERR_DECODE);
+  kith_pack_clear(&pk);
+  /* the junk in today's frame is judged as what it is */
+  payload_frame(junk, sizeof junk, &pk);
+  assert_int_equal(inject(t, 1, 2, (uint8_t *)pk.sb.data, pk.sb.size), KITH_OK);
+  kith_pack_clear(&pk);
+  kith_gossip_stats st;
+  kith_gossip_get_stats(t->g[2], &st);
+  assert_int_equal(st.invalid, 1);
+  assert_int_equal(st.malformed, 1);
+  /* an hour later the genuine event arrives and is taken */
+  run_until(t, t->now + 3600 * 1000);
+  publish(t, 0, 5);
+  run_until(t, t->now + 2000);
+  assert_int_equal(t->got[2][5], 1);
+  assert_int_equal(t->got[1][5], 1);
+  /* the junk, sent again, is not even delivered again */
+  payload_frame(junk, sizeof junk, &pk);
+  assert_int_equal(inject(t, 1, 2, (uint8_t *)pk.sb.data, pk.sb.size), KITH_OK);
+  kith_pack_clear(&pk);
+  kith_gossip_get_stats(t->g[2], &st);
+  assert_int_equal(st.invalid, 1);
+  assert_int_equal(st.duplicates, 2); /* junk again, and 5 from 1 or 0 */
+  net_free(t);
+}
+
+/* A censor that is the victim's only neighbour when an event is sent,
+ * and never passes a payload on (its IHAVEs and reconciliation still
+ * claim it): once the victim links to an honest member, much later, the
+ * event arrives by anti-entropy. */
+static void test_withholding_neighbour_cannot_stop_an_event(void **state) {
+  (void)state;
+  net *t = net_new(3, 5000);
+  join(t, 2, 1); /* 0 - 1 - 2 (in this order, 0 and 2 never meet) */
+  join(t, 1, 0);
+  assert_int_equal(kith_gossip_peer_state(t->g[2], t->id[0]), -1);
+  t->mute[1] = 1; /* 1 is the censor */
+  publish(t, 0, 9);
+  run_until(t, t->now + 3600 * 1000);
+  assert_int_equal(t->got[1][9], 1);
+  assert_int_equal(t->got[2][9], 0); /* withheld for an hour */
+  kith_gossip_stats st;
+  kith_gossip_get_stats(t->g[2], &st);
+  assert_true(st.wants_sent > 0); /* it asked the censor, in vain */
+  kith_gossip_add_passive(t->g[2], t->id[0]);
+  run_until(t, t->now + 30000);
+  assert_int_equal(t->got[2][9], 1);
+  net_free(t);
+}
+
+/* "Not now" (a limit, an event dropped by the application) is never a
+ * permanent mark: the next copy is delivered and accepted. */
+static void test_not_now_verdict_is_not_permanent(void **state) {
+  (void)state;
+  net *t = net_new(3, 2000);
+  join(t, 2, 1); /* 0 - 1 - 2 */
+  join(t, 1, 0);
+  t->later[2][4] = 1;
+  publish(t, 0, 4);
+  pump(t);
+  assert_int_equal(t->got[2][4], 0);
+  kith_gossip_stats st;
+  kith_gossip_get_stats(t->g[2], &st);
+  assert_int_equal(st.later, 1);
+  assert_int_equal(st.invalid, 0);
+  run_until(t, t->now + 10000); /* anti-entropy brings it again */
+  assert_int_equal(t->got[2][4], 1);
+  net_free(t);
+}
+
+/* One neighbour's payloads that are held for ever (parents that never
+ * come) fill only its own share of the table of payloads awaiting a
+ * verdict: events from the others still get through at once. */
+static void
+test_held_flood_from_one_neighbour_blocks_no_one_else(void **state) {
+  (void)state;
+  net *t = net_new(3, 0);
+  join(t, 2, 0);
+  join(t, 1, 2);
+  uint8_t buf[HELD_LEN];
+  for (uint32_t k = 0; k < KITH_GOSSIP_PENDING_MAX; k++) {
+    kith_pack pk;
+    memset(buf, 0x77, sizeof buf);
+    memcpy(buf, &k, sizeof k);
+    payload_frame(buf, sizeof buf, &pk);
+    assert_int_equal(inject(t, 1, 2, (uint8_t *)pk.sb.data, pk.sb.size),
+                     KITH_OK);
+    kith_pack_clear(&pk);
+  }
+  assert_int_equal(t->held, KITH_GOSSIP_PENDING_PEER_MAX);
+  publish(t, 0, 3);
+  pump(t);
+  assert_int_equal(t->got[2][3], 1);
+  /* after KITH_GOSSIP_PENDING_MS they are forgotten, without blame */
+  run_until(t, t->now + 2 * KITH_GOSSIP_PENDING_MS);
+  kith_gossip_stats st;
+  kith_gossip_get_stats(t->g[2], &st);
+  assert_int_equal(st.invalid, 0);
+  kith_pack pk;
+  payload_frame(buf, sizeof buf, &pk); /* the last one, delivered again */
+  assert_int_equal(inject(t, 1, 2, (uint8_t *)pk.sb.data, pk.sb.size), KITH_OK);
+  kith_pack_clear(&pk);
+  assert_int_equal(t->held, KITH_GOSSIP_PENDING_PEER_MAX + 1);
+  net_free(t);
+}
+
+/* WANT (the node asks for a held event's missing parents) is noted once,
+ * sent after the lazy wait unless the event comes first, and when the
+ * asked neighbour does not answer, another announcer is asked, without
+ * changing any tree. */
+static void test_unanswered_want_moves_to_another_announcer(void **state) {
+  (void)state;
+  net *t = triangle();
+  uint8_t id[32];
+  size_t asked = 0;
+  publish(t, 1, 1); /* the tree: 1-0 and 1-2 eager, 0-2 lazy */
+  run_until(t, t->now + 1000);
+  assert_int_equal(kith_gossip_peer_state(t->g[2], t->id[0]), 0);
+  t->mute[1] = 1; /* 1 passes nothing on and will not answer */
+  publish(t, 0, 6);
+  pump(t);
+  ev_id(6, id);
+  assert_int_equal(t->got[1][6], 1);
+  assert_int_equal(t->got[2][6], 0);
+  assert_int_equal(
+      kith_gossip_want(t->g[2], t->id[1], id, 1, t->now, &asked, &t->out),
+      KITH_OK);
+  assert_int_equal(asked, 1);
+  drain(t, 2);
+  assert_int_equal(
+      kith_gossip_want(t->g[2], t->id[1], id, 1, t->now, &asked, &t->out),
+      KITH_OK);
+  assert_int_equal(asked, 0); /* noted already */
+  drain(t, 2);
+  run_until(t, t->now + 2000); /* WANT to 1, 0's IHAVE, WANT to 0 */
+  assert_int_equal(t->got[2][6], 1);
+  kith_gossip_stats st;
+  kith_gossip_get_stats(t->g[2], &st);
+  assert_int_equal(st.wants_sent, 2);
+  assert_int_equal(st.grafts_sent, 0);
+  net_free(t);
+}
+
+/* An event held for its parents but signed by a member is passed on at
+ * once (the nodes behind do not wait for this one's parents); its final
+ * verdict does not send it again, and a bad one withdraws it. */
+static void test_held_event_is_passed_on_before_its_verdict(void **state) {
+  (void)state;
+  net *t = net_new(3, 0);
+  join(t, 2, 1); /* 0 - 1 - 2 */
+  join(t, 1, 0);
+  uint8_t id[32];
+  t->hold[1][8] = t->hold[1][9] = 1;
+  publish(t, 0, 8);
+  pump(t);
+  assert_int_equal(t->got[1][8], 0); /* held at 1 */
+  assert_int_equal(t->got[2][8], 1); /* yet 2 has it */
+  assert_int_equal(t->copies[2], 1);
+  ev_id(8, id);
+  kith_gossip_verdict(t->g[1], id, KITH_GOSSIP_VALID, t->ts[8], t->now,
+                      &t->out);
+  drain(t, 1);
+  pump(t);
+  assert_int_equal(t->copies[2], 1); /* not sent twice */
+  /* a held event that turns out bad is no longer served */
+  publish(t, 0, 9);
+  pump(t);
+  ev_id(9, id);
+  kith_gossip_verdict(t->g[1], id, KITH_GOSSIP_INVALID, 0, t->now, &t->out);
+  drain(t, 1);
+  kith_pack pk;
+  kith_pack_init(&pk);
+  kith_pack_array(&pk, 2);
+  kith_pack_uint(&pk, KITH_GF_WANT);
+  kith_pack_array(&pk, 1);
+  kith_pack_bin(&pk, id, 32);
+  int before = t->copies[2];
+  assert_int_equal(inject(t, 2, 1, (uint8_t *)pk.sb.data, pk.sb.size), KITH_OK);
+  kith_pack_clear(&pk);
+  assert_int_equal(t->copies[2], before);
+  net_free(t);
+}
+
+/* In a small group a source's first message floods its neighbours and
+ * starts that source's own tree: sources starting at once never share
+ * the default tree, and their next messages cost one copy per node. */
+static void test_small_group_starts_trees_with_first_messages(void **state) {
+  (void)state;
+  net *t = net_new(5, 0);
+  for (int i = 0; i < 5; i++) {
+    kith_gossip_config cfg;
+    kith_gossip_config_default(&cfg); /* flood_first_max 16 */
+    cfg.shuffle_ms = 0;
+    cfg.recon_ms = 0;
+    kith_gossip_free(t->g[i]);
+    t->g[i] = kith_gossip_new(t->id[i], 42 + (uint64_t)i, &cfg);
+  }
+  for (int i = 1; i < 5; i++)
+    join(t, i, i - 1);
+  run_until(t, 30000);
+  for (int i = 0; i < 5; i++) /* every node's first message, at once */
+    publish(t, i, 10 + i);
+  run_until(t, t->now + 2000);
+  kith_gossip_stats st;
+  for (int i = 0; i < 5; i++) {
+    kith_gossip_get_stats(t->g[i], &st);
+    assert_int_equal(st.grafts_sent, 0);
+  }
+  memset(t->copies, 0, sizeof t->copies);
+  for (int i = 0; i < 5; i++) /* and their second ones */
+    publish(t, i, 20 + i);
+  run_until(t, t->now + 2000);
+  for (int i = 0; i < 5; i++) {
+    assert_int_equal(t->copies[i], 4);
+    for (int e = 20; e < 25; e++)
+      assert_int_equal(t->got[i][e], 1);
+  }
+  net_free(t);
+}
+
+/* ---- known-answer vectors: tests/vectors/gossip.txt ---- */
+
+#ifndef KITH_VECTORS_DIR
+#define KITH_VECTORS_DIR "tests/vectors"
+#endif
+
+/* The value of key in the vector file, as bytes. */
+static GBytes *vec(GHashTable *kv, const char *key) {
+  const char *hex = g_hash_table_lookup(kv, key);
+  assert_non_null(hex);
+  size_t n = strlen(hex) / 2, got;
+  uint8_t *b = g_malloc(n + 1);
+  assert_int_equal(sodium_hex2bin(b, n, hex, strlen(hex), NULL, &got, NULL), 0);
+  assert_int_equal(got, n);
+  return g_bytes_new_take(b, n);
+}
+
+static GHashTable *read_vectors(gchar **text) {
+  assert_true(
+      g_file_get_contents(KITH_VECTORS_DIR "/gossip.txt", text, NULL, NULL));
+  GHashTable *kv = g_hash_table_new(g_str_hash, g_str_equal);
+  for (char *l = strtok(*text, "\n"); l != NULL; l = strtok(NULL, "\n")) {
+    char *sp = strchr(l, ' ');
+    if (*l == '#' || sp == NULL)
+      continue;
+    *sp = '\0';
+    g_hash_table_insert(kv, l, sp + 1);
+  }
+  return kv;
+}
+
+/* The first queued frame from -> to, taken off the queue. */
+static frame *take_frame(net *t, int from, int to) {
+  for (GList *l = t->q.head; l != NULL; l = l->next) {
+    frame *f = l->data;
+    if (f->from == from && f->to == to) {
+      g_queue_delete_link(&t->q, l);
+      return f;
+    }
+  }
+  fail_msg("no frame from %d to %d", from, to);
+  return NULL;
+}
+
+/* f is exactly want (both freed). */
+static void assert_frame(frame *f, GBytes *want) {
+  assert_int_equal(f->len, g_bytes_get_size(want));
+  assert_memory_equal(f->data, g_bytes_get_data(want, NULL), f->len);
+  g_bytes_unref(want);
+  g_free(f->data);
+  g_free(f);
+}
+
+static void test_frame_vectors_reproduce(void **state) {
+  (void)state;
+  gchar *text = NULL;
+  GHashTable *kv = read_vectors(&text);
+  GBytes *source = vec(kv, "source"), *payload = vec(kv, "payload"),
+         *id = vec(kv, "id");
+  uint8_t got[32];
+  kith_gossip_payload_id(g_bytes_get_data(payload, NULL),
+                         g_bytes_get_size(payload), got);
+  assert_memory_equal(got, g_bytes_get_data(id, NULL), 32);
+  /* node 3 is the source (its id starts with 03, which the test network
+   * reads as its index); 0, 1 and 2 are its neighbours */
+  net *t = net_new(4, 0);
+  kith_gossip_config cfg;
+  kith_gossip_config_default(&cfg);
+  cfg.flood_first_max = 0; /* the first message: the default tree */
+  kith_gossip_free(t->g[3]);
+  memcpy(t->id[3], g_bytes_get_data(source, NULL), 32);
+  t->g[3] = kith_gossip_new(t->id[3], 7, &cfg);
+  join(t, 3, 0);
+  kith_out o;
+  kith_out_init(&o);
+  assert_int_equal(kith_gossip_publish(t->g[3], 1700000000000ull,
+                                       g_bytes_get_data(payload, NULL),
+                                       g_bytes_get_size(payload), t->now, &o),
+                   KITH_OK);
+  apply(t, 3, &o);
+  kith_out_clear(&o);
+  frame *f = take_frame(t, 3, 0);
+  GBytes *pf = vec(kv, "payload_frame");
+  assert_memory_equal(f->data, g_bytes_get_data(pf, NULL), f->len);
+  /* 0 takes it; the same push again is a duplicate: PRUNE */
+  for (int k = 0; k < 2; k++)
+    assert_int_equal(
+        kith_gossip_recv(t->g[0], t->id[3], f->data, f->len, t->now, &t->out),
+        KITH_OK);
+  drain(t, 0);
+  assert_frame(take_frame(t, 0, 3), vec(kv, "prune_frame"));
+  g_free(f->data);
+  g_free(f);
+  /* 1 hears of it from 2 (IHAVE): after the wait, GRAFT */
+  join(t, 1, 2);
+  GBytes *ih = vec(kv, "ihave_frame");
+  assert_int_equal(kith_gossip_recv(t->g[1], t->id[2],
+                                    g_bytes_get_data(ih, NULL),
+                                    g_bytes_get_size(ih), t->now, &t->out),
+                   KITH_OK);
+  drain(t, 1);
+  t->now += 600; /* past the wait (lazy_timeout_ms: nothing measured) */
+  kith_gossip_tick(t->g[1], t->now, &t->out);
+  drain(t, 1);
+  assert_frame(take_frame(t, 1, 2), vec(kv, "graft_frame"));
+  /* 2 asks 1 for it (a held event's parent): after the wait, WANT */
+  size_t asked;
+  assert_int_equal(kith_gossip_want(t->g[2], t->id[1],
+                                    g_bytes_get_data(id, NULL), 1, t->now,
+                                    &asked, &t->out),
+                   KITH_OK);
+  assert_int_equal(asked, 1);
+  t->now += 600;
+  kith_gossip_tick(t->g[2], t->now, &t->out);
+  drain(t, 2);
+  assert_frame(take_frame(t, 2, 1), vec(kv, "want_frame"));
+  net_free(t);
+  g_bytes_unref(source);
+  g_bytes_unref(payload);
+  g_bytes_unref(id);
+  g_bytes_unref(pf);
+  g_hash_table_destroy(kv);
+  g_free(text);
+}
+
 int main(void) {
   if (sodium_init() < 0)
     return 1;
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_prune_on_duplicate),
+      cmocka_unit_test(test_concurrent_sources_keep_their_trees),
       cmocka_unit_test(test_graft_after_lazy_timeout),
       cmocka_unit_test(test_active_view_bound),
       cmocka_unit_test(test_link_failure_repair),
       cmocka_unit_test(test_reconcile_equal),
       cmocka_unit_test(test_reconcile_disjoint),
       cmocka_unit_test(test_reconcile_nearly_equal),
+      cmocka_unit_test(test_reconcile_now_catches_up_without_waiting),
       cmocka_unit_test(test_malformed_frames),
       cmocka_unit_test(test_invalid_not_forwarded),
+      cmocka_unit_test(test_junk_claiming_an_id_cannot_censor_the_event),
+      cmocka_unit_test(test_withholding_neighbour_cannot_stop_an_event),
+      cmocka_unit_test(test_not_now_verdict_is_not_permanent),
+      cmocka_unit_test(test_held_flood_from_one_neighbour_blocks_no_one_else),
+      cmocka_unit_test(test_unanswered_want_moves_to_another_announcer),
+      cmocka_unit_test(test_held_event_is_passed_on_before_its_verdict),
+      cmocka_unit_test(test_small_group_starts_trees_with_first_messages),
+      cmocka_unit_test(test_frame_vectors_reproduce),
   };
   int rc = cmocka_run_group_tests_name("gossip", tests, NULL, NULL);
   return rc > 255 ? 255 : rc;

@@ -139,8 +139,7 @@ static inline uint64_t deepest_head(kith_group *g, uint8_t id[32]) {
   for (guint i = 0; i < hs->len; i += 32) {
     uint64_t d;
     assert_int_equal(
-        kith_group_event_info(g, hs->data + i, &d, NULL, NULL, NULL),
-        KITH_OK);
+        kith_group_event_info(g, hs->data + i, &d, NULL, NULL, NULL), KITH_OK);
     if (i == 0 || d > best || (d == best && memcmp(hs->data + i, id, 32) > 0))
       best = d, memcpy(id, hs->data + i, 32);
   }

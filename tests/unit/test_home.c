@@ -160,7 +160,11 @@ static kith_err load_with_limits(const char *dir, uint64_t ops, uint64_t mem) {
   const char *pass = "pass";
   char *path = kith_home_path(dir, KITH_HOME_KEY_FILE);
   (void)unlink(path);
-  assert_int_equal(kith_home_create_key(dir, pass, strlen(pass), key), KITH_OK);
+  assert_int_equal(
+      kith_home_create_key_limits(dir, pass, strlen(pass),
+                                  crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                                  crypto_pwhash_MEMLIMIT_INTERACTIVE, key),
+      KITH_OK);
   gchar *file;
   gsize len;
   assert_true(g_file_get_contents(path, &file, &len, NULL));
@@ -194,10 +198,170 @@ static void tampered_kdf_limits_are_refused_quickly(void **state) {
   assert_int_equal(load_with_limits(*state, ops + 1, mem), KITH_ERR_CRYPTO);
 }
 
+/* The Argon2id limits a file records, read back. */
+static void limits_of(const char *dir, uint64_t *ops, uint64_t *mem) {
+  char *path = kith_home_path(dir, KITH_HOME_KEY_FILE);
+  gchar *file;
+  gsize len;
+  assert_true(g_file_get_contents(path, &file, &len, NULL));
+  assert_true(len > LIMITS_AT + 16);
+  *ops = *mem = 0;
+  for (int i = 7; i >= 0; i--) {
+    *ops = (*ops << 8) | (uint8_t)file[LIMITS_AT + i];
+    *mem = (*mem << 8) | (uint8_t)file[LIMITS_AT + 8 + i];
+  }
+  g_free(file);
+  g_free(path);
+}
+
+static void new_key_files_use_moderate_limits(void **state) {
+  uint8_t key[32];
+  uint64_t ops, mem;
+  assert_int_equal(kith_home_create_key(*state, "pass", 4, key), KITH_OK);
+  limits_of(*state, &ops, &mem);
+  assert_int_equal(ops, crypto_pwhash_argon2id_OPSLIMIT_MODERATE);
+  assert_int_equal(mem, crypto_pwhash_argon2id_MEMLIMIT_MODERATE);
+  assert_true(ops > crypto_pwhash_argon2id_OPSLIMIT_INTERACTIVE);
+  assert_true(mem > crypto_pwhash_argon2id_MEMLIMIT_INTERACTIVE);
+  assert_int_equal(kith_home_key_is_weak(*state), 0);
+}
+
+/* A home made before (INTERACTIVE limits) still opens, is seen to be weak,
+ * and is re-sealed under the current limits with the same storage key. */
+static void old_interactive_key_opens_and_is_resealed(void **state) {
+  uint8_t key[32], loaded[32];
+  uint64_t ops, mem;
+  const char *pass = "an older passphrase";
+  assert_int_equal(
+      kith_home_create_key_limits(*state, pass, strlen(pass),
+                                  crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                                  crypto_pwhash_MEMLIMIT_INTERACTIVE, key),
+      KITH_OK);
+  assert_int_equal(kith_home_key_is_weak(*state), 1);
+  assert_int_equal(kith_home_load_key(*state, pass, strlen(pass), loaded),
+                   KITH_OK);
+  assert_memory_equal(key, loaded, 32);
+  assert_int_equal(kith_home_reseal_key(*state, "wrong", 5), KITH_ERR_CRYPTO);
+  assert_int_equal(kith_home_key_is_weak(*state), 1);
+  assert_int_equal(kith_home_reseal_key(*state, pass, strlen(pass)), KITH_OK);
+  assert_int_equal(kith_home_key_is_weak(*state), 0);
+  limits_of(*state, &ops, &mem);
+  assert_int_equal(ops, KITH_HOME_KDF_OPSLIMIT);
+  assert_int_equal(mem, KITH_HOME_KDF_MEMLIMIT);
+  memset(loaded, 0, sizeof loaded);
+  assert_int_equal(kith_home_load_key(*state, pass, strlen(pass), loaded),
+                   KITH_OK);
+  assert_memory_equal(key, loaded, 32);
+  char *path = kith_home_path(*state, KITH_HOME_KEY_FILE);
+  struct stat st;
+  assert_int_equal(stat(path, &st), 0);
+  assert_int_equal(st.st_mode & 07777, 0600);
+  g_free(path);
+}
+
 static void plain_key_is_not_protected(void **state) {
   uint8_t key[32];
   assert_int_equal(kith_home_create_key(*state, NULL, 0, key), KITH_OK);
   assert_int_equal(kith_home_key_is_protected(*state), 0);
+}
+
+/* A home as kith init leaves it: 0700, key and database 0600. */
+static char *made_home(const char *parent) {
+  uint8_t key[32];
+  char *dir = g_build_filename(parent, "home", NULL);
+  assert_int_equal(kith_home_prepare(dir), KITH_OK);
+  assert_int_equal(kith_home_create_key(dir, NULL, 0, key), KITH_OK);
+  char *db = kith_home_path(dir, KITH_HOME_DB_FILE);
+  assert_true(g_file_set_contents(db, "", 0, NULL));
+  assert_int_equal(chmod(db, 0600), 0);
+  g_free(db);
+  return dir;
+}
+
+/* kith_home_check's verdict, and that its line names `what`. */
+static void expect_home_check(const char *dir, kith_err want,
+                              const char *what) {
+  char *why = NULL;
+  assert_int_equal(kith_home_check(dir, &why), want);
+  if (want == KITH_OK) {
+    assert_null(why);
+    return;
+  }
+  assert_non_null(why);
+  assert_non_null(strstr(why, what));
+  assert_null(strchr(why, '\n'));
+  g_free(why);
+}
+
+static void check_accepts_a_private_home(void **state) {
+  char *dir = made_home(*state);
+  expect_home_check(dir, KITH_OK, NULL);
+  g_free(dir);
+}
+
+static void check_refuses_what_others_can_read_with_the_chmod(void **state) {
+  char *dir = made_home(*state);
+  char *key = kith_home_path(dir, KITH_HOME_KEY_FILE);
+  char *db = kith_home_path(dir, KITH_HOME_DB_FILE);
+  char *wal = g_strconcat(db, "-wal", NULL);
+  char *want;
+
+  assert_int_equal(chmod(dir, 0755), 0);
+  want = g_strdup_printf("chmod 700 %s", dir);
+  expect_home_check(dir, KITH_ERR_FORBIDDEN, want);
+  g_free(want);
+  assert_int_equal(chmod(dir, 0700), 0);
+
+  assert_int_equal(chmod(key, 0644), 0);
+  want = g_strdup_printf("chmod 600 %s", key);
+  expect_home_check(dir, KITH_ERR_FORBIDDEN, want);
+  g_free(want);
+  assert_int_equal(chmod(key, 0600), 0);
+
+  assert_int_equal(chmod(db, 0640), 0);
+  want = g_strdup_printf("chmod 600 %s", db);
+  expect_home_check(dir, KITH_ERR_FORBIDDEN, want);
+  g_free(want);
+  assert_int_equal(chmod(db, 0600), 0);
+
+  assert_true(g_file_set_contents(wal, "", 0, NULL));
+  assert_int_equal(chmod(wal, 0604), 0);
+  expect_home_check(dir, KITH_ERR_FORBIDDEN, "-wal");
+  assert_int_equal(chmod(wal, 0600), 0);
+  expect_home_check(dir, KITH_OK, NULL);
+  g_free(wal);
+  g_free(db);
+  g_free(key);
+  g_free(dir);
+}
+
+static void check_names_a_missing_home_or_identity(void **state) {
+  char *dir = g_build_filename(*state, "nowhere", NULL);
+  expect_home_check(dir, KITH_ERR_NOT_FOUND, "kith init");
+  assert_int_equal(kith_home_prepare(dir), KITH_OK);
+  expect_home_check(dir, KITH_ERR_NOT_FOUND, "has no identity");
+  g_free(dir);
+  dir = made_home(*state);
+  char *db = kith_home_path(dir, KITH_HOME_DB_FILE);
+  assert_int_equal(unlink(db), 0);
+  expect_home_check(dir, KITH_ERR_IO, db); /* a key without its store */
+  g_free(db);
+  g_free(dir);
+}
+
+static void check_refuses_a_file_as_home_and_a_dir_as_key(void **state) {
+  char *file = g_build_filename(*state, "file", NULL);
+  assert_true(g_file_set_contents(file, "x", 1, NULL));
+  assert_int_equal(chmod(file, 0600), 0);
+  expect_home_check(file, KITH_ERR_IO, "not a directory");
+  g_free(file);
+  char *dir = made_home(*state);
+  char *key = kith_home_path(dir, KITH_HOME_KEY_FILE);
+  assert_int_equal(unlink(key), 0);
+  assert_int_equal(mkdir(key, 0700), 0);
+  expect_home_check(dir, KITH_ERR_IO, "not a regular file");
+  g_free(key);
+  g_free(dir);
 }
 
 static void lock_twice_busy(void **state) {
@@ -232,11 +396,23 @@ int main(void) {
       cmocka_unit_test_setup_teardown(load_key_not_found, setup, teardown),
       cmocka_unit_test_setup_teardown(load_key_wrong_size, setup, teardown),
       cmocka_unit_test_setup_teardown(passphrase_protects_key, setup, teardown),
+      cmocka_unit_test_setup_teardown(new_key_files_use_moderate_limits, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(old_interactive_key_opens_and_is_resealed,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(plain_key_is_not_protected, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(tampered_kdf_limits_are_refused_quickly,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(lock_twice_busy, setup, teardown),
+      cmocka_unit_test_setup_teardown(check_accepts_a_private_home, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(
+          check_refuses_what_others_can_read_with_the_chmod, setup, teardown),
+      cmocka_unit_test_setup_teardown(check_names_a_missing_home_or_identity,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          check_refuses_a_file_as_home_and_a_dir_as_key, setup, teardown),
   };
   int failed = cmocka_run_group_tests_name("home", tests, NULL, NULL);
   return failed > 255 ? 255 : failed;

@@ -61,7 +61,7 @@ static void cb_writable(kith_ice *ice, void *ud) {
 }
 
 static const kith_ice_callbacks cbs = {cb_gathered, cb_state, cb_recv,
-                                       cb_writable};
+                                       cb_writable, NULL};
 
 static void peer_init(peer *p, GMainContext *ctx, int controlling) {
   memset(p, 0, sizeof *p);

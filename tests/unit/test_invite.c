@@ -32,12 +32,20 @@ static void hex_field(const char *hex, uint8_t *out, size_t n) {
   assert_int_equal(len, n);
 }
 
-/* tests/vectors/invite.txt: "key value..." lines. */
-static void load_vector(vector *v) {
+static void read_addr_field(gchar **f, kith_addr *a) {
+  assert_non_null(f[1]);
+  assert_non_null(f[2]);
+  g_strlcpy(a->host, f[1], sizeof a->host);
+  a->port = (uint16_t)g_ascii_strtoull(f[2], NULL, 10);
+}
+
+/* tests/vectors/NAME: "key value..." lines. */
+static void load_vector_file(vector *v, const char *name) {
   gchar *text = NULL;
+  gchar *path = g_build_filename(KITH_VECTORS_DIR, name, NULL);
   memset(v, 0, sizeof *v);
-  assert_true(
-      g_file_get_contents(KITH_VECTORS_DIR "/invite.txt", &text, NULL, NULL));
+  assert_true(g_file_get_contents(path, &text, NULL, NULL));
+  g_free(path);
   gchar **lines = g_strsplit(text, "\n", -1);
   for (gchar **l = lines; *l != NULL; l++) {
     gchar **f = g_strsplit(*l, " ", -1);
@@ -59,10 +67,14 @@ static void load_vector(vector *v) {
       hex_field(f[1], v->join_sig, KITH_SIG_LEN);
     else if (strcmp(f[0], "code") == 0)
       g_strlcpy(v->code, f[1], sizeof v->code);
-    else if (strcmp(f[0], "addr") == 0) {
-      kith_addr *a = &v->inv.addrs[v->inv.n_addrs++];
-      g_strlcpy(a->host, f[1], sizeof a->host);
-      a->port = (uint16_t)g_ascii_strtoull(f[2], NULL, 10);
+    else if (strcmp(f[0], "addr") == 0)
+      read_addr_field(f, &v->inv.addrs[v->inv.n_addrs++]);
+    else if (strcmp(f[0], "public") == 0)
+      read_addr_field(f, &v->inv.public_addrs[v->inv.n_public++]);
+    else if (strcmp(f[0], "relay") == 0) {
+      kith_invite_member *m = &v->inv.relays[v->inv.n_relays++];
+      hex_field(f[1], m->id, KITH_ID_LEN);
+      read_addr_field(f + 1, &m->addr);
     }
     g_strfreev(f);
   }
@@ -70,6 +82,10 @@ static void load_vector(vector *v) {
   g_free(text);
   assert_int_equal(v->inv.n_addrs, 1);
   assert_true(g_str_has_prefix(v->code, "kith:"));
+}
+
+static void load_vector(vector *v) {
+  load_vector_file(v, "invite.txt");
 }
 
 static void assert_invite_equal(const kith_invite *a, const kith_invite *b) {
@@ -93,6 +109,11 @@ static void assert_invite_equal(const kith_invite *a, const kith_invite *b) {
     assert_string_equal(a->relays[i].addr.host, b->relays[i].addr.host);
     assert_int_equal(a->relays[i].addr.port, b->relays[i].addr.port);
   }
+  assert_int_equal(a->n_public, b->n_public);
+  for (size_t i = 0; i < a->n_public; i++) {
+    assert_string_equal(a->public_addrs[i].host, b->public_addrs[i].host);
+    assert_int_equal(a->public_addrs[i].port, b->public_addrs[i].port);
+  }
 }
 
 static void vector_reproduces(void **state) {
@@ -109,6 +130,21 @@ static void vector_reproduces(void **state) {
   assert_memory_equal(pk, v.invite_pk, 32);
   kith_invite_sign_join(v.inv.secret, v.inv.group_id, v.joiner, sig);
   assert_memory_equal(sig, v.join_sig, KITH_SIG_LEN);
+}
+
+/* The 8-element layout with server-reflexive addresses (and an empty
+ * others list before the relays). */
+static void public_vector_reproduces(void **state) {
+  vector v;
+  char code[KITH_INVITE_CODE_MAX + 1];
+  kith_invite back;
+  load_vector_file(&v, "invite_public.txt");
+  assert_int_equal(v.inv.n_public, 1);
+  assert_int_equal(v.inv.n_relays, 1);
+  assert_int_equal(kith_invite_encode(&v.inv, code, sizeof code), KITH_OK);
+  assert_string_equal(code, v.code);
+  assert_int_equal(kith_invite_decode(v.code, &back), KITH_OK);
+  assert_invite_equal(&back, &v.inv);
 }
 
 static void fill_invite(kith_invite *inv, size_t n_addrs) {
@@ -200,6 +236,44 @@ static void relays_round_trip(void **state) {
       assert_int_equal(kith_invite_decode(code, &back), KITH_OK);
       assert_invite_equal(&back, &inv);
     }
+}
+
+/* Public addresses travel with or without others and relays; old codes
+ * (5 to 7 elements) still read the same. */
+static void public_addrs_round_trip(void **state) {
+  for (size_t mask = 0; mask < 4; mask++)
+    for (size_t k = 1; k <= KITH_INVITE_MAX_PUBLIC; k++) {
+      kith_invite inv, back;
+      char code[KITH_INVITE_CODE_MAX + 1];
+      fill_invite(&inv, 1);
+      inv.n_others = mask & 1;
+      memset(inv.others[0].id, 0x55, KITH_ID_LEN);
+      g_strlcpy(inv.others[0].addr.host, "192.0.2.5",
+                sizeof inv.others[0].addr.host);
+      inv.others[0].addr.port = 7733;
+      inv.n_relays = (mask >> 1) & 1;
+      memset(inv.relays[0].id, 0x70, KITH_ID_LEN);
+      g_strlcpy(inv.relays[0].addr.host, "203.0.113.7",
+                sizeof inv.relays[0].addr.host);
+      inv.relays[0].addr.port = 7733;
+      inv.n_public = k;
+      for (size_t i = 0; i < k; i++) {
+        g_strlcpy(inv.public_addrs[i].host, "198.51.100.4",
+                  sizeof inv.public_addrs[i].host);
+        inv.public_addrs[i].port = (uint16_t)(40000 + i);
+      }
+      assert_int_equal(kith_invite_encode(&inv, code, sizeof code), KITH_OK);
+      assert_int_equal(kith_invite_decode(code, &back), KITH_OK);
+      assert_invite_equal(&back, &inv);
+    }
+  kith_invite inv;
+  char code[KITH_INVITE_CODE_MAX + 1];
+  fill_invite(&inv, 1);
+  inv.n_public = KITH_INVITE_MAX_PUBLIC + 1;
+  assert_int_equal(kith_invite_encode(&inv, code, sizeof code), KITH_ERR_ARG);
+  fill_invite(&inv, 1);
+  inv.n_public = 1; /* host left empty */
+  assert_int_equal(kith_invite_encode(&inv, code, sizeof code), KITH_ERR_ARG);
 }
 
 static void encode_rejects_bad_invites(void **state) {
@@ -323,6 +397,11 @@ static kith_err decode_payload(const char *hex) {
 
 static void content_checks(void **state) {
   assert_int_equal(decode_payload("9501" ID32 ID32 ID32 "91" ADDR), KITH_OK);
+  assert_int_equal(
+      decode_payload("9801" ID32 ID32 ID32 "91" ADDR "90"
+                     "90"
+                     "91" ADDR),
+      KITH_OK); /* only public addresses: others and relays empty */
   static const char *const bad[] = {
       "9502" ID32 ID32 ID32 "91" ADDR,      /* version 2 */
       "9500" ID32 ID32 ID32 "91" ADDR,      /* version 0 */
@@ -352,6 +431,15 @@ static void content_checks(void **state) {
       "9501" ID32 ID32 ID32 "91"
       "93a131cd0fa0c0",                     /* 3-element addr */
       "9501" ID32 ID32 ID32 "91" ADDR "c0", /* trailing byte */
+      "9801" ID32 ID32 ID32 "91" ADDR "90"
+      "90"
+      "90", /* trailing empty public list */
+      "9801" ID32 ID32 ID32 "91" ADDR "90"
+      "90"
+      "93" ADDR ADDR ADDR, /* three public addresses */
+      "9901" ID32 ID32 ID32 "91" ADDR "90"
+      "90"
+      "91" ADDR "90", /* a 9th element */
       "8101"
       "02", /* map */
       "c0", /* not an array */
@@ -397,6 +485,8 @@ int main(void) {
     return 1;
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(vector_reproduces),
+      cmocka_unit_test(public_vector_reproduces),
+      cmocka_unit_test(public_addrs_round_trip),
       cmocka_unit_test(round_trips),
       cmocka_unit_test(other_members_round_trip),
       cmocka_unit_test(relays_round_trip),

@@ -191,7 +191,10 @@ static void event_put_twice_stored_once(void **state) {
   fill32(id, 1);
   kith_store *s = open_store(f);
   put_event(s, 1, 7, 0, 1000, NULL);
-  put_event(s, 1, 7, 0, 1000, NULL);
+  kith_event ev;
+  make_event(&ev, 1, 7, 0, 1000);
+  assert_int_equal(put_row(s, &ev, "again"), KITH_ERR_DUPLICATE);
+  g_free(ev.raw);
   GByteArray *ids = ids_of(s, 7);
   assert_int_equal(ids->len, 1);
   g_byte_array_unref(ids);
@@ -213,7 +216,7 @@ static void event_put_twice_stored_once(void **state) {
 
 /* Listed in the order stored (parents are stored before their children);
  * the heads follow: a stored event's parents stop being heads. */
-static void events_listed_in_order_stored_with_heads(void **state) {
+static void events_listed_in_order_heads_replaced(void **state) {
   fixture *f = *state;
   uint8_t gid[32];
   fill32(gid, 7);
@@ -236,7 +239,15 @@ static void events_listed_in_order_stored_with_heads(void **state) {
   g_byte_array_unref(ids);
   GByteArray *heads = g_byte_array_new();
   assert_int_equal(kith_store_load_heads(s, gid, heads), KITH_OK);
-  assert_int_equal(heads->len, 64); /* 9 and 6 */
+  assert_int_equal(heads->len, 0); /* the engine writes heads at flush */
+  uint8_t two[64];
+  fill32(two, 9);
+  fill32(two + 32, 6);
+  assert_int_equal(kith_store_set_heads(s, gid, two, 2), KITH_OK);
+  assert_int_equal(kith_store_set_heads(s, gid, two + 32, 1), KITH_OK);
+  assert_int_equal(kith_store_load_heads(s, gid, heads), KITH_OK);
+  assert_int_equal(heads->len, 32); /* replaced, not added to */
+  assert_memory_equal(heads->data, two + 32, 32);
   g_byte_array_unref(heads);
   kith_store_close(s);
 }
@@ -335,72 +346,33 @@ static void messages_before_an_event_page_backwards(void **state) {
   kith_store_close(s);
 }
 
-static void text_added_to_stored_event(void **state) {
+/* A row an older kith stored (no derived columns) gets them, and its
+ * missing text, by a converting write; a converted row is left alone. */
+static void text_added_by_conversion(void **state) {
   fixture *f = *state;
   uint8_t gid[32];
   fill32(gid, 7);
   kith_store *s = open_store(f);
   put_event(s, 1, 7, 1, 100, NULL);
-  put_event(s, 1, 7, 1, 100, "late");
-  put_event(s, 1, 7, 1, 100, "ignored");
+  kith_store_close(s);
+  raw_exec(f, "UPDATE events SET cseq = NULL, cf = NULL");
+  s = open_store(f);
+  kith_event ev;
+  make_event(&ev, 1, 7, 1, 100);
+  kith_store_row r = {.ev = &ev,
+                      .cseq = UINT32_MAX,
+                      .text = "late",
+                      .text_len = 4,
+                      .convert = 1};
+  assert_int_equal(kith_store_put_event(s, &r), KITH_OK);
+  r.text = "ignored";
+  r.text_len = 7;
+  assert_int_equal(kith_store_put_event(s, &r), KITH_ERR_NOT_FOUND);
+  g_free(ev.raw);
   GPtrArray *out = list_msgs(s, gid, 0);
   assert_int_equal(out->len, 1);
   assert_string_equal(text_at(out, 0), "late");
   g_ptr_array_unref(out);
-  kith_store_close(s);
-}
-
-/* An event written again over a row whose plain columns were edited
- * rewrites the row: its summary is the event's again, and its text is
- * the new one (the old one is bound to the edited columns). */
-static void edited_row_rewritten_by_its_event(void **state) {
-  fixture *f = *state;
-  uint8_t gid[32], id[32];
-  fill32(gid, 7);
-  fill32(id, 1);
-  kith_store *s = open_store(f);
-  put_event(s, 1, 7, 1, 100, "before");
-  kith_store_close(s);
-  raw_exec(f, "UPDATE events SET author = zeroblob(32), depth = 5, ts = 9");
-  s = open_store(f);
-  put_event(s, 1, 7, 1, 100, "after");
-  kith_store_sum sum;
-  assert_int_equal(kith_store_get_summary(s, gid, id, &sum), KITH_OK);
-  assert_int_equal(sum.depth, 1);
-  assert_int_equal(sum.ts, 100);
-  kith_store_sum_clear(&sum);
-  GPtrArray *out = list_msgs(s, gid, 0);
-  assert_int_equal(out->len, 1);
-  assert_string_equal(text_at(out, 0), "after");
-  g_ptr_array_unref(out);
-  kith_store_close(s);
-}
-
-static kith_err note_of(void *ctx, const kith_store_ctl *c) {
-  g_free(*(char **)ctx);
-  *(char **)ctx = g_strndup((const char *)c->note, c->note_len);
-  return KITH_OK;
-}
-
-/* A control event's text is its inner plaintext as the engine writes it:
- * writing the event again replaces it (a message keeps its first). */
-static void control_note_is_the_one_written(void **state) {
-  fixture *f = *state;
-  uint8_t gid[32];
-  char *note = NULL;
-  kith_event ev;
-  fill32(gid, 7);
-  make_event(&ev, 1, 7, 1, 100);
-  ev.kind = KITH_EV_TOPIC;
-  kith_store *s = open_store(f);
-  kith_store_row r = {.ev = &ev, .cseq = 0, .text = "old", .text_len = 3};
-  assert_int_equal(kith_store_put_event(s, &r), KITH_OK);
-  r.text = "new";
-  assert_int_equal(kith_store_put_event(s, &r), KITH_OK);
-  assert_int_equal(kith_store_load_controls(s, gid, note_of, &note), KITH_OK);
-  assert_string_equal(note, "new");
-  g_free(note);
-  g_free(ev.raw);
   kith_store_close(s);
 }
 
@@ -626,13 +598,13 @@ static void tampered_secret_is_crypto_error(void **state) {
   kith_store_close(s);
 }
 
-/* A write is the event's row and the heads that follow it: a failure in
- * any part leaves nothing of it. */
+/* A write that fails leaves nothing of itself, and the store stays
+ * usable. */
 static void failed_write_leaves_nothing(void **state) {
   fixture *f = *state;
   kith_store *s = open_store(f);
   kith_store_close(s);
-  raw_exec(f, "CREATE TRIGGER no_heads BEFORE INSERT ON heads"
+  raw_exec(f, "CREATE TRIGGER no_events BEFORE INSERT ON events"
               " BEGIN SELECT RAISE(ABORT, 'refused'); END");
   s = open_store(f);
   kith_event ev;
@@ -642,7 +614,7 @@ static void failed_write_leaves_nothing(void **state) {
   assert_int_equal(ids->len, 0);
   g_byte_array_unref(ids);
   kith_store_close(s);
-  raw_exec(f, "DROP TRIGGER no_heads");
+  raw_exec(f, "DROP TRIGGER no_events");
   s = open_store(f); /* the store is still usable afterwards */
   assert_int_equal(put_row(s, &ev, NULL), KITH_OK);
   ids = ids_of(s, 7);
@@ -659,7 +631,7 @@ static size_t count_events(kith_store *s, uint8_t g) {
   return n;
 }
 
-static void batch_commits_together_and_keeps_writes_atomic(void **state) {
+static void batch_commits_together_or_not_at_all(void **state) {
   fixture *f = *state;
   kith_store *s = open_store(f);
   assert_int_equal(kith_store_batch_commit(s), KITH_ERR_STATE);
@@ -671,20 +643,32 @@ static void batch_commits_together_and_keeps_writes_atomic(void **state) {
   assert_int_equal(kith_store_batch_commit(s), KITH_OK);
   assert_false(kith_store_in_batch(s));
   kith_store_close(s);
-  raw_exec(f, "CREATE TRIGGER no_heads BEFORE INSERT ON heads"
+  raw_exec(f, "CREATE TRIGGER no_three BEFORE INSERT ON events"
               " WHEN new.id = x'"
               "0303030303030303030303030303030303030303030303"
               "030303030303030303"
               "' BEGIN SELECT RAISE(ABORT, 'refused'); END");
   s = open_store(f);
   assert_int_equal(kith_store_batch_begin(s), KITH_OK);
+  put_event(s, 4, 7, 2, 103, NULL);
   kith_event ev;
   make_event(&ev, 3, 7, 2, 102);
-  /* A failed write inside a batch leaves nothing of itself ... */
+  /* A failed write inside a batch loses the whole batch: the writes
+   * before it, and every later one ... */
+  assert_false(kith_store_batch_failed(s));
   assert_int_equal(put_row(s, &ev, "three"), KITH_ERR_IO);
+  assert_true(kith_store_batch_failed(s));
+  g_free(ev.raw);
+  make_event(&ev, 6, 7, 2, 102);
+  assert_int_equal(put_row(s, &ev, NULL), KITH_ERR_IO);
+  assert_int_equal(kith_store_batch_commit(s), KITH_ERR_IO);
+  assert_false(kith_store_in_batch(s));
+  assert_false(kith_store_batch_failed(s));
+  assert_int_equal(count_events(s, 7), 2);
+  /* ... and the next batch starts afresh. */
+  assert_int_equal(kith_store_batch_begin(s), KITH_OK);
   put_event(s, 4, 7, 2, 103, NULL);
-  assert_int_equal(kith_store_batch_commit(s), KITH_OK);
-  /* ... and the rest of the batch is kept. */
+  assert_int_equal(kith_store_batch_commit_durable(s), KITH_OK);
   assert_int_equal(count_events(s, 7), 3);
   g_free(ev.raw);
   /* Closing commits an open batch. */
@@ -858,12 +842,10 @@ int main(void) {
       T(wrong_key_is_crypto_error),
       T(groups_listed_once_in_order),
       T(event_put_twice_stored_once),
-      T(events_listed_in_order_stored_with_heads),
+      T(events_listed_in_order_heads_replaced),
       T(messages_last_n_in_order),
       T(messages_before_an_event_page_backwards),
-      T(text_added_to_stored_event),
-      T(edited_row_rewritten_by_its_event),
-      T(control_note_is_the_one_written),
+      T(text_added_by_conversion),
       T(secrets_round_trip),
       T(peers_upsert),
       T(no_plaintext_on_disk),
@@ -872,7 +854,7 @@ int main(void) {
       T(moved_or_relabelled_text_is_crypto_error),
       T(tampered_secret_is_crypto_error),
       T(failed_write_leaves_nothing),
-      T(batch_commits_together_and_keeps_writes_atomic),
+      T(batch_commits_together_or_not_at_all),
       T(friends_round_trip),
       T(old_homes_upgrade),
       T(bad_files_refused),

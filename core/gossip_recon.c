@@ -1,0 +1,125 @@
+/* kith: gossip anti-entropy: every recon_ms (with jitter) the engine
+ * reconciles its set of known event ids with one active neighbour by
+ * range-based set reconciliation (core/reconcile.h), then asks for what
+ * it lacks (WANT); each side pulls, nothing is pushed. */
+#include "gossip_int.h"
+
+#include <string.h>
+
+void rc_known_add(kith_gossip *g, uint64_t ts, const uint8_t id[32]) {
+  if (g->known->len >= KNOWN_MAX) {
+    g->st.overflows++;
+    return;
+  }
+  known_item it = {.ts = ts};
+  memcpy(it.id, id, 32);
+  g_array_append_val(g->known, it);
+}
+
+/* A fresh replica of the known set for one reconciliation. */
+static kith_recon *session_new(kith_gossip *g) {
+  kith_recon *r = kith_recon_new();
+  for (guint i = 0; i < g->known->len; i++) {
+    known_item *it = &g_array_index(g->known, known_item, i);
+    if (kith_recon_add(r, it->ts, it->id) != KITH_OK)
+      g->st.overflows++;
+  }
+  return r;
+}
+
+static void recon_send(kith_gossip *g, gpeer *p, int role, uint8_t *msg,
+                       size_t len, kith_out *out) {
+  kith_pack pk;
+  kith_pack_init(&pk);
+  kith_pack_array(&pk, 3);
+  kith_pack_uint(&pk, KITH_GF_RECON);
+  kith_pack_uint(&pk, (uint64_t)role);
+  kith_pack_bin(&pk, msg, len);
+  gs_send(g, p->id, &pk, out);
+}
+
+/* One reconciliation step: reply, and ask for what this side lacks. Both
+ * sides learn both directions of the difference (reconcile.h), so each
+ * pulls what it needs and nothing is pushed twice; pulling also skips
+ * events that arrived by gossip since the reconciliation began. */
+kith_err rc_recv(kith_gossip *g, gpeer *p, const msgpack_object *f, uint32_t nf,
+                 uint64_t now, kith_out *out) {
+  const uint8_t *msg;
+  size_t len;
+  uint64_t role;
+  if (nf != 3 || kith_codec_uint(&f[1], RECON_START, &role) != KITH_OK ||
+      kith_codec_bin(&f[2], KITH_RECON_MAX_MSG, &msg, &len) != KITH_OK)
+    return KITH_ERR_DECODE;
+  if (p == NULL)
+    return KITH_OK;
+  int slot = role == RECON_RESPONDER ? 0 : 1;
+  if (role == RECON_START) {
+    kith_recon_free(p->rs[1]);
+    p->rs[1] = session_new(g);
+  }
+  if (p->rs[slot] == NULL)
+    return KITH_OK; /* over already, or never started */
+  uint8_t *reply = NULL;
+  size_t rlen = 0;
+  GByteArray *have = g_byte_array_new(), *need = g_byte_array_new();
+  kith_err err =
+      kith_recon_step(p->rs[slot], msg, len, &reply, &rlen, have, need);
+  if (err == KITH_OK) {
+    g->st.recon_rounds++;
+    if (reply != NULL)
+      recon_send(g, p, slot == 0 ? RECON_INITIATOR : RECON_RESPONDER, reply,
+                 rlen, out);
+    /* ask only for what is not already on its way */
+    for (size_t i = 0; i < need->len / 32; i += KITH_GOSSIP_IDS_MAX)
+      (void)pt_want(g, p, need->data + 32 * i,
+                    MIN(need->len / 32 - i, KITH_GOSSIP_IDS_MAX), now, out);
+  }
+  if (err != KITH_OK || reply == NULL) { /* this side is done */
+    kith_recon_free(p->rs[slot]);
+    p->rs[slot] = NULL;
+  }
+  g_free(reply);
+  g_byte_array_free(have, TRUE);
+  g_byte_array_free(need, TRUE);
+  return err == KITH_ERR_DECODE ? KITH_ERR_DECODE : KITH_OK;
+}
+
+static void recon_with(kith_gossip *g, gpeer *p, kith_out *out) {
+  uint8_t *msg = NULL;
+  size_t len = 0;
+  kith_recon_free(p->rs[0]); /* an unfinished one is abandoned */
+  p->rs[0] = session_new(g);
+  if (kith_recon_initiate(p->rs[0], &msg, &len) == KITH_OK)
+    recon_send(g, p, RECON_START, msg, len, out);
+  g_free(msg);
+}
+
+static void start_recon(kith_gossip *g, uint64_t now, kith_out *out) {
+  gpeer *p = gs_random_active(g);
+  g->recon_at = now + gs_jitter(g, g->cfg.recon_ms);
+  if (p != NULL)
+    recon_with(g, p, out);
+}
+
+kith_err kith_gossip_reconcile(kith_gossip *g, const uint8_t peer[32],
+                               uint64_t now_ms, kith_out *out) {
+  gpeer *p = gs_peer(g, peer);
+  if (p == NULL || !p->linked)
+    return KITH_ERR_STATE;
+  gs_arm(g, now_ms);
+  recon_with(g, p, out);
+  return KITH_OK;
+}
+
+void rc_tick(kith_gossip *g, uint64_t now, kith_out *out) {
+  if (g->recon_at != 0 && now >= g->recon_at)
+    start_recon(g, now, out);
+}
+
+void rc_peer_gone(kith_gossip *g, gpeer *p) {
+  (void)g;
+  for (int k = 0; k < 2; k++) {
+    kith_recon_free(p->rs[k]);
+    p->rs[k] = NULL;
+  }
+}

@@ -1,0 +1,241 @@
+/* Unit tests for net/crypt: two sessions talk through in-memory byte
+ * buffers, with their records sealed and opened on the crypto worker.
+ * Fixed identity seeds and frame contents; the main context is iterated
+ * (blocking on the worker's results) a bounded number of times. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <sodium.h>
+#include <string.h>
+
+#include <glib.h>
+
+#include "net/crypt.h"
+
+#define ROUNDS_MAX 100000 /* main-context iterations a test may take */
+
+typedef struct end {
+  kith_session *s;
+  kith_crypt *c;
+  GByteArray *wire; /* records on their way to the other end */
+  GPtrArray *got;   /* frames received, in order */
+  kith_err err;
+  int callbacks;
+} end;
+
+typedef struct fixture {
+  kith_ident ia, ib;
+  GMainContext *ctx;
+  end a, b;
+} fixture;
+
+static void on_out(void *ud, const uint8_t *bytes, size_t len) {
+  end *e = ud;
+  e->callbacks++;
+  g_byte_array_append(e->wire, bytes, (guint)len);
+}
+
+static void on_frames(void *ud, GPtrArray *frames, kith_err err) {
+  end *e = ud;
+  e->callbacks++;
+  for (guint i = 0; i < frames->len; i++)
+    g_ptr_array_add(e->got, g_bytes_ref(frames->pdata[i]));
+  if (err != KITH_OK)
+    e->err = err;
+}
+
+static const kith_crypt_callbacks cbs = {on_out, on_frames};
+
+static void ident_from_byte(kith_ident *id, uint8_t b) {
+  uint8_t seed[KITH_SEED_LEN];
+  memset(seed, b, sizeof seed);
+  assert_int_equal(kith_ident_from_seed(id, seed), KITH_OK);
+}
+
+static void end_init(fixture *f, end *e, const kith_ident *me,
+                     const kith_ident *peer, int initiator) {
+  e->s = kith_session_new(me, peer->pk, initiator);
+  assert_non_null(e->s);
+  e->c = kith_crypt_new(f->ctx, e->s, &cbs, e);
+  e->wire = g_byte_array_new();
+  e->got = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+}
+
+static void end_clear(end *e) {
+  kith_crypt_free(e->c);
+  kith_session_free(e->s);
+  g_byte_array_unref(e->wire);
+  g_ptr_array_unref(e->got);
+}
+
+/* Moves what `from` wrote to `to` (in 1000-byte pieces, as a link would). */
+static void deliver(end *from, end *to) {
+  GByteArray *w = from->wire;
+  from->wire = g_byte_array_new();
+  for (guint off = 0; off < w->len; off += 1000) {
+    GPtrArray *frames =
+        g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+    kith_err err = kith_crypt_recv(to->c, w->data + off,
+                                   MIN(1000u, w->len - off), to->wire, frames);
+    on_frames(to, frames, err);
+    to->callbacks--; /* not a callback: the result of the call */
+    g_ptr_array_unref(frames);
+  }
+  g_byte_array_unref(w);
+}
+
+static int setup(void **state) {
+  fixture *f = g_new0(fixture, 1);
+  ident_from_byte(&f->ia, 1);
+  ident_from_byte(&f->ib, 2);
+  f->ctx = g_main_context_new();
+  end_init(f, &f->a, &f->ia, &f->ib, 1);
+  end_init(f, &f->b, &f->ib, &f->ia, 0);
+  /* the handshake: HS1, HS2 and the confirmation, done at once */
+  assert_int_equal(kith_session_start(f->a.s, f->a.wire), KITH_OK);
+  assert_int_equal(kith_session_start(f->b.s, f->b.wire), KITH_OK);
+  deliver(&f->a, &f->b);
+  deliver(&f->b, &f->a);
+  deliver(&f->a, &f->b);
+  assert_true(kith_session_is_established(f->a.s));
+  assert_true(kith_session_is_established(f->b.s));
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state) {
+  fixture *f = *state;
+  end_clear(&f->a);
+  end_clear(&f->b);
+  for (int i = 0; i < 1000 && g_main_context_pending(f->ctx); i++)
+    g_main_context_iteration(f->ctx, FALSE); /* jobs of freed links */
+  g_main_context_unref(f->ctx);
+  kith_ident_clear(&f->ia);
+  kith_ident_clear(&f->ib);
+  g_free(f);
+  return 0;
+}
+
+/* Frame i: its length and bytes are a function of i. */
+static size_t frame_len(size_t i) {
+  return i % 7 == 0 ? 16 * 1024 + i : 1 + (i * 37) % 3000;
+}
+
+static void fill(uint8_t *buf, size_t len, size_t i) {
+  for (size_t k = 0; k < len; k++)
+    buf[k] = (uint8_t)(i * 31 + k);
+}
+
+/* a sends n frames (sealed at once or on the worker) to b, which opens
+ * them (at once or on the worker); until every frame is in. */
+static void send_frames(fixture *f, size_t n) {
+  uint8_t *buf = g_malloc(32 * 1024);
+  for (size_t i = 0; i < n; i++) {
+    fill(buf, frame_len(i), i);
+    assert_int_equal(kith_crypt_seal(f->a.c, buf, frame_len(i), f->a.wire),
+                     KITH_OK);
+  }
+  g_free(buf);
+  for (int r = 0; r < ROUNDS_MAX && f->b.got->len < n && f->b.err == KITH_OK;
+       r++) {
+    deliver(&f->a, &f->b);
+    if (f->b.got->len < n)
+      g_main_context_iteration(f->ctx, TRUE);
+  }
+}
+
+static void bulk_and_chat_arrive_whole_and_in_order(void **state) {
+  fixture *f = *state;
+  const size_t n = 700;
+  send_frames(f, n);
+  assert_int_equal(f->b.err, KITH_OK);
+  assert_int_equal(f->b.got->len, n);
+  uint8_t *want = g_malloc(32 * 1024);
+  for (size_t i = 0; i < n; i++) {
+    gsize len;
+    const uint8_t *got = g_bytes_get_data(f->b.got->pdata[i], &len);
+    assert_int_equal(len, frame_len(i));
+    fill(want, len, i);
+    assert_memory_equal(got, want, len);
+  }
+  g_free(want);
+  assert_true(f->a.callbacks > 0); /* the worker sealed some */
+  assert_true(f->b.callbacks > 0); /* and opened some */
+  assert_int_equal(kith_crypt_unsent(f->a.c), 0);
+}
+
+#define BIG 20000
+
+/* a seals count frames of BIG bytes (queued for the worker). */
+static void seal_big(fixture *f, uint8_t byte, int count) {
+  uint8_t big[BIG];
+  memset(big, byte, sizeof big);
+  for (int i = 0; i < count; i++)
+    assert_int_equal(kith_crypt_seal(f->a.c, big, sizeof big, f->a.wire),
+                     KITH_OK);
+}
+
+/* Delivers a's records to b until b has n frames or an error. */
+static void receive_until(fixture *f, guint n) {
+  for (int r = 0; r < ROUNDS_MAX && f->b.err == KITH_OK && f->b.got->len < n;
+       r++) {
+    deliver(&f->a, &f->b);
+    if (f->b.err == KITH_OK && f->b.got->len < n)
+      g_main_context_iteration(f->ctx, TRUE);
+  }
+}
+
+static void sync_tx_flushes_everything_sealed_before(void **state) {
+  fixture *f = *state;
+  seal_big(f, 7, 20);
+  kith_crypt_sync_tx(f->a.c);
+  assert_int_equal(kith_crypt_unsent(f->a.c), 0);
+  /* a small frame now goes out at once, after all of them */
+  uint8_t last[3] = {1, 2, 3};
+  assert_int_equal(kith_crypt_seal(f->a.c, last, 3, f->a.wire), KITH_OK);
+  receive_until(f, 21);
+  assert_int_equal(f->b.got->len, 21);
+  assert_int_equal(g_bytes_get_size(f->b.got->pdata[20]), 3);
+}
+
+static void tampered_bulk_record_kills_the_session(void **state) {
+  fixture *f = *state;
+  seal_big(f, 9, 8);
+  kith_crypt_sync_tx(f->a.c);
+  f->a.wire->data[5 * (4 + BIG + 16) + 100] ^= 1; /* the 6th */
+  receive_until(f, 8);
+  assert_int_equal(f->b.err, KITH_ERR_CRYPTO);
+  assert_int_equal(f->b.got->len, 5); /* the five before it */
+  assert_false(kith_session_is_established(f->b.s));
+}
+
+static void freed_link_gets_no_callback(void **state) {
+  fixture *f = *state;
+  int before = f->a.callbacks;
+  seal_big(f, 1, 10);
+  kith_crypt_free(f->a.c); /* a job is in flight */
+  f->a.c = NULL;
+  for (int i = 0; i < 50; i++)
+    g_main_context_iteration(f->ctx, FALSE);
+  assert_int_equal(f->a.callbacks, before);
+}
+
+int main(void) {
+  if (sodium_init() < 0)
+    return 1;
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(bulk_and_chat_arrive_whole_and_in_order,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(sync_tx_flushes_everything_sealed_before,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(tampered_bulk_record_kills_the_session,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(freed_link_gets_no_callback, setup,
+                                      teardown),
+  };
+  int failed = cmocka_run_group_tests_name("crypt", tests, NULL, NULL);
+  return failed > 255 ? 255 : failed;
+}
