@@ -21,6 +21,7 @@
 #include "net/control.h"
 #include "net/ice.h"
 #include "net/session.h"
+#include "net/stun.h"
 #include "net/wire.h"
 
 #include <sqlite3.h>
@@ -284,9 +285,11 @@ static void join_request(uint8_t **out, size_t *len) {
   take(&pk, out, len);
 }
 
-/* [kind, ice params bin, join bin | nil] or [3, reason, nil] */
+/* [kind, ice params bin, join bin | nil, since, nonce] for an offer or
+ * answer, [3, reason, nil] for a refusal, [4, since, nil] for ELSEWHERE. */
 static void signal_payload(int kind, int with_join, uint8_t **out,
                            size_t *len) {
+  static const uint8_t nonce[16] = {0x11, 0x22, 0x33, 0x44};
   kith_ice_params params = ice_params();
   uint8_t *pb, *join;
   size_t pl, jl;
@@ -294,16 +297,22 @@ static void signal_payload(int kind, int with_join, uint8_t **out,
   must(kith_ice_params_encode(&params, &pb, &pl), "ice params");
   join_request(&join, &jl);
   kith_pack_init(&pk);
-  kith_pack_array(&pk, 3);
+  kith_pack_array(&pk, kind == SIG_OFFER || kind == SIG_ANSWER ? 5 : 3);
   kith_pack_uint(&pk, (uint64_t)kind);
   if (kind == SIG_REFUSE)
     kith_pack_cstr(&pk, "the invite code has expired; ask for a new one");
+  else if (kind == SIG_ELSEWHERE)
+    kith_pack_uint(&pk, FUZZ_NOW_MS - 5000);
   else
     kith_pack_bin(&pk, pb, pl);
   if (with_join)
     kith_pack_bin(&pk, join, jl);
   else
     kith_pack_nil(&pk);
+  if (kind == SIG_OFFER || kind == SIG_ANSWER) {
+    kith_pack_uint(&pk, FUZZ_NOW_MS - 10000);
+    kith_pack_bin(&pk, nonce, sizeof nonce);
+  }
   take(&pk, out, len);
   g_free(pb);
   g_free(join);
@@ -351,9 +360,19 @@ static void relayed_plain(const uint8_t *payload, size_t len, uint8_t **out,
   }
 }
 
+/* fuzz_signal mode 4: checks of a replay cache, [source, tag, expiry,
+ * step] each: three sources, a replay, a quota reached, time passing. */
+static void replay_seed(void) {
+  static const uint8_t ops[] = {4, 1, 1,   5,   2, 2, 200, 0, 4, 1, 1,   5,
+                                2, 3, 200, 0,   2, 4, 200, 0, 2, 5, 200, 0,
+                                3, 6, 10,  250, 0, 7, 10,  0, 5, 8, 255, 255};
+  write_seed("signal", "mode4-replay", ops, sizeof ops);
+}
+
 static void signals(void) {
-  static const char *const names[] = {"", "offer", "answer", "refuse"};
-  for (int kind = SIG_OFFER; kind <= SIG_REFUSE; kind++) {
+  static const char *const names[] = {"", "offer", "answer", "refuse",
+                                      "elsewhere"};
+  for (int kind = SIG_OFFER; kind <= SIG_ELSEWHERE; kind++) {
     uint8_t *pl, *dg, *plain, *rel;
     size_t pll, dl, rl;
     char name[32];
@@ -390,8 +409,33 @@ static void frame_seed(const char *name, kith_pack *pk) {
   g_free(buf);
 }
 
+/* An ADDRS entry [id, host, port, version]. */
+static void addr_entry(kith_pack *pk, int who, const char *host, uint64_t port,
+                       uint64_t version) {
+  kith_pack_array(pk, 4);
+  kith_pack_bin(pk, fuzz_ident(who)->pk, 32);
+  kith_pack_cstr(pk, host);
+  kith_pack_uint(pk, port);
+  kith_pack_uint(pk, version);
+}
+
+/* [type, attempt, ice params bin] */
+static void path_frame(kith_pack *pk, uint64_t type, const char *name) {
+  kith_ice_params p = ice_params();
+  uint8_t *buf;
+  size_t len;
+  must(kith_ice_params_encode(&p, &buf, &len), "ice params");
+  kith_pack_array(pk, 3);
+  kith_pack_uint(pk, type);
+  kith_pack_uint(pk, 3);
+  kith_pack_bin(pk, buf, len);
+  frame_seed(name, pk);
+  g_free(buf);
+}
+
 static void frames(void) {
-  static const uint8_t ihave[] = {0x93, KITH_GF_IHAVE, 0x90, 0xc4, 0x00};
+  static const uint8_t prune[] = {0x93, KITH_GF_PRUNE, 0xcf, 0x03, 0xa1, 0x07,
+                                  0xbf, 0xf3,          0xce, 0x10, 0xbe, 0x00};
   uint8_t ids[64] = {1, 2, 3};
   kith_pack pk;
   kith_pack_init(&pk);
@@ -399,34 +443,31 @@ static void frames(void) {
   kith_pack_uint(&pk, FRAME_PING);
   kith_pack_uint(&pk, 123456);
   frame_seed("ping", &pk);
+  /* retired: EVENT [3, gid, event], HAVE [4, gid, ids, more] */
   kith_pack_array(&pk, 3);
-  kith_pack_uint(&pk, FRAME_EVENT);
+  kith_pack_uint(&pk, 3);
   kith_pack_bin(&pk, fuzz_store_gid, 32);
   kith_pack_bin(&pk, ids, 40);
-  frame_seed("event", &pk);
+  frame_seed("retired-event", &pk);
   kith_pack_array(&pk, 4);
-  kith_pack_uint(&pk, FRAME_HAVE);
+  kith_pack_uint(&pk, 4);
   kith_pack_bin(&pk, fuzz_store_gid, 32);
   kith_pack_bin(&pk, ids, 64);
   kith_pack_bool(&pk, 1);
-  frame_seed("have", &pk);
+  frame_seed("retired-have", &pk);
   kith_pack_array(&pk, 2);
   kith_pack_uint(&pk, FRAME_ADDRS);
   kith_pack_array(&pk, 2);
-  kith_pack_array(&pk, 3);
-  kith_pack_bin(&pk, fuzz_ident(FUZZ_PEER)->pk, 32);
-  kith_pack_cstr(&pk, "127.0.0.1");
-  kith_pack_uint(&pk, 7733);
-  kith_pack_array(&pk, 3);
-  kith_pack_bin(&pk, fuzz_ident(FUZZ_THIRD)->pk, 32);
-  kith_pack_cstr(&pk, "2001:db8::2");
-  kith_pack_uint(&pk, 40000);
+  addr_entry(&pk, FUZZ_PEER, "127.0.0.1", 7733, FUZZ_NOW_MS);
+  addr_entry(&pk, FUZZ_THIRD, "2001:db8::2", 40000, FUZZ_NOW_MS - 60000);
   frame_seed("addrs", &pk);
-  kith_pack_array(&pk, 3);
-  kith_pack_uint(&pk, FRAME_GOSSIP);
-  kith_pack_bin(&pk, fuzz_store_gid, 32);
-  kith_pack_bin(&pk, ihave, sizeof ihave);
-  frame_seed("gossip", &pk);
+  for (size_t glen = KITH_WIRE_GROUP_TAG_LEN; glen <= 32; glen += 24) {
+    kith_pack_array(&pk, 3);
+    kith_pack_uint(&pk, FRAME_GOSSIP);
+    kith_pack_bin(&pk, fuzz_store_gid, glen);
+    kith_pack_bin(&pk, prune, sizeof prune);
+    frame_seed(glen == 32 ? "gossip-gid" : "gossip-tag", &pk);
+  }
   kith_pack_array(&pk, 5);
   kith_pack_uint(&pk, FRAME_RELAY);
   kith_pack_uint(&pk, 1);
@@ -437,6 +478,38 @@ static void frames(void) {
   kith_pack_array(&pk, 1);
   kith_pack_uint(&pk, FRAME_BYE);
   frame_seed("bye", &pk);
+  kith_pack_array(&pk, 2);
+  kith_pack_uint(&pk, FRAME_ELSEWHERE);
+  kith_pack_uint(&pk, FUZZ_NOW_MS - 5000);
+  frame_seed("elsewhere", &pk);
+  kith_pack_array(&pk, 2);
+  kith_pack_uint(&pk, FRAME_MOVE);
+  kith_pack_uint(&pk, 3);
+  frame_seed("move", &pk);
+  path_frame(&pk, FRAME_PATH_OFFER, "path_offer");
+  path_frame(&pk, FRAME_PATH_ANSWER, "path_answer");
+}
+
+/* ---- STUN on the signal port ---- */
+
+/* A binding request with the cookie (RFC 5389) and one without (RFC 3489,
+ * as libnice sends), and the answer to each. */
+static void stun(void) {
+  uint8_t req[KITH_STUN_REQUEST_LEN], ans[KITH_STUN_MAX], id[KITH_STUN_ID_LEN];
+  struct sockaddr_in src = {.sin_family = AF_INET};
+  src.sin_port = htons(40000);
+  src.sin_addr.s_addr = htonl(0xc0000207); /* 192.0.2.7 */
+  kith_stun_request(req, id);
+  for (int cookie = 1; cookie >= 0; cookie--) {
+    size_t n;
+    if (!cookie)
+      memset(req + 4, 0x5a, 4); /* an RFC 3489 transaction id */
+    n = kith_stun_answer(req, sizeof req, &src, ans, sizeof ans);
+    if (n == 0)
+      must(KITH_ERR_DECODE, "stun answer");
+    write_seed("stun", cookie ? "request" : "request-3489", req, sizeof req);
+    write_seed("stun", cookie ? "answer" : "answer-3489", ans, n);
+  }
 }
 
 /* ---- control requests ---- */
@@ -527,9 +600,8 @@ static void gossip(void) {
     kith_out_clear(&o);
     o = next;
     if (round % 4 == 0) {
-      uint8_t id[32], payload[16] = {(uint8_t)round};
-      crypto_generichash(id, sizeof id, payload, sizeof payload, NULL, 0);
-      (void)!kith_gossip_publish(a, id, FUZZ_NOW_MS + round, payload,
+      uint8_t payload[16] = {(uint8_t)round};
+      (void)!kith_gossip_publish(a, FUZZ_NOW_MS + (uint64_t)round, payload,
                                  sizeof payload, now, &o);
       fuzz_put_u8(ops, 3 | 8);
       fuzz_put(ops, NULL, 0);
@@ -545,6 +617,89 @@ static void gossip(void) {
   g_byte_array_unref(ops);
   kith_gossip_free(a);
   kith_gossip_free(b);
+}
+
+/* One fuzz_gossip operation: frame pk (taken) from FUZZ_PEER (op 0). */
+static void gossip_op(GByteArray *ops, kith_pack *pk) {
+  uint8_t *buf;
+  size_t len;
+  take(pk, &buf, &len);
+  fuzz_put_u8(ops, 0);
+  fuzz_put(ops, buf, len);
+  g_free(buf);
+}
+
+/* The engine frames in the forms of tests/vectors/gossip.txt, from
+ * FUZZ_PEER about a payload it published: PAYLOAD, IHAVE, GRAFT (with and
+ * without sources), PRUNE (both trees), WANT; each a seed, and all of them
+ * in one, then a verdict and a tick. */
+static void gossip_vectors(void) {
+  static const uint8_t payload[] = "kith gossip vector";
+  static const char *const names[] = {"payload",       "ihave", "graft",
+                                      "graft-sources", "prune", "prune-own",
+                                      "want"};
+  const uint8_t *peer = fuzz_ident(FUZZ_PEER)->pk;
+  GByteArray *all = g_byte_array_new();
+  uint64_t tag = 0;
+  uint8_t id[32], hops = 0x81;
+  kith_pack pk;
+  for (int i = 0; i < 8; i++)
+    tag = tag << 8 | peer[i];
+  kith_gossip_payload_id(payload, sizeof payload, id);
+  kith_pack_init(&pk);
+  for (int f = 0; f < 7; f++) {
+    GByteArray *one = g_byte_array_new();
+    switch (f) {
+    case 0:
+      kith_pack_array(&pk, 5);
+      kith_pack_uint(&pk, KITH_GF_PAYLOAD);
+      kith_pack_uint(&pk, tag);
+      kith_pack_uint(&pk, 1);
+      kith_pack_uint(&pk, 1);
+      kith_pack_bin(&pk, payload, sizeof payload);
+      break;
+    case 1:
+      kith_pack_array(&pk, 3);
+      kith_pack_uint(&pk, KITH_GF_IHAVE);
+      kith_pack_bin(&pk, id, 8);
+      kith_pack_bin(&pk, &hops, 1);
+      break;
+    case 2:
+    case 3:
+      kith_pack_array(&pk, 4);
+      kith_pack_uint(&pk, KITH_GF_GRAFT);
+      kith_pack_bin(&pk, id, 8);
+      kith_pack_array(&pk, f == 3 ? 1 : 0);
+      if (f == 3)
+        kith_pack_uint(&pk, tag);
+      kith_pack_uint(&pk, f == 3);
+      break;
+    case 4:
+    case 5:
+      kith_pack_array(&pk, 3);
+      kith_pack_uint(&pk, KITH_GF_PRUNE);
+      kith_pack_uint(&pk, tag);
+      kith_pack_uint(&pk, f == 5);
+      break;
+    default:
+      kith_pack_array(&pk, 2);
+      kith_pack_uint(&pk, KITH_GF_WANT);
+      kith_pack_array(&pk, 1);
+      kith_pack_bin(&pk, id, 32);
+    }
+    gossip_op(one, &pk);
+    write_seed("gossip", names[f], one->data, one->len);
+    g_byte_array_append(all, one->data, one->len);
+    g_byte_array_unref(one);
+    if (f == 0) {
+      fuzz_put_u8(all, 3 | 8); /* valid */
+      fuzz_put(all, NULL, 0);
+    }
+  }
+  fuzz_put_u8(all, 2);
+  fuzz_put(all, id, 32); /* 320 ms */
+  write_seed("gossip", "vectors", all->data, all->len);
+  g_byte_array_unref(all);
 }
 
 /* ---- reconciliation ---- */
@@ -797,10 +952,13 @@ int main(int argc, char **argv) {
   invites();
   ice_and_join();
   signals();
+  replay_seed();
   frames();
+  stun();
   control();
   sessions();
   gossip();
+  gossip_vectors();
   reconcile();
   store();
   return 0;
