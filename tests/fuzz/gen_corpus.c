@@ -147,6 +147,17 @@ static void body_seed(const char *name, uint8_t flags, kith_pack *inner,
   g_free(in);
 }
 
+/* One fuzz_group input with an empty inner part. */
+static void body_seed_raw(const char *name, uint8_t flags, const uint8_t *extra,
+                          size_t xlen) {
+  GByteArray *b = g_byte_array_new();
+  fuzz_put_u8(b, flags);
+  fuzz_put(b, NULL, 0);
+  g_byte_array_append(b, extra, (guint)xlen);
+  write_seed("group", name, b->data, b->len);
+  g_byte_array_unref(b);
+}
+
 /* Flags of fuzz_group.c: kind - 1 in bits 0-3 and 7, FUZZ_PEER as
  * author. */
 #define BODY(kind, by_peer)                                                    \
@@ -233,6 +244,16 @@ static void bodies(void) {
   kith_pack_bin(&p, zero, 32);
   kith_pack_bin(&p, zero, 64);
   body_seed("add", BODY(KITH_EV_ADD, 1) | 32, &p, kl, kll);
+  /* A need and the keys that answer FUZZ_ME's need (empty inners: the
+   * target writes the ones its history calls for), and a need of its own
+   * form. */
+  body_seed_raw("need", BODY(KITH_EV_NEED, 1), NULL, 0);
+  body_seed_raw("keys", BODY(KITH_EV_KEYS, 1) | 32, kl, kll);
+  kith_pack_array(&p, 1);
+  kith_pack_array(&p, 2);
+  kith_pack_uint(&p, 1);
+  kith_pack_uint(&p, epoch);
+  body_seed("need-two", BODY(KITH_EV_NEED, 1), &p, NULL, 0);
   g_free(kl);
   kith_pack_clear(&p);
 }
