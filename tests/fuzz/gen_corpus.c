@@ -575,11 +575,14 @@ static void sessions(void) {
       kith_session_new(fuzz_ident(FUZZ_PEER), fuzz_ident(FUZZ_ME)->pk, 1);
   GByteArray *hello = g_byte_array_new();
   static const uint8_t ping[] = {0x92, FRAME_PING, 0x05};
-  static const uint8_t mode0[] = {0, 20}, mode2[] = {2, 4}, mode3[] = {3, 0};
+  static const uint8_t mode0[] = {0, 20}, mode2[] = {2, 4}, mode3[] = {3, 0},
+                       mode4[] = {4, 4}, mode5[] = {5, 7};
   must(kith_session_start(i, hello), "session");
   write_prefixed("session", "hello", mode0, 2, hello->data, hello->len);
   write_prefixed("session", "record", mode2, 2, hello->data, hello->len);
   write_prefixed("session", "frame", mode3, 2, ping, sizeof ping);
+  write_prefixed("session", "record-later", mode4, 2, hello->data, hello->len);
+  write_prefixed("session", "frame-later", mode5, 2, ping, sizeof ping);
   g_byte_array_unref(hello);
   kith_session_free(i);
 }
