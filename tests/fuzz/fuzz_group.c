@@ -24,7 +24,6 @@
 
 #include "core/codec.h"
 #include "core/event.h"
-#include "core/gcrypto.h"
 #include "core/group.h"
 #include "fuzz_common.h"
 
@@ -122,30 +121,6 @@ static kith_group *replica(void) {
   return g;
 }
 
-static int message_like(uint32_t kind) {
-  return kind == KITH_EV_MESSAGE || kind == KITH_EV_REACT ||
-         kind == KITH_EV_EDIT || kind == KITH_EV_DELETE;
-}
-
-/* The key that seals a body of kind by author in g's current epoch. */
-static void body_key(const kith_group *g, uint32_t kind,
-                     const uint8_t author[32], uint8_t key[32]) {
-  uint8_t secret[32];
-  for (size_t i = 0; i < kith_group_n_secrets(g); i++) {
-    uint64_t epoch;
-    kith_group_secret_at(g, i, &epoch, secret);
-    if (epoch == kith_group_epoch_id(g))
-      break;
-  }
-  if (message_like(kind)) {
-    uint8_t chain[32];
-    kith_gcrypto_chain_start(secret, author, chain);
-    kith_gcrypto_chain_step(chain, key);
-  } else {
-    kith_gcrypto_meta_key(secret, key);
-  }
-}
-
 /* The extra of an add or rekey: raw, or boxes holding it. */
 static void pack_extra(kith_pack *p, const kith_group *g, uint32_t kind,
                        int sealed, const uint8_t *extra, size_t len) {
@@ -177,27 +152,13 @@ static kith_err make_body(const kith_group *g, uint32_t kind,
                           const uint8_t *inner, size_t ilen,
                           const uint8_t *extra, size_t xlen, uint8_t **out,
                           size_t *out_len) {
-  uint8_t key[32], ad[77];
-  uint8_t *sealed = g_malloc(ilen + KITH_SEALED_OVERHEAD);
   kith_pack p;
-
-  body_key(g, kind, author, key);
-  memcpy(ad, "kith body v1", 12);
-  ad[12] = (uint8_t)kind;
-  memcpy(ad + 13, author, 32);
-  memcpy(ad + 45, gid, 32);
-  kith_gcrypto_seal(key, ad, sizeof ad, inner, ilen, sealed);
   kith_pack_init(&p);
-  kith_pack_array(&p, 3);
-  kith_pack_uint(&p, kith_group_epoch_id(g));
-  if (message_like(kind))
-    kith_pack_uint(&p, 0);
-  kith_pack_bin(&p, sealed, ilen + KITH_SEALED_OVERHEAD);
+  fuzz_pack_sealed(&p, g, kind, author, inner, ilen);
   if (kind == KITH_EV_ADD || kind == KITH_EV_REKEY || kind == KITH_EV_KEYS)
     pack_extra(&p, g, kind, sealed_extra, extra, xlen);
-  else if (!message_like(kind))
+  else if (!fuzz_message_like(kind))
     kith_pack_nil(&p);
-  g_free(sealed);
   return kith_pack_take(&p, out, out_len);
 }
 

@@ -93,12 +93,48 @@ static void must(kith_err err, const char *what) {
   }
 }
 
+/* FUZZ_PEER's need [[current epoch]] on g's heads, received by g; then
+ * g's maintenance at `later` (which answers it with a keys event). */
+static void peer_need(kith_group *g, uint64_t ts, uint64_t later,
+                      GPtrArray *acc) {
+  kith_event ev = {.kind = KITH_EV_NEED, .ts_ms = ts};
+  GByteArray *heads = g_byte_array_new();
+  uint8_t *inner, *body;
+  size_t ilen, blen;
+  kith_pack p;
+  kith_pack_init(&p);
+  kith_pack_array(&p, 1);
+  kith_pack_array(&p, 1);
+  kith_pack_uint(&p, kith_group_epoch_id(g));
+  take(&p, &inner, &ilen);
+  fuzz_pack_sealed(&p, g, KITH_EV_NEED, fuzz_ident(FUZZ_PEER)->pk, inner, ilen);
+  kith_pack_nil(&p);
+  take(&p, &body, &blen);
+  kith_group_heads(g, heads);
+  memcpy(ev.group_id, kith_group_id(g), 32);
+  for (guint i = 0; i < heads->len / 32 && i < KITH_EVENT_MAX_PARENTS; i++) {
+    uint64_t depth;
+    memcpy(ev.parents[ev.n_parents++], heads->data + 32 * i, 32);
+    must(kith_group_event_info(g, heads->data + 32 * i, &depth, NULL, NULL,
+                               NULL),
+         "head");
+    ev.depth = MAX(ev.depth, depth + 1);
+  }
+  must(kith_event_build(&ev, fuzz_ident(FUZZ_PEER), body, blen), "need");
+  must(kith_group_receive(g, ev.raw, ev.raw_len, ts, acc), "need");
+  must(kith_group_maintain(g, later, acc), "keys");
+  kith_event_clear(&ev);
+  g_byte_array_unref(heads);
+  g_free(inner);
+  g_free(body);
+}
+
 /* ---- events and bodies ---- */
 
 /* A group of FUZZ_ME with FUZZ_PEER admitted, a message, a reaction, an
- * edit, a delete, a topic, a setting, a mute, a ban, a role change and a
- * removal: every event's raw bytes go to the event, codec and (raw mode)
- * group corpora. */
+ * edit, a delete, a topic, a setting, a mute, a need of the peer and the
+ * keys that answer it, a ban, a role change and a removal: every event's raw
+ * bytes go to the event, codec and (raw mode) group corpora. */
 static void events(void) {
   const kith_ident *peer = fuzz_ident(FUZZ_PEER);
   GPtrArray *acc =
@@ -115,6 +151,8 @@ static void events(void) {
   must(kith_group_set_topic(g, "seeds", 5, t++, acc), "topic");
   must(kith_group_set_announce(g, 1, t++, acc), "settings");
   must(kith_group_mute(g, peer->pk, t + 60000, t, acc), "mute");
+  t++;
+  peer_need(g, t, t + 600000, acc);
   t++;
   must(kith_group_ban(g, fuzz_ident(FUZZ_THIRD)->pk, t++, acc), "ban");
   must(kith_group_set_role(g, peer->pk, KITH_ROLE_ADMIN, t++, acc), "role");
@@ -788,7 +826,8 @@ static void deliver(kith_group *g, const GPtrArray *acc, uint64_t now) {
 
 /* A group FUZZ_ME made, kept in a store as the engine writes it: FUZZ_PEER
  * admitted, messages of both (a reply, a reaction, an edit, a delete),
- * a topic, a setting, a role, a mute, a ban, an invite revoked, the peer
+ * a topic, a setting, a role, a mute, a need of the peer and the keys that
+ * answer it, a ban, an invite revoked, the peer
  * removed (and the rekey that follows), a message in the new epoch (so
  * that the sender chain the next message uses is a stored one). */
 static kith_group *stored_group(kith_store *s) {
@@ -818,6 +857,8 @@ static kith_group *stored_group(kith_store *s) {
   must(kith_group_set_invites(g, 1, t++, acc), "settings");
   must(kith_group_set_role(g, peer->pk, KITH_ROLE_ADMIN, t++, acc), "role");
   must(kith_group_mute(g, peer->pk, t + 60000, t, acc), "mute");
+  t++;
+  peer_need(g, t, t + 600000, acc);
   t++;
   must(kith_group_ban(g, fuzz_ident(FUZZ_THIRD)->pk, t++, acc), "ban");
   must(kith_group_invite(g, 1, t + 3600000, t, secret, &a), "invite");
