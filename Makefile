@@ -48,6 +48,7 @@ bench: deps
 	cmake --build $(BUILD_BENCH) -j $(JOBS)
 	$(BUILD_BENCH)/bin/kith-bench ingest
 	$(BUILD_BENCH)/bin/kith-bench reconcile --items 100000 --diff 100
+	$(BUILD_BENCH)/bin/kith-bench reconcile --items 100000 --diff 100 --store
 	$(BUILD_BENCH)/bin/kith-bench link
 	$(BUILD_BENCH)/bin/kith-bench link --no-worker
 	$(BUILD_BENCH)/bin/kith-bench link --frame 1024

@@ -96,7 +96,8 @@ kith_gossip *kith_gossip_new(const uint8_t self[32], uint64_t seed,
       g_hash_table_new_full(gs_id_hash, gs_id_equal, NULL, pt_free_pending);
   g->pend_by = g_hash_table_new_full(gs_id_hash, gs_id_equal, NULL, g_free);
   g->missing = g_hash_table_new_full(gs_pfx_hash, gs_pfx_equal, NULL, g_free);
-  g->known = g_array_new(FALSE, FALSE, sizeof(known_item));
+  g->known = kith_recon_set_new();
+  g->src = kith_recon_set_source(g->known);
   return g;
 }
 
@@ -118,7 +119,7 @@ void kith_gossip_free(kith_gossip *g) {
   g_hash_table_destroy(g->pend);
   g_hash_table_destroy(g->pend_by);
   g_hash_table_destroy(g->missing);
-  g_array_free(g->known, TRUE);
+  kith_recon_set_free(g->known);
   g_free(g);
 }
 

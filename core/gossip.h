@@ -56,6 +56,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "reconcile.h"
 #include "out.h"
 
 #define KITH_GOSSIP_ACTIVE_MAX 8    /* default bound of the active view */
@@ -197,10 +198,23 @@ KITH_MUST kith_err kith_gossip_send_payload(kith_gossip *g,
  * catches up at once. KITH_ERR_STATE if peer is not linked. */
 KITH_MUST kith_err kith_gossip_reconcile(kith_gossip *g, const uint8_t peer[32],
                                          uint64_t now_ms, kith_out *out);
-/* Adds an event the caller already holds (e.g. loaded from the store) to
- * the set that anti-entropy reconciles. */
+/* Adds an event the caller already holds to the set that anti-entropy
+ * reconciles. */
 KITH_MUST kith_err kith_gossip_add_known(kith_gossip *g, uint64_t ts_ms,
                                          const uint8_t id[32]);
+/* The set anti-entropy reconciles. By default the engine keeps one in
+ * memory, filled with every valid event and kith_gossip_add_known (at
+ * most 2^20). A node gives its store's instead (core/recon_index.h): then
+ * nothing is loaded at start or copied per reconciliation; the engine
+ * calls add(ctx, ts, id) for every valid event and reconciles only while
+ * ready(ctx) (the set is built). Call it before anything else. */
+typedef struct kith_gossip_known {
+  kith_recon_source src;
+  void *ctx;
+  void (*add)(void *ctx, uint64_t ts_ms, const uint8_t id[32]);
+  int (*ready)(void *ctx);
+} kith_gossip_known;
+void kith_gossip_set_known(kith_gossip *g, const kith_gossip_known *k);
 
 void kith_gossip_get_stats(const kith_gossip *g, kith_gossip_stats *st);
 /* Copies up to max active neighbours' ids; returns how many there are. */

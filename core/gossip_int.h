@@ -68,11 +68,6 @@ typedef struct tree {
   uint8_t own;    /* has its own edges (else the default tree's are used) */
 } tree;
 
-typedef struct known_item {
-  uint64_t ts;
-  uint8_t id[32];
-} known_item;
-
 /* How a payload came: by its tree's push (its announcements then tell
  * how early pushes come), or by our GRAFT (announced at graft_from: a
  * later push of it tells how late that one was), or else. */
@@ -152,7 +147,12 @@ struct kith_gossip {
   GHashTable *trees;   /* tag (uint64_t *) -> tree */
   tree dflt;           /* the default tree */
   uint64_t clock;      /* counts messages, for tree eviction */
-  GArray *known;       /* known_item of valid events, for anti-entropy */
+  /* the set anti-entropy reconciles: the caller's (kith_gossip_set_known),
+   * or else known, in memory; reconciliations read src, never a copy */
+  kith_recon_set *known;
+  kith_gossip_known ext;
+  int has_ext;
+  kith_recon_source src;
   uint64_t ihave_at, repair_at, shuffle_at, recon_at; /* 0 = unset */
   uint64_t pend_at;      /* the oldest pending payload expires then (0: none) */
   uint32_t repair_tries; /* refused NEIGHBOR requests in a row */
@@ -215,6 +215,7 @@ size_t pt_want(kith_gossip *g, gpeer *p, const uint8_t *ids, size_t n,
 
 /* gossip_recon.c: anti-entropy */
 void rc_known_add(kith_gossip *g, uint64_t ts, const uint8_t id[32]);
+int rc_known_full(const kith_gossip *g); /* the set in memory is full */
 kith_err rc_recv(kith_gossip *g, gpeer *p, const msgpack_object *f, uint32_t nf,
                  uint64_t now, kith_out *out);
 void rc_tick(kith_gossip *g, uint64_t now, kith_out *out);

@@ -410,7 +410,7 @@ kith_err kith_gossip_add_known(kith_gossip *g, uint64_t ts_ms,
   pt_free_pending(pend_take(g, id)); /* it came by another path */
   gs_seen_set(g, id, SEEN_VALID);
   g_hash_table_remove(g->missing, id);
-  if (g->known->len >= KNOWN_MAX)
+  if (rc_known_full(g))
     return KITH_ERR_LIMIT;
   rc_known_add(g, ts_ms, id);
   return KITH_OK;
@@ -841,7 +841,11 @@ static void answer(kith_gossip *g, gpeer *p, const uint8_t *ids, size_t n,
     }
     if (idlen != 32)
       full = g_hash_table_lookup(g->seen_pfx, id);
-    if (full != NULL && gs_seen(g, full) == SEEN_VALID) {
+    /* with the caller's known set (its store), a whole id not seen since
+     * the start may be stored all the same: the caller looks it up */
+    if (full != NULL &&
+        (gs_seen(g, full) == SEEN_VALID ||
+         (g->has_ext && idlen == 32 && gs_seen(g, full) == 0))) {
       if (fetch == NULL)
         fetch = g_malloc(32 * n);
       memcpy(fetch + 32 * nf++, full, 32);

@@ -6,25 +6,33 @@
 
 #include <string.h>
 
-void rc_known_add(kith_gossip *g, uint64_t ts, const uint8_t id[32]) {
-  if (g->known->len >= KNOWN_MAX) {
-    g->st.overflows++;
-    return;
-  }
-  known_item it = {.ts = ts};
-  memcpy(it.id, id, 32);
-  g_array_append_val(g->known, it);
+void kith_gossip_set_known(kith_gossip *g, const kith_gossip_known *k) {
+  g->ext = *k;
+  g->has_ext = 1;
+  g->src = k->src;
 }
 
-/* A fresh replica of the known set for one reconciliation. */
-static kith_recon *session_new(kith_gossip *g) {
-  kith_recon *r = kith_recon_new();
-  for (guint i = 0; i < g->known->len; i++) {
-    known_item *it = &g_array_index(g->known, known_item, i);
-    if (kith_recon_add(r, it->ts, it->id) != KITH_OK)
-      g->st.overflows++;
+int rc_known_full(const kith_gossip *g) {
+  return !g->has_ext && kith_recon_set_size(g->known) >= KNOWN_MAX;
+}
+
+void rc_known_add(kith_gossip *g, uint64_t ts, const uint8_t id[32]) {
+  if (g->has_ext) {
+    g->ext.add(g->ext.ctx, ts, id);
+    return;
   }
-  return r;
+  if (rc_known_full(g) || kith_recon_set_add(g->known, ts, id) != KITH_OK)
+    g->st.overflows++;
+}
+
+/* Reconciliation waits until the caller's set is built. */
+static int known_ready(const kith_gossip *g) {
+  return !g->has_ext || g->ext.ready(g->ext.ctx);
+}
+
+/* A reconciliation endpoint: it reads the known set, copies nothing. */
+static kith_recon *session_new(kith_gossip *g) {
+  return kith_recon_new_on(&g->src);
 }
 
 static void recon_send(kith_gossip *g, gpeer *p, int role, uint8_t *msg,
@@ -53,6 +61,8 @@ kith_err rc_recv(kith_gossip *g, gpeer *p, const msgpack_object *f, uint32_t nf,
   if (p == NULL)
     return KITH_OK;
   int slot = role == RECON_RESPONDER ? 0 : 1;
+  if (!known_ready(g))
+    return KITH_OK; /* the peer's reconciliation is abandoned, retried */
   if (role == RECON_START) {
     kith_recon_free(p->rs[1]);
     p->rs[1] = session_new(g);
@@ -87,6 +97,8 @@ kith_err rc_recv(kith_gossip *g, gpeer *p, const msgpack_object *f, uint32_t nf,
 static void recon_with(kith_gossip *g, gpeer *p, kith_out *out) {
   uint8_t *msg = NULL;
   size_t len = 0;
+  if (!known_ready(g))
+    return;
   kith_recon_free(p->rs[0]); /* an unfinished one is abandoned */
   p->rs[0] = session_new(g);
   if (kith_recon_initiate(p->rs[0], &msg, &len) == KITH_OK)

@@ -1,14 +1,14 @@
 /* kith: range-based set reconciliation (see reconcile.h).
  *
- * Wire format: one msgpack array [version, key, range...] where key is the
- * 16-byte session key in the first message of a reconciliation and nil in
- * the others. Each range is a flat run of fields: tag (mode | PREFIX |
+ * Wire format: one msgpack array [version, first, range...] where first
+ * is true in the first message of a reconciliation and false in the
+ * others. Each range is a flat run of fields: tag (mode | PREFIX |
  * INF | COARSE), then unless INF the upper bound as the timestamp delta
  * from the previous bound (in units of COARSE_MS with COARSE) and, with
  * PREFIX, the shortest id prefix that separates it (no trailing zero
  * byte); then the payload of the mode:
  *   SKIP   -
- *   DIGEST count, sum of keyed 32-bit hashes mod 2^32
+ *   DIGEST count, sum of the ids' first 4 bytes (little-endian) mod 2^32
  *   IDS    [id...]        the sender's complete list for the range
  *   DONE   bitmap, [id...] bitmap over the receiver's items in the range
  *                         that the sender lacks (empty: none), then the
@@ -25,7 +25,10 @@
 
 #define ID_LEN 32
 #define KEY_LEN crypto_shorthash_KEYBYTES
-#define VERSION 1
+#define VERSION 2
+/* Items of our own read at once to answer an IDS range: beyond, the
+ * range is split into digests instead. */
+#define READ_MAX (8u * KITH_RECON_CHUNK)
 /* Room kept free in every message for its header and a final range. */
 #define MSG_RESERVE 160
 
@@ -36,10 +39,7 @@ enum { MODE_SKIP = 0, MODE_DIGEST = 1, MODE_IDS = 2, MODE_DONE = 3 };
 #define TAG_COARSE 32u /* ts_delta counts COARSE_MS */
 #define COARSE_MS 1024u
 
-typedef struct item {
-  uint64_t ts;
-  uint8_t id[ID_LEN];
-} item;
+typedef kith_recon_item item;
 
 /* (ts, id zero-padded after plen bytes), or infinity. */
 typedef struct bound {
@@ -57,14 +57,19 @@ typedef struct idtab {
   size_t cap, n;
 } idtab;
 
-struct kith_recon {
-  item *items; /* [0, sn) sorted snapshot, [sn, n) added since */
+struct kith_recon_set {
+  item *items; /* [0, sn) sorted, [sn, n) added since */
   size_t n, cap, sn;
   idtab index; /* every item, by id */
   uint8_t tabkey[KEY_LEN];
-  uint32_t *psum; /* psum[i] = sum of fingerprint hashes of items[0..i) */
-  uint32_t *h;    /* fingerprint hash of each snapshot item */
-  uint8_t key[KEY_LEN];
+  uint64_t *psum; /* psum[i] = sum of the words of items[0..i) (sorted) */
+};
+
+struct kith_recon {
+  kith_recon_source src;
+  kith_recon_set *own; /* kith_recon_new: the set src reads */
+  size_t sn;           /* items in the source at the start of this step */
+  uint8_t tabkey[KEY_LEN];
   int active;
   GByteArray *rep; /* ids reported in this reconciliation */
   idtab repidx;
@@ -73,8 +78,7 @@ struct kith_recon {
 /* ---- id tables ---- */
 
 /* The keyed hash of an id: SipHash-2-4 (crypto_shorthash), its 8 output
- * bytes read as a little-endian integer, whatever the host's byte order
- * and word size. Fingerprints on the wire are sums of these. */
+ * bytes read as a little-endian integer (hash tables only). */
 static uint64_t id_hash(const uint8_t *key, const uint8_t *id) {
   uint8_t h[crypto_shorthash_BYTES];
   uint64_t v = 0;
@@ -138,7 +142,7 @@ static void tab_clear(idtab *t) {
 
 /* Base of the id table's entries: the ids inside the items (NULL, never
  * dereferenced, while there are none: the table is then empty). */
-static const uint8_t *item_ids(const kith_recon *r) {
+static const uint8_t *item_ids(const kith_recon_set *r) {
   return r->items == NULL ? NULL
                           : (const uint8_t *)r->items + offsetof(item, id);
 }
@@ -150,14 +154,6 @@ static int item_cmp(const void *a, const void *b) {
   if (x->ts != y->ts)
     return x->ts < y->ts ? -1 : 1;
   return memcmp(x->id, y->id, ID_LEN);
-}
-
-static int item_vs_bound(const item *it, const bound *b) {
-  if (b->inf)
-    return -1;
-  if (it->ts != b->ts)
-    return it->ts < b->ts ? -1 : 1;
-  return memcmp(it->id, b->id, ID_LEN);
 }
 
 static int bound_cmp(const bound *a, const bound *b) {
@@ -193,47 +189,36 @@ static void bound_between(const item *a, const item *c, uint64_t prev_ts,
   b->plen = (uint8_t)(j + 1);
 }
 
-/* First snapshot index whose item is >= b. */
-static size_t lower_idx(const kith_recon *r, const bound *b) {
-  size_t lo = 0, hi = r->sn;
-  if (b->inf)
-    return r->sn;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    if (item_vs_bound(&r->items[mid], b) < 0)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  return lo;
+/* ---- the set in memory ---- */
+
+uint64_t kith_recon_word(const uint8_t id[32]) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; i--)
+    v = v << 8 | id[i];
+  return v;
 }
 
-/* ---- the item set ---- */
-
-kith_recon *kith_recon_new(void) {
-  kith_recon *r = g_new0(kith_recon, 1);
+kith_recon_set *kith_recon_set_new(void) {
+  kith_recon_set *r = g_new0(kith_recon_set, 1);
   randombytes_buf(r->tabkey, sizeof r->tabkey);
-  r->rep = g_byte_array_new();
   return r;
 }
 
-void kith_recon_free(kith_recon *r) {
+void kith_recon_set_free(kith_recon_set *r) {
   if (r == NULL)
     return;
   g_free(r->items);
   tab_clear(&r->index);
   g_free(r->psum);
-  g_free(r->h);
-  g_byte_array_unref(r->rep);
-  tab_clear(&r->repidx);
   g_free(r);
 }
 
-size_t kith_recon_size(const kith_recon *r) {
+size_t kith_recon_set_size(const kith_recon_set *r) {
   return r->n;
 }
 
-kith_err kith_recon_add(kith_recon *r, uint64_t ts_ms, const uint8_t id[32]) {
+kith_err kith_recon_set_add(kith_recon_set *r, uint64_t ts_ms,
+                            const uint8_t id[32]) {
   if (r == NULL || id == NULL)
     return KITH_ERR_ARG;
   if (tab_find(&r->index, r->tabkey, item_ids(r), sizeof(item), id) != SIZE_MAX)
@@ -258,16 +243,21 @@ kith_err kith_recon_add(kith_recon *r, uint64_t ts_ms, const uint8_t id[32]) {
   return KITH_OK;
 }
 
-/* Sorts the items added since the last snapshot into the sorted part. */
-static kith_err merge_pending(kith_recon *r) {
+/* Sorts the items added since into the sorted part and sums them up. */
+static kith_err set_sort(kith_recon_set *r) {
   size_t a = r->sn, n = r->n;
-  if (a == n)
+  if (a == n && r->psum != NULL)
     return KITH_OK;
-  qsort(r->items + a, n - a, sizeof(item), item_cmp);
+  if (n > a)
+    qsort(r->items + a, n - a, sizeof(item), item_cmp);
+  uint64_t *psum = g_try_new(uint64_t, n + 1);
+  item *m = a > 0 ? g_try_new(item, r->cap) : NULL;
+  if (psum == NULL || (a > 0 && m == NULL)) {
+    g_free(psum);
+    g_free(m);
+    return KITH_ERR_NOMEM;
+  }
   if (a > 0) {
-    item *m = g_try_new(item, r->cap);
-    if (m == NULL)
-      return KITH_ERR_NOMEM;
     size_t i = 0, j = a, k = 0;
     while (i < a || j < n)
       m[k++] = (j == n || (i < a && item_cmp(&r->items[i], &r->items[j]) < 0))
@@ -276,37 +266,148 @@ static kith_err merge_pending(kith_recon *r) {
     g_free(r->items);
     r->items = m;
   }
+  g_free(r->psum);
+  r->psum = psum;
+  psum[0] = 0;
+  for (size_t i = 0; i < n; i++)
+    psum[i + 1] = psum[i] + kith_recon_word(r->items[i].id);
+  r->sn = n;
   tab_clear(&r->index);
   return tab_reserve(&r->index, r->tabkey, item_ids(r), sizeof(item), n, n);
 }
 
-/* Starts a reconciliation: snapshot of every item, hashes under key. */
-static kith_err snapshot(kith_recon *r, const uint8_t key[KEY_LEN]) {
-  kith_err err = merge_pending(r);
-  if (err != KITH_OK)
-    return err;
-  uint32_t *psum = g_try_new(uint32_t, r->n + 1);
-  uint32_t *h = g_try_new(uint32_t, r->n + 1);
-  if (psum == NULL || h == NULL) {
-    g_free(psum);
-    g_free(h);
-    return KITH_ERR_NOMEM;
+static kith_err set_size(void *ctx, size_t *n) {
+  kith_recon_set *r = ctx;
+  kith_err err = set_sort(r);
+  *n = r->n;
+  return err;
+}
+
+static kith_err set_rank(void *ctx, uint64_t ts, const uint8_t id[32],
+                         size_t *out) {
+  kith_recon_set *r = ctx;
+  item key = {.ts = ts};
+  size_t lo = 0, hi = r->sn;
+  memcpy(key.id, id, ID_LEN);
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (item_cmp(&r->items[mid], &key) < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
-  g_free(r->psum);
-  g_free(r->h);
-  r->psum = psum;
-  r->h = h;
-  r->sn = r->n;
-  memcpy(r->key, key, KEY_LEN);
-  psum[0] = 0;
-  for (size_t i = 0; i < r->n; i++) {
-    h[i] = (uint32_t)id_hash(key, r->items[i].id);
-    psum[i + 1] = psum[i] + h[i];
+  *out = lo;
+  return KITH_OK;
+}
+
+static kith_err set_sum(void *ctx, size_t i0, size_t i1, uint64_t *sum) {
+  kith_recon_set *r = ctx;
+  *sum = r->psum[i1] - r->psum[i0];
+  return KITH_OK;
+}
+
+static kith_err set_items(void *ctx, size_t i0, size_t n, item *out) {
+  kith_recon_set *r = ctx;
+  memcpy(out, r->items + i0, n * sizeof(item));
+  return KITH_OK;
+}
+
+static kith_err set_find(void *ctx, size_t i0, size_t i1, uint64_t w,
+                         size_t *rank, int *found) {
+  kith_recon_set *r = ctx;
+  *found = 0;
+  for (size_t i = i0; i < i1 && !*found; i++)
+    if ((uint32_t)kith_recon_word(r->items[i].id) == w) {
+      *rank = i;
+      *found = 1;
+    }
+  return KITH_OK;
+}
+
+static kith_err set_has(void *ctx, const uint8_t id[32], int *found) {
+  kith_recon_set *r = ctx;
+  *found =
+      tab_find(&r->index, r->tabkey, item_ids(r), sizeof(item), id) != SIZE_MAX;
+  return KITH_OK;
+}
+
+kith_recon_source kith_recon_set_source(kith_recon_set *s) {
+  return (kith_recon_source){s,         set_size, set_rank, set_sum,
+                             set_items, set_find, set_has};
+}
+
+/* ---- reading the source ---- */
+
+/* First rank whose item is >= b. */
+static kith_err lower_idx(const kith_recon *r, const bound *b, size_t *i) {
+  if (b->inf) {
+    *i = r->sn;
+    return KITH_OK;
   }
+  kith_err err = r->src.rank(r->src.ctx, b->ts, b->id, i);
+  if (err == KITH_OK && *i > r->sn)
+    *i = r->sn;
+  return err;
+}
+
+static kith_err get_sum(const kith_recon *r, size_t i0, size_t i1,
+                        uint64_t *sum) {
+  *sum = 0;
+  return i0 >= i1 ? KITH_OK : r->src.sum(r->src.ctx, i0, i1, sum);
+}
+
+static kith_err get_items(const kith_recon *r, size_t i0, size_t n, item *out) {
+  return n == 0 ? KITH_OK : r->src.items(r->src.ctx, i0, n, out);
+}
+
+/* ---- endpoints ---- */
+
+kith_recon *kith_recon_new_on(const kith_recon_source *src) {
+  kith_recon *r = g_new0(kith_recon, 1);
+  r->src = *src;
+  randombytes_buf(r->tabkey, sizeof r->tabkey);
+  r->rep = g_byte_array_new();
+  return r;
+}
+
+kith_recon *kith_recon_new(void) {
+  kith_recon_set *own = kith_recon_set_new();
+  kith_recon_source src = kith_recon_set_source(own);
+  kith_recon *r = kith_recon_new_on(&src);
+  r->own = own;
+  return r;
+}
+
+void kith_recon_free(kith_recon *r) {
+  if (r == NULL)
+    return;
+  kith_recon_set_free(r->own);
+  g_byte_array_unref(r->rep);
+  tab_clear(&r->repidx);
+  g_free(r);
+}
+
+size_t kith_recon_size(const kith_recon *r) {
+  size_t n = 0;
+  return r->src.size(r->src.ctx, &n) == KITH_OK ? n : 0;
+}
+
+kith_err kith_recon_add(kith_recon *r, uint64_t ts_ms, const uint8_t id[32]) {
+  if (r == NULL)
+    return KITH_ERR_ARG;
+  return r->own ? kith_recon_set_add(r->own, ts_ms, id) : KITH_ERR_STATE;
+}
+
+/* Starts a step: the source's size now. */
+static kith_err step_begin(kith_recon *r) {
+  return r->src.size(r->src.ctx, &r->sn);
+}
+
+/* Starts a reconciliation. */
+static void session_begin(kith_recon *r) {
   g_byte_array_set_size(r->rep, 0);
   tab_clear(&r->repidx);
   r->active = 1;
-  return KITH_OK;
 }
 
 /* Appends id to arr unless already reported in this reconciliation. */
@@ -328,9 +429,8 @@ static kith_err report(kith_recon *r, GByteArray *arr, const uint8_t *id) {
   return KITH_OK;
 }
 
-static int has_id(const kith_recon *r, const uint8_t *id) {
-  return tab_find(&r->index, r->tabkey, item_ids(r), sizeof(item), id) !=
-         SIZE_MAX;
+static kith_err has_id(const kith_recon *r, const uint8_t *id, int *found) {
+  return r->src.has(r->src.ctx, id, found);
 }
 
 /* ---- decoding peer messages ---- */
@@ -348,7 +448,6 @@ typedef struct prange {
 typedef struct parsed {
   msgpack_unpacked u;
   int start;
-  uint8_t key[KEY_LEN];
   GArray *ranges; /* of prange */
   GByteArray *idbuf;
 } parsed;
@@ -455,19 +554,29 @@ static kith_err parse_ranges(kith_recon *r, cursor *c, parsed *m) {
   return KITH_OK;
 }
 
-/* Our items in each range, and the DONE bitmaps checked against them. */
+/* Our items in each range, and the DONE bitmaps checked against them. A
+ * bitmap sized for another number of items than we hold in the range now
+ * (items came in since we listed them) is left out: the next
+ * reconciliation finds what it would have told. */
 static kith_err locate(const kith_recon *r, parsed *m) {
   size_t i0 = 0;
   for (guint k = 0; k < m->ranges->len; k++) {
     prange *pr = &g_array_index(m->ranges, prange, k);
     pr->i0 = i0;
-    pr->i1 = i0 = lower_idx(r, &pr->b);
+    if (lower_idx(r, &pr->b, &pr->i1) != KITH_OK)
+      return KITH_ERR_IO;
+    if (pr->i1 < i0)
+      pr->i1 = i0;
+    i0 = pr->i1;
     size_t n = pr->i1 - pr->i0;
     if (pr->mode != MODE_DONE || pr->nbits == 0)
       continue;
-    if (pr->nbits != (n + 7) / 8 ||
-        (n % 8 != 0 && (pr->bits[pr->nbits - 1] >> (n % 8)) != 0))
+    if (pr->nbits != (n + 7) / 8) {
+      pr->nbits = 0;
+      pr->bits = NULL;
+    } else if (n % 8 != 0 && (pr->bits[pr->nbits - 1] >> (n % 8)) != 0) {
       return KITH_ERR_DECODE;
+    }
   }
   return KITH_OK;
 }
@@ -493,20 +602,18 @@ static kith_err parse(kith_recon *r, const uint8_t *msg, size_t len,
     return KITH_ERR_DECODE;
   cursor c = {top->via.array.ptr, top->via.array.size, 0};
   uint64_t ver;
-  const msgpack_object *key;
+  const msgpack_object *first;
   if (next_uint(&c, UINT64_MAX, &ver) != KITH_OK || ver != VERSION)
     return KITH_ERR_DECODE;
-  key = next_field(&c);
-  if (key->type != MSGPACK_OBJECT_NIL) {
-    if (kith_codec_bin_fixed(key, m->key, KEY_LEN) != KITH_OK)
-      return KITH_ERR_DECODE;
-    m->start = 1;
-  } else if (!r->active) {
+  first = next_field(&c);
+  if (first->type != MSGPACK_OBJECT_BOOLEAN)
     return KITH_ERR_DECODE;
-  }
+  m->start = first->via.boolean;
+  if (!m->start && !r->active)
+    return KITH_ERR_DECODE;
   if (parse_ranges(r, &c, m) != KITH_OK)
     return KITH_ERR_DECODE;
-  return m->start ? KITH_OK : locate(r, m);
+  return KITH_OK;
 }
 
 /* ---- building our messages ---- */
@@ -592,8 +699,7 @@ static int out_commit(out *o, const bound *lower, const bound *upper,
   return added;
 }
 
-static kith_err out_finish(out *o, const uint8_t *key, uint8_t **msg,
-                           size_t *len) {
+static kith_err out_finish(out *o, int first, uint8_t **msg, size_t *len) {
   kith_pack p;
   kith_err err = KITH_OK;
   *msg = NULL;
@@ -604,10 +710,7 @@ static kith_err out_finish(out *o, const uint8_t *key, uint8_t **msg,
     kith_pack_init(&p);
     kith_pack_array(&p, 2 + o->fields);
     kith_pack_uint(&p, VERSION);
-    if (key != NULL)
-      kith_pack_bin(&p, key, KEY_LEN);
-    else
-      kith_pack_nil(&p);
+    kith_pack_bool(&p, first);
     append_raw(&p, &o->body);
     err = kith_pack_take(&p, msg, len);
   }
@@ -615,70 +718,111 @@ static kith_err out_finish(out *o, const uint8_t *key, uint8_t **msg,
   return err;
 }
 
-static void emit_digest(const kith_recon *r, out *o, const bound *lo,
-                        const bound *hi, size_t i0, size_t i1, int force) {
+static kith_err emit_digest(const kith_recon *r, out *o, const bound *lo,
+                            const bound *hi, size_t i0, size_t i1, int force) {
+  uint64_t sum;
+  kith_err err = get_sum(r, i0, i1, &sum);
+  if (err != KITH_OK)
+    return err;
   kith_pack_uint(&o->tmp, i1 - i0);
-  kith_pack_uint(&o->tmp, (uint32_t)(r->psum[i1] - r->psum[i0]));
+  kith_pack_uint(&o->tmp, (uint32_t)sum);
   o->tmpfields += 2;
   out_commit(o, lo, hi, MODE_DIGEST, force);
+  return KITH_OK;
 }
 
 /* Splits our items [i0, i1) into nb ranges of equal counts, with digests. */
-static void emit_children(const kith_recon *r, out *o, const bound *lo,
-                          const bound *hi, size_t i0, size_t i1, size_t nb) {
+static kith_err emit_children(const kith_recon *r, out *o, const bound *lo,
+                              const bound *hi, size_t i0, size_t i1,
+                              size_t nb) {
   size_t n = i1 - i0;
   bound a = *lo, b;
+  kith_err err = KITH_OK;
   /* Never more parts than items: an empty part would have no item to
    * place its bound after. */
   if (nb > n)
     nb = n ? n : 1;
-  for (size_t j = 0; j < nb; j++) {
+  for (size_t j = 0; err == KITH_OK && j < nb; j++) {
     size_t s = i0 + n * j / nb, e = i0 + n * (j + 1) / nb;
+    item pair[2];
     if (j + 1 == nb)
       b = *hi;
-    else
-      bound_between(&r->items[e - 1], &r->items[e], a.ts, &b);
-    emit_digest(r, o, &a, &b, s, e, 0);
+    else if ((err = get_items(r, e - 1, 2, pair)) == KITH_OK)
+      bound_between(&pair[0], &pair[1], a.ts, &b);
+    if (err == KITH_OK)
+      err = emit_digest(r, o, &a, &b, s, e, 0);
     a = b;
   }
+  return err;
 }
 
 /* Ranges of mode IDS or DONE over [lo, hi) carrying our items sel[0..k)
- * (snapshot indices, increasing, all below i1), at most KITH_RECON_CHUNK
- * per range. bits (nbits bytes, DONE only) goes with a single range. A
- * DONE without bitmap starts where the message's last range ended: what
- * lies between is settled, and a DONE over settled items says nothing
- * more, so no SKIP range is needed before it. */
-static void emit_chunks(const kith_recon *r, out *o, const bound *lo,
-                        const bound *hi, const size_t *sel, size_t k,
-                        unsigned mode, const uint8_t *bits, size_t nbits) {
+ * (increasing), at most KITH_RECON_CHUNK per range; next is our item after
+ * sel[k - 1] in the range (NULL: none), for the bound after the last
+ * chunk. bits (nbits bytes, DONE only) goes with a single range. A DONE
+ * without bitmap starts where the message's last range ended: what lies
+ * between is settled, and a DONE over settled items says nothing more,
+ * so no SKIP range is needed before it. Reports the ids of the chunks
+ * that fit to arr (if not NULL); *sent counts them. */
+static kith_err emit_chunks(kith_recon *r, out *o, const bound *lo,
+                            const bound *hi, const item *sel, size_t k,
+                            unsigned mode, const uint8_t *bits, size_t nbits,
+                            GByteArray *arr, size_t *sent) {
   bound a = mode == MODE_DONE && nbits == 0 && !o->full ? o->last : *lo, b;
   size_t j = 0;
+  kith_err err = KITH_OK;
   do {
     size_t e = MIN(k, j + KITH_RECON_CHUNK);
     if (e == k)
       b = *hi;
     else
-      bound_between(&r->items[sel[e - 1]], &r->items[sel[e - 1] + 1], a.ts, &b);
+      bound_between(&sel[e - 1], &sel[e], a.ts, &b);
     if (mode == MODE_DONE) {
       kith_pack_bin(&o->tmp, bits, e == k && j == 0 ? nbits : 0);
       o->tmpfields++;
     }
     kith_pack_array(&o->tmp, (uint32_t)(e - j));
     for (size_t i = j; i < e; i++)
-      kith_pack_bin(&o->tmp, r->items[sel[i]].id, ID_LEN);
+      kith_pack_bin(&o->tmp, sel[i].id, ID_LEN);
     o->tmpfields++;
-    out_commit(o, &a, &b, mode, 0);
+    if (!out_commit(o, &a, &b, mode, 0))
+      break;
+    for (size_t i = j; err == KITH_OK && arr != NULL && i < e; i++)
+      err = report(r, arr, sel[i].id);
+    if (sent)
+      *sent += e - j;
     a = b;
     j = e;
-  } while (j < k);
+  } while (j < k && err == KITH_OK);
+  return err;
 }
 
-static size_t *range_indices(size_t i0, size_t i1) {
-  size_t *sel = g_new(size_t, i1 - i0 + 1);
-  for (size_t i = i0; i < i1; i++)
-    sel[i - i0] = i;
-  return sel;
+/* Our items [i0, i1) in ranges of mode IDS or DONE (reported to arr), read
+ * a chunk at a time: only what fits the message is read. */
+static kith_err emit_all(kith_recon *r, out *o, const bound *lo,
+                         const bound *hi, size_t i0, size_t i1, unsigned mode,
+                         GByteArray *arr) {
+  item *buf = g_new(item, KITH_RECON_CHUNK + 1);
+  bound a = *lo, b;
+  kith_err err = KITH_OK;
+  size_t i = i0;
+  do {
+    size_t n = MIN(i1 - i, (size_t)KITH_RECON_CHUNK), sent = 0;
+    err = get_items(r, i, n + (i + n < i1), buf);
+    if (err != KITH_OK)
+      break;
+    if (i + n < i1)
+      bound_between(&buf[n - 1], &buf[n], a.ts, &b);
+    else
+      b = *hi;
+    err = emit_chunks(r, o, &a, &b, buf, n, mode, NULL, 0, arr, &sent);
+    if (sent < n)
+      break;
+    a = b;
+    i += n;
+  } while (i < i1 && err == KITH_OK);
+  g_free(buf);
+  return err;
 }
 
 /* ---- answering each range ---- */
@@ -691,85 +835,73 @@ typedef struct ctx {
   size_t branch; /* parts a differing range is split into */
 } ctx;
 
-static size_t find_hash(const kith_recon *r, size_t i0, size_t i1, uint32_t v) {
-  for (size_t i = i0; i < i1; i++)
-    if (r->h[i] == v)
-      return i;
-  return SIZE_MAX;
-}
-
 static kith_err on_digest(ctx *c, const bound *lo, const prange *p) {
   kith_recon *r = c->r;
   size_t i0 = p->i0, i1 = p->i1, n = i1 - i0;
-  uint32_t sum = r->psum[i1] - r->psum[i0];
-  if (n == p->count && sum == p->sum)
-    return KITH_OK;
+  uint64_t sum;
+  kith_err err = get_sum(r, i0, i1, &sum);
+  if (err != KITH_OK || (n == p->count && (uint32_t)sum == p->sum))
+    return err;
   if (n == p->count + 1) {
-    /* One item more than the peer: if its hash is the difference of the
-     * sums, it is (with probability 1 - n / 2^32) the only difference. A
-     * wrong guess (or sums equal by chance) only leaves a difference to
-     * the next reconciliation, which draws a new key. */
-    size_t x = find_hash(r, i0, i1, sum - (uint32_t)p->sum);
-    if (x != SIZE_MAX) {
-      emit_chunks(r, c->o, lo, &p->b, &x, 1, MODE_DONE, NULL, 0);
-      return report(r, c->have, r->items[x].id);
-    }
+    /* One item more than the peer: the difference of the sums is its
+     * id's first 4 bytes, if it is the only difference (a wrong guess,
+     * or sums equal by chance, leaves a difference to later). */
+    size_t x;
+    int found = 0;
+    item it;
+    err = r->src.find(r->src.ctx, i0, i1, (uint32_t)(sum - p->sum), &x, &found);
+    if (err == KITH_OK && found)
+      err = get_items(r, x, 1, &it);
+    if (err != KITH_OK || found)
+      return err != KITH_OK ? err
+                            : emit_chunks(r, c->o, lo, &p->b, &it, 1, MODE_DONE,
+                                          NULL, 0, c->have, NULL);
   }
-  if (p->count == n + 1) { /* the peer can do the same: send our digest */
-    emit_digest(r, c->o, lo, &p->b, i0, i1, 0);
-  } else if (p->count == 0) { /* the peer has none: everything goes */
-    size_t *sel = range_indices(i0, i1);
-    emit_chunks(r, c->o, lo, &p->b, sel, n, MODE_DONE, NULL, 0);
-    g_free(sel);
-    for (size_t i = i0; i < i1; i++) {
-      kith_err err = report(r, c->have, r->items[i].id);
-      if (err != KITH_OK)
-        return err;
-    }
-  } else if (n <= KITH_RECON_LEAF) {
-    size_t *sel = range_indices(i0, i1);
-    emit_chunks(r, c->o, lo, &p->b, sel, n, MODE_IDS, NULL, 0);
-    g_free(sel);
-  } else {
-    emit_children(r, c->o, lo, &p->b, i0, i1, MIN(n, c->branch));
-  }
-  return KITH_OK;
+  if (p->count == n + 1) /* the peer can do the same: send our digest */
+    return emit_digest(r, c->o, lo, &p->b, i0, i1, 0);
+  if (p->count == 0) /* the peer has none: everything goes */
+    return emit_all(r, c->o, lo, &p->b, i0, i1, MODE_DONE, c->have);
+  if (n <= KITH_RECON_LEAF)
+    return emit_all(r, c->o, lo, &p->b, i0, i1, MODE_IDS, NULL);
+  return emit_children(r, c->o, lo, &p->b, i0, i1, MIN(n, c->branch));
 }
 
 /* The peer's complete list for the range: now we know both directions. */
 static kith_err on_ids(ctx *c, const bound *lo, const prange *p) {
   kith_recon *r = c->r;
   const uint8_t *theirs = c->m->idbuf->data + p->ids * ID_LEN;
+  size_t n = p->i1 - p->i0;
+  if (n > READ_MAX) /* too many of ours to list: compare digests below */
+    return emit_children(r, c->o, lo, &p->b, p->i0, p->i1, c->branch);
   size_t nbits = (p->nids + 7) / 8, k = 0, lacked = 0;
   uint8_t *bits = g_malloc0(nbits + 1);
-  size_t *sel = g_new(size_t, p->i1 - p->i0 + 1);
+  item *ours = g_new(item, n + 1), *sel = g_new(item, n + 1);
   idtab t = {0};
-  kith_err err = tab_reserve(&t, r->tabkey, theirs, ID_LEN, p->nids, 0);
+  kith_err err = get_items(r, p->i0, n, ours);
+  if (err == KITH_OK)
+    err = tab_reserve(&t, r->tabkey, theirs, ID_LEN, p->nids, 0);
   for (size_t i = 0; err == KITH_OK && i < p->nids; i++) {
+    int found = 0;
     tab_put(&t, r->tabkey, theirs, ID_LEN, i);
-    if (!has_id(r, theirs + i * ID_LEN)) {
+    err = has_id(r, theirs + i * ID_LEN, &found);
+    if (err == KITH_OK && !found) {
       bits[i / 8] |= (uint8_t)(1u << (i % 8));
       lacked++;
       err = report(r, c->need, theirs + i * ID_LEN);
     }
   }
-  for (size_t i = p->i0; err == KITH_OK && i < p->i1; i++) {
-    if (tab_find(&t, r->tabkey, theirs, ID_LEN, r->items[i].id) != SIZE_MAX)
-      continue;
-    sel[k++] = i;
-    err = report(r, c->have, r->items[i].id);
-  }
+  for (size_t i = 0; err == KITH_OK && i < n; i++)
+    if (tab_find(&t, r->tabkey, theirs, ID_LEN, ours[i].id) == SIZE_MAX)
+      sel[k++] = ours[i];
   if (err == KITH_OK && (k > 0 || lacked > 0)) {
-    if (k <= KITH_RECON_CHUNK || lacked == 0) {
-      emit_chunks(r, c->o, lo, &p->b, sel, k, MODE_DONE, bits,
-                  lacked ? nbits : 0);
-    } else { /* too many for one DONE: the peer answers our list instead */
-      size_t *all = range_indices(p->i0, p->i1);
-      emit_chunks(r, c->o, lo, &p->b, all, p->i1 - p->i0, MODE_IDS, NULL, 0);
-      g_free(all);
-    }
+    if (k <= KITH_RECON_CHUNK || lacked == 0)
+      err = emit_chunks(r, c->o, lo, &p->b, sel, k, MODE_DONE, bits,
+                        lacked ? nbits : 0, c->have, NULL);
+    else /* too many for one DONE: the peer answers our list instead */
+      err = emit_all(r, c->o, lo, &p->b, p->i0, p->i1, MODE_IDS, NULL);
   }
   tab_clear(&t);
+  g_free(ours);
   g_free(sel);
   g_free(bits);
   return err;
@@ -778,13 +910,19 @@ static kith_err on_ids(ctx *c, const bound *lo, const prange *p) {
 static kith_err on_done(ctx *c, const prange *p) {
   kith_recon *r = c->r;
   const uint8_t *theirs = c->m->idbuf->data + p->ids * ID_LEN;
-  kith_err err = KITH_OK;
-  for (size_t i = 0; err == KITH_OK && i < p->nbits * 8; i++)
+  size_t n = p->nbits ? p->i1 - p->i0 : 0;
+  item *ours = g_new(item, n + 1);
+  kith_err err = get_items(r, p->i0, n, ours);
+  for (size_t i = 0; err == KITH_OK && i < n; i++)
     if (p->bits[i / 8] & (1u << (i % 8)))
-      err = report(r, c->have, r->items[p->i0 + i].id);
-  for (size_t i = 0; err == KITH_OK && i < p->nids; i++)
-    if (!has_id(r, theirs + i * ID_LEN))
+      err = report(r, c->have, ours[i].id);
+  for (size_t i = 0; err == KITH_OK && i < p->nids; i++) {
+    int found = 0;
+    err = has_id(r, theirs + i * ID_LEN, &found);
+    if (err == KITH_OK && !found)
       err = report(r, c->need, theirs + i * ID_LEN);
+  }
+  g_free(ours);
   return err;
 }
 
@@ -796,28 +934,33 @@ static kith_err on_done(ctx *c, const prange *p) {
  * differ by 4 or more on average, there are many per range
  * (KITH_RECON_BRANCH parts); if most differ by little counts, a few (half
  * as many parts); if only some differ, those hold one or two (a quarter). */
-static size_t branching(const kith_recon *r, const parsed *m) {
+static kith_err branching(const kith_recon *r, const parsed *m, size_t *nb) {
   size_t nd = 0, diff = 0, apart = 0;
   for (guint k = 0; k < m->ranges->len; k++) {
     const prange *p = &g_array_index(m->ranges, prange, k);
     size_t n = p->i1 - p->i0;
+    uint64_t sum;
     if (p->mode != MODE_DIGEST)
       continue;
+    kith_err err = get_sum(r, p->i0, p->i1, &sum);
+    if (err != KITH_OK)
+      return err;
     nd++;
-    if (n == p->count && (uint32_t)(r->psum[p->i1] - r->psum[p->i0]) == p->sum)
+    if (n == p->count && (uint32_t)sum == p->sum)
       continue;
     diff++;
     apart += n > p->count ? n - p->count : p->count - n;
   }
   if (diff * 10 > nd * 9)
-    return apart >= 4 * diff ? KITH_RECON_BRANCH : KITH_RECON_BRANCH / 2;
-  return diff * 2 > nd ? KITH_RECON_BRANCH / 2 : KITH_RECON_BRANCH / 4;
+    *nb = apart >= 4 * diff ? KITH_RECON_BRANCH : KITH_RECON_BRANCH / 2;
+  else
+    *nb = diff * 2 > nd ? KITH_RECON_BRANCH / 2 : KITH_RECON_BRANCH / 4;
+  return KITH_OK;
 }
 
 static kith_err answer(ctx *c) {
   bound lo = BOUND_MIN;
-  kith_err err = KITH_OK;
-  c->branch = branching(c->r, c->m);
+  kith_err err = branching(c->r, c->m, &c->branch);
   for (guint k = 0; err == KITH_OK && k < c->m->ranges->len; k++) {
     const prange *p = &g_array_index(c->m->ranges, prange, k);
     if (p->mode == MODE_DONE)
@@ -831,8 +974,10 @@ static kith_err answer(ctx *c) {
     lo = p->b;
   }
   if (err == KITH_OK && c->o->full) {
-    size_t i0 = lower_idx(c->r, &c->o->cut);
-    emit_digest(c->r, c->o, &c->o->cut, &BOUND_INF, i0, c->r->sn, 1);
+    size_t i0;
+    err = lower_idx(c->r, &c->o->cut, &i0);
+    if (err == KITH_OK)
+      err = emit_digest(c->r, c->o, &c->o->cut, &BOUND_INF, i0, c->r->sn, 1);
   }
   return err;
 }
@@ -840,25 +985,27 @@ static kith_err answer(ctx *c) {
 /* ---- public ---- */
 
 kith_err kith_recon_initiate(kith_recon *r, uint8_t **msg, size_t *len) {
-  uint8_t key[KEY_LEN];
   out o;
   if (r == NULL || msg == NULL || len == NULL)
     return KITH_ERR_ARG;
   *msg = NULL;
   *len = 0;
-  randombytes_buf(key, sizeof key);
-  kith_err err = snapshot(r, key);
+  kith_err err = step_begin(r);
   if (err != KITH_OK)
     return err;
+  session_begin(r);
   out_init(&o);
-  if (r->sn <= KITH_RECON_LEAF) {
-    size_t *sel = range_indices(0, r->sn);
-    emit_chunks(r, &o, &BOUND_MIN, &BOUND_INF, sel, r->sn, MODE_IDS, NULL, 0);
-    g_free(sel);
-  } else {
-    emit_children(r, &o, &BOUND_MIN, &BOUND_INF, 0, r->sn, KITH_RECON_BRANCH);
+  if (r->sn <= KITH_RECON_LEAF)
+    err = emit_all(r, &o, &BOUND_MIN, &BOUND_INF, 0, r->sn, MODE_IDS, NULL);
+  else
+    err = emit_children(r, &o, &BOUND_MIN, &BOUND_INF, 0, r->sn,
+                        KITH_RECON_BRANCH);
+  if (err != KITH_OK) {
+    out_clear(&o);
+    r->active = 0;
+    return err;
   }
-  return out_finish(&o, key, msg, len);
+  return out_finish(&o, 1, msg, len);
 }
 
 kith_err kith_recon_step(kith_recon *r, const uint8_t *msg, size_t len,
@@ -871,20 +1018,21 @@ kith_err kith_recon_step(kith_recon *r, const uint8_t *msg, size_t len,
   *reply = NULL;
   *reply_len = 0;
   kith_err err = parse(r, msg, len, &m);
-  if (err == KITH_OK && m.start) {
-    err = snapshot(r, m.key);
-    if (err == KITH_OK)
-      err = locate(r, &m);
-  }
+  if (err == KITH_OK)
+    err = step_begin(r);
+  if (err == KITH_OK)
+    err = locate(r, &m);
   if (err != KITH_OK) {
     parsed_clear(&m);
     return err;
   }
+  if (m.start)
+    session_begin(r);
   out_init(&o);
   ctx c = {r, &o, &m, have_ids, need_ids, KITH_RECON_BRANCH};
   err = answer(&c);
   if (err == KITH_OK)
-    err = out_finish(&o, NULL, reply, reply_len);
+    err = out_finish(&o, 0, reply, reply_len);
   else
     out_clear(&o);
   parsed_clear(&m);

@@ -5,26 +5,31 @@
  * exchange messages through kith_recon_step() until it returns no reply.
  * Each message lists ranges of the order, each with either a fingerprint of
  * the items in it (ranges with many items; a mismatch splits the range into
- * KITH_RECON_BRANCH parts) or the ids themselves (ranges with at most
+ * up to KITH_RECON_BRANCH parts) or the ids themselves (ranges with at most
  * KITH_RECON_LEAF items). Catching up therefore costs bytes and round trips
  * that grow with the difference, not with the set size (Negentropy is the
- * model). The message format is in docs/protocol.md.
+ * model). The message format is in docs/protocol.md 11.7.6.
  *
- * Fingerprints ("digests") are the item count and the sum mod 2^32 of a
- * keyed 32-bit hash (SipHash, key chosen per reconciliation by the
- * initiator) of each id. A wrong conclusion (sums equal by chance, or a
- * wrong item taken for the only difference, about n / 2^32 per range)
- * leaves a difference unfound until the next reconciliation, which draws
- * a new key. A range whose digests differ by exactly one item
- * is resolved at once: the side holding the extra item finds the one whose
- * hash is the difference of the sums and sends its id, so splitting only has
- * to go as deep as isolating the differences, not down to small ranges.
+ * Fingerprints are the item count and the sum mod 2^32 of the ids' first
+ * 4 bytes read as little-endian integers (sources keep sums of the first
+ * 8 bytes mod 2^64, whose low 32 bits these are). They need no key, so a
+ * set can keep them summed ahead of time (per bucket of items, see
+ * core/recon_index.h) and a reconciliation reads them instead of copying
+ * the set. A range whose fingerprints differ by exactly one item is
+ * resolved at once: the difference of the sums is the extra item's first
+ * 4 bytes, which the side holding it looks up. Sums are not collision
+ * resistant against a member that grinds its own event ids
+ * (docs/security.md): a wrong conclusion leaves a difference to eager
+ * gossip, to the parents of later events, or to a later reconciliation.
  *
- * One reconciliation at a time per object: kith_recon_initiate(), or a
- * peer's first message, starts a new one, takes a snapshot of the items
- * (items added later take part in the next one) and forgets which ids were
+ * The items are read through a kith_recon_source, by rank in the order:
+ * the set is never copied. A source may change between two calls of
+ * kith_recon_step (items are only added), not during one. One
+ * reconciliation at a time per kith_recon: kith_recon_initiate(), or a
+ * peer's first message, starts a new one and forgets which ids were
  * already reported. Within one reconciliation each id is reported at most
- * once, and both sides end up knowing both directions of the difference. */
+ * once, and both sides end up knowing both directions of the difference
+ * (items added meanwhile may be found by the next one). */
 #ifndef KITH_RECONCILE_H
 #define KITH_RECONCILE_H
 
@@ -47,11 +52,57 @@
 
 typedef struct kith_recon kith_recon;
 
-/* A replica's item set. Items may be added in any order; an id already
- * present is ignored (whatever its timestamp). kith_recon_add returns
+typedef struct kith_recon_item {
+  uint64_t ts;
+  uint8_t id[32];
+} kith_recon_item;
+
+/* The word of an id that sources sum: its first 8 bytes, little-endian
+ * (a fingerprint on the wire keeps the low 32 bits of a sum of these). */
+uint64_t kith_recon_word(const uint8_t id[32]);
+
+/* An ordered item set, read by rank (0 = the smallest (ts, id)). Every
+ * call returns KITH_OK or an error (KITH_ERR_IO, KITH_ERR_NOMEM) that ends
+ * the reconciliation step. */
+typedef struct kith_recon_source {
+  void *ctx;
+  /* how many items */
+  kith_err (*size)(void *ctx, size_t *n);
+  /* how many items are below (ts, id) */
+  kith_err (*rank)(void *ctx, uint64_t ts, const uint8_t id[32], size_t *r);
+  /* the sum mod 2^64 of the fingerprint words of the items [i0, i1) */
+  kith_err (*sum)(void *ctx, size_t i0, size_t i1, uint64_t *sum);
+  /* the items [i0, i0 + n) (all exist) */
+  kith_err (*items)(void *ctx, size_t i0, size_t n, kith_recon_item *out);
+  /* the rank in [i0, i1) of an item whose id's first 4 bytes, read
+   * little-endian, are w (< 2^32), if any (*found 0 if none) */
+  kith_err (*find)(void *ctx, size_t i0, size_t i1, uint64_t w, size_t *r,
+                   int *found);
+  /* whether id is in the set (any timestamp) */
+  kith_err (*has)(void *ctx, const uint8_t id[32], int *found);
+} kith_recon_source;
+
+/* An item set in memory (for the simulator and tests; a node reads its
+ * store, core/recon_index.h). Items may be added in any order; an id
+ * already present is ignored (whatever its timestamp). add returns
  * KITH_ERR_LIMIT beyond KITH_RECON_MAX_ITEMS items, KITH_ERR_NOMEM. */
+typedef struct kith_recon_set kith_recon_set;
+kith_recon_set *kith_recon_set_new(void);
+void kith_recon_set_free(kith_recon_set *s);
+KITH_MUST kith_err kith_recon_set_add(kith_recon_set *s, uint64_t ts_ms,
+                                      const uint8_t id[32]);
+size_t kith_recon_set_size(const kith_recon_set *s);
+/* The set as a source (valid while s lives). */
+kith_recon_source kith_recon_set_source(kith_recon_set *s);
+
+/* A reconciliation endpoint reading src (copied; src->ctx must outlive
+ * it). */
+kith_recon *kith_recon_new_on(const kith_recon_source *src);
+/* The same over a set of its own, filled with kith_recon_add. */
 kith_recon *kith_recon_new(void);
 void kith_recon_free(kith_recon *r);
+/* Adds to the endpoint's own set (KITH_ERR_STATE on a kith_recon_new_on
+ * endpoint). */
 KITH_MUST kith_err kith_recon_add(kith_recon *r, uint64_t ts_ms,
                                   const uint8_t id[32]);
 size_t kith_recon_size(const kith_recon *r);

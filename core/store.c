@@ -130,6 +130,13 @@ static const char *const stmt_sql[ST_COUNT] = {
                    " ORDER BY rowid",
     [ST_FIND_RANGE] = "SELECT id FROM events WHERE id >= ?2 AND id <= ?3"
                       " AND group_id = ?1 AND " CONVERTED " LIMIT 2",
+    /* reconciliation's read-only range API (core/recon_index.h) */
+    [ST_SCAN_IDS] = "SELECT ts, id FROM events WHERE group_id = ?1 AND"
+                    " (ts, id) >= (?2, ?3) ORDER BY ts, id LIMIT ?4",
+    /* +group_id: the id's own index, not the group's whole log */
+    [ST_IDS_BY_PREFIX] = "SELECT ts, id FROM events WHERE id >= ?2 AND"
+                         " id <= ?3 AND +group_id = ?1 LIMIT ?4",
+    [ST_HAS_ID] = "SELECT ts, id FROM events WHERE id = ?2 AND group_id = ?1",
     [ST_DROP_EVENTS] = "DELETE FROM events WHERE group_id = ?1",
     [ST_DROP_HEADS] = "DELETE FROM heads WHERE group_id = ?1",
     [ST_DROP_SECRETS] = "DELETE FROM secrets WHERE group_id = ?1",

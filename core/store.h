@@ -134,6 +134,24 @@ typedef void (*kith_store_id_fn)(void *ctx, uint64_t ts, const uint8_t id[32]);
 KITH_MUST kith_err kith_store_each_id(kith_store *s, const uint8_t gid[32],
                                       kith_store_id_fn fn, void *ctx);
 
+/* The read-only range API of reconciliation (core/recon_index.h), in the
+ * order (ts, id) of the events_log index. Each calls fn with (ts, id):
+ * scan, up to max events of the group at or after (ts, id) in that order;
+ * by_prefix, up to max events whose id begins with prefix[0..plen); has, the
+ * event id if the group holds it. Rows written in the open batch count. */
+KITH_MUST kith_err kith_store_scan_ids(kith_store *s, const uint8_t gid[32],
+                                       uint64_t ts, const uint8_t id[32],
+                                       size_t max, kith_store_id_fn fn,
+                                       void *ctx);
+KITH_MUST kith_err kith_store_ids_by_prefix(kith_store *s,
+                                            const uint8_t gid[32],
+                                            const uint8_t *prefix, size_t plen,
+                                            size_t max, kith_store_id_fn fn,
+                                            void *ctx);
+KITH_MUST kith_err kith_store_has_id(kith_store *s, const uint8_t gid[32],
+                                     const uint8_t id[32], kith_store_id_fn fn,
+                                     void *ctx);
+
 /* Sender chain state (sealed) of a group, by key k (40 bytes). */
 KITH_MUST kith_err kith_store_put_chain(kith_store *s, const uint8_t gid[32],
                                         const uint8_t k[40],

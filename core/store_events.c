@@ -378,6 +378,52 @@ kith_err kith_store_each_id(kith_store *s, const uint8_t gid[32],
                       each_id_row, &c);
 }
 
+kith_err kith_store_scan_ids(kith_store *s, const uint8_t gid[32], uint64_t ts,
+                             const uint8_t id[32], size_t max,
+                             kith_store_id_fn fn, void *ctx) {
+  if (!s || !gid || !id || !fn)
+    return KITH_ERR_ARG;
+  each_ctx c = {fn, ctx};
+  sqlite3_stmt *st = s->st[ST_SCAN_IDS];
+  int rc = sqlite3_bind_blob(st, 1, gid, 32, SQLITE_STATIC);
+  rc = kst_first_rc(rc, sqlite3_bind_int64(st, 2, kst_u64_to_db(ts)));
+  rc = kst_first_rc(rc, sqlite3_bind_blob(st, 3, id, 32, SQLITE_STATIC));
+  rc = kst_first_rc(
+      rc, sqlite3_bind_int64(st, 4, (sqlite3_int64)MIN(max, MAX_ROWS)));
+  return kst_each_row(s, st, rc, each_id_row, &c);
+}
+
+kith_err kith_store_ids_by_prefix(kith_store *s, const uint8_t gid[32],
+                                  const uint8_t *prefix, size_t plen,
+                                  size_t max, kith_store_id_fn fn, void *ctx) {
+  uint8_t lo[32] = {0}, hi[32];
+  if (!s || !gid || !prefix || plen > 32 || !fn)
+    return KITH_ERR_ARG;
+  memset(hi, 0xff, sizeof hi);
+  memcpy(lo, prefix, plen);
+  memcpy(hi, prefix, plen);
+  each_ctx c = {fn, ctx};
+  sqlite3_stmt *st = s->st[ST_IDS_BY_PREFIX];
+  int rc = sqlite3_bind_blob(st, 1, gid, 32, SQLITE_STATIC);
+  rc = kst_first_rc(rc, sqlite3_bind_blob(st, 2, lo, 32, SQLITE_TRANSIENT));
+  rc = kst_first_rc(rc, sqlite3_bind_blob(st, 3, hi, 32, SQLITE_TRANSIENT));
+  rc = kst_first_rc(
+      rc, sqlite3_bind_int64(st, 4, (sqlite3_int64)MIN(max, MAX_ROWS)));
+  return kst_each_row(s, st, rc, each_id_row, &c);
+}
+
+kith_err kith_store_has_id(kith_store *s, const uint8_t gid[32],
+                           const uint8_t id[32], kith_store_id_fn fn,
+                           void *ctx) {
+  if (!s || !gid || !id || !fn)
+    return KITH_ERR_ARG;
+  each_ctx c = {fn, ctx};
+  sqlite3_stmt *st = s->st[ST_HAS_ID];
+  int rc = sqlite3_bind_blob(st, 1, gid, 32, SQLITE_STATIC);
+  rc = kst_first_rc(rc, sqlite3_bind_blob(st, 2, id, 32, SQLITE_STATIC));
+  return kst_each_row(s, st, rc, each_id_row, &c);
+}
+
 /* ---- the log ---- */
 
 void kith_store_item_free(kith_store_item *it) {

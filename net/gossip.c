@@ -11,9 +11,13 @@
 #include <string.h>
 
 #include "../core/codec.h"
+#include "../core/recon_index.h"
 #include "node_int.h"
 
 #define OVERLAY_JOIN_RETRY_MS KITH_SECOND
+/* Buckets of the reconciliation set read per idle turn of the main loop
+ * while it is built (core/recon_index.h). */
+#define RECON_BUILD_SLICE 8
 /* A GOSSIP frame names its group by the first bytes of the group id. */
 #define GROUP_TAG_LEN KITH_WIRE_GROUP_TAG_LEN
 
@@ -422,17 +426,88 @@ out:
   g_ptr_array_unref(known);
 }
 
-static void add_known(void *ctx, uint64_t ts, const uint8_t id[32]) {
-  (void)!kith_gossip_add_known(ctx, ts, id);
+/* ---- the reconciliation set, read from the store ---- */
+
+typedef struct node_recon {
+  kith_node *n;
+  node_group *ng;
+  kith_recon_index *x;
+  guint build; /* idle source while the index is built */
+} node_recon;
+
+static void known_add(void *ctx, uint64_t ts, const uint8_t id[32]) {
+  kith_recon_index_add(((node_recon *)ctx)->x, ts, id);
 }
 
+static int known_ready(void *ctx) {
+  return kith_recon_index_ready(((node_recon *)ctx)->x);
+}
+
+static gboolean on_build(gpointer data);
+
+static gboolean on_build_retry(gpointer data) {
+  node_recon *r = data;
+  r->build = g_idle_add_full(G_PRIORITY_LOW, on_build, r, NULL);
+  return G_SOURCE_REMOVE;
+}
+
+/* Builds the index a slice at a time, after the control socket and
+ * everything else waiting (a read that fails is tried again a second
+ * later); once complete, reconciles with every neighbour (what a restart
+ * missed flows now). */
+static gboolean on_build(gpointer data) {
+  node_recon *r = data;
+  kith_node *n = r->n;
+  node_group *ng = r->ng;
+  int done = 0;
+  uint8_t peers[KITH_GOSSIP_ACTIVE_CAP][32];
+
+  if (kith_recon_index_build(r->x, RECON_BUILD_SLICE, &done) != KITH_OK) {
+    node_log(n, "could not read group %.8s's event ids from the store",
+             ng->id_text);
+    r->build = g_timeout_add(KITH_SECOND, on_build_retry, r);
+    return G_SOURCE_REMOVE;
+  }
+  if (!done)
+    return G_SOURCE_CONTINUE;
+  r->build = 0;
+  size_t k = MIN(kith_gossip_active(ng->gs, peers, KITH_GOSSIP_ACTIVE_CAP),
+                 (size_t)KITH_GOSSIP_ACTIVE_CAP);
+  for (size_t i = 0; i < k && ng->gs; i++) { /* a drain may stop it */
+    kith_out o;
+    kith_out_init(&o);
+    kith_err err = kith_gossip_reconcile(ng->gs, peers[i], node_now(), &o);
+    (void)err; /* STATE: not linked any more */
+    drain(n, ng, &o);
+  }
+  return G_SOURCE_REMOVE;
+}
+
+static void recon_free(node_recon *r) {
+  if (!r)
+    return;
+  if (r->build)
+    g_source_remove(r->build);
+  kith_recon_index_free(r->x);
+  g_free(r);
+}
+
+/* The engine reconciles the group's stored events through an index built
+ * lazily from the store: nothing is loaded before the node answers. */
 static void start_engine(kith_node *n, node_group *ng) {
   uint64_t seed;
+  node_recon *r = g_new0(node_recon, 1);
 
   randombytes_buf(&seed, sizeof seed);
   ng->gs = kith_gossip_new(n->me.pk, seed, NULL);
-  if (kith_group_each_id(ng->g, add_known, ng->gs) != KITH_OK)
-    node_log(n, "could not read a group's event ids from the store");
+  r->n = n;
+  r->ng = ng;
+  r->x = kith_recon_index_on_store(n->store, kith_group_id(ng->g));
+  kith_gossip_set_known(ng->gs,
+                        &(kith_gossip_known){kith_recon_index_source(r->x), r,
+                                             known_add, known_ready});
+  r->build = g_idle_add_full(G_PRIORITY_LOW, on_build, r, NULL);
+  ng->recon = r;
 }
 
 /* Offers the engine the links we already have to members. */
@@ -456,6 +531,8 @@ static void link_members(kith_node *n, node_group *ng) {
 void gossip_group_stop(node_group *ng) {
   kith_gossip_free(ng->gs);
   ng->gs = NULL;
+  recon_free(ng->recon);
+  ng->recon = NULL;
 }
 
 /* Keeps the engine in step with the group: started while we are a member

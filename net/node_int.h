@@ -142,8 +142,9 @@ typedef struct node_peer {
 
 typedef struct node_group {
   kith_group *g;
-  kith_gossip *gs;       /* the group's gossip engine while we are a member */
-  uint64_t next_join_ms; /* when to try entering the overlay again */
+  kith_gossip *gs; /* the group's gossip engine while we are a member */
+  struct node_recon *recon; /* its reconciliation set, on the store */
+  uint64_t next_join_ms;    /* when to try entering the overlay again */
   char id_text[KITH_ID_TEXT_LEN + 1];
   int member; /* this node was a member after the last accepted batch */
 } node_group;

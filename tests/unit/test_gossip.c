@@ -461,6 +461,75 @@ static void test_reconcile_now_catches_up_without_waiting(void **state) {
   net_free(t);
 }
 
+/* The caller's known set (a node's store): the engine reads it, adds
+ * every valid event to it, reconciles only once it is ready, and answers
+ * WANTs for ids in it that it never saw (stored before it started) by
+ * asking the caller to fetch them. */
+typedef struct ext_set {
+  kith_recon_set *s;
+  int ready, adds;
+} ext_set;
+
+static void ext_add(void *ctx, uint64_t ts, const uint8_t id[32]) {
+  ext_set *x = ctx;
+  x->adds++;
+  assert_int_equal(kith_recon_set_add(x->s, ts, id), KITH_OK);
+}
+
+static int ext_ready(void *ctx) {
+  return ((ext_set *)ctx)->ready;
+}
+
+static void test_reconcile_reads_the_callers_set(void **state) {
+  (void)state;
+  net *t = net_new(2, 0);
+  ext_set x = {kith_recon_set_new(), 0, 0};
+  kith_gossip_set_known(
+      t->g[0],
+      &(kith_gossip_known){kith_recon_set_source(x.s), &x, ext_add, ext_ready});
+  join(t, 1, 0);
+  pump(t);
+  for (int e = 0; e < 30; e++) { /* stored before the engine started */
+    uint8_t id[32];
+    ev_id(e, id);
+    set_store(t, e);
+    assert_int_equal(kith_recon_set_add(x.s, t->ts[e], id), KITH_OK);
+  }
+  /* not ready: a peer's reconciliation is not answered, none is started */
+  assert_int_equal(kith_gossip_reconcile(t->g[1], t->id[0], t->now, &t->out),
+                   KITH_OK);
+  drain(t, 1);
+  pump(t);
+  assert_int_equal(kith_gossip_reconcile(t->g[0], t->id[1], t->now, &t->out),
+                   KITH_OK);
+  drain(t, 0);
+  assert_true(g_queue_is_empty(&t->q));
+  for (int e = 0; e < 30; e++)
+    assert_int_equal(t->got[1][e], 0);
+  /* ready: the newcomer gets everything, fetched by the caller */
+  x.ready = 1;
+  assert_int_equal(kith_gossip_reconcile(t->g[1], t->id[0], t->now, &t->out),
+                   KITH_OK);
+  drain(t, 1);
+  pump(t);
+  for (int e = 0; e < 30; e++)
+    assert_int_equal(t->got[1][e], 1);
+  assert_int_equal(x.adds, 0);
+  /* a local event goes to the caller's set */
+  uint8_t b[EVLEN];
+  ev_bytes(40, b);
+  set_store(t, 40);
+  assert_int_equal(
+      kith_gossip_publish(t->g[0], t->ts[40], b, EVLEN, t->now, &t->out),
+      KITH_OK);
+  drain(t, 0);
+  pump(t);
+  assert_int_equal(x.adds, 1);
+  assert_int_equal(kith_recon_set_size(x.s), 31);
+  net_free(t);
+  kith_recon_set_free(x.s);
+}
+
 static void feed(kith_gossip *g, const uint8_t *from, const uint8_t *b,
                  size_t n, kith_out *o) {
   assert_int_equal(kith_gossip_recv(g, from, b, n, 5, o), KITH_ERR_DECODE);
@@ -932,6 +1001,11 @@ static void test_frame_vectors_reproduce(void **state) {
   kith_gossip_tick(t->g[2], t->now, &t->out);
   drain(t, 2);
   assert_frame(take_frame(t, 2, 1), vec(kv, "want_frame"));
+  /* the source reconciles with 0: its first message lists its one id */
+  assert_int_equal(kith_gossip_reconcile(t->g[3], t->id[0], t->now, &t->out),
+                   KITH_OK);
+  drain(t, 3);
+  assert_frame(take_frame(t, 3, 0), vec(kv, "recon_frame"));
   net_free(t);
   g_bytes_unref(source);
   g_bytes_unref(payload);
@@ -964,6 +1038,7 @@ int main(void) {
       cmocka_unit_test(test_held_event_is_passed_on_before_its_verdict),
       cmocka_unit_test(test_small_group_starts_trees_with_first_messages),
       cmocka_unit_test(test_frame_vectors_reproduce),
+      cmocka_unit_test(test_reconcile_reads_the_callers_set),
   };
   int rc = cmocka_run_group_tests_name("gossip", tests, NULL, NULL);
   return rc > 255 ? 255 : rc;

@@ -371,16 +371,12 @@ static void truncated_and_oversized_messages_are_rejected(void **state) {
   fixture_finish(&f);
 }
 
-/* [version, key or nil, fields...] with n fields still to come. */
+/* [version, first, fields...] with n fields still to come. */
 static void begin(kith_pack *p, uint32_t nfields, uint64_t ver, int start) {
-  static const uint8_t key[16] = {7};
   kith_pack_init(p);
   kith_pack_array(p, 2 + nfields);
   kith_pack_uint(p, ver);
-  if (start)
-    kith_pack_bin(p, key, sizeof key);
-  else
-    kith_pack_nil(p);
+  kith_pack_bool(p, start);
 }
 
 static void digest_range(kith_pack *p, uint64_t dts) {
@@ -396,55 +392,74 @@ static void malformed_fields_are_rejected(void **state) {
   uint8_t id[32] = {9}, prefix[2] = {4, 0};
   fixture_setup(&f);
   for (int start = 0; start < 2; start++) {
-    begin(&p, 0, 2, start); /* unknown version */
+    begin(&p, 0, 1, start); /* unknown version */
     assert_packed_rejected(&f, &p);
-    begin(&p, 6, 1, start); /* bounds must increase */
+    kith_pack_init(&p); /* first is not a boolean */
+    kith_pack_array(&p, 2);
+    kith_pack_uint(&p, 2);
+    kith_pack_uint(&p, start);
+    assert_packed_rejected(&f, &p);
+    kith_pack_init(&p); /* first is missing */
+    kith_pack_array(&p, 1);
+    kith_pack_uint(&p, 2);
+    assert_packed_rejected(&f, &p);
+    begin(&p, 6, 2, start); /* bounds must increase */
     digest_range(&p, T0);
     kith_pack_uint(&p, 0); /* SKIP at the same bound */
     kith_pack_uint(&p, 0);
     assert_packed_rejected(&f, &p);
-    begin(&p, 1, 1, start); /* unknown mode */
+    begin(&p, 1, 2, start); /* unknown mode */
     kith_pack_uint(&p, 16 | 5);
     assert_packed_rejected(&f, &p);
-    begin(&p, 2, 1, start); /* a range after the infinite bound */
+    begin(&p, 2, 2, start); /* a range after the infinite bound */
     kith_pack_uint(&p, 16);
     kith_pack_uint(&p, 16);
     assert_packed_rejected(&f, &p);
-    begin(&p, 3, 1, start); /* prefix with a trailing zero byte */
+    begin(&p, 3, 2, start); /* prefix with a trailing zero byte */
     kith_pack_uint(&p, 8);
     kith_pack_uint(&p, T0);
     kith_pack_bin(&p, prefix, 2);
     assert_packed_rejected(&f, &p);
-    begin(&p, 2, 1, start); /* missing payload */
+    begin(&p, 2, 2, start); /* missing payload */
     kith_pack_uint(&p, 1);
     kith_pack_uint(&p, T0);
     assert_packed_rejected(&f, &p);
-    begin(&p, 2, 1, start); /* IDS holding the same id twice */
+    begin(&p, 2, 2, start); /* IDS holding the same id twice */
     kith_pack_uint(&p, 16 | 2);
     kith_pack_array(&p, 2);
     kith_pack_bin(&p, id, 32);
     kith_pack_bin(&p, id, 32);
     assert_packed_rejected(&f, &p);
-    begin(&p, 2, 1, start); /* an id of the wrong size */
+    begin(&p, 2, 2, start); /* an id of the wrong size */
     kith_pack_uint(&p, 16 | 2);
     kith_pack_array(&p, 1);
     kith_pack_bin(&p, id, 31);
     assert_packed_rejected(&f, &p);
-    begin(&p, 3, 1, start); /* DONE with a bitmap of the wrong size */
+    begin(&p, 3, 2, start); /* DONE with bits set past the items */
     kith_pack_uint(&p, 16 | 3);
-    kith_pack_bin(&p, id, 1);
+    kith_pack_bin(&p, (const uint8_t[1]){0x80}, 1);
     kith_pack_array(&p, 0);
-    assert_packed_rejected(&f, &p);
+    if (start)
+      assert_packed_rejected(&f, &p);
+    else /* later: its size is not A's count, so it is left out */
+      assert_packed_accepted(&f, &p);
   }
   /* Controls: the same shapes done right are accepted and change nothing. */
-  begin(&p, 6, 1, 0);
+  begin(&p, 6, 2, 0);
   digest_range(&p, T0 - 10);
   kith_pack_uint(&p, 0);
   kith_pack_uint(&p, 1);
   assert_packed_accepted(&f, &p);
-  begin(&p, 3, 1, 0);
+  begin(&p, 3, 2, 0);
   kith_pack_uint(&p, 16 | 3);
   kith_pack_bin(&p, NULL, 0);
+  kith_pack_array(&p, 0);
+  assert_packed_accepted(&f, &p);
+  /* A bitmap sized for another number of items (some came in since they
+   * were listed) is left out, not taken for a malformed message. */
+  begin(&p, 3, 2, 0);
+  kith_pack_uint(&p, 16 | 3);
+  kith_pack_bin(&p, id, 1);
   kith_pack_array(&p, 0);
   assert_packed_accepted(&f, &p);
   fixture_finish(&f);
@@ -456,13 +471,13 @@ static void messages_out_of_session_are_rejected(void **state) {
   uint8_t *msg, *reply;
   size_t len, rlen;
   GByteArray *have = g_byte_array_new(), *need = g_byte_array_new();
-  begin(&p, 1, 1, 0); /* no key, but no reconciliation was started */
+  begin(&p, 1, 2, 0); /* no key, but no reconciliation was started */
   kith_pack_uint(&p, 16);
   assert_int_equal(kith_pack_take(&p, &msg, &len), KITH_OK);
   assert_int_equal(kith_recon_step(r, msg, len, &reply, &rlen, have, need),
                    KITH_ERR_DECODE);
   g_free(msg);
-  begin(&p, 3, 1, 1); /* DONE cannot start one */
+  begin(&p, 3, 2, 1); /* DONE cannot start one */
   kith_pack_uint(&p, 16 | 3);
   kith_pack_bin(&p, NULL, 0);
   kith_pack_array(&p, 0);
@@ -478,18 +493,16 @@ static void messages_out_of_session_are_rejected(void **state) {
 /* Random bytes and mutated valid messages: never a crash, and what is
  * rejected changes nothing (checked by fixture_finish). */
 /* The fingerprint is defined on the wire (docs/protocol.md 11.7.6), not
- * by the host: the first 4 bytes of SipHash-2-4 of the id under the
- * reconciliation key, read as a little-endian integer. Known answer: key
- * 00..0f, id 20..3f (SipHash a589ae58334c6dc4). */
+ * by the host: the count and the sum mod 2^32 of the ids' first 4 bytes
+ * read as little-endian integers. Known answer: id 20..3f gives
+ * 0x23222120 (its 8-byte word 0x2726252423222120). */
 static uint8_t *one_digest(uint64_t sum, size_t *len) {
-  uint8_t key[16], *msg;
+  uint8_t *msg;
   kith_pack p;
-  for (int i = 0; i < 16; i++)
-    key[i] = (uint8_t)i;
   kith_pack_init(&p);
   kith_pack_array(&p, 5);
-  kith_pack_uint(&p, 1);
-  kith_pack_bin(&p, key, sizeof key);
+  kith_pack_uint(&p, 2);
+  kith_pack_bool(&p, 1);
   kith_pack_uint(&p, 1 | 16); /* DIGEST | INF */
   kith_pack_uint(&p, 1);
   kith_pack_uint(&p, sum);
@@ -497,13 +510,14 @@ static uint8_t *one_digest(uint64_t sum, size_t *len) {
   return msg;
 }
 
-static void fingerprint_is_a_little_endian_siphash_sum(void **state) {
+static void fingerprint_is_a_little_endian_sum_of_ids(void **state) {
   (void)state;
-  static const uint64_t sums[2] = {0x58ae89a5,  /* little-endian */
-                                   0xa589ae58}; /* big-endian */
+  static const uint64_t sums[2] = {0x23222120,  /* little-endian */
+                                   0x20212223}; /* big-endian */
   uint8_t id[32];
   for (int i = 0; i < 32; i++)
     id[i] = (uint8_t)(0x20 + i);
+  assert_true(kith_recon_word(id) == 0x2726252423222120ull);
   for (int k = 0; k < 2; k++) {
     kith_recon *b = kith_recon_new();
     assert_int_equal(kith_recon_add(b, T0, id), KITH_OK);
@@ -590,7 +604,7 @@ int main(void) {
       cmocka_unit_test(malformed_fields_are_rejected),
       cmocka_unit_test(messages_out_of_session_are_rejected),
       cmocka_unit_test(random_input_never_crashes),
-      cmocka_unit_test(fingerprint_is_a_little_endian_siphash_sum),
+      cmocka_unit_test(fingerprint_is_a_little_endian_sum_of_ids),
   };
   int failed = cmocka_run_group_tests_name("reconcile", tests, NULL, NULL);
   return failed > 255 ? 255 : failed;
