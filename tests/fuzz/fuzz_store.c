@@ -1,12 +1,13 @@
 /* libFuzzer target: store rows, as a damaged or tampered kith.db would
  * hold them. Each input fills the tables of a real store (schema 3,
  * through a second SQLite connection, as anything else on the disk
- * could); then every reader of core/store.h runs over them, and the group
- * is opened from them as a node opens it at start-up (kith_group_open,
- * the engine's decoder of events, frontiers, facts, notes and heads) and
- * used: its state, heads, notices, maintenance and a message sent. The
- * readers and the engine must reject what they cannot use, and never
- * crash, leak or read out of bounds.
+ * could); then every reader of core/store.h runs over them, the group's
+ * reconciliation index is built over them (core/recon_index.h) and
+ * reconciled, and the group is opened from them as a node opens it at start-up
+ * (kith_group_open, the engine's decoder of events, frontiers, facts, notes and
+ * heads) and used: its state, heads, notices, maintenance and a message sent.
+ * The readers and the engine must reject what they cannot use, and never crash,
+ * leak or read out of bounds.
  *
  * The input is one fuzz_take part, the group id under test (when it is 32
  * bytes; else fuzz_store_gid), then a sequence of rows in the format of
@@ -17,11 +18,14 @@
  * blocks, NUL-terminated texts, at most the rows asked for); a group with
  * its row in `groups` (one the node opens) opened twice from the same
  * rows has the same state hash, and so does the group opened again after
- * it was used (what the engine wrote is what it had in memory). */
+ * it was used (what the engine wrote is what it had in memory); the index
+ * is complete once its build ends, and an empty set reconciled with it
+ * learns each of its items once. */
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "core/recon_index.h"
 #include "core/store.h"
 #include "fuzz_rows.h"
 
@@ -328,6 +332,49 @@ static void read_peers_and_friends(void) {
   g_ptr_array_unref(friends);
 }
 
+/* ---- the reconciliation set, summed over the rows ---- */
+
+/* The group's index over the store (core/recon_index.h), built as the
+ * node builds it, then reconciled with an empty set: that side must learn
+ * every item of the index, each once, in at most RECON_ROUNDS messages. */
+#define RECON_ROUNDS 64
+static void reconcile_index(void) {
+  kith_recon_index *x = kith_recon_index_on_store(store, gid);
+  kith_recon_source src = kith_recon_index_source(x);
+  kith_recon *a = kith_recon_new_on(&src), *b = kith_recon_new();
+  /* need: what the empty side learns it lacks; have: the rest */
+  GByteArray *have = g_byte_array_new(), *need = g_byte_array_new();
+  uint8_t *msg = NULL, *reply = NULL;
+  size_t len = 0, rlen = 0, n = 0, calls = 0;
+  int done = 0;
+  kith_err err = KITH_OK;
+  while (!done && err == KITH_OK && calls++ < 1000)
+    err = kith_recon_index_build(x, 8, &done);
+  if (err == KITH_OK &&
+      (!done || !kith_recon_index_ready(x) || src.size(src.ctx, &n) != KITH_OK))
+    abort(); /* the rows end, so the build does */
+  if (err == KITH_OK && kith_recon_initiate(a, &msg, &len) == KITH_OK) {
+    kith_recon *side[2] = {b, a};
+    for (int r = 0; msg != NULL; r++) {
+      if (r == RECON_ROUNDS ||
+          kith_recon_step(side[r % 2], msg, len, &reply, &rlen, have,
+                          r % 2 ? have : need) != KITH_OK)
+        abort();
+      g_free(msg);
+      msg = reply;
+      len = rlen;
+    }
+    if (need->len != 32 * n)
+      abort();
+  }
+  g_free(msg);
+  g_byte_array_unref(have);
+  g_byte_array_unref(need);
+  kith_recon_free(a);
+  kith_recon_free(b);
+  kith_recon_index_free(x);
+}
+
 /* ---- the group, opened from the rows ---- */
 
 /* Opens the group inside a batch, as the node does; NULL if refused. */
@@ -458,6 +505,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   read_events();
   read_chains();
   read_peers_and_friends();
+  reconcile_index();
   open_and_use();
   return 0;
 }
