@@ -46,11 +46,13 @@ static const cli_simple INFO = {.cmd = "group info",
                                     "unique prefix of one.",
                                 .fields = INFO_FIELDS};
 
+/* The keys of a member in --json (CLI.md); in text, "online" becomes
+ * "online", "offline, last seen TIME" or "offline, never seen". */
+#define MEMBER_KEYS 4
 static const cli_field MEMBER_FIELDS[] = {{"node_id", NULL, NULL},
                                           {"name", NULL, NULL},
                                           {"role", NULL, NULL},
-                                          {"online", NULL, "online|offline"},
-                                          {"last_seen_ms", NULL, CLI_FMT_TIME},
+                                          {"online", NULL, NULL},
                                           {NULL, NULL, NULL}};
 
 static const cli_simple MEMBERS = {.cmd = "group members",
@@ -60,7 +62,8 @@ static const cli_simple MEMBERS = {.cmd = "group members",
                                    .summary =
                                        "List the members of a group: node "
                                        "id, name, role, online (reachable "
-                                       "in the group's mesh), last seen.",
+                                       "in the group's mesh, or when last "
+                                       "seen).",
                                    .fields = MEMBER_FIELDS,
                                    .rows = 1};
 
@@ -184,22 +187,30 @@ static void print_reports(const msgpack_object *info) {
   }
 }
 
-static int group_info(cli_opts *o, int argc, char **argv) {
-  int rc =
-      cli_parse(o, INFO.cmd, INFO.params, 1, INFO.summary, NULL, &argc, &argv);
-  cli_rpc *r = NULL;
+/* Parses `s->cmd GROUP` and calls s->method [GROUP]; on CLI_OK *res (of
+ * type want) borrows from *r, which the caller frees (also on error). */
+static int call_group(cli_opts *o, const cli_simple *s, int argc, char **argv,
+                      msgpack_object_type want, cli_rpc **r,
+                      const msgpack_object **res) {
+  int rc = cli_parse(o, s->cmd, s->params, 1, s->summary, NULL, &argc, &argv);
   if (rc == CLI_OK)
-    rc = cli_rpc_open(o, &r);
+    rc = cli_rpc_open(o, r);
   if (rc != CLI_OK)
     return rc;
   kith_pack p;
   kith_pack_init(&p);
   kith_pack_array(&p, 1);
   kith_pack_cstr(&p, argv[1]);
-  const msgpack_object *res = NULL;
-  rc = cli_rpc_call(r, INFO.method, &p, CLI_CALL_TIMEOUT_MS, NULL, NULL, &res);
-  if (rc == CLI_OK && res->type != MSGPACK_OBJECT_MAP)
+  rc = cli_rpc_call(*r, s->method, &p, CLI_CALL_TIMEOUT_MS, NULL, NULL, res);
+  if (rc == CLI_OK && (*res)->type != want)
     rc = cli_error("the node sent a malformed result");
+  return rc;
+}
+
+static int group_info(cli_opts *o, int argc, char **argv) {
+  cli_rpc *r = NULL;
+  const msgpack_object *res = NULL;
+  int rc = call_group(o, &INFO, argc, argv, MSGPACK_OBJECT_MAP, &r, &res);
   if (rc == CLI_OK) {
     cli_out_map(o, res, INFO_FIELDS);
     if (!o->json)
@@ -209,8 +220,68 @@ static int group_info(cli_opts *o, int argc, char **argv) {
   return rc;
 }
 
+static msgpack_object str_object(const char *s) {
+  msgpack_object v = {.type = MSGPACK_OBJECT_STR};
+  v.via.str.ptr = s;
+  v.via.str.size = (uint32_t)strlen(s);
+  return v;
+}
+
+/* A member's presence in words (owned by texts). */
+static const char *presence_text(const msgpack_object *row, GPtrArray *texts) {
+  const msgpack_object *on = cli_map_get(row, "online");
+  const msgpack_object *seen = cli_map_get(row, "last_seen_ms");
+  if (on != NULL && on->type == MSGPACK_OBJECT_BOOLEAN && on->via.boolean)
+    return "online";
+  if (seen == NULL || seen->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+      seen->via.u64 == 0 || seen->via.u64 > INT64_MAX)
+    return "offline, never seen";
+  char *t = cli_time_local((int64_t)seen->via.u64);
+  char *s = g_strdup_printf("offline, last seen %s", t);
+  g_free(t);
+  g_ptr_array_add(texts, s);
+  return s;
+}
+
+/* Each member as a map of exactly the MEMBER_FIELDS keys: their values (in
+ * JSON), or with online in words (in text). */
 static int group_members(cli_opts *o, int argc, char **argv) {
-  return cli_run_simple(o, &MEMBERS, argc, argv);
+  cli_rpc *r = NULL;
+  const msgpack_object *res = NULL;
+  int rc = call_group(o, &MEMBERS, argc, argv, MSGPACK_OBJECT_ARRAY, &r, &res);
+  uint32_t n = rc == CLI_OK ? res->via.array.size : 0;
+  msgpack_object_kv *kvs = g_new0(msgpack_object_kv, (size_t)n * MEMBER_KEYS);
+  msgpack_object *rows = g_new0(msgpack_object, n + 1);
+  GPtrArray *texts = g_ptr_array_new_with_free_func(g_free);
+  for (uint32_t i = 0; i < n && rc == CLI_OK; i++) {
+    const msgpack_object *row = &res->via.array.ptr[i];
+    if (row->type != MSGPACK_OBJECT_MAP) {
+      rc = cli_error("the node sent a malformed result");
+      break;
+    }
+    for (int k = 0; k < MEMBER_KEYS; k++) {
+      msgpack_object_kv *kv = &kvs[(size_t)i * MEMBER_KEYS + k];
+      const msgpack_object *v = cli_map_get(row, MEMBER_FIELDS[k].key);
+      kv->key = str_object(MEMBER_FIELDS[k].key);
+      kv->val = v ? *v : (msgpack_object){.type = MSGPACK_OBJECT_NIL};
+      if (k == MEMBER_KEYS - 1 && !o->json)
+        kv->val = str_object(presence_text(row, texts));
+    }
+    rows[i] = (msgpack_object){.type = MSGPACK_OBJECT_MAP};
+    rows[i].via.map.size = MEMBER_KEYS;
+    rows[i].via.map.ptr = &kvs[(size_t)i * MEMBER_KEYS];
+  }
+  if (rc == CLI_OK) {
+    msgpack_object all = {.type = MSGPACK_OBJECT_ARRAY};
+    all.via.array.size = n;
+    all.via.array.ptr = rows;
+    rc = cli_out_rows(o, &all, MEMBER_FIELDS);
+  }
+  g_ptr_array_unref(texts);
+  g_free(rows);
+  g_free(kvs);
+  cli_rpc_free(r);
+  return rc;
 }
 
 static const cli_cmd GROUP_COMMANDS[] = {

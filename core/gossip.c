@@ -92,6 +92,7 @@ kith_gossip *kith_gossip_new(const uint8_t self[32], uint64_t seed,
   g->cache_pfx = g_hash_table_new(gs_pfx_hash, gs_pfx_equal);
   g->trees = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, g_free);
   g_queue_init(&g->cache_fifo);
+  g_queue_init(&g->eph_fifo);
   g->pend =
       g_hash_table_new_full(gs_id_hash, gs_id_equal, NULL, pt_free_pending);
   g->pend_by = g_hash_table_new_full(gs_id_hash, gs_id_equal, NULL, g_free);
@@ -113,6 +114,7 @@ void kith_gossip_free(kith_gossip *g) {
   g_hash_table_destroy(g->seen_pfx);
   g_hash_table_destroy(g->seen);
   g_queue_clear(&g->cache_fifo);
+  g_queue_clear(&g->eph_fifo); /* entries are owned by the cache */
   g_hash_table_destroy(g->cache_pfx);
   g_hash_table_destroy(g->cache);
   g_hash_table_destroy(g->trees);
@@ -319,7 +321,7 @@ static kith_err dispatch(kith_gossip *g, const uint8_t from[32],
     p = NULL; /* frames only count as overlay input on a live link */
   if (type >= KITH_GF_JOIN && type <= KITH_GF_SHUFFLE_REPLY)
     return ov_recv(g, p, from, (int)type, f, nf, now, out);
-  if (type >= KITH_GF_PAYLOAD && type <= KITH_GF_RECON)
+  if (type >= KITH_GF_PAYLOAD && type <= KITH_GF_EPHEMERAL)
     return pt_recv(g, p, from, (int)type, f, nf, now, out);
   g->st.unknown++;
   return KITH_OK;

@@ -45,10 +45,18 @@
  *   PRUNE [11, source]            WANT [12, [bin32...]]
  *   RECON [13, role, reconciliation message bin]  (core/reconcile.h;
  *     role: 0 from the responder, 1 from the initiator, 2 its first)
+ *   EPHEMERAL [14, source uint64, hops, push 0|1|2, payload bin]
+ *     (as PAYLOAD, for an ephemeral payload: below)
+ * Ephemeral payloads (kith_gossip_publish_ephemeral: presence beats) are
+ * disseminated like events (pushed along the trees, announced, grafted,
+ * deduplicated, judged by the caller before they go on) but never join
+ * the known set, are never fetched, start no tree of their own and are
+ * forgotten KITH_GOSSIP_EPH_MS after they were accepted.
  * Id and source lists hold at most KITH_GOSSIP_IDS_MAX entries. Frames of an
  * unknown type are ignored (counted); malformed ones are dropped (counted).
- * Only PAYLOAD and IHAVE are acted on from a peer whose link is not (or no
- * longer) up; the others need the link to answer or change the overlay. */
+ * Only PAYLOAD, EPHEMERAL and IHAVE are acted on from a peer whose link is
+ * not (or no longer) up; the others need the link to answer or change the
+ * overlay. */
 #ifndef KITH_GOSSIP_H
 #define KITH_GOSSIP_H
 
@@ -75,9 +83,12 @@
  * payloads cannot stop everyone else's): */
 #define KITH_GOSSIP_PENDING_PEER_MAX (KITH_GOSSIP_PENDING_MAX / 4)
 #define KITH_GOSSIP_PENDING_PEER_BYTES (KITH_GOSSIP_PENDING_BYTES / 4)
-#define KITH_GOSSIP_PENDING_MS 60000 /* then they are forgotten */
-#define KITH_GOSSIP_MISSING_MAX 4096 /* announced ids not yet received */
-#define KITH_GOSSIP_ANNOUNCERS 4     /* neighbours remembered per id */
+#define KITH_GOSSIP_PENDING_MS 60000     /* then they are forgotten */
+#define KITH_GOSSIP_MISSING_MAX 4096     /* announced ids not yet received */
+#define KITH_GOSSIP_ANNOUNCERS 4         /* neighbours remembered per id */
+#define KITH_GOSSIP_EPH_MAX_PAYLOAD 1024 /* bytes of one ephemeral payload */
+#define KITH_GOSSIP_EPH_MAX 4096         /* ephemeral payloads remembered */
+#define KITH_GOSSIP_EPH_MS 30000         /* ... for this long at most */
 
 typedef struct kith_gossip kith_gossip;
 
@@ -111,6 +122,7 @@ typedef struct kith_gossip_stats {
   uint64_t later;      /* events the application could not judge now */
   uint64_t wants_sent; /* ids asked for with WANT */
   uint64_t overflows;  /* items dropped at a bound (cache, missing, ...) */
+  uint64_t ephemeral;  /* ephemeral payload frames received */
   uint32_t active, eager, passive;
   uint32_t trees;   /* sources remembered (of which some have a tree) */
   uint32_t lazy_ms; /* the current wait before a GRAFT */
@@ -153,7 +165,19 @@ KITH_MUST kith_err kith_gossip_publish(kith_gossip *g, uint64_t ts_ms,
                                        const uint8_t *payload, size_t len,
                                        uint64_t now_ms, kith_out *out);
 
-/* The caller's verdict on the KITH_OUT_DELIVER payload id. */
+/* A local ephemeral payload (already signed by the caller): pushed and
+ * announced as an event is, remembered for KITH_GOSSIP_EPH_MS only, never
+ * offered to reconciliation. KITH_ERR_ARG if len is over
+ * KITH_GOSSIP_EPH_MAX_PAYLOAD, KITH_ERR_DUPLICATE if the engine knows it. */
+KITH_MUST kith_err kith_gossip_publish_ephemeral(kith_gossip *g,
+                                                 const uint8_t *payload,
+                                                 size_t len, uint64_t now_ms,
+                                                 kith_out *out);
+
+/* The caller's verdict on the KITH_OUT_DELIVER payload id. For an
+ * ephemeral one (the item's ephemeral flag): VALID forwards it, INVALID
+ * penalizes its sender (the id is not marked: the same bytes may be a
+ * valid event), anything else forgets it; HELD does not apply. */
 typedef enum kith_gossip_verdict_kind {
   /* The bytes are bad for good (malformed, forged, breaking a rule): the
    * id is remembered as invalid and the sender penalized. */
@@ -242,6 +266,7 @@ enum {
   KITH_GF_PRUNE = 11,
   KITH_GF_WANT = 12,
   KITH_GF_RECON = 13,
+  KITH_GF_EPHEMERAL = 14,
 };
 /* The type of a frame without decoding it all (-1 if not recognisable):
  * for statistics in the simulator and the node. */

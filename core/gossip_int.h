@@ -79,6 +79,8 @@ typedef struct arrival {
 
 typedef struct cached {
   uint8_t id[32];
+  uint8_t eph;      /* ephemeral (kept in eph_fifo, not cache_fifo) */
+  uint64_t expires; /* ephemeral: forgotten then */
   uint8_t from[32]; /* who delivered it first (zero: published here) */
   uint64_t tag;     /* its source */
   uint32_t hops;
@@ -94,6 +96,7 @@ typedef struct pending {
   uint32_t hops;
   int push;      /* forward eagerly once valid */
   int forwarded; /* passed on already (KITH_GOSSIP_HELD) */
+  int eph;       /* ephemeral */
   arrival how;
   uint8_t *data;
   size_t len;
@@ -139,6 +142,8 @@ struct kith_gossip {
   GHashTable *cache_pfx; /* short id -> cached */
   GQueue cache_fifo;
   size_t cache_bytes;
+  GQueue eph_fifo;     /* ephemeral payloads (also in cache), oldest first */
+  uint64_t eph_at;     /* the oldest one expires then (0: none) */
   GHashTable *pend;    /* id -> pending */
   GHashTable *pend_by; /* sender id -> pend_count */
   size_t pend_bytes;

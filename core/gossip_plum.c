@@ -169,14 +169,15 @@ int kith_gossip_peer_eager(const kith_gossip *g, const uint8_t peer[32],
 
 /* ---- sending ---- */
 
-/* push: PUSH_* (how the receiver should take it). */
+/* push: PUSH_* (how the receiver should take it); eph: an EPHEMERAL frame
+ * (else PAYLOAD). */
 static void send_payload(kith_gossip *g, const uint8_t peer[32], uint64_t tag,
-                         uint32_t hops, int push, const uint8_t *data,
+                         uint32_t hops, int push, int eph, const uint8_t *data,
                          size_t len, kith_out *out) {
   kith_pack pk;
   kith_pack_init(&pk);
   kith_pack_array(&pk, 5);
-  kith_pack_uint(&pk, KITH_GF_PAYLOAD);
+  kith_pack_uint(&pk, eph ? KITH_GF_EPHEMERAL : KITH_GF_PAYLOAD);
   kith_pack_uint(&pk, tag);
   kith_pack_uint(&pk, hops > HOPS_MAX ? HOPS_MAX : hops);
   kith_pack_uint(&pk, (uint64_t)push);
@@ -271,8 +272,8 @@ static void forward(kith_gossip *g, const cached *ev, const uint8_t *except,
       continue;
     if (push && (t->eager & bit(g, q)))
       send_payload(g, q->id, ev->tag, ev->hops + 1,
-                   t == &g->dflt ? PUSH_DEFAULT : PUSH_OWN, ev->data, ev->len,
-                   out);
+                   t == &g->dflt ? PUSH_DEFAULT : PUSH_OWN, ev->eph, ev->data,
+                   ev->len, out);
     else
       lazy[nl++] = q;
   }
@@ -304,6 +305,52 @@ static void cache_put(kith_gossip *g, const cached *ev) {
       g_hash_table_remove(g->cache_pfx, old->id);
     g_hash_table_remove(g->cache, old->id);
   }
+}
+
+/* ---- ephemeral payloads: kept in the cache for a while, then gone ---- */
+
+/* Removes an ephemeral entry (already taken off eph_fifo) from the cache. */
+static void eph_unlink(kith_gossip *g, cached *c) {
+  if (g_hash_table_lookup(g->cache_pfx, c->id) == c)
+    g_hash_table_remove(g->cache_pfx, c->id);
+  g_hash_table_remove(g->cache, c->id);
+}
+
+/* Every entry lives KITH_GOSSIP_EPH_MS, so the FIFO is in expiry order;
+ * at the bound the oldest goes first. */
+static void eph_put(kith_gossip *g, const cached *ev, uint64_t now) {
+  if (g_hash_table_contains(g->cache, ev->id))
+    return;
+  cached *c = g_memdup2(ev, sizeof *ev);
+  c->data = g_memdup2(ev->data, ev->len);
+  c->eph = 1;
+  c->expires = now + KITH_GOSSIP_EPH_MS;
+  g_hash_table_insert(g->cache, c->id, c);
+  if (!g_hash_table_contains(g->cache_pfx, c->id))
+    g_hash_table_insert(g->cache_pfx, c->id, c);
+  g_queue_push_tail(&g->eph_fifo, c);
+  if (g->eph_at == 0)
+    g->eph_at = c->expires;
+  if (g_queue_get_length(&g->eph_fifo) > KITH_GOSSIP_EPH_MAX) {
+    eph_unlink(g, g_queue_pop_head(&g->eph_fifo));
+    g->st.overflows++;
+    g->eph_at = ((cached *)g_queue_peek_head(&g->eph_fifo))->expires;
+  }
+}
+
+static void expire_eph(kith_gossip *g, uint64_t now) {
+  cached *c;
+  while ((c = g_queue_peek_head(&g->eph_fifo)) != NULL && c->expires <= now)
+    eph_unlink(g, g_queue_pop_head(&g->eph_fifo));
+  g->eph_at = c != NULL ? c->expires : 0;
+}
+
+/* Is id a payload this node has seen: an event (valid, invalid, awaiting a
+ * verdict) or an ephemeral payload kept or awaiting a verdict? */
+static int seen_any(kith_gossip *g, const uint8_t id[32]) {
+  const cached *c = g_hash_table_lookup(g->cache, id);
+  return gs_seen(g, id) != 0 || (c != NULL && c->eph) ||
+         g_hash_table_contains(g->pend, id);
 }
 
 /* ---- payloads awaiting a verdict, bounded in all and per sender ---- */
@@ -363,7 +410,7 @@ static void accept_event(kith_gossip *g, const cached *ev, uint64_t ts,
  * it is no longer offered to GRAFTs and WANTs. */
 static void cache_drop(kith_gossip *g, const uint8_t id[32]) {
   cached *c = g_hash_table_lookup(g->cache, id);
-  if (c == NULL)
+  if (c == NULL || c->eph) /* ephemeral ones are cached once valid only */
     return;
   g_queue_remove(&g->cache_fifo, c);
   g->cache_bytes -= c->len;
@@ -374,6 +421,7 @@ static void cache_drop(kith_gossip *g, const uint8_t id[32]) {
 
 static cached cached_of(const pending *pe) {
   cached ev = {.tag = pe->tag,
+               .eph = (uint8_t)pe->eph,
                .hops = pe->hops,
                .how = pe->how,
                .data = pe->data,
@@ -401,6 +449,26 @@ kith_err kith_gossip_publish(kith_gossip *g, uint64_t ts_ms,
   return KITH_OK;
 }
 
+kith_err kith_gossip_publish_ephemeral(kith_gossip *g, const uint8_t *payload,
+                                       size_t len, uint64_t now_ms,
+                                       kith_out *out) {
+  if (len > KITH_GOSSIP_EPH_MAX_PAYLOAD || (payload == NULL && len > 0))
+    return KITH_ERR_ARG;
+  cached ev = {.tag = g->self_tag,
+               .eph = 1,
+               .hops = 0,
+               .data = (uint8_t *)payload,
+               .len = len};
+  kith_gossip_payload_id(payload, len, ev.id);
+  if (seen_any(g, ev.id))
+    return KITH_ERR_DUPLICATE;
+  gs_arm(g, now_ms);
+  g_hash_table_remove(g->missing, ev.id);
+  eph_put(g, &ev, now_ms);
+  forward(g, &ev, NULL, 1, now_ms, out);
+  return KITH_OK;
+}
+
 kith_err kith_gossip_add_known(kith_gossip *g, uint64_t ts_ms,
                                const uint8_t id[32]) {
   if (ts_ms > TS_MAX)
@@ -421,7 +489,7 @@ void kith_gossip_verdict(kith_gossip *g, const uint8_t id[32],
                          uint64_t now_ms, kith_out *out) {
   pending *pe = g_hash_table_lookup(g->pend, id);
   if (v == KITH_GOSSIP_HELD) { /* passed on now, judged later */
-    if (pe != NULL && !pe->forwarded) {
+    if (pe != NULL && !pe->forwarded && !pe->eph) {
       cached ev = cached_of(pe);
       pe->forwarded = 1;
       cache_put(g, &ev);
@@ -439,13 +507,20 @@ void kith_gossip_verdict(kith_gossip *g, const uint8_t id[32],
       g->st.overflows++;
     return;
   }
-  if (v == KITH_GOSSIP_VALID) {
+  if (v == KITH_GOSSIP_VALID && pe->eph) {
+    cached ev = cached_of(pe);
+    eph_put(g, &ev, now_ms); /* no known set, no tree of its own */
+    forward(g, &ev, pe->from, pe->push, now_ms, out);
+  } else if (v == KITH_GOSSIP_VALID) {
     cached ev = cached_of(pe);
     accept_event(g, &ev, ts_ms > TS_MAX ? TS_MAX : ts_ms, pe->from, pe->push,
                  !pe->forwarded, now_ms, out);
   } else if (v == KITH_GOSSIP_INVALID) {
-    /* The id names these bytes: no other payload can be marked by it. */
-    gs_seen_set(g, id, SEEN_INVALID);
+    /* The id names these bytes: no other payload can be marked by it. But
+     * bytes that are no valid ephemeral payload may be a valid event: an
+     * ephemeral verdict never marks them. */
+    if (!pe->eph)
+      gs_seen_set(g, id, SEEN_INVALID);
     cache_drop(g, id);
     g->st.invalid++;
     (void)kith_out_push(out, KITH_OUT_PENALIZE, pe->from, NULL, 0);
@@ -672,9 +747,10 @@ static void expire_missing(kith_gossip *g, uint64_t now, kith_out *out) {
 
 static void deliver(kith_gossip *g, const uint8_t from[32],
                     const uint8_t id[32], uint64_t tag, uint32_t hops, int push,
-                    const arrival *how, const uint8_t *data, size_t len,
-                    uint64_t now, kith_out *out) {
+                    int eph, const arrival *how, const uint8_t *data,
+                    size_t len, uint64_t now, kith_out *out) {
   pending *pe = g_new0(pending, 1);
+  pe->eph = eph;
   memcpy(pe->id, id, 32);
   memcpy(pe->from, from, 32);
   pe->tag = tag;
@@ -687,31 +763,36 @@ static void deliver(kith_gossip *g, const uint8_t from[32],
   pend_add(g, pe);
   if (g->pend_at == 0)
     g->pend_at = now + KITH_GOSSIP_PENDING_MS;
-  gs_seen_set(g, id, SEEN_PENDING);
+  if (!eph) /* ephemeral ids stay out of the seen table (seen_any) */
+    gs_seen_set(g, id, SEEN_PENDING);
   kith_out_item *it =
       kith_out_push(out, KITH_OUT_DELIVER, from, g_memdup2(data, len), len);
   if (it != NULL) {
     memcpy(it->id, id, 32);
     it->hops = hops;
+    it->ephemeral = (uint8_t)eph;
   }
 }
 
+/* PAYLOAD, or EPHEMERAL (eph): the same fields and the same handling,
+ * but an ephemeral payload is small and is delivered as such. */
 static kith_err on_payload(kith_gossip *g, gpeer *p, const uint8_t from[32],
-                           const msgpack_object *f, uint32_t nf, uint64_t now,
-                           kith_out *out) {
+                           const msgpack_object *f, uint32_t nf, int eph,
+                           uint64_t now, kith_out *out) {
   uint8_t id[32];
   uint64_t tag, hops, push;
   const uint8_t *data;
-  size_t len;
+  size_t len, max = eph ? KITH_GOSSIP_EPH_MAX_PAYLOAD : KITH_GOSSIP_MAX_PAYLOAD;
   if (nf != 5 || kith_codec_uint(&f[1], UINT64_MAX, &tag) != KITH_OK ||
       kith_codec_uint(&f[2], HOPS_MAX, &hops) != KITH_OK ||
       kith_codec_uint(&f[3], PUSH_OWN, &push) != KITH_OK ||
-      kith_codec_bin(&f[4], KITH_GOSSIP_MAX_PAYLOAD, &data, &len) != KITH_OK)
+      kith_codec_bin(&f[4], max, &data, &len) != KITH_OK)
     return KITH_ERR_DECODE;
   g->st.payloads++;
+  g->st.ephemeral += eph != 0;
   kith_gossip_payload_id(data, len, id);
   int own = push == PUSH_OWN && tag != 0;
-  if (gs_seen(g, id) != 0) {
+  if (seen_any(g, id)) {
     g->st.duplicates++;
     if (push)
       sample_duplicate(g, id, own, now);
@@ -748,7 +829,8 @@ static kith_err on_payload(kith_gossip *g, gpeer *p, const uint8_t from[32],
   }
   if (push && p != NULL && p->active)
     edge(g, p, tag, own, 1); /* the first edge joins the tree */
-  deliver(g, from, id, tag, (uint32_t)hops, fwd, &how, data, len, now, out);
+  deliver(g, from, id, tag, (uint32_t)hops, fwd, eph, &how, data, len, now,
+          out);
   return KITH_OK;
 }
 
@@ -809,12 +891,12 @@ static kith_err on_ihave(kith_gossip *g, gpeer *p, const uint8_t from[32],
     return KITH_ERR_DECODE;
   for (size_t i = 0; i < n; i++) {
     const uint8_t *id = ids + SHORT_ID * i;
-    if (!g_hash_table_contains(g->seen_pfx, id)) {
+    cached *c = g_hash_table_lookup(g->cache_pfx, id);
+    if (c == NULL && !g_hash_table_contains(g->seen_pfx, id)) {
       note_missing(g, from, id, hops[i], now);
       continue;
     }
-    cached *c = g_hash_table_lookup(g->cache_pfx, id);
-    if (c == NULL || gs_seen(g, c->id) != SEEN_VALID)
+    if (c == NULL || (!c->eph && gs_seen(g, c->id) != SEEN_VALID))
       continue;
     sample_early(g, c);
     maybe_rewire(g, p, c, hops[i] & ~IHAVE_OWN, out);
@@ -822,8 +904,20 @@ static kith_err on_ihave(kith_gossip *g, gpeer *p, const uint8_t from[32],
   return KITH_OK;
 }
 
+/* Asks the caller to look up the nf ids gathered in *fetch (FETCH). */
+static void flush_fetch(gpeer *p, uint8_t **fetch, size_t *nf, kith_out *out) {
+  if (*nf > 0)
+    (void)kith_out_push(out, KITH_OUT_FETCH, p->id, *fetch, 32 * *nf);
+  else
+    g_free(*fetch);
+  *fetch = NULL;
+  *nf = 0;
+}
+
 /* Sends p the listed events it asked for (GRAFT: short ids, push; WANT:
- * full ids, reply): from the cache, or looked up by the caller (FETCH). */
+ * full ids, reply): from the cache, or looked up by the caller (FETCH),
+ * in the order asked: a newcomer asks for a history parents first, and
+ * holds only so many events whose parents have not come. */
 static void answer(kith_gossip *g, gpeer *p, const uint8_t *ids, size_t n,
                    size_t idlen, int push, kith_out *out) {
   uint8_t *fetch = NULL;
@@ -833,8 +927,10 @@ static void answer(kith_gossip *g, gpeer *p, const uint8_t *ids, size_t n,
     cached *c = g_hash_table_lookup(idlen == 32 ? g->cache : g->cache_pfx, id);
     if (c != NULL) {
       tree *t = tree_for(g, c->tag);
+      flush_fetch(p, &fetch, &nf, out); /* asked before this one */
       int kind = !push ? PUSH_REPLY : t == &g->dflt ? PUSH_DEFAULT : PUSH_OWN;
-      send_payload(g, p->id, c->tag, c->hops + 1, kind, c->data, c->len, out);
+      send_payload(g, p->id, c->tag, c->hops + 1, kind, c->eph, c->data, c->len,
+                   out);
       if (push && p->active)
         t->eager |= bit(g, p);
       continue;
@@ -847,12 +943,11 @@ static void answer(kith_gossip *g, gpeer *p, const uint8_t *ids, size_t n,
         (gs_seen(g, full) == SEEN_VALID ||
          (g->has_ext && idlen == 32 && gs_seen(g, full) == 0))) {
       if (fetch == NULL)
-        fetch = g_malloc(32 * n);
+        fetch = g_malloc(32 * (n - i));
       memcpy(fetch + 32 * nf++, full, 32);
     }
   }
-  if (fetch != NULL)
-    (void)kith_out_push(out, KITH_OUT_FETCH, p->id, fetch, 32 * nf);
+  flush_fetch(p, &fetch, &nf, out);
 }
 
 static kith_err on_graft(kith_gossip *g, gpeer *p, const msgpack_object *f,
@@ -909,7 +1004,8 @@ kith_err pt_recv(kith_gossip *g, gpeer *p, const uint8_t from[32], int type,
                  kith_out *out) {
   switch (type) {
   case KITH_GF_PAYLOAD:
-    return on_payload(g, p, from, f, nf, now, out);
+  case KITH_GF_EPHEMERAL:
+    return on_payload(g, p, from, f, nf, type == KITH_GF_EPHEMERAL, now, out);
   case KITH_GF_IHAVE:
     return on_ihave(g, p, from, f, nf, now, out);
   case KITH_GF_GRAFT:
@@ -932,7 +1028,7 @@ kith_err kith_gossip_send_payload(kith_gossip *g, const uint8_t peer[32],
   if (p == NULL || !p->linked)
     return KITH_ERR_STATE;
   /* looked up in the store: its source is not known here */
-  send_payload(g, peer, 0, 1, PUSH_REPLY, payload, len, out);
+  send_payload(g, peer, 0, 1, PUSH_REPLY, 0, payload, len, out);
   return KITH_OK;
 }
 
@@ -1021,6 +1117,8 @@ static void expire_pending(kith_gossip *g, uint64_t now) {
 }
 
 void pt_tick(kith_gossip *g, uint64_t now, kith_out *out) {
+  if (g->eph_at != 0 && now >= g->eph_at)
+    expire_eph(g, now);
   if (g->pend_at != 0 && now >= g->pend_at)
     expire_pending(g, now);
   if (g->ihave_at != 0 && now >= g->ihave_at) {
@@ -1037,7 +1135,8 @@ void pt_tick(kith_gossip *g, uint64_t now, kith_out *out) {
 
 uint64_t pt_deadline(const kith_gossip *g) {
   uint64_t d = UINT64_MAX;
-  const uint64_t at[] = {g->ihave_at, g->pend_at, g->missing_at, g->recon_at};
+  const uint64_t at[] = {g->ihave_at, g->pend_at, g->missing_at, g->recon_at,
+                         g->eph_at};
   for (size_t i = 0; i < G_N_ELEMENTS(at); i++)
     if (at[i] != 0 && at[i] < d)
       d = at[i];

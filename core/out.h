@@ -28,9 +28,10 @@ typedef enum kith_out_kind {
 typedef struct kith_out_item {
   kith_out_kind kind;
   uint8_t peer[32];
-  uint8_t id[32]; /* DELIVER */
-  uint32_t hops;  /* DELIVER: 1 = straight from the publisher */
-  uint8_t *data;  /* g_malloc'ed, owned by the queue (or NULL) */
+  uint8_t id[32];    /* DELIVER */
+  uint32_t hops;     /* DELIVER: 1 = straight from the publisher */
+  uint8_t ephemeral; /* DELIVER: an ephemeral payload (core/gossip.h) */
+  uint8_t *data;     /* g_malloc'ed, owned by the queue (or NULL) */
   size_t len;
 } kith_out_item;
 

@@ -35,10 +35,16 @@
 #define V3_EVENT_COLS                                                          \
   " cseq INTEGER, cf BLOB, facts BLOB, text BLOB, ref BLOB,"                   \
   " flag INTEGER NOT NULL DEFAULT 0"
+/* Rows a schema-2 kith wrote and the engine has not converted yet
+ * (13.5): empty once they are, so opening a group does not walk its log. */
+#define EVENTS_OLD_SQL                                                         \
+  "CREATE INDEX IF NOT EXISTS events_old ON events(group_id)"                  \
+  " WHERE cseq IS NULL AND cf IS NULL;"
 #define V3_TABLES                                                              \
   "CREATE INDEX events_ctl ON events(group_id, cseq) WHERE cseq IS NOT NULL;"  \
   "CREATE INDEX events_log ON events(group_id, ts, id);"                       \
-  "CREATE INDEX events_ref ON events(ref) WHERE ref IS NOT NULL;"              \
+  "CREATE INDEX events_ref ON events(ref) WHERE ref IS NOT "                   \
+  "NULL;" EVENTS_OLD_SQL                                                       \
   "CREATE TABLE heads(group_id BLOB NOT NULL, id BLOB NOT NULL,"               \
   " PRIMARY KEY(group_id, id)) WITHOUT ROWID;"                                 \
   "CREATE TABLE chains(group_id BLOB NOT NULL, k BLOB NOT NULL,"               \
@@ -128,8 +134,9 @@ static const char *const stmt_sql[ST_COUNT] = {
     /* rowid order is the order of acceptance: parents first */
     [ST_EACH_ID] = "SELECT ts, id FROM events WHERE group_id = ?1"
                    " ORDER BY rowid",
+    /* +group_id: the id's own index, not the group's whole log */
     [ST_FIND_RANGE] = "SELECT id FROM events WHERE id >= ?2 AND id <= ?3"
-                      " AND group_id = ?1 AND " CONVERTED " LIMIT 2",
+                      " AND +group_id = ?1 AND " CONVERTED " LIMIT 2",
     /* reconciliation's read-only range API (core/recon_index.h) */
     [ST_SCAN_IDS] = "SELECT ts, id FROM events WHERE group_id = ?1 AND"
                     " (ts, id) >= (?2, ?3) ORDER BY ts, id LIMIT ?4",
@@ -142,8 +149,9 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_DROP_SECRETS] = "DELETE FROM secrets WHERE group_id = ?1",
     [ST_DROP_CHAINS] = "DELETE FROM chains WHERE group_id = ?1",
     [ST_DROP_GROUP] = "DELETE FROM groups WHERE id = ?1",
-    [ST_LOAD_OLD] = "SELECT raw FROM events WHERE group_id = ?1 AND NOT"
-                    " " CONVERTED " ORDER BY depth, id",
+    /* the partial index events_old: the query's WHERE is its WHERE */
+    [ST_LOAD_OLD] = "SELECT raw FROM events WHERE group_id = ?1 AND"
+                    " cseq IS NULL AND cf IS NULL ORDER BY depth, id",
     /* ?3: NULL, or an event id: only items before it in display order (for
      * reading a long log page by page). */
     [ST_LIST_LOG] =
@@ -449,6 +457,8 @@ static kith_err migrate(kith_store *s) {
     err = kst_map_rc(sqlite3_exec(s->db, v2_to_v3_sql, NULL, NULL, NULL));
   else if (!err && version != 0 && version != SCHEMA_VERSION)
     err = KITH_ERR_STATE;
+  else if (!err && version == SCHEMA_VERSION) /* made before events_old */
+    err = kst_map_rc(sqlite3_exec(s->db, EVENTS_OLD_SQL, NULL, NULL, NULL));
   if (!err)
     err = kst_map_rc(sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL));
   if (err && !sqlite3_get_autocommit(s->db))

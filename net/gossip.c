@@ -8,6 +8,7 @@
  * once, so nested calls (a delivery that makes a rekey that is published)
  * never share a queue. */
 #include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../core/codec.h"
@@ -279,11 +280,21 @@ static void maybe_disconnect(kith_node *n, const uint8_t peer[32]) {
   peer_close(p, "no group's overlay needs this link");
 }
 
+/* KITH_DEBUG_GOSSIP set: every engine output is logged. Read once: the
+ * environment is searched on every call otherwise. */
+static int debug_gossip(void) {
+  static int on = -1;
+
+  if (on < 0)
+    on = g_getenv("KITH_DEBUG_GOSSIP") != NULL;
+  return on;
+}
+
 static void run_item(kith_node *n, node_group *ng, kith_out *o, size_t i) {
   kith_out_item it = o->items[i];
   uint8_t *data = kith_out_take_data(o, i);
   node_peer *p;
-  if (g_getenv("KITH_DEBUG_GOSSIP")) {
+  if (debug_gossip()) {
     char t[KITH_ID_TEXT_LEN + 1];
     kith_id_to_text(it.peer, t);
     node_log(n, "gossip out %d to %.8s type %d", it.kind, t,
@@ -295,7 +306,11 @@ static void run_item(kith_node *n, node_group *ng, kith_out *o, size_t i) {
   case KITH_OUT_SEND:
     if (!(p = peer_find_up(n, it.peer)))
       break;
-    if (!g_queue_is_empty(p->push) &&
+    /* A payload frame queues behind the events waiting on the link,
+     * except the one gossip_pump is sending for the head of that queue:
+     * it is what they wait for (queued at the tail, it would come after
+     * everything queued meanwhile: a newcomer's history children first). */
+    if (!p->pumping && !g_queue_is_empty(p->push) &&
         kith_gossip_frame_type(data, it.len) == KITH_GF_PAYLOAD) {
       push(p, kith_group_id(ng->g), NULL, data, it.len); /* takes data */
       data = NULL;
@@ -305,7 +320,10 @@ static void run_item(kith_node *n, node_group *ng, kith_out *o, size_t i) {
     }
     break;
   case KITH_OUT_DELIVER:
-    deliver(n, ng, &it, data, it.len);
+    if (it.ephemeral)
+      verdict(n, ng, it.id, presence_judge(n, ng, data, it.len), 0);
+    else
+      deliver(n, ng, &it, data, it.len);
     break;
   case KITH_OUT_CONNECT:
     connect_to(n, ng, it.peer);
@@ -439,6 +457,21 @@ static void known_add(void *ctx, uint64_t ts, const uint8_t id[32]) {
   kith_recon_index_add(((node_recon *)ctx)->x, ts, id);
 }
 
+/* KITH_GOSSIP_ACTIVE (tests): the bound of the active view, so that a few
+ * nodes make a sparse mesh (not all linked to each other). */
+static void engine_config(kith_node *n, kith_gossip_config *cfg) {
+  const char *v = g_getenv("KITH_GOSSIP_ACTIVE");
+  char *end = NULL;
+  unsigned long a = v ? strtoul(v, &end, 10) : 0;
+
+  kith_gossip_config_default(cfg);
+  if (v && *v && *end == '\0' && a >= 1 && a <= KITH_GOSSIP_ACTIVE_CAP)
+    cfg->active_max = (uint32_t)a;
+  else if (v)
+    node_log(n, "KITH_GOSSIP_ACTIVE=%s ignored: it takes 1 to %d", v,
+             KITH_GOSSIP_ACTIVE_CAP);
+}
+
 static int known_ready(void *ctx) {
   return kith_recon_index_ready(((node_recon *)ctx)->x);
 }
@@ -495,11 +528,13 @@ static void recon_free(node_recon *r) {
 /* The engine reconciles the group's stored events through an index built
  * lazily from the store: nothing is loaded before the node answers. */
 static void start_engine(kith_node *n, node_group *ng) {
+  kith_gossip_config cfg;
   uint64_t seed;
   node_recon *r = g_new0(node_recon, 1);
 
+  engine_config(n, &cfg);
   randombytes_buf(&seed, sizeof seed);
-  ng->gs = kith_gossip_new(n->me.pk, seed, NULL);
+  ng->gs = kith_gossip_new(n->me.pk, seed, &cfg);
   r->n = n;
   r->ng = ng;
   r->x = kith_recon_index_on_store(n->store, kith_group_id(ng->g));
@@ -698,6 +733,7 @@ void gossip_note(kith_node *n, node_group *ng, const kith_accepted *a,
   if (!ng->gs)
     return;
   if (origin == ACC_GOSSIP) {
+    presence_heard(n, ng, &a->ev);
     verdict(n, ng, a->ev.id, KITH_GOSSIP_VALID, a->ev.ts_ms);
     return;
   }
@@ -705,8 +741,23 @@ void gossip_note(kith_node *n, node_group *ng, const kith_accepted *a,
   if (kith_gossip_publish(ng->gs, a->ev.ts_ms, a->ev.raw, a->ev.raw_len,
                           node_now(), &o) != KITH_OK)
     node_log(n, "could not publish an event");
+  else
+    presence_published(n, ng);
   drain(n, ng, &o);
 }
+void gossip_publish_ephemeral(kith_node *n, node_group *ng, const uint8_t *buf,
+                              size_t len) {
+  kith_out o;
+
+  if (!ng->gs)
+    return;
+  kith_out_init(&o);
+  if (kith_gossip_publish_ephemeral(ng->gs, buf, len, node_now(), &o) !=
+      KITH_OK)
+    n->dropped_frames++;
+  drain(n, ng, &o);
+}
+
 static void kv(kith_pack *pk, const char *k, uint64_t v) {
   kith_pack_cstr(pk, k);
   kith_pack_uint(pk, v);
@@ -732,7 +783,7 @@ static void rpc_gossip_stats(kith_rpc_call *call, const msgpack_object *params,
     if (!ng->gs)
       continue;
     kith_gossip_get_stats(ng->gs, &st);
-    msgpack_pack_map(&pk.pk, 18);
+    msgpack_pack_map(&pk.pk, 19);
     kith_pack_cstr(&pk, "group_id");
     kith_pack_cstr(&pk, ng->id_text);
     kv(&pk, "active", st.active);
@@ -752,6 +803,7 @@ static void rpc_gossip_stats(kith_rpc_call *call, const msgpack_object *params,
     kv(&pk, "held", kith_group_n_held(ng->g));
     kv(&pk, "trees", st.trees);
     kv(&pk, "lazy_ms", st.lazy_ms);
+    kv(&pk, "ephemeral", st.ephemeral);
   }
   g_list_free(groups);
   node_rpc_reply(n, call, &pk);

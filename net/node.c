@@ -46,6 +46,7 @@ static void node_group_free(gpointer data) {
   node_group *ng = data;
 
   gossip_group_stop(ng);
+  kith_presence_free(ng->pr);
   kith_group_free(ng->g);
   g_free(ng);
 }
@@ -201,7 +202,7 @@ void node_batch(kith_node *n) {
   if (kith_store_in_batch(n->store))
     return;
   if (kith_store_batch_begin(n->store) == KITH_OK)
-    n->commit_source = g_idle_add_full(G_PRIORITY_DEFAULT, on_commit, n, NULL);
+    n->commit_source = g_timeout_add(STORE_COMMIT_MS, on_commit, n);
   else
     node_log(n, "could not start a store transaction");
 }
@@ -460,6 +461,7 @@ static gboolean on_tick(gpointer data) {
   relay_tick(n, now);
   reflex_tick(n, now);
   maintain_groups(n);
+  presence_tick(n);
   return G_SOURCE_CONTINUE;
 }
 
@@ -583,6 +585,7 @@ static void remove_source(guint *id) {
  * links (their ICE agents close asynchronously: a bounded drain of the
  * context lets them), then the groups, and the store last. */
 static void node_free(kith_node *n) {
+  presence_stop(n); /* while the engines and links still run */
   n->stopping = 1;
   remove_source(&n->tick_source);
   remove_source(&n->gossip_timer);
@@ -709,6 +712,7 @@ int kith_node_run(const kith_node_config *cfg) {
   n->direct_failed =
       g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   n->joins = g_ptr_array_new();
+  presence_init(n);
   n->admissions = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
                                         (GDestroyNotify)node_admission_free);
   n->retired = g_ptr_array_new_with_free_func((GDestroyNotify)peer_free);

@@ -14,6 +14,7 @@
 #include "../core/group.h"
 #include "../core/ident.h"
 #include "../core/invite.h"
+#include "../core/presence.h"
 #include "../core/ratelimit.h"
 #include "../core/replay.h"
 #include "../core/store.h"
@@ -35,6 +36,7 @@
 #define PEER_OUTBUF_MAX (64u * 1024 * 1024)
 #define PEER_MAX 256
 #define STORE_BATCH_MAX 256             /* events per store transaction */
+#define STORE_COMMIT_MS 50              /* a batch of peers' events, at most */
 #define STORE_LOG_MS (10 * KITH_SECOND) /* one line per failed-write spell */
 #define PUSH_WINDOW (256 * 1024)   /* fetched events queued on a link at once */
 #define FETCH_QUEUE_MAX (1u << 20) /* events waiting to be sent on a link */
@@ -146,7 +148,10 @@ typedef struct node_group {
   struct node_recon *recon; /* its reconciliation set, on the store */
   uint64_t next_join_ms;    /* when to try entering the overlay again */
   char id_text[KITH_ID_TEXT_LEN + 1];
-  int member; /* this node was a member after the last accepted batch */
+  int member;        /* this node was a member after the last accepted batch */
+  kith_presence *pr; /* who was heard from lately (presence.c) */
+  uint64_t beat_at;  /* our next presence beat */
+  uint32_t beat_links; /* the engine's active view at the last tick */
 } node_group;
 
 /* An admission this node made (join.c), sent first to the joiner. */
@@ -194,7 +199,7 @@ struct kith_node {
   uint64_t dropped_frames;
   uint64_t addr_changes;      /* addresses that changed (stored, announced) */
   uint64_t addrs_sent;        /* ADDRS frames sent */
-  guint commit_source;        /* idle source committing the store batch, or 0 */
+  guint commit_source;        /* timer committing the store batch, or 0 */
   GHashTable *friends;        /* id text -> kith_friend* */
   GHashTable *direct_failed;  /* id text -> monotonic ms of the failure */
   kith_ratelimit *relay_rate; /* bytes relayed per friend (relay.c) */
@@ -203,6 +208,7 @@ struct kith_node {
   uint64_t relay_refusals, relayed_bytes;
   guint gossip_timer; /* timeout source for the engines' next deadline */
   uint64_t gossip_timer_at;
+  uint64_t presence_min_ms; /* the smallest beat period (KITH_PRESENCE_MS) */
   int stopping;
   unsigned batch_writes;
   node_reflex *reflex;      /* STUN on the signal port (reflex.c) */
@@ -402,6 +408,25 @@ void gossip_note(kith_node *n, node_group *ng, const kith_accepted *a,
                  acc_origin origin);
 int gossip_wants_link(kith_node *n, const uint8_t peer[32]);
 void gossip_rpc_register(kith_node *n);
+/* Publishes an ephemeral payload (a presence beat) in the group. */
+void gossip_publish_ephemeral(kith_node *n, node_group *ng, const uint8_t *buf,
+                              size_t len);
+
+/* presence.c: presence beats and who is online (docs/protocol.md 11.7.7) */
+void presence_init(kith_node *n); /* reads KITH_PRESENCE_MS */
+void presence_tick(kith_node *n); /* beats that are due */
+void presence_stop(kith_node *n); /* offline beats, before links close */
+/* This node published an event in the group: it stands for a beat. */
+void presence_published(kith_node *n, node_group *ng);
+/* The verdict on an ephemeral payload the group's engine delivered. */
+kith_gossip_verdict_kind presence_judge(kith_node *n, node_group *ng,
+                                        const uint8_t *data, size_t len);
+/* An event of another member accepted by gossip: heard from its author. */
+void presence_heard(kith_node *n, node_group *ng, const kith_event *ev);
+/* 1 if member id is online: this node, linked, or heard lately; sets
+ * *last_seen_ms (wall clock; 0: never heard). */
+int presence_online(kith_node *n, node_group *ng, const uint8_t id[32],
+                    uint64_t *last_seen_ms);
 
 /* relay.c: relay friends */
 kith_err relay_load(kith_node *n);

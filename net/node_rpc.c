@@ -458,17 +458,6 @@ static void rpc_group_info(kith_rpc_call *call, const msgpack_object *params,
   node_rpc_reply(n, call, &pk);
 }
 
-static int is_online(kith_node *n, const uint8_t id[32]) {
-  char text[KITH_ID_TEXT_LEN + 1];
-  node_peer *p;
-
-  if (memcmp(id, n->me.pk, KITH_ID_LEN) == 0)
-    return 1;
-  kith_id_to_text(id, text);
-  p = g_hash_table_lookup(n->peers, text);
-  return p && p->state == PEER_UP;
-}
-
 static void rpc_group_members(kith_rpc_call *call, const msgpack_object *params,
                               void *ud) {
   kith_node *n = ud;
@@ -483,12 +472,15 @@ static void rpc_group_members(kith_rpc_call *call, const msgpack_object *params,
   kith_pack_array(&pk, (uint32_t)count);
   for (size_t i = 0; i < count; i++) {
     const kith_member *m = kith_group_member_at(ng->g, i);
-    msgpack_pack_map(&pk.pk, 4);
+    uint64_t seen;
+    int online = presence_online(n, ng, m->id, &seen);
+    msgpack_pack_map(&pk.pk, 5);
     rpc_kv_id(&pk, "node_id", m->id);
     rpc_kv_str(&pk, "name", m->name);
     rpc_kv_str(&pk, "role", rpc_role_name(m->role));
     kith_pack_cstr(&pk, "online");
-    kith_pack_bool(&pk, is_online(n, m->id));
+    kith_pack_bool(&pk, online);
+    rpc_kv_uint(&pk, "last_seen_ms", seen);
   }
   node_rpc_reply(n, call, &pk);
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/gossip.h"
+#include "core/presence.h"
 
 enum {
   EV_FRAME,
@@ -14,7 +15,8 @@ enum {
   EV_JOIN,
   EV_PUBLISH,
   EV_CRASH,
-  EV_MEMBERS
+  EV_MEMBERS,
+  EV_BEAT
 };
 
 typedef struct ev {
@@ -46,6 +48,9 @@ typedef struct sim {
   uint32_t *publisher;
   uint32_t published;
   uint64_t bytes, frames, events, bad_frames;
+  uint64_t beat_from, beat_to, beat_period; /* the beats' measured window */
+  uint64_t beat_bytes, beat_frames, beats_sent, beats_expected;
+  uint64_t beats_delivered;
   uint8_t *cell_copies;  /* nodes x messages: payload frames received */
   uint8_t (*msg_id)[32]; /* id of each message (BLAKE2b of its payload) */
   GHashTable *by_id;     /* message id -> index + 1 */
@@ -251,6 +256,10 @@ static void on_send(sim *s, uint32_t i, uint32_t j, kith_out *o, size_t k) {
     s->bytes += len;
     s->frames++;
   }
+  if (s->now >= s->beat_from && s->now < s->beat_to) {
+    s->beat_bytes += len;
+    s->beat_frames++;
+  }
   if (s->p->loss > 0 && rnd01(s) < s->p->loss)
     return;
   push(s, s->now + latency(s, i, j), EV_FRAME, j, i, kith_out_take_data(o, k),
@@ -270,6 +279,12 @@ static void apply(sim *s, uint32_t i, kith_out *o) {
       on_send(s, i, j, o, k);
       break;
     case KITH_OUT_DELIVER: {
+      if (it->ephemeral) { /* a beat: valid, not a message */
+        s->beats_delivered++;
+        kith_gossip_verdict(s->nodes[i].g, it->id, KITH_GOSSIP_VALID, 0, s->now,
+                            &next);
+        break;
+      }
       uint32_t m = payload_msg(s, it->data, it->len);
       on_deliver(s, i, it);
       kith_gossip_verdict(s->nodes[i].g, it->id, KITH_GOSSIP_VALID,
@@ -365,6 +380,31 @@ static void do_publish(sim *s, uint32_t m) {
   drain(s, i);
 }
 
+/* P +- 25 %, as net/presence.c jitters it. */
+static uint64_t beat_gap(sim *s) {
+  uint64_t span = s->beat_period * KITH_PRESENCE_JITTER_PCT / 100;
+  return s->beat_period - span + rnd(s) % (2 * span + 1);
+}
+
+/* Node i's next beat: KITH_BEAT_MAX bytes, starting ff ff ff ff (no
+ * message index), then the node and a count, as unique as a real one. */
+static void do_beat(sim *s, uint32_t i) {
+  uint8_t b[KITH_BEAT_MAX];
+  uint64_t c = s->beats_sent++;
+  memset(b, 0xff, 4);
+  for (uint32_t k = 4; k < sizeof b; k++)
+    b[k] = (uint8_t)(mix(c * 131 + k) & 0xff);
+  memcpy(b + 4, &i, sizeof i);
+  memcpy(b + 8, &c, sizeof c);
+  s->beats_expected += s->nodes[i].joined ? s->p->nodes - 1 : 0;
+  if (s->nodes[i].joined &&
+      kith_gossip_publish_ephemeral(s->nodes[i].g, b, sizeof b, s->now,
+                                    &s->out) == KITH_OK)
+    drain(s, i);
+  if (s->now + s->beat_period < s->beat_to)
+    push(s, s->now + beat_gap(s), EV_BEAT, i, 0, NULL, 0);
+}
+
 static void do_crash(sim *s, uint32_t i) {
   node *n = &s->nodes[i];
   n->alive = 0;
@@ -431,6 +471,9 @@ static void step(sim *s, ev *e) {
   case EV_MEMBERS:
     learn_members(s, e->node);
     break;
+  case EV_BEAT:
+    do_beat(s, e->node);
+    return;
   }
   drain(s, e->node);
 }
@@ -517,6 +560,15 @@ static void finish(sim *s, sim_result *r) {
   r->bytes = s->bytes;
   r->events = s->events;
   r->virtual_ms = s->now;
+  r->beat_period_ms = s->beat_period;
+  r->beats_sent = s->beats_sent;
+  r->beats_expected = s->beats_expected;
+  r->beats_delivered = s->beats_delivered;
+  double node_s = (double)r->live * (double)(s->beat_to - s->beat_from) / 1e3;
+  if (s->beat_to > s->beat_from && node_s > 0) {
+    r->beat_bytes_per_node_s = (double)s->beat_bytes / node_s;
+    r->beat_frames_per_node_s = (double)s->beat_frames / node_s;
+  }
 }
 
 /* The schedule: joins spread over J, a settling pause, messages spread
@@ -561,6 +613,16 @@ static uint64_t schedule(sim *s) {
     while (s->nodes[i].doomed || s->nodes[i].late);
     s->nodes[i].doomed = 1;
     push(s, first + 1 + rnd(s) % (last - first - 1), EV_CRASH, i, 0, NULL, 0);
+  }
+  if (p->beats_s > 0) { /* each node's first beat within the first P */
+    s->beat_period =
+        kith_presence_period(p->nodes, KITH_PRESENCE_PERIOD_MIN_MS);
+    s->beat_from = first + s->beat_period;
+    s->beat_to = first + (uint64_t)p->beats_s * 1000;
+    for (uint32_t i = 0; i < p->nodes; i++)
+      push(s, first + rnd(s) % s->beat_period, EV_BEAT, i, 0, NULL, 0);
+    if (s->beat_to > last)
+      last = s->beat_to;
   }
   return last + p->drain_ms;
 }

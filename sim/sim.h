@@ -30,6 +30,8 @@ typedef struct sim_params {
   uint32_t detect_ms; /* a crashed neighbour's link is seen down after */
   uint32_t drain_ms;  /* run on after the last message */
   uint32_t contacts;  /* members each joiner knows (first one = contact) */
+  uint32_t beats_s;   /* presence beats from every node for this long (s),
+                         from the first message on (0: none) */
 } sim_params;
 
 typedef struct sim_result {
@@ -50,6 +52,12 @@ typedef struct sim_result {
   uint32_t active_max_seen;
   double active_avg;
   uint64_t virtual_ms;
+  /* presence beats (beats_s > 0): every node sends a KITH_BEAT_MAX-byte
+   * ephemeral payload every kith_presence_period (+-25 %); the bytes and
+   * frames of all gossip traffic per live node and second, measured after
+   * the first period (the trees settled) */
+  uint64_t beat_period_ms, beats_sent, beats_expected, beats_delivered;
+  double beat_bytes_per_node_s, beat_frames_per_node_s;
 } sim_result;
 
 int sim_run(const sim_params *p, sim_result *r);

@@ -13,13 +13,19 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: kith-sim --nodes N [--messages M] [--loss P] [--crash P]\n"
           "                [--late P] [--latency-ms L] [--seed S]\n"
-          "                [--interval-ms I] [--payload-bytes B] [--json]\n"
+          "                [--interval-ms I] [--payload-bytes B]\n"
+          "                [--beats SECONDS] [--json]\n"
           "Runs the real gossip engine on N simulated nodes of one group in\n"
           "virtual time. --loss: fraction of frames lost; --crash: fraction\n"
           "of nodes killed between the first and the last message; --late:\n"
           "fraction of nodes that join after the last message and catch up\n"
           "the history by reconciliation, as joining nodes do;\n"
-          "--interval-ms: one message per interval (default 1000).\n");
+          "--interval-ms: one message per interval (default 1000);\n"
+          "--beats: every node also sends presence beats (ephemeral\n"
+          "payloads, one per period of the group's size) for SECONDS from\n"
+          "the first message on; the traffic per node and second is\n"
+          "measured after the first period (use --messages 1 to see the\n"
+          "beats' cost alone).\n");
 }
 
 static int num(const char *s, double lo, double hi, double *v) {
@@ -63,6 +69,8 @@ static int parse(int argc, char **argv, sim_params *p, int *json) {
       p->interval_ms = (uint32_t)v;
     else if (strcmp(a, "--seed") == 0 && !num(s, 0, 9007199254740992.0, &v))
       p->seed = (uint64_t)v;
+    else if (strcmp(a, "--beats") == 0 && !num(s, 1, 86400, &v))
+      p->beats_s = (uint32_t)v;
     else if (strcmp(a, "--payload-bytes") == 0 &&
              !num(s, 4, SIM_MAX_PAYLOAD, &v))
       p->payload_bytes = (uint32_t)v;
@@ -148,6 +156,13 @@ static void print_json(const sim_params *p, const sim_result *r,
   ADD_INT(b, "frames", r->frames);
   ADD_INT(b, "events", r->events);
   ADD_INT(b, "virtual_ms", r->virtual_ms);
+  ADD_INT(b, "beats_s", p->beats_s);
+  ADD_INT(b, "beat_period_ms", r->beat_period_ms);
+  ADD_INT(b, "beats_sent", r->beats_sent);
+  ADD_INT(b, "beat_deliveries_expected", r->beats_expected);
+  ADD_INT(b, "beat_deliveries", r->beats_delivered);
+  ADD_DBL(b, "bytes_per_node_per_s", r->beat_bytes_per_node_s);
+  ADD_DBL(b, "frames_per_node_per_s", r->beat_frames_per_node_s);
   ADD_STR(b, "build", build_type());
   ADD_STR(b, "machine", machine);
   ADD_DBL(b, "wall_s", wall);
@@ -189,6 +204,15 @@ static void print_human(const sim_params *p, const sim_result *r,
   printf("  grafts %llu, prunes %llu, recon rounds %llu\n",
          (unsigned long long)r->grafts, (unsigned long long)r->prunes,
          (unsigned long long)r->recon_rounds);
+  if (p->beats_s > 0)
+    printf("  presence beats           every %.1f s +-25 %% for %u s: %llu "
+           "sent, %llu of %llu deliveries; %.0f bytes and %.1f frames per "
+           "node per s\n",
+           r->beat_period_ms / 1000.0, p->beats_s,
+           (unsigned long long)r->beats_sent,
+           (unsigned long long)r->beats_delivered,
+           (unsigned long long)r->beats_expected, r->beat_bytes_per_node_s,
+           r->beat_frames_per_node_s);
   printf("  build %s; machine %s; wall %.2f s (virtual %.1f s, %llu events)\n",
          build_type(), machine, wall, r->virtual_ms / 1000.0,
          (unsigned long long)r->events);

@@ -15,6 +15,7 @@
 #include "core/gossip.h"
 #include "core/group.h"
 #include "core/invite.h"
+#include "core/presence.h"
 #include "core/reconcile.h"
 #include "core/store.h"
 #include "fuzz_rows.h"
@@ -1004,6 +1005,22 @@ static void store(void) {
   g_free(dir);
 }
 
+/* ---- presence beats ---- */
+
+static void beats(void) {
+  static const uint8_t group[32] = {0xd0, 0xd1, 0xd2, 0xd3};
+  uint8_t beat[KITH_BEAT_MAX];
+  size_t len;
+  must(kith_beat_encode(fuzz_ident(FUZZ_PEER), group, FUZZ_NOW_MS,
+                        KITH_PRESENCE_ONLINE, beat, &len),
+       "beat");
+  write_seed("presence", "beat", beat, len);
+  must(kith_beat_encode(fuzz_ident(FUZZ_PEER), group, FUZZ_NOW_MS,
+                        KITH_PRESENCE_OFFLINE, beat, &len),
+       "offline beat");
+  write_seed("presence", "offline", beat, len);
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: kith-fuzz-corpus DIR\n");
@@ -1026,5 +1043,6 @@ int main(int argc, char **argv) {
   gossip_vectors();
   reconcile();
   store();
+  beats();
   return 0;
 }

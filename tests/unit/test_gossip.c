@@ -10,6 +10,7 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "vectors.h"
 #include "core/codec.h"
 #include "core/gossip.h"
 
@@ -35,6 +36,7 @@ typedef struct net {
   int hold[NMAX][EVMAX];  /* held for parents: KITH_GOSSIP_HELD, no verdict */
   int held;               /* payloads held without a verdict */
   int copies[NMAX];       /* payload frames received */
+  int eph[NMAX];          /* ephemeral payloads accepted per node */
   uint8_t *store[EVMAX];  /* event payloads by index, for FETCH */
   uint64_t ts[EVMAX];
   kith_out out;
@@ -77,7 +79,13 @@ static void set_store(net *t, int e) {
  * never come, anything else is junk. */
 static void judge(net *t, int i, const kith_out_item *it, kith_out *next) {
   int e = it->len == EVLEN ? it->data[0] : -1;
-  if (it->len == HELD_LEN) {
+  if (it->ephemeral) { /* valid, unless it starts with 0xff or is an event */
+    int ok = it->len > 0 && it->data[0] != 0xff && it->len != EVLEN;
+    t->eph[i] += ok;
+    kith_gossip_verdict(t->g[i], it->id,
+                        ok ? KITH_GOSSIP_VALID : KITH_GOSSIP_INVALID, 0, t->now,
+                        next);
+  } else if (it->len == HELD_LEN) {
     t->held++;
   } else if (e < 0 || e >= EVMAX) {
     kith_gossip_verdict(t->g[i], it->id, KITH_GOSSIP_INVALID, 0, t->now, next);
@@ -105,7 +113,8 @@ static void apply(net *t, int i, kith_out *o) {
     int j = it->peer[0];
     switch (it->kind) {
     case KITH_OUT_SEND: {
-      if (kith_gossip_frame_type(it->data, it->len) == KITH_GF_PAYLOAD &&
+      int type = kith_gossip_frame_type(it->data, it->len);
+      if ((type == KITH_GF_PAYLOAD || type == KITH_GF_EPHEMERAL) &&
           ((i == t->drop_from && j == t->drop_to) || t->mute[i]))
         break;
       frame *f = g_new(frame, 1);
@@ -848,6 +857,63 @@ static void test_held_event_is_passed_on_before_its_verdict(void **state) {
   net_free(t);
 }
 
+/* A WANT is answered in the order asked, whether an event is in the
+ * cache (sent at once) or must be looked up (FETCH): a newcomer asks for a
+ * history parents first, and holds only so many events whose parents have
+ * not come. Answering the cached events (the newest) ahead of the fetched
+ * ones (the oldest) stalled joins under load. */
+static void test_want_answered_in_the_order_asked(void **state) {
+  (void)state;
+  net *t = net_new(2, 0);
+  join(t, 1, 0);
+  static const int asked[] = {0, 4, 1, 5, 2};
+  for (int e = 0; e < 3; e++) { /* old: known, not cached */
+    uint8_t id[32];
+    ev_id(e, id);
+    set_store(t, e);
+    assert_int_equal(kith_gossip_add_known(t->g[0], t->ts[e], id), KITH_OK);
+  }
+  publish(t, 0, 4); /* new: cached */
+  publish(t, 0, 5);
+  pump(t);
+  kith_pack pk;
+  kith_pack_init(&pk);
+  kith_pack_array(&pk, 2);
+  kith_pack_uint(&pk, KITH_GF_WANT);
+  kith_pack_array(&pk, G_N_ELEMENTS(asked));
+  for (size_t i = 0; i < G_N_ELEMENTS(asked); i++) {
+    uint8_t id[32];
+    ev_id(asked[i], id);
+    kith_pack_bin(&pk, id, 32);
+  }
+  kith_out o;
+  kith_out_init(&o);
+  assert_int_equal(kith_gossip_recv(t->g[0], t->id[1], (uint8_t *)pk.sb.data,
+                                    pk.sb.size, t->now, &o),
+                   KITH_OK);
+  kith_pack_clear(&pk);
+  int answered[G_N_ELEMENTS(asked)], n = 0;
+  for (size_t k = 0; k < o.n; k++) {
+    const kith_out_item *it = &o.items[k];
+    assert_int_equal(it->peer[0], 1);
+    if (it->kind == KITH_OUT_FETCH) {
+      for (size_t b = 0; b < it->len; b += 32) {
+        assert_true(n < (int)G_N_ELEMENTS(asked));
+        answered[n++] = ev_of_id(it->data + b);
+      }
+    } else if (it->kind == KITH_OUT_SEND &&
+               kith_gossip_frame_type(it->data, it->len) == KITH_GF_PAYLOAD) {
+      assert_true(n < (int)G_N_ELEMENTS(asked));
+      answered[n++] = it->data[it->len - 1]; /* the payload ends the frame */
+    }
+  }
+  kith_out_clear(&o);
+  assert_int_equal(n, G_N_ELEMENTS(asked));
+  for (int i = 0; i < n; i++)
+    assert_int_equal(answered[i], asked[i]);
+  net_free(t);
+}
+
 /* In a small group a source's first message floods its neighbours and
  * starts that source's own tree: sources starting at once never share
  * the default tree, and their next messages cost one copy per node. */
@@ -887,10 +953,6 @@ static void test_small_group_starts_trees_with_first_messages(void **state) {
 
 /* ---- known-answer vectors: tests/vectors/gossip.txt ---- */
 
-#ifndef KITH_VECTORS_DIR
-#define KITH_VECTORS_DIR "tests/vectors"
-#endif
-
 /* The value of key in the vector file, as bytes. */
 static GBytes *vec(GHashTable *kv, const char *key) {
   const char *hex = g_hash_table_lookup(kv, key);
@@ -900,20 +962,6 @@ static GBytes *vec(GHashTable *kv, const char *key) {
   assert_int_equal(sodium_hex2bin(b, n, hex, strlen(hex), NULL, &got, NULL), 0);
   assert_int_equal(got, n);
   return g_bytes_new_take(b, n);
-}
-
-static GHashTable *read_vectors(gchar **text) {
-  assert_true(
-      g_file_get_contents(KITH_VECTORS_DIR "/gossip.txt", text, NULL, NULL));
-  GHashTable *kv = g_hash_table_new(g_str_hash, g_str_equal);
-  for (char *l = strtok(*text, "\n"); l != NULL; l = strtok(NULL, "\n")) {
-    char *sp = strchr(l, ' ');
-    if (*l == '#' || sp == NULL)
-      continue;
-    *sp = '\0';
-    g_hash_table_insert(kv, l, sp + 1);
-  }
-  return kv;
 }
 
 /* The first queued frame from -> to, taken off the queue. */
@@ -938,10 +986,105 @@ static void assert_frame(frame *f, GBytes *want) {
   g_free(f);
 }
 
+static void publish_eph(net *t, int i, uint8_t v, kith_err want) {
+  uint8_t b[24];
+  memset(b, v, sizeof b);
+  assert_int_equal(
+      kith_gossip_publish_ephemeral(t->g[i], b, sizeof b, t->now, &t->out),
+      want);
+  drain(t, i);
+}
+
+/* Ephemeral payloads (presence beats) travel the trees like events, once
+ * per node, but never reach the known set (reconciliation never asks for
+ * them, FETCH never names them: apply() would fail) and are forgotten
+ * after KITH_GOSSIP_EPH_MS, so the same bytes may come again later. */
+static void test_ephemeral_payload_spreads_then_is_forgotten(void **state) {
+  (void)state;
+  net *t = net_new(6, 3000); /* anti-entropy every 3 s */
+  for (int i = 1; i < 6; i++)
+    join(t, i, i - 1);
+  run_until(t, 30000);
+  publish(t, 2, 1); /* an event, so that reconciliation has a set */
+  publish_eph(t, 0, 7, KITH_OK);
+  run_until(t, t->now + 2000);
+  for (int i = 1; i < 6; i++)
+    assert_int_equal(t->eph[i], 1);
+  publish_eph(t, 0, 7, KITH_ERR_DUPLICATE); /* remembered meanwhile */
+  publish_eph(t, 3, 7, KITH_ERR_DUPLICATE);
+  run_until(t, t->now + KITH_GOSSIP_EPH_MS + 5000); /* reconciles, forgets */
+  for (int i = 1; i < 6; i++)
+    assert_int_equal(t->eph[i], 1);
+  publish_eph(t, 0, 7, KITH_OK); /* forgotten everywhere: new again */
+  run_until(t, t->now + 2000);
+  kith_gossip_stats st;
+  for (int i = 1; i < 6; i++) {
+    assert_int_equal(t->eph[i], 2);
+    assert_int_equal(t->got[i][1], 1);
+    kith_gossip_get_stats(t->g[i], &st);
+    assert_true(st.ephemeral >= 2);
+    assert_int_equal(st.trees, 1); /* the event's source only */
+  }
+  uint8_t big[KITH_GOSSIP_EPH_MAX_PAYLOAD + 1] = {0};
+  assert_int_equal(
+      kith_gossip_publish_ephemeral(t->g[0], big, sizeof big, t->now, &t->out),
+      KITH_ERR_ARG);
+  net_free(t);
+}
+
+/* A lost push of an ephemeral payload is grafted from an announcer and
+ * answered as EPHEMERAL; a bad one is not passed on. */
+static void test_ephemeral_payload_grafted_and_judged(void **state) {
+  (void)state;
+  net *t = triangle();
+  publish(t, 0, 1);
+  run_until(t, t->now + 1000); /* 1-2 is lazy in the default tree */
+  t->drop_from = 0;
+  t->drop_to = 2;
+  publish_eph(t, 0, 9, KITH_OK);
+  run_until(t, t->now + 100);
+  assert_int_equal(t->eph[1], 1);
+  assert_int_equal(t->eph[2], 0);
+  run_until(t, t->now + 2000); /* announced by 1, grafted from 1 */
+  assert_int_equal(t->eph[2], 1);
+  kith_gossip_stats st;
+  kith_gossip_get_stats(t->g[2], &st);
+  assert_true(st.grafts_sent >= 1);
+  t->drop_from = -1;
+  publish_eph(t, 1, 0xff, KITH_OK); /* judged invalid by both others */
+  run_until(t, t->now + 2000);
+  assert_int_equal(t->eph[0], 0);
+  assert_int_equal(t->eph[2], 1);
+  kith_gossip_get_stats(t->g[0], &st);
+  assert_int_equal(st.invalid, 1);
+  net_free(t);
+}
+
+/* A neighbour that sends an event's bytes as an ephemeral payload (judged
+ * invalid: no beat) cannot have the event refused afterwards. */
+static void test_event_wrapped_as_ephemeral_still_accepted(void **state) {
+  (void)state;
+  net *t = triangle();
+  uint8_t b[EVLEN];
+  ev_bytes(5, b);
+  assert_int_equal(
+      kith_gossip_publish_ephemeral(t->g[0], b, EVLEN, t->now, &t->out),
+      KITH_OK);
+  drain(t, 0);
+  run_until(t, t->now + 1000);
+  kith_gossip_stats st;
+  kith_gossip_get_stats(t->g[1], &st);
+  assert_int_equal(st.invalid, 1);
+  publish(t, 2, 5);
+  run_until(t, t->now + 2000);
+  assert_int_equal(t->got[1][5], 1);
+  net_free(t);
+}
+
 static void test_frame_vectors_reproduce(void **state) {
   (void)state;
   gchar *text = NULL;
-  GHashTable *kv = read_vectors(&text);
+  GHashTable *kv = vectors_read("gossip.txt", &text);
   GBytes *source = vec(kv, "source"), *payload = vec(kv, "payload"),
          *id = vec(kv, "id");
   uint8_t got[32];
@@ -1006,6 +1149,16 @@ static void test_frame_vectors_reproduce(void **state) {
                    KITH_OK);
   drain(t, 3);
   assert_frame(take_frame(t, 3, 0), vec(kv, "recon_frame"));
+  /* 3 publishes an ephemeral payload: EPHEMERAL on the default tree */
+  GBytes *ep = vec(kv, "eph_payload");
+  assert_int_equal(
+      kith_gossip_publish_ephemeral(t->g[3], g_bytes_get_data(ep, NULL),
+                                    g_bytes_get_size(ep), t->now, &o),
+      KITH_OK);
+  apply(t, 3, &o);
+  kith_out_clear(&o);
+  assert_frame(take_frame(t, 3, 0), vec(kv, "eph_frame"));
+  g_bytes_unref(ep);
   net_free(t);
   g_bytes_unref(source);
   g_bytes_unref(payload);
@@ -1036,7 +1189,11 @@ int main(void) {
       cmocka_unit_test(test_held_flood_from_one_neighbour_blocks_no_one_else),
       cmocka_unit_test(test_unanswered_want_moves_to_another_announcer),
       cmocka_unit_test(test_held_event_is_passed_on_before_its_verdict),
+      cmocka_unit_test(test_want_answered_in_the_order_asked),
       cmocka_unit_test(test_small_group_starts_trees_with_first_messages),
+      cmocka_unit_test(test_ephemeral_payload_spreads_then_is_forgotten),
+      cmocka_unit_test(test_ephemeral_payload_grafted_and_judged),
+      cmocka_unit_test(test_event_wrapped_as_ephemeral_still_accepted),
       cmocka_unit_test(test_frame_vectors_reproduce),
       cmocka_unit_test(test_reconcile_reads_the_callers_set),
   };
