@@ -59,8 +59,8 @@ bench: deps
 	    --crash 0.2 --seed 1; fi
 
 # The libFuzzer targets of tests/fuzz (clang, ASan, UBSan): the seed
-# corpora replayed, then each target fuzzed for FUZZ_SECONDS, one after
-# another (tests/fuzz/README.md).
+# corpora replayed, then each target fuzzed for FUZZ_SECONDS, FUZZ_JOBS
+# (default 2) at a time (tests/fuzz/README.md).
 fuzz-deps:
 	@$(MAKE) --no-print-directory deps DEPS="$(DEPS) $(FUZZ_DEPS)"
 
