@@ -76,8 +76,8 @@ bench-full: bench-build
 	bash bench/partition.sh $(BENCH_BIN) 100000 10000
 
 # The libFuzzer targets of tests/fuzz (clang, ASan, UBSan): the seed
-# corpora replayed, then each target fuzzed for FUZZ_SECONDS, one after
-# another (tests/fuzz/README.md).
+# corpora replayed, then each target fuzzed for FUZZ_SECONDS, FUZZ_JOBS
+# (default 2) at a time (tests/fuzz/README.md).
 fuzz-deps:
 	@$(MAKE) --no-print-directory deps DEPS="$(DEPS) $(FUZZ_DEPS)"
 

@@ -17,7 +17,8 @@ static const cli_simple LIST = {
     .cmd = "group list",
     .method = "group.list",
     .summary = "List your groups: id, name, members, your role, unread "
-               "messages.",
+               "messages. A group you left or were removed from is listed "
+               "with the role 'former'.",
     .fields = LIST_FIELDS,
     .rows = 1};
 

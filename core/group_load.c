@@ -58,7 +58,9 @@ static kith_err unpack_facts(kith_group *g, const uint8_t *buf, size_t len,
     rc = kith_codec_uint(&it[i], UINT32_MAX, &v[i]);
   if (rc == KITH_OK)
     rc = kith_codec_bin(&it[5], 32 * KITH_GROUP_MAX_MEMBERS, &ids, &n);
-  if (rc == KITH_OK && (n % 32 || v[0] > 2 || v[1] > 2 || v[2] > 2 || v[3] > 2))
+  /* the author's admission (a cseq the fold indexes by) came before */
+  if (rc == KITH_OK && (n % 32 || v[0] > 2 || v[1] > 2 || v[2] > 2 ||
+                        v[3] > 2 || (v[4] >= c->cseq && v[4] != GRP_NO_CSEQ)))
     rc = KITH_ERR_IO;
   if (rc == KITH_OK) {
     c->a_role = (uint8_t)v[0];
@@ -188,8 +190,12 @@ static kith_err load_heads(kith_group *g) {
 }
 
 /* Events a kith before schema 3 stored: through the engine once (trusted:
- * they were verified when they arrived; their texts are in the store). */
-static kith_err convert_old(kith_group *g, uint64_t now_ms) {
+ * they were verified when they arrived; their texts are in the store).
+ * Their dates were checked against a clock then too: none is held for
+ * its date now (KITH_TS_MAX as the clock), or nothing would be converted
+ * until the first kith_group_maintain, with messages decrypted again. */
+static kith_err convert_old(kith_group *g) {
+  const uint64_t now_ms = KITH_TS_MAX;
   GPtrArray *raws =
       g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
   GPtrArray *acc =
@@ -242,7 +248,7 @@ kith_err kith_group_open(const uint8_t gid[32], const kith_ident *me,
     g->n_events = row.n_events;
   }
   if (rc == KITH_OK)
-    rc = convert_old(g, 0);
+    rc = convert_old(g);
   if (rc != KITH_OK) {
     kith_group_free(g);
     return rc;

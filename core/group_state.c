@@ -651,7 +651,9 @@ static void apply_invite(grp_state *s, const grp_ctl *c) {
 }
 
 static int rcpt_has(const grp_ctl *k, uint32_t num) {
-  return bsearch(&num, k->rcpt, k->n_rcpt, sizeof num, cmp_u32) != NULL;
+  /* a rekey read from the store may name no one (rcpt NULL) */
+  return k->n_rcpt > 0 &&
+         bsearch(&num, k->rcpt, k->n_rcpt, sizeof num, cmp_u32) != NULL;
 }
 
 /* Rule 3: a rekey takes effect only if none of the members it was sealed

@@ -593,7 +593,9 @@ static kith_err parse(kith_recon *r, const uint8_t *msg, size_t len,
   const msgpack_object *top = &m->u.data;
   msgpack_unpacked_init(&m->u);
   m->ranges = g_array_new(FALSE, FALSE, sizeof(prange));
-  m->idbuf = g_byte_array_new();
+  /* never NULL data: a range's ids are at idbuf->data + ids * ID_LEN, an
+   * offset applied even when no range lists any */
+  m->idbuf = g_byte_array_sized_new(ID_LEN);
   m->start = 0;
   if (msg == NULL || len == 0 || len > KITH_RECON_MAX_MSG ||
       kith_codec_unpack(msg, len, &m->u) != KITH_OK ||

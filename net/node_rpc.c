@@ -379,20 +379,29 @@ static void rpc_group_list(kith_rpc_call *call, const msgpack_object *params,
   kith_pack pk;
   GList *groups = g_hash_table_get_values(n->groups);
 
+  GPtrArray *listed = g_ptr_array_new();
+  /* A group this node left or was removed from stays listed, as
+   * "former" (its history is still here; group info and log work), so
+   * that it does not vanish without a word. A join in progress is not
+   * listed. */
+  for (GList *l = groups; l; l = l->next)
+    if (my_member(n, l->data) ||
+        (kith_group_n_events(((node_group *)l->data)->g) != 0 &&
+         !node_is_joining(n, l->data)))
+      g_ptr_array_add(listed, l->data);
   kith_pack_init(&pk);
-  kith_pack_array(&pk, count_groups(n));
-  for (GList *l = groups; l; l = l->next) {
-    node_group *ng = l->data;
+  kith_pack_array(&pk, listed->len);
+  for (guint i = 0; i < listed->len; i++) {
+    node_group *ng = listed->pdata[i];
     const kith_member *me = my_member(n, ng);
-    if (!me)
-      continue;
     msgpack_pack_map(&pk.pk, 5);
     rpc_kv_str(&pk, "group_id", ng->id_text);
     rpc_kv_str(&pk, "name", kith_group_name(ng->g));
     rpc_kv_uint(&pk, "members", kith_group_n_members(ng->g));
-    rpc_kv_str(&pk, "role", rpc_role_name(me->role));
+    rpc_kv_str(&pk, "role", me ? rpc_role_name(me->role) : "former");
     rpc_kv_uint(&pk, "unread", node_unread(n, ng));
   }
+  g_ptr_array_unref(listed);
   g_list_free(groups);
   node_rpc_reply(n, call, &pk);
 }

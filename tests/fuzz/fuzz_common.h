@@ -15,6 +15,9 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/codec.h"
+#include "core/event.h"
+#include "core/gcrypto.h"
 #include "core/group.h"
 #include "core/ident.h"
 #include "core/invite.h"
@@ -71,6 +74,54 @@ static inline kith_group *fuzz_group_with_peer(GPtrArray *acc) {
       KITH_OK)
     __builtin_trap();
   return g;
+}
+
+static inline int fuzz_message_like(uint32_t kind) {
+  return kind == KITH_EV_MESSAGE || kind == KITH_EV_REACT ||
+         kind == KITH_EV_EDIT || kind == KITH_EV_DELETE;
+}
+
+/* The key that seals a body of kind by author in g's current epoch (the
+ * message key 0 of author's chain for a message-like kind). */
+static inline void fuzz_body_key(const kith_group *g, uint32_t kind,
+                                 const uint8_t author[32], uint8_t key[32]) {
+  uint8_t secret[32] = {0};
+  for (size_t i = 0; i < kith_group_n_secrets(g); i++) {
+    uint64_t epoch;
+    kith_group_secret_at(g, i, &epoch, secret);
+    if (epoch == kith_group_epoch_id(g))
+      break;
+  }
+  if (fuzz_message_like(kind)) {
+    uint8_t chain[32];
+    kith_gcrypto_chain_start(secret, author, chain);
+    kith_gcrypto_chain_step(chain, key);
+  } else {
+    kith_gcrypto_meta_key(secret, key);
+  }
+}
+
+/* Packs the start of a kind-event's body by author in g's current epoch:
+ * the 3-element array header, the epoch, (n = 0 for a message-like
+ * kind,) and inner sealed as docs/protocol.md 5.4 says; a control
+ * event's third element (extra or nil) is the caller's. */
+static inline void fuzz_pack_sealed(kith_pack *p, const kith_group *g,
+                                    uint32_t kind, const uint8_t author[32],
+                                    const uint8_t *inner, size_t ilen) {
+  uint8_t key[32], ad[77];
+  uint8_t *sealed = g_malloc(ilen + KITH_SEALED_OVERHEAD);
+  fuzz_body_key(g, kind, author, key);
+  memcpy(ad, "kith body v1", 12);
+  ad[12] = (uint8_t)kind;
+  memcpy(ad + 13, author, 32);
+  memcpy(ad + 45, kith_group_id(g), 32);
+  kith_gcrypto_seal(key, ad, sizeof ad, inner, ilen, sealed);
+  kith_pack_array(p, 3);
+  kith_pack_uint(p, kith_group_epoch_id(g));
+  if (fuzz_message_like(kind))
+    kith_pack_uint(p, 0);
+  kith_pack_bin(p, sealed, ilen + KITH_SEALED_OVERHEAD);
+  g_free(sealed);
 }
 
 typedef struct fuzz_in {

@@ -4,14 +4,20 @@
  * The engine of FUZZ_ME joined through FUZZ_PEER (linked) and knows
  * FUZZ_THIRD (not linked) and a few events. The input is a sequence of
  * operations, each one byte and one fuzz_take part:
- *   op % 6 = 0: the part is a frame from FUZZ_PEER; 1: from FUZZ_THIRD;
+ *   op % 8 = 0: the part is a frame from FUZZ_PEER; 1: from FUZZ_THIRD;
  *   2: the clock moves on by 10 ms per byte of the part, then a tick;
- *   3: verdicts on the payloads delivered so far (valid if op & 8);
+ *   3: verdicts on the payloads delivered so far: (op >> 3) & 3 is the
+ *      kith_gossip_verdict_kind (invalid, valid, later, held);
  *   4: the link to FUZZ_PEER goes down, or up again;
- *   5: a local event with the part as payload is published.
+ *   5: a local event with the part as payload is published;
+ *   6: the part's whole 32-byte ids are asked of FUZZ_PEER
+ *      (kith_gossip_want, as for a held event's missing parents);
+ *   7: a reconciliation with FUZZ_PEER starts now (kith_gossip_reconcile).
  * The engine's requests are carried out as the node does: CONNECT gets a
  * link, FETCH an answer with a payload, DELIVER waits for op 3. A frame
- * gives KITH_OK or KITH_ERR_DECODE only, and the views keep their caps. */
+ * gives KITH_OK or KITH_ERR_DECODE only, want notes no more ids than it is
+ * given, and the views keep their caps. Frames in the forms of
+ * tests/vectors/gossip.txt (PAYLOAD, IHAVE, GRAFT, PRUNE, WANT) seed it. */
 #include <stdlib.h>
 
 #include "core/gossip.h"
@@ -41,8 +47,7 @@ static void run_out(world *w, kith_out *o, kith_out *next) {
       break;
     case KITH_OUT_FETCH:
       for (size_t k = 0; k + 32 <= it->len; k += 32)
-        (void)!kith_gossip_send_payload(w->g, it->peer, it->data + k,
-                                        FUZZ_NOW_MS, payload, sizeof payload,
+        (void)!kith_gossip_send_payload(w->g, it->peer, payload, sizeof payload,
                                         next);
       break;
     default:
@@ -84,11 +89,12 @@ static void recv_frame(world *w, int from, const uint8_t *p, size_t n,
 static void step(world *w, uint8_t op, const uint8_t *p, size_t n,
                  kith_out *o) {
   const uint8_t *peer = fuzz_ident(FUZZ_PEER)->pk;
-  uint8_t id[32];
-  switch (op % 6) {
+  size_t asked = 0;
+  kith_err err;
+  switch (op % 8) {
   case 0:
   case 1:
-    recv_frame(w, op % 6 == 0 ? FUZZ_PEER : FUZZ_THIRD, p, n, o);
+    recv_frame(w, op % 8 == 0 ? FUZZ_PEER : FUZZ_THIRD, p, n, o);
     break;
   case 2:
     w->now += 10 * (uint64_t)n + 1;
@@ -96,7 +102,9 @@ static void step(world *w, uint8_t op, const uint8_t *p, size_t n,
     break;
   case 3:
     for (guint i = 0; i < w->delivered->len; i += 32)
-      kith_gossip_verdict(w->g, w->delivered->data + i, op & 8, w->now, o);
+      kith_gossip_verdict(w->g, w->delivered->data + i,
+                          (kith_gossip_verdict_kind)((op >> 3) & 3),
+                          FUZZ_NOW_MS, w->now, o);
     g_byte_array_set_size(w->delivered, 0);
     break;
   case 4:
@@ -106,9 +114,19 @@ static void step(world *w, uint8_t op, const uint8_t *p, size_t n,
       kith_gossip_link_up(w->g, peer, w->now, o);
     w->peer_up = !w->peer_up;
     break;
+  case 5:
+    (void)!kith_gossip_publish(w->g, FUZZ_NOW_MS, p, n, w->now, o);
+    break;
+  case 6:
+    n = MIN(n / 32, KITH_GOSSIP_IDS_MAX);
+    err = kith_gossip_want(w->g, peer, p, n, w->now, &asked, o);
+    if ((err != KITH_OK && err != KITH_ERR_STATE) || asked > n)
+      abort();
+    break;
   default:
-    crypto_generichash(id, sizeof id, p, n, NULL, 0);
-    (void)!kith_gossip_publish(w->g, id, FUZZ_NOW_MS, p, n, w->now, o);
+    err = kith_gossip_reconcile(w->g, peer, w->now, o);
+    if (err != KITH_OK && err != KITH_ERR_STATE)
+      abort();
   }
 }
 

@@ -1,24 +1,29 @@
 /* libFuzzer target: event bodies, through kith_group_receive.
  *
  * The node under test (FUZZ_ME) owns a group that FUZZ_PEER was admitted
- * to (create, invite, add, built once). Each input becomes one event on
- * top of that history, received by a fresh replica of the group:
- *   byte 0: bits 0-3 the kind (1 + value % KITH_EV_KIND_MAX), bit 4 the
- *     author (FUZZ_PEER, else FUZZ_ME), bit 5 "extra sealed" (for add: a
- *     box to FUZZ_ME; for rekey: an array of one box per member), bit 6
- *     "raw": the rest of the input is a raw event instead;
+ * to (create, invite, add), and FUZZ_ME asked for the keys of the current
+ * epoch (a need, so that a keys event on top can answer it); built once.
+ * Each input becomes one event on top of that history, received by a
+ * fresh replica of the group:
+ *   byte 0: bits 0-3 and 7 the kind (1 + value % KITH_EV_KIND_MAX, the
+ *     value's bit 4 from bit 7), bit 4 the author (FUZZ_PEER, else
+ *     FUZZ_ME), bit 5 "extra sealed" (for add and keys: a box to FUZZ_ME;
+ *     for rekey: an array of one box per member), bit 6 "raw": the rest of
+ *     the input is a raw event instead;
  *   then the inner plaintext (a fuzz_take part), then the extra (the
- *   rest; add and rekey only).
+ *   rest; add, rekey and keys only). An empty inner plaintext of a need
+ *   or keys event is replaced by the one the history makes acceptable
+ *   ([[current epoch]], [the need's id]; ids and epochs differ in each
+ *   run, so seeds cannot name them).
  * The inner plaintext is sealed as group.h says, under the key of the
  * group's current epoch (the message key 0 of the author's chain for a
- * message), so the body and inner parsers and the rules are reached.
- * Checks: a rejected or held event leaves the state hash unchanged; an
- * accepted one adds at least one event. */
+ * message, react, edit or delete), so the body and inner parsers and the rules
+ * are reached. Checks: a rejected or held event leaves the state hash
+ * unchanged; an accepted one adds at least one event. */
 #include <stdlib.h>
 
 #include "core/codec.h"
 #include "core/event.h"
-#include "core/gcrypto.h"
 #include "core/group.h"
 #include "fuzz_common.h"
 
@@ -34,6 +39,46 @@ static void keep_accepted(GPtrArray *acc) {
   g_ptr_array_set_size(acc, 0);
 }
 
+static kith_err on_head(kith_group *g, uint32_t kind, const kith_ident *author,
+                        int sealed_extra, const uint8_t *inner, size_t ilen,
+                        const uint8_t *extra, size_t xlen, kith_event *ev);
+
+/* The inner plaintext of a need or keys event acceptable on g's head:
+ * [[current epoch]] or [head id] (g_malloc'ed). */
+static void fitting_inner(const kith_group *g, uint32_t kind, uint8_t **inner,
+                          size_t *ilen) {
+  GByteArray *ids = g_byte_array_new();
+  kith_pack p;
+  kith_pack_init(&p);
+  kith_pack_array(&p, 1);
+  if (kind == KITH_EV_NEED) {
+    kith_pack_array(&p, 1);
+    kith_pack_uint(&p, kith_group_epoch_id(g));
+  } else {
+    kith_group_heads(g, ids);
+    kith_pack_bin(&p, ids->data, 32);
+  }
+  g_byte_array_unref(ids);
+  if (kith_pack_take(&p, inner, ilen) != KITH_OK)
+    abort();
+}
+
+/* FUZZ_ME's need [[current epoch]] on top of g, received and kept. */
+static void add_need(kith_group *g, GPtrArray *acc) {
+  uint8_t *inner;
+  size_t ilen;
+  kith_event ev = {0};
+  fitting_inner(g, KITH_EV_NEED, &inner, &ilen);
+  if (on_head(g, KITH_EV_NEED, fuzz_ident(FUZZ_ME), 0, inner, ilen, NULL, 0,
+              &ev) != KITH_OK ||
+      kith_group_receive(g, ev.raw, ev.raw_len, FUZZ_NOW_MS + 10, acc) !=
+          KITH_OK)
+    abort();
+  keep_accepted(acc);
+  kith_event_clear(&ev);
+  g_free(inner);
+}
+
 static void build_history(void) {
   GPtrArray *acc =
       g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
@@ -42,6 +87,7 @@ static void build_history(void) {
   history = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
   memcpy(gid, kith_group_id(g), 32);
   keep_accepted(acc);
+  add_need(g, acc);
   secrets = g_array_new(FALSE, FALSE, 40);
   for (size_t i = 0; i < kith_group_n_secrets(g); i++) {
     uint8_t block[40];
@@ -75,32 +121,13 @@ static kith_group *replica(void) {
   return g;
 }
 
-/* The key that seals a body of kind by author in g's current epoch. */
-static void body_key(const kith_group *g, uint32_t kind,
-                     const uint8_t author[32], uint8_t key[32]) {
-  uint8_t secret[32];
-  for (size_t i = 0; i < kith_group_n_secrets(g); i++) {
-    uint64_t epoch;
-    kith_group_secret_at(g, i, &epoch, secret);
-    if (epoch == kith_group_epoch_id(g))
-      break;
-  }
-  if (kind == KITH_EV_MESSAGE) {
-    uint8_t chain[32];
-    kith_gcrypto_chain_start(secret, author, chain);
-    kith_gcrypto_chain_step(chain, key);
-  } else {
-    kith_gcrypto_meta_key(secret, key);
-  }
-}
-
 /* The extra of an add or rekey: raw, or boxes holding it. */
 static void pack_extra(kith_pack *p, const kith_group *g, uint32_t kind,
                        int sealed, const uint8_t *extra, size_t len) {
   uint8_t *box = g_malloc(len + KITH_SEAL_OVERHEAD);
   if (!sealed) {
     kith_pack_bin(p, extra, len);
-  } else if (kind == KITH_EV_ADD) {
+  } else if (kind == KITH_EV_ADD || kind == KITH_EV_KEYS) {
     if (kith_seal(fuzz_ident(FUZZ_ME)->pk, extra, len, box) == KITH_OK)
       kith_pack_bin(p, box, len + KITH_SEAL_OVERHEAD);
   } else {
@@ -125,27 +152,13 @@ static kith_err make_body(const kith_group *g, uint32_t kind,
                           const uint8_t *inner, size_t ilen,
                           const uint8_t *extra, size_t xlen, uint8_t **out,
                           size_t *out_len) {
-  uint8_t key[32], ad[77];
-  uint8_t *sealed = g_malloc(ilen + KITH_SEALED_OVERHEAD);
   kith_pack p;
-
-  body_key(g, kind, author, key);
-  memcpy(ad, "kith body v1", 12);
-  ad[12] = (uint8_t)kind;
-  memcpy(ad + 13, author, 32);
-  memcpy(ad + 45, gid, 32);
-  kith_gcrypto_seal(key, ad, sizeof ad, inner, ilen, sealed);
   kith_pack_init(&p);
-  kith_pack_array(&p, 3);
-  kith_pack_uint(&p, kith_group_epoch_id(g));
-  if (kind == KITH_EV_MESSAGE)
-    kith_pack_uint(&p, 0);
-  kith_pack_bin(&p, sealed, ilen + KITH_SEALED_OVERHEAD);
-  if (kind == KITH_EV_ADD || kind == KITH_EV_REKEY)
+  fuzz_pack_sealed(&p, g, kind, author, inner, ilen);
+  if (kind == KITH_EV_ADD || kind == KITH_EV_REKEY || kind == KITH_EV_KEYS)
     pack_extra(&p, g, kind, sealed_extra, extra, xlen);
-  else if (kind != KITH_EV_MESSAGE)
+  else if (!fuzz_message_like(kind))
     kith_pack_nil(&p);
-  g_free(sealed);
   return kith_pack_take(&p, out, out_len);
 }
 
@@ -169,28 +182,50 @@ static void receive(kith_group *g, const uint8_t *raw, size_t len) {
   g_ptr_array_unref(acc);
 }
 
+/* The kind-event by author on g's one head (the base history is a chain),
+ * in g's current epoch, into ev (cleared by the caller). */
+static kith_err on_head(kith_group *g, uint32_t kind, const kith_ident *author,
+                        int sealed_extra, const uint8_t *inner, size_t ilen,
+                        const uint8_t *extra, size_t xlen, kith_event *ev) {
+  uint8_t *body = NULL;
+  size_t body_len = 0;
+  GByteArray *ids = g_byte_array_new();
+  kith_err err;
+
+  *ev = (kith_event){.kind = kind, .n_parents = 1, .ts_ms = FUZZ_NOW_MS + 30};
+  kith_group_heads(g, ids);
+  memcpy(ev->parents[0], ids->data, 32);
+  g_byte_array_unref(ids);
+  memcpy(ev->group_id, gid, 32);
+  if (kith_group_event_info(g, ev->parents[0], &ev->depth, NULL, NULL, NULL) !=
+      KITH_OK)
+    abort();
+  ev->depth++;
+  err = make_body(g, kind, author->pk, sealed_extra, inner, ilen, extra, xlen,
+                  &body, &body_len);
+  if (err == KITH_OK)
+    err = kith_event_build(ev, author, body, body_len);
+  g_free(body);
+  return err;
+}
+
 static void receive_body(kith_group *g, uint8_t flags, fuzz_in *in) {
-  uint32_t kind = 1 + (flags & 15) % KITH_EV_KIND_MAX;
+  uint32_t kind = 1 + ((flags & 15) | (flags >> 3 & 16)) % KITH_EV_KIND_MAX;
   const kith_ident *author = fuzz_ident(flags & 16 ? FUZZ_PEER : FUZZ_ME);
   const uint8_t *inner;
   size_t ilen = fuzz_take(in, &inner);
-  uint8_t *body = NULL, head[32];
-  size_t body_len = 0;
-  GByteArray *ids = g_byte_array_new();
-  kith_event ev = {.kind = kind, .n_parents = 1, .ts_ms = FUZZ_NOW_MS + 30};
+  uint8_t *fitting = NULL;
+  kith_event ev;
 
-  kith_group_event_ids(g, ids);
-  memcpy(head, ids->data + ids->len - 32, 32);
-  g_byte_array_unref(ids);
-  memcpy(ev.group_id, gid, 32);
-  memcpy(ev.parents[0], head, 32);
-  ev.depth = kith_group_event(g, head)->depth + 1;
-  if (make_body(g, kind, author->pk, flags & 32, inner, ilen, in->p, in->n,
-                &body, &body_len) == KITH_OK &&
-      kith_event_build(&ev, author, body, body_len) == KITH_OK)
+  if (ilen == 0 && (kind == KITH_EV_NEED || kind == KITH_EV_KEYS)) {
+    fitting_inner(g, kind, &fitting, &ilen);
+    inner = fitting;
+  }
+  if (on_head(g, kind, author, flags & 32, inner, ilen, in->p, in->n, &ev) ==
+      KITH_OK)
     receive(g, ev.raw, ev.raw_len);
   kith_event_clear(&ev);
-  g_free(body);
+  g_free(fitting);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -6,8 +6,13 @@
  * first records are reached; 2 = a genuine handshake completes first, so the
  * bytes are records of an established session; 3 = as 2, and the bytes
  * are frames that the genuine initiator seals: the responder must yield
- * them unchanged. The bytes are fed in two pieces split at the offset in
- * byte 1, to exercise partial-record buffering. */
+ * them unchanged; 4 and 5 = as 2 and 3, but the way a link with a worker
+ * reads records (net/crypt.c): kith_session_recv_later frames them, each
+ * is opened in place with kith_record_open (mode 5: sealed by the
+ * initiator with kith_session_seal_later and kith_record_seal, and must
+ * open to the frame). The bytes are fed in two pieces split at the offset
+ * in byte 1, to exercise partial-record buffering. Spans must lie inside
+ * the records returned, with counters counting up by one. */
 #include <stdlib.h>
 
 #include "fuzz_common.h"
@@ -56,11 +61,57 @@ static void sealed_frame(kith_session *i, kith_session *r, const uint8_t *data,
   g_byte_array_unref(rec);
 }
 
+/* Modes 4 and 5: buf (split at split) read as records to open elsewhere,
+ * each opened; returns how many opened. */
+static size_t recv_later(kith_session *r, const uint8_t *buf, size_t len,
+                         size_t split, GByteArray *recs, GArray *spans) {
+  uint8_t key[32];
+  size_t opened = 0;
+  kith_session_key(r, 0, key);
+  if (split > len)
+    split = len;
+  if (kith_session_recv_later(r, buf, split, recs, spans) == KITH_OK)
+    (void)!kith_session_recv_later(r, buf + split, len - split, recs, spans);
+  for (guint k = 0; k < spans->len; k++) {
+    kith_record_span *sp = &g_array_index(spans, kith_record_span, k);
+    if (sp->at > recs->len || sp->len > recs->len - sp->at ||
+        (k > 0 && sp->n != sp[-1].n + 1))
+      abort();
+    if (kith_record_open(key, sp->n, recs->data + sp->at, sp->len) == KITH_OK)
+      opened++;
+  }
+  return opened;
+}
+
+/* Mode 5: the initiator seals data later; r must open it to data. */
+static void sealed_later(kith_session *i, kith_session *r, const uint8_t *data,
+                         size_t size, size_t split) {
+  GByteArray *rec = g_byte_array_new(), *recs = g_byte_array_new();
+  GArray *spans = g_array_new(FALSE, FALSE, sizeof(kith_record_span));
+  kith_record_span sp;
+  uint8_t key[32];
+  kith_session_key(i, 1, key);
+  if (kith_session_seal_later(i, data, size, rec, &sp) == KITH_OK) {
+    kith_record_seal(key, sp.n, rec->data + sp.at, size);
+    if (recv_later(r, rec->data, rec->len, split, recs, spans) != 1 ||
+        g_array_index(spans, kith_record_span, 0).len !=
+            size + KITH_SESSION_TAG_LEN ||
+        memcmp(recs->data + g_array_index(spans, kith_record_span, 0).at, data,
+               size) != 0)
+      abort();
+  } else if (size > 0 && size <= KITH_SESSION_MAX_FRAME) {
+    abort(); /* only an empty or oversized frame is refused */
+  }
+  g_byte_array_unref(rec);
+  g_byte_array_unref(recs);
+  g_array_unref(spans);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const kith_ident *me = fuzz_ident(FUZZ_ME), *peer = fuzz_ident(FUZZ_PEER);
   if (size < 2)
     return 0;
-  int mode = data[0] & 3;
+  int mode = data[0] % 6;
   size_t split = data[1];
   data += 2;
   size -= 2;
@@ -84,6 +135,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   if (mode == 3) {
     sealed_frame(i, r, data, size, out, frames);
+  } else if (mode == 5) {
+    sealed_later(i, r, data, size, split);
+  } else if (mode == 4) {
+    GArray *spans = g_array_new(FALSE, FALSE, sizeof(kith_record_span));
+    (void)recv_later(r, data, size, split, out, spans);
+    g_array_unref(spans);
   } else {
     if (split > size)
       split = size;

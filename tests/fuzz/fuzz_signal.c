@@ -13,8 +13,13 @@
  *      (kith_wire_join_decode);
  *   3: the plaintext of a relayed signal, sealed to FUZZ_ME here, opened
  *      as from FUZZ_PEER (kith_signal_open_relayed, with a replay cache
- *      of its own).
- * Mode 0 and 2 payloads that open are decoded as in mode 2. */
+ *      of its own): one that opens is refused the second time;
+ *   4: the replay cache itself (core/replay.h, as the signal port and the
+ *      relayed signals use it, with small caps): a sequence of 4-byte
+ *      checks [source, tag, expiry, clock step]; the source is 0..5 bytes
+ *      (0 is refused), the clock moves on by the step. It never holds more
+ *      than its cap, and a tag it just took is a replay at once.
+ * Mode 0, 2 and 3 payloads that open are decoded as in mode 2. */
 #include <stdlib.h>
 
 #include "fuzz_common.h"
@@ -90,12 +95,32 @@ static void open_relayed(const uint8_t *box, size_t len) {
   kith_replay_free(seen);
 }
 
+/* Mode 4: checks against a replay cache of 8 tags, 3 per source. */
+static void replay_checks(const uint8_t *p, size_t len) {
+  kith_replay *r = kith_replay_new(8, 3);
+  static const uint8_t sources[5] = {1, 2, 3, 4, 5};
+  uint64_t now = 1000;
+  for (size_t i = 0; i + 4 <= len; i += 4) {
+    uint8_t tag[KITH_REPLAY_TAG_LEN];
+    size_t slen = p[i] % 6;
+    uint64_t expiry = now + 1 + p[i + 2]; /* after now, as a fresh one */
+    memset(tag, p[i + 1], sizeof tag);
+    int fresh = kith_replay_check(r, tag, sources, slen, expiry, now);
+    if ((slen == 0 && fresh) ||
+        (fresh && kith_replay_check(r, tag, sources, slen, expiry, now)) ||
+        kith_replay_size(r) > 8)
+      abort();
+    now += p[i + 3];
+  }
+  kith_replay_free(r);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   uint8_t *box;
   size_t blen;
   if (size < 1)
     return 0;
-  switch (data[0] & 3) {
+  switch (data[0] % 5) {
   case 0:
     open_datagram(data + 1, size - 1);
     break;
@@ -107,10 +132,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   case 2:
     genuine_datagram(data + 1, size - 1);
     break;
-  default:
+  case 3:
     if ((box = seal_to_me(data + 1, size - 1, &blen)) != NULL)
       open_relayed(box, blen);
     g_free(box);
+    break;
+  default:
+    replay_checks(data + 1, size - 1);
   }
   return 0;
 }

@@ -2,10 +2,8 @@
  * port is classified; what passes as a binding request is answered (the
  * answer must be a binding response no larger than 32 bytes) and what
  * passes as a response is read (its mapped address must be IPv4).
- *
- * Build: clang -fsanitize=fuzzer,address,undefined -I. core/err.c
- *   net/stun.c tests/fuzz/fuzz_stun.c $(pkg-config --cflags --libs
- *   libsodium nice) */
+ * Seeds (corpus/stun): binding requests with and without the magic cookie,
+ * as kith_stun_request and libnice send them, and their answers. */
 #include <arpa/inet.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -18,10 +18,11 @@
 #include "core/presence.h"
 #include "core/reconcile.h"
 #include "core/store.h"
-#include "fuzz_common.h"
+#include "fuzz_rows.h"
 #include "net/control.h"
 #include "net/ice.h"
 #include "net/session.h"
+#include "net/stun.h"
 #include "net/wire.h"
 
 #include <sqlite3.h>
@@ -93,22 +94,68 @@ static void must(kith_err err, const char *what) {
   }
 }
 
+/* FUZZ_PEER's need [[current epoch]] on g's heads, received by g; then
+ * g's maintenance at `later` (which answers it with a keys event). */
+static void peer_need(kith_group *g, uint64_t ts, uint64_t later,
+                      GPtrArray *acc) {
+  kith_event ev = {.kind = KITH_EV_NEED, .ts_ms = ts};
+  GByteArray *heads = g_byte_array_new();
+  uint8_t *inner, *body;
+  size_t ilen, blen;
+  kith_pack p;
+  kith_pack_init(&p);
+  kith_pack_array(&p, 1);
+  kith_pack_array(&p, 1);
+  kith_pack_uint(&p, kith_group_epoch_id(g));
+  take(&p, &inner, &ilen);
+  fuzz_pack_sealed(&p, g, KITH_EV_NEED, fuzz_ident(FUZZ_PEER)->pk, inner, ilen);
+  kith_pack_nil(&p);
+  take(&p, &body, &blen);
+  kith_group_heads(g, heads);
+  memcpy(ev.group_id, kith_group_id(g), 32);
+  for (guint i = 0; i < heads->len / 32 && i < KITH_EVENT_MAX_PARENTS; i++) {
+    uint64_t depth;
+    memcpy(ev.parents[ev.n_parents++], heads->data + 32 * i, 32);
+    must(kith_group_event_info(g, heads->data + 32 * i, &depth, NULL, NULL,
+                               NULL),
+         "head");
+    ev.depth = MAX(ev.depth, depth + 1);
+  }
+  must(kith_event_build(&ev, fuzz_ident(FUZZ_PEER), body, blen), "need");
+  must(kith_group_receive(g, ev.raw, ev.raw_len, ts, acc), "need");
+  must(kith_group_maintain(g, later, acc), "keys");
+  kith_event_clear(&ev);
+  g_byte_array_unref(heads);
+  g_free(inner);
+  g_free(body);
+}
+
 /* ---- events and bodies ---- */
 
-/* A group of FUZZ_ME with FUZZ_PEER admitted, a message, a topic, a role
- * change and a removal: every event's raw bytes go to the event, codec
- * and (raw mode) group corpora. */
+/* A group of FUZZ_ME with FUZZ_PEER admitted, a message, a reaction, an
+ * edit, a delete, a topic, a setting, a mute, a need of the peer and the
+ * keys that answer it, a ban, a role change and a removal: every event's raw
+ * bytes go to the event, codec and (raw mode) group corpora. */
 static void events(void) {
   const kith_ident *peer = fuzz_ident(FUZZ_PEER);
-  kith_accepted *a;
   GPtrArray *acc =
       g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
   kith_group *g = fuzz_group_with_peer(acc);
   uint64_t t = FUZZ_NOW_MS + 3;
+  uint8_t hello[32];
 
-  must(kith_group_send(g, "hello", 5, t++, &a), "send");
-  g_ptr_array_add(acc, a);
+  must(kith_group_send(g, "hello", 5, NULL, t++, acc), "send");
+  memcpy(hello, ((kith_accepted *)acc->pdata[acc->len - 1])->ev.id, 32);
+  must(kith_group_react(g, hello, "+1", 1, t++, acc), "react");
+  must(kith_group_edit(g, hello, "hello, edited", 13, t++, acc), "edit");
+  must(kith_group_delete(g, hello, t++, acc), "delete");
   must(kith_group_set_topic(g, "seeds", 5, t++, acc), "topic");
+  must(kith_group_set_announce(g, 1, t++, acc), "settings");
+  must(kith_group_mute(g, peer->pk, t + 60000, t, acc), "mute");
+  t++;
+  peer_need(g, t, t + 600000, acc);
+  t++;
+  must(kith_group_ban(g, fuzz_ident(FUZZ_THIRD)->pk, t++, acc), "ban");
   must(kith_group_set_role(g, peer->pk, KITH_ROLE_ADMIN, t++, acc), "role");
   must(kith_group_remove(g, peer->pk, t++, acc), "remove");
   for (guint i = 0; i < acc->len; i++) {
@@ -139,8 +186,22 @@ static void body_seed(const char *name, uint8_t flags, kith_pack *inner,
   g_free(in);
 }
 
-/* Flags of fuzz_group.c: kind - 1 in bits 0-3, FUZZ_PEER as author. */
-#define BODY(kind, by_peer) ((uint8_t)((kind)-1) | ((by_peer) ? 16 : 0))
+/* One fuzz_group input with an empty inner part. */
+static void body_seed_raw(const char *name, uint8_t flags, const uint8_t *extra,
+                          size_t xlen) {
+  GByteArray *b = g_byte_array_new();
+  fuzz_put_u8(b, flags);
+  fuzz_put(b, NULL, 0);
+  g_byte_array_append(b, extra, (guint)xlen);
+  write_seed("group", name, b->data, b->len);
+  g_byte_array_unref(b);
+}
+
+/* Flags of fuzz_group.c: kind - 1 in bits 0-3 and 7, FUZZ_PEER as
+ * author. */
+#define BODY(kind, by_peer)                                                    \
+  ((uint8_t)(((kind)-1) & 15) | (uint8_t)((((kind)-1) & 16) << 3) |            \
+   ((by_peer) ? 16 : 0))
 
 static void bodies(void) {
   const kith_ident *peer = fuzz_ident(FUZZ_PEER),
@@ -164,6 +225,29 @@ static void bodies(void) {
   body_seed("remove", BODY(KITH_EV_REMOVE, 0), &p, NULL, 0);
   kith_pack_array(&p, 0);
   body_seed("leave", BODY(KITH_EV_LEAVE, 1), &p, NULL, 0);
+  kith_pack_array(&p, 3);
+  kith_pack_bin(&p, zero, 32);
+  kith_pack_cstr(&p, "+1");
+  kith_pack_uint(&p, 1);
+  body_seed("react", BODY(KITH_EV_REACT, 1), &p, NULL, 0);
+  kith_pack_array(&p, 2);
+  kith_pack_bin(&p, zero, 32);
+  kith_pack_cstr(&p, "edited");
+  body_seed("edit", BODY(KITH_EV_EDIT, 0), &p, NULL, 0);
+  kith_pack_array(&p, 1);
+  kith_pack_bin(&p, zero, 32);
+  body_seed("delete", BODY(KITH_EV_DELETE, 0), &p, NULL, 0);
+  kith_pack_array(&p, 1);
+  kith_pack_bin(&p, third->pk, 32);
+  body_seed("ban", BODY(KITH_EV_BAN, 0), &p, NULL, 0);
+  kith_pack_array(&p, 2);
+  kith_pack_bin(&p, peer->pk, 32);
+  kith_pack_uint(&p, FUZZ_NOW_MS + 60000);
+  body_seed("mute", BODY(KITH_EV_MUTE, 0), &p, NULL, 0);
+  kith_pack_array(&p, 2);
+  kith_pack_uint(&p, 2);
+  kith_pack_uint(&p, 1);
+  body_seed("settings", BODY(KITH_EV_SETTINGS, 0), &p, NULL, 0);
   kith_pack_array(&p, 3);
   kith_pack_bin(&p, zero, 32);
   kith_pack_uint(&p, 5);
@@ -199,6 +283,16 @@ static void bodies(void) {
   kith_pack_bin(&p, zero, 32);
   kith_pack_bin(&p, zero, 64);
   body_seed("add", BODY(KITH_EV_ADD, 1) | 32, &p, kl, kll);
+  /* A need and the keys that answer FUZZ_ME's need (empty inners: the
+   * target writes the ones its history calls for), and a need of its own
+   * form. */
+  body_seed_raw("need", BODY(KITH_EV_NEED, 1), NULL, 0);
+  body_seed_raw("keys", BODY(KITH_EV_KEYS, 1) | 32, kl, kll);
+  kith_pack_array(&p, 1);
+  kith_pack_array(&p, 2);
+  kith_pack_uint(&p, 1);
+  kith_pack_uint(&p, epoch);
+  body_seed("need-two", BODY(KITH_EV_NEED, 1), &p, NULL, 0);
   g_free(kl);
   kith_pack_clear(&p);
 }
@@ -251,9 +345,11 @@ static void join_request(uint8_t **out, size_t *len) {
   take(&pk, out, len);
 }
 
-/* [kind, ice params bin, join bin | nil] or [3, reason, nil] */
+/* [kind, ice params bin, join bin | nil, since, nonce] for an offer or
+ * answer, [3, reason, nil] for a refusal, [4, since, nil] for ELSEWHERE. */
 static void signal_payload(int kind, int with_join, uint8_t **out,
                            size_t *len) {
+  static const uint8_t nonce[16] = {0x11, 0x22, 0x33, 0x44};
   kith_ice_params params = ice_params();
   uint8_t *pb, *join;
   size_t pl, jl;
@@ -261,16 +357,22 @@ static void signal_payload(int kind, int with_join, uint8_t **out,
   must(kith_ice_params_encode(&params, &pb, &pl), "ice params");
   join_request(&join, &jl);
   kith_pack_init(&pk);
-  kith_pack_array(&pk, 3);
+  kith_pack_array(&pk, kind == SIG_OFFER || kind == SIG_ANSWER ? 5 : 3);
   kith_pack_uint(&pk, (uint64_t)kind);
   if (kind == SIG_REFUSE)
     kith_pack_cstr(&pk, "the invite code has expired; ask for a new one");
+  else if (kind == SIG_ELSEWHERE)
+    kith_pack_uint(&pk, FUZZ_NOW_MS - 5000);
   else
     kith_pack_bin(&pk, pb, pl);
   if (with_join)
     kith_pack_bin(&pk, join, jl);
   else
     kith_pack_nil(&pk);
+  if (kind == SIG_OFFER || kind == SIG_ANSWER) {
+    kith_pack_uint(&pk, FUZZ_NOW_MS - 10000);
+    kith_pack_bin(&pk, nonce, sizeof nonce);
+  }
   take(&pk, out, len);
   g_free(pb);
   g_free(join);
@@ -318,9 +420,19 @@ static void relayed_plain(const uint8_t *payload, size_t len, uint8_t **out,
   }
 }
 
+/* fuzz_signal mode 4: checks of a replay cache, [source, tag, expiry,
+ * step] each: three sources, a replay, a quota reached, time passing. */
+static void replay_seed(void) {
+  static const uint8_t ops[] = {4, 1, 1,   5,   2, 2, 200, 0, 4, 1, 1,   5,
+                                2, 3, 200, 0,   2, 4, 200, 0, 2, 5, 200, 0,
+                                3, 6, 10,  250, 0, 7, 10,  0, 5, 8, 255, 255};
+  write_seed("signal", "mode4-replay", ops, sizeof ops);
+}
+
 static void signals(void) {
-  static const char *const names[] = {"", "offer", "answer", "refuse"};
-  for (int kind = SIG_OFFER; kind <= SIG_REFUSE; kind++) {
+  static const char *const names[] = {"", "offer", "answer", "refuse",
+                                      "elsewhere"};
+  for (int kind = SIG_OFFER; kind <= SIG_ELSEWHERE; kind++) {
     uint8_t *pl, *dg, *plain, *rel;
     size_t pll, dl, rl;
     char name[32];
@@ -357,8 +469,33 @@ static void frame_seed(const char *name, kith_pack *pk) {
   g_free(buf);
 }
 
+/* An ADDRS entry [id, host, port, version]. */
+static void addr_entry(kith_pack *pk, int who, const char *host, uint64_t port,
+                       uint64_t version) {
+  kith_pack_array(pk, 4);
+  kith_pack_bin(pk, fuzz_ident(who)->pk, 32);
+  kith_pack_cstr(pk, host);
+  kith_pack_uint(pk, port);
+  kith_pack_uint(pk, version);
+}
+
+/* [type, attempt, ice params bin] */
+static void path_frame(kith_pack *pk, uint64_t type, const char *name) {
+  kith_ice_params p = ice_params();
+  uint8_t *buf;
+  size_t len;
+  must(kith_ice_params_encode(&p, &buf, &len), "ice params");
+  kith_pack_array(pk, 3);
+  kith_pack_uint(pk, type);
+  kith_pack_uint(pk, 3);
+  kith_pack_bin(pk, buf, len);
+  frame_seed(name, pk);
+  g_free(buf);
+}
+
 static void frames(void) {
-  static const uint8_t ihave[] = {0x93, KITH_GF_IHAVE, 0x90, 0xc4, 0x00};
+  static const uint8_t prune[] = {0x93, KITH_GF_PRUNE, 0xcf, 0x03, 0xa1, 0x07,
+                                  0xbf, 0xf3,          0xce, 0x10, 0xbe, 0x00};
   uint8_t ids[64] = {1, 2, 3};
   kith_pack pk;
   kith_pack_init(&pk);
@@ -366,34 +503,31 @@ static void frames(void) {
   kith_pack_uint(&pk, FRAME_PING);
   kith_pack_uint(&pk, 123456);
   frame_seed("ping", &pk);
+  /* retired: EVENT [3, gid, event], HAVE [4, gid, ids, more] */
   kith_pack_array(&pk, 3);
-  kith_pack_uint(&pk, FRAME_EVENT);
+  kith_pack_uint(&pk, 3);
   kith_pack_bin(&pk, fuzz_store_gid, 32);
   kith_pack_bin(&pk, ids, 40);
-  frame_seed("event", &pk);
+  frame_seed("retired-event", &pk);
   kith_pack_array(&pk, 4);
-  kith_pack_uint(&pk, FRAME_HAVE);
+  kith_pack_uint(&pk, 4);
   kith_pack_bin(&pk, fuzz_store_gid, 32);
   kith_pack_bin(&pk, ids, 64);
   kith_pack_bool(&pk, 1);
-  frame_seed("have", &pk);
+  frame_seed("retired-have", &pk);
   kith_pack_array(&pk, 2);
   kith_pack_uint(&pk, FRAME_ADDRS);
   kith_pack_array(&pk, 2);
-  kith_pack_array(&pk, 3);
-  kith_pack_bin(&pk, fuzz_ident(FUZZ_PEER)->pk, 32);
-  kith_pack_cstr(&pk, "127.0.0.1");
-  kith_pack_uint(&pk, 7733);
-  kith_pack_array(&pk, 3);
-  kith_pack_bin(&pk, fuzz_ident(FUZZ_THIRD)->pk, 32);
-  kith_pack_cstr(&pk, "2001:db8::2");
-  kith_pack_uint(&pk, 40000);
+  addr_entry(&pk, FUZZ_PEER, "127.0.0.1", 7733, FUZZ_NOW_MS);
+  addr_entry(&pk, FUZZ_THIRD, "2001:db8::2", 40000, FUZZ_NOW_MS - 60000);
   frame_seed("addrs", &pk);
-  kith_pack_array(&pk, 3);
-  kith_pack_uint(&pk, FRAME_GOSSIP);
-  kith_pack_bin(&pk, fuzz_store_gid, 32);
-  kith_pack_bin(&pk, ihave, sizeof ihave);
-  frame_seed("gossip", &pk);
+  for (size_t glen = KITH_WIRE_GROUP_TAG_LEN; glen <= 32; glen += 24) {
+    kith_pack_array(&pk, 3);
+    kith_pack_uint(&pk, FRAME_GOSSIP);
+    kith_pack_bin(&pk, fuzz_store_gid, glen);
+    kith_pack_bin(&pk, prune, sizeof prune);
+    frame_seed(glen == 32 ? "gossip-gid" : "gossip-tag", &pk);
+  }
   kith_pack_array(&pk, 5);
   kith_pack_uint(&pk, FRAME_RELAY);
   kith_pack_uint(&pk, 1);
@@ -404,6 +538,38 @@ static void frames(void) {
   kith_pack_array(&pk, 1);
   kith_pack_uint(&pk, FRAME_BYE);
   frame_seed("bye", &pk);
+  kith_pack_array(&pk, 2);
+  kith_pack_uint(&pk, FRAME_ELSEWHERE);
+  kith_pack_uint(&pk, FUZZ_NOW_MS - 5000);
+  frame_seed("elsewhere", &pk);
+  kith_pack_array(&pk, 2);
+  kith_pack_uint(&pk, FRAME_MOVE);
+  kith_pack_uint(&pk, 3);
+  frame_seed("move", &pk);
+  path_frame(&pk, FRAME_PATH_OFFER, "path_offer");
+  path_frame(&pk, FRAME_PATH_ANSWER, "path_answer");
+}
+
+/* ---- STUN on the signal port ---- */
+
+/* A binding request with the cookie (RFC 5389) and one without (RFC 3489,
+ * as libnice sends), and the answer to each. */
+static void stun(void) {
+  uint8_t req[KITH_STUN_REQUEST_LEN], ans[KITH_STUN_MAX], id[KITH_STUN_ID_LEN];
+  struct sockaddr_in src = {.sin_family = AF_INET};
+  src.sin_port = htons(40000);
+  src.sin_addr.s_addr = htonl(0xc0000207); /* 192.0.2.7 */
+  kith_stun_request(req, id);
+  for (int cookie = 1; cookie >= 0; cookie--) {
+    size_t n;
+    if (!cookie)
+      memset(req + 4, 0x5a, 4); /* an RFC 3489 transaction id */
+    n = kith_stun_answer(req, sizeof req, &src, ans, sizeof ans);
+    if (n == 0)
+      must(KITH_ERR_DECODE, "stun answer");
+    write_seed("stun", cookie ? "request" : "request-3489", req, sizeof req);
+    write_seed("stun", cookie ? "answer" : "answer-3489", ans, n);
+  }
 }
 
 /* ---- control requests ---- */
@@ -448,11 +614,14 @@ static void sessions(void) {
       kith_session_new(fuzz_ident(FUZZ_PEER), fuzz_ident(FUZZ_ME)->pk, 1);
   GByteArray *hello = g_byte_array_new();
   static const uint8_t ping[] = {0x92, FRAME_PING, 0x05};
-  static const uint8_t mode0[] = {0, 20}, mode2[] = {2, 4}, mode3[] = {3, 0};
+  static const uint8_t mode0[] = {0, 20}, mode2[] = {2, 4}, mode3[] = {3, 0},
+                       mode4[] = {4, 4}, mode5[] = {5, 7};
   must(kith_session_start(i, hello), "session");
   write_prefixed("session", "hello", mode0, 2, hello->data, hello->len);
   write_prefixed("session", "record", mode2, 2, hello->data, hello->len);
   write_prefixed("session", "frame", mode3, 2, ping, sizeof ping);
+  write_prefixed("session", "record-later", mode4, 2, hello->data, hello->len);
+  write_prefixed("session", "frame-later", mode5, 2, ping, sizeof ping);
   g_byte_array_unref(hello);
   kith_session_free(i);
 }
@@ -494,9 +663,8 @@ static void gossip(void) {
     kith_out_clear(&o);
     o = next;
     if (round % 4 == 0) {
-      uint8_t id[32], payload[16] = {(uint8_t)round};
-      crypto_generichash(id, sizeof id, payload, sizeof payload, NULL, 0);
-      (void)!kith_gossip_publish(a, id, FUZZ_NOW_MS + round, payload,
+      uint8_t payload[16] = {(uint8_t)round};
+      (void)!kith_gossip_publish(a, FUZZ_NOW_MS + (uint64_t)round, payload,
                                  sizeof payload, now, &o);
       fuzz_put_u8(ops, 3 | 8);
       fuzz_put(ops, NULL, 0);
@@ -512,6 +680,89 @@ static void gossip(void) {
   g_byte_array_unref(ops);
   kith_gossip_free(a);
   kith_gossip_free(b);
+}
+
+/* One fuzz_gossip operation: frame pk (taken) from FUZZ_PEER (op 0). */
+static void gossip_op(GByteArray *ops, kith_pack *pk) {
+  uint8_t *buf;
+  size_t len;
+  take(pk, &buf, &len);
+  fuzz_put_u8(ops, 0);
+  fuzz_put(ops, buf, len);
+  g_free(buf);
+}
+
+/* The engine frames in the forms of tests/vectors/gossip.txt, from
+ * FUZZ_PEER about a payload it published: PAYLOAD, IHAVE, GRAFT (with and
+ * without sources), PRUNE (both trees), WANT; each a seed, and all of them
+ * in one, then a verdict and a tick. */
+static void gossip_vectors(void) {
+  static const uint8_t payload[] = "kith gossip vector";
+  static const char *const names[] = {"payload",       "ihave", "graft",
+                                      "graft-sources", "prune", "prune-own",
+                                      "want"};
+  const uint8_t *peer = fuzz_ident(FUZZ_PEER)->pk;
+  GByteArray *all = g_byte_array_new();
+  uint64_t tag = 0;
+  uint8_t id[32], hops = 0x81;
+  kith_pack pk;
+  for (int i = 0; i < 8; i++)
+    tag = tag << 8 | peer[i];
+  kith_gossip_payload_id(payload, sizeof payload, id);
+  kith_pack_init(&pk);
+  for (int f = 0; f < 7; f++) {
+    GByteArray *one = g_byte_array_new();
+    switch (f) {
+    case 0:
+      kith_pack_array(&pk, 5);
+      kith_pack_uint(&pk, KITH_GF_PAYLOAD);
+      kith_pack_uint(&pk, tag);
+      kith_pack_uint(&pk, 1);
+      kith_pack_uint(&pk, 1);
+      kith_pack_bin(&pk, payload, sizeof payload);
+      break;
+    case 1:
+      kith_pack_array(&pk, 3);
+      kith_pack_uint(&pk, KITH_GF_IHAVE);
+      kith_pack_bin(&pk, id, 8);
+      kith_pack_bin(&pk, &hops, 1);
+      break;
+    case 2:
+    case 3:
+      kith_pack_array(&pk, 4);
+      kith_pack_uint(&pk, KITH_GF_GRAFT);
+      kith_pack_bin(&pk, id, 8);
+      kith_pack_array(&pk, f == 3 ? 1 : 0);
+      if (f == 3)
+        kith_pack_uint(&pk, tag);
+      kith_pack_uint(&pk, f == 3);
+      break;
+    case 4:
+    case 5:
+      kith_pack_array(&pk, 3);
+      kith_pack_uint(&pk, KITH_GF_PRUNE);
+      kith_pack_uint(&pk, tag);
+      kith_pack_uint(&pk, f == 5);
+      break;
+    default:
+      kith_pack_array(&pk, 2);
+      kith_pack_uint(&pk, KITH_GF_WANT);
+      kith_pack_array(&pk, 1);
+      kith_pack_bin(&pk, id, 32);
+    }
+    gossip_op(one, &pk);
+    write_seed("gossip", names[f], one->data, one->len);
+    g_byte_array_append(all, one->data, one->len);
+    g_byte_array_unref(one);
+    if (f == 0) {
+      fuzz_put_u8(all, 3 | 8); /* valid */
+      fuzz_put(all, NULL, 0);
+    }
+  }
+  fuzz_put_u8(all, 2);
+  fuzz_put(all, id, 32); /* 320 ms */
+  write_seed("gossip", "vectors", all->data, all->len);
+  g_byte_array_unref(all);
 }
 
 /* ---- reconciliation ---- */
@@ -553,82 +804,196 @@ static void reconcile(void) {
 
 /* ---- store rows ---- */
 
-/* Appends one row of table t (fuzz_store.c's format) as the columns of
- * the current result row of st. */
-static void put_row(GByteArray *b, uint8_t t, sqlite3_stmt *st) {
-  fuzz_put_u8(b, t);
-  for (int c = 0; c < sqlite3_column_count(st); c++) {
+/* The last accepted event of acc (its id). */
+static const uint8_t *last_id(const GPtrArray *acc) {
+  return ((const kith_accepted *)acc->pdata[acc->len - 1])->ev.id;
+}
+
+/* Delivers the events of acc to g (another member's replica; it holds
+ * what it cannot open yet until the add sealed to it comes). */
+static void deliver(kith_group *g, const GPtrArray *acc, uint64_t now) {
+  GPtrArray *out =
+      g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
+  for (guint i = 0; i < acc->len; i++) {
+    const kith_event *ev = &((const kith_accepted *)acc->pdata[i])->ev;
+    kith_err err = kith_group_receive(g, ev->raw, ev->raw_len, now, out);
+    if (err != KITH_ERR_MISSING)
+      must(err, "deliver");
+  }
+  if (kith_group_n_held(g) != 0)
+    must(KITH_ERR_MISSING, "deliver");
+  g_ptr_array_unref(out);
+}
+
+/* A group FUZZ_ME made, kept in a store as the engine writes it: FUZZ_PEER
+ * admitted, messages of both (a reply, a reaction, an edit, a delete),
+ * a topic, a setting, a role, a mute, a need of the peer and the keys that
+ * answer it, a ban, an invite revoked, the peer
+ * removed (and the rekey that follows), a message in the new epoch (so
+ * that the sender chain the next message uses is a stored one). */
+static kith_group *stored_group(kith_store *s) {
+  const kith_ident *peer = fuzz_ident(FUZZ_PEER);
+  GPtrArray *acc =
+      g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
+  kith_accepted *a;
+  uint8_t secret[32], pk[32], hello[32], theirs[32], reply[32];
+  uint64_t t = FUZZ_NOW_MS + 10;
+  kith_group *g = fuzz_group_with_peer(acc);
+  kith_group *pg = kith_group_new(kith_group_id(g), peer);
+  must(kith_store_put_group(s, kith_group_id(g)), "group");
+  must(kith_group_attach_store(g, s), "attach");
+  must(kith_group_send(g, "hello", 5, NULL, t++, acc), "send");
+  memcpy(hello, last_id(acc), 32);
+  deliver(pg, acc, t);
+  g_ptr_array_set_size(acc, 0);
+  must(kith_group_send(pg, "hi from the peer", 16, NULL, t++, acc), "send");
+  memcpy(theirs, last_id(acc), 32);
+  deliver(g, acc, t);
+  must(kith_group_send(g, "a reply", 7, theirs, t++, acc), "reply");
+  memcpy(reply, last_id(acc), 32);
+  must(kith_group_react(g, theirs, "+1", 1, t++, acc), "react");
+  must(kith_group_edit(g, hello, "hello, edited", 13, t++, acc), "edit");
+  must(kith_group_delete(g, reply, t++, acc), "delete");
+  must(kith_group_set_topic(g, "seeds", 5, t++, acc), "topic");
+  must(kith_group_set_invites(g, 1, t++, acc), "settings");
+  must(kith_group_set_role(g, peer->pk, KITH_ROLE_ADMIN, t++, acc), "role");
+  must(kith_group_mute(g, peer->pk, t + 60000, t, acc), "mute");
+  t++;
+  peer_need(g, t, t + 600000, acc);
+  t++;
+  must(kith_group_ban(g, fuzz_ident(FUZZ_THIRD)->pk, t++, acc), "ban");
+  must(kith_group_invite(g, 1, t + 3600000, t, secret, &a), "invite");
+  t++;
+  kith_accepted_free(a);
+  kith_invite_public_key(secret, pk);
+  must(kith_group_revoke(g, pk, t++, acc), "revoke");
+  must(kith_group_remove(g, peer->pk, t++, acc), "remove");
+  must(kith_group_send(g, "alone", 5, NULL, t++, acc), "send");
+  must(kith_store_set_read(s, kith_group_id(g), t, last_id(acc)), "read");
+  must(kith_group_flush(g), "flush");
+  g_ptr_array_unref(acc);
+  kith_group_free(pg);
+  return g;
+}
+
+/* Appends the current result row of st, a row of table t, in the format
+ * of fuzz_rows.h: the group id as FUZZ_COL_GID, sealed columns as their
+ * plaintext (FUZZ_COL_SEALED), so that the fuzzer mutates what the store
+ * unseals. */
+static void put_row(GByteArray *b, size_t t, sqlite3_stmt *st,
+                    const uint8_t gid[32]) {
+  fuzz_val row[FUZZ_MAX_COLS];
+  fuzz_put_u8(b, (uint8_t)t);
+  for (int c = 0; c < fuzz_tables[t].n_cols; c++) {
     int type = sqlite3_column_type(st, c);
-    sqlite3_int64 v = sqlite3_column_int64(st, c);
-    const void *p = sqlite3_column_blob(st, c);
-    size_t n = (size_t)sqlite3_column_bytes(st, c);
-    if (type == SQLITE_INTEGER) {
-      fuzz_put_u8(b, 1);
-      fuzz_put(b, &v, sizeof v);
+    fuzz_val *x = &row[c];
+    uint8_t le[8];
+    size_t n = 0;
+    GByteArray *ad = g_byte_array_new();
+    uint8_t *pt = NULL;
+    x->type = type == SQLITE_INTEGER ? FUZZ_COL_INT
+              : type == SQLITE_TEXT  ? FUZZ_COL_TEXT
+              : type == SQLITE_NULL  ? FUZZ_COL_NULL
+                                     : FUZZ_COL_BLOB;
+    x->v = sqlite3_column_int64(st, c);
+    x->p = sqlite3_column_blob(st, c);
+    x->n = (size_t)sqlite3_column_bytes(st, c);
+    if (x->type == FUZZ_COL_BLOB && fuzz_row_ad(t, c, row, ad))
+      pt = fuzz_seal(0, ad, x->p, x->n, &n);
+    for (int i = 0; i < 8; i++)
+      le[i] = (uint8_t)((uint64_t)x->v >> (8 * i));
+    if (pt) {
+      fuzz_put_u8(b, FUZZ_COL_SEALED);
+      fuzz_put(b, pt, n);
+    } else if (x->type == FUZZ_COL_BLOB && x->n == 32 &&
+               memcmp(x->p, gid, 32) == 0) {
+      fuzz_put_u8(b, FUZZ_COL_GID);
+      fuzz_put(b, NULL, 0);
     } else {
-      fuzz_put_u8(b, type == SQLITE_TEXT ? 2 : type == SQLITE_NULL ? 0 : 3);
-      fuzz_put(b, p, n);
+      fuzz_put_u8(b, (uint8_t)x->type);
+      fuzz_put(b, x->type == FUZZ_COL_INT ? le : x->p,
+               x->type == FUZZ_COL_INT ? 8 : x->n);
     }
+    g_free(pt);
+    g_byte_array_unref(ad);
   }
 }
 
-static void dump_rows(const char *path) {
-  static const char *const tables[] = {"identity", "groups", "events", "texts",
-                                       "secrets",  "peers",  "friends"};
+/* Writes the store's rows as seeds: NAME (every table) and, if tables
+ * is set, one seed per table. */
+static void dump_rows(const char *path, const uint8_t gid[32], const char *name,
+                      int tables) {
   GByteArray *all = g_byte_array_new();
   sqlite3 *db;
   if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
     abort();
-  for (uint8_t t = 0; t < G_N_ELEMENTS(tables); t++) {
+  fuzz_put(all, gid, 32);
+  for (size_t t = 0; t < FUZZ_N_TABLES; t++) {
     GByteArray *one = g_byte_array_new();
-    char *sql = g_strdup_printf("SELECT * FROM %s", tables[t]);
+    char *sql = g_strdup_printf("SELECT * FROM %s", fuzz_tables[t].name);
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_column_count(st) != fuzz_tables[t].n_cols)
       abort();
+    fuzz_put(one, gid, 32);
     while (sqlite3_step(st) == SQLITE_ROW) {
-      put_row(one, t, st);
-      put_row(all, t, st);
+      put_row(one, t, st, gid);
+      put_row(all, t, st, gid);
     }
-    write_seed("store", tables[t], one->data, one->len);
+    if (tables)
+      write_seed("store", fuzz_tables[t].name, one->data, one->len);
     sqlite3_finalize(st);
     g_free(sql);
     g_byte_array_unref(one);
   }
-  write_seed("store", "all", all->data, all->len);
+  write_seed("store", name, all->data, all->len);
   sqlite3_close(db);
   g_byte_array_unref(all);
 }
 
-/* A real store with a row in every table, for fuzz_store.c's key and
- * group id. */
+/* Makes the group's rows what a store of schema 2 upgraded in place holds
+ * (docs/protocol.md 13.3): no derived columns, heads or chains yet, and
+ * texts only for messages. */
+static void make_old(const char *path) {
+  sqlite3 *db;
+  if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
+      sqlite3_exec(db,
+                   "UPDATE events SET cseq = NULL, cf = NULL, facts = NULL,"
+                   " ref = NULL, flag = 0;"
+                   "UPDATE events SET text = NULL WHERE kind <> 9;"
+                   "DELETE FROM heads; DELETE FROM chains;"
+                   "UPDATE groups SET n_events = 0, read_ts = NULL,"
+                   " read_id = NULL;",
+                   NULL, NULL, NULL) != SQLITE_OK)
+    abort();
+  sqlite3_close(db);
+}
+
+/* A real store: an identity, a group (stored_group), a peer and a relay
+ * friend; its rows as they are ("group", one seed per table) and as an
+ * upgraded schema-2 store holds them ("old"). */
 static void store(void) {
   char *dir = g_dir_make_tmp("kith-fuzz-corpus-XXXXXX", NULL);
   char *path = g_build_filename(dir, "kith.db", NULL);
-  uint8_t key[32], seed[32] = {5}, secret[32] = {6};
+  uint8_t key[32], seed[32], gid[32];
   kith_store *s;
-  kith_event ev = {.kind = KITH_EV_MESSAGE,
-                   .depth = 1,
-                   .n_parents = 1,
-                   .ts_ms = FUZZ_NOW_MS};
-  memset(key, FUZZ_STORE_KEY_BYTE, sizeof key);
-  memcpy(ev.group_id, fuzz_store_gid, 32);
-  memcpy(ev.parents[0], fuzz_store_gid, 32);
+  fuzz_store_key(key);
+  memset(seed, FUZZ_ME, sizeof seed);
   must(kith_store_open(path, key, &s), "store");
   must(kith_store_put_identity(s, seed, "me"), "identity");
-  must(kith_store_put_group(s, fuzz_store_gid), "group");
-  must(kith_event_build(&ev, fuzz_ident(FUZZ_PEER), seed, sizeof seed),
-       "event");
-  must(kith_store_put_event(s, &ev, "hello", 5), "event");
-  must(kith_store_put_secret(s, fuzz_store_gid, 42, secret), "secret");
+  kith_group *g = stored_group(s);
+  memcpy(gid, kith_group_id(g), 32);
   must(kith_store_put_peer(s, fuzz_ident(FUZZ_PEER)->pk, "127.0.0.1", 7733,
                            FUZZ_NOW_MS),
        "peer");
   must(kith_store_put_friend(s, fuzz_ident(FUZZ_THIRD)->pk, "relay",
                              "192.0.2.1", 7733),
        "friend");
-  kith_event_clear(&ev);
+  kith_group_free(g);
   kith_store_close(s);
-  dump_rows(path);
+  dump_rows(path, gid, "group", 1);
+  make_old(path);
+  dump_rows(path, gid, "old", 0);
   for (const char *const *x = (const char *const[]){"", "-wal", "-shm", NULL};
        *x; x++) {
     char *f = g_strconcat(path, *x, NULL);
@@ -669,10 +1034,13 @@ int main(int argc, char **argv) {
   invites();
   ice_and_join();
   signals();
+  replay_seed();
   frames();
+  stun();
   control();
   sessions();
   gossip();
+  gossip_vectors();
   reconcile();
   store();
   beats();

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Fuzzes every libFuzzer target of a KITH_FUZZ build for SECONDS each, one
-# after another (one process, so two cores stay enough for the rest of the
-# machine), starting from the committed seed corpus.
+# Fuzzes every libFuzzer target of a KITH_FUZZ build for SECONDS each,
+# FUZZ_JOBS (default 2) at a time, each one process, starting from the
+# committed seed corpus and the regression inputs of fixed findings
+# (tests/fuzz/regressions/TARGET/).
 #
 #   tests/fuzz/run.sh BUILD_DIR SECONDS [TARGET...]     (TARGET: codec, ...)
 #
@@ -54,39 +55,74 @@ open_findings() {
   done
 }
 
-passed=0
-failed=0
-skipped=0
-for t in "${targets[@]}"; do
-  bin=$build/bin/fuzz_$t
-  [ -x "$bin" ] || { echo "run.sh: no $bin (build with -DKITH_FUZZ=ON)" >&2; exit 2; }
+# Fuzzes target $1; its report goes to $scratch/$1.out, and
+# $scratch/$1.rc holds ok, failed or skipped.
+fuzz_one() {
+  local t=$1 bin=$build/bin/fuzz_$1 out=$scratch/$1.out log=$scratch/$1.log
+  local open rc=0 execs f
   open=$(open_findings "$t")
   if [ -n "$open" ]; then
-    skipped=$((skipped + 1))
-    printf 'fuzz %-10s SKIPPED: open findings (fix them to fuzz it again):\n' "$t"
-    printf '  %s\n' $open
-    continue
+    {
+      printf 'fuzz %-10s SKIPPED: open findings (fix them to fuzz it again):\n' "$t"
+      printf '  %s\n' $open
+    } >"$out"
+    echo skipped >"$scratch/$t.rc"
+    return
   fi
   mkdir -p "$scratch/$t"
-  log=$scratch/$t.log
-  rc=0
+  local seeds=("$src/corpus/$t")
+  [ -d "$src/regressions/$t" ] && seeds+=("$src/regressions/$t")
   "$bin" -max_total_time="$secs" -rss_limit_mb=2048 -max_len="$(max_len "$t")" \
     -timeout=10 -print_final_stats=1 -artifact_prefix="$findings/$t-" \
-    "$scratch/$t" "$src/corpus/$t" >"$log" 2>&1 || rc=$?
+    "$scratch/$t" "${seeds[@]}" >"$log" 2>&1 || rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
   if [ "$rc" -eq 0 ]; then
-    passed=$((passed + 1))
-    printf 'fuzz %-10s ok      %10s executions in %s s\n' "$t" "${execs:-?}" "$secs"
-  else
-    failed=$((failed + 1))
+    printf 'fuzz %-10s ok      %10s executions in %s s\n' "$t" "${execs:-?}" \
+      "$secs" >"$out"
+    echo ok >"$scratch/$t.rc"
+    return
+  fi
+  {
     printf 'fuzz %-10s FAILED  (exit %s)\n' "$t" "$rc"
-    grep -E 'ERROR|runtime error|SUMMARY|^    #[0-9]' "$log" | head -n 40 || tail -n 40 "$log"
+    grep -E 'ERROR|runtime error|SUMMARY|^    #[0-9]' "$log" | head -n 40 ||
+      tail -n 40 "$log"
     for f in "$findings/$t-"*; do
       [ -f "$f" ] || continue
       echo "  input $f:"
       od -An -tx1 -v "$f" | head -n 20
     done
+  } >"$out"
+  echo failed >"$scratch/$t.rc"
+}
+
+for t in "${targets[@]}"; do
+  [ -x "$build/bin/fuzz_$t" ] || {
+    echo "run.sh: no $build/bin/fuzz_$t (build with -DKITH_FUZZ=ON)" >&2
+    exit 2
+  }
+done
+jobs_max=${FUZZ_JOBS:-2}
+running=0
+for t in "${targets[@]}"; do
+  if [ "$running" -ge "$jobs_max" ]; then
+    wait -n || true
+    running=$((running - 1))
   fi
+  fuzz_one "$t" &
+  running=$((running + 1))
+done
+wait
+
+passed=0
+failed=0
+skipped=0
+for t in "${targets[@]}"; do
+  cat "$scratch/$t.out"
+  case $(cat "$scratch/$t.rc") in
+  ok) passed=$((passed + 1)) ;;
+  failed) failed=$((failed + 1)) ;;
+  *) skipped=$((skipped + 1)) ;;
+  esac
 done
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

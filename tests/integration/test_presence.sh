@@ -105,4 +105,8 @@ wait "$follow" 2>/dev/null || true
 out=$(k p4 send mesh "still here?" 2>&1) && rc=0 || rc=$?
 check "p4's send fails saying it is no longer a member" \
   test "$rc" -ne 0 -a -n "$(grep "no longer a member of mesh" <<<"$out")"
+former() { k p4 --json group list | jq -e 'select(.name == "mesh") | .role == "former"' >/dev/null; }
+check "p4's group list still shows the group, as a former member" former
+readable() { k p4 --json log mesh | jq -e 'select(.type == "notice")' >/dev/null; }
+check "  ... and its history stays readable" readable
 finish
