@@ -83,7 +83,9 @@
  * payloads cannot stop everyone else's): */
 #define KITH_GOSSIP_PENDING_PEER_MAX (KITH_GOSSIP_PENDING_MAX / 4)
 #define KITH_GOSSIP_PENDING_PEER_BYTES (KITH_GOSSIP_PENDING_BYTES / 4)
-#define KITH_GOSSIP_PENDING_MS 60000     /* then they are forgotten */
+#define KITH_GOSSIP_PENDING_MS 60000 /* then they are forgotten */
+/* Held payloads (KITH_GOSSIP_HELD) kept outside those counts, at most */
+#define KITH_GOSSIP_HELD_MAX 4096
 #define KITH_GOSSIP_MISSING_MAX 4096     /* announced ids not yet received */
 #define KITH_GOSSIP_ANNOUNCERS 4         /* neighbours remembered per id */
 #define KITH_GOSSIP_EPH_MAX_PAYLOAD 1024 /* bytes of one ephemeral payload */

@@ -96,6 +96,7 @@ typedef struct pending {
   uint32_t hops;
   int push;      /* forward eagerly once valid */
   int forwarded; /* passed on already (KITH_GOSSIP_HELD) */
+  int released;  /* held: out of the counts (pend_release) */
   int eph;       /* ephemeral */
   arrival how;
   uint8_t *data;
@@ -147,6 +148,7 @@ struct kith_gossip {
   GHashTable *pend;    /* id -> pending */
   GHashTable *pend_by; /* sender id -> pend_count */
   size_t pend_bytes;
+  uint32_t pend_held;  /* entries released from the counts (held) */
   GHashTable *missing; /* short id -> missing */
   uint64_t missing_at; /* earliest missing deadline (0: none or unknown) */
   GHashTable *trees;   /* tag (uint64_t *) -> tree */

@@ -357,7 +357,7 @@ static int seen_any(kith_gossip *g, const uint8_t id[32]) {
 
 static int pend_room(kith_gossip *g, const uint8_t from[32], size_t len) {
   const pend_count *c = g_hash_table_lookup(g->pend_by, from);
-  if (g_hash_table_size(g->pend) >= KITH_GOSSIP_PENDING_MAX ||
+  if (g_hash_table_size(g->pend) - g->pend_held >= KITH_GOSSIP_PENDING_MAX ||
       g->pend_bytes + len > KITH_GOSSIP_PENDING_BYTES)
     return 0;
   return c == NULL || (c->n < KITH_GOSSIP_PENDING_PEER_MAX &&
@@ -377,6 +377,19 @@ static void pend_add(kith_gossip *g, pending *pe) {
   g_hash_table_insert(g->pend, pe->id, pe);
 }
 
+/* A held payload (KITH_GOSSIP_HELD: the caller holds it for its parents)
+ * leaves the counts of payloads awaiting a verdict, while at most
+ * KITH_GOSSIP_HELD_MAX are: the parents that release it come from the
+ * same sender, and must find room. Its bytes still count. */
+static void pend_release(kith_gossip *g, pending *pe) {
+  pend_count *c = g_hash_table_lookup(g->pend_by, pe->from);
+  if (pe->released || g->pend_held >= KITH_GOSSIP_HELD_MAX || c == NULL)
+    return;
+  pe->released = 1;
+  c->n--;
+  g->pend_held++;
+}
+
 /* Removes id's pending entry and returns it (the caller frees it). */
 static pending *pend_take(kith_gossip *g, const uint8_t id[32]) {
   pending *pe = g_hash_table_lookup(g->pend, id);
@@ -385,10 +398,14 @@ static pending *pend_take(kith_gossip *g, const uint8_t id[32]) {
   g_hash_table_steal(g->pend, id);
   pend_count *c = g_hash_table_lookup(g->pend_by, pe->from);
   g->pend_bytes -= pe->len;
-  if (c != NULL && --c->n == 0)
-    g_hash_table_remove(g->pend_by, pe->from);
-  else if (c != NULL)
+  if (pe->released)
+    g->pend_held--;
+  if (c != NULL) {
+    c->n -= pe->released ? 0 : 1;
     c->bytes -= pe->len;
+    if (c->n == 0 && c->bytes == 0)
+      g_hash_table_remove(g->pend_by, pe->from);
+  }
   return pe;
 }
 
@@ -495,6 +512,8 @@ void kith_gossip_verdict(kith_gossip *g, const uint8_t id[32],
       cache_put(g, &ev);
       forward(g, &ev, pe->from, pe->push, now_ms, out);
     }
+    if (pe != NULL && !pe->eph)
+      pend_release(g, pe);
     return;
   }
   pe = pend_take(g, id);

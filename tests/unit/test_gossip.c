@@ -45,6 +45,9 @@ typedef struct net {
 /* Event e is 40 bytes of value e; its id is what the engine computes. */
 #define EVLEN 40
 #define HELD_LEN 41 /* payloads of this size are held, never judged */
+#define HELD_SIGNED_LEN                                                        \
+  42 /* held for parents, passed on (KITH_GOSSIP_HELD)                         \
+      */
 
 static void ev_bytes(int e, uint8_t b[EVLEN]) {
   memset(b, e, EVLEN);
@@ -87,6 +90,9 @@ static void judge(net *t, int i, const kith_out_item *it, kith_out *next) {
                         next);
   } else if (it->len == HELD_LEN) {
     t->held++;
+  } else if (it->len == HELD_SIGNED_LEN) {
+    t->held++;
+    kith_gossip_verdict(t->g[i], it->id, KITH_GOSSIP_HELD, 1000, t->now, next);
   } else if (e < 0 || e >= EVMAX) {
     kith_gossip_verdict(t->g[i], it->id, KITH_GOSSIP_INVALID, 0, t->now, next);
   } else if (t->hold[i][e]) {
@@ -780,6 +786,53 @@ test_held_flood_from_one_neighbour_blocks_no_one_else(void **state) {
   net_free(t);
 }
 
+/* Events held for their parents (KITH_GOSSIP_HELD: signed by a member,
+ * passed on) leave the sender's share of payloads awaiting a verdict: the
+ * parents that release them come from the same neighbour, after them. A
+ * healed partition stalled when a neighbour's 256 held children filled
+ * its share and every parent it sent was dropped as an overflow. */
+static void test_held_children_leave_room_for_their_parents(void **state) {
+  (void)state;
+  net *t = net_new(2, 0);
+  join(t, 1, 0);
+  uint8_t buf[HELD_SIGNED_LEN];
+  uint32_t n = KITH_GOSSIP_PENDING_MAX + 100;
+  for (uint32_t k = 0; k < n; k++) {
+    kith_pack pk;
+    memset(buf, 0x66, sizeof buf);
+    memcpy(buf, &k, sizeof k);
+    payload_frame(buf, sizeof buf, &pk);
+    assert_int_equal(inject(t, 0, 1, (uint8_t *)pk.sb.data, pk.sb.size),
+                     KITH_OK);
+    kith_pack_clear(&pk);
+  }
+  assert_int_equal(t->held, n); /* none dropped as an overflow */
+  kith_gossip_stats st;
+  kith_gossip_get_stats(t->g[1], &st);
+  assert_int_equal(st.overflows, 0);
+  /* the parent, from the same neighbour, is delivered and accepted */
+  uint8_t ev[EVLEN];
+  ev_bytes(5, ev);
+  kith_pack pk;
+  payload_frame(ev, sizeof ev, &pk);
+  assert_int_equal(inject(t, 0, 1, (uint8_t *)pk.sb.data, pk.sb.size), KITH_OK);
+  kith_pack_clear(&pk);
+  assert_int_equal(t->got[1][5], 1);
+  /* held ones are counted apart up to KITH_GOSSIP_HELD_MAX, then again */
+  for (uint32_t k = n; k < KITH_GOSSIP_HELD_MAX + KITH_GOSSIP_PENDING_MAX;
+       k++) {
+    memset(buf, 0x66, sizeof buf);
+    memcpy(buf, &k, sizeof k);
+    payload_frame(buf, sizeof buf, &pk);
+    assert_int_equal(inject(t, 0, 1, (uint8_t *)pk.sb.data, pk.sb.size),
+                     KITH_OK);
+    kith_pack_clear(&pk);
+  }
+  assert_int_equal(t->held,
+                   KITH_GOSSIP_HELD_MAX + KITH_GOSSIP_PENDING_PEER_MAX);
+  net_free(t);
+}
+
 /* WANT (the node asks for a held event's missing parents) is noted once,
  * sent after the lazy wait unless the event comes first, and when the
  * asked neighbour does not answer, another announcer is asked, without
@@ -1189,6 +1242,7 @@ int main(void) {
       cmocka_unit_test(test_held_flood_from_one_neighbour_blocks_no_one_else),
       cmocka_unit_test(test_unanswered_want_moves_to_another_announcer),
       cmocka_unit_test(test_held_event_is_passed_on_before_its_verdict),
+      cmocka_unit_test(test_held_children_leave_room_for_their_parents),
       cmocka_unit_test(test_want_answered_in_the_order_asked),
       cmocka_unit_test(test_small_group_starts_trees_with_first_messages),
       cmocka_unit_test(test_ephemeral_payload_spreads_then_is_forgotten),
