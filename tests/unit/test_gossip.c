@@ -658,6 +658,28 @@ static void payload_frame(const uint8_t *data, size_t len, kith_pack *pk) {
   kith_pack_bin(pk, data, len);
 }
 
+/* Node `from` pushes payload[len] to node `to` in a PAYLOAD frame. */
+static void inject_payload(net *t, int from, int to, const uint8_t *data,
+                           size_t len) {
+  kith_pack pk;
+  payload_frame(data, len, &pk);
+  assert_int_equal(inject(t, from, to, (uint8_t *)pk.sb.data, pk.sb.size),
+                   KITH_OK);
+  kith_pack_clear(&pk);
+}
+
+/* Payloads k0 .. k1 - 1: len bytes of `fill`, k in the first four. */
+static void inject_numbered(net *t, int from, int to, size_t len, uint8_t fill,
+                            uint32_t k0, uint32_t k1) {
+  uint8_t buf[64];
+  assert_true(len <= sizeof buf && len >= sizeof k0);
+  for (uint32_t k = k0; k < k1; k++) {
+    memset(buf, fill, len);
+    memcpy(buf, &k, sizeof k);
+    inject_payload(t, from, to, buf, len);
+  }
+}
+
 /* Issue 8, attack 5: a neighbour sent 3 junk bytes claiming the id of a
  * genuine event, the id was marked invalid for good and the real event
  * was dropped when it came, even an hour later. Ids are now computed from
@@ -683,9 +705,7 @@ static void test_junk_claiming_an_id_cannot_censor_the_event(void **state) {
                    KITH_ERR_DECODE);
   kith_pack_clear(&pk);
   /* the junk in today's frame is judged as what it is */
-  payload_frame(junk, sizeof junk, &pk);
-  assert_int_equal(inject(t, 1, 2, (uint8_t *)pk.sb.data, pk.sb.size), KITH_OK);
-  kith_pack_clear(&pk);
+  inject_payload(t, 1, 2, junk, sizeof junk);
   kith_gossip_stats st;
   kith_gossip_get_stats(t->g[2], &st);
   assert_int_equal(st.invalid, 1);
@@ -697,9 +717,7 @@ static void test_junk_claiming_an_id_cannot_censor_the_event(void **state) {
   assert_int_equal(t->got[2][5], 1);
   assert_int_equal(t->got[1][5], 1);
   /* the junk, sent again, is not even delivered again */
-  payload_frame(junk, sizeof junk, &pk);
-  assert_int_equal(inject(t, 1, 2, (uint8_t *)pk.sb.data, pk.sb.size), KITH_OK);
-  kith_pack_clear(&pk);
+  inject_payload(t, 1, 2, junk, sizeof junk);
   kith_gossip_get_stats(t->g[2], &st);
   assert_int_equal(st.invalid, 1);
   assert_int_equal(st.duplicates, 2); /* junk again, and 5 from 1 or 0 */
@@ -759,16 +777,7 @@ test_held_flood_from_one_neighbour_blocks_no_one_else(void **state) {
   net *t = net_new(3, 0);
   join(t, 2, 0);
   join(t, 1, 2);
-  uint8_t buf[HELD_LEN];
-  for (uint32_t k = 0; k < KITH_GOSSIP_PENDING_MAX; k++) {
-    kith_pack pk;
-    memset(buf, 0x77, sizeof buf);
-    memcpy(buf, &k, sizeof k);
-    payload_frame(buf, sizeof buf, &pk);
-    assert_int_equal(inject(t, 1, 2, (uint8_t *)pk.sb.data, pk.sb.size),
-                     KITH_OK);
-    kith_pack_clear(&pk);
-  }
+  inject_numbered(t, 1, 2, HELD_LEN, 0x77, 0, KITH_GOSSIP_PENDING_MAX);
   assert_int_equal(t->held, KITH_GOSSIP_PENDING_PEER_MAX);
   publish(t, 0, 3);
   pump(t);
@@ -778,10 +787,9 @@ test_held_flood_from_one_neighbour_blocks_no_one_else(void **state) {
   kith_gossip_stats st;
   kith_gossip_get_stats(t->g[2], &st);
   assert_int_equal(st.invalid, 0);
-  kith_pack pk;
-  payload_frame(buf, sizeof buf, &pk); /* the last one, delivered again */
-  assert_int_equal(inject(t, 1, 2, (uint8_t *)pk.sb.data, pk.sb.size), KITH_OK);
-  kith_pack_clear(&pk);
+  /* the last one, delivered again */
+  inject_numbered(t, 1, 2, HELD_LEN, 0x77, KITH_GOSSIP_PENDING_MAX - 1,
+                  KITH_GOSSIP_PENDING_MAX);
   assert_int_equal(t->held, KITH_GOSSIP_PENDING_PEER_MAX + 1);
   net_free(t);
 }
@@ -795,17 +803,8 @@ static void test_held_children_leave_room_for_their_parents(void **state) {
   (void)state;
   net *t = net_new(2, 0);
   join(t, 1, 0);
-  uint8_t buf[HELD_SIGNED_LEN];
   uint32_t n = KITH_GOSSIP_PENDING_MAX + 100;
-  for (uint32_t k = 0; k < n; k++) {
-    kith_pack pk;
-    memset(buf, 0x66, sizeof buf);
-    memcpy(buf, &k, sizeof k);
-    payload_frame(buf, sizeof buf, &pk);
-    assert_int_equal(inject(t, 0, 1, (uint8_t *)pk.sb.data, pk.sb.size),
-                     KITH_OK);
-    kith_pack_clear(&pk);
-  }
+  inject_numbered(t, 0, 1, HELD_SIGNED_LEN, 0x66, 0, n);
   assert_int_equal(t->held, n); /* none dropped as an overflow */
   kith_gossip_stats st;
   kith_gossip_get_stats(t->g[1], &st);
@@ -813,21 +812,11 @@ static void test_held_children_leave_room_for_their_parents(void **state) {
   /* the parent, from the same neighbour, is delivered and accepted */
   uint8_t ev[EVLEN];
   ev_bytes(5, ev);
-  kith_pack pk;
-  payload_frame(ev, sizeof ev, &pk);
-  assert_int_equal(inject(t, 0, 1, (uint8_t *)pk.sb.data, pk.sb.size), KITH_OK);
-  kith_pack_clear(&pk);
+  inject_payload(t, 0, 1, ev, sizeof ev);
   assert_int_equal(t->got[1][5], 1);
   /* held ones are counted apart up to KITH_GOSSIP_HELD_MAX, then again */
-  for (uint32_t k = n; k < KITH_GOSSIP_HELD_MAX + KITH_GOSSIP_PENDING_MAX;
-       k++) {
-    memset(buf, 0x66, sizeof buf);
-    memcpy(buf, &k, sizeof k);
-    payload_frame(buf, sizeof buf, &pk);
-    assert_int_equal(inject(t, 0, 1, (uint8_t *)pk.sb.data, pk.sb.size),
-                     KITH_OK);
-    kith_pack_clear(&pk);
-  }
+  inject_numbered(t, 0, 1, HELD_SIGNED_LEN, 0x66, n,
+                  KITH_GOSSIP_HELD_MAX + KITH_GOSSIP_PENDING_MAX);
   assert_int_equal(t->held,
                    KITH_GOSSIP_HELD_MAX + KITH_GOSSIP_PENDING_PEER_MAX);
   net_free(t);
