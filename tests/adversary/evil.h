@@ -339,7 +339,8 @@ static inline void evil_pack_sealed(kith_pack *body, uint32_t kind,
   g_free(sealed);
 }
 
-/* Packs and signs [1, gid, kind, author, parents, depth, ts, body] with
+/* Packs and signs a version-1 event (the form in which any epoch can be
+ * named) [1, gid, kind, author, parents, depth, ts, body] with
  * signer; author NULL means the signer's own id (any other author makes
  * the signature wrong). The parents are packed as given. */
 static inline GBytes *evil_sign(const kith_ident *signer, const uint8_t *gid,
@@ -352,7 +353,7 @@ static inline GBytes *evil_sign(const kith_ident *signer, const uint8_t *gid,
   kith_pack_init(&p);
   for (uint32_t n = 8; n <= 9; n++) {
     kith_pack_array(&p, n);
-    kith_pack_uint(&p, KITH_EVENT_VERSION);
+    kith_pack_uint(&p, KITH_EVENT_V1);
     kith_pack_bin(&p, gid, gid ? 32 : 0);
     kith_pack_uint(&p, kind);
     kith_pack_bin(&p, author ? author : signer->pk, 32);
@@ -380,7 +381,7 @@ static inline void evil_remember(const evil *e, GBytes *raw) {
   kith_event ev;
   size_t len;
   const uint8_t *p = g_bytes_get_data(raw, &len);
-  if (kith_event_decode(p, len, &ev) != KITH_OK)
+  if (kith_event_decode(p, len, e->gid, &ev) != KITH_OK)
     return;
   evil_note(e, ev.id, ev.depth, ev.ts_ms);
   kith_event_clear(&ev);
@@ -541,7 +542,7 @@ static inline GBytes *evil_as_author(const evil *e, GBytes *raw,
   size_t len;
   kith_event ev;
   const uint8_t *p = g_bytes_get_data(raw, &len);
-  if (kith_event_decode(p, len, &ev) != KITH_OK)
+  if (kith_event_decode(p, len, e->gid, &ev) != KITH_OK)
     return NULL;
   evil_at at = {.n = ev.n_parents, .depth = ev.depth, .ts = ev.ts_ms};
   memcpy(at.ids, ev.parents, 32 * ev.n_parents);
