@@ -1333,10 +1333,14 @@ static void key_requests_survive_a_restart(void **state) {
  * a victim. No single event stops honest members from sending. */
 static void garbage_rekey_variants_cannot_stop_honest_senders(void **s) {
   static const evil_box_kind wrong = EVIL_BOX_WRONG, junk = EVIL_BOX_GARBAGE;
-  for (int variant = 0; variant < 3; variant++) {
+  /* each variant in a version-1 and a version-2 rekey (boxes of key
+   * lists; boxes of bare secrets) */
+  for (int run = 0; run < 6; run++) {
+    int variant = run % 3;
     world *w = world_new(KITH_HISTORY_SHARED, 0, C);
     evil e;
     evil_init(&e, &w->id[C], w->g[C]);
+    e.rekey_version = run < 3 ? KITH_EVENT_V1 : KITH_EVENT_V2;
     GByteArray *ids = members_of(w->g[C]);
     uint64_t epoch = kith_group_epoch_id(w->g[C]);
     evil_at at = evil_on_heads(&e);
@@ -1362,6 +1366,8 @@ static void garbage_rekey_variants_cannot_stop_honest_senders(void **s) {
       }
     }
     assert_non_null(bad);
+    assert_int_equal(((const uint8_t *)g_bytes_get_data(bad, NULL))[1],
+                     e.rekey_version);
     publish(w, bad);
     g_byte_array_free(ids, TRUE);
     sync_nodes(w, A, C);
