@@ -21,6 +21,8 @@ int bench_node(int argc, char **argv);
 int bench_gossip_stats(int argc, char **argv);
 int bench_link(int argc, char **argv);
 int bench_mesh(int argc, char **argv);
+int bench_event(int argc, char **argv);
+int bench_rekey(int argc, char **argv);
 
 /* Conditions every benchmark prints: machine (CPU model, cores), build type,
  * compiler. g_malloc'ed one-line string. */

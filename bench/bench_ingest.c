@@ -321,7 +321,7 @@ static double measure_decode(const corpus *c) {
     gsize len;
     const uint8_t *raw = g_bytes_get_data(c->msgs->pdata[i], &len);
     kith_event ev;
-    bad |= kith_event_decode(raw, len, &ev) != KITH_OK;
+    bad |= kith_event_decode(raw, len, c->gid, &ev) != KITH_OK;
     kith_event_clear(&ev);
   }
   t = bench_now() - t;

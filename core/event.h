@@ -1,13 +1,22 @@
 /* kith: signed group events.
  *
- * Wire form (canonical msgpack, arrays only):
- *   [version=1, group_id bin(0|32), kind uint, author bin32,
- *    parents [bin32...], depth uint, ts_ms uint, body bin, sig bin64]
- * group_id is empty exactly for a create event (the group id is then the
- * event's own id). sig = Ed25519 by author over the encoding of the first
- * eight elements, i.e. the bytes of
- *   [version, group_id, kind, author, parents, depth, ts_ms, body]
- * re-packed as an 8-element array. id = BLAKE2b-256 of the full encoding.
+ * Wire form (canonical msgpack, arrays only), version 2 (what this node
+ * builds):
+ *   [version=2, kind uint, author bin32, parents [bin32...], depth uint,
+ *    ts_ms uint, body array, sig bin64]
+ * The body is the outer body itself (a msgpack array, see group.h), not
+ * wrapped in a bin. The group id is not carried: the receiver knows the
+ * group from where the bytes came (a gossip frame's group tag, a store
+ * row, a join), and the signature covers it:
+ *   sig = Ed25519 by author over "kith event v2" || group_id (32 zero
+ *         bytes for a create) || raw[0 .. len - 66)
+ * so an event valid in one group fails to verify in another.
+ * Version 1 (still decoded: stores and vectors written before):
+ *   [version=1, group_id bin(0|32), kind, author, parents, depth, ts_ms,
+ *    body bin, sig bin64]
+ * with group_id empty exactly for a create, sig over the first eight
+ * elements re-packed as an 8-element array.
+ * id = BLAKE2b-256 of the full encoding, in both versions.
  * depth = 1 + max depth of parents (0 for create). Parents are sorted
  * ascending and distinct. The body is opaque here (see group.h). */
 #ifndef KITH_EVENT_H
@@ -19,7 +28,9 @@
 #include "err.h"
 #include "ident.h"
 
-#define KITH_EVENT_VERSION 1
+#define KITH_EVENT_V1 1
+#define KITH_EVENT_V2 2
+#define KITH_EVENT_VERSION KITH_EVENT_V2 /* what kith_event_build makes */
 #define KITH_EVENT_ID_LEN 32
 #define KITH_EVENT_MAX_PARENTS 16
 #define KITH_EVENT_MAX_BODY (80 * 1024)
@@ -49,6 +60,7 @@ typedef enum kith_event_kind {
 #define KITH_EV_KIND_MAX 19
 
 typedef struct kith_event {
+  uint32_t version; /* KITH_EVENT_V1 or KITH_EVENT_V2 */
   uint8_t id[KITH_EVENT_ID_LEN];
   uint8_t group_id[32]; /* == id for create */
   uint32_t kind;
@@ -57,30 +69,38 @@ typedef struct kith_event {
   uint8_t parents[KITH_EVENT_MAX_PARENTS][KITH_EVENT_ID_LEN];
   uint64_t depth;
   uint64_t ts_ms;
-  uint8_t *body; /* g_malloc'ed copy */
+  uint8_t *body; /* g_malloc'ed copy: the outer body's msgpack bytes */
   size_t body_len;
   uint8_t sig[KITH_SIG_LEN];
   uint8_t *raw; /* g_malloc'ed canonical encoding */
   size_t raw_len;
 } kith_event;
 
-/* Decodes and checks raw bytes: strict canonical msgpack, field limits,
- * known kind, sorted distinct parents, create has no parents and depth 0,
- * signature valid. Fills ev (owning copies). Does not check the DAG or the
- * group rules. Errors: KITH_ERR_DECODE, KITH_ERR_SIGNATURE, KITH_ERR_LIMIT.
- * On error ev is left cleared. */
+/* Decodes and checks raw bytes of an event of the group gid: strict
+ * canonical msgpack, field limits, known kind, sorted distinct parents,
+ * create has no parents and depth 0, signature valid. gid (borrowed) is
+ * the group the bytes came for; a version-2 event other than a create
+ * signs it and gets it as its group_id (NULL: such an event is
+ * KITH_ERR_DECODE); a version-1 event carries its own group_id, which the
+ * group checks. Fills ev (owning copies). Does not check the DAG or the
+ * group rules. Errors: KITH_ERR_DECODE, KITH_ERR_SIGNATURE (also: signed
+ * for another group), KITH_ERR_LIMIT. On error ev is left cleared. */
 KITH_MUST kith_err kith_event_decode(const uint8_t *buf, size_t len,
-                                     kith_event *ev);
+                                     const uint8_t *gid, kith_event *ev);
 
 /* The same for bytes this node verified before and read back from its
  * own authenticated store: every check but the signature. */
 KITH_MUST kith_err kith_event_decode_trusted(const uint8_t *buf, size_t len,
+                                             const uint8_t *gid,
                                              kith_event *ev);
 
 /* Builds an event: ev's group_id (ignored for create), kind, parents
  * (sorted here), depth, ts_ms and body (copied) must be set; author is set
- * from me; encodes, signs, sets raw, sig and id (and group_id for create).
- * Takes no ownership of body. */
+ * from me; ev->version 0 builds the current version (KITH_EVENT_VERSION),
+ * KITH_EVENT_V1 the old form (for tests and vectors). A version-2 body
+ * must be one canonical msgpack array (else KITH_ERR_ARG). Encodes,
+ * signs, sets version, raw, sig and id (and group_id for create). Takes
+ * no ownership of body. */
 KITH_MUST kith_err kith_event_build(kith_event *ev, const kith_ident *me,
                                     const uint8_t *body, size_t body_len);
 

@@ -53,12 +53,30 @@ void kith_gcrypto_chain_step(uint8_t chain[KITH_KEY_LEN],
   sodium_memzero(next, sizeof next);
 }
 
+void kith_gcrypto_seal_at(const uint8_t key[KITH_KEY_LEN],
+                          const uint8_t nonce[KITH_NONCE_LEN],
+                          const uint8_t *ad, size_t ad_len, const uint8_t *pt,
+                          size_t len, uint8_t *out) {
+  crypto_aead_xchacha20poly1305_ietf_encrypt(out, NULL, pt, len, ad, ad_len,
+                                             NULL, nonce, key);
+}
+
+kith_err kith_gcrypto_open_at(const uint8_t key[KITH_KEY_LEN],
+                              const uint8_t nonce[KITH_NONCE_LEN],
+                              const uint8_t *ad, size_t ad_len,
+                              const uint8_t *in, size_t in_len, uint8_t *out) {
+  if (in_len < KITH_AEAD_TAG ||
+      crypto_aead_xchacha20poly1305_ietf_decrypt(out, NULL, NULL, in, in_len,
+                                                 ad, ad_len, nonce, key) != 0)
+    return KITH_ERR_CRYPTO;
+  return KITH_OK;
+}
+
 void kith_gcrypto_seal(const uint8_t key[KITH_KEY_LEN], const uint8_t *ad,
                        size_t ad_len, const uint8_t *pt, size_t len,
                        uint8_t *out) {
   randombytes_buf(out, KITH_NONCE_LEN);
-  crypto_aead_xchacha20poly1305_ietf_encrypt(out + KITH_NONCE_LEN, NULL, pt,
-                                             len, ad, ad_len, NULL, out, key);
+  kith_gcrypto_seal_at(key, out, ad, ad_len, pt, len, out + KITH_NONCE_LEN);
 }
 
 kith_err kith_gcrypto_open(const uint8_t key[KITH_KEY_LEN], const uint8_t *ad,
@@ -66,11 +84,8 @@ kith_err kith_gcrypto_open(const uint8_t key[KITH_KEY_LEN], const uint8_t *ad,
                            uint8_t *out) {
   if (in_len < KITH_SEALED_OVERHEAD)
     return KITH_ERR_CRYPTO;
-  if (crypto_aead_xchacha20poly1305_ietf_decrypt(
-          out, NULL, NULL, in + KITH_NONCE_LEN, in_len - KITH_NONCE_LEN, ad,
-          ad_len, in, key) != 0)
-    return KITH_ERR_CRYPTO;
-  return KITH_OK;
+  return kith_gcrypto_open_at(key, in, ad, ad_len, in + KITH_NONCE_LEN,
+                              in_len - KITH_NONCE_LEN, out);
 }
 
 typedef struct skipped {

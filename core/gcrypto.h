@@ -11,8 +11,11 @@
  * The epoch id names an epoch in bodies; because it is a one-way function
  * of the meta key, anyone handed a key for an epoch can check that it is
  * the key of that epoch (a member cannot plant wrong keys in a newcomer).
- * Bodies are sealed with XChaCha20-Poly1305-IETF, random 24-byte nonce,
- * additional data given by the caller (group.c binds group, kind, author). */
+ * Bodies are sealed with XChaCha20-Poly1305-IETF, additional data given by
+ * the caller (group.c binds group, kind, author): with a random 24-byte
+ * nonce sent in front (kith_gcrypto_seal: keys used many times, the meta
+ * key), or with a nonce the caller derives and does not send
+ * (kith_gcrypto_seal_at: message keys, each used for one message). */
 #ifndef KITH_GCRYPTO_H
 #define KITH_GCRYPTO_H
 
@@ -50,6 +53,19 @@ KITH_MUST kith_err kith_gcrypto_open(const uint8_t key[KITH_KEY_LEN],
                                      const uint8_t *in, size_t in_len,
                                      uint8_t *out);
 #define KITH_SEALED_OVERHEAD (KITH_NONCE_LEN + KITH_AEAD_TAG)
+
+/* The same with the nonce given, not sent: out gets ciphertext || tag
+ * (len + KITH_AEAD_TAG bytes); open takes that and writes in_len - 16
+ * bytes. A (key, nonce) pair must never seal two plaintexts. */
+void kith_gcrypto_seal_at(const uint8_t key[KITH_KEY_LEN],
+                          const uint8_t nonce[KITH_NONCE_LEN],
+                          const uint8_t *ad, size_t ad_len, const uint8_t *pt,
+                          size_t len, uint8_t *out);
+KITH_MUST kith_err kith_gcrypto_open_at(const uint8_t key[KITH_KEY_LEN],
+                                        const uint8_t nonce[KITH_NONCE_LEN],
+                                        const uint8_t *ad, size_t ad_len,
+                                        const uint8_t *in, size_t in_len,
+                                        uint8_t *out);
 
 /* Receiving side of one sender's chain in one epoch: position, and a
  * bounded cache of keys skipped over by out-of-order arrival. */

@@ -384,7 +384,7 @@ static int target_applies(kith_group *g, const grp_state *s,
 }
 
 static void push_accepted(const kith_event *ev, const grp_inner *in,
-                          int effective, GPtrArray *acc) {
+                          int effective, uint64_t epoch, GPtrArray *acc) {
   if (!acc)
     return;
   kith_accepted *a = g_new0(kith_accepted, 1);
@@ -401,6 +401,7 @@ static void push_accepted(const kith_event *ev, const grp_inner *in,
   a->on = in->value != 0;
   a->applies = in->applies;
   a->effective = effective;
+  a->epoch = epoch;
   g_ptr_array_add(acc, a);
 }
 
@@ -526,7 +527,7 @@ kith_err grp_accept(kith_group *g, kith_event *ev, const body *b,
   g->n_events++;
   if (c && c->kind > KITH_EV_MESSAGE)
     g->has_ext_kind = 1;
-  push_accepted(ev, c ? &c->in : &in, c ? c->effective : 1, acc);
+  push_accepted(ev, c ? &c->in : &in, c ? c->effective : 1, b->epoch, acc);
   grp_inner_clear(&in);
   grp_front_unref(g, pf);
   (void)now_ms;
@@ -576,6 +577,18 @@ static kith_err epoch_may_be(kith_group *g, const kith_event *ev,
   return ok ? KITH_OK : KITH_ERR_PROTOCOL;
 }
 
+/* A version-2 message-like body names no epoch: it is the current epoch
+ * of the state at the event's parents, which every message must use
+ * (5.7, step 9). Called once the parents are all here. */
+static void settle_epoch(kith_group *g, const kith_event *ev, body *b) {
+  grp_front *pf = grp_parents_front(g, ev);
+  if (!pf)
+    return;
+  b->epoch = grp_state_at(g, pf)->epoch;
+  b->epoch_implied = 0;
+  grp_front_unref(g, pf);
+}
+
 /* Parents, depth, dates and keys, then acceptance; holds ev (moved in) if
  * something it needs is not here yet. */
 static kith_err process(kith_group *g, kith_event *ev, uint64_t now_ms,
@@ -598,6 +611,8 @@ static kith_err process(kith_group *g, kith_event *ev, uint64_t now_ms,
   if (rc == KITH_OK && ev->kind != KITH_EV_CREATE &&
       (ev->depth != depth || ev->ts_ms + KITH_CLOCK_SKEW_MS < ts))
     rc = KITH_ERR_PROTOCOL;
+  if (rc == KITH_OK && b.epoch_implied)
+    settle_epoch(g, ev, &b);
   /* A stored event being converted was accepted before: no clock here. */
   if (rc == KITH_OK && !g->converting &&
       ev->ts_ms > now_ms + KITH_CLOCK_SKEW_MS)
@@ -753,7 +768,7 @@ kith_err kith_group_receive(kith_group *g, const uint8_t *raw, size_t len,
   if (!g || !raw)
     return KITH_ERR_ARG;
   kith_event ev;
-  kith_err rc = kith_event_decode(raw, len, &ev);
+  kith_err rc = kith_event_decode(raw, len, g->gid, &ev);
   if (rc != KITH_OK)
     return rc;
   rc = grp_receive_event(g, &ev, now_ms, accepted);

@@ -16,10 +16,14 @@
  * anything but the control events.
  *
  * Epochs are named by epoch ids (kith_gcrypto_epoch_id of the meta key).
- * Bodies (the bin in the event) are msgpack:
+ * Bodies (the event's body: a bin in version 1, the array itself in
+ * version 2) are msgpack:
  *   message, react, edit, delete: [epoch uint, n uint, sealed bin]
+ *       (version 2: [n uint, sealed bin], the epoch being the current
+ *       epoch at the event's parents)
  *       sealed = kith_gcrypto_seal(message key n of author's chain, ad,
- *       inner)
+ *       inner); version 2: kith_gcrypto_seal_at with the nonce
+ *       grp_message_nonce derives (n, ts_ms, parents), not sent
  *   every other kind: [epoch uint, sealed bin, extra bin|nil]
  *       (extra: a bin for add, rekey and keys, nil otherwise)
  *       sealed = kith_gcrypto_seal(meta_key(E_epoch), ad, inner)
@@ -37,7 +41,8 @@
  *   rekey:    [new_epoch uint] or [new_epoch uint, replaces bin32]
  *             extra = msgpack array of one sealed box per member of the
  *             state at the rekey's parents, in member id order, each
- *             holding a key list that starts with the new epoch secret
+ *             holding the new epoch secret (version 2: the 32 bytes
+ *             alone; version 1: a key list that starts with it)
  *   revoke:   [invite_pk bin32]
  *   settings: [key uint (1 invites, 2 mode), value uint (0, 1)]
  *   mute:     [member bin32, until_ms uint (0: unmute)]
@@ -67,7 +72,8 @@
 #define KITH_TEXT_MAX (64 * 1024) /* message text: at most 64 KiB - 1 */
 /* A rekey seals the new epoch to every member in one event: one box of at
  * most KITH_REKEY_BOX bytes each (bin8 header 2, sealed-box overhead 48, a
- * key list of one entry 46: [[epoch uint64, secret bin32, 1]]) and at most
+ * key list of one entry 46: [[epoch uint64, secret bin32, 1]] in version
+ * 1; version 2 boxes hold the bare secret, 82 bytes) and at most
  * KITH_REKEY_REST bytes for the rest of its body (array header, epoch,
  * sealed inner, bin32 and array16 headers). So a group has at most as
  * many members as boxes fit: 852. (More would need rekeys in several
@@ -129,10 +135,12 @@ typedef struct kith_accepted {
   size_t text_len;
   uint8_t ref[32]; /* reply_to, or the target of react/edit/delete */
   int has_ref;
-  int on;        /* react: 1 adds, 0 removes */
-  int applies;   /* react, edit, delete (read): its target rules hold, so it
-                     changes how its target is shown (docs/protocol.md 5.7) */
-  int effective; /* control events: took effect in the group state */
+  int on;         /* react: 1 adds, 0 removes */
+  int applies;    /* react, edit, delete (read): its target rules hold, so it
+                      changes how its target is shown (docs/protocol.md 5.7) */
+  int effective;  /* control events: took effect in the group state */
+  uint64_t epoch; /* the epoch its body is in (a version-2 message names
+                     none: the current epoch at its parents) */
 } kith_accepted;
 void kith_accepted_free(kith_accepted *a);
 

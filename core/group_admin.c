@@ -173,7 +173,7 @@ static kith_err pack_boxes(kith_group *g, const grp_state *s, uint64_t epoch,
     const grp_member *m = &g_array_index(s->members, grp_member, i);
     uint8_t *box = NULL;
     size_t len = 0;
-    rc = grp_seal_keys(g, m->m.id, 0, 0, epoch, secret, &box, &len);
+    rc = grp_seal_secret(m->m.id, secret, &box, &len);
     if (rc == KITH_OK)
       kith_pack_bin(x, box, len);
     g_free(box);

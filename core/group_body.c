@@ -386,24 +386,50 @@ void grp_make_ad(uint32_t kind, const uint8_t author[32], const uint8_t *gid,
     memset(ad + 45, 0, 32);
 }
 
+int grp_body_is_short(uint32_t version, uint32_t kind) {
+  return version >= KITH_EVENT_V2 && grp_is_message_like(kind);
+}
+
+#define NONCE_LABEL "kith nonce v2"
+#define NONCE_LABEL_LEN 13
+void grp_message_nonce(const kith_event *ev, uint64_t n,
+                       uint8_t nonce[KITH_NONCE_LEN]) {
+  uint8_t le[16];
+  crypto_generichash_state st;
+  for (int i = 0; i < 8; i++) {
+    le[i] = (uint8_t)(n >> (8 * i));
+    le[8 + i] = (uint8_t)(ev->ts_ms >> (8 * i));
+  }
+  crypto_generichash_init(&st, NULL, 0, KITH_NONCE_LEN);
+  crypto_generichash_update(&st, (const uint8_t *)NONCE_LABEL, NONCE_LABEL_LEN);
+  crypto_generichash_update(&st, le, sizeof le);
+  crypto_generichash_update(&st, &ev->parents[0][0], 32 * ev->n_parents);
+  crypto_generichash_final(&st, nonce, KITH_NONCE_LEN);
+}
+
+/* it: the body's elements; a short body (version 2, message-like) has no
+ * epoch in front. */
 static kith_err read_body(const kith_event *ev, const msgpack_object *it,
                           body *b) {
   const uint8_t *p, *x;
   size_t n, xn = 0;
-  if (kith_codec_uint(&it[0], GROUP_EPOCH_MAX, &b->epoch) != KITH_OK)
+  if (!b->epoch_implied &&
+      kith_codec_uint(&it[0], GROUP_EPOCH_MAX, &b->epoch) != KITH_OK)
     return KITH_ERR_DECODE;
+  const msgpack_object *rest = b->epoch_implied ? it : it + 1;
   if (grp_is_message_like(ev->kind)) {
-    if (kith_codec_uint(&it[1], GROUP_MSG_N_MAX, &b->n) != KITH_OK ||
-        kith_codec_bin(&it[2], KITH_EVENT_MAX_BODY, &p, &n) != KITH_OK)
+    if (kith_codec_uint(&rest[0], GROUP_MSG_N_MAX, &b->n) != KITH_OK ||
+        kith_codec_bin(&rest[1], KITH_EVENT_MAX_BODY, &p, &n) != KITH_OK)
       return KITH_ERR_DECODE;
   } else {
-    if (kith_codec_bin(&it[1], KITH_EVENT_MAX_BODY, &p, &n) != KITH_OK)
+    if (kith_codec_bin(&rest[0], KITH_EVENT_MAX_BODY, &p, &n) != KITH_OK)
       return KITH_ERR_DECODE;
-    int nil = it[2].type == MSGPACK_OBJECT_NIL;
+    int nil = rest[1].type == MSGPACK_OBJECT_NIL;
     int want = grp_has_extra(ev->kind);
     if (want ? nil : !nil)
       return KITH_ERR_DECODE;
-    if (!nil && kith_codec_bin(&it[2], KITH_EVENT_MAX_BODY, &x, &xn) != KITH_OK)
+    if (!nil &&
+        kith_codec_bin(&rest[1], KITH_EVENT_MAX_BODY, &x, &xn) != KITH_OK)
       return KITH_ERR_DECODE;
     if (!nil)
       b->extra = g_memdup2(xn ? x : (const uint8_t *)"", xn), b->extra_len = xn;
@@ -415,17 +441,22 @@ static kith_err read_body(const kith_event *ev, const msgpack_object *it,
 
 kith_err grp_parse_body(const kith_event *ev, body *b) {
   memset(b, 0, sizeof *b);
+  b->version = ev->version;
+  b->epoch_implied = grp_body_is_short(ev->version, ev->kind);
   msgpack_unpacked u;
   msgpack_unpacked_init(&u);
   const msgpack_object *it;
   kith_err rc = kith_codec_unpack(ev->body, ev->body_len, &u);
   if (rc == KITH_OK)
-    rc = kith_codec_array(&u.data, 3, &it);
+    rc = kith_codec_array(&u.data, b->epoch_implied ? 2 : 3, &it);
   if (rc == KITH_OK)
     rc = read_body(ev, it, b);
   msgpack_unpacked_destroy(&u);
   if (rc != KITH_OK) {
+    uint32_t version = b->version;
+    int implied = b->epoch_implied;
     grp_body_clear(b);
+    b->version = version, b->epoch_implied = implied;
     return KITH_ERR_DECODE;
   }
   return KITH_OK;
@@ -668,18 +699,30 @@ kith_err grp_parse_inner(const kith_group *g, const kith_event *ev,
                                                              : KITH_ERR_DECODE;
 }
 
+/* A version-2 message-like body's sealed part has no nonce in front. */
+static kith_err open_sealed(const kith_event *ev, const body *b,
+                            const uint8_t key[KITH_KEY_LEN], const uint8_t *ad,
+                            uint8_t *pt) {
+  if (!grp_body_is_short(b->version, ev->kind))
+    return kith_gcrypto_open(key, ad, 77, b->sealed, b->sealed_len, pt);
+  uint8_t nonce[KITH_NONCE_LEN];
+  grp_message_nonce(ev, b->n, nonce);
+  return kith_gcrypto_open_at(key, nonce, ad, 77, b->sealed, b->sealed_len, pt);
+}
+
 kith_err grp_open_with(const kith_group *g, const kith_event *ev, const body *b,
                        const uint8_t key[KITH_KEY_LEN], grp_inner *in) {
-  if (b->sealed_len < KITH_SEALED_OVERHEAD)
+  size_t over = grp_body_is_short(b->version, ev->kind) ? KITH_AEAD_TAG
+                                                        : KITH_SEALED_OVERHEAD;
+  if (b->sealed_len < over)
     return KITH_ERR_CRYPTO;
   uint8_t ad[77];
   grp_make_ad(ev->kind, ev->author, ev->kind == KITH_EV_CREATE ? NULL : g->gid,
               ad);
-  size_t n = b->sealed_len - KITH_SEALED_OVERHEAD;
+  size_t n = b->sealed_len - over;
   uint8_t stack[512];
   uint8_t *pt = n <= sizeof stack ? stack : g_malloc(n + 1);
-  kith_err rc =
-      kith_gcrypto_open(key, ad, sizeof ad, b->sealed, b->sealed_len, pt);
+  kith_err rc = open_sealed(ev, b, key, ad, pt);
   if (rc == KITH_OK)
     rc = grp_parse_inner(g, ev, pt, n, in);
   if (rc == KITH_OK && !grp_is_message_like(ev->kind)) {
@@ -872,8 +915,31 @@ long grp_rekey_n_boxes(const body *b) {
   return boxes(b, KITH_GROUP_MAX_MEMBERS, SIZE_MAX, NULL, NULL);
 }
 
+kith_err grp_seal_secret(const uint8_t member[32], const uint8_t secret[32],
+                         uint8_t **out, size_t *out_len) {
+  *out_len = KITH_KEY_LEN + KITH_SEAL_OVERHEAD;
+  *out = g_malloc(*out_len);
+  return kith_seal(member, secret, KITH_KEY_LEN, *out);
+}
+
+/* A version-2 box: exactly the new epoch's secret, sealed. */
+static int take_bare_secret(kith_group *g, const body *b, size_t i,
+                            uint64_t new_epoch) {
+  uint8_t *box = NULL, key[KITH_KEY_LEN];
+  size_t len = 0;
+  int took = boxes(b, KITH_GROUP_MAX_MEMBERS, i, &box, &len) >= 0 && box &&
+             len == KITH_KEY_LEN + KITH_SEAL_OVERHEAD &&
+             kith_unseal(g->me, box, len, key) == KITH_OK &&
+             grp_add_key(g, new_epoch, key, 1, 0);
+  sodium_memzero(key, sizeof key);
+  g_free(box);
+  return took;
+}
+
 int grp_take_rekey_keys(kith_group *g, const body *b, size_t i,
                         uint64_t new_epoch) {
+  if (b->version >= KITH_EVENT_V2)
+    return take_bare_secret(g, b, i, new_epoch);
   uint8_t *box = NULL;
   size_t len = 0, pt_len = 0;
   msgpack_unpacked u;

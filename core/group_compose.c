@@ -67,11 +67,33 @@ static void choose_parents(kith_group *g, kith_event *ev) {
 void grp_start_event(kith_group *g, kith_event *ev, uint32_t kind,
                      uint64_t now_ms) {
   memset(ev, 0, sizeof *ev);
+  ev->version = KITH_EVENT_VERSION;
   ev->kind = kind;
   ev->ts_ms = now_ms;
   memcpy(ev->group_id, g->gid, 32);
   memcpy(ev->author, g->me->pk, 32);
   choose_parents(g, ev);
+}
+
+/* Seals inner under key: a message key is used once, so a short body
+ * (version 2, message-like) derives its nonce instead of sending it;
+ * ev's parents and ts_ms are final here. */
+static uint8_t *seal_inner(const kith_event *ev, const uint8_t *gid,
+                           const uint8_t key[KITH_KEY_LEN], uint64_t n,
+                           const kith_pack *inner, size_t *sl) {
+  uint8_t ad[77], nonce[KITH_NONCE_LEN];
+  const uint8_t *pt = (const uint8_t *)inner->sb.data;
+  int short_body = grp_body_is_short(ev->version, ev->kind);
+  grp_make_ad(ev->kind, ev->author, gid, ad);
+  *sl = inner->sb.size + (short_body ? KITH_AEAD_TAG : KITH_SEALED_OVERHEAD);
+  uint8_t *sealed = g_malloc(*sl);
+  if (short_body) {
+    grp_message_nonce(ev, n, nonce);
+    kith_gcrypto_seal_at(key, nonce, ad, sizeof ad, pt, inner->sb.size, sealed);
+  } else {
+    kith_gcrypto_seal(key, ad, sizeof ad, pt, inner->sb.size, sealed);
+  }
+  return sealed;
 }
 
 /* Seals inner under key and packs the outer body. */
@@ -80,16 +102,14 @@ static kith_err pack_body(const kith_event *ev, const uint8_t *gid,
                           uint64_t n, const kith_pack *inner,
                           const uint8_t *extra, size_t extra_len, uint8_t **out,
                           size_t *out_len) {
-  uint8_t ad[77];
-  grp_make_ad(ev->kind, ev->author, gid, ad);
-  size_t sl = inner->sb.size + KITH_SEALED_OVERHEAD;
-  uint8_t *sealed = g_malloc(sl);
-  kith_gcrypto_seal(key, ad, sizeof ad, (const uint8_t *)inner->sb.data,
-                    inner->sb.size, sealed);
+  size_t sl;
+  uint8_t *sealed = seal_inner(ev, gid, key, n, inner, &sl);
+  int short_body = grp_body_is_short(ev->version, ev->kind);
   kith_pack p;
   kith_pack_init(&p);
-  kith_pack_array(&p, 3);
-  kith_pack_uint(&p, epoch);
+  kith_pack_array(&p, short_body ? 2 : 3);
+  if (!short_body)
+    kith_pack_uint(&p, epoch);
   if (grp_is_message_like(ev->kind))
     kith_pack_uint(&p, n);
   kith_pack_bin(&p, sealed, sl);
@@ -139,7 +159,8 @@ kith_err grp_compose_at(kith_group *g, kith_event *ev, uint64_t epoch,
   if (rc == KITH_OK)
     rc = kith_event_build(ev, g->me, bytes, len);
   g_free(bytes);
-  body b = {.epoch = epoch,
+  body b = {.version = ev->version,
+            .epoch = epoch,
             .n = n,
             .extra = (uint8_t *)extra, /* borrowed: b is not cleared */
             .extra_len = extra_len};
@@ -451,6 +472,7 @@ static kith_err create_event(const kith_ident *me, const kith_group_options *o,
   kith_pack_uint(&p, o->history);
   kith_pack_cstr(&p, o->owner_name);
   kith_pack_uint(&p, o->admins_only_invites ? 1 : 0);
+  ev->version = KITH_EVENT_VERSION;
   ev->kind = KITH_EV_CREATE;
   ev->ts_ms = now_ms;
   memcpy(ev->author, me->pk, 32);
@@ -487,7 +509,7 @@ kith_err kith_group_create(const kith_ident *me, const kith_group_options *opt,
     rc = KITH_ERR_NOMEM;
   if (rc == KITH_OK) {
     (void)grp_add_key(g, epoch, secret, 1, 1);
-    body b = {.epoch = epoch};
+    body b = {.version = ev.version, .epoch = epoch};
     GPtrArray *acc = g_ptr_array_new();
     rc = take_one(grp_accept(g, &ev, &b, &own, now_ms, acc), acc, out);
   }

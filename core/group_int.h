@@ -281,8 +281,14 @@ typedef struct prov_keys {
 
 typedef struct held held;
 
-/* The outer body (see group.h); sealed/extra are owned copies. */
+/* The outer body (see group.h); sealed/extra are owned copies. version
+ * is the event's: in version 2 a message-like body names no epoch (it is
+ * the current epoch at the event's parents: epoch_implied until the group
+ * sets it), its sealed part has no nonce (derived: grp_message_nonce),
+ * and a rekey's boxes hold the bare secret. */
 typedef struct body {
+  uint32_t version;
+  int epoch_implied;
   uint64_t epoch, n;
   uint8_t *sealed, *extra;
   size_t sealed_len, extra_len;
@@ -434,6 +440,12 @@ void grp_chains_clear(kith_group *g);
 void grp_make_ad(uint32_t kind, const uint8_t author[32], const uint8_t *gid,
                  uint8_t ad[77]);
 kith_err grp_parse_body(const kith_event *ev, body *b);
+/* A version-2 message-like body carries no epoch and no nonce. */
+int grp_body_is_short(uint32_t version, uint32_t kind);
+/* The nonce of a version-2 message-like event: BLAKE2b-192 of
+ * "kith nonce v2" || LE64(n) || LE64(ts_ms) || its parents. */
+void grp_message_nonce(const kith_event *ev, uint64_t n,
+                       uint8_t nonce[KITH_NONCE_LEN]);
 void grp_body_clear(body *b);
 int grp_is_message_like(uint32_t kind);
 int grp_has_extra(uint32_t kind);
@@ -462,6 +474,9 @@ void grp_take_given_keys(kith_group *g, const body *b, const uint64_t *epochs,
 kith_err grp_seal_given(const kith_group *g, const uint8_t member[32],
                         const uint64_t *epochs, const uint8_t *full, size_t n,
                         uint8_t **out, size_t *out_len);
+/* A version-2 rekey's box for member: the bare secret, sealed. */
+kith_err grp_seal_secret(const uint8_t member[32], const uint8_t secret[32],
+                         uint8_t **out, size_t *out_len);
 kith_err grp_seal_keys(const kith_group *g, const uint8_t member[32],
                        int meta_only, size_t max, uint64_t first_epoch,
                        const uint8_t *first_key, uint8_t **out,

@@ -117,7 +117,7 @@ static kith_err load_control(void *ctx, const kith_store_ctl *r) {
   kith_event ev;
   body b;
   if (r->cseq != g->ctl->len ||
-      kith_event_decode_trusted(r->raw, r->len, &ev) != KITH_OK)
+      kith_event_decode_trusted(r->raw, r->len, g->gid, &ev) != KITH_OK)
     return KITH_ERR_IO;
   kith_err rc = grp_parse_body(&ev, &b);
   grp_ctl *c = g_new0(grp_ctl, 1);
@@ -207,7 +207,7 @@ static kith_err convert_old(kith_group *g) {
     gsize len;
     const uint8_t *raw = g_bytes_get_data(raws->pdata[i], &len);
     kith_event ev;
-    if (kith_event_decode_trusted(raw, len, &ev) != KITH_OK)
+    if (kith_event_decode_trusted(raw, len, g->gid, &ev) != KITH_OK)
       continue;
     kith_err e = grp_receive_event(g, &ev, now_ms, acc);
     kith_event_clear(&ev);
@@ -268,9 +268,9 @@ kith_err kith_group_attach_store(kith_group *g, kith_store *store) {
     grp_ctl *c = g->ctl->pdata[i];
     GBytes *bytes = grp_raw_of(g, c->id);
     kith_event ev;
-    if (!bytes ||
-        kith_event_decode_trusted(g_bytes_get_data(bytes, NULL),
-                                  g_bytes_get_size(bytes), &ev) != KITH_OK) {
+    if (!bytes || kith_event_decode_trusted(g_bytes_get_data(bytes, NULL),
+                                            g_bytes_get_size(bytes), g->gid,
+                                            &ev) != KITH_OK) {
       rc = KITH_ERR_STATE;
       break;
     }

@@ -115,7 +115,7 @@ static void on_held(kith_node *n, node_group *ng, const kith_out_item *it,
   kith_event ev;
   kith_out o;
 
-  if (kith_event_decode(data, len, &ev) != KITH_OK)
+  if (kith_event_decode(data, len, kith_group_id(ng->g), &ev) != KITH_OK)
     return;
   for (size_t i = 0; i < ev.n_parents; i++)
     if (!kith_group_has_event(ng->g, ev.parents[i]))
@@ -181,8 +181,11 @@ void gossip_push_free(gpointer data) {
   g_free(it);
 }
 
-/* The depth of the event in a PAYLOAD frame (UINT64_MAX if unreadable). */
-static uint64_t frame_depth(const uint8_t *frame, size_t len) {
+/* The depth of the event in a PAYLOAD frame of group gid (UINT64_MAX if
+ * unreadable). Only the order of sending depends on it, so the signature
+ * is not checked again (the group checked it before the engine sent it). */
+static uint64_t frame_depth(const uint8_t *gid, const uint8_t *frame,
+                            size_t len) {
   msgpack_unpacked u;
   const msgpack_object *f;
   const uint8_t *data;
@@ -195,7 +198,7 @@ static uint64_t frame_depth(const uint8_t *frame, size_t len) {
       kith_codec_array(&u.data, UINT32_MAX, &f) == KITH_OK &&
       u.data.via.array.size == 5 &&
       kith_codec_bin(&f[4], KITH_GOSSIP_MAX_PAYLOAD, &data, &dlen) == KITH_OK &&
-      kith_event_decode(data, dlen, &ev) == KITH_OK) {
+      kith_event_decode_trusted(data, dlen, gid, &ev) == KITH_OK) {
     depth = ev.depth;
     kith_event_clear(&ev);
   }
@@ -360,7 +363,7 @@ static void run_item(kith_node *n, node_group *ng, kith_out *o, size_t i) {
     if (!p->pumping && !g_queue_is_empty(p->push) &&
         kith_gossip_frame_type(data, it.len) == KITH_GF_PAYLOAD) {
       push(p, kith_group_id(ng->g), NULL, data, it.len,
-           frame_depth(data, it.len)); /* takes data */
+           frame_depth(kith_group_id(ng->g), data, it.len)); /* takes data */
       data = NULL;
       gossip_pump(p);
     } else {

@@ -30,7 +30,8 @@ typedef struct evil {
   const kith_ident *me;
   uint8_t gid[32];
   kith_group *view;
-  uint32_t stuff;   /* entries of a stuffed key list (EVIL_BOX_STUFFED) */
+  uint32_t stuff;         /* entries of a stuffed key list (EVIL_BOX_STUFFED) */
+  uint32_t rekey_version; /* the event version of its rekeys (1 or 2) */
   GHashTable *made; /* id -> depth, ts of the events it built (evil_note) */
 } evil;
 
@@ -48,6 +49,7 @@ static inline void evil_init(evil *e, const kith_ident *me, kith_group *view) {
   memcpy(e->gid, kith_group_id(view), 32);
   e->view = view;
   e->stuff = 200;
+  e->rekey_version = KITH_EVENT_V1;
   e->made = g_hash_table_new_full(g_bytes_hash, g_bytes_equal,
                                   (GDestroyNotify)g_bytes_unref, g_free);
 }
@@ -249,6 +251,14 @@ static inline GBytes *evil_rekey_boxes(const evil *e, const GByteArray *ids,
     else
       evil_key_list(e, &list, k == EVIL_BOX_STUFFED ? e->stuff : 1, new_epoch,
                     secret, k == EVIL_BOX_STUFFED ? 64 : 0);
+    if (e && e->rekey_version == KITH_EVENT_V2 && k != EVIL_BOX_STUFFED) {
+      /* version 2: a good box seals the bare secret, a wrong one another
+       * epoch's, a garbage one is random bytes of that size */
+      kith_pack_clear(&list);
+      kith_pack_init(&list);
+      msgpack_sbuffer_write(
+          &list.sb, (const char *)(k == EVIL_BOX_WRONG ? other : secret), 32);
+    }
     GBytes *box = k == EVIL_BOX_GARBAGE ? evil_garbage(list.sb.size + 48)
                                         : evil_box(ids->data + i, &list);
     kith_pack_clear(&list);
@@ -339,40 +349,57 @@ static inline void evil_pack_sealed(kith_pack *body, uint32_t kind,
   g_free(sealed);
 }
 
-/* Packs and signs [1, gid, kind, author, parents, depth, ts, body] with
- * signer; author NULL means the signer's own id (any other author makes
- * the signature wrong). The parents are packed as given. */
-static inline GBytes *evil_sign(const kith_ident *signer, const uint8_t *gid,
-                                uint32_t kind, const uint8_t *author,
-                                const evil_at *at, const uint8_t *body,
-                                size_t body_len) {
+/* Packs and signs an event of the given version with signer; author NULL
+ * means the signer's own id (any other author makes the signature wrong).
+ * Version 1 (the form in which any epoch can be named): [1, gid, kind,
+ * author, parents, depth, ts, body bin, sig]; version 2: [2, kind, author,
+ * parents, depth, ts, body (its bytes as they are), sig], signed with gid.
+ * The parents are packed as given. */
+static inline GBytes *evil_sign_v(const kith_ident *signer, const uint8_t *gid,
+                                  uint32_t version, uint32_t kind,
+                                  const uint8_t *author, const evil_at *at,
+                                  const uint8_t *body, size_t body_len) {
   kith_pack p;
-  uint8_t sig[64], *msg, *out;
-  size_t mlen, len;
+  uint8_t sig[64], *out;
+  size_t len;
   kith_pack_init(&p);
-  for (uint32_t n = 8; n <= 9; n++) {
-    kith_pack_array(&p, n);
-    kith_pack_uint(&p, KITH_EVENT_VERSION);
+  kith_pack_array(&p, version == KITH_EVENT_V2 ? 8 : 9);
+  kith_pack_uint(&p, version);
+  if (version != KITH_EVENT_V2)
     kith_pack_bin(&p, gid, gid ? 32 : 0);
-    kith_pack_uint(&p, kind);
-    kith_pack_bin(&p, author ? author : signer->pk, 32);
-    kith_pack_array(&p, (uint32_t)at->n);
-    for (size_t i = 0; i < at->n; i++)
-      kith_pack_bin(&p, at->ids[i], 32);
-    kith_pack_uint(&p, at->depth);
-    kith_pack_uint(&p, at->ts);
+  kith_pack_uint(&p, kind);
+  kith_pack_bin(&p, author ? author : signer->pk, 32);
+  kith_pack_array(&p, (uint32_t)at->n);
+  for (size_t i = 0; i < at->n; i++)
+    kith_pack_bin(&p, at->ids[i], 32);
+  kith_pack_uint(&p, at->depth);
+  kith_pack_uint(&p, at->ts);
+  GByteArray *msg = g_byte_array_new();
+  if (version == KITH_EVENT_V2) {
+    msgpack_sbuffer_write(&p.sb, (const char *)body, body_len);
+    g_byte_array_append(msg, (const guint8 *)"kith event v2", 13);
+    g_byte_array_append(msg, gid, 32);
+    g_byte_array_append(msg, (const guint8 *)p.sb.data, (guint)p.sb.size);
+  } else {
     kith_pack_bin(&p, body, body_len);
-    if (n == 8) {
-      if (kith_pack_take(&p, &msg, &mlen) != KITH_OK)
-        return NULL;
-      kith_ident_sign(signer, msg, mlen, sig);
-      g_free(msg);
-    }
+    g_byte_array_append(msg, (const guint8 *)"\x98", 1);
+    g_byte_array_append(msg, (const guint8 *)p.sb.data + 1,
+                        (guint)p.sb.size - 1);
   }
+  kith_ident_sign(signer, msg->data, msg->len, sig);
+  g_byte_array_unref(msg);
   kith_pack_bin(&p, sig, 64);
   if (kith_pack_take(&p, &out, &len) != KITH_OK)
     return NULL;
   return g_bytes_new_take(out, len);
+}
+
+static inline GBytes *evil_sign(const kith_ident *signer, const uint8_t *gid,
+                                uint32_t kind, const uint8_t *author,
+                                const evil_at *at, const uint8_t *body,
+                                size_t body_len) {
+  return evil_sign_v(signer, gid, KITH_EVENT_V1, kind, author, at, body,
+                     body_len);
 }
 
 /* Notes a built event (see evil_note). */
@@ -380,7 +407,7 @@ static inline void evil_remember(const evil *e, GBytes *raw) {
   kith_event ev;
   size_t len;
   const uint8_t *p = g_bytes_get_data(raw, &len);
-  if (kith_event_decode(p, len, &ev) != KITH_OK)
+  if (kith_event_decode(p, len, e->gid, &ev) != KITH_OK)
     return;
   evil_note(e, ev.id, ev.depth, ev.ts_ms);
   kith_event_clear(&ev);
@@ -411,7 +438,9 @@ static inline GBytes *evil_finish(const evil *e, uint32_t kind,
   kith_pack_clear(inner);
   if (kith_pack_take(&p, &body, &len) != KITH_OK)
     return NULL;
-  GBytes *raw = evil_sign(e->me, e->gid, kind, NULL, at, body, len);
+  GBytes *raw = evil_sign_v(
+      e->me, e->gid, kind == KITH_EV_REKEY ? e->rekey_version : KITH_EVENT_V1,
+      kind, NULL, at, body, len);
   g_free(body);
   evil_remember(e, raw);
   return raw;
@@ -541,12 +570,12 @@ static inline GBytes *evil_as_author(const evil *e, GBytes *raw,
   size_t len;
   kith_event ev;
   const uint8_t *p = g_bytes_get_data(raw, &len);
-  if (kith_event_decode(p, len, &ev) != KITH_OK)
+  if (kith_event_decode(p, len, e->gid, &ev) != KITH_OK)
     return NULL;
   evil_at at = {.n = ev.n_parents, .depth = ev.depth, .ts = ev.ts_ms};
   memcpy(at.ids, ev.parents, 32 * ev.n_parents);
-  GBytes *out =
-      evil_sign(e->me, ev.group_id, ev.kind, author, &at, ev.body, ev.body_len);
+  GBytes *out = evil_sign_v(e->me, ev.group_id, ev.version, ev.kind, author,
+                            &at, ev.body, ev.body_len);
   kith_event_clear(&ev);
   return out;
 }

@@ -56,13 +56,11 @@ static void publish(world *w, GBytes *raw) {
   g_ptr_array_add(w->log, raw);
 }
 
+/* An event's id is the hash of its bytes (docs/protocol.md 4). */
 static void id_of(GBytes *raw, uint8_t id[32]) {
-  kith_event ev;
   size_t len;
   const uint8_t *p = g_bytes_get_data(raw, &len);
-  assert_int_equal(kith_event_decode(p, len, &ev), KITH_OK);
-  memcpy(id, ev.id, 32);
-  kith_event_clear(&ev);
+  crypto_generichash(id, 32, p, len, NULL, 0);
 }
 
 static void last_id(world *w, uint8_t id[32]) {
@@ -147,8 +145,8 @@ static int sorts_before(world *w, guint i, guint j) {
   size_t lx, ly;
   const uint8_t *px = g_bytes_get_data(w->log->pdata[i], &lx);
   const uint8_t *py = g_bytes_get_data(w->log->pdata[j], &ly);
-  assert_int_equal(kith_event_decode(px, lx, &x), KITH_OK);
-  assert_int_equal(kith_event_decode(py, ly, &y), KITH_OK);
+  assert_int_equal(kith_event_decode(px, lx, w->gid, &x), KITH_OK);
+  assert_int_equal(kith_event_decode(py, ly, w->gid, &y), KITH_OK);
   int r = x.depth != y.depth ? x.depth < y.depth : memcmp(x.id, y.id, 32) < 0;
   kith_event_clear(&x);
   kith_event_clear(&y);
@@ -1335,10 +1333,14 @@ static void key_requests_survive_a_restart(void **state) {
  * a victim. No single event stops honest members from sending. */
 static void garbage_rekey_variants_cannot_stop_honest_senders(void **s) {
   static const evil_box_kind wrong = EVIL_BOX_WRONG, junk = EVIL_BOX_GARBAGE;
-  for (int variant = 0; variant < 3; variant++) {
+  /* each variant in a version-1 and a version-2 rekey (boxes of key
+   * lists; boxes of bare secrets) */
+  for (int run = 0; run < 6; run++) {
+    int variant = run % 3;
     world *w = world_new(KITH_HISTORY_SHARED, 0, C);
     evil e;
     evil_init(&e, &w->id[C], w->g[C]);
+    e.rekey_version = run < 3 ? KITH_EVENT_V1 : KITH_EVENT_V2;
     GByteArray *ids = members_of(w->g[C]);
     uint64_t epoch = kith_group_epoch_id(w->g[C]);
     evil_at at = evil_on_heads(&e);
@@ -1364,6 +1366,8 @@ static void garbage_rekey_variants_cannot_stop_honest_senders(void **s) {
       }
     }
     assert_non_null(bad);
+    assert_int_equal(((const uint8_t *)g_bytes_get_data(bad, NULL))[1],
+                     e.rekey_version);
     publish(w, bad);
     g_byte_array_free(ids, TRUE);
     sync_nodes(w, A, C);
@@ -2150,7 +2154,7 @@ static uint8_t *descendants(world *w, const uint8_t from[32]) {
     kith_event ev;
     size_t len;
     const uint8_t *p = g_bytes_get_data(w->log->pdata[i], &len);
-    assert_int_equal(kith_event_decode(p, len, &ev), KITH_OK);
+    assert_int_equal(kith_event_decode(p, len, w->gid, &ev), KITH_OK);
     desc[i] = memcmp(ev.id, from, 32) == 0;
     for (size_t k = 0; k < ev.n_parents && !desc[i]; k++) {
       GBytes *key = g_bytes_new_static(ev.parents[k], 32);
@@ -2165,19 +2169,28 @@ static uint8_t *descendants(world *w, const uint8_t from[32]) {
   return desc;
 }
 
-/* The epoch a message's outer body names. */
-static uint64_t message_epoch(GBytes *raw, uint32_t *kind) {
+/* The epoch of a message: the one its outer body names (version 1), or
+ * for one the world logged as accepted, the epoch it was accepted in (a
+ * version-2 message names none: the current epoch at its parents). */
+static uint64_t message_epoch(world *w, GBytes *raw, uint32_t *kind) {
   kith_event ev;
   size_t len;
   const uint8_t *p = g_bytes_get_data(raw, &len);
-  assert_int_equal(kith_event_decode(p, len, &ev), KITH_OK);
+  assert_int_equal(kith_event_decode(p, len, w->gid, &ev), KITH_OK);
   *kind = ev.kind;
   uint64_t epoch = 0;
+  GBytes *id = g_bytes_new_static(ev.id, 32);
+  const uint64_t *known = g_hash_table_lookup(w->epochs, id);
+  g_bytes_unref(id);
   msgpack_unpacked u;
   msgpack_unpacked_init(&u);
-  if (ev.kind == KITH_EV_MESSAGE &&
-      kith_codec_unpack(ev.body, ev.body_len, &u) == KITH_OK)
+  if (ev.kind == KITH_EV_MESSAGE && known)
+    epoch = *known;
+  else if (ev.kind == KITH_EV_MESSAGE) {
+    assert_int_equal(ev.version, KITH_EVENT_V1);
+    assert_int_equal(kith_codec_unpack(ev.body, ev.body_len, &u), KITH_OK);
     epoch = u.data.via.array.ptr[0].via.u64;
+  }
   msgpack_unpacked_destroy(&u);
   kith_event_clear(&ev);
   return epoch;
@@ -2245,7 +2258,7 @@ static void adv_check_exited(adv_run *r, int who, const uint8_t *desc,
   assert_false(holds_secret(g, kith_group_epoch_id(w->g[A])));
   for (guint i = 0; i < w->log->len; i++) {
     uint32_t kind;
-    uint64_t epoch = message_epoch(w->log->pdata[i], &kind);
+    uint64_t epoch = message_epoch(w, w->log->pdata[i], &kind);
     if (!desc[i] || kind != KITH_EV_MESSAGE)
       continue;
     uint8_t id[32];
@@ -2283,7 +2296,7 @@ static void adversary_schedules_converge(void **state) {
     kith_event ev;
     size_t len;
     const uint8_t *p = g_bytes_get_data(w->log->pdata[i], &len);
-    assert_int_equal(kith_event_decode(p, len, &ev), KITH_OK);
+    assert_int_equal(kith_event_decode(p, len, w->gid, &ev), KITH_OK);
     kinds[ev.kind]++;
     kith_event_clear(&ev);
   }

@@ -192,7 +192,12 @@ static kith_err on_head(kith_group *g, uint32_t kind, const kith_ident *author,
   GByteArray *ids = g_byte_array_new();
   kith_err err;
 
-  *ev = (kith_event){.kind = kind, .n_parents = 1, .ts_ms = FUZZ_NOW_MS + 30};
+  /* version 1: the form whose bodies name their epoch, as make_body packs
+   * them; the engine's own version-2 events come in as raw seeds */
+  *ev = (kith_event){.version = KITH_EVENT_V1,
+                     .kind = kind,
+                     .n_parents = 1,
+                     .ts_ms = FUZZ_NOW_MS + 30};
   kith_group_heads(g, ids);
   memcpy(ev->parents[0], ids->data, 32);
   g_byte_array_unref(ids);

@@ -132,6 +132,29 @@ static void peer_need(kith_group *g, uint64_t ts, uint64_t later,
 
 /* ---- events and bodies ---- */
 
+/* The version-1 form (which stores written before version 2 hold) of a
+ * control event whose body is the same in both versions, signed again by
+ * its author: an event seed of its own (another id). */
+static void v1_seed(const kith_event *ev, const uint8_t gid[32], guint i) {
+  const kith_ident *who = fuzz_ident(FUZZ_ME);
+  if (memcmp(ev->author, who->pk, 32) != 0)
+    who = fuzz_ident(FUZZ_PEER);
+  if (memcmp(ev->author, who->pk, 32) != 0 || ev->kind == KITH_EV_REKEY ||
+      fuzz_message_like(ev->kind))
+    return; /* message-like and rekey bodies differ between versions */
+  kith_event v1;
+  char name[32];
+  must(kith_event_copy(&v1, ev), "copy");
+  g_free(v1.raw);
+  v1.raw = NULL;
+  v1.version = KITH_EVENT_V1;
+  must(kith_event_build(&v1, who, ev->body, ev->body_len), "v1");
+  g_snprintf(name, sizeof name, "v1-%02u-%s", i,
+             kith_event_kind_name(ev->kind));
+  write_prefixed("event", name, gid, 32, v1.raw, v1.raw_len);
+  kith_event_clear(&v1);
+}
+
 /* A group of FUZZ_ME with FUZZ_PEER admitted, a message, a reaction, an
  * edit, a delete, a topic, a setting, a mute, a need of the peer and the
  * keys that answer it, a ban, a role change and a removal: every event's raw
@@ -163,9 +186,10 @@ static void events(void) {
     char name[32];
     uint8_t raw_mode = 64;
     g_snprintf(name, sizeof name, "%02u-%s", i, kith_event_kind_name(ev->kind));
-    write_seed("event", name, ev->raw, ev->raw_len);
+    write_prefixed("event", name, kith_group_id(g), 32, ev->raw, ev->raw_len);
     write_seed("codec", name, ev->raw, ev->raw_len);
     write_prefixed("group", name, &raw_mode, 1, ev->raw, ev->raw_len);
+    v1_seed(ev, kith_group_id(g), i);
   }
   g_ptr_array_unref(acc);
   kith_group_free(g);

@@ -116,7 +116,8 @@ static GBytes *pack_raw(const kith_event *ev, const kith_ident *signer) {
 /* A message event on top of a's last event, by `by`, with a given body. */
 static GBytes *craft(world *w, int by, uint32_t kind, const uint8_t *body,
                      size_t len, uint64_t depth_extra) {
-  kith_event ev = {.kind = kind, .ts_ms = w->now, .n_parents = 1};
+  kith_event ev = {
+      .version = KITH_EVENT_V1, .kind = kind, .ts_ms = w->now, .n_parents = 1};
   memcpy(ev.group_id, w->gid, 32);
   ev.depth = deepest_head(w->g[A], ev.parents[0]) + 1 + depth_extra;
   assert_int_equal(kith_event_build(&ev, &w->id[by], body, len), KITH_OK);
@@ -181,7 +182,7 @@ static GBytes *tamper_body(world *w, int by, GBytes *orig) {
   size_t len;
   const uint8_t *p = g_bytes_get_data(orig, &len);
   kith_event ev;
-  assert_int_equal(kith_event_decode(p, len, &ev), KITH_OK);
+  assert_int_equal(kith_event_decode(p, len, w->gid, &ev), KITH_OK);
   ev.body[ev.body_len - 5] ^= 0x01; /* inside the sealed bin (the tag) */
   kith_event copy = ev;
   copy.raw = NULL;
@@ -219,12 +220,52 @@ static void member_cannot_forge_another(void **state) {
   size_t len;
   const uint8_t *p = g_bytes_get_data(w->log->pdata[w->log->len - 1], &len);
   kith_event ev;
-  assert_int_equal(kith_event_decode(p, len, &ev), KITH_OK);
+  assert_int_equal(kith_event_decode(p, len, w->gid, &ev), KITH_OK);
   memcpy(ev.author, w->id[B].pk, 32);
   GBytes *forged = pack_raw(&ev, &w->id[C]);
   assert_int_equal(deliver(w->g[A], forged, NULL), KITH_ERR_SIGNATURE);
   g_bytes_unref(forged);
   kith_event_clear(&ev);
+}
+
+/* A version-2 event carries no group id but signs it: the same bytes
+ * offered to a replica of another group fail to verify there, while its
+ * own group's replicas take them. */
+static void event_of_another_group_fails_to_verify(void **state) {
+  world *w = *state;
+  send_text(w, B, "for this group only");
+  GBytes *raw = w->log->pdata[w->log->len - 1];
+  size_t len;
+  const uint8_t *p = g_bytes_get_data(raw, &len);
+  assert_int_equal(p[0], 0x98); /* version 2 */
+  assert_int_equal(p[1], KITH_EVENT_V2);
+  uint8_t other[32];
+  memcpy(other, w->gid, 32);
+  other[31] ^= 1;
+  kith_group *g = kith_group_new(other, &w->id[C]);
+  assert_int_equal(deliver(g, raw, NULL), KITH_ERR_SIGNATURE);
+  assert_int_equal(kith_group_n_events(g), 0);
+  kith_group_free(g);
+  char *text = NULL;
+  assert_int_equal(deliver(w->g[C], raw, &text), KITH_OK);
+  assert_string_equal(text, "for this group only");
+  g_free(text);
+}
+
+/* A version-2 message names no epoch and sends no nonce: it is 34 + 2 +
+ * 9 + 24 bytes smaller than its version-1 form, and still opens. */
+static void message_event_is_compact(void **state) {
+  world *w = *state;
+  char text[101];
+  memset(text, 'x', 100);
+  text[100] = 0;
+  send_text(w, B, text);
+  size_t len;
+  g_bytes_get_data(w->log->pdata[w->log->len - 1], &len);
+  /* header, version, kind 3; author 34; one parent 35; depth, n 2; ts 9;
+   * body array header, sealed bin header 3; inner [text] 3; tag 16; sig
+   * 66 */
+  assert_int_equal(len, 100 + 3 + 34 + 35 + 2 + 9 + 3 + 3 + 16 + 66);
 }
 
 static void invite_rules(void **state) {
@@ -494,6 +535,10 @@ int main(void) {
       cmocka_unit_test_setup_teardown(outsider_replica_cannot_decrypt, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(tampered_body_is_accepted_unread, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(event_of_another_group_fails_to_verify,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(message_event_is_compact, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(member_cannot_forge_another, setup,
                                       teardown),

@@ -11,7 +11,7 @@
 static const uint8_t *log_id(world *w, guint i, kith_event *ev) {
   size_t len;
   const uint8_t *p = g_bytes_get_data(w->log->pdata[i], &len);
-  assert_int_equal(kith_event_decode(p, len, ev), KITH_OK);
+  assert_int_equal(kith_event_decode(p, len, w->gid, ev), KITH_OK);
   return ev->id;
 }
 

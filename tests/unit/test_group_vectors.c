@@ -55,7 +55,7 @@ static void vec_load(const char *name, vec *v) {
   }
   kith_event ev;
   p = g_bytes_get_data(v->raws->pdata[0], &n);
-  assert_int_equal(kith_event_decode(p, n, &ev), KITH_OK);
+  assert_int_equal(kith_event_decode(p, n, NULL, &ev), KITH_OK);
   memcpy(v->gid, ev.id, 32); /* the first event is the create */
   kith_event_clear(&ev);
   msgpack_unpacked_destroy(&u);

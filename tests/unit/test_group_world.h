@@ -25,10 +25,21 @@ typedef struct world {
   kith_ident id[N_NODES];
   kith_group *g[N_NODES];
   uint8_t gid[32];
-  GPtrArray *log; /* GBytes* raw events, in creation order */
+  GPtrArray *log;     /* GBytes* raw events, in creation order */
+  GHashTable *epochs; /* id (GBytes) -> epoch (g_memdup2'ed u64) of every
+                         message-like event the world logged as accepted */
   uint8_t inv_secret[32], inv_pk[32];
   uint64_t now;
 } world;
+
+/* Notes the epoch of an accepted message-like event (a version-2 message
+ * names none in its bytes). */
+static inline void note_epoch(world *w, const kith_accepted *a) {
+  if (a->ev.kind == KITH_EV_MESSAGE || a->ev.kind == KITH_EV_REACT ||
+      a->ev.kind == KITH_EV_EDIT || a->ev.kind == KITH_EV_DELETE)
+    g_hash_table_replace(w->epochs, g_bytes_new(a->ev.id, 32),
+                         g_memdup2(&a->epoch, sizeof a->epoch));
+}
 
 static inline GPtrArray *acc_new(void) {
   return g_ptr_array_new_with_free_func((GDestroyNotify)kith_accepted_free);
@@ -39,6 +50,7 @@ static inline guint log_all(world *w, GPtrArray *acc) {
   guint n = acc->len;
   for (guint i = 0; i < acc->len; i++) {
     kith_accepted *a = acc->pdata[i];
+    note_epoch(w, a);
     g_ptr_array_add(w->log, g_bytes_new(a->ev.raw, a->ev.raw_len));
   }
   g_ptr_array_unref(acc);
@@ -46,6 +58,7 @@ static inline guint log_all(world *w, GPtrArray *acc) {
 }
 
 static inline void log_take(world *w, kith_accepted *a) {
+  note_epoch(w, a);
   g_ptr_array_add(w->log, g_bytes_new(a->ev.raw, a->ev.raw_len));
   kith_accepted_free(a);
 }
@@ -158,6 +171,8 @@ static inline char *sync_read(world *w, int n) {
 static inline void world_init(world *w) {
   memset(w, 0, sizeof *w);
   w->log = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+  w->epochs = g_hash_table_new_full(g_bytes_hash, g_bytes_equal,
+                                    (GDestroyNotify)g_bytes_unref, g_free);
   w->now = T0;
   for (int i = 0; i < N_NODES; i++) {
     uint8_t seed[32];
@@ -197,6 +212,7 @@ static inline void world_free(world *w) {
     kith_ident_clear(&w->id[i]);
   }
   g_ptr_array_free(w->log, TRUE);
+  g_hash_table_destroy(w->epochs);
   g_free(w);
 }
 
@@ -252,6 +268,7 @@ static inline void secret_of(kith_group *g, uint64_t *epoch, uint8_t out[32]) {
 static inline void craft_start(world *w, int by, uint32_t kind,
                                kith_event *ev) {
   memset(ev, 0, sizeof *ev);
+  ev->version = KITH_EVENT_V1; /* the form that names any epoch */
   ev->kind = kind;
   ev->ts_ms = w->now;
   ev->n_parents = 1;
