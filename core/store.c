@@ -166,9 +166,13 @@ static const char *const stmt_sql[ST_COUNT] = {
                         " (flag & 2) != 0 ORDER BY depth, id",
     [ST_GET_ITEM] = "SELECT " ITEM_COLS " FROM events WHERE id = ?1 AND"
                     " group_id = ?2 AND " CONVERTED,
+    /* the first ?5 events after the marker through events_log, so that
+     * the count costs at most ?5 rows however long the log or however many
+     * of them are this node's own */
     [ST_COUNT_AFTER] =
-        "SELECT count(*) FROM events WHERE group_id = ?1 AND kind = 9 AND"
-        " text IS NOT NULL AND (ts > ?2 OR (ts = ?2 AND id > ?3))",
+        "SELECT count(*) FROM (SELECT kind, text IS NOT NULL AS t, author"
+        " FROM events WHERE group_id = ?1 AND (ts, id) > (?2, ?3)"
+        " ORDER BY ts, id LIMIT ?5) WHERE kind = 9 AND t AND author <> ?4",
     [ST_PUT_SECRET] = "INSERT INTO secrets(group_id, epoch, secret)"
                       " VALUES(?1, ?2, ?3) ON CONFLICT(group_id, epoch)"
                       " DO UPDATE SET secret = excluded.secret",
