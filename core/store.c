@@ -18,6 +18,13 @@
 #include <unistd.h>
 #define SCHEMA_VERSION 3
 #define BUSY_TIMEOUT_MS 5000
+/* Pages (4 KiB) the WAL may hold before a commit copies them into the
+ * database (SQLite's default is 1000). An event's insert dirties a leaf
+ * page of the id index at a random place: with a long history a batch
+ * dirties about one distinct page per event, and a wider window between
+ * checkpoints writes a page that several batches dirtied once, and syncs
+ * ten times less often (docs/performance.md, "Ingest with a history"). */
+#define WAL_CHECKPOINT_PAGES 10000
 
 /* Version 2: relay friends. */
 #define FRIENDS_SQL                                                            \
@@ -426,6 +433,7 @@ static kith_err open_db(kith_store *s, const char *path) {
   if (rc != SQLITE_OK)
     return kst_map_rc(rc);
   (void)sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+  (void)sqlite3_wal_autocheckpoint(s->db, WAL_CHECKPOINT_PAGES);
   rc = sqlite3_exec(s->db,
                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
                     " PRAGMA foreign_keys=ON;",
