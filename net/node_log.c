@@ -222,7 +222,7 @@ uint64_t node_unread(kith_node *n, node_group *ng) {
     return 0;
   if (kith_store_count_after(
           n->store, kith_group_id(ng->g), row.has_read ? row.read_ts : 0,
-          row.has_read ? row.read_id : zero, &count) != KITH_OK)
+          row.has_read ? row.read_id : zero, n->me.pk, &count) != KITH_OK)
     return 0;
   return count;
 }
