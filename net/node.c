@@ -207,8 +207,12 @@ void node_batch(kith_node *n) {
     node_log(n, "could not start a store transaction");
 }
 
+/* The change joins the open batch of peers' events: node_local_end commits
+ * both at once, durably (one commit per post instead of two). A batch
+ * that failed already is given up first: the change gets a fresh one. */
 void node_local_begin(kith_node *n) {
-  (void)node_store_flush(n);
+  if (kith_store_batch_failed(n->store))
+    (void)node_store_flush(n);
   node_batch(n);
 }
 

@@ -252,14 +252,16 @@ void node_batch(kith_node *n);
 void node_notify_accepted(kith_node *n, node_group *ng, const kith_accepted *a,
                           int was_member);
 /* Events made here (a send, a group change, an admission, a rekey):
- * node_local_begin commits the open batch of peers' events and opens one
- * for the change; the engine call writes into it; node_local_end writes
- * the groups' keys and chains and commits, synced to the disk, and only
- * then announces and publishes acc. On a failed write nothing of it is on
- * disk, in memory or sent: the group is reloaded from the store (a new
- * group, new_group, is left to the caller to drop), and the error
+ * node_local_begin opens a batch for the change unless one (of peers'
+ * events) is open already; the engine call writes into it; node_local_end
+ * writes the groups' keys and chains and commits the batch (the peers'
+ * events in it too), synced to the disk, and only then announces and
+ * publishes acc. On a failed write nothing of the batch is on disk, in
+ * memory or sent: its groups are reloaded from the store (a new group,
+ * new_group, is left to the caller to drop), and the error
  * (KITH_ERR_FULL for a full disk) is returned for the caller to report.
- * Empties acc. */
+ * A caller that may abort the batch (kith_store_batch_abort) commits the
+ * peers' events first (node_store_flush). Empties acc. */
 void node_local_begin(kith_node *n);
 kith_err node_local_end(kith_node *n, node_group *ng, GPtrArray *acc,
                         int new_group);
