@@ -596,6 +596,7 @@ static void node_free(kith_node *n) {
   remove_source(&n->quit_sources[0]);
   remove_source(&n->quit_sources[1]);
   remove_source(&n->reaper);
+  remove_source(&n->flush_source); /* peer_close sends what waits */
   for (guint i = 0; n->joins && i < n->joins->len; i++) {
     node_join *j = n->joins->pdata[i];
     kith_rpc_error(j->call, KITH_ERR_STATE, "the node is stopping");

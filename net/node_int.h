@@ -140,7 +140,8 @@ typedef struct node_peer {
   node_instance inst; /* the peer's, from its offer or answer */
   int has_inst;
   int pumping;
-  int moving; /* sealing MOVE: nothing else may be sealed meanwhile */
+  int moving;    /* sealing MOVE: nothing else may be sealed meanwhile */
+  int flush_due; /* records sealed this round wait for the round's end */
 } node_peer;
 
 typedef struct node_group {
@@ -223,6 +224,7 @@ struct kith_node {
   GHashTable *backoff;         /* id text -> peer backoff (peer.c), or NULL */
   uint32_t local_addrs_hash;   /* of the local addresses, last tick */
   guint reaper;                /* idle source freeing `retired`, or 0 */
+  guint flush_source;          /* idle source sending this round's records */
   guint tick_source, quit_sources[2];
 };
 
