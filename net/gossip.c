@@ -115,7 +115,9 @@ static void on_held(kith_node *n, node_group *ng, const kith_out_item *it,
   kith_event ev;
   kith_out o;
 
-  if (kith_event_decode(data, len, &ev) != KITH_OK)
+  /* The group checked these bytes' signature before it held them (5.7:
+   * the signature is step 1, a hold step 5 or later): not again. */
+  if (kith_event_decode_trusted(data, len, &ev) != KITH_OK)
     return;
   for (size_t i = 0; i < ev.n_parents; i++)
     if (!kith_group_has_event(ng->g, ev.parents[i]))
@@ -181,7 +183,9 @@ void gossip_push_free(gpointer data) {
   g_free(it);
 }
 
-/* The depth of the event in a PAYLOAD frame (UINT64_MAX if unreadable). */
+/* The depth of the event in a PAYLOAD frame (UINT64_MAX if unreadable):
+ * a frame of this node's engine, carrying an event the group checked
+ * (its signature is not checked again to read its depth). */
 static uint64_t frame_depth(const uint8_t *frame, size_t len) {
   msgpack_unpacked u;
   const msgpack_object *f;
@@ -195,7 +199,7 @@ static uint64_t frame_depth(const uint8_t *frame, size_t len) {
       kith_codec_array(&u.data, UINT32_MAX, &f) == KITH_OK &&
       u.data.via.array.size == 5 &&
       kith_codec_bin(&f[4], KITH_GOSSIP_MAX_PAYLOAD, &data, &dlen) == KITH_OK &&
-      kith_event_decode(data, dlen, &ev) == KITH_OK) {
+      kith_event_decode_trusted(data, dlen, &ev) == KITH_OK) {
     depth = ev.depth;
     kith_event_clear(&ev);
   }
