@@ -21,6 +21,7 @@
 #include "control.h"
 #include "crypt.h"
 #include "ice.h"
+#include "outq.h"
 #include "node.h"
 #include "path.h"
 #include "session.h"
@@ -91,7 +92,7 @@ typedef struct node_carrier {
   int slot;
   kith_ice *ice;    /* NULL for CAR_RELAY, or a slot not in use */
   uint64_t attempt; /* ICE attempt (1: the offer's; 2..: probes); 0 relay */
-  GByteArray *out;  /* sealed records it has not taken yet */
+  kith_outq out;    /* sealed records it has not taken yet */
   GByteArray *in;   /* bytes it brought before the session reads it */
   uint64_t started_ms;
   int ready;    /* it carries bytes */

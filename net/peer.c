@@ -228,7 +228,8 @@ static void take_frames(node_peer *p, GPtrArray *frames, kith_err err) {
 void peer_feed(node_peer *p, const uint8_t *buf, size_t len) {
   GPtrArray *frames =
       g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
-  kith_err err = kith_crypt_recv(p->crypt, buf, len, p->car[p->tx].out, frames);
+  kith_err err = kith_crypt_recv(p->crypt, buf, len,
+                                 kith_outq_tail(&p->car[p->tx].out), frames);
 
   take_frames(p, frames, err);
   g_ptr_array_unref(frames);
@@ -242,7 +243,7 @@ static void on_crypt_frames(void *ud, GPtrArray *frames, kith_err err) {
 static void on_crypt_out(void *ud, const uint8_t *bytes, size_t len) {
   node_peer *p = ud;
 
-  g_byte_array_append(p->car[p->tx].out, bytes, (guint)len);
+  g_byte_array_append(kith_outq_tail(&p->car[p->tx].out), bytes, (guint)len);
   if (!p->closed)
     carrier_flush(p);
 }
