@@ -131,6 +131,7 @@ typedef struct node_peer {
   uint8_t *join; /* offerer: packed join request, or NULL */
   size_t join_len;
   GQueue *push;         /* events to send in order (gossip.c push_item) */
+  GHashTable *queued;   /* id texts of the events push fetches (a set) */
   GHashTable *announce; /* node id texts whose address to tell this peer */
   kith_bucket announce_rate;
   kith_bucket relay_pace; /* as a relay friend: what links through it send */

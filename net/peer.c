@@ -18,6 +18,8 @@ void peer_free(node_peer *p) {
     g_object_unref(p->reply_to);
   if (p->push)
     g_queue_free_full(p->push, gossip_push_free);
+  if (p->queued)
+    g_hash_table_unref(p->queued);
   if (p->announce)
     g_hash_table_unref(p->announce);
   g_free(p->join);
@@ -408,6 +410,7 @@ static node_peer *peer_new(kith_node *n, const uint8_t id[32], int offerer) {
   carrier_init(p);
   p->started_ms = p->last_rx_ms = node_now();
   p->push = g_queue_new();
+  p->queued = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   p->announce = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   kith_bucket_init(&p->announce_rate, ADDRS_BURST, node_now());
   kith_bucket_init(&p->relay_pace, RELAY_PACE_BURST, node_now());
