@@ -100,10 +100,11 @@ static void run_job(gpointer data, gpointer unused) {
   g_source_attach(src, j->c->ctx);
   g_source_unref(src);
   /* In bulk the next job comes within microseconds: waiting for it here
-   * spares the node's thread the wake-up of a sleeping worker. */
+   * spares the node's thread the wake-up of a sleeping worker. The wait
+   * yields the core, so that other work on it is not held up. */
   int64_t until = g_get_monotonic_time() + CRYPT_SPIN_US;
   while (g_thread_pool_unprocessed(pool) == 0 && g_get_monotonic_time() < until)
-    ;
+    g_thread_yield();
 }
 
 static gpointer make_pool(gpointer unused) {
