@@ -29,6 +29,7 @@
 #include "bench.h"
 #include "net/crypt.h"
 #include "net/ice.h"
+#include "net/outq.h"
 #include "net/session.h"
 
 #define MB_DEFAULT 128
@@ -243,7 +244,7 @@ typedef struct sess_end {
   kith_ice *ice;
   kith_session *sess;
   kith_crypt *crypt; /* NULL with --no-worker */
-  GByteArray *out;   /* sealed records libnice has not taken yet */
+  kith_outq out;     /* sealed records libnice has not taken yet */
   gboolean gathered, established;
   struct sess_run *run;
 } sess_end;
@@ -266,20 +267,21 @@ static void sess_arrived(sess_end *e, GPtrArray *frames) {
 }
 
 static void sess_flush(sess_end *e) {
-  while (e->out->len > 0) {
-    ssize_t k = kith_ice_send(e->ice, e->out->data, e->out->len);
+  while (kith_outq_len(&e->out) > 0) {
+    ssize_t k =
+        kith_ice_send(e->ice, kith_outq_data(&e->out), kith_outq_len(&e->out));
     if (k < 0) {
       e->run->failed = TRUE;
       return;
     }
     if (k == 0)
       return;
-    g_byte_array_remove_range(e->out, 0, (guint)k);
+    kith_outq_consume(&e->out, (size_t)k);
   }
 }
 
 static size_t sess_unsent(const sess_end *e) {
-  return e->out->len + (e->crypt ? kith_crypt_unsent(e->crypt) : 0);
+  return kith_outq_len(&e->out) + (e->crypt ? kith_crypt_unsent(e->crypt) : 0);
 }
 
 /* The node's pump: seal frames while the queue is under the window. */
@@ -288,8 +290,10 @@ static void sess_pump(void *data) {
   sess_end *a = &r->a;
   while (r->sent < r->e->total && sess_unsent(a) < QUEUE_WINDOW) {
     size_t n = MIN(r->frame, r->e->total - r->sent);
-    kith_err err = a->crypt ? kith_crypt_seal(a->crypt, r->payload, n, a->out)
-                            : kith_session_seal(a->sess, r->payload, n, a->out);
+    kith_err err = a->crypt ? kith_crypt_seal(a->crypt, r->payload, n,
+                                              kith_outq_tail(&a->out))
+                            : kith_session_seal(a->sess, r->payload, n,
+                                                kith_outq_tail(&a->out));
     if (err != KITH_OK) {
       r->failed = TRUE;
       return;
@@ -305,7 +309,8 @@ static void sess_on_gathered(kith_ice *ice, void *ud) {
 
 static void sess_on_state(kith_ice *ice, int ready, void *ud) {
   sess_end *e = ud;
-  if (!ready || kith_session_start(e->sess, e->out) != KITH_OK) {
+  if (!ready ||
+      kith_session_start(e->sess, kith_outq_tail(&e->out)) != KITH_OK) {
     e->run->failed = TRUE;
     return;
   }
@@ -317,9 +322,10 @@ static void sess_on_recv(kith_ice *ice, const uint8_t *buf, size_t len,
   sess_end *e = ud;
   GPtrArray *frames =
       g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
-  if ((e->crypt
-           ? kith_crypt_recv(e->crypt, buf, len, e->out, frames)
-           : kith_session_recv(e->sess, buf, len, e->out, frames)) != KITH_OK)
+  if ((e->crypt ? kith_crypt_recv(e->crypt, buf, len, kith_outq_tail(&e->out),
+                                  frames)
+                : kith_session_recv(e->sess, buf, len, kith_outq_tail(&e->out),
+                                    frames)) != KITH_OK)
     e->run->failed = TRUE;
   e->established = kith_session_is_established(e->sess);
   sess_flush(e);
@@ -329,7 +335,7 @@ static void sess_on_recv(kith_ice *ice, const uint8_t *buf, size_t len,
 
 static void sess_on_crypt_out(void *ud, const uint8_t *bytes, size_t len) {
   sess_end *e = ud;
-  g_byte_array_append(e->out, bytes, (guint)len);
+  g_byte_array_append(kith_outq_tail(&e->out), bytes, (guint)len);
   sess_flush(e);
   if (e == &e->run->a)
     sess_pump(e->run);
@@ -366,7 +372,7 @@ static gboolean sess_end_init(sess_end *e, sess_run *r, GMainContext *ctx,
                               int initiator, int worker) {
   kith_ice_config cfg = {.controlling = initiator, .only_addr = "127.0.0.1"};
   e->run = r;
-  e->out = g_byte_array_new();
+  kith_outq_init(&e->out);
   e->sess = kith_session_new(me, peer->pk, initiator);
   if (e->sess != NULL && worker)
     e->crypt = kith_crypt_new(ctx, e->sess, &sess_crypt_cbs, e);
@@ -384,8 +390,7 @@ static void sess_end_clear(sess_end *e) {
   kith_crypt_free(e->crypt);
   kith_ice_free(e->ice);
   kith_session_free(e->sess);
-  if (e->out)
-    g_byte_array_unref(e->out);
+  kith_outq_clear(&e->out);
 }
 
 static gboolean make_ident(kith_ident *id) {

@@ -8,7 +8,9 @@
 # events/s (every event of the group) and MB/s (of message text), and
 # checks that the newcomer holds every message. Compare events/s with
 # `kith-bench ingest --text-bytes TEXT_BYTES` (the node's ingest rate on
-# one core, the same message size).
+# one core, the same message size). The CPU time each node used during the
+# join says whether the newcomer was busy all along (ingest-bound) or
+# waited.
 # Usage: bench/history.sh path/to/kith [MESSAGES [TEXT_BYTES]]
 set -euo pipefail
 
@@ -29,6 +31,11 @@ trap "exit 143" TERM INT
 
 k() { local n=$1; shift; "$KITH" --home "$WORK/$n" "$@"; }
 now_ms() { date +%s%3N; }
+# cpu_ms NAME: CPU time (user + system, all threads) a node has used, ms.
+cpu_ms() {
+  awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); print int(($12 + $13) * 1000 / hz) }' \
+    "/proc/${PID[$1]}/stat"
+}
 
 start() { # start NAME: a node on loopback; waits (at most 15 s) for it
   (exec "$KITH" --home "$WORK/$1" node --port 0 --bind 127.0.0.1 \
@@ -55,9 +62,11 @@ echo "history: $COUNT messages of $TEXT bytes posted in $(($(now_ms) - t0)) ms"
 events=$(k old --json group info hist | jq -r .events)
 code=$(k old --json invite hist | jq -r .code)
 t0=$(now_ms)
+c_new=$(cpu_ms new) c_old=$(cpu_ms old)
 rc=0
 k new join "$code" --timeout 300 >"$WORK/join.out" 2>&1 || rc=$?
 ms=$(($(now_ms) - t0))
+c_new=$(($(cpu_ms new) - c_new)) c_old=$(($(cpu_ms old) - c_old))
 got=$(k new --json log hist | jq -r 'select(.type == "message") | .text' | wc -l)
 held=$(k new --json log hist | jq -r 'select(.type == "message") | .text' |
   sort -u | wc -l)
@@ -68,6 +77,9 @@ awk -v ms="$ms" -v ev="$events" -v b="$bytes" -v c="$COUNT" -v t="$TEXT" \
     ms, rc, ev, c, t, b / 1e6
   printf "rate: %.0f events/s, %.2f MB/s of text\n", ev / (ms / 1000), b / 1e6 / (ms / 1000)
   printf "newcomer holds %d messages (%d distinct) of %d\n", got, held, c }'
+echo "CPU during the join: newcomer $c_new ms, admitter $c_old ms" \
+  "(of $ms ms; all threads, the crypto worker's included)"
+
 grep -c "limit exceeded" "$WORK/new.log" |
   sed 's/^/newcomer log lines "limit exceeded": /' || true
 [ "$rc" -eq 0 ] && [ "$got" -eq "$COUNT" ] && [ "$held" -eq "$COUNT" ]

@@ -29,8 +29,8 @@ static void carrier_reset(node_carrier *c) {
   c->ice = NULL;
   c->attempt = 0;
   c->ready = c->gathered = c->answered = c->used = c->rx_left = 0;
-  if (c->out)
-    g_byte_array_set_size(c->out, 0);
+  if (c->out.buf)
+    kith_outq_reset(&c->out);
   if (c->in)
     g_byte_array_set_size(c->in, 0);
 }
@@ -39,7 +39,7 @@ void carrier_init(node_peer *p) {
   for (int i = 0; i < PEER_CARRIERS; i++) {
     p->car[i].peer = p;
     p->car[i].slot = i;
-    p->car[i].out = g_byte_array_new();
+    kith_outq_init(&p->car[i].out);
     p->car[i].in = g_byte_array_new();
   }
   p->tx = p->rx = -1;
@@ -57,8 +57,7 @@ void carrier_release(node_peer *p) {
 void carrier_free(node_peer *p) {
   carrier_release(p);
   for (int i = 0; i < PEER_CARRIERS; i++) {
-    if (p->car[i].out)
-      g_byte_array_unref(p->car[i].out);
+    kith_outq_clear(&p->car[i].out);
     if (p->car[i].in)
       g_byte_array_unref(p->car[i].in);
   }
@@ -112,7 +111,7 @@ uint64_t peer_path_age_s(const node_peer *p, uint64_t now) {
 size_t peer_unsent(const node_peer *p) {
   size_t sum = p->crypt ? kith_crypt_unsent(p->crypt) : 0;
   for (int i = 0; i < PEER_CARRIERS; i++)
-    sum += p->car[i].out ? p->car[i].out->len : 0;
+    sum += kith_outq_len(&p->car[i].out);
   return sum;
 }
 
@@ -132,7 +131,7 @@ static void note_path(node_peer *p) {
 /* Hands queued records to each carrier; an ICE carrier takes what its
  * send buffer holds (on_writable resumes). */
 static void flush_one(node_peer *p, node_carrier *c) {
-  if (c->out->len == 0)
+  if (kith_outq_len(&c->out) == 0)
     return;
   if (c->slot == CAR_RELAY) {
     node_peer *r = carrier_relay_peer(p);
@@ -140,33 +139,34 @@ static void flush_one(node_peer *p, node_carrier *c) {
       if (c->used)
         peer_close(p, "the relay friend is gone");
       else
-        g_byte_array_set_size(c->out, 0);
+        kith_outq_reset(&c->out);
       return;
     }
     /* The relay drops what is over its rate, and a lost record ends the
      * session: stay under it (all links through r share its bucket); the
      * rest waits for the tick. */
-    guint off = 0;
-    while (off < c->out->len && !p->closed) {
-      guint chunk = MIN(RELAY_CHUNK, c->out->len - off);
+    size_t off = 0;
+    while (off < kith_outq_len(&c->out) && !p->closed) {
+      size_t chunk = MIN(RELAY_CHUNK, kith_outq_len(&c->out) - off);
       if (!kith_bucket_take(&r->relay_pace, RELAY_PACE_RATE, RELAY_PACE_BURST,
                             chunk, node_now()))
         break;
-      relay_send_data(r, p->id, c->out->data + off, chunk);
+      relay_send_data(r, p->id, kith_outq_data(&c->out) + off, chunk);
       off += chunk;
     }
-    g_byte_array_remove_range(c->out, 0, off);
+    kith_outq_consume(&c->out, off);
     return;
   }
-  while (c->ice && c->out->len > 0) {
-    ssize_t sent = kith_ice_send(c->ice, c->out->data, c->out->len);
+  while (c->ice && kith_outq_len(&c->out) > 0) {
+    ssize_t sent =
+        kith_ice_send(c->ice, kith_outq_data(&c->out), kith_outq_len(&c->out));
     if (sent < 0) {
       peer_close(p, "send failed");
       return;
     }
     if (sent == 0)
       return;
-    g_byte_array_remove_range(c->out, 0, (guint)sent);
+    kith_outq_consume(&c->out, (size_t)sent);
   }
 }
 
@@ -175,7 +175,8 @@ static void flush_one(node_peer *p, node_carrier *c) {
 static void drop_left(node_peer *p) {
   for (int i = CAR_RELAY + 1; i < PEER_CARRIERS; i++) {
     node_carrier *c = &p->car[i];
-    if (c->ice && c->used && i != p->tx && i != p->rx && c->out->len == 0)
+    if (c->ice && c->used && i != p->tx && i != p->rx &&
+        kith_outq_len(&c->out) == 0)
       carrier_reset(c);
   }
 }
@@ -193,7 +194,8 @@ void carrier_flush(node_peer *p) {
 kith_err carrier_seal(node_peer *p, const uint8_t *frame, size_t len) {
   if (p->tx < 0 || !p->crypt)
     return KITH_ERR_STATE;
-  return kith_crypt_seal(p->crypt, frame, len, p->car[p->tx].out);
+  return kith_crypt_seal(p->crypt, frame, len,
+                         kith_outq_tail(&p->car[p->tx].out));
 }
 
 static void start_session(node_peer *p, int slot) {
@@ -202,7 +204,8 @@ static void start_session(node_peer *p, int slot) {
   p->relayed = slot == CAR_RELAY;
   p->state = PEER_HANDSHAKE;
   note_path(p);
-  if (kith_session_start(p->sess, p->car[slot].out) != KITH_OK) {
+  if (kith_session_start(p->sess, kith_outq_tail(&p->car[slot].out)) !=
+      KITH_OK) {
     peer_close(p, "session start failed");
     return;
   }
@@ -240,7 +243,8 @@ static void send_move(node_peer *p, uint64_t attempt) {
   p->moving = 1;
   kith_crypt_sync_tx(p->crypt);
   if (!p->closed &&
-      kith_session_seal(p->sess, frame, len, p->car[p->tx].out) != KITH_OK)
+      kith_session_seal(p->sess, frame, len,
+                        kith_outq_tail(&p->car[p->tx].out)) != KITH_OK)
     peer_close(p, "cannot seal frame");
   p->moving = 0;
 }
@@ -299,14 +303,16 @@ void carrier_send_last(node_peer *p) {
   node_carrier *c = p->tx >= 0 ? &p->car[p->tx] : NULL;
   node_peer *r;
 
-  if (!c || c->out->len == 0)
+  size_t len = c ? kith_outq_len(&c->out) : 0;
+
+  if (len == 0)
     return;
   if (p->tx == CAR_RELAY && (r = carrier_relay_peer(p)))
-    for (guint off = 0; off < c->out->len; off += RELAY_CHUNK)
-      relay_send_data(r, p->id, c->out->data + off,
-                      MIN(RELAY_CHUNK, c->out->len - off));
+    for (size_t off = 0; off < len; off += RELAY_CHUNK)
+      relay_send_data(r, p->id, kith_outq_data(&c->out) + off,
+                      MIN(RELAY_CHUNK, len - off));
   else if (c->ice)
-    (void)kith_ice_send(c->ice, c->out->data, c->out->len);
+    (void)kith_ice_send(c->ice, kith_outq_data(&c->out), len);
 }
 
 void carrier_link_up(node_peer *p) {
@@ -471,7 +477,7 @@ static void maybe_restart(node_peer *p, uint64_t now) {
     peer_close(p, "session start failed");
     return;
   }
-  g_byte_array_set_size(p->car[CAR_RELAY].out, 0);
+  kith_outq_reset(&p->car[CAR_RELAY].out);
   start_session(p, to);
 }
 
@@ -575,7 +581,7 @@ static void start_probe(node_peer *p, uint64_t now) {
 void carrier_tick(node_peer *p, uint64_t now) {
   int probe = probe_slot(p);
 
-  if (p->car[CAR_RELAY].out->len > 0)
+  if (kith_outq_len(&p->car[CAR_RELAY].out) > 0)
     carrier_flush(p); /* paced: what the relay's rate held back */
   if (p->closed)
     return;

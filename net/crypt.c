@@ -11,6 +11,10 @@
  * that it is bulk, and the worker takes it. */
 #define CRYPT_WINDOW_US 10000
 #define CRYPT_BURST (64 * 1024)
+/* A job's buffer starts this big, so that a bulk job does not grow it by
+ * reallocation (a copy of all it holds at each doubling). */
+#define CRYPT_BUF_START (256 * 1024)
+#define CRYPT_SPIN_US 100 /* a worker waits this long for the next job */
 
 typedef struct keys {
   uint8_t tx[32], rx[32];
@@ -42,6 +46,7 @@ struct kith_crypt {
   GArray *tx_spans;
   size_t tx_bytes;
   job *tx_job;
+  GByteArray *tx_spare; /* a finished tx job's buffer, emptied for reuse */
   GByteArray *rx_buf;
   GArray *rx_spans;
   job *rx_job;
@@ -57,6 +62,8 @@ static void unref(kith_crypt *c) {
   if (c->k)
     sodium_free(c->k); /* wipes */
   g_byte_array_unref(c->tx_buf);
+  if (c->tx_spare)
+    g_byte_array_unref(c->tx_spare);
   g_array_unref(c->tx_spans);
   g_byte_array_unref(c->rx_buf);
   g_array_unref(c->rx_spans);
@@ -88,9 +95,16 @@ static void run_job(gpointer data, gpointer unused) {
   g_mutex_unlock(&j->lock);
   /* Back to the node's thread (attaching a source is thread-safe). */
   GSource *src = g_idle_source_new();
+  g_source_set_priority(src, G_PRIORITY_DEFAULT);
   g_source_set_callback(src, job_done, j, NULL);
   g_source_attach(src, j->c->ctx);
   g_source_unref(src);
+  /* In bulk the next job comes within microseconds: waiting for it here
+   * spares the node's thread the wake-up of a sleeping worker. The wait
+   * yields the core, so that other work on it is not held up. */
+  int64_t until = g_get_monotonic_time() + CRYPT_SPIN_US;
+  while (g_thread_pool_unprocessed(pool) == 0 && g_get_monotonic_time() < until)
+    g_thread_yield();
 }
 
 static gpointer make_pool(gpointer unused) {
@@ -110,14 +124,17 @@ static void submit(kith_crypt *c, int tx) {
     j->buf = c->tx_buf;
     j->spans = c->tx_spans;
     j->bytes = c->tx_bytes;
-    c->tx_buf = g_byte_array_new();
+    c->tx_buf =
+        c->tx_spare ? c->tx_spare : g_byte_array_sized_new(CRYPT_BUF_START);
+    c->tx_spare = NULL;
     c->tx_spans = g_array_new(FALSE, FALSE, sizeof(kith_record_span));
     c->tx_bytes = 0;
     c->tx_job = j;
   } else {
     j->buf = c->rx_buf;
     j->spans = c->rx_spans;
-    c->rx_buf = g_byte_array_new();
+    /* The opened frames keep the job's buffer (add_frames): no reuse. */
+    c->rx_buf = g_byte_array_sized_new(CRYPT_BUF_START);
     c->rx_spans = g_array_new(FALSE, FALSE, sizeof(kith_record_span));
     c->rx_job = j;
   }
@@ -126,7 +143,8 @@ static void submit(kith_crypt *c, int tx) {
 }
 
 static void job_free(job *j) {
-  g_byte_array_unref(j->buf);
+  if (j->buf)
+    g_byte_array_unref(j->buf);
   g_array_unref(j->spans);
   g_mutex_clear(&j->lock);
   g_cond_clear(&j->cond);
@@ -174,6 +192,15 @@ static int light(kith_crypt *c, int tx, size_t len) {
   return c->window_bytes[tx] <= CRYPT_BURST;
 }
 
+/* A tx job's buffer, its records handed on, becomes the next one's. */
+static void keep_spare(kith_crypt *c, job *j) {
+  if (c->tx_spare || c->dead)
+    return;
+  g_byte_array_set_size(j->buf, 0);
+  c->tx_spare = j->buf;
+  j->buf = NULL;
+}
+
 /* Delivers a finished job's results (once), then starts the next job. */
 static void complete(job *j) {
   kith_crypt *c = j->c;
@@ -187,6 +214,7 @@ static void complete(job *j) {
   if (j->tx) {
     c->tx_job = NULL;
     c->cbs.on_out(c->ud, j->buf->data, j->buf->len);
+    keep_spare(c, j);
   } else {
     GPtrArray *frames =
         g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
@@ -321,6 +349,7 @@ void kith_crypt_sync_tx(kith_crypt *c) {
       unref(c);
       return;
     }
+    keep_spare(c, j);
     unref(c);
   }
   if (c->tx_spans->len == 0)

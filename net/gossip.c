@@ -251,9 +251,17 @@ static void fetch(kith_node *n, node_group *ng, const uint8_t peer[32],
       n->dropped_frames++; /* asked again at its next reconciliation */
       break;
     }
-    if (kith_group_event_info(ng->g, ids + i, &depth, NULL, NULL, NULL) ==
-        KITH_OK)
-      push(p, kith_group_id(ng->g), ids + i, NULL, 0, depth);
+    char text[KITH_ID_TEXT_LEN + 1];
+    kith_id_to_text(ids + i, text);
+    /* Asked again while still queued (its answer is late behind the
+     * queue on a slow link): it goes once. Every duplicate would have
+     * grown the queue, and each insertion walks it. */
+    if (g_hash_table_contains(p->queued, text) ||
+        kith_group_event_info(ng->g, ids + i, &depth, NULL, NULL, NULL) !=
+            KITH_OK)
+      continue;
+    g_hash_table_add(p->queued, g_strdup(text));
+    push(p, kith_group_id(ng->g), ids + i, NULL, 0, depth);
   }
   if (p)
     gossip_pump(p);
@@ -288,6 +296,11 @@ void gossip_pump(node_peer *p) {
   while (!p->closed && !g_queue_is_empty(p->push) &&
          peer_unsent(p) < PUSH_WINDOW) {
     push_item *it = g_queue_pop_head(p->push);
+    if (!it->frame) {
+      char text[KITH_ID_TEXT_LEN + 1];
+      kith_id_to_text(it->id, text);
+      g_hash_table_remove(p->queued, text);
+    }
     pump_item(p->node, p, it);
     gossip_push_free(it);
   }

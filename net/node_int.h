@@ -21,6 +21,7 @@
 #include "control.h"
 #include "crypt.h"
 #include "ice.h"
+#include "outq.h"
 #include "node.h"
 #include "path.h"
 #include "session.h"
@@ -91,7 +92,7 @@ typedef struct node_carrier {
   int slot;
   kith_ice *ice;    /* NULL for CAR_RELAY, or a slot not in use */
   uint64_t attempt; /* ICE attempt (1: the offer's; 2..: probes); 0 relay */
-  GByteArray *out;  /* sealed records it has not taken yet */
+  kith_outq out;    /* sealed records it has not taken yet */
   GByteArray *in;   /* bytes it brought before the session reads it */
   uint64_t started_ms;
   int ready;    /* it carries bytes */
@@ -130,6 +131,7 @@ typedef struct node_peer {
   uint8_t *join; /* offerer: packed join request, or NULL */
   size_t join_len;
   GQueue *push;         /* events to send in order (gossip.c push_item) */
+  GHashTable *queued;   /* id texts of the events push fetches (a set) */
   GHashTable *announce; /* node id texts whose address to tell this peer */
   kith_bucket announce_rate;
   kith_bucket relay_pace; /* as a relay friend: what links through it send */

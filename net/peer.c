@@ -18,6 +18,8 @@ void peer_free(node_peer *p) {
     g_object_unref(p->reply_to);
   if (p->push)
     g_queue_free_full(p->push, gossip_push_free);
+  if (p->queued)
+    g_hash_table_unref(p->queued);
   if (p->announce)
     g_hash_table_unref(p->announce);
   g_free(p->join);
@@ -268,7 +270,8 @@ static void take_frames(node_peer *p, GPtrArray *frames, kith_err err) {
 void peer_feed(node_peer *p, const uint8_t *buf, size_t len) {
   GPtrArray *frames =
       g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
-  kith_err err = kith_crypt_recv(p->crypt, buf, len, p->car[p->tx].out, frames);
+  kith_err err = kith_crypt_recv(p->crypt, buf, len,
+                                 kith_outq_tail(&p->car[p->tx].out), frames);
 
   take_frames(p, frames, err);
   g_ptr_array_unref(frames);
@@ -282,7 +285,7 @@ static void on_crypt_frames(void *ud, GPtrArray *frames, kith_err err) {
 static void on_crypt_out(void *ud, const uint8_t *bytes, size_t len) {
   node_peer *p = ud;
 
-  g_byte_array_append(p->car[p->tx].out, bytes, (guint)len);
+  g_byte_array_append(kith_outq_tail(&p->car[p->tx].out), bytes, (guint)len);
   if (!p->closed)
     carrier_flush(p);
 }
@@ -447,6 +450,7 @@ static node_peer *peer_new(kith_node *n, const uint8_t id[32], int offerer) {
   carrier_init(p);
   p->started_ms = p->last_rx_ms = node_now();
   p->push = g_queue_new();
+  p->queued = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   p->announce = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   kith_bucket_init(&p->announce_rate, ADDRS_BURST, node_now());
   kith_bucket_init(&p->relay_pace, RELAY_PACE_BURST, node_now());

@@ -16,11 +16,17 @@
 # NAT per router: "cone" = MASQUERADE (port-preserving, endpoint-independent
 # mapping, address+port-dependent filtering: a port-restricted cone),
 # "symmetric" = MASQUERADE --random-fully (a new random port per
-# destination). Routers forward lan->wan and only established replies back
+# destination), "fullcone" = MASQUERADE plus every unsolicited UDP packet
+# to the router forwarded to the home's host on the same port
+# (endpoint-independent mapping and filtering: a full-cone NAT, as many
+# home routers are for UDP; the port is preserved, so the forward lands on
+# the socket that owns the mapping). Routers forward lan->wan and only
+# established replies back
 # and drop unsolicited packets to themselves, so a home is reachable from
 # outside only through its NAT mappings, and the two homes cannot reach
-# each other's private addresses. No latency or loss is emulated (the
-# kernel here has no sch_netem), so round-trip times in the lab are ~0.
+# each other's private addresses. No latency or loss is emulated unless a
+# test asks for it (lab_delay: the kernel here has no sch_netem), so
+# round-trip times in the lab are ~0.
 
 LAB_TURN_IP=100.64.0.2
 LAB_TURN_ALT_IP=100.64.0.4 # second address: coturn does RFC 5780 with two
@@ -153,6 +159,12 @@ lab_make_home() {
   lab_exec "$r" iptables -A FORWARD -i lan0 -o wan0 -j ACCEPT
   lab_exec "$r" iptables -A FORWARD -i wan0 -o lan0 \
     -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+  if [ "$nat" = fullcone ]; then
+    lab_exec "$r" iptables -t nat -A PREROUTING -i wan0 -p udp \
+      -j DNAT --to-destination "192.168.$n.2" || return 1
+    lab_exec "$r" iptables -A FORWARD -i wan0 -o lan0 -p udp \
+      -m conntrack --ctstate DNAT -j ACCEPT
+  fi
   # Unsolicited packets to the router itself are dropped, as home routers
   # do. This matters for hole punching: a peer's early check to a mapped
   # port would otherwise leave a conntrack entry for (peer -> router:port)
@@ -162,14 +174,15 @@ lab_make_home() {
   lab_exec "$r" iptables -A INPUT -i wan0 -m conntrack --ctstate NEW,INVALID -j DROP
 }
 
-# lab_set_nat ROUTER cone|symmetric: (re)sets the NAT type of a router. New
-# flows get the new behaviour; existing mappings stay until they expire.
+# lab_set_nat ROUTER cone|fullcone|symmetric: (re)sets the NAT mapping of
+# a router. New flows get the new behaviour; existing mappings stay until
+# they expire. The filtering of a full cone is set by lab_make_home only.
 lab_set_nat() {
   local rnd=()
   case $2 in
-    cone) ;;
+    cone | fullcone) ;;
     symmetric) rnd=(--random-fully) ;;
-    *) echo "lab: NAT type must be cone or symmetric, not '$2'" >&2; return 2 ;;
+    *) echo "lab: NAT type must be cone, fullcone or symmetric, not '$2'" >&2; return 2 ;;
   esac
   lab_exec "$1" iptables -t nat -R POSTROUTING 1 -o wan0 -j MASQUERADE "${rnd[@]}"
 }
@@ -192,7 +205,7 @@ lab_start_turn() {
   return 1
 }
 
-# lab_up NAT1 NAT2: build the lab (each NAT cone or symmetric) and start
+# lab_up NAT1 NAT2: build the lab (each NAT cone, fullcone or symmetric) and start
 # coturn. Sets LAB_RUN, a fresh directory for logs and node homes.
 lab_up() {
   local nat1=${1:-cone} nat2=${2:-cone}
@@ -227,6 +240,28 @@ lab_uplink() {
   if [ "$2" = up ]; then
     lab_exec "$1" ip route replace default via "$LAB_GW_IP" dev wan0
   fi
+}
+
+# lab_delay ROUTER MS: delay every packet leaving the home through ROUTER
+# (lan0 -> wan0) by MS milliseconds, as netem on the uplink would. This
+# kernel has no sch_netem, so tests/netlab/delay.py holds the packets in
+# an NFQUEUE queue; the raw table queues them before conntrack, so the NAT
+# sees them after the delay. The process lives in the router's namespace
+# (lab_down ends it). Fails if the queue cannot be bound.
+lab_delay() {
+  local out="$LAB_RUN/delay-$1.out"
+  lab_exec "$1" python3 "$(dirname "${BASH_SOURCE[0]}")/delay.py" 0 "$2" \
+    >"$out" 2>&1 </dev/null &
+  for _ in $(seq 50); do # at most ~5 s
+    if grep -q '^ready' "$out" 2>/dev/null; then
+      lab_exec "$1" iptables -t raw -A PREROUTING -i lan0 -j NFQUEUE --queue-num 0
+      return
+    fi
+    sleep 0.1
+  done
+  echo "lab_delay: delay.py did not bind its queue in $1:" >&2
+  cat "$out" >&2
+  return 1
 }
 
 # lab_stun ROLE [SECONDS]: the mapped "IP:PORT" coturn sees for one STUN

@@ -185,12 +185,13 @@ show_link() {
     "addr=$(peer_field "$1" "$3" addr) rtt_ms=$(peer_field "$1" "$3" rtt_ms)"
 }
 
-# timed_join NODE CODE: joins, prints the time taken; returns join's status.
+# timed_join NODE CODE [SECONDS]: joins (giving up after SECONDS, default
+# 60), prints the time taken; returns join's status.
 JOIN_MS=""
 timed_join() {
   local t0 rc
   t0=$(now_ms)
-  k "$1" join "$2" --timeout 60 >>"$LAB_RUN/$1.cli.log" 2>&1 && rc=0 || rc=$?
+  k "$1" join "$2" --timeout "${3:-60}" >>"$LAB_RUN/$1.cli.log" 2>&1 && rc=0 || rc=$?
   JOIN_MS=$(($(now_ms) - t0))
   echo "  $1: join took $JOIN_MS ms (exit $rc)"
   return "$rc"
@@ -246,6 +247,53 @@ group_and_join() {
   code=$(k alice --json invite "$1" | json_field code)
   [ -n "$GID" ] && [ -n "$code" ] || return 1
   timed_join bob "$code"
+}
+
+# cone_symmetric SCENARIO NAT1: alice behind NAT1 (cone or fullcone), bob
+# behind a symmetric NAT, pub the relay friend of both, no TURN. bob joins
+# alice's group in at most 3 s (on the first path that works), messages
+# flow both ways, and after ICE's first attempt (15 s) the path is
+# reported. Behind a full cone the link must be direct by then; behind a
+# port-restricted cone a direct path cannot exist (the headers of
+# test_scenario7 and test_scenario10 say why) and relayed is accepted.
+cone_symmetric() {
+  local sc=$1 nat1=$2 g="lab$1"
+  netlab_up "$nat1" symmetric
+  start_trio || { fail "start the nodes and make friends"; exit 1; }
+  check "bob joins alice's group by code" group_and_join "$g"
+  local join_ms=$JOIN_MS
+  check "the join took at most 3 s ($join_ms ms)" within "$join_ms" 3000
+  k alice send "$g" "s$sc hello from alice" >/dev/null
+  k bob send "$g" "s$sc hello from bob" >/dev/null
+  check "bob sees alice's message" wait_for 20 log_has bob "$g" "s$sc hello from alice"
+  check "alice sees bob's message" wait_for 20 log_has alice "$g" "s$sc hello from bob"
+  check "bob has a link to alice" wait_for 10 has_peer bob "$ALICE"
+  # ICE's first attempt ends within 15 s; a direct path is taken by then.
+  local direct=(prflx srflx) more=""
+  if [ "$nat1" = fullcone ]; then
+    check "the link goes direct within 15 s" until_path 15 bob "$ALICE" "${direct[@]}"
+    more="direct_after_ms=${UNTIL_MS:-none}"
+  else
+    sleep 15
+    check "the link is direct (prflx/srflx) or on the relay friend" \
+      path_in bob "$ALICE" "${direct[@]}" friend-relay
+  fi
+  local path; path=$(peer_field bob "$ALICE" path)
+  # Each end names a direct path by its own view of the pair (one end's
+  # prflx can be the other's srflx).
+  case $path in
+    prflx | srflx)
+      echo "  direct: ICE found a path through both NATs"
+      check "alice's end is direct too" path_in alice "$BOB" "${direct[@]}"
+      ;;
+    *)
+      echo "  relayed: a $nat1 NAT <-> symmetric NAT has no direct path"
+      check "both ends show the same path" path_in alice "$BOB" "$path"
+      ;;
+  esac
+  show_link alice bob "$BOB"
+  show_link bob alice "$ALICE"
+  result "$sc" "$join_ms" "$path" "$more"
 }
 
 # result SCENARIO JOIN_MS PATH [MORE]: the figures of one scenario, one
