@@ -109,6 +109,8 @@ void kith_gossip_free(kith_gossip *g) {
     g_free(g->peers[i].lazy);
     kith_recon_free(g->peers[i].rs[0]);
     kith_recon_free(g->peers[i].rs[1]);
+    if (g->peers[i].need != NULL)
+      g_byte_array_free(g->peers[i].need, TRUE);
   }
   g_queue_clear(&g->seen_fifo); /* keys are owned by the table */
   g_hash_table_destroy(g->seen_pfx);

@@ -86,7 +86,10 @@
 #define KITH_GOSSIP_PENDING_MS 60000 /* then they are forgotten */
 /* Held payloads (KITH_GOSSIP_HELD) kept outside those counts, at most */
 #define KITH_GOSSIP_HELD_MAX 4096
-#define KITH_GOSSIP_MISSING_MAX 4096     /* announced ids not yet received */
+#define KITH_GOSSIP_MISSING_MAX 4096 /* announced ids not yet received */
+/* Ids found missing by reconciliations, waiting to be asked for at their
+ * end (all peers together), at most */
+#define KITH_GOSSIP_NEED_MAX 65536
 #define KITH_GOSSIP_ANNOUNCERS 4         /* neighbours remembered per id */
 #define KITH_GOSSIP_EPH_MAX_PAYLOAD 1024 /* bytes of one ephemeral payload */
 #define KITH_GOSSIP_EPH_MAX 4096         /* ephemeral payloads remembered */

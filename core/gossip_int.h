@@ -54,6 +54,9 @@ typedef struct gpeer {
   /* reconciliations with this peer: [0] started here, [1] by the peer.
    * Each has its own snapshot (reconcile.h: one at a time per object). */
   kith_recon *rs[2];
+  /* ids reconciliations with this peer found missing here, asked for
+   * when one ends (gossip_recon.c) */
+  GByteArray *need;
 } gpeer;
 
 /* A dissemination tree: the active neighbours (bit i = peers[i]) to which
@@ -165,6 +168,7 @@ struct kith_gossip {
   uint32_t repair_tries; /* refused NEIGHBOR requests in a row */
   lateness late;
   uint64_t rtt8; /* round trip of GRAFT and WANT answers (ms x 8, EWMA) */
+  size_t need_n; /* ids waiting in all peers' need lists */
   kith_gossip_stats st;
 };
 

@@ -1,7 +1,8 @@
 /* kith: gossip anti-entropy: every recon_ms (with jitter) the engine
  * reconciles its set of known event ids with one active neighbour by
  * range-based set reconciliation (core/reconcile.h), then asks for what
- * it lacks (WANT); each side pulls, nothing is pushed. */
+ * it lacks (WANT) when that reconciliation ends, all at once; each side
+ * pulls, nothing is pushed. */
 #include "gossip_int.h"
 
 #include <string.h>
@@ -46,10 +47,42 @@ static void recon_send(kith_gossip *g, gpeer *p, int role, uint8_t *msg,
   gs_send(g, p->id, &pk, out);
 }
 
-/* One reconciliation step: reply, and ask for what this side lacks. Both
- * sides learn both directions of the difference (reconcile.h), so each
- * pulls what it needs and nothing is pushed twice; pulling also skips
- * events that arrived by gossip since the reconciliation began. */
+/* Asks p (WANT) for the ids reconciliations with it found missing here,
+ * all at once, in frames of KITH_GOSSIP_IDS_MAX: the peer then has the
+ * whole difference to send in the events' order (parents first), not in
+ * the order the rounds happened to find it. Ids that came meanwhile, or
+ * were asked for lately, are left out (pt_want). */
+static void need_flush(kith_gossip *g, gpeer *p, uint64_t now, kith_out *out) {
+  GByteArray *w = p->need;
+  if (w == NULL)
+    return;
+  p->need = NULL;
+  g->need_n -= w->len / 32;
+  for (size_t i = 0; i < w->len / 32; i += KITH_GOSSIP_IDS_MAX)
+    (void)pt_want(g, p, w->data + 32 * i,
+                  MIN(w->len / 32 - i, KITH_GOSSIP_IDS_MAX), now, out);
+  g_byte_array_free(w, TRUE);
+}
+
+/* Notes ids a step found missing here; beyond KITH_GOSSIP_NEED_MAX
+ * waiting in all, p's list is asked for at once. */
+static void need_note(kith_gossip *g, gpeer *p, const GByteArray *need,
+                      uint64_t now, kith_out *out) {
+  if (need->len == 0)
+    return;
+  if (p->need == NULL)
+    p->need = g_byte_array_new();
+  g_byte_array_append(p->need, need->data, need->len);
+  g->need_n += need->len / 32;
+  if (g->need_n > KITH_GOSSIP_NEED_MAX)
+    need_flush(g, p, now, out);
+}
+
+/* One reconciliation step: reply, and note what this side lacks, to ask
+ * for when this side is done. Both sides learn both directions of the
+ * difference (reconcile.h), so each pulls what it needs and nothing is
+ * pushed twice; pulling also skips events that arrived by gossip since
+ * the reconciliation began. */
 kith_err rc_recv(kith_gossip *g, gpeer *p, const msgpack_object *f, uint32_t nf,
                  uint64_t now, kith_out *out) {
   const uint8_t *msg;
@@ -64,6 +97,7 @@ kith_err rc_recv(kith_gossip *g, gpeer *p, const msgpack_object *f, uint32_t nf,
   if (!known_ready(g))
     return KITH_OK; /* the peer's reconciliation is abandoned, retried */
   if (role == RECON_START) {
+    need_flush(g, p, now, out); /* what an abandoned one found */
     kith_recon_free(p->rs[1]);
     p->rs[1] = session_new(g);
   }
@@ -79,14 +113,12 @@ kith_err rc_recv(kith_gossip *g, gpeer *p, const msgpack_object *f, uint32_t nf,
     if (reply != NULL)
       recon_send(g, p, slot == 0 ? RECON_INITIATOR : RECON_RESPONDER, reply,
                  rlen, out);
-    /* ask only for what is not already on its way */
-    for (size_t i = 0; i < need->len / 32; i += KITH_GOSSIP_IDS_MAX)
-      (void)pt_want(g, p, need->data + 32 * i,
-                    MIN(need->len / 32 - i, KITH_GOSSIP_IDS_MAX), now, out);
+    need_note(g, p, need, now, out);
   }
   if (err != KITH_OK || reply == NULL) { /* this side is done */
     kith_recon_free(p->rs[slot]);
     p->rs[slot] = NULL;
+    need_flush(g, p, now, out);
   }
   g_free(reply);
   g_byte_array_free(have, TRUE);
@@ -94,11 +126,12 @@ kith_err rc_recv(kith_gossip *g, gpeer *p, const msgpack_object *f, uint32_t nf,
   return err == KITH_ERR_DECODE ? KITH_ERR_DECODE : KITH_OK;
 }
 
-static void recon_with(kith_gossip *g, gpeer *p, kith_out *out) {
+static void recon_with(kith_gossip *g, gpeer *p, uint64_t now, kith_out *out) {
   uint8_t *msg = NULL;
   size_t len = 0;
   if (!known_ready(g))
     return;
+  need_flush(g, p, now, out);
   kith_recon_free(p->rs[0]); /* an unfinished one is abandoned */
   p->rs[0] = session_new(g);
   if (kith_recon_initiate(p->rs[0], &msg, &len) == KITH_OK)
@@ -110,7 +143,7 @@ static void start_recon(kith_gossip *g, uint64_t now, kith_out *out) {
   gpeer *p = gs_random_active(g);
   g->recon_at = now + gs_jitter(g, g->cfg.recon_ms);
   if (p != NULL)
-    recon_with(g, p, out);
+    recon_with(g, p, now, out);
 }
 
 kith_err kith_gossip_reconcile(kith_gossip *g, const uint8_t peer[32],
@@ -119,7 +152,7 @@ kith_err kith_gossip_reconcile(kith_gossip *g, const uint8_t peer[32],
   if (p == NULL || !p->linked)
     return KITH_ERR_STATE;
   gs_arm(g, now_ms);
-  recon_with(g, p, out);
+  recon_with(g, p, now_ms, out);
   return KITH_OK;
 }
 
@@ -129,9 +162,13 @@ void rc_tick(kith_gossip *g, uint64_t now, kith_out *out) {
 }
 
 void rc_peer_gone(kith_gossip *g, gpeer *p) {
-  (void)g;
   for (int k = 0; k < 2; k++) {
     kith_recon_free(p->rs[k]);
     p->rs[k] = NULL;
+  }
+  if (p->need != NULL) { /* a later reconciliation finds them again */
+    g->need_n -= p->need->len / 32;
+    g_byte_array_free(p->need, TRUE);
+    p->need = NULL;
   }
 }

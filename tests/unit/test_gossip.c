@@ -476,6 +476,58 @@ static void test_reconcile_now_catches_up_without_waiting(void **state) {
   net_free(t);
 }
 
+/* A reconciliation asks for what it found missing when it ends, in one
+ * go (docs/protocol.md 11.7.4), not round by round: the peer then has the
+ * whole difference at once to send parents first, not in the order its
+ * rounds found the ranges. 1 lacks one event in one range and 20 in
+ * others: its WANT follows its last RECON frame and names all 21. */
+static void
+test_reconcile_asks_for_the_whole_difference_at_its_end(void **state) {
+  (void)state;
+  net *t = net_new(2, 0);
+  join(t, 1, 0);
+  for (int e = 0; e < EVMAX; e++) {
+    uint8_t id[32];
+    ev_id(e, id);
+    set_store(t, e);
+    assert_int_equal(kith_gossip_add_known(t->g[0], t->ts[e], id), KITH_OK);
+    if (e != 5 && (e < 40 || e >= 60)) {
+      assert_int_equal(kith_gossip_add_known(t->g[1], t->ts[e], id), KITH_OK);
+      t->got[1][e] = 1;
+    }
+  }
+  assert_int_equal(kith_gossip_reconcile(t->g[1], t->id[0], t->now, &t->out),
+                   KITH_OK);
+  drain(t, 1);
+  int k = 0, last_recon = -1, first_want = -1, wants = 0, recons = 0;
+  frame *f;
+  while ((f = g_queue_pop_head(&t->q)) != NULL) {
+    int type = kith_gossip_frame_type(f->data, f->len);
+    if (f->from == 1 && type == KITH_GF_RECON)
+      last_recon = k, recons++;
+    if (f->from == 1 && type == KITH_GF_WANT) {
+      first_want = first_want < 0 ? k : first_want;
+      wants++;
+    }
+    k++;
+    assert_int_equal(kith_gossip_recv(t->g[f->to], t->id[f->from], f->data,
+                                      f->len, t->now, &t->out),
+                     KITH_OK);
+    drain(t, f->to);
+    g_free(f->data);
+    g_free(f);
+  }
+  assert_true(recons >= 2); /* more than one round */
+  assert_true(first_want > last_recon);
+  assert_int_equal(wants, 1);
+  kith_gossip_stats st;
+  kith_gossip_get_stats(t->g[1], &st);
+  assert_int_equal(st.wants_sent, 21);
+  for (int e = 0; e < EVMAX; e++)
+    assert_int_equal(t->got[1][e], 1);
+  net_free(t);
+}
+
 /* The caller's known set (a node's store): the engine reads it, adds
  * every valid event to it, reconciles only once it is ready, and answers
  * WANTs for ids in it that it never saw (stored before it started) by
@@ -1223,6 +1275,7 @@ int main(void) {
       cmocka_unit_test(test_reconcile_disjoint),
       cmocka_unit_test(test_reconcile_nearly_equal),
       cmocka_unit_test(test_reconcile_now_catches_up_without_waiting),
+      cmocka_unit_test(test_reconcile_asks_for_the_whole_difference_at_its_end),
       cmocka_unit_test(test_malformed_frames),
       cmocka_unit_test(test_invalid_not_forwarded),
       cmocka_unit_test(test_junk_claiming_an_id_cannot_censor_the_event),
