@@ -506,7 +506,11 @@ void kith_gossip_verdict(kith_gossip *g, const uint8_t id[32],
                          uint64_t now_ms, kith_out *out) {
   pending *pe = g_hash_table_lookup(g->pend, id);
   if (v == KITH_GOSSIP_HELD) { /* passed on now, judged later */
-    if (pe != NULL && !pe->forwarded && !pe->eph) {
+    /* unless its source is not known (tag 0): looked up in a store for a
+     * WANT, a catch-up, whose stream comes parents first; its children
+     * that come early would only fill the held events of the nodes
+     * behind this one, whose own streams are elsewhere */
+    if (pe != NULL && !pe->forwarded && !pe->eph && pe->tag != 0) {
       cached ev = cached_of(pe);
       pe->forwarded = 1;
       cache_put(g, &ev);
@@ -545,6 +549,7 @@ void kith_gossip_verdict(kith_gossip *g, const uint8_t id[32],
     (void)kith_out_push(out, KITH_OUT_PENALIZE, pe->from, NULL, 0);
   } else {
     gs_seen_set(g, id, 0); /* not now: the next copy is delivered again */
+    rc_asked(g, id, now_ms);
     cache_drop(g, id);
     g->st.later++;
   }

@@ -527,6 +527,45 @@ test_reconcile_asks_for_the_whole_difference_at_its_end(void **state) {
   net_free(t);
 }
 
+/* An id asked for at the end of one reconciliation is not asked of
+ * another peer at the end of the next within KITH_GOSSIP_NEED_WAIT_MS (the
+ * first peer's stream of the difference is not raced by a second); after
+ * the wait it is asked again. One that came and was forgotten ("not now":
+ * it came before its parents) waits as long from then. */
+static void test_reconcile_does_not_race_a_stream_already_asked(void **state) {
+  (void)state;
+  net *t = net_new(3, 0);
+  join(t, 1, 0);
+  join(t, 2, 1);
+  for (int e = 0; e < 10; e++) {
+    know(t, 0, e);
+    know(t, 2, e);
+  }
+  kith_gossip_stats st;
+  t->drop_from = 0; /* 0's answers are lost */
+  t->drop_to = 1;
+  /* rounds: with 0; 2 after a WANT's own wait (graft_retry_ms); 2 after
+   * KITH_GOSSIP_NEED_WAIT_MS (event 3 comes and is forgotten); 2 at once;
+   * 2 after the wait */
+  const uint64_t wait[] = {0, 1000, KITH_GOSSIP_NEED_WAIT_MS, 0,
+                           KITH_GOSSIP_NEED_WAIT_MS};
+  const uint64_t wants[] = {10, 10, 20, 20, 21};
+  for (size_t r = 0; r < G_N_ELEMENTS(wait); r++) {
+    t->now += wait[r];
+    t->later[1][3] = r == 2;
+    assert_int_equal(
+        kith_gossip_reconcile(t->g[1], t->id[r == 0 ? 0 : 2], t->now, &t->out),
+        KITH_OK);
+    drain(t, 1);
+    pump(t);
+    kith_gossip_get_stats(t->g[1], &st);
+    assert_int_equal(st.wants_sent, wants[r]);
+    for (int e = 0; e < 10; e++)
+      assert_int_equal(t->got[1][e], r >= 2 && (e != 3 || r == 4));
+  }
+  net_free(t);
+}
+
 /* The caller's known set (a node's store): the engine reads it, adds
  * every valid event to it, reconciles only once it is ready, and answers
  * WANTs for ids in it that it never saw (stored before it started) by
@@ -950,6 +989,35 @@ static void test_held_event_is_passed_on_before_its_verdict(void **state) {
   net_free(t);
 }
 
+/* ... but not one whose source is unknown (source 0: looked up in a store
+ * for a WANT, a catch-up): that stream brings its parents first, and
+ * children that come early would only fill the held events of the nodes
+ * behind this one. Once valid it goes on as any reply does. */
+static void test_held_catch_up_event_is_not_passed_on(void **state) {
+  (void)state;
+  net *t = net_new(3, 0);
+  join(t, 2, 1); /* 0 - 1 - 2 */
+  join(t, 1, 0);
+  uint8_t id[32];
+  ev_id(8, id);
+  set_store(t, 8);
+  t->hold[1][8] = 1;
+  assert_int_equal(
+      kith_gossip_send_payload(t->g[0], t->id[1], t->store[8], EVLEN, &t->out),
+      KITH_OK);
+  drain(t, 0);
+  run_until(t, t->now + 2000);       /* time for announcements and grafts */
+  assert_int_equal(t->got[1][8], 0); /* held at 1 */
+  assert_int_equal(t->copies[2], 0);
+  t->hold[1][8] = 0;
+  kith_gossip_verdict(t->g[1], id, KITH_GOSSIP_VALID, t->ts[8], t->now,
+                      &t->out);
+  drain(t, 1);
+  run_until(t, t->now + 2000);
+  assert_int_equal(t->got[2][8], 1);
+  net_free(t);
+}
+
 /* A WANT is answered in the order asked, whether an event is in the
  * cache (sent at once) or must be looked up (FETCH): a newcomer asks for a
  * history parents first, and holds only so many events whose parents have
@@ -1275,6 +1343,7 @@ int main(void) {
       cmocka_unit_test(test_reconcile_nearly_equal),
       cmocka_unit_test(test_reconcile_now_catches_up_without_waiting),
       cmocka_unit_test(test_reconcile_asks_for_the_whole_difference_at_its_end),
+      cmocka_unit_test(test_reconcile_does_not_race_a_stream_already_asked),
       cmocka_unit_test(test_malformed_frames),
       cmocka_unit_test(test_invalid_not_forwarded),
       cmocka_unit_test(test_junk_claiming_an_id_cannot_censor_the_event),
@@ -1283,6 +1352,7 @@ int main(void) {
       cmocka_unit_test(test_held_flood_from_one_neighbour_blocks_no_one_else),
       cmocka_unit_test(test_unanswered_want_moves_to_another_announcer),
       cmocka_unit_test(test_held_event_is_passed_on_before_its_verdict),
+      cmocka_unit_test(test_held_catch_up_event_is_not_passed_on),
       cmocka_unit_test(test_held_children_leave_room_for_their_parents),
       cmocka_unit_test(test_want_answered_in_the_order_asked),
       cmocka_unit_test(test_small_group_starts_trees_with_first_messages),
