@@ -411,7 +411,12 @@ static pending *pend_take(kith_gossip *g, const uint8_t id[32]) {
 
 /* ---- accepting and publishing ---- */
 
-/* fwd: 0 if it was passed on already (KITH_GOSSIP_HELD). */
+/* fwd: 0 if it was passed on already (KITH_GOSSIP_HELD). A payload of
+ * source 0 (looked up in a store for a WANT: a catch-up) is not passed on
+ * at all: the nodes behind this one catch up by their own reconciliation,
+ * each from one stream in depth order (gossip_recon.c); pushed on here, it
+ * would reach them out of their order, in the order this node accepted
+ * it, with holes where pushes were pruned. */
 static void accept_event(kith_gossip *g, const cached *ev, uint64_t ts,
                          const uint8_t *from, int push, int fwd, uint64_t now,
                          kith_out *out) {
@@ -419,7 +424,7 @@ static void accept_event(kith_gossip *g, const cached *ev, uint64_t ts,
   rc_known_add(g, ts, ev->id);
   cache_put(g, ev);
   tree_note(g, ev->tag);
-  if (fwd)
+  if (fwd && ev->tag != 0)
     forward(g, ev, from, push, now, out);
 }
 
@@ -506,10 +511,7 @@ void kith_gossip_verdict(kith_gossip *g, const uint8_t id[32],
                          uint64_t now_ms, kith_out *out) {
   pending *pe = g_hash_table_lookup(g->pend, id);
   if (v == KITH_GOSSIP_HELD) { /* passed on now, judged later */
-    /* unless its source is not known (tag 0): looked up in a store for a
-     * WANT, a catch-up, whose stream comes parents first; its children
-     * that come early would only fill the held events of the nodes
-     * behind this one, whose own streams are elsewhere */
+    /* unless its source is not known (tag 0: a catch-up, accept_event) */
     if (pe != NULL && !pe->forwarded && !pe->eph && pe->tag != 0) {
       cached ev = cached_of(pe);
       pe->forwarded = 1;
