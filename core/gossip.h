@@ -90,11 +90,9 @@
 /* Ids found missing by reconciliations, waiting to be asked for at their
  * end (all peers together), at most */
 #define KITH_GOSSIP_NEED_MAX 65536
-/* An id asked for at the end of a reconciliation, or that came and was
- * forgotten (KITH_GOSSIP_LATER), is not asked for at the end of another
- * one (of any peer) for this long (ms): one peer's stream of the
- * difference is not raced by others', and an event that came before its
- * parents is not asked for again before they can come */
+/* An id asked of a peer at the end of a reconciliation is not asked of
+ * that peer again at the end of another for this long (ms), unless it
+ * came and was forgotten (KITH_GOSSIP_LATER): it is in the peer's stream */
 #define KITH_GOSSIP_NEED_WAIT_MS 5000
 #define KITH_GOSSIP_ANNOUNCERS 4         /* neighbours remembered per id */
 #define KITH_GOSSIP_EPH_MAX_PAYLOAD 1024 /* bytes of one ephemeral payload */

@@ -169,8 +169,9 @@ struct kith_gossip {
   lateness late;
   uint64_t rtt8; /* round trip of GRAFT and WANT answers (ms x 8, EWMA) */
   size_t need_n; /* ids waiting in all peers' need lists */
-  /* ids asked for at the end of a reconciliation lately: id -> asked_ent,
-   * and the entries oldest first (at most KITH_GOSSIP_NEED_MAX) */
+  /* ids asked for at the end of a reconciliation lately, and of whom:
+   * id -> asked_ent, and the entries oldest first (at most
+   * KITH_GOSSIP_NEED_MAX) */
   GHashTable *asked;
   GQueue asked_fifo;
   kith_gossip_stats st;
@@ -225,14 +226,11 @@ void pt_neighbor_up(kith_gossip *g, gpeer *p, kith_out *out);
 void pt_neighbor_gone(kith_gossip *g, gpeer *p, kith_out *out);
 void pt_free_cached(gpointer v);
 void pt_free_pending(gpointer v);
-size_t pt_want(kith_gossip *g, gpeer *p, const uint8_t *ids, size_t n,
-               uint64_t now, kith_out *out);
 
 /* gossip_recon.c: anti-entropy */
-/* id was asked for at the end of a reconciliation, or came and was
- * forgotten (KITH_GOSSIP_LATER), now: not asked for again at the end of
- * one for KITH_GOSSIP_NEED_WAIT_MS. */
-void rc_asked(kith_gossip *g, const uint8_t id[32], uint64_t now);
+/* id came and was forgotten (KITH_GOSSIP_LATER): the next reconciliation
+ * asks for it again, of any peer. */
+void rc_forget_asked(kith_gossip *g, const uint8_t id[32]);
 void rc_known_add(kith_gossip *g, uint64_t ts, const uint8_t id[32]);
 int rc_known_full(const kith_gossip *g); /* the set in memory is full */
 kith_err rc_recv(kith_gossip *g, gpeer *p, const msgpack_object *f, uint32_t nf,

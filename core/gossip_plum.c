@@ -551,7 +551,7 @@ void kith_gossip_verdict(kith_gossip *g, const uint8_t id[32],
     (void)kith_out_push(out, KITH_OUT_PENALIZE, pe->from, NULL, 0);
   } else {
     gs_seen_set(g, id, 0); /* not now: the next copy is delivered again */
-    rc_asked(g, id, now_ms);
+    rc_forget_asked(g, id);
     cache_drop(g, id);
     g->st.later++;
   }
@@ -661,35 +661,6 @@ static void missing_add_who(missing *m, const uint8_t from[32], uint8_t hops) {
     m->hops[m->n] = hops;
     memcpy(m->who[m->n++], from, 32);
   }
-}
-
-size_t pt_want(kith_gossip *g, gpeer *p, const uint8_t *ids, size_t n,
-               uint64_t now, kith_out *out) {
-  uint8_t *ask = g_malloc(32 * (n + 1));
-  size_t k = 0;
-  for (size_t i = 0; i < n; i++) {
-    const uint8_t *id = ids + 32 * i;
-    if (gs_seen(g, id) != 0)
-      continue;
-    missing *m = missing_get(g, id, 1, now);
-    if (m != NULL) {
-      if (m->asked_at != 0 && now < m->asked_at + g->cfg.graft_retry_ms)
-        continue;
-      if (!m->want && !m->announced) {
-        memcpy(m->id, id, 32);
-        m->want = 1;
-      }
-      missing_add_who(m, p->id, UINT8_MAX);
-      m->asked_at = now;
-      m->deadline = now + g->cfg.graft_retry_ms;
-      missing_arm(g, m->deadline);
-    }
-    memcpy(ask + 32 * k++, id, 32);
-  }
-  gs_send_ids(g, p->id, KITH_GF_WANT, ask, k, out);
-  g->st.wants_sent += k;
-  g_free(ask);
-  return k;
 }
 
 kith_err kith_gossip_want(kith_gossip *g, const uint8_t peer[32],

@@ -47,10 +47,11 @@ static void recon_send(kith_gossip *g, gpeer *p, int role, uint8_t *msg,
   gs_send(g, p->id, &pk, out);
 }
 
-/* An id asked for at the end of a reconciliation (or forgotten), and
- * when. */
+/* An id asked for at the end of a reconciliation: of which peer (its
+ * slot in g->peers), and when (0: it came and was forgotten since). */
 typedef struct asked_ent {
   uint8_t id[32];
+  uint32_t slot;
   uint64_t at;
 } asked_ent;
 
@@ -61,45 +62,47 @@ static void asked_pop(kith_gossip *g) {
   g_free(a);
 }
 
-static void asked_expire(kith_gossip *g, uint64_t now) {
+/* Was id asked of p at the end of a reconciliation less than
+ * KITH_GOSSIP_NEED_WAIT_MS ago (and not forgotten since)? If not, it is
+ * noted as asked of p now. */
+static int asked_lately(kith_gossip *g, const gpeer *p, const uint8_t id[32],
+                        uint64_t now) {
   asked_ent *a;
+  uint32_t slot = (uint32_t)(p - g->peers);
   while ((a = g_queue_peek_head(&g->asked_fifo)) != NULL &&
          a->at + KITH_GOSSIP_NEED_WAIT_MS <= now)
     asked_pop(g);
-}
-
-/* Notes id as asked for (or forgotten) now. */
-void rc_asked(kith_gossip *g, const uint8_t id[32], uint64_t now) {
-  asked_expire(g, now);
+  a = g_hash_table_lookup(g->asked, id);
+  if (a != NULL && a->at != 0 && a->slot == slot)
+    return 1;
   if (g_queue_get_length(&g->asked_fifo) >= KITH_GOSSIP_NEED_MAX)
     asked_pop(g);
-  asked_ent *a = g_new(asked_ent, 1);
+  a = g_new(asked_ent, 1);
   memcpy(a->id, id, 32);
+  a->slot = slot;
   a->at = now;
   g_hash_table_replace(g->asked, a->id, a);
   g_queue_push_tail(&g->asked_fifo, a);
+  return 0;
 }
 
-/* Was id asked for at the end of a reconciliation, or forgotten, less
- * than KITH_GOSSIP_NEED_WAIT_MS ago? If not, it is noted as asked now. */
-static int asked_lately(kith_gossip *g, const uint8_t id[32], uint64_t now) {
-  asked_expire(g, now);
-  if (g_hash_table_contains(g->asked, id))
-    return 1;
-  rc_asked(g, id, now);
-  return 0;
+void rc_forget_asked(kith_gossip *g, const uint8_t id[32]) {
+  asked_ent *a = g_hash_table_lookup(g->asked, id);
+  if (a != NULL)
+    a->at = 0;
 }
 
 /* Asks p (WANT) for the ids reconciliations with it found missing here,
  * all at once, in frames of KITH_GOSSIP_IDS_MAX: the peer then has the
  * whole difference to send in the events' order (parents first), not in
- * the order the rounds happened to find it. Ids that came meanwhile, or
- * were asked for lately (here: of any peer, or forgotten, within
- * KITH_GOSSIP_NEED_WAIT_MS; pt_want: by any WANT within graft_retry_ms),
- * are left out: a stream of the difference already asked for is not
- * raced by another, and an event the caller held and forgot (it came
- * before its parents) is asked for again only once they have had time to
- * come. */
+ * the order the rounds happened to find it. Every id not seen is asked,
+ * even if another peer was asked for it lately: each peer's stream is then
+ * the whole difference from its shallowest event on, never the part
+ * another stream lacks (whose events would all come before their
+ * parents); a second stream costs duplicates only. Ids asked of p itself
+ * within KITH_GOSSIP_NEED_WAIT_MS (still in its stream) are left out,
+ * unless they came and were forgotten meanwhile. The ids are not noted
+ * as missing (no other announcer to try: anti-entropy asks again). */
 static void need_flush(kith_gossip *g, gpeer *p, uint64_t now, kith_out *out) {
   GByteArray *w = p->need;
   size_t k = 0;
@@ -109,11 +112,12 @@ static void need_flush(kith_gossip *g, gpeer *p, uint64_t now, kith_out *out) {
   g->need_n -= w->len / 32;
   for (size_t i = 0; i < w->len / 32; i++)
     if (gs_seen(g, w->data + 32 * i) == 0 &&
-        !asked_lately(g, w->data + 32 * i, now))
+        !asked_lately(g, p, w->data + 32 * i, now))
       memmove(w->data + 32 * k++, w->data + 32 * i, 32);
   for (size_t i = 0; i < k; i += KITH_GOSSIP_IDS_MAX)
-    (void)pt_want(g, p, w->data + 32 * i, MIN(k - i, KITH_GOSSIP_IDS_MAX), now,
-                  out);
+    gs_send_ids(g, p->id, KITH_GF_WANT, w->data + 32 * i,
+                MIN(k - i, KITH_GOSSIP_IDS_MAX), out);
+  g->st.wants_sent += k;
   g_byte_array_free(w, TRUE);
 }
 
