@@ -92,10 +92,19 @@ void rc_forget_asked(kith_gossip *g, const uint8_t id[32]) {
     a->at = 0;
 }
 
+/* Has id had its verdict here (valid or invalid)? A payload awaiting one
+ * (the caller holds it for its parents) is asked for again all the same:
+ * the caller may forget it before its parents come, and a stream without
+ * it would hold everything after it. */
+static int judged(kith_gossip *g, const uint8_t id[32]) {
+  int s = gs_seen(g, id);
+  return s == SEEN_VALID || s == SEEN_INVALID;
+}
+
 /* Asks p (WANT) for the ids reconciliations with it found missing here,
  * all at once, in frames of KITH_GOSSIP_IDS_MAX: the peer then has the
  * whole difference to send in the events' order (parents first), not in
- * the order the rounds happened to find it. Every id not seen is asked,
+ * the order the rounds happened to find it. Every id not judged is asked,
  * even if another peer was asked for it lately: each peer's stream is then
  * the whole difference from its shallowest event on, never the part
  * another stream lacks (whose events would all come before their
@@ -111,7 +120,7 @@ static void need_flush(kith_gossip *g, gpeer *p, uint64_t now, kith_out *out) {
   p->need = NULL;
   g->need_n -= w->len / 32;
   for (size_t i = 0; i < w->len / 32; i++)
-    if (gs_seen(g, w->data + 32 * i) == 0 &&
+    if (!judged(g, w->data + 32 * i) &&
         !asked_lately(g, p, w->data + 32 * i, now))
       memmove(w->data + 32 * k++, w->data + 32 * i, 32);
   for (size_t i = 0; i < k; i += KITH_GOSSIP_IDS_MAX)

@@ -568,6 +568,32 @@ test_reconcile_asks_each_peer_for_the_whole_difference(void **state) {
   net_free(t);
 }
 
+/* A payload held for its parents (no verdict yet) is asked for again at
+ * the next reconciliation's end: the group may forget it before its
+ * parents come, and a stream without it would hold everything after it. */
+static void test_reconcile_asks_again_for_a_held_event(void **state) {
+  (void)state;
+  net *t = net_new(2, 0);
+  join(t, 1, 0);
+  for (int e = 0; e < 5; e++)
+    know(t, 0, e);
+  t->hold[1][2] = 1;
+  kith_gossip_stats st;
+  for (int r = 0; r < 2; r++) {
+    t->now += KITH_GOSSIP_NEED_WAIT_MS;
+    assert_int_equal(kith_gossip_reconcile(t->g[1], t->id[0], t->now, &t->out),
+                     KITH_OK);
+    drain(t, 1);
+    pump(t);
+    kith_gossip_get_stats(t->g[1], &st);
+    assert_int_equal(st.wants_sent, r == 0 ? 5 : 6);
+    assert_int_equal(st.duplicates, r == 0 ? 0 : 1); /* still held */
+  }
+  for (int e = 0; e < 5; e++)
+    assert_int_equal(t->got[1][e], e != 2);
+  net_free(t);
+}
+
 /* The caller's known set (a node's store): the engine reads it, adds
  * every valid event to it, reconciles only once it is ready, and answers
  * WANTs for ids in it that it never saw (stored before it started) by
@@ -1351,6 +1377,7 @@ int main(void) {
       cmocka_unit_test(test_reconcile_now_catches_up_without_waiting),
       cmocka_unit_test(test_reconcile_asks_for_the_whole_difference_at_its_end),
       cmocka_unit_test(test_reconcile_asks_each_peer_for_the_whole_difference),
+      cmocka_unit_test(test_reconcile_asks_again_for_a_held_event),
       cmocka_unit_test(test_malformed_frames),
       cmocka_unit_test(test_invalid_not_forwarded),
       cmocka_unit_test(test_junk_claiming_an_id_cannot_censor_the_event),
