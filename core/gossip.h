@@ -94,6 +94,10 @@
  * that peer again at the end of another for this long (ms), unless it
  * came and was forgotten (KITH_GOSSIP_LATER): it is in the peer's stream */
 #define KITH_GOSSIP_NEED_WAIT_MS 5000
+/* A reconciliation whose side here is not over (the peer may have ended
+ * it) but that has been quiet this long (ms; and two round trips) has its
+ * missing ids asked for all the same */
+#define KITH_GOSSIP_NEED_QUIET_MS 250
 #define KITH_GOSSIP_ANNOUNCERS 4         /* neighbours remembered per id */
 #define KITH_GOSSIP_EPH_MAX_PAYLOAD 1024 /* bytes of one ephemeral payload */
 #define KITH_GOSSIP_EPH_MAX 4096         /* ephemeral payloads remembered */

@@ -55,8 +55,10 @@ typedef struct gpeer {
    * Each has its own snapshot (reconcile.h: one at a time per object). */
   kith_recon *rs[2];
   /* ids reconciliations with this peer found missing here, asked for
-   * when one ends (gossip_recon.c) */
+   * when one ends, or when none has had a step since need_quiet
+   * (gossip_recon.c) */
   GByteArray *need;
+  uint64_t need_quiet;
 } gpeer;
 
 /* A dissemination tree: the active neighbours (bit i = peers[i]) to which
@@ -168,7 +170,8 @@ struct kith_gossip {
   uint32_t repair_tries; /* refused NEIGHBOR requests in a row */
   lateness late;
   uint64_t rtt8; /* round trip of GRAFT and WANT answers (ms x 8, EWMA) */
-  size_t need_n; /* ids waiting in all peers' need lists */
+  size_t need_n;   /* ids waiting in all peers' need lists */
+  uint64_t need_at; /* the earliest need_quiet (0: none) */
   /* ids asked for at the end of a reconciliation lately, and of whom:
    * id -> asked_ent, and the entries oldest first (at most
    * KITH_GOSSIP_NEED_MAX) */
@@ -236,6 +239,7 @@ int rc_known_full(const kith_gossip *g); /* the set in memory is full */
 kith_err rc_recv(kith_gossip *g, gpeer *p, const msgpack_object *f, uint32_t nf,
                  uint64_t now, kith_out *out);
 void rc_tick(kith_gossip *g, uint64_t now, kith_out *out);
+uint64_t rc_deadline(const kith_gossip *g); /* 0: none */
 void rc_peer_gone(kith_gossip *g, gpeer *p);
 
 #endif

@@ -131,17 +131,40 @@ static void need_flush(kith_gossip *g, gpeer *p, uint64_t now, kith_out *out) {
 }
 
 /* Notes ids a step found missing here; beyond KITH_GOSSIP_NEED_MAX
- * waiting in all, p's list is asked for at once. */
+ * waiting in all, p's list is asked for at once. A side whose last
+ * message gets no answer (the peer had nothing more to say) never ends:
+ * its list is asked for once the reconciliations with p have been quiet
+ * for KITH_GOSSIP_NEED_QUIET_MS and two round trips (rc_tick). */
 static void need_note(kith_gossip *g, gpeer *p, const GByteArray *need,
                       uint64_t now, kith_out *out) {
-  if (need->len == 0)
-    return;
+  if (need->len > 0) {
+    if (p->need == NULL)
+      p->need = g_byte_array_new();
+    g_byte_array_append(p->need, need->data, need->len);
+    g->need_n += need->len / 32;
+  }
   if (p->need == NULL)
-    p->need = g_byte_array_new();
-  g_byte_array_append(p->need, need->data, need->len);
-  g->need_n += need->len / 32;
+    return;
+  p->need_quiet = now + MAX(KITH_GOSSIP_NEED_QUIET_MS, 2 * (g->rtt8 / 8));
+  if (g->need_at == 0 || p->need_quiet < g->need_at)
+    g->need_at = p->need_quiet;
   if (g->need_n > KITH_GOSSIP_NEED_MAX)
     need_flush(g, p, now, out);
+}
+
+/* Asks for the lists of peers whose reconciliations have gone quiet. */
+static void need_flush_quiet(kith_gossip *g, uint64_t now, kith_out *out) {
+  uint64_t next = 0;
+  for (uint32_t i = 0; i < PEERS_MAX; i++) {
+    gpeer *p = &g->peers[i];
+    if (!p->used || p->need == NULL)
+      continue;
+    if (now >= p->need_quiet)
+      need_flush(g, p, now, out);
+    else if (next == 0 || p->need_quiet < next)
+      next = p->need_quiet;
+  }
+  g->need_at = next;
 }
 
 /* One reconciliation step: reply, and note what this side lacks, to ask
@@ -222,7 +245,13 @@ kith_err kith_gossip_reconcile(kith_gossip *g, const uint8_t peer[32],
   return KITH_OK;
 }
 
+uint64_t rc_deadline(const kith_gossip *g) {
+  return g->need_at;
+}
+
 void rc_tick(kith_gossip *g, uint64_t now, kith_out *out) {
+  if (g->need_at != 0 && now >= g->need_at)
+    need_flush_quiet(g, now, out);
   if (g->recon_at != 0 && now >= g->recon_at)
     start_recon(g, now, out);
 }

@@ -594,6 +594,42 @@ static void test_reconcile_asks_again_for_a_held_event(void **state) {
   net_free(t);
 }
 
+/* A side whose last message gets no answer (the peer had nothing more to
+ * say) never ends; what it found missing is asked for once the
+ * reconciliation has been quiet for KITH_GOSSIP_NEED_QUIET_MS. Here 0
+ * starts; 1 lacks events 0 and 1, and learns so from a message that it
+ * must answer (0 lacks 15 of its events); 0 then has nothing more to say. */
+static void test_reconcile_quiet_side_asks_all_the_same(void **state) {
+  (void)state;
+  net *t = net_new(2, 0);
+  join(t, 1, 0);
+  for (int e = 0; e < EVMAX; e++) {
+    if (e != 20 && e < 50)
+      know(t, 0, e);
+    if (e >= 2)
+      know(t, 1, e);
+  }
+  assert_int_equal(kith_gossip_reconcile(t->g[0], t->id[1], t->now, &t->out),
+                   KITH_OK);
+  drain(t, 0);
+  pump(t);
+  kith_gossip_stats s0, s1;
+  kith_gossip_get_stats(t->g[0], &s0);
+  kith_gossip_get_stats(t->g[1], &s1);
+  assert_int_equal(s0.wants_sent, 15); /* 20 and 50 to 63 */
+  assert_int_equal(s1.wants_sent, 0);  /* its side is still open */
+  uint64_t t0 = t->now;
+  run_until(t, t0 + KITH_GOSSIP_NEED_QUIET_MS - 1);
+  kith_gossip_get_stats(t->g[1], &s1);
+  assert_int_equal(s1.wants_sent, 0);
+  run_until(t, t0 + KITH_GOSSIP_NEED_QUIET_MS);
+  kith_gossip_get_stats(t->g[1], &s1);
+  assert_int_equal(s1.wants_sent, 2);
+  for (int e = 0; e < EVMAX; e++)
+    assert_int_equal(t->got[1][e], 1);
+  net_free(t);
+}
+
 /* The caller's known set (a node's store): the engine reads it, adds
  * every valid event to it, reconciles only once it is ready, and answers
  * WANTs for ids in it that it never saw (stored before it started) by
@@ -1378,6 +1414,7 @@ int main(void) {
       cmocka_unit_test(test_reconcile_asks_for_the_whole_difference_at_its_end),
       cmocka_unit_test(test_reconcile_asks_each_peer_for_the_whole_difference),
       cmocka_unit_test(test_reconcile_asks_again_for_a_held_event),
+      cmocka_unit_test(test_reconcile_quiet_side_asks_all_the_same),
       cmocka_unit_test(test_malformed_frames),
       cmocka_unit_test(test_invalid_not_forwarded),
       cmocka_unit_test(test_junk_claiming_an_id_cannot_censor_the_event),
