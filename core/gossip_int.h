@@ -169,8 +169,8 @@ struct kith_gossip {
   uint64_t pend_at;      /* the oldest pending payload expires then (0: none) */
   uint32_t repair_tries; /* refused NEIGHBOR requests in a row */
   lateness late;
-  uint64_t rtt8; /* round trip of GRAFT and WANT answers (ms x 8, EWMA) */
-  size_t need_n;   /* ids waiting in all peers' need lists */
+  uint64_t rtt8;    /* round trip of GRAFT and WANT answers (ms x 8, EWMA) */
+  size_t need_n;    /* ids waiting in all peers' need lists */
   uint64_t need_at; /* the earliest need_quiet (0: none) */
   /* ids asked for at the end of a reconciliation lately, and of whom:
    * id -> asked_ent, and the entries oldest first (at most

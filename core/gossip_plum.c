@@ -1132,8 +1132,8 @@ void pt_tick(kith_gossip *g, uint64_t now, kith_out *out) {
 
 uint64_t pt_deadline(const kith_gossip *g) {
   uint64_t d = UINT64_MAX;
-  const uint64_t at[] = {g->ihave_at, g->pend_at,  g->missing_at,
-                         g->recon_at, g->eph_at, rc_deadline(g)};
+  const uint64_t at[] = {g->ihave_at, g->pend_at, g->missing_at,
+                         g->recon_at, g->eph_at,  rc_deadline(g)};
   for (size_t i = 0; i < G_N_ELEMENTS(at); i++)
     if (at[i] != 0 && at[i] < d)
       d = at[i];
