@@ -15,7 +15,9 @@
  *   other's trees apart (gossip_plum.c); payloads name their source.
  * - Anti-entropy: every recon_ms (with jitter) the engine reconciles its set
  *   of known event ids with one active neighbour (core/reconcile.h), then
- *   asks for what it lacks.
+ *   asks that neighbour for all it lacks at once when the reconciliation
+ *   ends, so that it can send the difference parents first. What comes
+ *   so, looked up in a store (source 0), is a catch-up: never passed on.
  *
  * Inputs carry now_ms; outputs go to a kith_out (core/out.h). Links are
  * made and dropped by the caller (KITH_OUT_CONNECT / KITH_OUT_DISCONNECT),
