@@ -147,11 +147,14 @@ echo "  heal: node n0 is told the address of node n$HALF; every node should hold
 
 # gossip_stats: one line per node of its gossip counters (kith-bench
 # gossip-stats), to show where a slow heal stands: events held for
-# parents, payloads received, WANTs sent, pending-table overflows (from 30 s on).
+# parents, payloads received (of which duplicates), WANTs sent,
+# overflows at the engine's bounds, verdicts "not now" (held events the
+# group forgot, among others), reconciliation steps (from 10 s on: the
+# target).
 gossip_stats() {
   for i in $(seq 0 $((NODES - 1))); do
     "$BIN/kith-bench" gossip-stats --home "$WORK/n$i" | jq -r \
-      '"      n'"$i"' gossip: held \(.held), payloads \(.payloads), wants sent \(.wants_sent), overflows \(.overflows), reconciliations \(.recon_rounds)"' ||
+      '"      n'"$i"' gossip: held \(.held), payloads \(.payloads) (duplicates \(.duplicates)), wants sent \(.wants_sent), overflows \(.overflows), not now \(.later), reconciliation steps \(.recon_rounds)"' ||
       true
   done
 }
@@ -179,7 +182,7 @@ heal_wait() {
     if [ "$all" = 1 ] && agree 0 "$NODES" "$want"; then return 0; fi
     while [ "$r" -lt ${#REPORT_AT[@]} ] && past "$t0" "${REPORT_AT[$r]}"; do
       echo "    after ${REPORT_AT[$r]} s, events held:$counts"
-      [ "${REPORT_AT[$r]}" -lt 30 ] || gossip_stats
+      [ "${REPORT_AT[$r]}" -lt "$TARGET_S" ] || gossip_stats
       r=$((r + 1))
     done
     if past "$t0" "$HEAL_LIMIT_S"; then

@@ -97,6 +97,8 @@ kith_gossip *kith_gossip_new(const uint8_t self[32], uint64_t seed,
       g_hash_table_new_full(gs_id_hash, gs_id_equal, NULL, pt_free_pending);
   g->pend_by = g_hash_table_new_full(gs_id_hash, gs_id_equal, NULL, g_free);
   g->missing = g_hash_table_new_full(gs_pfx_hash, gs_pfx_equal, NULL, g_free);
+  g->asked = g_hash_table_new(gs_id_hash, gs_id_equal);
+  g_queue_init(&g->asked_fifo);
   g->known = kith_recon_set_new();
   g->src = kith_recon_set_source(g->known);
   return g;
@@ -109,6 +111,8 @@ void kith_gossip_free(kith_gossip *g) {
     g_free(g->peers[i].lazy);
     kith_recon_free(g->peers[i].rs[0]);
     kith_recon_free(g->peers[i].rs[1]);
+    if (g->peers[i].need != NULL)
+      g_byte_array_free(g->peers[i].need, TRUE);
   }
   g_queue_clear(&g->seen_fifo); /* keys are owned by the table */
   g_hash_table_destroy(g->seen_pfx);
@@ -121,6 +125,8 @@ void kith_gossip_free(kith_gossip *g) {
   g_hash_table_destroy(g->pend);
   g_hash_table_destroy(g->pend_by);
   g_hash_table_destroy(g->missing);
+  g_hash_table_destroy(g->asked);
+  g_queue_clear_full(&g->asked_fifo, g_free);
   kith_recon_set_free(g->known);
   g_free(g);
 }

@@ -15,7 +15,9 @@
  *   other's trees apart (gossip_plum.c); payloads name their source.
  * - Anti-entropy: every recon_ms (with jitter) the engine reconciles its set
  *   of known event ids with one active neighbour (core/reconcile.h), then
- *   asks for what it lacks.
+ *   asks that neighbour for all it lacks at once when the reconciliation
+ *   ends, so that it can send the difference parents first. What comes
+ *   so, looked up in a store (source 0), is a catch-up: never passed on.
  *
  * Inputs carry now_ms; outputs go to a kith_out (core/out.h). Links are
  * made and dropped by the caller (KITH_OUT_CONNECT / KITH_OUT_DISCONNECT),
@@ -86,7 +88,18 @@
 #define KITH_GOSSIP_PENDING_MS 60000 /* then they are forgotten */
 /* Held payloads (KITH_GOSSIP_HELD) kept outside those counts, at most */
 #define KITH_GOSSIP_HELD_MAX 4096
-#define KITH_GOSSIP_MISSING_MAX 4096     /* announced ids not yet received */
+#define KITH_GOSSIP_MISSING_MAX 4096 /* announced ids not yet received */
+/* Ids found missing by reconciliations, waiting to be asked for at their
+ * end (all peers together), at most */
+#define KITH_GOSSIP_NEED_MAX 65536
+/* An id asked of a peer at the end of a reconciliation is not asked of
+ * that peer again at the end of another for this long (ms), unless it
+ * came and was forgotten (KITH_GOSSIP_LATER): it is in the peer's stream */
+#define KITH_GOSSIP_NEED_WAIT_MS 5000
+/* A reconciliation whose side here is not over (the peer may have ended
+ * it) but that has been quiet this long (ms; and two round trips) has its
+ * missing ids asked for all the same */
+#define KITH_GOSSIP_NEED_QUIET_MS 250
 #define KITH_GOSSIP_ANNOUNCERS 4         /* neighbours remembered per id */
 #define KITH_GOSSIP_EPH_MAX_PAYLOAD 1024 /* bytes of one ephemeral payload */
 #define KITH_GOSSIP_EPH_MAX 4096         /* ephemeral payloads remembered */

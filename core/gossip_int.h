@@ -54,6 +54,11 @@ typedef struct gpeer {
   /* reconciliations with this peer: [0] started here, [1] by the peer.
    * Each has its own snapshot (reconcile.h: one at a time per object). */
   kith_recon *rs[2];
+  /* ids reconciliations with this peer found missing here, asked for
+   * when one ends, or when none has had a step since need_quiet
+   * (gossip_recon.c) */
+  GByteArray *need;
+  uint64_t need_quiet;
 } gpeer;
 
 /* A dissemination tree: the active neighbours (bit i = peers[i]) to which
@@ -164,7 +169,14 @@ struct kith_gossip {
   uint64_t pend_at;      /* the oldest pending payload expires then (0: none) */
   uint32_t repair_tries; /* refused NEIGHBOR requests in a row */
   lateness late;
-  uint64_t rtt8; /* round trip of GRAFT and WANT answers (ms x 8, EWMA) */
+  uint64_t rtt8;    /* round trip of GRAFT and WANT answers (ms x 8, EWMA) */
+  size_t need_n;    /* ids waiting in all peers' need lists */
+  uint64_t need_at; /* the earliest need_quiet (0: none) */
+  /* ids asked for at the end of a reconciliation lately, and of whom:
+   * id -> asked_ent, and the entries oldest first (at most
+   * KITH_GOSSIP_NEED_MAX) */
+  GHashTable *asked;
+  GQueue asked_fifo;
   kith_gossip_stats st;
 };
 
@@ -217,15 +229,17 @@ void pt_neighbor_up(kith_gossip *g, gpeer *p, kith_out *out);
 void pt_neighbor_gone(kith_gossip *g, gpeer *p, kith_out *out);
 void pt_free_cached(gpointer v);
 void pt_free_pending(gpointer v);
-size_t pt_want(kith_gossip *g, gpeer *p, const uint8_t *ids, size_t n,
-               uint64_t now, kith_out *out);
 
 /* gossip_recon.c: anti-entropy */
+/* id came and was forgotten (KITH_GOSSIP_LATER): the next reconciliation
+ * asks for it again, of any peer. */
+void rc_forget_asked(kith_gossip *g, const uint8_t id[32]);
 void rc_known_add(kith_gossip *g, uint64_t ts, const uint8_t id[32]);
 int rc_known_full(const kith_gossip *g); /* the set in memory is full */
 kith_err rc_recv(kith_gossip *g, gpeer *p, const msgpack_object *f, uint32_t nf,
                  uint64_t now, kith_out *out);
 void rc_tick(kith_gossip *g, uint64_t now, kith_out *out);
+uint64_t rc_deadline(const kith_gossip *g); /* 0: none */
 void rc_peer_gone(kith_gossip *g, gpeer *p);
 
 #endif

@@ -412,7 +412,12 @@ static pending *pend_take(kith_gossip *g, const uint8_t id[32]) {
 
 /* ---- accepting and publishing ---- */
 
-/* fwd: 0 if it was passed on already (KITH_GOSSIP_HELD). */
+/* fwd: 0 if it was passed on already (KITH_GOSSIP_HELD). A payload of
+ * source 0 (looked up in a store for a WANT: a catch-up) is not passed on
+ * at all: the nodes behind this one catch up by their own reconciliation,
+ * each from one stream in depth order (gossip_recon.c); pushed on here, it
+ * would reach them out of their order, in the order this node accepted
+ * it, with holes where pushes were pruned. */
 static void accept_event(kith_gossip *g, const cached *ev, uint64_t ts,
                          const uint8_t *from, int push, int fwd, uint64_t now,
                          kith_out *out) {
@@ -420,7 +425,7 @@ static void accept_event(kith_gossip *g, const cached *ev, uint64_t ts,
   rc_known_add(g, ts, ev->id);
   cache_put(g, ev);
   tree_note(g, ev->tag);
-  if (fwd)
+  if (fwd && ev->tag != 0)
     forward(g, ev, from, push, now, out);
 }
 
@@ -507,7 +512,8 @@ void kith_gossip_verdict(kith_gossip *g, const uint8_t id[32],
                          uint64_t now_ms, kith_out *out) {
   pending *pe = g_hash_table_lookup(g->pend, id);
   if (v == KITH_GOSSIP_HELD) { /* passed on now, judged later */
-    if (pe != NULL && !pe->forwarded && !pe->eph) {
+    /* unless its source is not known (tag 0: a catch-up, accept_event) */
+    if (pe != NULL && !pe->forwarded && !pe->eph && pe->tag != 0) {
       cached ev = cached_of(pe);
       pe->forwarded = 1;
       cache_put(g, &ev);
@@ -546,6 +552,7 @@ void kith_gossip_verdict(kith_gossip *g, const uint8_t id[32],
     (void)kith_out_push(out, KITH_OUT_PENALIZE, pe->from, NULL, 0);
   } else {
     gs_seen_set(g, id, 0); /* not now: the next copy is delivered again */
+    rc_forget_asked(g, id);
     cache_drop(g, id);
     g->st.later++;
   }
@@ -655,35 +662,6 @@ static void missing_add_who(missing *m, const uint8_t from[32], uint8_t hops) {
     m->hops[m->n] = hops;
     memcpy(m->who[m->n++], from, 32);
   }
-}
-
-size_t pt_want(kith_gossip *g, gpeer *p, const uint8_t *ids, size_t n,
-               uint64_t now, kith_out *out) {
-  uint8_t *ask = g_malloc(32 * (n + 1));
-  size_t k = 0;
-  for (size_t i = 0; i < n; i++) {
-    const uint8_t *id = ids + 32 * i;
-    if (gs_seen(g, id) != 0)
-      continue;
-    missing *m = missing_get(g, id, 1, now);
-    if (m != NULL) {
-      if (m->asked_at != 0 && now < m->asked_at + g->cfg.graft_retry_ms)
-        continue;
-      if (!m->want && !m->announced) {
-        memcpy(m->id, id, 32);
-        m->want = 1;
-      }
-      missing_add_who(m, p->id, UINT8_MAX);
-      m->asked_at = now;
-      m->deadline = now + g->cfg.graft_retry_ms;
-      missing_arm(g, m->deadline);
-    }
-    memcpy(ask + 32 * k++, id, 32);
-  }
-  gs_send_ids(g, p->id, KITH_GF_WANT, ask, k, out);
-  g->st.wants_sent += k;
-  g_free(ask);
-  return k;
 }
 
 kith_err kith_gossip_want(kith_gossip *g, const uint8_t peer[32],
@@ -949,8 +927,13 @@ static void answer(kith_gossip *g, gpeer *p, const uint8_t *ids, size_t n,
       tree *t = tree_for(g, c->tag);
       flush_fetch(p, &fetch, &nf, out); /* asked before this one */
       int kind = !push ? PUSH_REPLY : t == &g->dflt ? PUSH_DEFAULT : PUSH_OWN;
-      send_payload(g, p->id, c->tag, c->hops + 1, kind, c->eph, c->data, c->len,
-                   out);
+      /* a WANT's answer is a catch-up: source 0, as if looked up, so that
+       * the asker does not pass it on (accept_event) */
+      if (push || c->eph)
+        send_payload(g, p->id, c->tag, c->hops + 1, kind, c->eph, c->data,
+                     c->len, out);
+      else
+        send_payload(g, p->id, 0, 1, kind, 0, c->data, c->len, out);
       if (push && p->active)
         t->eager |= bit(g, p);
       continue;
@@ -1155,8 +1138,8 @@ void pt_tick(kith_gossip *g, uint64_t now, kith_out *out) {
 
 uint64_t pt_deadline(const kith_gossip *g) {
   uint64_t d = UINT64_MAX;
-  const uint64_t at[] = {g->ihave_at, g->pend_at, g->missing_at, g->recon_at,
-                         g->eph_at};
+  const uint64_t at[] = {g->ihave_at, g->pend_at, g->missing_at,
+                         g->recon_at, g->eph_at,  rc_deadline(g)};
   for (size_t i = 0; i < G_N_ELEMENTS(at); i++)
     if (at[i] != 0 && at[i] < d)
       d = at[i];

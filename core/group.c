@@ -61,6 +61,7 @@ kith_group *kith_group_new(const uint8_t gid[32], const kith_ident *me) {
   g->by_author = g_hash_table_new_full(id_hash, id_equal, g_free, g_free);
   g->wait_keys = g_ptr_array_new();
   g->wait_time = g_ptr_array_new();
+  g->evicted = g_byte_array_new();
   g->epochs =
       g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
   g->prov = g_ptr_array_new();
@@ -84,6 +85,7 @@ void kith_group_free(kith_group *g) {
   g_hash_table_destroy(g->by_author);
   g_ptr_array_free(g->wait_keys, TRUE);
   g_ptr_array_free(g->wait_time, TRUE);
+  g_byte_array_free(g->evicted, TRUE);
   grp_state_clear(&g->st);
   grp_dag_clear(g);
   grp_keys_clear(g);
@@ -151,7 +153,21 @@ static void unindex(kith_group *g, held *h) {
   }
 }
 
-/* Drops the oldest held event of the author with the most held. */
+/* The deepest held event of author queue q (of equal depths, the one that
+ * came last): the one furthest from being released, since events arrive
+ * about parents first (docs/protocol.md 5.8). */
+static held *deepest(GQueue *q) {
+  held *best = NULL;
+  for (GList *l = q->head; l; l = l->next) {
+    held *h = l->data;
+    if (!best || h->ev.depth >= best->ev.depth)
+      best = h;
+  }
+  return best;
+}
+
+/* Forgets the deepest held event of queue prefer, or of the author with
+ * the most held; its id is noted for kith_group_take_evicted. */
 static void evict_one(kith_group *g, GQueue *prefer) {
   GQueue *q = prefer;
   if (!q) {
@@ -165,13 +181,24 @@ static void evict_one(kith_group *g, GQueue *prefer) {
   }
   if (!q || !q->head)
     return;
-  held *h = q->head->data;
+  held *h = deepest(q);
+  g->stats.held_steps += q->length;
+  if (g->evicted->len < GROUP_EVICTED_MAX * 32)
+    g_byte_array_append(g->evicted, h->ev.id, 32);
   unindex(g, h);
   held_free(h);
 }
 
+size_t kith_group_take_evicted(kith_group *g, GByteArray *ids) {
+  size_t n = g->evicted->len / 32;
+  g_byte_array_append(ids, g->evicted->data, g->evicted->len);
+  g_byte_array_set_size(g->evicted, 0);
+  return n;
+}
+
 /* Holds ev (moved in). Being held is never a verdict: a held event that is
- * evicted is simply forgotten, and arrives again from a peer later. */
+ * evicted is simply forgotten, and arrives again from a peer later. At a
+ * bound the deepest held event goes, which may be ev itself. */
 static kith_err hold(kith_group *g, kith_event *ev, int why,
                      const uint8_t *wait_in, uint64_t epoch) {
   uint8_t wait[32] = {0};
@@ -179,13 +206,6 @@ static kith_err hold(kith_group *g, kith_event *ev, int why,
     memcpy(wait, wait_in, 32); /* it may point into ev, which moves */
   size_t cost = ev->raw_len + ev->body_len + sizeof(held);
   GQueue *mine = author_queue(g, ev->author);
-  if (mine->length >= GROUP_HELD_PER_AUTHOR)
-    evict_one(g, mine);
-  while (g_hash_table_size(g->held) > 0 &&
-         (g_hash_table_size(g->held) >= KITH_GROUP_MAX_HELD ||
-          g->held_bytes + cost > GROUP_MAX_HELD_BYTES))
-    evict_one(g, NULL);
-  mine = author_queue(g, ev->author);
   held *h = g_new0(held, 1);
   h->ev = *ev;
   memset(ev, 0, sizeof *ev);
@@ -207,6 +227,11 @@ static kith_err hold(kith_group *g, kith_event *ev, int why,
   } else {
     g_ptr_array_add(why == WAIT_KEY ? g->wait_keys : g->wait_time, h);
   }
+  if (mine->length > GROUP_HELD_PER_AUTHOR)
+    evict_one(g, mine);
+  while (g_hash_table_size(g->held) > KITH_GROUP_MAX_HELD ||
+         g->held_bytes > GROUP_MAX_HELD_BYTES)
+    evict_one(g, NULL);
   return KITH_ERR_MISSING;
 }
 

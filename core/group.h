@@ -4,7 +4,7 @@
  * 5.7-5.9 and 6). Two replicas with the same events have the same
  * kith_group_state_hash. Events whose parents are missing, whose epoch key
  * is not known yet, or that are dated too far ahead of this node's clock
- * are held (bounded per author, evicted oldest first, never marked
+ * are held (bounded per author, the deepest evicted first, never marked
  * invalid) and re-examined when what they wait for arrives.
  *
  * Memory does not grow with the history: control events (every kind but
@@ -326,6 +326,12 @@ KITH_MUST kith_err kith_group_receive(kith_group *g, const uint8_t *raw,
 /* Ids of parents that held events wait for (32 bytes each, at most max),
  * to ask peers for. */
 size_t kith_group_missing(const kith_group *g, GByteArray *ids, size_t max);
+/* Moves into ids (32 bytes each) the ids of held events forgotten at a
+ * bound since the last call (at most KITH_GROUP_MAX_HELD are noted
+ * between two calls; docs/protocol.md 5.8), and returns how many: the
+ * node's gossip engine forgets them too, so that they are taken again
+ * when they come. */
+size_t kith_group_take_evicted(kith_group *g, GByteArray *ids);
 
 /* Derived state (all borrowed until the next call that changes g). */
 const uint8_t *kith_group_id(const kith_group *g);

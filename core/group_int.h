@@ -41,6 +41,8 @@
 #define GROUP_MAX_EVENTS (UINT64_C(1) << 40)
 #define GROUP_MAX_HELD_BYTES (32u << 20)
 #define GROUP_HELD_PER_AUTHOR 512 /* held events of one author, at most */
+/* Ids of evicted held events kept for kith_group_take_evicted, at most */
+#define GROUP_EVICTED_MAX KITH_GROUP_MAX_HELD
 #define GROUP_EPOCH_MAX KITH_EPOCH_ID_MAX
 #define GROUP_MSG_N_MAX (UINT64_C(1) << 40)
 #define GROUP_SUM_CACHE 65536  /* event summaries kept in memory (store) */
@@ -324,8 +326,9 @@ struct kith_group {
   GPtrArray *wait_keys;  /* held* that wait for an epoch key */
   GPtrArray *wait_time;  /* held* dated too far ahead */
   size_t held_bytes;
-  GQueue ready; /* held* released, to be examined again (a worklist) */
-  int draining; /* the worklist is being drained further up the stack */
+  GByteArray *evicted; /* ids of held events forgotten, not yet taken */
+  GQueue ready;        /* held* released, to be examined again (a worklist) */
+  int draining;        /* the worklist is being drained further up the stack */
   /* keys: one sodium_malloc'ed block, a scratch area of GROUP_KEY_SCRATCH
    * bytes (key lists are opened there) and then the table of cap_secrets
    * records; it is replaced only when the table grows */

@@ -136,6 +136,19 @@ static void on_held(kith_node *n, node_group *ng, const kith_out_item *it,
   drain(n, ng, &o);
 }
 
+/* Held events the group forgot at its bounds (docs/protocol.md 5.8) are
+ * forgotten by the engine too ("not now"): it takes them again when they
+ * come, rather than drop them as duplicates until KITH_GOSSIP_PENDING_MS
+ * has passed. */
+static void forget_evicted(kith_node *n, node_group *ng) {
+  GByteArray *ids = g_byte_array_new();
+
+  kith_group_take_evicted(ng->g, ids);
+  for (guint i = 0; i + 32 <= ids->len && ng->gs; i += 32)
+    verdict(n, ng, ids->data + i, KITH_GOSSIP_LATER, 0);
+  g_byte_array_free(ids, TRUE);
+}
+
 /* An event the engine received: the group decides; the engine forwards
  * only what the group accepted. */
 static void deliver(kith_node *n, node_group *ng, const kith_out_item *it,
@@ -166,6 +179,7 @@ static void deliver(kith_node *n, node_group *ng, const kith_out_item *it,
    * verdict in node_accepted; a held one gets it when released. */
   node_accepted(n, ng, acc, ACC_GOSSIP);
   g_ptr_array_unref(acc);
+  forget_evicted(n, ng);
 }
 
 /* What waits to be sent to a peer, in order: an event to fetch (frame
@@ -234,13 +248,24 @@ static void push(node_peer *p, const uint8_t gid[32], const uint8_t *id,
     g_queue_push_head(p->push, it);
 }
 
+static gboolean on_pump_soon(gpointer data) {
+  node_peer *p = data;
+
+  p->pump_soon = 0;
+  gossip_pump(p);
+  return G_SOURCE_REMOVE;
+}
+
 /* Events a peer asked for that the engine no longer caches (a history for
  * a newcomer, what a returning node lacks) are queued on the link and sent
  * as it drains (gossip_pump), so a long history flows at the link's pace.
  * Payload frames the engine sends meanwhile join the queue too. The queue
  * is kept in depth order: a newcomer asks in the order reconciliation
  * finds the differences, not the events' order, and its engine and group
- * hold only so many events whose parents are missing. */
+ * hold only so many events whose parents are missing. The queue starts
+ * going out once the main loop is idle, so that all the WANT frames that
+ * arrived together (a reconciliation's whole difference) are sorted
+ * before the first event leaves. */
 static void fetch(kith_node *n, node_group *ng, const uint8_t peer[32],
                   const uint8_t *ids, size_t len) {
   node_peer *p = peer_find_up(n, peer);
@@ -263,8 +288,8 @@ static void fetch(kith_node *n, node_group *ng, const uint8_t peer[32],
     g_hash_table_add(p->queued, g_strdup(text));
     push(p, kith_group_id(ng->g), ids + i, NULL, 0, depth);
   }
-  if (p)
-    gossip_pump(p);
+  if (p && !p->pump_soon)
+    p->pump_soon = g_idle_add(on_pump_soon, p);
 }
 
 static void pump_item(kith_node *n, node_peer *p, push_item *it) {

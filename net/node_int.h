@@ -142,8 +142,9 @@ typedef struct node_peer {
   node_instance inst; /* the peer's, from its offer or answer */
   int has_inst;
   int pumping;
-  int moving;    /* sealing MOVE: nothing else may be sealed meanwhile */
-  int flush_due; /* records sealed this round wait for the round's end */
+  guint pump_soon; /* idle source: gossip_pump after the frames at hand */
+  int moving;      /* sealing MOVE: nothing else may be sealed meanwhile */
+  int flush_due;   /* records sealed this round wait for the round's end */
 } node_peer;
 
 typedef struct node_group {

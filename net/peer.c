@@ -16,6 +16,8 @@ void peer_free(node_peer *p) {
     kith_session_free(p->sess);
   if (p->reply_to)
     g_object_unref(p->reply_to);
+  if (p->pump_soon)
+    g_source_remove(p->pump_soon);
   if (p->push)
     g_queue_free_full(p->push, gossip_push_free);
   if (p->queued)

@@ -279,7 +279,13 @@ static void rpc_friend_add(kith_rpc_call *call, const msgpack_object *params,
   }
   g_hash_table_replace(n->friends, g_strdup(id_text), f);
   peer_backoff_reset(n, f->node); /* link up at the next tick */
-  reflex_refresh(n);              /* and ask it where we are */
+  /* An attempt under way (an introduction through a neighbour that may
+   * not reach it) would keep the tick from trying the address until it
+   * times out: the address is offered to it now. */
+  node_peer *p = peer_find(n, f->node);
+  if (p && p->state != PEER_UP)
+    peer_reoffer(p, f->host, f->port);
+  reflex_refresh(n); /* and ask it where we are */
   kith_pack_init(&pk);
   pack_friend(&pk, f);
   node_rpc_reply(n, call, &pk);

@@ -39,6 +39,8 @@ typedef struct net {
   int eph[NMAX];          /* ephemeral payloads accepted per node */
   uint8_t *store[EVMAX];  /* event payloads by index, for FETCH */
   uint64_t ts[EVMAX];
+  GArray *trace; /* if set: types of the frames node trace_from sent */
+  int trace_from;
   kith_out out;
 } net;
 
@@ -170,8 +172,11 @@ static void drain(net *t, int i) {
 static void pump(net *t) {
   for (int guard = 0; guard < 200000 && !g_queue_is_empty(&t->q); guard++) {
     frame *f = g_queue_pop_head(&t->q);
-    if (kith_gossip_frame_type(f->data, f->len) == KITH_GF_PAYLOAD)
+    int type = kith_gossip_frame_type(f->data, f->len);
+    if (type == KITH_GF_PAYLOAD)
       t->copies[f->to]++;
+    if (t->trace != NULL && f->from == t->trace_from)
+      g_array_append_val(t->trace, type);
     assert_int_equal(kith_gossip_recv(t->g[f->to], t->id[f->from], f->data,
                                       f->len, t->now, &t->out),
                      KITH_OK);
@@ -448,22 +453,24 @@ static void test_link_failure_repair(void **state) {
   net_free(t);
 }
 
+/* Engine i holds event e already (known to reconciliation). */
+static void know(net *t, int i, int e) {
+  uint8_t id[32];
+  ev_id(e, id);
+  set_store(t, e);
+  assert_int_equal(kith_gossip_add_known(t->g[i], t->ts[e], id), KITH_OK);
+  t->got[i][e] = 1;
+}
+
 /* Engines 0 and 1 linked; 0 holds events [0,a) and 1 holds [b,c). */
 static void recon_case(int a, int b, int c) {
   net *t = net_new(2, 1000);
   join(t, 1, 0);
   for (int e = 0; e < EVMAX; e++) {
-    uint8_t id[32];
-    ev_id(e, id);
-    set_store(t, e);
-    if (e < a) {
-      assert_int_equal(kith_gossip_add_known(t->g[0], t->ts[e], id), KITH_OK);
-      t->got[0][e] = 1;
-    }
-    if (e >= b && e < c) {
-      assert_int_equal(kith_gossip_add_known(t->g[1], t->ts[e], id), KITH_OK);
-      t->got[1][e] = 1;
-    }
+    if (e < a)
+      know(t, 0, e);
+    if (e >= b && e < c)
+      know(t, 1, e);
   }
   run_until(t, 10000);
   kith_gossip_stats s0, s1;
@@ -522,6 +529,153 @@ static void test_reconcile_now_catches_up_without_waiting(void **state) {
   uint8_t stranger[32] = {0x77};
   assert_int_equal(kith_gossip_reconcile(t->g[1], stranger, t->now, &t->out),
                    KITH_ERR_STATE);
+  net_free(t);
+}
+
+/* A reconciliation asks for what it found missing when it ends, in one
+ * go (docs/protocol.md 11.7.4), not round by round: the peer then has the
+ * whole difference at once to send parents first, not in the order its
+ * rounds found the ranges. 1 lacks one event in one range and 20 in
+ * others: its WANT follows its last RECON frame and names all 21. */
+static void
+test_reconcile_asks_for_the_whole_difference_at_its_end(void **state) {
+  (void)state;
+  net *t = net_new(2, 0);
+  join(t, 1, 0);
+  for (int e = 0; e < EVMAX; e++) {
+    know(t, 0, e);
+    if (e != 5 && (e < 40 || e >= 60))
+      know(t, 1, e);
+  }
+  t->trace = g_array_new(FALSE, FALSE, sizeof(int));
+  t->trace_from = 1;
+  assert_int_equal(kith_gossip_reconcile(t->g[1], t->id[0], t->now, &t->out),
+                   KITH_OK);
+  drain(t, 1);
+  pump(t);
+  int last_recon = -1, first_want = -1, wants = 0, recons = 0;
+  for (guint k = 0; k < t->trace->len; k++) {
+    int type = g_array_index(t->trace, int, k);
+    if (type == KITH_GF_RECON)
+      last_recon = (int)k, recons++;
+    if (type == KITH_GF_WANT) {
+      first_want = first_want < 0 ? (int)k : first_want;
+      wants++;
+    }
+  }
+  g_array_free(t->trace, TRUE);
+  t->trace = NULL;
+  assert_true(recons >= 2); /* more than one round */
+  assert_true(first_want > last_recon);
+  assert_int_equal(wants, 1);
+  kith_gossip_stats st;
+  kith_gossip_get_stats(t->g[1], &st);
+  assert_int_equal(st.wants_sent, 21);
+  for (int e = 0; e < EVMAX; e++)
+    assert_int_equal(t->got[1][e], 1);
+  net_free(t);
+}
+
+/* At a reconciliation's end every id not seen is asked of that peer, even
+ * if another peer was asked for it lately: each stream is then the whole
+ * difference from its shallowest event on, never the part another stream
+ * lacks. The same peer is not asked again within KITH_GOSSIP_NEED_WAIT_MS
+ * (the ids are in its stream), unless an id came and was forgotten ("not
+ * now": it came before its parents). */
+static void
+test_reconcile_asks_each_peer_for_the_whole_difference(void **state) {
+  (void)state;
+  net *t = net_new(3, 0);
+  join(t, 1, 0);
+  join(t, 2, 1);
+  for (int e = 0; e < 10; e++) {
+    know(t, 0, e);
+    know(t, 2, e);
+  }
+  kith_gossip_stats st;
+  t->drop_from = 0; /* 0's answers are lost */
+  t->drop_to = 1;
+  /* rounds: with 0; with 0 after a WANT's own wait (graft_retry_ms);
+   * with 2 (event 3 comes and is forgotten); with 2 at once; with 0 after
+   * KITH_GOSSIP_NEED_WAIT_MS */
+  const int peer[] = {0, 0, 2, 2, 0};
+  const uint64_t wait[] = {0, 1000, 0, 0, KITH_GOSSIP_NEED_WAIT_MS};
+  const uint64_t wants[] = {10, 10, 20, 21, 21};
+  for (size_t r = 0; r < G_N_ELEMENTS(wait); r++) {
+    t->now += wait[r];
+    t->later[1][3] = r == 2;
+    assert_int_equal(
+        kith_gossip_reconcile(t->g[1], t->id[peer[r]], t->now, &t->out),
+        KITH_OK);
+    drain(t, 1);
+    pump(t);
+    kith_gossip_get_stats(t->g[1], &st);
+    assert_int_equal(st.wants_sent, wants[r]);
+    for (int e = 0; e < 10; e++)
+      assert_int_equal(t->got[1][e], r >= 2 && (e != 3 || r >= 3));
+  }
+  net_free(t);
+}
+
+/* A payload held for its parents (no verdict yet) is asked for again at
+ * the next reconciliation's end: the group may forget it before its
+ * parents come, and a stream without it would hold everything after it. */
+static void test_reconcile_asks_again_for_a_held_event(void **state) {
+  (void)state;
+  net *t = net_new(2, 0);
+  join(t, 1, 0);
+  for (int e = 0; e < 5; e++)
+    know(t, 0, e);
+  t->hold[1][2] = 1;
+  kith_gossip_stats st;
+  for (int r = 0; r < 2; r++) {
+    t->now += KITH_GOSSIP_NEED_WAIT_MS;
+    assert_int_equal(kith_gossip_reconcile(t->g[1], t->id[0], t->now, &t->out),
+                     KITH_OK);
+    drain(t, 1);
+    pump(t);
+    kith_gossip_get_stats(t->g[1], &st);
+    assert_int_equal(st.wants_sent, r == 0 ? 5 : 6);
+    assert_int_equal(st.duplicates, r == 0 ? 0 : 1); /* still held */
+  }
+  for (int e = 0; e < 5; e++)
+    assert_int_equal(t->got[1][e], e != 2);
+  net_free(t);
+}
+
+/* A side whose last message gets no answer (the peer had nothing more to
+ * say) never ends; what it found missing is asked for once the
+ * reconciliation has been quiet for KITH_GOSSIP_NEED_QUIET_MS. Here 0
+ * starts; 1 lacks events 0 and 1, and learns so from a message that it
+ * must answer (0 lacks 15 of its events); 0 then has nothing more to say. */
+static void test_reconcile_quiet_side_asks_all_the_same(void **state) {
+  (void)state;
+  net *t = net_new(2, 0);
+  join(t, 1, 0);
+  for (int e = 0; e < EVMAX; e++) {
+    if (e != 20 && e < 50)
+      know(t, 0, e);
+    if (e >= 2)
+      know(t, 1, e);
+  }
+  assert_int_equal(kith_gossip_reconcile(t->g[0], t->id[1], t->now, &t->out),
+                   KITH_OK);
+  drain(t, 0);
+  pump(t);
+  kith_gossip_stats s0, s1;
+  kith_gossip_get_stats(t->g[0], &s0);
+  kith_gossip_get_stats(t->g[1], &s1);
+  assert_int_equal(s0.wants_sent, 15); /* 20 and 50 to 63 */
+  assert_int_equal(s1.wants_sent, 0);  /* its side is still open */
+  uint64_t t0 = t->now;
+  run_until(t, t0 + KITH_GOSSIP_NEED_QUIET_MS - 1);
+  kith_gossip_get_stats(t->g[1], &s1);
+  assert_int_equal(s1.wants_sent, 0);
+  run_until(t, t0 + KITH_GOSSIP_NEED_QUIET_MS);
+  kith_gossip_get_stats(t->g[1], &s1);
+  assert_int_equal(s1.wants_sent, 2);
+  for (int e = 0; e < EVMAX; e++)
+    assert_int_equal(t->got[1][e], 1);
   net_free(t);
 }
 
@@ -948,6 +1102,40 @@ static void test_held_event_is_passed_on_before_its_verdict(void **state) {
   net_free(t);
 }
 
+/* ... but not one whose source is unknown (source 0: looked up in a store
+ * for a WANT, a catch-up), held or valid: that stream brings its parents
+ * first, and children that come early would only fill the held events of
+ * the nodes behind this one. They catch up by their own reconciliation. */
+static void test_catch_up_event_is_not_passed_on(void **state) {
+  (void)state;
+  net *t = net_new(3, 0);
+  join(t, 2, 1); /* 0 - 1 - 2 */
+  join(t, 1, 0);
+  uint8_t id[32];
+  ev_id(8, id);
+  set_store(t, 8);
+  t->hold[1][8] = 1;
+  assert_int_equal(
+      kith_gossip_send_payload(t->g[0], t->id[1], t->store[8], EVLEN, &t->out),
+      KITH_OK);
+  drain(t, 0);
+  run_until(t, t->now + 2000);       /* time for announcements and grafts */
+  assert_int_equal(t->got[1][8], 0); /* held at 1 */
+  assert_int_equal(t->copies[2], 0);
+  t->hold[1][8] = 0;
+  kith_gossip_verdict(t->g[1], id, KITH_GOSSIP_VALID, t->ts[8], t->now,
+                      &t->out);
+  drain(t, 1);
+  run_until(t, t->now + 2000);
+  assert_int_equal(t->copies[2], 0);
+  assert_int_equal(kith_gossip_reconcile(t->g[2], t->id[1], t->now, &t->out),
+                   KITH_OK);
+  drain(t, 2);
+  pump(t);
+  assert_int_equal(t->got[2][8], 1);
+  net_free(t);
+}
+
 /* A WANT is answered in the order asked, whether an event is in the
  * cache (sent at once) or must be looked up (FETCH): a newcomer asks for a
  * history parents first, and holds only so many events whose parents have
@@ -996,6 +1184,18 @@ static void test_want_answered_in_the_order_asked(void **state) {
                kith_gossip_frame_type(it->data, it->len) == KITH_GF_PAYLOAD) {
       assert_true(n < (int)G_N_ELEMENTS(asked));
       answered[n++] = it->data[it->len - 1]; /* the payload ends the frame */
+      /* a catch-up: source 0, hops 1, as if looked up */
+      msgpack_unpacked u;
+      const msgpack_object *f;
+      uint64_t source, hops;
+      msgpack_unpacked_init(&u);
+      assert_int_equal(kith_codec_unpack(it->data, it->len, &u), KITH_OK);
+      assert_int_equal(kith_codec_array(&u.data, 5, &f), KITH_OK);
+      assert_int_equal(kith_codec_uint(&f[1], UINT64_MAX, &source), KITH_OK);
+      assert_int_equal(kith_codec_uint(&f[2], 255, &hops), KITH_OK);
+      assert_int_equal(source, 0);
+      assert_int_equal(hops, 1);
+      msgpack_unpacked_destroy(&u);
     }
   }
   kith_out_clear(&o);
@@ -1273,6 +1473,10 @@ int main(void) {
       cmocka_unit_test(test_reconcile_disjoint),
       cmocka_unit_test(test_reconcile_nearly_equal),
       cmocka_unit_test(test_reconcile_now_catches_up_without_waiting),
+      cmocka_unit_test(test_reconcile_asks_for_the_whole_difference_at_its_end),
+      cmocka_unit_test(test_reconcile_asks_each_peer_for_the_whole_difference),
+      cmocka_unit_test(test_reconcile_asks_again_for_a_held_event),
+      cmocka_unit_test(test_reconcile_quiet_side_asks_all_the_same),
       cmocka_unit_test(test_malformed_frames),
       cmocka_unit_test(test_invalid_not_forwarded),
       cmocka_unit_test(test_junk_claiming_an_id_cannot_censor_the_event),
@@ -1281,6 +1485,7 @@ int main(void) {
       cmocka_unit_test(test_held_flood_from_one_neighbour_blocks_no_one_else),
       cmocka_unit_test(test_unanswered_want_moves_to_another_announcer),
       cmocka_unit_test(test_held_event_is_passed_on_before_its_verdict),
+      cmocka_unit_test(test_catch_up_event_is_not_passed_on),
       cmocka_unit_test(test_held_children_leave_room_for_their_parents),
       cmocka_unit_test(test_want_answered_in_the_order_asked),
       cmocka_unit_test(test_small_group_starts_trees_with_first_messages),

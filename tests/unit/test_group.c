@@ -489,6 +489,61 @@ static void shuffled_deliveries_converge(void **state) {
   g_rand_free(rng);
 }
 
+/* ---- a large gap, children first (docs/protocol.md 5.8) ---- */
+
+/* c misses GAP messages of a, then gets them in blocks of BLOCK, the last
+ * block first and each block in order: children before their parents, as
+ * a catch-up whose rounds came in the wrong order delivers them. The
+ * group keeps the 512 shallowest held (those the next parents release),
+ * forgets the deeper ones and names them (kith_group_take_evicted, so
+ * that the gossip engine takes them again); the first block then
+ * releases every held one, and the forgotten ones, sent again parents
+ * first, are each accepted at once. */
+static void large_gap_children_first_keeps_the_shallowest(void **state) {
+  enum { GAP = 1500, BLOCK = 300, PER_AUTHOR = 512 };
+  world *w = *state;
+  kith_group *g = w->g[C];
+  guint base = w->log->len;
+  for (int i = 0; i < GAP; i++) {
+    w->now += 10;
+    send_text(w, A, "gap");
+  }
+  GByteArray *gone = g_byte_array_new();
+  size_t evicted = 0;
+  for (int b = GAP / BLOCK; b-- > 1;)
+    for (int i = 0; i < BLOCK; i++) {
+      assert_int_equal(deliver(g, w->log->pdata[base + b * BLOCK + i], NULL),
+                       KITH_ERR_MISSING);
+      evicted += kith_group_take_evicted(g, gone);
+      assert_true(kith_group_n_held(g) <= PER_AUTHOR);
+    }
+  assert_int_equal(kith_group_n_held(g), PER_AUTHOR);
+  assert_int_equal(evicted, GAP - BLOCK - PER_AUTHOR);
+  assert_int_equal(gone->len, 32 * evicted);
+  size_t before = kith_group_n_events(g);
+  for (int i = 0; i < BLOCK; i++)
+    assert_int_equal(deliver(g, w->log->pdata[base + i], NULL), KITH_OK);
+  assert_int_equal(kith_group_n_events(g), before + BLOCK + PER_AUTHOR);
+  assert_int_equal(kith_group_n_held(g), 0);
+  assert_int_equal(kith_group_take_evicted(g, gone), 0);
+  /* the forgotten ones are exactly the deepest */
+  for (guint i = base + BLOCK + PER_AUTHOR; i < base + GAP; i++) {
+    uint8_t id[32];
+    size_t len;
+    const uint8_t *raw = g_bytes_get_data(w->log->pdata[i], &len);
+    crypto_generichash(id, 32, raw, len, NULL, 0);
+    guint k = 0;
+    while (k < gone->len && memcmp(gone->data + k, id, 32) != 0)
+      k += 32;
+    assert_true(k < gone->len);
+    assert_int_equal(deliver(g, w->log->pdata[i], NULL), KITH_OK);
+  }
+  g_byte_array_free(gone, TRUE);
+  assert_int_equal(kith_group_n_held(g), 0);
+  sync_node(w, C);
+  assert_same_state(w, A, C);
+}
+
 static void create_argument_errors(void **state) {
   kith_ident me = {0};
   uint8_t seed[32] = {42};
@@ -547,6 +602,8 @@ int main(void) {
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(shuffled_deliveries_converge, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(
+          large_gap_children_first_keeps_the_shallowest, setup, teardown),
       cmocka_unit_test(create_argument_errors),
   };
   int failed = cmocka_run_group_tests_name("group", tests, NULL, NULL);
