@@ -802,7 +802,7 @@ static void print_human(const mopts *o, const result *rs, int n,
                                  "not measured");
   printf("  %s\n", cond);
   printf("  run delivered  p50 ms  p99 ms  max ms  cpu s/1000  bytes/post  "
-         "pkts/post  grafts  prunes  wants  dups\n");
+         "pkts/post  grafts  prunes  wants  dups  ihaves/post\n");
   for (int i = 0; i < n; i++) {
     const result *r = &rs[i];
     if (!r->ok) {
@@ -810,10 +810,11 @@ static void print_human(const mopts *o, const result *rs, int n,
       continue;
     }
     printf("  %3d %9.4f %7.1f %7.1f %7.1f %11.2f %11.0f %10.1f %7lld %7lld "
-           "%6lld %5lld%s\n",
+           "%6lld %5lld %12.1f%s\n",
            i + 1, r->delivered, r->p50_ms, r->p99_ms, r->max_ms,
            r->cpu_per_1000, r->bytes_per_post, r->packets_per_post, r->d.grafts,
            r->d.prunes, r->d.wants, r->d.duplicates,
+           o->posts ? (double)r->d.ihaves / o->posts : 0.0,
            r->hard_stops ? "  (a node needed SIGKILL)" : "");
   }
 }

@@ -5,7 +5,8 @@
  * times and measures, from the spawn, the time until the control socket
  * answers a `status` request (polled every millisecond), stopping the node
  * (SIGTERM) between starts. On the last start it waits --idle-ms and reads
- * VmRSS and VmHWM from /proc/PID/status (idle), then over one control
+ * VmRSS, VmHWM, RssAnon and RssFile from /proc/PID/status and Pss from
+ * /proc/PID/smaps_rollup (idle), then over one control
  * connection asks --logs times for `log [GROUP, 50]` (what `kith log -n
  * 50` asks first) and runs `kith log GROUP -n 50` --logs times as a
  * process (its output discarded), reads the memory again, then sends
@@ -50,6 +51,9 @@ typedef struct opts {
 
 typedef struct mem {
   long rss_kb, hwm_kb;
+  long anon_kb, file_kb; /* RssAnon, RssFile: the heap and stacks, and
+                            mapped files (mostly shared libraries) */
+  long pss_kb; /* shared pages divided among the processes that map them */
 } mem;
 
 typedef struct result {
@@ -168,19 +172,31 @@ static double wait_answer(const cli_opts *co, pid_t pid, double t0, cli_rpc **r,
   return t;
 }
 
+/* The value of the line "name: N kB" of a /proc file's text, or -1. */
+static long proc_field(const char *text, const char *name) {
+  size_t n = strlen(name);
+  for (const char *l = text; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : 0)
+    if (strncmp(l, name, n) == 0 && l[n] == ':')
+      return strtol(l + n + 1, NULL, 10);
+  return -1;
+}
+
 static mem read_mem(pid_t pid) {
-  mem m = {-1, -1};
+  mem m = {-1, -1, -1, -1, -1};
   char path[64], *text = NULL;
   snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-  if (!g_file_get_contents(path, &text, NULL, NULL))
-    return m;
-  for (char *l = text; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
-    if (g_str_has_prefix(l, "VmRSS:"))
-      m.rss_kb = strtol(l + 6, NULL, 10);
-    else if (g_str_has_prefix(l, "VmHWM:"))
-      m.hwm_kb = strtol(l + 6, NULL, 10);
+  if (g_file_get_contents(path, &text, NULL, NULL)) {
+    m.rss_kb = proc_field(text, "VmRSS");
+    m.hwm_kb = proc_field(text, "VmHWM");
+    m.anon_kb = proc_field(text, "RssAnon");
+    m.file_kb = proc_field(text, "RssFile");
+    g_free(text);
   }
-  g_free(text);
+  snprintf(path, sizeof path, "/proc/%d/smaps_rollup", (int)pid);
+  if (g_file_get_contents(path, &text, NULL, NULL)) {
+    m.pss_kb = proc_field(text, "Pss");
+    g_free(text);
+  }
   return m;
 }
 
@@ -348,6 +364,9 @@ static void print_result(const opts *o, result *res) {
     bench_json_num(b, "exec_s", res->exec_s);
     bench_json_int(b, "rss_idle_kb", res->idle.rss_kb);
     bench_json_int(b, "hwm_idle_kb", res->idle.hwm_kb);
+    bench_json_int(b, "rss_anon_idle_kb", res->idle.anon_kb);
+    bench_json_int(b, "rss_file_idle_kb", res->idle.file_kb);
+    bench_json_int(b, "pss_idle_kb", res->idle.pss_kb);
     bench_json_int(b, "rss_after_log_kb", res->after_log.rss_kb);
     bench_json_int(b, "hwm_after_log_kb", res->after_log.hwm_kb);
     bench_json_int(b, "rss_after_send_kb", res->after_send.rss_kb);
@@ -377,6 +396,10 @@ static void print_result(const opts *o, result *res) {
          "%ld kB)\n",
          o->idle_ms, res->idle.rss_kb, res->idle.hwm_kb, res->after_log.rss_kb,
          res->after_log.hwm_kb, res->after_send.rss_kb, res->after_send.hwm_kb);
+  printf("  idle RSS %ld kB = anonymous %ld kB + mapped files %ld kB "
+         "(shared libraries, mostly); PSS %ld kB\n",
+         res->idle.rss_kb, res->idle.anon_kb, res->idle.file_kb,
+         res->idle.pss_kb);
   printf("  log -n 50: the node answers in %.2f ms median, %.2f ms p99 "
          "(%ld requests); `kith log -n 50` takes %.1f ms median\n",
          lr.p50 * 1e3, lr.p99 * 1e3, o->logs, lc.p50 * 1e3);

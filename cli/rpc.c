@@ -35,10 +35,10 @@ static int no_node(const cli_opts *o) {
     rc = cli_error("%s has no identity; create one with: kith init%s", o->home,
                    hint);
   } else {
-    fprintf(stderr,
-            "kith: error: no node is running for %s; start it with: kith "
-            "node%s\n",
-            o->home, hint);
+    /* Through the error sink (the chat screen shows it in its status
+     * line), keeping the exit code that says no node runs. */
+    (void)cli_error("no node is running for %s; start it with: kith node%s",
+                    o->home, hint);
   }
   g_free(key);
   g_free(hint);

@@ -270,11 +270,12 @@ static void forward(kith_gossip *g, const cached *ev, const uint8_t *except,
     gpeer *q = list[i];
     if (except != NULL && memcmp(q->id, except, 32) == 0)
       continue;
-    if (push && (t->eager & bit(g, q)))
+    if (push && (t->eager & bit(g, q))) {
       send_payload(g, q->id, ev->tag, ev->hops + 1,
                    t == &g->dflt ? PUSH_DEFAULT : PUSH_OWN, ev->eph, ev->data,
                    ev->len, out);
-    else
+      flush_ihave(g, q, out); /* rides with the payload (11.7) */
+    } else
       lazy[nl++] = q;
   }
   for (uint32_t j = 0; j < nl && j < g->cfg.announce_max; j++) {

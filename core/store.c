@@ -18,6 +18,13 @@
 #include <unistd.h>
 #define SCHEMA_VERSION 3
 #define BUSY_TIMEOUT_MS 5000
+/* Pages (4 KiB) the WAL may hold before a commit copies them into the
+ * database (SQLite's default is 1000). An event's insert dirties a leaf
+ * page of the id index at a random place: with a long history a batch
+ * dirties about one distinct page per event, and a wider window between
+ * checkpoints writes a page that several batches dirtied once, and syncs
+ * ten times less often (docs/performance.md, "Ingest with a history"). */
+#define WAL_CHECKPOINT_PAGES 10000
 
 /* Version 2: relay friends. */
 #define FRIENDS_SQL                                                            \
@@ -166,9 +173,13 @@ static const char *const stmt_sql[ST_COUNT] = {
                         " (flag & 2) != 0 ORDER BY depth, id",
     [ST_GET_ITEM] = "SELECT " ITEM_COLS " FROM events WHERE id = ?1 AND"
                     " group_id = ?2 AND " CONVERTED,
+    /* the first ?5 events after the marker through events_log, so that
+     * the count costs at most ?5 rows however long the log or however many
+     * of them are this node's own */
     [ST_COUNT_AFTER] =
-        "SELECT count(*) FROM events WHERE group_id = ?1 AND kind = 9 AND"
-        " text IS NOT NULL AND (ts > ?2 OR (ts = ?2 AND id > ?3))",
+        "SELECT count(*) FROM (SELECT kind, text IS NOT NULL AS t, author"
+        " FROM events WHERE group_id = ?1 AND (ts, id) > (?2, ?3)"
+        " ORDER BY ts, id LIMIT ?5) WHERE kind = 9 AND t AND author <> ?4",
     [ST_PUT_SECRET] = "INSERT INTO secrets(group_id, epoch, secret)"
                       " VALUES(?1, ?2, ?3) ON CONFLICT(group_id, epoch)"
                       " DO UPDATE SET secret = excluded.secret",
@@ -422,6 +433,7 @@ static kith_err open_db(kith_store *s, const char *path) {
   if (rc != SQLITE_OK)
     return kst_map_rc(rc);
   (void)sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+  (void)sqlite3_wal_autocheckpoint(s->db, WAL_CHECKPOINT_PAGES);
   rc = sqlite3_exec(s->db,
                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
                     " PRAGMA foreign_keys=ON;",

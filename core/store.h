@@ -191,10 +191,15 @@ KITH_MUST kith_err kith_store_list_related(kith_store *s, const uint8_t gid[32],
 KITH_MUST kith_err kith_store_get_item(kith_store *s, const uint8_t gid[32],
                                        const uint8_t id[32],
                                        kith_store_item **out);
-/* Readable messages after (ts, id) in display order. */
+/* Events after (ts, id) in display order that count as unread: the
+ * readable messages (kind message, with a text) not written by `me`,
+ * among the first KITH_STORE_UNREAD_SCAN events after (ts, id), so the
+ * count is at most KITH_STORE_UNREAD_SCAN and costs at most that many
+ * rows however long the log. */
+#define KITH_STORE_UNREAD_SCAN 1000
 KITH_MUST kith_err kith_store_count_after(kith_store *s, const uint8_t gid[32],
                                           uint64_t ts, const uint8_t id[32],
-                                          uint64_t *n);
+                                          const uint8_t me[32], uint64_t *n);
 
 /* Epoch secrets. load appends (epoch uint64 LE 8 bytes || secret 32) blocks
  * of 40 bytes to out. */

@@ -536,13 +536,15 @@ kith_err kith_store_get_item(kith_store *s, const uint8_t gid[32],
 
 kith_err kith_store_count_after(kith_store *s, const uint8_t gid[32],
                                 uint64_t ts, const uint8_t id[32],
-                                uint64_t *n) {
-  if (!s || !gid || !id || !n)
+                                const uint8_t me[32], uint64_t *n) {
+  if (!s || !gid || !id || !me || !n)
     return KITH_ERR_ARG;
   sqlite3_stmt *st = s->st[ST_COUNT_AFTER];
   int rc = sqlite3_bind_blob(st, 1, gid, 32, SQLITE_STATIC);
   rc = kst_first_rc(rc, sqlite3_bind_int64(st, 2, kst_u64_to_db(ts)));
   rc = kst_first_rc(rc, sqlite3_bind_blob(st, 3, id, 32, SQLITE_STATIC));
+  rc = kst_first_rc(rc, sqlite3_bind_blob(st, 4, me, 32, SQLITE_STATIC));
+  rc = kst_first_rc(rc, sqlite3_bind_int(st, 5, KITH_STORE_UNREAD_SCAN));
   if (rc == SQLITE_OK)
     rc = sqlite3_step(st);
   kith_err err = rc == SQLITE_ROW ? KITH_OK : kst_map_rc(rc);

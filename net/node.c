@@ -207,8 +207,12 @@ void node_batch(kith_node *n) {
     node_log(n, "could not start a store transaction");
 }
 
+/* The change joins the open batch of peers' events: node_local_end commits
+ * both at once, durably (one commit per post instead of two). A batch
+ * that failed already is given up first: the change gets a fresh one. */
 void node_local_begin(kith_node *n) {
-  (void)node_store_flush(n);
+  if (kith_store_batch_failed(n->store))
+    (void)node_store_flush(n);
   node_batch(n);
 }
 
@@ -592,6 +596,7 @@ static void node_free(kith_node *n) {
   remove_source(&n->quit_sources[0]);
   remove_source(&n->quit_sources[1]);
   remove_source(&n->reaper);
+  remove_source(&n->flush_source); /* peer_close sends what waits */
   for (guint i = 0; n->joins && i < n->joins->len; i++) {
     node_join *j = n->joins->pdata[i];
     kith_rpc_error(j->call, KITH_ERR_STATE, "the node is stopping");

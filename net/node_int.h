@@ -140,7 +140,8 @@ typedef struct node_peer {
   node_instance inst; /* the peer's, from its offer or answer */
   int has_inst;
   int pumping;
-  int moving; /* sealing MOVE: nothing else may be sealed meanwhile */
+  int moving;    /* sealing MOVE: nothing else may be sealed meanwhile */
+  int flush_due; /* records sealed this round wait for the round's end */
 } node_peer;
 
 typedef struct node_group {
@@ -223,6 +224,7 @@ struct kith_node {
   GHashTable *backoff;         /* id text -> peer backoff (peer.c), or NULL */
   uint32_t local_addrs_hash;   /* of the local addresses, last tick */
   guint reaper;                /* idle source freeing `retired`, or 0 */
+  guint flush_source;          /* idle source sending this round's records */
   guint tick_source, quit_sources[2];
 };
 
@@ -252,14 +254,16 @@ void node_batch(kith_node *n);
 void node_notify_accepted(kith_node *n, node_group *ng, const kith_accepted *a,
                           int was_member);
 /* Events made here (a send, a group change, an admission, a rekey):
- * node_local_begin commits the open batch of peers' events and opens one
- * for the change; the engine call writes into it; node_local_end writes
- * the groups' keys and chains and commits, synced to the disk, and only
- * then announces and publishes acc. On a failed write nothing of it is on
- * disk, in memory or sent: the group is reloaded from the store (a new
- * group, new_group, is left to the caller to drop), and the error
+ * node_local_begin opens a batch for the change unless one (of peers'
+ * events) is open already; the engine call writes into it; node_local_end
+ * writes the groups' keys and chains and commits the batch (the peers'
+ * events in it too), synced to the disk, and only then announces and
+ * publishes acc. On a failed write nothing of the batch is on disk, in
+ * memory or sent: its groups are reloaded from the store (a new group,
+ * new_group, is left to the caller to drop), and the error
  * (KITH_ERR_FULL for a full disk) is returned for the caller to report.
- * Empties acc. */
+ * A caller that may abort the batch (kith_store_batch_abort) commits the
+ * peers' events first (node_store_flush). Empties acc. */
 void node_local_begin(kith_node *n);
 kith_err node_local_end(kith_node *n, node_group *ng, GPtrArray *acc,
                         int new_group);

@@ -73,10 +73,13 @@ static void pack_reactions(kith_pack *pk, GArray *rs) {
   }
 }
 
-/* One item as a map; with_gid adds group_id (notifications). Returns 0
- * (and packs nothing) for a control event that shows no notice. */
+/* One item as a map; with_gid adds group_id (notifications); fresh: a
+ * message accepted just now, which nothing can react to, edit or delete
+ * yet (those apply only to a message accepted before them, 5.7), so the
+ * store is not asked. Returns 0 (and packs nothing) for a control event
+ * that shows no notice. */
 static int pack_item(kith_node *n, node_group *ng, const kith_store_item *it,
-                     int with_gid, kith_pack *pk) {
+                     int with_gid, int fresh, kith_pack *pk) {
   int message = it->kind == KITH_EV_MESSAGE;
   char *notice = message ? NULL
                          : kith_group_notice(ng->g, it->kind, it->author,
@@ -85,8 +88,9 @@ static int pack_item(kith_node *n, node_group *ng, const kith_store_item *it,
     return 0;
   GPtrArray *rel =
       g_ptr_array_new_with_free_func((GDestroyNotify)kith_store_item_free);
-  if (message && kith_store_list_related(n->store, kith_group_id(ng->g), it->id,
-                                         rel) != KITH_OK)
+  if (message && !fresh &&
+      kith_store_list_related(n->store, kith_group_id(ng->g), it->id, rel) !=
+          KITH_OK)
     g_ptr_array_set_size(rel, 0);
   const char *text = message ? (const char *)it->text : notice;
   int edited = 0, deleted = 0;
@@ -183,7 +187,7 @@ static void rpc_log(kith_rpc_call *call, const msgpack_object *params,
   kith_pack_init(&body);
   uint32_t shown = 0;
   for (guint i = (guint)first; i < items->len; i++)
-    shown += pack_item(n, ng, items->pdata[i], 0, &body);
+    shown += pack_item(n, ng, items->pdata[i], 0, 0, &body);
   kith_pack pk;
   kith_pack_init(&pk);
   kith_pack_array(&pk, shown);
@@ -222,7 +226,7 @@ uint64_t node_unread(kith_node *n, node_group *ng) {
     return 0;
   if (kith_store_count_after(
           n->store, kith_group_id(ng->g), row.has_read ? row.read_ts : 0,
-          row.has_read ? row.read_id : zero, &count) != KITH_OK)
+          row.has_read ? row.read_id : zero, n->me.pk, &count) != KITH_OK)
     return 0;
   return count;
 }
@@ -321,24 +325,46 @@ static void rpc_delete(kith_rpc_call *call, const msgpack_object *params,
 
 /* ---- notifications ---- */
 
-static void notify_item(kith_node *n, node_group *ng, const uint8_t id[32],
-                        const char *method) {
-  kith_store_item *it = NULL;
+static void notify_with(kith_node *n, node_group *ng, const kith_store_item *it,
+                        int fresh, const char *method) {
   uint8_t *buf;
   size_t len;
-  if (kith_store_get_item(n->store, kith_group_id(ng->g), id, &it) != KITH_OK)
-    return;
   kith_pack pk;
   kith_pack_init(&pk);
   kith_pack_array(&pk, 1);
-  if (pack_item(n, ng, it, 1, &pk) &&
+  if (pack_item(n, ng, it, 1, fresh, &pk) &&
       kith_pack_take(&pk, &buf, &len) == KITH_OK) {
     kith_control_notify(n->ctl, ng->id_text, method, buf, len);
     g_free(buf);
   } else {
     kith_pack_clear(&pk);
   }
+}
+
+/* The item as the store holds it now (with what relates to it). */
+static void notify_item(kith_node *n, node_group *ng, const uint8_t id[32],
+                        const char *method) {
+  kith_store_item *it = NULL;
+  if (kith_store_get_item(n->store, kith_group_id(ng->g), id, &it) != KITH_OK)
+    return;
+  notify_with(n, ng, it, 0, method);
   kith_store_item_free(it);
+}
+
+/* A message just accepted, from what the engine handed over: the same
+ * item the store would give back, without reading it back. */
+static void notify_message(kith_node *n, node_group *ng,
+                           const kith_accepted *a) {
+  kith_store_item it = {.has_ref = a->has_ref,
+                        .ts = a->ev.ts_ms,
+                        .depth = a->ev.depth,
+                        .kind = a->ev.kind,
+                        .text = (uint8_t *)a->text,
+                        .text_len = a->text_len};
+  memcpy(it.id, a->ev.id, 32);
+  memcpy(it.author, a->ev.author, 32);
+  memcpy(it.ref, a->ref, 32);
+  notify_with(n, ng, &it, 1, "message");
 }
 
 /* This node was removed or banned by an event that took effect. */
@@ -367,7 +393,7 @@ void node_notify_accepted(kith_node *n, node_group *ng, const kith_accepted *a,
   if (!kith_control_has_topic(n->ctl, ng->id_text))
     return;
   if (a->ev.kind == KITH_EV_MESSAGE && a->text)
-    notify_item(n, ng, a->ev.id, "message");
+    notify_message(n, ng, a);
   else if (a->ev.kind == KITH_EV_REACT || a->ev.kind == KITH_EV_EDIT ||
            a->ev.kind == KITH_EV_DELETE) {
     if (a->applies)

@@ -336,6 +336,7 @@ static void rpc_group_create(kith_rpc_call *call, const msgpack_object *params,
                    kith_strerror(err));
     return;
   }
+  (void)node_store_flush(n); /* the abort below must not take peers' events */
   node_local_begin(n);
   err = kith_store_put_group(n->store, kith_group_id(g));
   if (err == KITH_OK)

@@ -174,6 +174,46 @@ void peer_close(node_peer *p, const char *why) {
     gossip_link_down(n, p);
 }
 
+/* Records sealed during one round of the main loop go out together at
+ * its end: what one round sends a neighbour (a payload, an IHAVE, a PONG)
+ * shares one send, so one pseudo-TCP segment, one packet and one wake-up
+ * of the neighbour, instead of one each. The idle source has the I/O
+ * sources' priority, so a busy loop cannot starve it. */
+static gboolean on_flush(gpointer data) {
+  kith_node *n = data;
+  /* A snapshot: peers closed meanwhile stay valid (retired) until reaped. */
+  GList *peers = g_hash_table_get_values(n->peers);
+
+  n->flush_source = 0;
+  for (GList *l = peers; l; l = l->next) {
+    node_peer *p = l->data;
+    if (p->flush_due && !p->closed) {
+      p->flush_due = 0;
+      carrier_flush(p);
+    }
+  }
+  g_list_free(peers);
+  return G_SOURCE_REMOVE;
+}
+
+static void flush_later(node_peer *p) {
+  kith_node *n = p->node;
+  GSource *s;
+
+  if (n->stopping) {
+    carrier_flush(p);
+    return;
+  }
+  p->flush_due = 1;
+  if (n->flush_source)
+    return;
+  s = g_idle_source_new();
+  g_source_set_priority(s, G_PRIORITY_DEFAULT);
+  g_source_set_callback(s, on_flush, n, NULL);
+  n->flush_source = g_source_attach(s, n->ctx);
+  g_source_unref(s);
+}
+
 void peer_send_frame(node_peer *p, const uint8_t *frame, size_t len) {
   if (!peer_is_up(p))
     return;
@@ -185,7 +225,7 @@ void peer_send_frame(node_peer *p, const uint8_t *frame, size_t len) {
     peer_close(p, "cannot seal frame");
     return;
   }
-  carrier_flush(p);
+  flush_later(p);
 }
 
 /* Frames of the session, in order: opened at once (peer_feed) or on the

@@ -238,11 +238,11 @@ static void read_log(GByteArray *ids) {
     if (kith_store_get_item(store, gid, id, &it) == KITH_OK) {
       if (it->text && it->text[it->text_len] != 0)
         abort();
-      (void)!kith_store_count_after(store, gid, it->ts, it->id, &n);
+      (void)!kith_store_count_after(store, gid, it->ts, it->id, gid, &n);
       kith_store_item_free(it);
     }
   }
-  (void)!kith_store_count_after(store, gid, 0, gid, &n);
+  (void)!kith_store_count_after(store, gid, 0, gid, gid, &n);
   g_ptr_array_unref(items);
 }
 

@@ -333,8 +333,10 @@ static void messages_before_an_event_page_backwards(void **state) {
                    KITH_OK);
   assert_int_equal(out->len, 1);
   assert_string_equal(text_at(out, 0), "three");
-  uint64_t unread = 0;
-  assert_int_equal(kith_store_count_after(s, gid, 200, before, &unread),
+  uint64_t unread = 0, me_pk[4];
+  memset(me_pk, 0x55, sizeof me_pk); /* an author of none of them */
+  assert_int_equal(kith_store_count_after(s, gid, 200, before,
+                                          (const uint8_t *)me_pk, &unread),
                    KITH_OK);
   assert_int_equal(unread, 1);
   g_ptr_array_set_size(out, 0);
@@ -343,6 +345,40 @@ static void messages_before_an_event_page_backwards(void **state) {
                    KITH_OK);
   assert_int_equal(out->len, 0);
   g_ptr_array_unref(out);
+  kith_store_close(s);
+}
+
+/* The unread count leaves out this node's own messages and stops after
+ * KITH_STORE_UNREAD_SCAN events after the marker, however long the log. */
+static void unread_counts_others_messages_within_a_bound(void **state) {
+  fixture *f = *state;
+  uint8_t gid[32], me[32], zero[32] = {0};
+  fill32(gid, 7);
+  fill32(me, 0xa1); /* make_event: the author of ids 0x?1 */
+  kith_store *s = open_store(f);
+  uint64_t unread = 99;
+  assert_int_equal(kith_store_count_after(s, gid, 0, zero, me, &unread),
+                   KITH_OK);
+  assert_int_equal(unread, 0);
+  put_event(s, 0x11, 7, 1, 100, "mine");
+  put_event(s, 0x21, 7, 2, 200, "mine too");
+  put_event(s, 0x12, 7, 3, 300, "theirs");
+  assert_int_equal(kith_store_count_after(s, gid, 0, zero, me, &unread),
+                   KITH_OK);
+  assert_int_equal(unread, 1);
+  /* after 2 * SCAN more of theirs, the count stops at the bound */
+  assert_int_equal(kith_store_batch_begin(s), KITH_OK);
+  for (int i = 0; i < 2 * KITH_STORE_UNREAD_SCAN; i++) {
+    kith_event ev;
+    make_event(&ev, 0x12, 7, 4 + (uint64_t)i, 400 + (uint64_t)i);
+    ev.id[0] = (uint8_t)i, ev.id[1] = (uint8_t)(i >> 8), ev.id[2] = 0xee;
+    assert_int_equal(put_row(s, &ev, "theirs"), KITH_OK);
+    g_free(ev.raw);
+  }
+  assert_int_equal(kith_store_batch_commit(s), KITH_OK);
+  assert_int_equal(kith_store_count_after(s, gid, 0, zero, me, &unread),
+                   KITH_OK);
+  assert_int_equal(unread, KITH_STORE_UNREAD_SCAN - 2);
   kith_store_close(s);
 }
 
@@ -845,6 +881,7 @@ int main(void) {
       T(events_listed_in_order_heads_replaced),
       T(messages_last_n_in_order),
       T(messages_before_an_event_page_backwards),
+      T(unread_counts_others_messages_within_a_bound),
       T(text_added_by_conversion),
       T(secrets_round_trip),
       T(peers_upsert),
