@@ -59,8 +59,10 @@ bench: bench-build
 	$(BENCH_BIN)/kith-bench ingest --history 100000 --senders 8 --reorder 0.1
 	$(BENCH_BIN)/kith-bench reconcile --items 100000 --diff 100
 	$(BENCH_BIN)/kith-bench reconcile --items 100000 --diff 100 --store
-	$(BENCH_BIN)/kith-bench event
-	$(BENCH_BIN)/kith-bench rekey --members 128
+	$(BENCH_BIN)/kith-bench event --version 1
+	$(BENCH_BIN)/kith-bench event --version 2
+	$(BENCH_BIN)/kith-bench rekey --members 128 --version 1
+	$(BENCH_BIN)/kith-bench rekey --members 128 --version 2
 	$(BENCH_BIN)/kith-bench link
 	$(BENCH_BIN)/kith-bench link --no-worker
 	$(BENCH_BIN)/kith-bench link --frame 1024

@@ -42,11 +42,11 @@ static const bench_cmd cmds[] = {
      "N real kith nodes in one group (own network namespace as root): "
      "latency, CPU, bytes per post, GRAFTs and PRUNEs"},
     {"event", bench_event,
-     "event [--messages M] [--text-bytes B] [--json]  the overhead of a "
-     "message event (its bytes minus its text)"},
+     "event [--messages M] [--text-bytes B] [--version V] [--json]  the "
+     "overhead of a message event (its bytes minus its text)"},
     {"rekey", bench_rekey,
-     "rekey [--members N] [--json]  the bytes of one rekey event in a "
-     "group of N members"},
+     "rekey [--members N] [--version V] [--json]  the bytes of one rekey "
+     "event in a group of N members"},
     {"build-store", bench_build_store,
      "build-store --home DIR --events N [--text-bytes B] [--nodes K]\n"
      "         [--port-base P] [--halves]  writes a home (K homes DIR/n0..) "

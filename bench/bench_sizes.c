@@ -4,15 +4,16 @@
  * event: one member posts M messages of B bytes in a two-member group;
  * the overhead of a message event is its size minus its text.
  * rekey: an owner admits N - 1 members, then rekeys; the rekey event
- * carries one sealed box per member. */
+ * carries one sealed box per member. --version: the events' version
+ * (default the newest, 2; the group's create is version 1 either way). */
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "bench.h"
 
-#define EVENT_USAGE "[--messages M] [--text-bytes B] [--json]"
-#define REKEY_USAGE "[--members N] [--json]"
+#define EVENT_USAGE "[--messages M] [--text-bytes B] [--version V] [--json]"
+#define REKEY_USAGE "[--members N] [--version V] [--json]"
 #define MESSAGES_DEFAULT 1000
 #define MESSAGES_MAX 1000000
 #define TEXT_DEFAULT 100
@@ -20,8 +21,8 @@
 
 /* A group of `members` members (the owner and members - 1 others, all
  * admitted by the owner), at now_ms. */
-static kith_err make_group(long members, uint64_t now_ms, kith_ident *owner,
-                           kith_group **g) {
+static kith_err make_group(long members, long version, uint64_t now_ms,
+                           kith_ident *owner, kith_group **g) {
   const kith_group_options go = {
       .name = "bench", .owner_name = "owner", .history = KITH_HISTORY_SHARED};
   uint8_t seed[32] = {0};
@@ -30,6 +31,8 @@ static kith_err make_group(long members, uint64_t now_ms, kith_ident *owner,
   if (rc == KITH_OK)
     rc = kith_group_create(owner, &go, now_ms, g, &a);
   kith_accepted_free(a);
+  if (rc == KITH_OK)
+    kith_group_set_event_version(*g, (uint32_t)version);
   GPtrArray *acc = bench_acc_new();
   for (long i = 1; rc == KITH_OK && i < members; i++) {
     kith_ident m;
@@ -66,10 +69,12 @@ static void note_size(sizes *s, size_t v) {
 
 int bench_event(int argc, char **argv) {
   long messages = MESSAGES_DEFAULT, text_bytes = TEXT_DEFAULT;
+  long version = KITH_EVENT_VERSION;
   int json = 0;
   const bench_opt table[] = {
       {"--messages", BENCH_OPT_LONG, &messages, 1, MESSAGES_MAX},
       {"--text-bytes", BENCH_OPT_LONG, &text_bytes, 1, KITH_TEXT_MAX - 1},
+      {"--version", BENCH_OPT_LONG, &version, 1, KITH_EVENT_VERSION},
       {"--json", BENCH_OPT_FLAG, &json, 0, 0},
   };
   int prc =
@@ -79,7 +84,7 @@ int bench_event(int argc, char **argv) {
   uint64_t now = bench_wall_ms();
   kith_ident owner;
   kith_group *g = NULL;
-  kith_err rc = make_group(2, now, &owner, &g);
+  kith_err rc = make_group(2, version, now, &owner, &g);
   char *text = g_malloc((size_t)text_bytes + 1);
   GPtrArray *acc = bench_acc_new();
   sizes s = {0};
@@ -103,6 +108,7 @@ int bench_event(int argc, char **argv) {
   char *cond = bench_conditions();
   if (json) {
     JsonBuilder *b = bench_json_begin("event");
+    bench_json_int(b, "version", version);
     bench_json_int(b, "messages", messages);
     bench_json_int(b, "text_bytes", text_bytes);
     bench_json_int(b, "overhead_min", (int64_t)s.min);
@@ -111,20 +117,22 @@ int bench_event(int argc, char **argv) {
     bench_json_str(b, "conditions", cond);
     bench_json_end(b);
   } else {
-    printf("event: %ld messages of %ld bytes, one sender, one parent each\n"
+    printf("event: version %ld, %ld messages of %ld bytes, one sender, one "
+           "parent each\n"
            "  overhead of a message event (bytes - text): min %zu, mean "
            "%.1f, max %zu\n  %s\n",
-           messages, text_bytes, s.min, mean, s.max, cond);
+           version, messages, text_bytes, s.min, mean, s.max, cond);
   }
   g_free(cond);
   return 0;
 }
 
 int bench_rekey(int argc, char **argv) {
-  long members = MEMBERS_DEFAULT;
+  long members = MEMBERS_DEFAULT, version = KITH_EVENT_VERSION;
   int json = 0;
   const bench_opt table[] = {
       {"--members", BENCH_OPT_LONG, &members, 2, KITH_GROUP_MAX_MEMBERS},
+      {"--version", BENCH_OPT_LONG, &version, 1, KITH_EVENT_VERSION},
       {"--json", BENCH_OPT_FLAG, &json, 0, 0},
   };
   int prc =
@@ -134,7 +142,7 @@ int bench_rekey(int argc, char **argv) {
   uint64_t now = bench_wall_ms();
   kith_ident owner;
   kith_group *g = NULL;
-  kith_err rc = make_group(members, now, &owner, &g);
+  kith_err rc = make_group(members, version, now, &owner, &g);
   GPtrArray *acc = bench_acc_new();
   if (rc == KITH_OK)
     rc = kith_group_rekey(g, now + 10 * (uint64_t)members, acc);
@@ -150,15 +158,16 @@ int bench_rekey(int argc, char **argv) {
   char *cond = bench_conditions();
   if (json) {
     JsonBuilder *b = bench_json_begin("rekey");
+    bench_json_int(b, "version", version);
     bench_json_int(b, "members", members);
     bench_json_int(b, "event_bytes", (int64_t)bytes);
     bench_json_num(b, "bytes_per_member", per);
     bench_json_str(b, "conditions", cond);
     bench_json_end(b);
   } else {
-    printf("rekey: %ld members, one rekey event of %zu bytes (%.1f bytes "
-           "per member)\n  %s\n",
-           members, bytes, per, cond);
+    printf("rekey: version %ld, %ld members, one rekey event of %zu bytes "
+           "(%.1f bytes per member)\n  %s\n",
+           version, members, bytes, per, cond);
   }
   g_free(cond);
   return 0;

@@ -30,7 +30,7 @@
 
 #define KITH_EVENT_V1 1
 #define KITH_EVENT_V2 2
-#define KITH_EVENT_VERSION KITH_EVENT_V2 /* what kith_event_build makes */
+#define KITH_EVENT_VERSION KITH_EVENT_V2 /* the newest: kith_event_build's */
 #define KITH_EVENT_ID_LEN 32
 #define KITH_EVENT_MAX_PARENTS 16
 #define KITH_EVENT_MAX_BODY (80 * 1024)

@@ -53,6 +53,7 @@ kith_group *kith_group_new(const uint8_t gid[32], const kith_ident *me) {
   kith_group *g = g_new0(kith_group, 1);
   memcpy(g->gid, gid, 32);
   g->me = me;
+  g->event_version = KITH_GROUP_EVENT_VERSION;
   grp_dag_init(g);
   grp_state_init(&g->st);
   g->held = g_hash_table_new(id_hash, id_equal);
@@ -807,6 +808,11 @@ void grp_release_time(kith_group *g, uint64_t now_ms, GPtrArray *acc) {
 }
 
 /* ---- derived state ---- */
+
+void kith_group_set_event_version(kith_group *g, uint32_t version) {
+  if (g && (version == KITH_EVENT_V1 || version == KITH_EVENT_V2))
+    g->event_version = version;
+}
 
 const uint8_t *kith_group_id(const kith_group *g) {
   return g->gid;

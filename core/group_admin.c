@@ -162,18 +162,23 @@ kith_err kith_group_revoke(kith_group *g, const uint8_t invite_pk[32],
 
 /* ---- rekey ---- */
 
-/* One box per member of s, in id order, holding only the new secret: a
- * member that lacks an older epoch asks for it (a need), so every box has
- * one size and a rekey for KITH_GROUP_MAX_MEMBERS always fits. */
-static kith_err pack_boxes(kith_group *g, const grp_state *s, uint64_t epoch,
-                           const uint8_t secret[32], kith_pack *x) {
+/* One box per member of s, in id order, holding only the new secret (a
+ * version-2 rekey: the bare 32 bytes; version 1: a key list of that one
+ * entry): a member that lacks an older epoch asks for it (a need), so
+ * every box has one size and a rekey for KITH_GROUP_MAX_MEMBERS always
+ * fits. */
+static kith_err pack_boxes(kith_group *g, const grp_state *s, uint32_t version,
+                           uint64_t epoch, const uint8_t secret[32],
+                           kith_pack *x) {
   kith_err rc = KITH_OK;
   kith_pack_array(x, s->members->len);
   for (guint i = 0; rc == KITH_OK && i < s->members->len; i++) {
     const grp_member *m = &g_array_index(s->members, grp_member, i);
     uint8_t *box = NULL;
     size_t len = 0;
-    rc = grp_seal_secret(m->m.id, secret, &box, &len);
+    rc = version >= KITH_EVENT_V2
+             ? grp_seal_secret(m->m.id, secret, &box, &len)
+             : grp_seal_keys(g, m->m.id, 0, 0, epoch, secret, &box, &len);
     if (rc == KITH_OK)
       kith_pack_bin(x, box, len);
     g_free(box);
@@ -217,7 +222,7 @@ static kith_err rekey_at(kith_group *g, kith_event *ev, const grp_state *s,
   kith_pack_uint(&p, own.new_epoch);
   if (own.has_ref)
     kith_pack_bin(&p, own.ref, 32);
-  rc = pack_boxes(g, s, own.new_epoch, secret, &x);
+  rc = pack_boxes(g, s, ev->version, own.new_epoch, secret, &x);
   size_t before = g->n_secrets;
   if (rc == KITH_OK && !grp_add_key(g, own.new_epoch, secret, 1, 1))
     rc = KITH_ERR_LIMIT;

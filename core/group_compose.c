@@ -67,7 +67,7 @@ static void choose_parents(kith_group *g, kith_event *ev) {
 void grp_start_event(kith_group *g, kith_event *ev, uint32_t kind,
                      uint64_t now_ms) {
   memset(ev, 0, sizeof *ev);
-  ev->version = KITH_EVENT_VERSION;
+  ev->version = g->event_version;
   ev->kind = kind;
   ev->ts_ms = now_ms;
   memcpy(ev->group_id, g->gid, 32);
@@ -472,7 +472,7 @@ static kith_err create_event(const kith_ident *me, const kith_group_options *o,
   kith_pack_uint(&p, o->history);
   kith_pack_cstr(&p, o->owner_name);
   kith_pack_uint(&p, o->admins_only_invites ? 1 : 0);
-  ev->version = KITH_EVENT_VERSION;
+  ev->version = KITH_GROUP_EVENT_VERSION;
   ev->kind = KITH_EV_CREATE;
   ev->ts_ms = now_ms;
   memcpy(ev->author, me->pk, 32);

@@ -298,6 +298,7 @@ typedef struct body {
 
 struct kith_group {
   uint8_t gid[32];
+  uint32_t event_version; /* of the events this replica builds */
   const kith_ident *me;
   kith_store *store; /* NULL: everything in memory */
   /* control events */

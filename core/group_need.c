@@ -397,7 +397,7 @@ static kith_err answer(kith_group *g, const grp_ctl *c, uint64_t now_ms,
   grp_sum *n = grp_sum_get(g, c->id);
   if (!n)
     return KITH_ERR_STATE;
-  kith_event ev = {.version = KITH_EVENT_VERSION,
+  kith_event ev = {.version = g->event_version,
                    .kind = KITH_EV_KEYS,
                    .ts_ms = MAX(now_ms, n->ts),
                    .n_parents = 1,

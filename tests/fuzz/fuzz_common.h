@@ -63,6 +63,7 @@ static inline kith_group *fuzz_group_with_peer(GPtrArray *acc) {
   uint8_t secret[32], pk[32], sig[KITH_SIG_LEN];
   if (kith_group_create(me, &opt, FUZZ_NOW_MS, &g, &a) != KITH_OK)
     __builtin_trap();
+  kith_group_set_event_version(g, KITH_EVENT_V2);
   g_ptr_array_add(acc, a);
   if (kith_group_invite(g, 10, FUZZ_NOW_MS + 3600000, FUZZ_NOW_MS + 1, secret,
                         &a) != KITH_OK)

@@ -268,6 +268,24 @@ static void message_event_is_compact(void **state) {
   assert_int_equal(len, 100 + 3 + 34 + 35 + 2 + 9 + 3 + 3 + 16 + 66);
 }
 
+/* Replicas that build version 1 (what a node builds by default) rekey
+ * with key-list boxes, and everyone reads the new epoch. */
+static void version1_replicas_rekey_and_read(void **state) {
+  world *w = *state;
+  for (int i = A; i < N_NODES; i++)
+    kith_group_set_event_version(w->g[i], KITH_EVENT_V1);
+  do_rekey(w, B);
+  GBytes *raw = w->log->pdata[w->log->len - 1];
+  assert_int_equal(((const uint8_t *)g_bytes_get_data(raw, NULL))[1],
+                   KITH_EVENT_V1);
+  sync_nodes(w, A, C);
+  send_text(w, C, "after a version-1 rekey");
+  char *text = sync_read(w, A);
+  assert_string_equal(text, "after a version-1 rekey");
+  g_free(text);
+  assert_same_state(w, A, C);
+}
+
 static void invite_rules(void **state) {
   world *w = *state;
   admit(w, A, D, "dave", KITH_ERR_USED_UP); /* both uses spent */
@@ -594,6 +612,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(event_of_another_group_fails_to_verify,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(message_event_is_compact, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(version1_replicas_rekey_and_read, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(member_cannot_forge_another, setup,
                                       teardown),

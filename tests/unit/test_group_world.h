@@ -197,6 +197,9 @@ static inline world *world_new(kith_history history, int admins_only,
   log_take(w, a);
   for (int i = B; i < N_NODES; i++)
     w->g[i] = kith_group_new(w->gid, &w->id[i]);
+  /* the worlds build version-2 events (after a version-1 create) */
+  for (int i = A; i < N_NODES; i++)
+    kith_group_set_event_version(w->g[i], KITH_EVENT_V2);
   if (last >= B) {
     new_invite(w, A, 10, T0 + HOUR);
     for (int i = B; i <= last; i++)
