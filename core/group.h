@@ -83,13 +83,11 @@
 #define KITH_GROUP_MAX_MEMBERS                                                 \
   ((KITH_EVENT_MAX_BODY - KITH_REKEY_REST) / KITH_REKEY_BOX)
 #define KITH_GROUP_MAX_HELD 4096 /* events waiting for parents or keys */
-/* The event version a replica builds until told otherwise (the create of
- * kith_group_create is always in it): version 1. Version 2 (smaller,
- * docs/protocol.md 4) is read always and built after
- * kith_group_set_event_version(g, KITH_EVENT_V2); the node does not switch
- * it on yet: a newcomer fetching more than the gossip engine caches
- * stalls with version-2 history (docs/performance.md, "Event sizes"). */
-#define KITH_GROUP_EVENT_VERSION KITH_EVENT_V1
+/* The event version a replica builds until told otherwise: version 2
+ * (smaller, docs/protocol.md 4); the create of kith_group_create is
+ * always version 1. Every replica reads both versions, in any mix;
+ * kith_group_set_event_version(g, KITH_EVENT_V1) builds the old form. */
+#define KITH_GROUP_EVENT_VERSION KITH_EVENT_V2
 #define KITH_INVITE_MAX_USES 1000
 #define KITH_INVITE_MAX_TTL_MS (UINT64_C(366) * 24 * 3600 * 1000)
 #define KITH_TOPIC_MAX 256 /* bytes of a topic */
@@ -195,8 +193,8 @@ KITH_MUST kith_err kith_group_create(const kith_ident *me,
                                      uint64_t now_ms, kith_group **g_out,
                                      kith_accepted **out);
 
-/* The version of the events g builds from now on: KITH_EVENT_V1 (the
- * default) or KITH_EVENT_V2; anything else is ignored. Every replica reads
+/* The version of the events g builds from now on: KITH_EVENT_V2 (the
+ * default) or KITH_EVENT_V1; anything else is ignored. Every replica reads
  * both. */
 void kith_group_set_event_version(kith_group *g, uint32_t version);
 
