@@ -927,13 +927,8 @@ static void answer(kith_gossip *g, gpeer *p, const uint8_t *ids, size_t n,
       tree *t = tree_for(g, c->tag);
       flush_fetch(p, &fetch, &nf, out); /* asked before this one */
       int kind = !push ? PUSH_REPLY : t == &g->dflt ? PUSH_DEFAULT : PUSH_OWN;
-      /* a WANT's answer is a catch-up: source 0, as if looked up, so that
-       * the asker does not pass it on (accept_event) */
-      if (push || c->eph)
-        send_payload(g, p->id, c->tag, c->hops + 1, kind, c->eph, c->data,
-                     c->len, out);
-      else
-        send_payload(g, p->id, 0, 1, kind, 0, c->data, c->len, out);
+      send_payload(g, p->id, c->tag, c->hops + 1, kind, c->eph, c->data, c->len,
+                   out);
       if (push && p->active)
         t->eager |= bit(g, p);
       continue;
