@@ -233,6 +233,8 @@ void pt_free_pending(gpointer v);
 /* gossip_recon.c: anti-entropy */
 /* id came and was forgotten (KITH_GOSSIP_LATER): the next reconciliation
  * asks for it again, of any peer. */
+/* Was id asked for at the end of a reconciliation lately (a catch-up)? */
+int rc_was_asked(kith_gossip *g, const uint8_t id[32]);
 void rc_forget_asked(kith_gossip *g, const uint8_t id[32]);
 void rc_known_add(kith_gossip *g, uint64_t ts, const uint8_t id[32]);
 int rc_known_full(const kith_gossip *g); /* the set in memory is full */

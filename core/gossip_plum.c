@@ -810,6 +810,12 @@ static kith_err on_payload(kith_gossip *g, gpeer *p, const uint8_t from[32],
     g->st.overflows++; /* not marked seen: it can come again */
     return KITH_OK;
   }
+  /* Asked for at a reconciliation's end: a catch-up, whatever source the
+   * answer names (a cached one keeps its own), so not passed on
+   * (accept_event). A held event's parent, asked for by WANT, is a live
+   * repair and goes on along its source's tree. */
+  if (!push && !eph && rc_was_asked(g, id))
+    tag = 0;
   arrival how = {.pushed = push != 0};
   int fwd = push != 0;
   missing *m = g_hash_table_lookup(g->missing, id);

@@ -86,6 +86,10 @@ static int asked_lately(kith_gossip *g, const gpeer *p, const uint8_t id[32],
   return 0;
 }
 
+int rc_was_asked(kith_gossip *g, const uint8_t id[32]) {
+  return g_hash_table_contains(g->asked, id);
+}
+
 void rc_forget_asked(kith_gossip *g, const uint8_t id[32]) {
   asked_ent *a = g_hash_table_lookup(g->asked, id);
   if (a != NULL)

@@ -1136,6 +1136,30 @@ static void test_catch_up_event_is_not_passed_on(void **state) {
   net_free(t);
 }
 
+/* A cached event sent in answer to a reconciliation's WANT names its
+ * source (the same answer serves a live repair, which goes on along the
+ * tree), but the asker, which asked for it at the reconciliation's end,
+ * takes it as a catch-up and does not pass it on. */
+static void
+test_reconciled_event_is_not_passed_on_with_its_source(void **state) {
+  (void)state;
+  net *t = net_new(3, 0);
+  join(t, 2, 1); /* 1 - 2; 0 alone publishes, then links to 1 */
+  publish(t, 0, 8);
+  pump(t);
+  join(t, 1, 0);
+  run_until(t, t->now + 2000);
+  assert_int_equal(t->got[1][8], 0);
+  assert_int_equal(kith_gossip_reconcile(t->g[1], t->id[0], t->now, &t->out),
+                   KITH_OK);
+  drain(t, 1);
+  pump(t);
+  assert_int_equal(t->got[1][8], 1);
+  run_until(t, t->now + 2000); /* time for announcements and grafts */
+  assert_int_equal(t->copies[2], 0);
+  net_free(t);
+}
+
 /* A WANT is answered in the order asked, whether an event is in the
  * cache (sent at once) or must be looked up (FETCH): a newcomer asks for a
  * history parents first, and holds only so many events whose parents have
@@ -1476,6 +1500,7 @@ int main(void) {
       cmocka_unit_test(test_catch_up_event_is_not_passed_on),
       cmocka_unit_test(test_held_children_leave_room_for_their_parents),
       cmocka_unit_test(test_want_answered_in_the_order_asked),
+      cmocka_unit_test(test_reconciled_event_is_not_passed_on_with_its_source),
       cmocka_unit_test(test_small_group_starts_trees_with_first_messages),
       cmocka_unit_test(test_ephemeral_payload_spreads_then_is_forgotten),
       cmocka_unit_test(test_ephemeral_payload_grafted_and_judged),
