@@ -50,6 +50,7 @@ start_node() {
   NODE_PID[$n]=$!
   for _ in $(seq 150); do
     if k "$n" status >/dev/null 2>&1; then return 0; fi
+    kill -0 "${NODE_PID[$n]}" 2>/dev/null || break # it exited
     sleep 0.1
   done
   echo "node $n did not start; its log:"; cat "$WORK/$n.log"
