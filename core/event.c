@@ -275,7 +275,8 @@ static int body_is_array(const uint8_t *body, size_t len) {
   return ok;
 }
 
-/* Everything but the signature, then a placeholder for it. */
+/* Everything but the signature, then 64 zero bytes in the signature's
+ * slot, which kith_event_build fills in once it has signed the rest. */
 static kith_err encode_unsigned(const kith_event *ev, uint8_t **out,
                                 size_t *len) {
   kith_pack p;
