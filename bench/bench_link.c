@@ -267,9 +267,10 @@ static void sess_arrived(sess_end *e, GPtrArray *frames) {
 }
 
 static void sess_flush(sess_end *e) {
-  while (kith_outq_len(&e->out) > 0) {
-    ssize_t k =
-        kith_ice_send(e->ice, kith_outq_data(&e->out), kith_outq_len(&e->out));
+  const uint8_t *data;
+  size_t n;
+  while ((n = kith_outq_piece(&e->out, 0, &data)) > 0) {
+    ssize_t k = kith_ice_send(e->ice, data, n);
     if (k < 0) {
       e->run->failed = TRUE;
       return;
@@ -333,9 +334,9 @@ static void sess_on_recv(kith_ice *ice, const uint8_t *buf, size_t len,
   g_ptr_array_unref(frames);
 }
 
-static void sess_on_crypt_out(void *ud, const uint8_t *bytes, size_t len) {
+static void sess_on_crypt_out(void *ud, GByteArray *records) {
   sess_end *e = ud;
-  g_byte_array_append(kith_outq_tail(&e->out), bytes, (guint)len);
+  kith_outq_push(&e->out, records);
   sess_flush(e);
   if (e == &e->run->a)
     sess_pump(e->run);
