@@ -710,6 +710,16 @@ static gpeer *next_announcer(kith_gossip *g, missing *m) {
   }
 }
 
+/* How long an asked id (GRAFT or WANT) waits for its answer before the
+ * next announcer is asked: graft_retry_ms, or two measured round trips if
+ * longer (at most KITH_GOSSIP_RETRY_MAX_MS). Behind a slow or busy link an
+ * answer takes longer than graft_retry_ms; asked again sooner, the
+ * answer comes twice and the copy fills the link further. */
+static uint64_t retry_wait(const kith_gossip *g) {
+  uint64_t w = MAX((uint64_t)g->cfg.graft_retry_ms, 2 * (g->rtt8 / 8));
+  return MIN(w, MAX((uint64_t)g->cfg.graft_retry_ms, KITH_GOSSIP_RETRY_MAX_MS));
+}
+
 /* Ids that did not arrive in time: GRAFT from the next announcer still
  * linked; after the last one, anti-entropy takes over. */
 static void expire_missing(kith_gossip *g, uint64_t now, kith_out *out) {
@@ -733,7 +743,7 @@ static void expire_missing(kith_gossip *g, uint64_t now, kith_out *out) {
         g->st.grafts_sent++;
       }
       m->asked_at = now;
-      m->deadline = now + g->cfg.graft_retry_ms;
+      m->deadline = now + retry_wait(g);
     }
     if (next == 0 || m->deadline < next)
       next = m->deadline;

@@ -1062,6 +1062,53 @@ static void test_unanswered_want_moves_to_another_announcer(void **state) {
   net_free(t);
 }
 
+/* Node i asks node from for event e (kith_gossip_want): how many ids it
+ * noted to ask (0: asked lately already). */
+static size_t want_event(net *t, int i, int from, int e) {
+  uint8_t id[32];
+  size_t asked = 0;
+  ev_id(e, id);
+  assert_int_equal(
+      kith_gossip_want(t->g[i], t->id[from], id, 1, t->now, &asked, &t->out),
+      KITH_OK);
+  drain(t, i);
+  return asked;
+}
+
+/* An asked id waits for its answer graft_retry_ms, or two measured round
+ * trips if longer: behind a slow link (here answers take 1 s) an id is
+ * not asked again before its answer could have come. */
+static void test_want_retry_waits_two_round_trips(void **state) {
+  (void)state;
+  net *t = net_new(2, 0);
+  join(t, 1, 0);
+  for (int e = 0; e < 2; e++)
+    know(t, 0, e);
+  /* a WANT for event 0 whose answer takes 1,000 ms: the round trip */
+  assert_int_equal(want_event(t, 1, 0, 0), 1);
+  t->now = kith_gossip_next_deadline(t->g[1]);
+  kith_gossip_tick(t->g[1], t->now, &t->out);
+  drain(t, 1); /* the WANT waits in the queue */
+  t->now += 1000;
+  pump(t);
+  assert_int_equal(t->got[1][0], 1);
+  /* event 1 is asked of a neighbour that does not answer */
+  t->mute[0] = 1;
+  assert_int_equal(want_event(t, 1, 0, 1), 1);
+  uint64_t base = t->now; /* sent after the lazy wait, 500 ms at most */
+  run_until(t, base + 500);
+  kith_gossip_stats st;
+  kith_gossip_get_stats(t->g[1], &st);
+  assert_int_equal(st.wants_sent, 2);
+  /* past graft_retry_ms (300 ms), within two round trips: still asked */
+  run_until(t, base + 1500);
+  assert_int_equal(want_event(t, 1, 0, 1), 0);
+  /* after two round trips it may be asked again */
+  run_until(t, base + 2600);
+  assert_int_equal(want_event(t, 1, 0, 1), 1);
+  net_free(t);
+}
+
 /* An event held for its parents but signed by a member is passed on at
  * once (the nodes behind do not wait for this one's parents); its final
  * verdict does not send it again, and a bad one withdraws it. */
@@ -1496,6 +1543,7 @@ int main(void) {
       cmocka_unit_test(test_not_now_verdict_is_not_permanent),
       cmocka_unit_test(test_held_flood_from_one_neighbour_blocks_no_one_else),
       cmocka_unit_test(test_unanswered_want_moves_to_another_announcer),
+      cmocka_unit_test(test_want_retry_waits_two_round_trips),
       cmocka_unit_test(test_held_event_is_passed_on_before_its_verdict),
       cmocka_unit_test(test_catch_up_event_is_not_passed_on),
       cmocka_unit_test(test_held_children_leave_room_for_their_parents),
