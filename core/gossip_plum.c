@@ -824,7 +824,7 @@ static kith_err on_payload(kith_gossip *g, gpeer *p, const uint8_t from[32],
    * answer names (a cached one keeps its own), so not passed on
    * (accept_event). A held event's parent, asked for by WANT, is a live
    * repair and goes on along its source's tree. */
-  if (!push && !eph && rc_was_asked(g, id))
+  if (!push && !eph && rc_was_asked(g, p, id, now))
     tag = 0;
   arrival how = {.pushed = push != 0};
   int fwd = push != 0;
