@@ -252,11 +252,13 @@ static void take_frames(node_peer *p, GPtrArray *frames, kith_err err) {
     if (!p->closed)
       carrier_link_up(p);
   }
+  int64_t t0 = g_get_monotonic_time();
   for (guint i = 0; i < frames->len && !p->closed; i++) {
     gsize flen;
     const uint8_t *f = g_bytes_get_data(frames->pdata[i], &flen);
     frames_on_frame(p, f, flen);
   }
+  n->frames_us += (uint64_t)(g_get_monotonic_time() - t0);
   if (p->closed)
     return;
   if (err != KITH_OK) {
