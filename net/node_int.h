@@ -46,6 +46,9 @@
 #define PEER_IN_MAX (16u * 1024 * 1024)    /* bytes held for a later carrier */
 #define RELAY_RATE (256 * 1024)            /* bytes per second per friend */
 #define RELAY_BURST (1024 * 1024)
+/* A link's received frames are handled in slices of about this long
+ * (us) of the main loop, the link reads in between (peer.c) */
+#define FRAMES_SLICE_US 2000
 /* what a node sends through one relay friend: under the relay's limit */
 #define RELAY_PACE_RATE (RELAY_RATE * 7 / 8)
 #define RELAY_PACE_BURST (RELAY_BURST / 2)
@@ -145,6 +148,13 @@ typedef struct node_peer {
   guint pump_soon; /* idle source: gossip_pump after the frames at hand */
   int moving;      /* sealing MOVE: nothing else may be sealed meanwhile */
   int flush_due;   /* records sealed this round wait for the round's end */
+  /* opened frames (GBytes) not handled yet, in order; the records after
+   * them could not be opened (rx_err); the idle source of the next slice;
+   * a slice is running (handlers may feed more): peer.c, run_frames */
+  GQueue *rx_frames;
+  kith_err rx_err;
+  guint rx_source;
+  int in_frames;
 } node_peer;
 
 typedef struct node_group {
