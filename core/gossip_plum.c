@@ -818,6 +818,7 @@ static kith_err on_payload(kith_gossip *g, gpeer *p, const uint8_t from[32],
   }
   if (!pend_room(g, from, len)) {
     g->st.overflows++; /* not marked seen: it can come again */
+    rc_forget_asked(g, id); /* asked of a stream: the next one asks again */
     return KITH_OK;
   }
   /* Asked for at a reconciliation's end: a catch-up, whatever source the
