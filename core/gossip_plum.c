@@ -817,7 +817,7 @@ static kith_err on_payload(kith_gossip *g, gpeer *p, const uint8_t from[32],
     return KITH_OK;
   }
   if (!pend_room(g, from, len)) {
-    g->st.overflows++; /* not marked seen: it can come again */
+    g->st.overflows++;      /* not marked seen: it can come again */
     rc_forget_asked(g, id); /* asked of a stream: the next one asks again */
     return KITH_OK;
   }
