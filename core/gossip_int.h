@@ -31,9 +31,9 @@ typedef struct lazy_ent {
 } lazy_ent;
 #define IHAVE_OWN 0x80
 
-/* How late pushed payloads of own trees arrived after their first
- * announcement (ms; 0: before it), the last LATE_N, and the wait derived
- * from them (gossip_plum.c). */
+/* How late pushed payloads of own trees (or of the default tree) arrived
+ * after their first announcement (ms; 0: before it), the last LATE_N, and
+ * the wait derived from them (gossip_plum.c). */
 typedef struct lateness {
   uint16_t v[LATE_N];
   uint32_t n;
@@ -72,7 +72,8 @@ typedef struct tree {
   uint64_t tag;   /* the source: first 8 bytes of its node id */
   uint64_t eager; /* bit i: push to peers[i] */
   uint64_t used;  /* g->clock at the last message (least recently used go) */
-  uint32_t msgs;  /* messages of this source seen */
+  uint32_t msgs;  /* messages of this source seen (the default tree:
+                     messages it carried here, up to UINT32_MAX) */
   uint8_t own;    /* has its own edges (else the default tree's are used) */
 } tree;
 
@@ -83,6 +84,7 @@ typedef struct arrival {
   uint64_t graft_from; /* first announced at, if it came by our GRAFT */
   uint8_t pushed;      /* came by a push, unasked */
   uint8_t sampled;     /* its lateness is counted */
+  uint8_t repair;      /* came as a repair (push 3, gossip_plum.c) */
 } arrival;
 
 typedef struct cached {
@@ -171,7 +173,11 @@ struct kith_gossip {
   uint64_t ihave_at, repair_at, shuffle_at, recon_at; /* 0 = unset */
   uint64_t pend_at;      /* the oldest pending payload expires then (0: none) */
   uint32_t repair_tries; /* refused NEIGHBOR requests in a row */
-  lateness late;
+  lateness late;         /* of own trees' pushes */
+  lateness late_dflt;    /* of the default tree's pushes */
+  /* default-tree messages in a row that came by our GRAFT and saw no
+   * push of the tree since (its edges here may be broken) */
+  uint32_t fetches;
   uint64_t rtt8;    /* round trip of GRAFT and WANT answers (ms x 8, EWMA) */
   size_t need_n;    /* ids waiting in all peers' need lists */
   uint64_t need_at; /* the earliest need_quiet (0: none) */

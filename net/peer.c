@@ -335,10 +335,10 @@ static void on_crypt_frames(void *ud, GPtrArray *frames, kith_err err) {
 }
 
 /* Records the worker sealed: they go where the session writes now. */
-static void on_crypt_out(void *ud, const uint8_t *bytes, size_t len) {
+static void on_crypt_out(void *ud, GByteArray *records) {
   node_peer *p = ud;
 
-  g_byte_array_append(kith_outq_tail(&p->car[p->tx].out), bytes, (guint)len);
+  kith_outq_push(&p->car[p->tx].out, records);
   if (!p->closed)
     carrier_flush(p);
 }

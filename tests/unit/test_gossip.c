@@ -273,6 +273,17 @@ static net *triangle(void) {
   return t;
 }
 
+/* A triangle after event 1 from 1 made its default tree: 1-0 and 1-2
+ * eager, 0-2 lazy. */
+static net *triangle_tree(void) {
+  net *t = triangle();
+  publish(t, 1, 1);
+  run_until(t, t->now + 1000);
+  assert_int_equal(kith_gossip_peer_state(t->g[2], t->id[0]), 0);
+  assert_int_equal(kith_gossip_peer_state(t->g[0], t->id[2]), 0);
+  return t;
+}
+
 static void test_prune_on_duplicate(void **state) {
   (void)state;
   net *t = triangle();
@@ -1075,12 +1086,13 @@ static void test_held_children_leave_room_for_their_parents(void **state) {
  * changing any tree. */
 static void test_unanswered_want_moves_to_another_announcer(void **state) {
   (void)state;
-  net *t = triangle();
+  net *t = triangle_tree();
   uint8_t id[32];
   size_t asked = 0;
-  publish(t, 1, 1); /* the tree: 1-0 and 1-2 eager, 0-2 lazy */
+  /* 0's first event goes to every neighbour; its second one along 0's
+   * own tree, a copy of its default tree: to 1 only */
+  publish(t, 0, 5);
   run_until(t, t->now + 1000);
-  assert_int_equal(kith_gossip_peer_state(t->g[2], t->id[0]), 0);
   t->mute[1] = 1; /* 1 passes nothing on and will not answer */
   publish(t, 0, 6);
   pump(t);
@@ -1150,6 +1162,168 @@ static void test_want_retry_waits_two_round_trips(void **state) {
   /* after two round trips it may be asked again */
   run_until(t, base + 2600);
   assert_int_equal(want_event(t, 1, 0, 1), 1);
+  net_free(t);
+}
+
+/* The push field of a PAYLOAD frame (-1 if buf is none). */
+static int payload_push(const uint8_t *buf, size_t len) {
+  msgpack_unpacked u;
+  int push = -1;
+  msgpack_unpacked_init(&u);
+  if (msgpack_unpack_next(&u, (const char *)buf, len, NULL) ==
+          MSGPACK_UNPACK_SUCCESS &&
+      u.data.type == MSGPACK_OBJECT_ARRAY && u.data.via.array.size == 5 &&
+      u.data.via.array.ptr[0].via.u64 == KITH_GF_PAYLOAD)
+    push = (int)u.data.via.array.ptr[3].via.u64;
+  msgpack_unpacked_destroy(&u);
+  return push;
+}
+
+/* An event published on the default tree goes to every neighbour: along
+ * the tree as a push (1), to the lazy ones as a repair (3), whose
+ * duplicates where it meets the tree prune nothing and which makes no
+ * edge. */
+static void
+test_published_event_enters_the_tree_at_every_neighbour(void **state) {
+  (void)state;
+  net *t = triangle_tree();
+  kith_gossip_stats before[3], after[3];
+  for (int i = 0; i < 3; i++)
+    kith_gossip_get_stats(t->g[i], &before[i]);
+  set_store(t, 5);
+  assert_int_equal(kith_gossip_publish(t->g[0], t->ts[5], t->store[5], EVLEN,
+                                       t->now, &t->out),
+                   KITH_OK);
+  int pushes[3] = {-1, -1, -1};
+  for (size_t k = 0; k < t->out.n; k++)
+    if (t->out.items[k].kind == KITH_OUT_SEND)
+      pushes[t->out.items[k].peer[0]] =
+          payload_push(t->out.items[k].data, t->out.items[k].len);
+  assert_int_equal(pushes[1], 1); /* along the tree */
+  assert_int_equal(pushes[2], 3); /* a repair to the lazy neighbour */
+  t->got[0][5]++;
+  drain(t, 0);
+  run_until(t, t->now + 1000);
+  assert_int_equal(t->got[1][5], 1);
+  assert_int_equal(t->got[2][5], 1);
+  for (int i = 0; i < 3; i++) {
+    kith_gossip_get_stats(t->g[i], &after[i]);
+    assert_int_equal(after[i].prunes_sent, before[i].prunes_sent);
+    assert_int_equal(after[i].grafts_sent, before[i].grafts_sent);
+  }
+  assert_int_equal(after[2].duplicates, before[2].duplicates + 1);
+  /* the tree is as it was */
+  assert_int_equal(kith_gossip_peer_state(t->g[2], t->id[0]), 0);
+  assert_int_equal(kith_gossip_peer_state(t->g[0], t->id[2]), 0);
+  assert_int_equal(kith_gossip_peer_state(t->g[1], t->id[2]), 1);
+  assert_int_equal(kith_gossip_peer_state(t->g[2], t->id[1]), 1);
+  net_free(t);
+}
+
+/* Node `from` sends node `to` GRAFT [10, short id, [], dflt]: the push
+ * field of the one frame `to` answers with (-1: not one PAYLOAD). */
+static int graft_answer(net *t, int from, int to, const uint8_t id[32],
+                        int dflt) {
+  kith_pack pk;
+  kith_out o;
+  int push = -1;
+  kith_pack_init(&pk);
+  kith_pack_array(&pk, 4);
+  kith_pack_uint(&pk, KITH_GF_GRAFT);
+  kith_pack_bin(&pk, id, 8);
+  kith_pack_array(&pk, 0);
+  kith_pack_uint(&pk, (uint64_t)dflt);
+  kith_out_init(&o);
+  if (kith_gossip_recv(t->g[to], t->id[from], (const uint8_t *)pk.sb.data,
+                       pk.sb.size, t->now, &o) == KITH_OK &&
+      o.n == 1 && o.items[0].kind == KITH_OUT_SEND)
+    push = payload_push(o.items[0].data, o.items[0].len);
+  kith_out_clear(&o);
+  kith_pack_clear(&pk);
+  return push;
+}
+
+/* A GRAFT for an event of the default tree is answered with a repair
+ * (push 3) that makes no edge, unless its default flag asks for the
+ * tree: then with a push (1), and the grafter becomes eager. */
+static void
+test_graft_asks_for_an_edge_of_the_default_tree_or_not(void **state) {
+  (void)state;
+  net *t = triangle_tree();
+  uint8_t id[32];
+  ev_id(1, id);
+  assert_int_equal(graft_answer(t, 2, 0, id, 0), 3);
+  assert_int_equal(kith_gossip_peer_state(t->g[0], t->id[2]), 0);
+  assert_int_equal(graft_answer(t, 2, 0, id, 1), 1);
+  assert_int_equal(kith_gossip_peer_state(t->g[0], t->id[2]), 1);
+  net_free(t);
+}
+
+/* Node `from` tells node `to` it has the event whose id starts with
+ * id[0..8), at 1 hop on its default tree (IHAVE). */
+static void announce(net *t, int from, int to, const uint8_t id[8]) {
+  kith_pack pk;
+  uint8_t hops = 1;
+  kith_pack_init(&pk);
+  kith_pack_array(&pk, 3);
+  kith_pack_uint(&pk, KITH_GF_IHAVE);
+  kith_pack_bin(&pk, id, 8);
+  kith_pack_bin(&pk, &hops, 1);
+  assert_int_equal(inject(t, from, to, (const uint8_t *)pk.sb.data, pk.sb.size),
+                   KITH_OK);
+  kith_pack_clear(&pk);
+}
+
+/* Past node i's lazy wait: the default flag of the GRAFT it sends then
+ * (-1: none); its frames are then delivered. */
+static int graft_flag_after_wait(net *t, int i) {
+  kith_out o;
+  int flag = -1;
+  t->now += 600;
+  kith_out_init(&o);
+  kith_gossip_tick(t->g[i], t->now, &o);
+  for (size_t k = 0; k < o.n; k++) {
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    if (o.items[k].kind == KITH_OUT_SEND &&
+        msgpack_unpack_next(&u, (const char *)o.items[k].data, o.items[k].len,
+                            NULL) == MSGPACK_UNPACK_SUCCESS &&
+        u.data.type == MSGPACK_OBJECT_ARRAY && u.data.via.array.size == 4 &&
+        u.data.via.array.ptr[0].via.u64 == KITH_GF_GRAFT)
+      flag = (int)u.data.via.array.ptr[3].via.u64;
+    msgpack_unpacked_destroy(&u);
+  }
+  apply(t, i, &o);
+  kith_out_clear(&o);
+  pump(t);
+  return flag;
+}
+
+/* A copy of the default tree lost on its way is fetched without changing
+ * the tree (GRAFT default 0, answered with a repair); when the next one
+ * is missing too, with no push of the tree since, the GRAFT asks for an
+ * edge of the default tree (default 1). */
+static void test_lost_copy_is_fetched_without_an_edge(void **state) {
+  (void)state;
+  net *t = triangle_tree();
+  uint8_t id[32], other[8];
+  t->mute[1] = 1; /* 1 passes nothing on: 2 gets nothing of event 5 */
+  t->drop_from = 0;
+  t->drop_to = 2;
+  publish(t, 0, 5);
+  pump(t);
+  t->drop_from = t->drop_to = -1;
+  assert_int_equal(t->got[2][5], 0);
+  ev_id(5, id);
+  announce(t, 0, 2, id);
+  assert_int_equal(graft_flag_after_wait(t, 2), 0);
+  assert_int_equal(t->got[2][5], 1); /* a repair: no edge either side */
+  assert_int_equal(kith_gossip_peer_state(t->g[2], t->id[0]), 0);
+  assert_int_equal(kith_gossip_peer_state(t->g[0], t->id[2]), 0);
+  memset(other, 0xee, sizeof other); /* an event 2 has not had either */
+  announce(t, 0, 2, other);
+  assert_int_equal(graft_flag_after_wait(t, 2), 1);
+  assert_int_equal(kith_gossip_peer_state(t->g[0], t->id[2]), 1);
   net_free(t);
 }
 
@@ -1527,6 +1701,15 @@ static void test_frame_vectors_reproduce(void **state) {
   kith_gossip_tick(t->g[1], t->now, &t->out);
   drain(t, 1);
   assert_frame(take_frame(t, 1, 2), vec(kv, "graft_frame"));
+  /* the source, asked so for it (no edge of the default tree): a repair */
+  GBytes *gf = vec(kv, "graft_frame");
+  assert_int_equal(kith_gossip_recv(t->g[3], t->id[0],
+                                    g_bytes_get_data(gf, NULL),
+                                    g_bytes_get_size(gf), t->now, &t->out),
+                   KITH_OK);
+  drain(t, 3);
+  assert_frame(take_frame(t, 3, 0), vec(kv, "repair_frame"));
+  g_bytes_unref(gf);
   /* 2 asks 1 for it (a held event's parent): after the wait, WANT */
   size_t asked;
   assert_int_equal(kith_gossip_want(t->g[2], t->id[1],
@@ -1589,6 +1772,9 @@ int main(void) {
       cmocka_unit_test(test_unanswered_want_moves_to_another_announcer),
       cmocka_unit_test(test_want_retry_waits_two_round_trips),
       cmocka_unit_test(test_reconcile_waits_for_a_flowing_stream),
+      cmocka_unit_test(test_published_event_enters_the_tree_at_every_neighbour),
+      cmocka_unit_test(test_graft_asks_for_an_edge_of_the_default_tree_or_not),
+      cmocka_unit_test(test_lost_copy_is_fetched_without_an_edge),
       cmocka_unit_test(test_held_event_is_passed_on_before_its_verdict),
       cmocka_unit_test(test_catch_up_event_is_not_passed_on),
       cmocka_unit_test(test_held_children_leave_room_for_their_parents),
