@@ -105,6 +105,9 @@
  * it) but that has been quiet this long (ms; and two round trips) has its
  * missing ids asked for all the same */
 #define KITH_GOSSIP_NEED_QUIET_MS 250
+/* An asked id (GRAFT, WANT) waits for its answer graft_retry_ms, or two
+ * measured round trips if longer, but at most this long (ms) */
+#define KITH_GOSSIP_RETRY_MAX_MS 5000
 #define KITH_GOSSIP_ANNOUNCERS 4         /* neighbours remembered per id */
 #define KITH_GOSSIP_EPH_MAX_PAYLOAD 1024 /* bytes of one ephemeral payload */
 #define KITH_GOSSIP_EPH_MAX 4096         /* ephemeral payloads remembered */

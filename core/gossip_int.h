@@ -59,6 +59,9 @@ typedef struct gpeer {
    * (gossip_recon.c) */
   GByteArray *need;
   uint64_t need_quiet;
+  /* an id asked of this peer at a reconciliation's end last came then
+   * (its stream of them still flows: gossip_recon.c) */
+  uint64_t stream_at;
 } gpeer;
 
 /* A dissemination tree: the active neighbours (bit i = peers[i]) to which
@@ -239,8 +242,10 @@ void pt_free_pending(gpointer v);
 /* gossip_recon.c: anti-entropy */
 /* id came and was forgotten (KITH_GOSSIP_LATER): the next reconciliation
  * asks for it again, of any peer. */
-/* Was id asked for at the end of a reconciliation lately (a catch-up)? */
-int rc_was_asked(kith_gossip *g, const uint8_t id[32]);
+/* Was id asked for at the end of a reconciliation lately (a catch-up)?
+ * If it was asked of p (NULL: unknown sender), p's stream of them is
+ * noted as flowing at now. */
+int rc_was_asked(kith_gossip *g, gpeer *p, const uint8_t id[32], uint64_t now);
 void rc_forget_asked(kith_gossip *g, const uint8_t id[32]);
 void rc_known_add(kith_gossip *g, uint64_t ts, const uint8_t id[32]);
 int rc_known_full(const kith_gossip *g); /* the set in memory is full */

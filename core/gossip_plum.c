@@ -808,6 +808,16 @@ static gpeer *next_announcer(kith_gossip *g, missing *m) {
   }
 }
 
+/* How long an asked id (GRAFT or WANT) waits for its answer before the
+ * next announcer is asked: graft_retry_ms, or two measured round trips if
+ * longer (at most KITH_GOSSIP_RETRY_MAX_MS). Behind a slow or busy link an
+ * answer takes longer than graft_retry_ms; asked again sooner, the
+ * answer comes twice and the copy fills the link further. */
+static uint64_t retry_wait(const kith_gossip *g) {
+  uint64_t w = MAX((uint64_t)g->cfg.graft_retry_ms, 2 * (g->rtt8 / 8));
+  return MIN(w, MAX((uint64_t)g->cfg.graft_retry_ms, KITH_GOSSIP_RETRY_MAX_MS));
+}
+
 /* Should a GRAFT for m (of the default tree) also ask for an edge of the
  * default tree? A payload lost on its way (a frame lost, a neighbour
  * crashed) is fetched without changing the tree: an edge made for it would
@@ -843,7 +853,7 @@ static void expire_missing(kith_gossip *g, uint64_t now, kith_out *out) {
         g->st.grafts_sent++;
       }
       m->asked_at = now;
-      m->deadline = now + g->cfg.graft_retry_ms;
+      m->deadline = now + retry_wait(g);
     }
     if (next == 0 || m->deadline < next)
       next = m->deadline;
@@ -922,14 +932,15 @@ static kith_err on_payload(kith_gossip *g, gpeer *p, const uint8_t from[32],
     return KITH_OK;
   }
   if (!pend_room(g, from, len)) {
-    g->st.overflows++; /* not marked seen: it can come again */
+    g->st.overflows++;      /* not marked seen: it can come again */
+    rc_forget_asked(g, id); /* asked of a stream: the next one asks again */
     return KITH_OK;
   }
   /* Asked for at a reconciliation's end: a catch-up, whatever source the
    * answer names (a cached one keeps its own), so not passed on
    * (accept_event). A held event's parent, asked for by WANT, is a live
    * repair and goes on along its source's tree. */
-  if (!push && !eph && rc_was_asked(g, id))
+  if (!push && !eph && rc_was_asked(g, p, id, now))
     tag = 0;
   arrival how = {.pushed = push != 0, .repair = push == PUSH_REPAIR};
   /* a repair makes no edge (its sender may have this node lazy) */

@@ -587,6 +587,18 @@ test_reconcile_asks_for_the_whole_difference_at_its_end(void **state) {
   net_free(t);
 }
 
+/* Node i reconciles with node peer, and the frames run: how many ids it
+ * has asked for (WANT) in all. */
+static uint64_t reconcile_wants(net *t, int i, int peer) {
+  kith_gossip_stats st;
+  assert_int_equal(kith_gossip_reconcile(t->g[i], t->id[peer], t->now, &t->out),
+                   KITH_OK);
+  drain(t, i);
+  pump(t);
+  kith_gossip_get_stats(t->g[i], &st);
+  return st.wants_sent;
+}
+
 /* At a reconciliation's end every id not seen is asked of that peer, even
  * if another peer was asked for it lately: each stream is then the whole
  * difference from its shallowest event on, never the part another stream
@@ -603,7 +615,6 @@ test_reconcile_asks_each_peer_for_the_whole_difference(void **state) {
     know(t, 0, e);
     know(t, 2, e);
   }
-  kith_gossip_stats st;
   t->drop_from = 0; /* 0's answers are lost */
   t->drop_to = 1;
   /* rounds: with 0; with 0 after a WANT's own wait (graft_retry_ms);
@@ -615,13 +626,7 @@ test_reconcile_asks_each_peer_for_the_whole_difference(void **state) {
   for (size_t r = 0; r < G_N_ELEMENTS(wait); r++) {
     t->now += wait[r];
     t->later[1][3] = r == 2;
-    assert_int_equal(
-        kith_gossip_reconcile(t->g[1], t->id[peer[r]], t->now, &t->out),
-        KITH_OK);
-    drain(t, 1);
-    pump(t);
-    kith_gossip_get_stats(t->g[1], &st);
-    assert_int_equal(st.wants_sent, wants[r]);
+    assert_int_equal(reconcile_wants(t, 1, peer[r]), wants[r]);
     for (int e = 0; e < 10; e++)
       assert_int_equal(t->got[1][e], r >= 2 && (e != 3 || r >= 3));
   }
@@ -862,24 +867,32 @@ static kith_err inject(net *t, int from, int to, const uint8_t *buf,
 }
 
 /* PAYLOAD [8, source, hops, push, payload]. */
-static void payload_frame(const uint8_t *data, size_t len, kith_pack *pk) {
+static void payload_frame(const uint8_t *data, size_t len, int push,
+                          kith_pack *pk) {
   kith_pack_init(pk);
   kith_pack_array(pk, 5);
   kith_pack_uint(pk, KITH_GF_PAYLOAD);
   kith_pack_uint(pk, 0xa1a1a1a1a1a1a1a1ull);
   kith_pack_uint(pk, 1);
-  kith_pack_uint(pk, 1);
+  kith_pack_uint(pk, (uint64_t)push);
   kith_pack_bin(pk, data, len);
+}
+
+/* Node `from` sends payload[len] to node `to` in a PAYLOAD frame, pushed
+ * (push 1) or as an answer (push 0). */
+static void send_payload(net *t, int from, int to, const uint8_t *data,
+                         size_t len, int push) {
+  kith_pack pk;
+  payload_frame(data, len, push, &pk);
+  assert_int_equal(inject(t, from, to, (uint8_t *)pk.sb.data, pk.sb.size),
+                   KITH_OK);
+  kith_pack_clear(&pk);
 }
 
 /* Node `from` pushes payload[len] to node `to` in a PAYLOAD frame. */
 static void inject_payload(net *t, int from, int to, const uint8_t *data,
                            size_t len) {
-  kith_pack pk;
-  payload_frame(data, len, &pk);
-  assert_int_equal(inject(t, from, to, (uint8_t *)pk.sb.data, pk.sb.size),
-                   KITH_OK);
-  kith_pack_clear(&pk);
+  send_payload(t, from, to, data, len, 1);
 }
 
 /* Payloads k0 .. k1 - 1: len bytes of `fill`, k in the first four. */
@@ -892,6 +905,37 @@ static void inject_numbered(net *t, int from, int to, size_t len, uint8_t fill,
     memcpy(buf, &k, sizeof k);
     inject_payload(t, from, to, buf, len);
   }
+}
+
+/* Ids asked of a peer at a reconciliation's end are not asked of it again
+ * while its stream of them still flows (one came within
+ * KITH_GOSSIP_NEED_WAIT_MS), however long ago they were asked: behind a
+ * slow link the rest is on its way. Once the stream has been quiet that
+ * long, they are asked again. */
+static void test_reconcile_waits_for_a_flowing_stream(void **state) {
+  (void)state;
+  net *t = net_new(2, 0);
+  join(t, 1, 0);
+  for (int e = 0; e < 10; e++)
+    know(t, 0, e);
+  t->drop_from = 0; /* 0's answers are slow: the test hands them over */
+  t->drop_to = 1;
+  const uint64_t wait[] = {0, KITH_GOSSIP_NEED_WAIT_MS,
+                           KITH_GOSSIP_NEED_WAIT_MS - 1, 1};
+  const uint64_t wants[] = {10, 10, 10, 18};
+  for (size_t r = 0; r < G_N_ELEMENTS(wait); r++) {
+    t->now += wait[r];
+    if (r == 1) { /* two answers come: the stream flows */
+      for (int e = 0; e < 2; e++) {
+        send_payload(t, 0, 1, t->store[e], EVLEN, 0);
+        pump(t);
+      }
+    }
+    assert_int_equal(reconcile_wants(t, 1, 0), wants[r]);
+  }
+  for (int e = 0; e < 10; e++)
+    assert_int_equal(t->got[1][e], e < 2);
+  net_free(t);
 }
 
 /* Issue 8, attack 5: a neighbour sent 3 junk bytes claiming the id of a
@@ -1071,6 +1115,53 @@ static void test_unanswered_want_moves_to_another_announcer(void **state) {
   kith_gossip_get_stats(t->g[2], &st);
   assert_int_equal(st.wants_sent, 2);
   assert_int_equal(st.grafts_sent, 0);
+  net_free(t);
+}
+
+/* Node i asks node from for event e (kith_gossip_want): how many ids it
+ * noted to ask (0: asked lately already). */
+static size_t want_event(net *t, int i, int from, int e) {
+  uint8_t id[32];
+  size_t asked = 0;
+  ev_id(e, id);
+  assert_int_equal(
+      kith_gossip_want(t->g[i], t->id[from], id, 1, t->now, &asked, &t->out),
+      KITH_OK);
+  drain(t, i);
+  return asked;
+}
+
+/* An asked id waits for its answer graft_retry_ms, or two measured round
+ * trips if longer: behind a slow link (here answers take 1 s) an id is
+ * not asked again before its answer could have come. */
+static void test_want_retry_waits_two_round_trips(void **state) {
+  (void)state;
+  net *t = net_new(2, 0);
+  join(t, 1, 0);
+  for (int e = 0; e < 2; e++)
+    know(t, 0, e);
+  /* a WANT for event 0 whose answer takes 1,000 ms: the round trip */
+  assert_int_equal(want_event(t, 1, 0, 0), 1);
+  t->now = kith_gossip_next_deadline(t->g[1]);
+  kith_gossip_tick(t->g[1], t->now, &t->out);
+  drain(t, 1); /* the WANT waits in the queue */
+  t->now += 1000;
+  pump(t);
+  assert_int_equal(t->got[1][0], 1);
+  /* event 1 is asked of a neighbour that does not answer */
+  t->mute[0] = 1;
+  assert_int_equal(want_event(t, 1, 0, 1), 1);
+  uint64_t base = t->now; /* sent after the lazy wait, 500 ms at most */
+  run_until(t, base + 500);
+  kith_gossip_stats st;
+  kith_gossip_get_stats(t->g[1], &st);
+  assert_int_equal(st.wants_sent, 2);
+  /* past graft_retry_ms (300 ms), within two round trips: still asked */
+  run_until(t, base + 1500);
+  assert_int_equal(want_event(t, 1, 0, 1), 0);
+  /* after two round trips it may be asked again */
+  run_until(t, base + 2600);
+  assert_int_equal(want_event(t, 1, 0, 1), 1);
   net_free(t);
 }
 
@@ -1723,6 +1814,8 @@ int main(void) {
       cmocka_unit_test(test_not_now_verdict_is_not_permanent),
       cmocka_unit_test(test_held_flood_from_one_neighbour_blocks_no_one_else),
       cmocka_unit_test(test_unanswered_want_moves_to_another_announcer),
+      cmocka_unit_test(test_want_retry_waits_two_round_trips),
+      cmocka_unit_test(test_reconcile_waits_for_a_flowing_stream),
       cmocka_unit_test(test_published_event_enters_the_tree_at_every_neighbour),
       cmocka_unit_test(test_graft_asks_for_an_edge_of_the_default_tree_or_not),
       cmocka_unit_test(test_leaf_does_not_push_a_grafted_copy_back),
