@@ -1274,12 +1274,12 @@ static void announce(net *t, int from, int to, const uint8_t id[8]) {
   kith_pack_clear(&pk);
 }
 
-/* Past node i's lazy wait: the default flag of the GRAFT it sends then
- * (-1: none); its frames are then delivered. */
-static int graft_flag_after_wait(net *t, int i) {
+/* ms later: the default flag of the GRAFT node i sends then (-1: none);
+ * its frames are then delivered. */
+static int graft_flag_after(net *t, int i, uint64_t ms) {
   kith_out o;
   int flag = -1;
-  t->now += 600;
+  t->now += ms;
   kith_out_init(&o);
   kith_gossip_tick(t->g[i], t->now, &o);
   for (size_t k = 0; k < o.n; k++) {
@@ -1303,27 +1303,71 @@ static int graft_flag_after_wait(net *t, int i) {
  * the tree (GRAFT default 0, answered with a repair); when the next one
  * is missing too, with no push of the tree since, the GRAFT asks for an
  * edge of the default tree (default 1). */
-static void test_lost_copy_is_fetched_without_an_edge(void **state) {
-  (void)state;
+/* The triangle's tree 0 - 1 - 2 (2 a leaf of the default tree, 0 - 2
+ * lazy), event 5 published by 0 and lost on its way to 2 (1 passes
+ * nothing on, the repair 0 -> 2 is dropped), then announced to 2 by 0. */
+static net *lost_at_leaf(uint8_t id[32]) {
   net *t = triangle_tree();
-  uint8_t id[32], other[8];
-  t->mute[1] = 1; /* 1 passes nothing on: 2 gets nothing of event 5 */
+  t->mute[1] = 1;
   t->drop_from = 0;
   t->drop_to = 2;
   publish(t, 0, 5);
   pump(t);
   t->drop_from = t->drop_to = -1;
+  assert_int_equal(t->got[1][5], 1);
   assert_int_equal(t->got[2][5], 0);
   ev_id(5, id);
   announce(t, 0, 2, id);
-  assert_int_equal(graft_flag_after_wait(t, 2), 0);
+  return t;
+}
+
+static void test_lost_copy_is_fetched_without_an_edge(void **state) {
+  (void)state;
+  uint8_t id[32], other[8];
+  net *t = lost_at_leaf(id);
+  assert_int_equal(graft_flag_after(t, 2, 600), 0);
   assert_int_equal(t->got[2][5], 1); /* a repair: no edge either side */
   assert_int_equal(kith_gossip_peer_state(t->g[2], t->id[0]), 0);
   assert_int_equal(kith_gossip_peer_state(t->g[0], t->id[2]), 0);
   memset(other, 0xee, sizeof other); /* an event 2 has not had either */
   announce(t, 0, 2, other);
-  assert_int_equal(graft_flag_after_wait(t, 2), 1);
+  assert_int_equal(graft_flag_after(t, 2, 600), 1);
   assert_int_equal(kith_gossip_peer_state(t->g[0], t->id[2]), 1);
+  net_free(t);
+}
+
+/* The lazy wait of the default tree (here lazy_timeout_ms, 500 ms: no
+ * round trip is measured) is scaled by 6/5 and divided by the node's
+ * eager edges in that tree: 300 ms at node 1 (two edges), capped at
+ * 500 ms at node 2 (a leaf). */
+static void test_default_tree_lazy_wait_by_edges(void **state) {
+  (void)state;
+  net *t = triangle_tree();
+  uint8_t a[8], b[8];
+  memset(a, 0xaa, sizeof a); /* events no node has */
+  memset(b, 0xbb, sizeof b);
+  announce(t, 0, 1, a);
+  announce(t, 1, 2, b);
+  assert_int_equal(graft_flag_after(t, 1, 299), -1);
+  assert_int_equal(graft_flag_after(t, 1, 1), 0);
+  assert_int_equal(graft_flag_after(t, 2, 199), -1);
+  assert_int_equal(graft_flag_after(t, 2, 1), 0);
+  net_free(t);
+}
+
+/* A leaf of the default tree that fetched an event by its GRAFT does not
+ * push it back along its one edge (that neighbour's push is what was
+ * lost): the neighbour, which has it, gets no second copy. */
+static void test_leaf_does_not_push_a_grafted_copy_back(void **state) {
+  (void)state;
+  uint8_t id[32];
+  net *t = lost_at_leaf(id);
+  int copies = t->copies[1];
+  assert_int_equal(kith_gossip_peer_state(t->g[2], t->id[1]), 1);
+  assert_int_equal(graft_flag_after(t, 2, 600), 0);
+  run_until(t, t->now + 1000);
+  assert_int_equal(t->got[2][5], 1);
+  assert_int_equal(t->copies[1], copies);
   net_free(t);
 }
 
@@ -1774,6 +1818,8 @@ int main(void) {
       cmocka_unit_test(test_reconcile_waits_for_a_flowing_stream),
       cmocka_unit_test(test_published_event_enters_the_tree_at_every_neighbour),
       cmocka_unit_test(test_graft_asks_for_an_edge_of_the_default_tree_or_not),
+      cmocka_unit_test(test_leaf_does_not_push_a_grafted_copy_back),
+      cmocka_unit_test(test_default_tree_lazy_wait_by_edges),
       cmocka_unit_test(test_lost_copy_is_fetched_without_an_edge),
       cmocka_unit_test(test_held_event_is_passed_on_before_its_verdict),
       cmocka_unit_test(test_catch_up_event_is_not_passed_on),
