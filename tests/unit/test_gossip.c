@@ -883,6 +883,63 @@ static void inject_numbered(net *t, int from, int to, size_t len, uint8_t fill,
   }
 }
 
+/* IHAVEs node i has sent so far. */
+static uint64_t ihaves_sent(net *t, int i) {
+  kith_gossip_stats st;
+  kith_gossip_get_stats(t->g[i], &st);
+  return st.ihave_sent;
+}
+
+/* IHAVE [9, short ids, hops] of event e, as node `from` had it at hops. */
+static void inject_ihave(net *t, int from, int to, int e, uint8_t hops) {
+  uint8_t id[32];
+  kith_pack pk;
+  ev_id(e, id);
+  kith_pack_init(&pk);
+  kith_pack_array(&pk, 3);
+  kith_pack_uint(&pk, KITH_GF_IHAVE);
+  kith_pack_bin(&pk, id, 8);
+  kith_pack_bin(&pk, &hops, 1);
+  assert_int_equal(inject(t, from, to, (uint8_t *)pk.sb.data, pk.sb.size),
+                   KITH_OK);
+  kith_pack_clear(&pk);
+}
+
+/* Triangle with 0's tree settled: 0 pushes to 1 and 2, the edge 1-2 is
+ * lazy, so 1 and 2 announce 0's messages to each other. */
+static net *triangle_with_tree_of_0(void) {
+  net *t = triangle();
+  publish(t, 0, 1);
+  publish(t, 0, 2);
+  run_until(t, t->now + 1000);
+  assert_int_equal(kith_gossip_peer_eager(t->g[2], t->id[1], t->id[0]), 0);
+  assert_int_equal(kith_gossip_peer_eager(t->g[1], t->id[2], t->id[0]), 0);
+  return t;
+}
+
+/* An id waiting in the batch for a neighbour that announces that id to
+ * us meanwhile is not announced to it (docs/protocol.md 11.7): it has
+ * the payload. Without that announcement, it is. */
+static void test_no_ihave_to_a_neighbour_that_announced_it(void **state) {
+  (void)state;
+  net *t = triangle_with_tree_of_0();
+  uint64_t before = ihaves_sent(t, 2);
+  publish(t, 0, 3);
+  run_until(t, t->now + 1000); /* both batches go at once */
+  assert_int_equal(ihaves_sent(t, 2), before + 1);
+  before = ihaves_sent(t, 2);
+  publish(t, 0, 4);
+  pump(t); /* 1 and 2 have it; each has it waiting for the other */
+  inject_ihave(t, 1, 2, 4, 1);
+  run_until(t, t->now + 1000);
+  assert_int_equal(ihaves_sent(t, 2), before);
+  assert_int_equal(ihaves_sent(t, 1), before + 1); /* 1 heard nothing */
+  for (int i = 1; i < 3; i++)
+    for (int e = 3; e <= 4; e++)
+      assert_int_equal(t->got[i][e], 1);
+  net_free(t);
+}
+
 /* Issue 8, attack 5: a neighbour sent 3 junk bytes claiming the id of a
  * genuine event, the id was marked invalid for good and the real event
  * was dropped when it came, even an hour later. Ids are now computed from
@@ -1478,6 +1535,7 @@ int main(void) {
       cmocka_unit_test(test_prune_on_duplicate),
       cmocka_unit_test(test_concurrent_sources_keep_their_trees),
       cmocka_unit_test(test_ihave_rides_with_a_payload_to_the_same_neighbour),
+      cmocka_unit_test(test_no_ihave_to_a_neighbour_that_announced_it),
       cmocka_unit_test(test_graft_after_lazy_timeout),
       cmocka_unit_test(test_active_view_bound),
       cmocka_unit_test(test_link_failure_repair),
