@@ -940,6 +940,39 @@ static void test_no_ihave_to_a_neighbour_that_announced_it(void **state) {
   net_free(t);
 }
 
+static uint64_t all_ihaves_sent(net *t) {
+  uint64_t n = 0;
+  for (int i = 0; i < t->n; i++)
+    n += ihaves_sent(t, i);
+  return n;
+}
+
+/* Each neighbour's announcements wait ihave_batch_ms (50 ms) from the
+ * first one queued for it (docs/protocol.md 11.7), not from the first
+ * queued for any neighbour: a message 30 ms after another is announced
+ * to neighbours that had nothing waiting 80 ms after the first, none in
+ * between. */
+static void test_ihave_batch_per_neighbour(void **state) {
+  (void)state;
+  net *t = six_with_trees();
+  uint64_t start = t->now;
+  publish(t, 0, 60);
+  run_until(t, start + 30);
+  publish(t, 3, 61);
+  run_until(t, start + 50);
+  uint64_t at50 = all_ihaves_sent(t);
+  run_until(t, start + 79);
+  assert_int_equal(all_ihaves_sent(t), at50);
+  run_until(t, start + 80);
+  assert_true(all_ihaves_sent(t) > at50);
+  run_until(t, t->now + 1000);
+  for (int i = 0; i < 6; i++) {
+    assert_int_equal(t->got[i][60], 1);
+    assert_int_equal(t->got[i][61], 1);
+  }
+  net_free(t);
+}
+
 /* Issue 8, attack 5: a neighbour sent 3 junk bytes claiming the id of a
  * genuine event, the id was marked invalid for good and the real event
  * was dropped when it came, even an hour later. Ids are now computed from
@@ -1536,6 +1569,7 @@ int main(void) {
       cmocka_unit_test(test_concurrent_sources_keep_their_trees),
       cmocka_unit_test(test_ihave_rides_with_a_payload_to_the_same_neighbour),
       cmocka_unit_test(test_no_ihave_to_a_neighbour_that_announced_it),
+      cmocka_unit_test(test_ihave_batch_per_neighbour),
       cmocka_unit_test(test_graft_after_lazy_timeout),
       cmocka_unit_test(test_active_view_bound),
       cmocka_unit_test(test_link_failure_repair),
