@@ -321,9 +321,41 @@ static uint64_t announcers(kith_gossip *g, const missing *m, uint32_t hops) {
   return b;
 }
 
+/* Announces ev to up to k of the n neighbours in c, chosen at random. */
+static uint32_t announce_some(kith_gossip *g, gpeer **c, uint32_t n, uint32_t k,
+                              const cached *ev, uint64_t now, kith_out *out) {
+  uint32_t j = 0;
+  for (; j < n && j < k; j++) {
+    uint32_t r = j + gs_below(g, n - j);
+    gpeer *q = c[r];
+    c[r] = c[j];
+    c[j] = q;
+    lazy_push(g, q, ev->id, ev->hops, tree_for(g, ev->tag) != &g->dflt, now,
+              out);
+  }
+  return j;
+}
+
+/* Announces ev to up to announce_max of the nl lazy neighbours in c:
+ * first those that have a batch waiting (the id joins a frame that goes
+ * anyway), then the others, each group in random order. */
+static void announce(kith_gossip *g, gpeer **c, uint32_t nl, const cached *ev,
+                     uint64_t now, kith_out *out) {
+  uint32_t open = 0;
+  for (uint32_t i = 0; i < nl; i++)
+    if (c[i]->n_lazy > 0) {
+      gpeer *q = c[i];
+      c[i] = c[open];
+      c[open++] = q;
+    }
+  uint32_t done = announce_some(g, c, open, g->cfg.announce_max, ev, now, out);
+  (void)announce_some(g, c + open, nl - open, g->cfg.announce_max - done, ev,
+                      now, out);
+}
+
 /* Eager push along the source's tree; announcements to at most
  * announce_max of the other neighbours not known to have it
- * (arrival.holders), chosen at random. */
+ * (arrival.holders): those with a batch waiting first (announce). */
 static void forward(kith_gossip *g, const cached *ev, const uint8_t *except,
                     int push, uint64_t now, kith_out *out) {
   gpeer *list[PEERS_MAX], *lazy[PEERS_MAX];
@@ -341,12 +373,7 @@ static void forward(kith_gossip *g, const cached *ev, const uint8_t *except,
     } else if (!(ev->how.holders & bit(g, q)))
       lazy[nl++] = q;
   }
-  for (uint32_t j = 0; j < nl && j < g->cfg.announce_max; j++) {
-    uint32_t r = j + gs_below(g, nl - j);
-    gpeer *q = lazy[r];
-    lazy[r] = lazy[j];
-    lazy_push(g, q, ev->id, ev->hops, t != &g->dflt, now, out);
-  }
+  announce(g, lazy, nl, ev, now, out);
 }
 
 /* ---- the cache of recent payloads (answers to GRAFT and WANT) ---- */

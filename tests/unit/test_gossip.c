@@ -309,17 +309,22 @@ static void test_prune_on_duplicate(void **state) {
  * six sending at once cost one copy per node and message, and no GRAFT. */
 /* Six nodes, every one linked to all, each source's tree settled by
  * three rounds of all six sending at once. */
-static net *six_with_trees(void) {
-  net *t = net_new(6, 0);
-  for (int i = 1; i < 6; i++)
+static net *with_trees(int n) {
+  net *t = net_new(n, 0);
+  for (int i = 1; i < n; i++)
     join(t, i, i - 1);
-  run_until(t, 30000); /* the overlay fills (every node links to all) */
+  run_until(t, 30000);                      /* the overlay fills */
   for (int round = 0; round < 3; round++) { /* every node at once */
-    for (int i = 0; i < 6; i++)
-      publish(t, i, 10 + round * 6 + i);
+    for (int i = 0; i < n; i++)
+      publish(t, i, 10 + round * n + i);
     run_until(t, t->now + 2000);
   }
   return t;
+}
+
+/* Every node linked to all. */
+static net *six_with_trees(void) {
+  return with_trees(6);
 }
 
 static void test_concurrent_sources_keep_their_trees(void **state) {
@@ -973,6 +978,29 @@ static void test_ihave_batch_per_neighbour(void **state) {
   net_free(t);
 }
 
+/* An id is announced first to neighbours that already have a batch
+ * waiting (docs/protocol.md 11.7): three messages of one source at once
+ * make at most announce_max (3) IHAVE frames at each node, not one to
+ * each of up to 3 x 3 neighbours. */
+static void test_ihave_joins_a_waiting_batch(void **state) {
+  (void)state;
+  net *t = with_trees(12); /* up to 8 neighbours each: more lazy than 3 */
+  uint64_t before[12];
+  for (int i = 0; i < 12; i++)
+    before[i] = ihaves_sent(t, i);
+  for (int e = 60; e < 63; e++) {
+    publish(t, 0, e);
+    pump(t);
+  }
+  run_until(t, t->now + 1000);
+  for (int i = 0; i < 12; i++) {
+    assert_true(ihaves_sent(t, i) - before[i] <= 3);
+    for (int e = 60; e < 63; e++)
+      assert_int_equal(t->got[i][e], 1);
+  }
+  net_free(t);
+}
+
 /* Issue 8, attack 5: a neighbour sent 3 junk bytes claiming the id of a
  * genuine event, the id was marked invalid for good and the real event
  * was dropped when it came, even an hour later. Ids are now computed from
@@ -1570,6 +1598,7 @@ int main(void) {
       cmocka_unit_test(test_ihave_rides_with_a_payload_to_the_same_neighbour),
       cmocka_unit_test(test_no_ihave_to_a_neighbour_that_announced_it),
       cmocka_unit_test(test_ihave_batch_per_neighbour),
+      cmocka_unit_test(test_ihave_joins_a_waiting_batch),
       cmocka_unit_test(test_graft_after_lazy_timeout),
       cmocka_unit_test(test_active_view_bound),
       cmocka_unit_test(test_link_failure_repair),
