@@ -14,7 +14,11 @@
  * Both ends run in this one thread (as a node does), so the figures count
  * the work of both sides. The timing starts when the first byte is handed
  * over and ends when the last byte (frame) has arrived. Rounds alternate
- * raw and session; medians are reported. For profiling one side alone,
+ * raw and session; medians are reported. Each transfer's CPU time is
+ * reported too, per byte moved: of the thread that runs end a (both ends,
+ * with one thread) and of the whole process (the crypto worker, and b's
+ * thread with two): unlike the rates, it hardly moves when other work
+ * shares the cores. For profiling one side alone,
  * KITH_BENCH_LINK_ONLY=raw or =session skips the other (its figure is then
  * meaningless). */
 #include <glib.h>
@@ -25,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "bench.h"
 #include "net/crypt.h"
@@ -63,6 +68,19 @@ typedef struct ends {
   double t_done;  /* when the last byte arrived (b's thread) */
   gint done;      /* atomic */
 } ends;
+
+/* What one transfer took: seconds, and CPU seconds of a's thread and of
+ * the process. */
+typedef struct xfer {
+  double dt, cpu_a, cpu_all;
+} xfer;
+
+static double cpu_seconds(int who) {
+  struct rusage u;
+  getrusage(who, &u);
+  return (double)(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         (double)(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
 
 static void ends_init(ends *e, int threads, size_t total) {
   *e = (ends){.total = total};
@@ -111,11 +129,13 @@ static gpointer run_b(gpointer data) {
   return NULL;
 }
 
-/* Runs the transfer that start() begins; *failed aborts it. Returns the
- * seconds from start() to the last byte, or < 0. */
-static double ends_transfer(ends *e, void (*start)(void *), void *ud,
-                            const gboolean *failed) {
+/* Runs the transfer that start() begins; *failed aborts it. Sets x->dt
+ * to the seconds from start() to the last byte (< 0 on failure), and the
+ * CPU seconds meanwhile. */
+static void ends_transfer(ends *e, void (*start)(void *), void *ud,
+                          const gboolean *failed, xfer *x) {
   GThread *tb = NULL;
+  double a0 = cpu_seconds(RUSAGE_THREAD), all0 = cpu_seconds(RUSAGE_SELF);
   if (e->ctx_b != e->ctx_a)
     tb = g_thread_new("bench-b", run_b, e);
   double t0 = bench_now();
@@ -128,7 +148,9 @@ static double ends_transfer(ends *e, void (*start)(void *), void *ud,
   }
   if (tb)
     g_thread_join(tb);
-  return *failed ? -1 : e->t_done - t0;
+  x->cpu_a = cpu_seconds(RUSAGE_THREAD) - a0;
+  x->cpu_all = cpu_seconds(RUSAGE_SELF) - all0;
+  x->dt = *failed ? -1 : e->t_done - t0;
 }
 
 /* ---- raw pseudo-TCP ---- */
@@ -215,8 +237,8 @@ static void raw_tell(raw_end *from, raw_end *to) {
   g_free(pwd);
 }
 
-/* Seconds to move the bytes, or < 0 on failure. */
-static double run_raw(int threads, size_t total) {
+/* Moves the bytes (x->dt < 0 on failure). */
+static void run_raw(int threads, size_t total, xfer *x) {
   ends e;
   ends_init(&e, threads, total);
   raw_run r = {.e = &e};
@@ -224,18 +246,17 @@ static double run_raw(int threads, size_t total) {
   randombytes_buf(r.chunk, RAW_CHUNK);
   raw_end_init(&r.a, e.ctx_a, TRUE, &r);
   raw_end_init(&r.b, e.ctx_b, FALSE, &r);
-  double dt = -1;
+  x->dt = -1;
   if (ends_wait(&e, &r.a.gathered, &r.b.gathered)) {
     raw_tell(&r.a, &r.b);
     raw_tell(&r.b, &r.a);
     if (ends_wait(&e, &r.a.ready, &r.b.ready))
-      dt = ends_transfer(&e, raw_push, &r, &r.failed);
+      ends_transfer(&e, raw_push, &r, &r.failed, x);
   }
   g_object_unref(r.a.agent);
   g_object_unref(r.b.agent);
   ends_clear(&e);
   g_free(r.chunk);
-  return dt;
 }
 
 /* ---- kith session over kith_ice ---- */
@@ -267,9 +288,10 @@ static void sess_arrived(sess_end *e, GPtrArray *frames) {
 }
 
 static void sess_flush(sess_end *e) {
-  while (kith_outq_len(&e->out) > 0) {
-    ssize_t k =
-        kith_ice_send(e->ice, kith_outq_data(&e->out), kith_outq_len(&e->out));
+  const uint8_t *data;
+  size_t n;
+  while ((n = kith_outq_piece(&e->out, 0, &data)) > 0) {
+    ssize_t k = kith_ice_send(e->ice, data, n);
     if (k < 0) {
       e->run->failed = TRUE;
       return;
@@ -333,9 +355,9 @@ static void sess_on_recv(kith_ice *ice, const uint8_t *buf, size_t len,
   g_ptr_array_unref(frames);
 }
 
-static void sess_on_crypt_out(void *ud, const uint8_t *bytes, size_t len) {
+static void sess_on_crypt_out(void *ud, GByteArray *records) {
   sess_end *e = ud;
-  g_byte_array_append(kith_outq_tail(&e->out), bytes, (guint)len);
+  kith_outq_push(&e->out, records);
   sess_flush(e);
   if (e == &e->run->a)
     sess_pump(e->run);
@@ -399,27 +421,27 @@ static gboolean make_ident(kith_ident *id) {
   return kith_ident_from_seed(id, seed) == KITH_OK;
 }
 
-static double run_session(int threads, size_t total, size_t frame, int worker) {
+static void run_session(int threads, size_t total, size_t frame, int worker,
+                        xfer *x) {
   ends e;
   ends_init(&e, threads, total);
   sess_run r = {.e = &e, .frame = frame};
   r.payload = g_malloc(frame);
   randombytes_buf(r.payload, frame);
-  double dt = -1;
+  x->dt = -1;
   if (make_ident(&r.ia) && make_ident(&r.ib) &&
       sess_end_init(&r.a, &r, e.ctx_a, &r.ia, &r.ib, 1, worker) &&
       sess_end_init(&r.b, &r, e.ctx_b, &r.ib, &r.ia, 0, worker) &&
       ends_wait(&e, &r.a.gathered, &r.b.gathered) && sess_tell(&r.a, &r.b) &&
       sess_tell(&r.b, &r.a) &&
       ends_wait(&e, &r.a.established, &r.b.established))
-    dt = ends_transfer(&e, sess_pump, &r, &r.failed);
+    ends_transfer(&e, sess_pump, &r, &r.failed, x);
   sess_end_clear(&r.a);
   sess_end_clear(&r.b);
   ends_clear(&e);
   kith_ident_clear(&r.ia);
   kith_ident_clear(&r.ib);
   g_free(r.payload);
-  return dt;
 }
 
 /* ---- driver ---- */
@@ -472,17 +494,43 @@ static double median(double *v, long n) {
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-static void print_json(const opts *o, double sess, double raw,
-                       const char *cond) {
+/* Medians over the rounds: rates (MB/s) and CPU per byte (ns) of a's
+ * thread and of the process, raw then session. */
+typedef struct summary {
+  double raw, sess;
+  double raw_cpu_a, raw_cpu_all, sess_cpu_a, sess_cpu_all;
+} summary;
+
+static void summarize(const xfer *raw, const xfer *sess, long rounds, double mb,
+                      summary *out) {
+  double v[6][ROUNDS_MAX];
+  for (long i = 0; i < rounds; i++) {
+    v[0][i] = mb / raw[i].dt;
+    v[1][i] = mb / sess[i].dt;
+    v[2][i] = raw[i].cpu_a * 1e3 / mb; /* s per MB = ns per byte / 1e3 */
+    v[3][i] = raw[i].cpu_all * 1e3 / mb;
+    v[4][i] = sess[i].cpu_a * 1e3 / mb;
+    v[5][i] = sess[i].cpu_all * 1e3 / mb;
+  }
+  *out = (summary){median(v[0], rounds), median(v[1], rounds),
+                   median(v[2], rounds), median(v[3], rounds),
+                   median(v[4], rounds), median(v[5], rounds)};
+}
+
+static void print_json(const opts *o, const summary *m, const char *cond) {
   JsonBuilder *b = json_builder_new();
   json_builder_begin_object(b);
 #define KEY(k, type, v)                                                        \
   json_builder_set_member_name(b, k);                                          \
   json_builder_add_##type##_value(b, v)
-  KEY("session_mb_s", double, sess);
-  KEY("raw_mb_s", double, raw);
-  KEY("ratio", double, raw > 0 ? sess / raw : 0);
+  KEY("session_mb_s", double, m->sess);
+  KEY("raw_mb_s", double, m->raw);
+  KEY("ratio", double, m->raw > 0 ? m->sess / m->raw : 0);
   KEY("target_ratio", double, TARGET_RATIO);
+  KEY("raw_cpu_ns_per_byte_thread_a", double, m->raw_cpu_a);
+  KEY("raw_cpu_ns_per_byte_process", double, m->raw_cpu_all);
+  KEY("session_cpu_ns_per_byte_thread_a", double, m->sess_cpu_a);
+  KEY("session_cpu_ns_per_byte_process", double, m->sess_cpu_all);
   KEY("mb", int, o->mb);
   KEY("frame_bytes", int, o->frame);
   KEY("rounds", int, o->rounds);
@@ -494,51 +542,56 @@ static void print_json(const opts *o, double sess, double raw,
   bench_print_json(b);
 }
 
+static void print_text(const opts *o, const summary *m, const char *cond) {
+  printf("link: %ld MB one way over loopback, %ld-byte frames, %s, "
+         "records %s, median of %ld rounds\n",
+         o->mb, o->frame,
+         o->threads == 2 ? "each end on its own thread"
+                         : "both ends on one thread",
+         o->no_worker ? "sealed and opened on the main thread"
+                      : "sealed and opened on the crypto worker",
+         o->rounds);
+  printf("  raw pseudo-TCP %.1f MB/s, kith session %.1f MB/s: ratio %.2f "
+         "(target >= %.1f)\n",
+         m->raw, m->sess, m->sess / m->raw, TARGET_RATIO);
+  printf("  CPU per byte, %s thread / process: raw %.2f / %.2f ns, "
+         "session %.2f / %.2f ns\n",
+         o->threads == 2 ? "the sender's" : "the ends'", m->raw_cpu_a,
+         m->raw_cpu_all, m->sess_cpu_a, m->sess_cpu_all);
+  printf("  conditions: %s libnice=%d.%d.%d\n", cond, NICE_VERSION_MAJOR,
+         NICE_VERSION_MINOR, NICE_VERSION_MICRO);
+}
+
 int bench_link(int argc, char **argv) {
   opts o;
   int rc = parse_opts(argc, argv, &o);
   if (rc >= 0)
     return rc;
   size_t total = (size_t)o.mb * 1000 * 1000;
-  double raw[ROUNDS_MAX], sess[ROUNDS_MAX];
+  xfer raw[ROUNDS_MAX], sess[ROUNDS_MAX];
+  const char *only = g_getenv("KITH_BENCH_LINK_ONLY"); /* for profiling */
   for (long i = 0; i < o.rounds; i++) {
-    const char *only = g_getenv("KITH_BENCH_LINK_ONLY"); /* for profiling */
-    double tr = only && strcmp(only, "session") == 0
-                    ? 1
-                    : run_raw((int)o.threads, total);
-    double ts =
-        only && strcmp(only, "raw") == 0
-            ? 1
-            : run_session((int)o.threads, total, (size_t)o.frame, !o.no_worker);
-    if (tr <= 0 || ts <= 0) {
+    raw[i] = sess[i] = (xfer){1, 0, 0};
+    if (!only || strcmp(only, "session") != 0)
+      run_raw((int)o.threads, total, &raw[i]);
+    if (!only || strcmp(only, "raw") != 0)
+      run_session((int)o.threads, total, (size_t)o.frame, !o.no_worker,
+                  &sess[i]);
+    if (raw[i].dt <= 0 || sess[i].dt <= 0) {
       fprintf(stderr,
               "kith-bench link: the %s link did not come up or "
               "failed on 127.0.0.1\n",
-              tr <= 0 ? "raw" : "session");
+              raw[i].dt <= 0 ? "raw" : "session");
       return 1;
     }
-    raw[i] = (double)o.mb / tr;
-    sess[i] = (double)o.mb / ts;
   }
-  double r = median(raw, o.rounds), s = median(sess, o.rounds);
+  summary m;
+  summarize(raw, sess, o.rounds, (double)o.mb, &m);
   char *cond = bench_conditions();
-  if (o.json) {
-    print_json(&o, s, r, cond);
-  } else {
-    printf("link: %ld MB one way over loopback, %ld-byte frames, %s, "
-           "records %s, median of %ld rounds\n",
-           o.mb, o.frame,
-           o.threads == 2 ? "each end on its own thread"
-                          : "both ends on one thread",
-           o.no_worker ? "sealed and opened on the main thread"
-                       : "sealed and opened on the crypto worker",
-           o.rounds);
-    printf("  raw pseudo-TCP %.1f MB/s, kith session %.1f MB/s: ratio %.2f "
-           "(target >= %.1f)\n",
-           r, s, s / r, TARGET_RATIO);
-    printf("  conditions: %s libnice=%d.%d.%d\n", cond, NICE_VERSION_MAJOR,
-           NICE_VERSION_MINOR, NICE_VERSION_MICRO);
-  }
+  if (o.json)
+    print_json(&o, &m, cond);
+  else
+    print_text(&o, &m, cond);
   g_free(cond);
   return 0;
 }

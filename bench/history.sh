@@ -10,7 +10,10 @@
 # `kith-bench ingest --text-bytes TEXT_BYTES` (the node's ingest rate on
 # one core, the same message size). The CPU time each node used during the
 # join says whether the newcomer was busy all along (ingest-bound) or
-# waited.
+# waited; the newcomer's log line "join of" gives its timeline (link up,
+# first and last event of the history, from the request) and its main
+# thread's CPU time, of which handling the sessions' frames (the ingest)
+# and store commits.
 # Usage: bench/history.sh path/to/kith [MESSAGES [TEXT_BYTES]]
 set -euo pipefail
 
@@ -31,10 +34,12 @@ trap "exit 143" TERM INT
 
 k() { local n=$1; shift; "$KITH" --home "$WORK/$n" "$@"; }
 now_ms() { date +%s%3N; }
-# cpu_ms NAME: CPU time (user + system, all threads) a node has used, ms.
+# cpu_ms NAME [TASK]: CPU time (user + system) a node has used, ms: all
+# threads, or its main thread with TASK=main.
 cpu_ms() {
-  awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); print int(($12 + $13) * 1000 / hz) }' \
-    "/proc/${PID[$1]}/stat"
+  local f="/proc/${PID[$1]}/stat"
+  [ "${2:-}" = main ] && f="/proc/${PID[$1]}/task/${PID[$1]}/stat"
+  awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); print int(($12 + $13) * 1000 / hz) }' "$f"
 }
 
 start() { # start NAME: a node on loopback; waits (at most 15 s) for it
@@ -62,11 +67,12 @@ echo "history: $COUNT messages of $TEXT bytes posted in $(($(now_ms) - t0)) ms"
 events=$(k old --json group info hist | jq -r .events)
 code=$(k old --json invite hist | jq -r .code)
 t0=$(now_ms)
-c_new=$(cpu_ms new) c_old=$(cpu_ms old)
+c_new=$(cpu_ms new) c_old=$(cpu_ms old) m_new=$(cpu_ms new main) m_old=$(cpu_ms old main)
 rc=0
 k new join "$code" --timeout 300 >"$WORK/join.out" 2>&1 || rc=$?
 ms=$(($(now_ms) - t0))
 c_new=$(($(cpu_ms new) - c_new)) c_old=$(($(cpu_ms old) - c_old))
+m_new=$(($(cpu_ms new main) - m_new)) m_old=$(($(cpu_ms old main) - m_old))
 got=$(k new --json log hist | jq -r 'select(.type == "message") | .text' | wc -l)
 held=$(k new --json log hist | jq -r 'select(.type == "message") | .text' |
   sort -u | wc -l)
@@ -77,8 +83,10 @@ awk -v ms="$ms" -v ev="$events" -v b="$bytes" -v c="$COUNT" -v t="$TEXT" \
     ms, rc, ev, c, t, b / 1e6
   printf "rate: %.0f events/s, %.2f MB/s of text\n", ev / (ms / 1000), b / 1e6 / (ms / 1000)
   printf "newcomer holds %d messages (%d distinct) of %d\n", got, held, c }'
-echo "CPU during the join: newcomer $c_new ms, admitter $c_old ms" \
-  "(of $ms ms; all threads, the crypto worker's included)"
+echo "CPU during the join: newcomer $c_new ms (main thread $m_new ms)," \
+  "admitter $c_old ms (main thread $m_old ms), of $ms ms; all threads," \
+  "the crypto worker's included"
+grep "join of" "$WORK/new.log" | tail -n 1 | sed 's/.*: join of [^:]*: /newcomer: /' || true
 
 grep -c "limit exceeded" "$WORK/new.log" |
   sed 's/^/newcomer log lines "limit exceeded": /' || true

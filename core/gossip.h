@@ -12,7 +12,10 @@
  *   announced id that does not arrive in time is requested (GRAFT), which
  *   turns that edge eager. Each source that sent more than one message has
  *   a tree of its own, so that sources sending at once do not prune each
- *   other's trees apart (gossip_plum.c); payloads name their source.
+ *   other's trees apart (gossip_plum.c); payloads name their source. The
+ *   other messages share a default tree, which a lost copy does not
+ *   change (it is fetched as a repair, push 3) and which a message
+ *   published on it enters at every neighbour of its publisher.
  * - Anti-entropy: every recon_ms (with jitter) the engine reconciles its set
  *   of known event ids with one active neighbour (core/reconcile.h), then
  *   asks that neighbour for all it lacks at once when the reconciliation
@@ -37,17 +40,19 @@
  *   NEIGHBOR [3, high 0|1]        NEIGHBOR_REPLY [4, accepted 0|1]
  *   DISCONNECT [5]                SHUFFLE [6, [bin32...]]  (<= 8 ids)
  *   SHUFFLE_REPLY [7, [bin32...]]
- *   PAYLOAD [8, source uint64, hops, push 0|1, payload bin]
+ *   PAYLOAD [8, source uint64, hops, push 0|1|2|3, payload bin]
  *     (its id: BLAKE2b-256(payload); source: the publisher's tag, the
  *     first 8 bytes of its node id read big-endian)
  *   IHAVE [9, short ids bin, hops bin]  (short id: an id's first 8 bytes;
  *     hops: one byte per id)
  *   GRAFT [10, short ids bin, [source...], default 0|1]  ("send me these,
- *     and push these sources' trees, and your default tree, to me")
+ *     and push these sources' trees, and your default tree, to me"; an
+ *     event of the default tree comes as a repair, push 3, unless
+ *     default is 1)
  *   PRUNE [11, source]            WANT [12, [bin32...]]
  *   RECON [13, role, reconciliation message bin]  (core/reconcile.h;
  *     role: 0 from the responder, 1 from the initiator, 2 its first)
- *   EPHEMERAL [14, source uint64, hops, push 0|1|2, payload bin]
+ *   EPHEMERAL [14, source uint64, hops, push 0|1|2|3, payload bin]
  *     (as PAYLOAD, for an ephemeral payload: below)
  * Ephemeral payloads (kith_gossip_publish_ephemeral: presence beats) are
  * disseminated like events (pushed along the trees, announced, grafted,
@@ -100,6 +105,9 @@
  * it) but that has been quiet this long (ms; and two round trips) has its
  * missing ids asked for all the same */
 #define KITH_GOSSIP_NEED_QUIET_MS 250
+/* An asked id (GRAFT, WANT) waits for its answer graft_retry_ms, or two
+ * measured round trips if longer, but at most this long (ms) */
+#define KITH_GOSSIP_RETRY_MAX_MS 5000
 #define KITH_GOSSIP_ANNOUNCERS 4         /* neighbours remembered per id */
 #define KITH_GOSSIP_EPH_MAX_PAYLOAD 1024 /* bytes of one ephemeral payload */
 #define KITH_GOSSIP_EPH_MAX 4096         /* ephemeral payloads remembered */

@@ -31,9 +31,9 @@ typedef struct lazy_ent {
 } lazy_ent;
 #define IHAVE_OWN 0x80
 
-/* How late pushed payloads of own trees arrived after their first
- * announcement (ms; 0: before it), the last LATE_N, and the wait derived
- * from them (gossip_plum.c). */
+/* How late pushed payloads of own trees (or of the default tree) arrived
+ * after their first announcement (ms; 0: before it), the last LATE_N, and
+ * the wait derived from them (gossip_plum.c). */
 typedef struct lateness {
   uint16_t v[LATE_N];
   uint32_t n;
@@ -60,6 +60,9 @@ typedef struct gpeer {
    * (gossip_recon.c) */
   GByteArray *need;
   uint64_t need_quiet;
+  /* an id asked of this peer at a reconciliation's end last came then
+   * (its stream of them still flows: gossip_recon.c) */
+  uint64_t stream_at;
 } gpeer;
 
 /* A dissemination tree: the active neighbours (bit i = peers[i]) to which
@@ -70,7 +73,8 @@ typedef struct tree {
   uint64_t tag;   /* the source: first 8 bytes of its node id */
   uint64_t eager; /* bit i: push to peers[i] */
   uint64_t used;  /* g->clock at the last message (least recently used go) */
-  uint32_t msgs;  /* messages of this source seen */
+  uint32_t msgs;  /* messages of this source seen (the default tree:
+                     messages it carried here, up to UINT32_MAX) */
   uint8_t own;    /* has its own edges (else the default tree's are used) */
 } tree;
 
@@ -83,6 +87,7 @@ typedef struct arrival {
                           pushed it): not announced to */
   uint8_t pushed;      /* came by a push, unasked */
   uint8_t sampled;     /* its lateness is counted */
+  uint8_t repair;      /* came as a repair (push 3, gossip_plum.c) */
 } arrival;
 
 typedef struct cached {
@@ -171,7 +176,11 @@ struct kith_gossip {
   uint64_t ihave_at, repair_at, shuffle_at, recon_at; /* 0 = unset */
   uint64_t pend_at;      /* the oldest pending payload expires then (0: none) */
   uint32_t repair_tries; /* refused NEIGHBOR requests in a row */
-  lateness late;
+  lateness late;         /* of own trees' pushes */
+  lateness late_dflt;    /* of the default tree's pushes */
+  /* default-tree messages in a row that came by our GRAFT and saw no
+   * push of the tree since (its edges here may be broken) */
+  uint32_t fetches;
   uint64_t rtt8;    /* round trip of GRAFT and WANT answers (ms x 8, EWMA) */
   size_t need_n;    /* ids waiting in all peers' need lists */
   uint64_t need_at; /* the earliest need_quiet (0: none) */
@@ -236,8 +245,10 @@ void pt_free_pending(gpointer v);
 /* gossip_recon.c: anti-entropy */
 /* id came and was forgotten (KITH_GOSSIP_LATER): the next reconciliation
  * asks for it again, of any peer. */
-/* Was id asked for at the end of a reconciliation lately (a catch-up)? */
-int rc_was_asked(kith_gossip *g, const uint8_t id[32]);
+/* Was id asked for at the end of a reconciliation lately (a catch-up)?
+ * If it was asked of p (NULL: unknown sender), p's stream of them is
+ * noted as flowing at now. */
+int rc_was_asked(kith_gossip *g, gpeer *p, const uint8_t id[32], uint64_t now);
 void rc_forget_asked(kith_gossip *g, const uint8_t id[32]);
 void rc_known_add(kith_gossip *g, uint64_t ts, const uint8_t id[32]);
 int rc_known_full(const kith_gossip *g); /* the set in memory is full */

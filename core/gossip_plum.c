@@ -11,15 +11,25 @@
  * its source (a tag: the first 8 bytes of the publisher's node id), and a
  * source that has sent more than one message gets a tree of its own at
  * each node, started as a copy of the default tree and then pruned,
- * grafted and rewired by that source's messages only. The default tree
- * carries the first message of every source. New neighbours start eager
- * in every tree, as in Plumtree.
+ * grafted and rewired by that source's messages only. New neighbours
+ * start eager in every own tree, as in Plumtree.
+ *
+ * The default tree carries the first message of every source, which in a
+ * large group is almost every message, so it is kept shallow and still:
+ * a message published on it enters it at every neighbour of the publisher
+ * (as a repair, below); a copy lost on its way is fetched by a GRAFT that
+ * changes no edge; its edges change when a neighbour comes (only while
+ * the tree is not made yet, or if this node has none) or goes (replaced
+ * at once), when a duplicate push shows a cycle, and when two messages in
+ * a row had to be grafted; it is never rewired for one source's gain.
  *
  * PAYLOAD frames carry a flag: push (part of a broadcast: forwarded along
- * the tree, and a duplicate prunes the edge) or reply (an answer to WANT or
- * to reconciliation: delivered and announced, never pruning). A payload
- * answering one of our GRAFTs or WANTs counts as push, since the subtree
- * behind us probably lacks it too. */
+ * the tree, and a duplicate prunes the edge), repair (a default-tree
+ * payload that came outside the tree: forwarded along it, but it makes no
+ * edge and its duplicates prune none) or reply (an answer to WANT or to
+ * reconciliation: delivered and announced, never pruning). A payload
+ * answering one of our GRAFTs or WANTs is passed on as a push, since the
+ * subtree behind us probably lacks it too. */
 #include "gossip_int.h"
 
 #include <sodium.h>
@@ -28,14 +38,17 @@
 
 #define TS_MAX (UINT64_C(1) << 62)
 #define TREES_MAX 256 /* sources remembered; the least recently used go */
-/* Hops an announcer must save before a tree is rewired: own trees serve
- * one source, whose hop counts are comparable; the default tree serves
- * many, so it moves only for large gains. */
+/* Hops an announcer must save before an own tree is rewired (the default
+ * tree serves many sources, whose hop counts are not comparable: it is
+ * never rewired so). */
 #define OPT_OWN 2
-#define OPT_DEFAULT 4
-/* PAYLOAD push field: a reply (to WANT, reconciliation, a lookup), or a
- * push along the sender's default tree or its tree of the source. */
-enum { PUSH_REPLY = 0, PUSH_DEFAULT = 1, PUSH_OWN = 2 };
+/* PAYLOAD push field: a reply (to WANT, reconciliation, a lookup), a
+ * push along the sender's default tree or its tree of the source, or a
+ * repair: a payload of the default tree that came outside the tree (its
+ * publisher's push to a lazy neighbour, an answer to a GRAFT that asked
+ * for no edge) and every push of it by a node whose first copy was one;
+ * a repair makes no edge and its duplicates prune none. */
+enum { PUSH_REPLY = 0, PUSH_DEFAULT = 1, PUSH_OWN = 2, PUSH_REPAIR = 3 };
 
 void pt_free_cached(gpointer v) {
   cached *c = v;
@@ -135,6 +148,8 @@ static void tree_note(kith_gossip *g, uint64_t tag) {
   }
   if (t->msgs >= 2)
     (void)tree_own(g, tag);
+  if (!t->own && g->dflt.msgs < UINT32_MAX)
+    g->dflt.msgs++; /* the default tree carries it */
 }
 
 /* Sets (on) or clears p's edge for source tag as the neighbour p uses it:
@@ -353,22 +368,65 @@ static void announce(kith_gossip *g, gpeer **c, uint32_t nl, const cached *ev,
                       now, out);
 }
 
+/* The push field for a payload pushed along tree t that came so. */
+static int push_kind(const kith_gossip *g, const tree *t, const arrival *how) {
+  return t != &g->dflt ? PUSH_OWN : how->repair ? PUSH_REPAIR : PUSH_DEFAULT;
+}
+
+/* A random active neighbour other than p, one without an eager edge in
+ * the default tree if there is one (NULL if there is none but p). */
+static gpeer *replacement(kith_gossip *g, const gpeer *p) {
+  gpeer *list[PEERS_MAX], *r = NULL;
+  uint32_t n = gs_active_list(g, list), c = 0;
+  int lazy = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    int l = !(g->dflt.eager & bit(g, list[i]));
+    if (list[i] == p || (lazy && !l))
+      continue;
+    if (l && !lazy)
+      lazy = 1, c = 0; /* the first lazy one: choose among those only */
+    if (gs_below(g, ++c) == 0)
+      r = list[i];
+  }
+  return r;
+}
+
+/* Makes a random active neighbour other than p (preferably lazy) an edge
+ * of the default tree, and asks it to push that tree to this node too. */
+static void dflt_anchor(kith_gossip *g, const gpeer *p, kith_out *out) {
+  gpeer *r = replacement(g, p);
+  if (r == NULL)
+    return;
+  g->dflt.eager |= bit(g, r);
+  send_graft(g, r, NULL, 0, NULL, 0, 1, out);
+}
+
 /* Eager push along the source's tree; announcements to at most
  * announce_max of the other neighbours not known to have it
- * (arrival.holders): those with a batch waiting first (announce). */
+ * (arrival.holders): those with a batch waiting first (announce). An
+ * event published here on the default tree goes to every neighbour: to
+ * the lazy ones as a repair, so that it enters the tree at every neighbour
+ * (paths as long as the distance in the tree to the nearest of them, not
+ * to this node) without pruning it where the copies meet. A node left
+ * without an edge in the default tree makes one first. */
 static void forward(kith_gossip *g, const cached *ev, const uint8_t *except,
                     int push, uint64_t now, kith_out *out) {
   gpeer *list[PEERS_MAX], *lazy[PEERS_MAX];
   uint32_t n = gs_active_list(g, list), nl = 0;
   const tree *t = tree_for(g, ev->tag);
+  int dflt = push && t == &g->dflt;
+  int wide = dflt && except == NULL && !ev->eph; /* published here */
+  if (dflt && g->dflt.eager == 0)
+    dflt_anchor(g, except != NULL ? gs_peer(g, except) : NULL, out);
   for (uint32_t i = 0; i < n; i++) {
     gpeer *q = list[i];
+    int eager = (t->eager & bit(g, q)) != 0;
     if (except != NULL && memcmp(q->id, except, 32) == 0)
       continue;
-    if (push && (t->eager & bit(g, q))) {
+    if (push && (eager || wide)) {
       send_payload(g, q->id, ev->tag, ev->hops + 1,
-                   t == &g->dflt ? PUSH_DEFAULT : PUSH_OWN, ev->eph, ev->data,
-                   ev->len, out);
+                   eager ? push_kind(g, t, &ev->how) : PUSH_REPAIR, ev->eph,
+                   ev->data, ev->len, out);
       flush_ihave(g, q, out); /* rides with the payload (11.7) */
     } else if (!(ev->how.holders & bit(g, q)))
       lazy[nl++] = q;
@@ -515,6 +573,12 @@ static void accept_event(kith_gossip *g, const cached *ev, uint64_t ts,
   rc_known_add(g, ts, ev->id);
   cache_put(g, ev);
   tree_note(g, ev->tag);
+  if (ev->tag != 0 && tree_for(g, ev->tag) == &g->dflt) {
+    if (ev->how.graft_from != 0)
+      g->fetches = g->fetches < UINT32_MAX ? g->fetches + 1 : UINT32_MAX;
+    else if (ev->how.pushed)
+      g->fetches = 0;
+  }
   if (fwd && ev->tag != 0)
     forward(g, ev, from, push, now, out);
 }
@@ -652,25 +716,26 @@ void kith_gossip_verdict(kith_gossip *g, const uint8_t id[32],
 /* ---- missing ids and the lazy timeout ---- */
 
 /* How long to wait for an announced id before grafting it. A GRAFT that
- * comes too soon costs a copy and moves the tree to the quicker path; one
- * that comes too late costs the nodes behind this one that much latency.
- * An own tree carries one source: once 8 are measured, a little more than
- * the 95th percentile of how late pushes of own trees have come after
- * their first announcement (0 when the push came first); before that, two
- * round trips of the links (NEIGHBOR and GRAFT answers), or lazy_min_ms
- * if none is known. The default tree carries many sources, and a move
- * that is quicker for one may unsettle it for the others: four times
- * those (lazy_timeout_ms if nothing is known). Always at least two round
- * trips and lazy_min_ms, at most lazy_timeout_ms. */
+ * comes too soon costs a copy; one that comes too late costs the nodes
+ * behind this one that much latency. Once 8 are measured, a little more
+ * than the 95th percentile of how late pushes of that kind of tree (own
+ * trees, or the default tree) have come after their first announcement
+ * (0 when the push came first); before that, two round trips of the links
+ * (NEIGHBOR and GRAFT answers) for an own tree, four for the default
+ * tree, or lazy_min_ms (own) or lazy_timeout_ms (default) if none is
+ * known. Always at least one and a half round trips and lazy_min_ms, at
+ * most lazy_timeout_ms. A GRAFT of the default tree changes no edge
+ * (graft_edge), so it costs a copy, never the tree. */
 static uint64_t lazy_wait(const kith_gossip *g, int own) {
   uint64_t rtt = g->rtt8 / 8, w;
-  if (g->late.wait != 0) /* measured */
-    w = own ? g->late.wait : 4 * g->late.wait;
+  const lateness *l = own ? &g->late : &g->late_dflt;
+  if (l->wait != 0) /* measured */
+    w = l->wait;
   else if (rtt != 0) /* known: the links' round trip */
     w = own ? 2 * rtt : 4 * rtt;
   else
     w = own ? g->cfg.lazy_min_ms : g->cfg.lazy_timeout_ms;
-  w = MAX(w, 2 * rtt); /* two round trips, at least */
+  w = MAX(w, 3 * rtt / 2); /* one and a half round trips, at least */
   return MIN(MAX(w, g->cfg.lazy_min_ms), g->cfg.lazy_timeout_ms);
 }
 
@@ -681,10 +746,8 @@ static int cmp_u16(const void *a, const void *b) {
 /* How late (ms) a payload of an own tree was pushed, after its first
  * announcement. */
 static void late_sample(kith_gossip *g, int own, uint64_t ms) {
-  lateness *l = &g->late;
+  lateness *l = own ? &g->late : &g->late_dflt;
   uint16_t v[LATE_N];
-  if (!own)
-    return;
   l->v[l->n++ % LATE_N] =
       (uint16_t)(ms > g->cfg.lazy_timeout_ms ? g->cfg.lazy_timeout_ms : ms);
   if (l->n % 8 != 0)
@@ -706,13 +769,17 @@ static void sample_early(kith_gossip *g, cached *c) {
   }
 }
 
-/* A duplicate push of a payload we grafted: the push was that late. */
-static void sample_duplicate(kith_gossip *g, const uint8_t id[32], int own,
-                             uint64_t now) {
+/* How the payload id, cached or awaiting a verdict, came (NULL: neither). */
+static arrival *arrival_of(kith_gossip *g, const uint8_t id[32]) {
   cached *c = g_hash_table_lookup(g->cache, id);
   pending *pe = c ? NULL : g_hash_table_lookup(g->pend, id);
-  arrival *how = c ? &c->how : pe ? &pe->how : NULL;
-  if (how != NULL && how->graft_from != 0 && !how->sampled) {
+  return c ? &c->how : pe ? &pe->how : NULL;
+}
+
+/* A duplicate push of a payload we grafted: the push was that late. */
+static void sample_duplicate(kith_gossip *g, arrival *how, int own,
+                             uint64_t now) {
+  if (how->graft_from != 0 && !how->sampled) {
     how->sampled = 1;
     late_sample(g, own, now - how->graft_from);
   }
@@ -800,6 +867,28 @@ static gpeer *next_announcer(kith_gossip *g, missing *m) {
   }
 }
 
+/* How long an asked id (GRAFT or WANT) waits for its answer before the
+ * next announcer is asked: graft_retry_ms, or two measured round trips if
+ * longer (at most KITH_GOSSIP_RETRY_MAX_MS). Behind a slow or busy link an
+ * answer takes longer than graft_retry_ms; asked again sooner, the
+ * answer comes twice and the copy fills the link further. */
+static uint64_t retry_wait(const kith_gossip *g) {
+  uint64_t w = MAX((uint64_t)g->cfg.graft_retry_ms, 2 * (g->rtt8 / 8));
+  return MIN(w, MAX((uint64_t)g->cfg.graft_retry_ms, KITH_GOSSIP_RETRY_MAX_MS));
+}
+
+/* Should a GRAFT for m (of the default tree) also ask for an edge of the
+ * default tree? A payload lost on its way (a frame lost, a neighbour
+ * crashed) is fetched without changing the tree: an edge made for it would
+ * close a cycle that a later message's duplicates cut at random, and such
+ * cuts, message after message, leave the tree ever deeper. Only when the
+ * last default-tree message came by a GRAFT as well, or this node has no
+ * edge in that tree at all, are its edges taken for broken: the announcer
+ * is asked to push the default tree to this node. */
+static int graft_edge(const kith_gossip *g, const missing *m) {
+  return !m->own && (g->fetches > 0 || g->dflt.eager == 0);
+}
+
 /* Ids that did not arrive in time: GRAFT from the next announcer still
  * linked; after the last one, anti-entropy takes over. */
 static void expire_missing(kith_gossip *g, uint64_t now, kith_out *out) {
@@ -819,11 +908,11 @@ static void expire_missing(kith_gossip *g, uint64_t now, kith_out *out) {
         gs_send_ids(g, p->id, KITH_GF_WANT, m->id, 1, out);
         g->st.wants_sent++;
       } else {
-        send_graft(g, p, m->id, 1, NULL, 0, 0, out);
+        send_graft(g, p, m->id, 1, NULL, 0, graft_edge(g, m), out);
         g->st.grafts_sent++;
       }
       m->asked_at = now;
-      m->deadline = now + g->cfg.graft_retry_ms;
+      m->deadline = now + retry_wait(g);
     }
     if (next == 0 || m->deadline < next)
       next = m->deadline;
@@ -873,7 +962,7 @@ static kith_err on_payload(kith_gossip *g, gpeer *p, const uint8_t from[32],
   size_t len, max = eph ? KITH_GOSSIP_EPH_MAX_PAYLOAD : KITH_GOSSIP_MAX_PAYLOAD;
   if (nf != 5 || kith_codec_uint(&f[1], UINT64_MAX, &tag) != KITH_OK ||
       kith_codec_uint(&f[2], HOPS_MAX, &hops) != KITH_OK ||
-      kith_codec_uint(&f[3], PUSH_OWN, &push) != KITH_OK ||
+      kith_codec_uint(&f[3], PUSH_REPAIR, &push) != KITH_OK ||
       kith_codec_bin(&f[4], max, &data, &len) != KITH_OK)
     return KITH_ERR_DECODE;
   g->st.payloads++;
@@ -881,10 +970,15 @@ static kith_err on_payload(kith_gossip *g, gpeer *p, const uint8_t from[32],
   kith_gossip_payload_id(data, len, id);
   int own = push == PUSH_OWN && tag != 0;
   if (seen_any(g, id)) {
+    arrival *first = arrival_of(g, id);
     g->st.duplicates++;
     note_holder(g, p, id, hops > 0 ? (uint32_t)hops - 1 : 0);
-    if (push)
-      sample_duplicate(g, id, own, now);
+    if (push && first != NULL)
+      sample_duplicate(g, first, own, now);
+    if (push && push != PUSH_OWN && p != NULL && (g->dflt.eager & bit(g, p)))
+      g->fetches = 0; /* the default tree reaches this node */
+    if (push == PUSH_REPAIR || (first != NULL && first->repair))
+      return KITH_OK; /* where a repair meets the tree: no cycle */
     if (push && p != NULL && p->active &&
         (tree_for(g, tag)->eager & bit(g, p))) {
       /* a second path: keep the first (the neighbour pushed along the
@@ -898,24 +992,28 @@ static kith_err on_payload(kith_gossip *g, gpeer *p, const uint8_t from[32],
     return KITH_OK;
   }
   if (!pend_room(g, from, len)) {
-    g->st.overflows++; /* not marked seen: it can come again */
+    g->st.overflows++;      /* not marked seen: it can come again */
+    rc_forget_asked(g, id); /* asked of a stream: the next one asks again */
     return KITH_OK;
   }
   /* Asked for at a reconciliation's end: a catch-up, whatever source the
    * answer names (a cached one keeps its own), so not passed on
    * (accept_event). A held event's parent, asked for by WANT, is a live
    * repair and goes on along its source's tree. */
-  if (!push && !eph && rc_was_asked(g, id))
+  if (!push && !eph && rc_was_asked(g, p, id, now))
     tag = 0;
-  arrival how = {.pushed = push != 0};
-  int fwd = push != 0;
+  arrival how = {.pushed = push != 0, .repair = push == PUSH_REPAIR};
+  /* a repair makes no edge (its sender may have this node lazy) */
+  int fwd = push != 0, link = (push == PUSH_DEFAULT || push == PUSH_OWN) &&
+                              p != NULL && p->active;
   missing *m = g_hash_table_lookup(g->missing, id);
   if (m != NULL) {
     int asked = 0;
     for (uint32_t k = 0; k < m->n; k++)
       asked |= m->hops[k] == UINT8_MAX && memcmp(m->who[k], from, 32) == 0;
     if (asked) { /* our GRAFT's (or WANT's) answer */
-      how = (arrival){.graft_from = m->announced ? m->since : 0};
+      how = (arrival){.graft_from = m->announced ? m->since : 0,
+                      .repair = push == PUSH_REPAIR};
       gs_rtt_sample(g, now - m->asked_at);
     } else if (push && m->announced) /* a push, later than an IHAVE */
       late_sample(g, own, now - m->since), how.sampled = 1;
@@ -923,33 +1021,35 @@ static kith_err on_payload(kith_gossip *g, gpeer *p, const uint8_t from[32],
     how.holders = announcers(g, m, (uint32_t)hops);
     g_hash_table_remove(g->missing, id);
   }
-  if (push && p != NULL && p->active)
+  if (link)
     edge(g, p, tag, own, 1); /* the first edge joins the tree */
   deliver(g, from, id, tag, (uint32_t)hops, fwd, eph, &how, data, len, now,
           out);
   return KITH_OK;
 }
 
-/* Plumtree's optimization: an announcer that had the event much sooner
- * (in hops) than the neighbour that pushed it to us becomes our parent in
- * that source's tree: GRAFT it for the source, PRUNE the old parent. */
+/* Plumtree's optimization, in own trees: an announcer that had the event
+ * much sooner (in hops) than the neighbour that pushed it to us becomes
+ * our parent in that source's tree: GRAFT it for the source, PRUNE the old
+ * parent. Not in the default tree: its events come from many sources, and
+ * a move that shortens the paths from one lengthens others' (in
+ * kith-sim's 1,000-node runs, rewiring it at gains of 4 hops cost twice
+ * the PRUNEs; at gains of 1 or 2, longer paths and more GRAFTs). */
 static void maybe_rewire(kith_gossip *g, gpeer *a, cached *c, uint32_t hops,
                          kith_out *out) {
   static const uint8_t zero[32];
   tree *t = tree_for(g, c->tag);
-  int mine = t != &g->dflt;
-  uint32_t gain = mine ? OPT_OWN : OPT_DEFAULT;
-  if (a == NULL || !a->active || (t->eager & bit(g, a)) ||
-      memcmp(c->from, zero, 32) == 0 || hops + 1 + gain > c->hops)
+  if (t == &g->dflt || a == NULL || !a->active || (t->eager & bit(g, a)) ||
+      memcmp(c->from, zero, 32) == 0 || hops + 1 + OPT_OWN > c->hops)
     return;
   gpeer *parent = gs_peer(g, c->from);
   c->hops = hops + 1; /* rewire once per event */
   if (parent == NULL || !parent->active || !(t->eager & bit(g, parent)))
     return;
   t->eager |= bit(g, a);
-  send_graft(g, a, NULL, 0, &c->tag, mine, !mine, out);
+  send_graft(g, a, NULL, 0, &c->tag, 1, 0, out);
   t->eager &= ~bit(g, parent);
-  send_prune(g, parent, c->tag, mine, out);
+  send_prune(g, parent, c->tag, 1, out);
 }
 
 static void note_missing(kith_gossip *g, const uint8_t from[32],
@@ -1016,7 +1116,7 @@ static void flush_fetch(gpeer *p, uint8_t **fetch, size_t *nf, kith_out *out) {
  * in the order asked: a newcomer asks for a history parents first, and
  * holds only so many events whose parents have not come. */
 static void answer(kith_gossip *g, gpeer *p, const uint8_t *ids, size_t n,
-                   size_t idlen, int push, kith_out *out) {
+                   size_t idlen, int push, int dflt, kith_out *out) {
   uint8_t *fetch = NULL;
   size_t nf = 0;
   for (size_t i = 0; i < n; i++) {
@@ -1025,11 +1125,14 @@ static void answer(kith_gossip *g, gpeer *p, const uint8_t *ids, size_t n,
     if (c != NULL) {
       tree *t = tree_for(g, c->tag);
       flush_fetch(p, &fetch, &nf, out); /* asked before this one */
-      int kind = !push ? PUSH_REPLY : t == &g->dflt ? PUSH_DEFAULT : PUSH_OWN;
+      int kind = !push               ? PUSH_REPLY
+                 : t != &g->dflt     ? PUSH_OWN
+                 : dflt && p->active ? PUSH_DEFAULT
+                                     : PUSH_REPAIR;
       send_payload(g, p->id, c->tag, c->hops + 1, kind, c->eph, c->data, c->len,
                    out);
-      if (push && p->active)
-        t->eager |= bit(g, p);
+      if (push && p->active && t != &g->dflt)
+        t->eager |= bit(g, p); /* the default tree: by the flag (on_graft) */
       continue;
     }
     if (idlen != 32)
@@ -1067,7 +1170,7 @@ static kith_err on_graft(kith_gossip *g, gpeer *p, const msgpack_object *f,
     edge(g, p, tags[i].via.u64, tags[i].via.u64 != 0, 1);
   if (dflt && p->active)
     g->dflt.eager |= bit(g, p);
-  answer(g, p, ids, n, SHORT_ID, 1, out);
+  answer(g, p, ids, n, SHORT_ID, 1, (int)dflt, out);
   return KITH_OK;
 }
 
@@ -1090,7 +1193,7 @@ static kith_err on_want(kith_gossip *g, gpeer *p, const msgpack_object *f,
   if (nf == 2 && gs_read_ids(&f[1], KITH_GOSSIP_IDS_MAX, ids, &n) == KITH_OK) {
     err = KITH_OK;
     if (p != NULL)
-      answer(g, p, ids[0], n, 32, 0, out);
+      answer(g, p, ids[0], n, 32, 0, 0, out);
   }
   g_free(ids);
   return err;
@@ -1131,16 +1234,22 @@ kith_err kith_gossip_send_payload(kith_gossip *g, const uint8_t peer[32],
 
 /* ---- neighbours ---- */
 
-/* A new neighbour is eager in every tree (Plumtree): a redundant edge
- * costs one duplicate of each source's next message, which prunes it in
- * that source's tree only; a missing one would cost a GRAFT's wait. A
- * node that had no eager edge at all asks the neighbour to push
- * everything to it as well. */
+/* A new neighbour is eager in every tree of its own (Plumtree): a
+ * redundant edge costs one duplicate of that source's next message, which
+ * prunes it in that source's tree only; a missing one would cost a
+ * GRAFT's wait. In the default tree, which every source's first message
+ * takes, a new neighbour is eager only until the first message of that
+ * tree (whose duplicates make the tree), or if this node has no eager edge
+ * at all (then it asks the neighbour to push everything to it as well):
+ * once the tree is made, a redundant edge would cost a duplicate of the
+ * next message of a new source, and a lost edge of the tree is replaced
+ * when it goes (pt_neighbor_gone). */
 void pt_neighbor_up(kith_gossip *g, gpeer *p, kith_out *out) {
   GHashTableIter it;
   gpointer v;
   int alone = g->dflt.eager == 0;
-  g->dflt.eager |= bit(g, p);
+  if (alone || g->dflt.msgs == 0)
+    g->dflt.eager |= bit(g, p);
   g_hash_table_iter_init(&it, g->trees);
   while (g_hash_table_iter_next(&it, NULL, &v))
     if (((tree *)v)->own)
@@ -1149,20 +1258,21 @@ void pt_neighbor_up(kith_gossip *g, gpeer *p, kith_out *out) {
     send_graft(g, p, NULL, 0, NULL, 0, 1, out);
 }
 
-/* A neighbour leaves the active view: its edges go. A tree in which this
- * node is left without an eager edge asks another neighbour to push it
- * at once, rather than wait for the next message's announcement. */
+/* A neighbour leaves the active view: its edges go. An edge of the
+ * default tree (once the tree is made) is replaced at once by another
+ * neighbour's, lazy if there is one, which is asked to push the default
+ * tree to this node: the parts of the tree on either side of the lost
+ * edge stay joined without waiting for a GRAFT. A tree of its own in
+ * which this node is left without an eager edge asks that neighbour to
+ * push it as well, rather than wait for the next message's
+ * announcement. */
 void pt_neighbor_gone(kith_gossip *g, gpeer *p, kith_out *out) {
   uint64_t tags[KITH_GOSSIP_IDS_MAX], b = bit(g, p);
   size_t k = 0;
   GHashTableIter it;
   gpointer v;
-  gpeer *list[PEERS_MAX], *r = NULL;
-  uint32_t n = gs_active_list(g, list);
-  for (uint32_t i = 0, c = 0; i < n; i++)
-    if (list[i] != p && gs_below(g, ++c) == 0)
-      r = list[i]; /* a random other neighbour */
-  int dflt = g->dflt.eager == b;
+  gpeer *r = replacement(g, p);
+  int dflt = (g->dflt.eager & b) && (g->dflt.msgs > 0 || g->dflt.eager == b);
   g->dflt.eager &= ~b;
   g_hash_table_iter_init(&it, g->trees);
   while (g_hash_table_iter_next(&it, NULL, &v)) {

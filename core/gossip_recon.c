@@ -62,18 +62,28 @@ static void asked_pop(kith_gossip *g) {
   g_free(a);
 }
 
-/* Was id asked of p at the end of a reconciliation less than
- * KITH_GOSSIP_NEED_WAIT_MS ago (and not forgotten since)? If not, it is
- * noted as asked of p now. */
+/* Is the entry still "asked lately": asked less than
+ * KITH_GOSSIP_NEED_WAIT_MS ago, or of a peer whose stream of asked ids
+ * has delivered one within that time? Such a stream still carries the
+ * rest (in depth order, behind a slow link for longer than the wait):
+ * asking again would only send copies of what is on its way. */
+static int asked_fresh(const kith_gossip *g, const asked_ent *a, uint64_t now) {
+  const gpeer *p = &g->peers[a->slot];
+  return a->at + KITH_GOSSIP_NEED_WAIT_MS > now ||
+         (p->used && p->stream_at + KITH_GOSSIP_NEED_WAIT_MS > now);
+}
+
+/* Was id asked of p at the end of a reconciliation lately (asked_fresh,
+ * and not forgotten since)? If not, it is noted as asked of p now. */
 static int asked_lately(kith_gossip *g, const gpeer *p, const uint8_t id[32],
                         uint64_t now) {
   asked_ent *a;
   uint32_t slot = (uint32_t)(p - g->peers);
   while ((a = g_queue_peek_head(&g->asked_fifo)) != NULL &&
-         a->at + KITH_GOSSIP_NEED_WAIT_MS <= now)
+         !asked_fresh(g, a, now))
     asked_pop(g);
   a = g_hash_table_lookup(g->asked, id);
-  if (a != NULL && a->at != 0 && a->slot == slot)
+  if (a != NULL && a->at != 0 && a->slot == slot && asked_fresh(g, a, now))
     return 1;
   if (g_queue_get_length(&g->asked_fifo) >= KITH_GOSSIP_NEED_MAX)
     asked_pop(g);
@@ -86,8 +96,11 @@ static int asked_lately(kith_gossip *g, const gpeer *p, const uint8_t id[32],
   return 0;
 }
 
-int rc_was_asked(kith_gossip *g, const uint8_t id[32]) {
-  return g_hash_table_contains(g->asked, id);
+int rc_was_asked(kith_gossip *g, gpeer *p, const uint8_t id[32], uint64_t now) {
+  asked_ent *a = g_hash_table_lookup(g->asked, id);
+  if (a != NULL && p != NULL && a->slot == (uint32_t)(p - g->peers))
+    p->stream_at = now;
+  return a != NULL;
 }
 
 void rc_forget_asked(kith_gossip *g, const uint8_t id[32]) {

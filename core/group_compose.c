@@ -59,8 +59,8 @@ static void choose_parents(kith_group *g, kith_event *ev) {
     ev->depth = MAX(ev->depth, p->depth + 1);
     ts = MAX(ts, p->ts);
   }
-  /* never dated before a parent, whatever this node's clock says */
-  ev->ts_ms = MAX(ev->ts_ms, ts);
+  if (ev->n_parents)
+    ev->ts_ms = grp_child_ts(ev->ts_ms, ts);
   g_ptr_array_free(hs, TRUE);
 }
 

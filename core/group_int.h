@@ -488,6 +488,18 @@ kith_err grp_seal_keys(const kith_group *g, const uint8_t member[32],
 void grp_keys_clear(kith_group *g);
 
 /* ---- group_compose.c ---- */
+/* The ts_ms of a node's own event whose latest parent is dated
+ * parent_ts: its clock, but never before the parent, and one ms after it
+ * while that stays within GRP_TS_LEAD_MS of the clock, so that display
+ * order (ts_ms, id) puts a child after its parent (a burst of events
+ * within one ms would otherwise sort by id). */
+#define GRP_TS_LEAD_MS 1000
+static inline uint64_t grp_child_ts(uint64_t now_ms, uint64_t parent_ts) {
+  if (parent_ts >= now_ms + GRP_TS_LEAD_MS)
+    return parent_ts;
+  return parent_ts + 1 > now_ms ? parent_ts + 1 : now_ms;
+}
+
 void grp_start_event(kith_group *g, kith_event *ev, uint32_t kind,
                      uint64_t now_ms);
 /* Signs ev (kind, parents, ts set) with body inner/extra in epoch and

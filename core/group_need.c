@@ -399,7 +399,7 @@ static kith_err answer(kith_group *g, const grp_ctl *c, uint64_t now_ms,
     return KITH_ERR_STATE;
   kith_event ev = {.version = g->event_version,
                    .kind = KITH_EV_KEYS,
-                   .ts_ms = MAX(now_ms, n->ts),
+                   .ts_ms = grp_child_ts(now_ms, n->ts),
                    .n_parents = 1,
                    .depth = n->depth + 1};
   memcpy(ev.group_id, g->gid, 32);

@@ -29,8 +29,7 @@ static void carrier_reset(node_carrier *c) {
   c->ice = NULL;
   c->attempt = 0;
   c->ready = c->gathered = c->answered = c->used = c->rx_left = 0;
-  if (c->out.buf)
-    kith_outq_reset(&c->out);
+  kith_outq_reset(&c->out);
   if (c->in)
     g_byte_array_set_size(c->in, 0);
 }
@@ -145,21 +144,23 @@ static void flush_one(node_peer *p, node_carrier *c) {
     /* The relay drops what is over its rate, and a lost record ends the
      * session: stay under it (all links through r share its bucket); the
      * rest waits for the tick. */
-    size_t off = 0;
-    while (off < kith_outq_len(&c->out) && !p->closed) {
-      size_t chunk = MIN(RELAY_CHUNK, kith_outq_len(&c->out) - off);
+    size_t off = 0, n;
+    const uint8_t *data;
+    while ((n = kith_outq_piece(&c->out, off, &data)) > 0 && !p->closed) {
+      size_t chunk = MIN(RELAY_CHUNK, n);
       if (!kith_bucket_take(&r->relay_pace, RELAY_PACE_RATE, RELAY_PACE_BURST,
                             chunk, node_now()))
         break;
-      relay_send_data(r, p->id, kith_outq_data(&c->out) + off, chunk);
+      relay_send_data(r, p->id, data, chunk);
       off += chunk;
     }
     kith_outq_consume(&c->out, off);
     return;
   }
-  while (c->ice && kith_outq_len(&c->out) > 0) {
-    ssize_t sent =
-        kith_ice_send(c->ice, kith_outq_data(&c->out), kith_outq_len(&c->out));
+  const uint8_t *data;
+  size_t n;
+  while (c->ice && (n = kith_outq_piece(&c->out, 0, &data)) > 0) {
+    ssize_t sent = kith_ice_send(c->ice, data, n);
     if (sent < 0) {
       peer_close(p, "send failed");
       return;
@@ -301,18 +302,22 @@ static void on_bytes(node_peer *p, int slot, const uint8_t *buf, size_t len) {
 
 void carrier_send_last(node_peer *p) {
   node_carrier *c = p->tx >= 0 ? &p->car[p->tx] : NULL;
-  node_peer *r;
+  node_peer *r = p->tx == CAR_RELAY ? carrier_relay_peer(p) : NULL;
+  const uint8_t *data;
+  size_t n;
 
-  size_t len = c ? kith_outq_len(&c->out) : 0;
-
-  if (len == 0)
+  if (!c || (!r && !c->ice))
     return;
-  if (p->tx == CAR_RELAY && (r = carrier_relay_peer(p)))
-    for (size_t off = 0; off < len; off += RELAY_CHUNK)
-      relay_send_data(r, p->id, kith_outq_data(&c->out) + off,
-                      MIN(RELAY_CHUNK, len - off));
-  else if (c->ice)
-    (void)kith_ice_send(c->ice, kith_outq_data(&c->out), len);
+  /* Piece by piece: what the carrier does not take now is lost. */
+  for (size_t off = 0; (n = kith_outq_piece(&c->out, off, &data)) > 0;
+       off += n) {
+    if (r) {
+      n = MIN(RELAY_CHUNK, n);
+      relay_send_data(r, p->id, data, n);
+    } else if (kith_ice_send(c->ice, data, n) != (ssize_t)n) {
+      return;
+    }
+  }
 }
 
 void carrier_link_up(node_peer *p) {

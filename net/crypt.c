@@ -11,9 +11,12 @@
  * that it is bulk, and the worker takes it. */
 #define CRYPT_WINDOW_US 10000
 #define CRYPT_BURST (64 * 1024)
-/* A job's buffer starts this big, so that a bulk job does not grow it by
- * reallocation (a copy of all it holds at each doubling). */
+/* An rx job's buffer starts this big, so that a bulk job does not grow it
+ * by reallocation (a copy of all it holds at each doubling). A tx job's
+ * buffer is handed on whole (on_out), so the next one is sized from the
+ * last: twice its bytes, between CRYPT_TX_START and CRYPT_BUF_START. */
 #define CRYPT_BUF_START (256 * 1024)
+#define CRYPT_TX_START (4 * 1024)
 #define CRYPT_SPIN_US 100 /* a worker waits this long for the next job */
 
 typedef struct keys {
@@ -46,7 +49,6 @@ struct kith_crypt {
   GArray *tx_spans;
   size_t tx_bytes;
   job *tx_job;
-  GByteArray *tx_spare; /* a finished tx job's buffer, emptied for reuse */
   GByteArray *rx_buf;
   GArray *rx_spans;
   job *rx_job;
@@ -62,8 +64,6 @@ static void unref(kith_crypt *c) {
   if (c->k)
     sodium_free(c->k); /* wipes */
   g_byte_array_unref(c->tx_buf);
-  if (c->tx_spare)
-    g_byte_array_unref(c->tx_spare);
   g_array_unref(c->tx_spans);
   g_byte_array_unref(c->rx_buf);
   g_array_unref(c->rx_spans);
@@ -124,9 +124,8 @@ static void submit(kith_crypt *c, int tx) {
     j->buf = c->tx_buf;
     j->spans = c->tx_spans;
     j->bytes = c->tx_bytes;
-    c->tx_buf =
-        c->tx_spare ? c->tx_spare : g_byte_array_sized_new(CRYPT_BUF_START);
-    c->tx_spare = NULL;
+    c->tx_buf = g_byte_array_sized_new(
+        CLAMP(2 * j->buf->len, CRYPT_TX_START, CRYPT_BUF_START));
     c->tx_spans = g_array_new(FALSE, FALSE, sizeof(kith_record_span));
     c->tx_bytes = 0;
     c->tx_job = j;
@@ -192,13 +191,13 @@ static int light(kith_crypt *c, int tx, size_t len) {
   return c->window_bytes[tx] <= CRYPT_BURST;
 }
 
-/* A tx job's buffer, its records handed on, becomes the next one's. */
-static void keep_spare(kith_crypt *c, job *j) {
-  if (c->tx_spare || c->dead)
-    return;
-  g_byte_array_set_size(j->buf, 0);
-  c->tx_spare = j->buf;
+/* Hands a finished tx job's records on (its buffer goes with them). */
+static void hand_out(kith_crypt *c, job *j) {
+  GByteArray *records = j->buf;
+
   j->buf = NULL;
+  c->tx_job = NULL;
+  c->cbs.on_out(c->ud, records);
 }
 
 /* Delivers a finished job's results (once), then starts the next job. */
@@ -212,9 +211,7 @@ static void complete(job *j) {
     return;
   c->refs++; /* a callback may free c */
   if (j->tx) {
-    c->tx_job = NULL;
-    c->cbs.on_out(c->ud, j->buf->data, j->buf->len);
-    keep_spare(c, j);
+    hand_out(c, j);
   } else {
     GPtrArray *frames =
         g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
@@ -341,16 +338,13 @@ void kith_crypt_sync_tx(kith_crypt *c) {
     while (!j->finished)
       g_cond_wait(&j->cond, &j->lock);
     g_mutex_unlock(&j->lock);
-    c->tx_job = NULL;
     j->handled = 1; /* job_done only frees it */
     c->refs++;
-    c->cbs.on_out(c->ud, j->buf->data, j->buf->len);
-    if (c->dead) {
-      unref(c);
-      return;
-    }
-    keep_spare(c, j);
+    hand_out(c, j);
+    int dead = c->dead;
     unref(c);
+    if (dead)
+      return;
   }
   if (c->tx_spans->len == 0)
     return;
@@ -364,6 +358,5 @@ void kith_crypt_sync_tx(kith_crypt *c) {
   c->tx_buf = g_byte_array_new();
   g_array_set_size(c->tx_spans, 0);
   c->tx_bytes = 0;
-  c->cbs.on_out(c->ud, done->data, done->len);
-  g_byte_array_unref(done);
+  c->cbs.on_out(c->ud, done);
 }

@@ -28,9 +28,10 @@
 typedef struct kith_crypt kith_crypt;
 
 typedef struct kith_crypt_callbacks {
-  /* Records a job sealed, in order after everything returned before
-   * (borrowed until return). */
-  void (*on_out)(void *ud, const uint8_t *bytes, size_t len);
+  /* Records a job sealed, in order after everything returned before; the
+   * callee takes ownership of the buffer (kith_outq_push keeps it without
+   * a copy). */
+  void (*on_out)(void *ud, GByteArray *records);
   /* Frames a job opened (GBytes*, borrowed until return), in order after
    * everything returned before; err != KITH_OK: the record after them did
    * not open and the session is dead. */

@@ -198,11 +198,12 @@ void gossip_push_free(gpointer data) {
   g_free(it);
 }
 
-/* The depth of the event in a PAYLOAD frame of group gid (UINT64_MAX if
- * unreadable). Only the order of sending depends on it, so the signature
- * is not checked again (the group checked it before the engine sent it). */
-static uint64_t frame_depth(const uint8_t *gid, const uint8_t *frame,
-                            size_t len) {
+/* The id and depth of the event in a PAYLOAD frame of group gid (depth
+ * UINT64_MAX and a zero id if unreadable). Only the order of sending
+ * depends on them, so the signature is not checked again (the group
+ * checked it before the engine sent it). */
+static uint64_t frame_event(const uint8_t *gid, const uint8_t *frame,
+                            size_t len, uint8_t id[32]) {
   msgpack_unpacked u;
   const msgpack_object *f;
   const uint8_t *data;
@@ -210,6 +211,7 @@ static uint64_t frame_depth(const uint8_t *gid, const uint8_t *frame,
   kith_event ev;
   uint64_t depth = UINT64_MAX;
 
+  memset(id, 0, 32);
   msgpack_unpacked_init(&u);
   if (kith_codec_unpack(frame, len, &u) == KITH_OK &&
       kith_codec_array(&u.data, UINT32_MAX, &f) == KITH_OK &&
@@ -217,6 +219,7 @@ static uint64_t frame_depth(const uint8_t *gid, const uint8_t *frame,
       kith_codec_bin(&f[4], KITH_GOSSIP_MAX_PAYLOAD, &data, &dlen) == KITH_OK &&
       kith_event_decode_trusted(data, dlen, gid, &ev) == KITH_OK) {
     depth = ev.depth;
+    kith_gossip_payload_id(data, dlen, id);
     kith_event_clear(&ev);
   }
   msgpack_unpacked_destroy(&u);
@@ -225,9 +228,22 @@ static uint64_t frame_depth(const uint8_t *gid, const uint8_t *frame,
 
 /* Queues an event for p in depth order: ahead of the deeper ones queued
  * last, looking back at most FETCH_REORDER_STEPS entries. id: the event
- * to fetch, or frame: the engine's PAYLOAD frame carrying it. */
-static void push(node_peer *p, const uint8_t gid[32], const uint8_t *id,
-                 uint8_t *frame, size_t len, uint64_t depth) {
+ * (to fetch, or carried by frame: the engine's PAYLOAD frame; NULL for a
+ * frame whose event could not be read, never merged). Returns 0
+ * (and frees frame) if that event is queued on p already: asked again
+ * while its answer still waits in the queue (a slow link), it goes once;
+ * every copy would grow the queue and the link's load. */
+static int push(node_peer *p, const uint8_t gid[32], const uint8_t id[32],
+                uint8_t *frame, size_t len, uint64_t depth) {
+  char text[KITH_ID_TEXT_LEN + 1];
+  if (id) {
+    kith_id_to_text(id, text);
+    if (g_hash_table_contains(p->queued, text)) {
+      g_free(frame);
+      return 0;
+    }
+    g_hash_table_add(p->queued, g_strdup(text));
+  }
   push_item *it = g_new0(push_item, 1);
   GList *at = p->push->tail;
 
@@ -246,6 +262,7 @@ static void push(node_peer *p, const uint8_t gid[32], const uint8_t *id,
     g_queue_insert_after(p->push, at, it);
   else
     g_queue_push_head(p->push, it);
+  return 1;
 }
 
 static gboolean on_pump_soon(gpointer data) {
@@ -276,17 +293,9 @@ static void fetch(kith_node *n, node_group *ng, const uint8_t peer[32],
       n->dropped_frames++; /* asked again at its next reconciliation */
       break;
     }
-    char text[KITH_ID_TEXT_LEN + 1];
-    kith_id_to_text(ids + i, text);
-    /* Asked again while still queued (its answer is late behind the
-     * queue on a slow link): it goes once. Every duplicate would have
-     * grown the queue, and each insertion walks it. */
-    if (g_hash_table_contains(p->queued, text) ||
-        kith_group_event_info(ng->g, ids + i, &depth, NULL, NULL, NULL) !=
-            KITH_OK)
-      continue;
-    g_hash_table_add(p->queued, g_strdup(text));
-    push(p, kith_group_id(ng->g), ids + i, NULL, 0, depth);
+    if (kith_group_event_info(ng->g, ids + i, &depth, NULL, NULL, NULL) ==
+        KITH_OK)
+      (void)push(p, kith_group_id(ng->g), ids + i, NULL, 0, depth);
   }
   if (p && !p->pump_soon)
     p->pump_soon = g_idle_add(on_pump_soon, p);
@@ -321,11 +330,9 @@ void gossip_pump(node_peer *p) {
   while (!p->closed && !g_queue_is_empty(p->push) &&
          peer_unsent(p) < PUSH_WINDOW) {
     push_item *it = g_queue_pop_head(p->push);
-    if (!it->frame) {
-      char text[KITH_ID_TEXT_LEN + 1];
-      kith_id_to_text(it->id, text);
-      g_hash_table_remove(p->queued, text);
-    }
+    char text[KITH_ID_TEXT_LEN + 1];
+    kith_id_to_text(it->id, text);
+    g_hash_table_remove(p->queued, text);
     pump_item(p->node, p, it);
     gossip_push_free(it);
   }
@@ -400,12 +407,15 @@ static void run_item(kith_node *n, node_group *ng, kith_out *o, size_t i) {
     /* A payload frame queues behind the events waiting on the link,
      * except the one gossip_pump is sending for the head of that queue:
      * it is what they wait for (queued at the tail, it would come after
-     * everything queued meanwhile: a newcomer's history children first). */
+     * everything queued meanwhile: a newcomer's history children first).
+     * A cached answer to an id asked again goes once, like a fetched one. */
     if (!p->pumping && !g_queue_is_empty(p->push) &&
         kith_gossip_frame_type(data, it.len) == KITH_GF_PAYLOAD) {
-      push(p, kith_group_id(ng->g), NULL, data, it.len,
-           frame_depth(kith_group_id(ng->g), data, it.len)); /* takes data */
-      data = NULL;
+      uint8_t id[32];
+      uint64_t depth = frame_event(kith_group_id(ng->g), data, it.len, id);
+      (void)push(p, kith_group_id(ng->g), depth == UINT64_MAX ? NULL : id, data,
+                 it.len, depth);
+      data = NULL; /* push took it */
       gossip_pump(p);
     } else {
       send_frame(p, kith_group_id(ng->g), data, it.len);

@@ -8,8 +8,10 @@
  * the join started) reconciles with the admitter and asks for everything,
  * and the join is done when the joiner accepts its own admission, which it
  * can only do once it holds the history that admission stands on. */
+#include <inttypes.h>
 #include <sodium.h>
 #include <string.h>
+#include <time.h>
 
 #include "../core/codec.h"
 #include "node_int.h"
@@ -193,6 +195,49 @@ static int joining_group(kith_node *n, const uint8_t gid[32]) {
   return 0;
 }
 
+/* The main thread's CPU time (us): how busy the main loop was. */
+static uint64_t thread_cpu_us(void) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+    return 0;
+  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* ms from t to x, or 0 if x has not happened (0). */
+static uint64_t since(uint64_t x, uint64_t t) {
+  return x ? x - t : 0;
+}
+
+/* Where a join's time went, as this node saw it (docs/performance.md, "A
+ * newcomer's history over a real link"): the phases from the request
+ * (ms), and the main loop's CPU time meanwhile, with the part spent on
+ * the frames of sessions (the ingest of the history) and on store
+ * commits. The rest of the wall time the main loop waited. */
+static void join_log(kith_node *n, const node_join *j, const node_group *ng) {
+  uint64_t t = j->t_start;
+  node_log(n,
+           "join of %.8s: %" PRIu64 " ms; link up +%" PRIu64
+           " ms, first event +%" PRIu64 " ms, last +%" PRIu64 " ms, %" PRIu64
+           " events; main loop CPU %" PRIu64 " ms (session frames %" PRIu64
+           " ms, store commits %" PRIu64 " ms)",
+           ng->id_text, node_now() - t, since(j->t_link, t),
+           since(j->t_first, t), since(j->t_last, t), j->events,
+           (thread_cpu_us() - j->cpu0_us) / 1000,
+           (n->frames_us - j->frames0_us) / 1000,
+           (n->commit_us - j->commit0_us) / 1000);
+}
+
+void join_note_accepted(kith_node *n, node_group *ng, size_t k) {
+  for (guint i = 0; k > 0 && i < n->joins->len; i++) {
+    node_join *j = n->joins->pdata[i];
+    if (memcmp(j->inv.group_id, kith_group_id(ng->g), KITH_ID_LEN) != 0)
+      continue;
+    j->t_last = node_now();
+    j->t_first = j->t_first ? j->t_first : j->t_last;
+    j->events += k;
+  }
+}
+
 /* Ends a join: replies to the caller (error when msg != NULL) and, if we
  * were not admitted, forgets the group we had started to hold. */
 static void finish(kith_node *n, node_join *j, kith_err code, const char *msg) {
@@ -218,6 +263,7 @@ static void finish(kith_node *n, node_join *j, kith_err code, const char *msg) {
     uint8_t *buf;
     size_t len;
 
+    join_log(n, j, ng);
     kith_pack_init(&pk);
     msgpack_pack_map(&pk.pk, 2);
     kith_pack_cstr(&pk, "group_id");
@@ -343,6 +389,8 @@ void join_on_link_up(kith_node *n, node_peer *p) {
     uint8_t *req;
     size_t len;
 
+    if (!j->t_link && memcmp(p->id, j->target, KITH_ID_LEN) == 0)
+      j->t_link = node_now();
     if (j->admitted || memcmp(j->target, j->inv.inviter, KITH_ID_LEN) != 0)
       continue;
     for (size_t k = 0; k < j->inv.n_relays; k++) {
@@ -418,6 +466,10 @@ void join_start(kith_node *n, kith_rpc_call *call, const char *code,
   if (p)
     peer_close(p, "reconnecting to join a group");
   j->deadline_ms = node_now() + timeout_s * KITH_SECOND;
+  j->t_start = node_now();
+  j->cpu0_us = thread_cpu_us();
+  j->frames0_us = n->frames_us;
+  j->commit0_us = n->commit_us;
   g_ptr_array_add(n->joins, j);
   /* Its engine runs from now: the history comes through it. */
   gossip_group_update(n, node_group_get(n, j->inv.group_id));

@@ -175,10 +175,12 @@ static kith_err store_commit(kith_node *n, int durable) {
   }
   if (!kith_store_in_batch(n->store))
     return KITH_OK;
+  int64_t t0 = g_get_monotonic_time();
   err = flush_groups(n);
   if (err == KITH_OK)
     err = durable ? kith_store_batch_commit_durable(n->store)
                   : kith_store_batch_commit(n->store);
+  n->commit_us += (uint64_t)(g_get_monotonic_time() - t0);
   if (err != KITH_OK)
     lose_batch(n, err);
   g_hash_table_remove_all(n->batch_groups);
@@ -274,6 +276,7 @@ void node_accepted(kith_node *n, node_group *ng, GPtrArray *acc,
   }
   if (acc->len > 0)
     g_hash_table_add(n->batch_groups, g_strdup(ng->id_text));
+  join_note_accepted(n, ng, acc->len);
   n->batch_writes += acc->len;
   announce(n, ng, acc, origin);
   if (n->batch_writes >= STORE_BATCH_MAX)

@@ -46,6 +46,9 @@
 #define PEER_IN_MAX (16u * 1024 * 1024)    /* bytes held for a later carrier */
 #define RELAY_RATE (256 * 1024)            /* bytes per second per friend */
 #define RELAY_BURST (1024 * 1024)
+/* A link's received frames are handled in slices of about this long
+ * (us) of the main loop, the link reads in between (peer.c) */
+#define FRAMES_SLICE_US 2000
 /* what a node sends through one relay friend: under the relay's limit */
 #define RELAY_PACE_RATE (RELAY_RATE * 7 / 8)
 #define RELAY_PACE_BURST (RELAY_BURST / 2)
@@ -145,6 +148,13 @@ typedef struct node_peer {
   guint pump_soon; /* idle source: gossip_pump after the frames at hand */
   int moving;      /* sealing MOVE: nothing else may be sealed meanwhile */
   int flush_due;   /* records sealed this round wait for the round's end */
+  /* opened frames (GBytes) not handled yet, in order; the records after
+   * them could not be opened (rx_err); the idle source of the next slice;
+   * a slice is running (handlers may feed more): peer.c, run_frames */
+  GQueue *rx_frames;
+  kith_err rx_err;
+  guint rx_source;
+  int in_frames;
 } node_peer;
 
 typedef struct node_group {
@@ -175,9 +185,20 @@ struct node_join {
   uint64_t next_try_ms;
   size_t next_addr;
   int admitted;
+  /* Its timeline (node_now, ms; 0: not yet), logged when it succeeds
+   * (join_log): the request, the link to the target up, the first and
+   * the last event of the group accepted meanwhile, and how many. */
+  uint64_t t_start, t_link, t_first, t_last, events;
+  /* at the request: the main thread's CPU time, and the node's frames_us
+   * and commit_us (us) */
+  uint64_t cpu0_us, frames0_us, commit0_us;
 };
 
 struct kith_node {
+  /* main-loop time (us, monotonic, since the start) spent handling the
+   * frames of sessions (take_frames: the ingest of what peers send) and
+   * committing store batches (part of the former, mostly) */
+  uint64_t frames_us, commit_us;
   GMainContext *ctx;
   GMainLoop *loop;
   char *home;
@@ -522,6 +543,9 @@ void join_on_refuse(kith_node *n, const uint8_t from[32], const char *reason);
 void join_check_progress(kith_node *n);
 /* A link came up: a join waiting for a link to a relay friend goes on. */
 void join_on_link_up(kith_node *n, node_peer *p);
+/* ng accepted k events (any origin): a join of ng notes them in its
+ * timeline. */
+void join_note_accepted(kith_node *n, node_group *ng, size_t k);
 /* Is this node joining ng (a join by invite code is running)? */
 int node_is_joining(kith_node *n, node_group *ng);
 /* Sends p the group's create and the events that admitted it to ng, if

@@ -18,6 +18,10 @@ void peer_free(node_peer *p) {
     g_object_unref(p->reply_to);
   if (p->pump_soon)
     g_source_remove(p->pump_soon);
+  if (p->rx_source)
+    g_source_remove(p->rx_source);
+  if (p->rx_frames)
+    g_queue_free_full(p->rx_frames, (GDestroyNotify)g_bytes_unref);
   if (p->push)
     g_queue_free_full(p->push, gossip_push_free);
   if (p->queued)
@@ -232,9 +236,63 @@ void peer_send_frame(node_peer *p, const uint8_t *frame, size_t len) {
   flush_later(p);
 }
 
-/* Frames of the session, in order: opened at once (peer_feed) or on the
- * worker (on_crypt_frames). Any handler may close the link: p stays valid
+static gboolean on_rx_slice(gpointer data);
+
+/* Handles the link's queued frames, in order, for about FRAMES_SLICE_US
+ * (at least one): a history of thousands of events arrives in batches of
+ * hundreds of frames, and handled at once they kept the main loop from
+ * the link's reads for tens of ms; the sender then stopped on a full
+ * window, and the link idled while the frames were ingested, and the
+ * ingest while the next ones came. The rest waits for the next round of
+ * the main loop (an idle source with the I/O sources' priority), after
+ * the reads that are due. Any handler may close the link: p stays valid
  * (life cycle above), so p->closed says. */
+static void run_frames(node_peer *p) {
+  kith_node *n = p->node;
+  int64_t t0 = g_get_monotonic_time(), t = t0;
+  GBytes *b;
+
+  if (p->in_frames)
+    return; /* the running slice goes on with them */
+  p->in_frames = 1;
+  while (!p->closed && t - t0 < FRAMES_SLICE_US &&
+         (b = g_queue_pop_head(p->rx_frames)) != NULL) {
+    gsize flen;
+    const uint8_t *f = g_bytes_get_data(b, &flen);
+    frames_on_frame(p, f, flen);
+    g_bytes_unref(b);
+    t = g_get_monotonic_time();
+  }
+  p->in_frames = 0;
+  n->frames_us += (uint64_t)(t - t0);
+  if (p->closed)
+    return;
+  if (g_queue_is_empty(p->rx_frames) && p->rx_err != KITH_OK) {
+    n->dropped_frames++;
+    peer_close(p, kith_strerror(p->rx_err));
+    return;
+  }
+  if (!g_queue_is_empty(p->rx_frames) && !p->rx_source) {
+    GSource *s = g_idle_source_new();
+    g_source_set_priority(s, G_PRIORITY_DEFAULT);
+    g_source_set_callback(s, on_rx_slice, p, NULL);
+    p->rx_source = g_source_attach(s, n->ctx);
+    g_source_unref(s);
+  }
+  carrier_flush(p);
+  carrier_after_frames(p);
+}
+
+static gboolean on_rx_slice(gpointer data) {
+  node_peer *p = data;
+
+  p->rx_source = 0;
+  run_frames(p);
+  return G_SOURCE_REMOVE;
+}
+
+/* Frames of the session, in order: opened at once (peer_feed) or on the
+ * worker (on_crypt_frames); queued behind those not handled yet. */
 static void take_frames(node_peer *p, GPtrArray *frames, kith_err err) {
   kith_node *n = p->node;
 
@@ -252,20 +310,13 @@ static void take_frames(node_peer *p, GPtrArray *frames, kith_err err) {
     if (!p->closed)
       carrier_link_up(p);
   }
-  for (guint i = 0; i < frames->len && !p->closed; i++) {
-    gsize flen;
-    const uint8_t *f = g_bytes_get_data(frames->pdata[i], &flen);
-    frames_on_frame(p, f, flen);
-  }
   if (p->closed)
     return;
-  if (err != KITH_OK) {
-    n->dropped_frames++;
-    peer_close(p, kith_strerror(err));
-    return;
-  }
-  carrier_flush(p);
-  carrier_after_frames(p);
+  for (guint i = 0; i < frames->len; i++)
+    g_queue_push_tail(p->rx_frames, g_bytes_ref(frames->pdata[i]));
+  if (err != KITH_OK && p->rx_err == KITH_OK)
+    p->rx_err = err;
+  run_frames(p);
 }
 
 /* Bytes of the session, from the carrier it reads. */
@@ -284,10 +335,10 @@ static void on_crypt_frames(void *ud, GPtrArray *frames, kith_err err) {
 }
 
 /* Records the worker sealed: they go where the session writes now. */
-static void on_crypt_out(void *ud, const uint8_t *bytes, size_t len) {
+static void on_crypt_out(void *ud, GByteArray *records) {
   node_peer *p = ud;
 
-  g_byte_array_append(kith_outq_tail(&p->car[p->tx].out), bytes, (guint)len);
+  kith_outq_push(&p->car[p->tx].out, records);
   if (!p->closed)
     carrier_flush(p);
 }
@@ -300,6 +351,10 @@ static const kith_crypt_callbacks crypt_cbs = {
 int peer_new_session(node_peer *p) {
   kith_crypt_free(p->crypt);
   p->crypt = NULL;
+  /* what the old session sent and was not handled yet goes with it */
+  while (!g_queue_is_empty(p->rx_frames))
+    g_bytes_unref(g_queue_pop_head(p->rx_frames));
+  p->rx_err = KITH_OK;
   if (p->sess)
     kith_session_free(p->sess);
   p->sess = kith_session_new(&p->node->me, p->id, p->offerer);
@@ -452,6 +507,7 @@ static node_peer *peer_new(kith_node *n, const uint8_t id[32], int offerer) {
   carrier_init(p);
   p->started_ms = p->last_rx_ms = node_now();
   p->push = g_queue_new();
+  p->rx_frames = g_queue_new();
   p->queued = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   p->announce = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   kith_bucket_init(&p->announce_rate, ADDRS_BURST, node_now());

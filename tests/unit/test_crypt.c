@@ -32,10 +32,11 @@ typedef struct fixture {
   end a, b;
 } fixture;
 
-static void on_out(void *ud, const uint8_t *bytes, size_t len) {
+static void on_out(void *ud, GByteArray *records) {
   end *e = ud;
   e->callbacks++;
-  g_byte_array_append(e->wire, bytes, (guint)len);
+  g_byte_array_append(e->wire, records->data, records->len);
+  g_byte_array_unref(records);
 }
 
 static void on_frames(void *ud, GPtrArray *frames, kith_err err) {

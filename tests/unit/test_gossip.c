@@ -273,6 +273,17 @@ static net *triangle(void) {
   return t;
 }
 
+/* A triangle after event 1 from 1 made its default tree: 1-0 and 1-2
+ * eager, 0-2 lazy. */
+static net *triangle_tree(void) {
+  net *t = triangle();
+  publish(t, 1, 1);
+  run_until(t, t->now + 1000);
+  assert_int_equal(kith_gossip_peer_state(t->g[2], t->id[0]), 0);
+  assert_int_equal(kith_gossip_peer_state(t->g[0], t->id[2]), 0);
+  return t;
+}
+
 static void test_prune_on_duplicate(void **state) {
   (void)state;
   net *t = triangle();
@@ -581,6 +592,18 @@ test_reconcile_asks_for_the_whole_difference_at_its_end(void **state) {
   net_free(t);
 }
 
+/* Node i reconciles with node peer, and the frames run: how many ids it
+ * has asked for (WANT) in all. */
+static uint64_t reconcile_wants(net *t, int i, int peer) {
+  kith_gossip_stats st;
+  assert_int_equal(kith_gossip_reconcile(t->g[i], t->id[peer], t->now, &t->out),
+                   KITH_OK);
+  drain(t, i);
+  pump(t);
+  kith_gossip_get_stats(t->g[i], &st);
+  return st.wants_sent;
+}
+
 /* At a reconciliation's end every id not seen is asked of that peer, even
  * if another peer was asked for it lately: each stream is then the whole
  * difference from its shallowest event on, never the part another stream
@@ -597,7 +620,6 @@ test_reconcile_asks_each_peer_for_the_whole_difference(void **state) {
     know(t, 0, e);
     know(t, 2, e);
   }
-  kith_gossip_stats st;
   t->drop_from = 0; /* 0's answers are lost */
   t->drop_to = 1;
   /* rounds: with 0; with 0 after a WANT's own wait (graft_retry_ms);
@@ -609,13 +631,7 @@ test_reconcile_asks_each_peer_for_the_whole_difference(void **state) {
   for (size_t r = 0; r < G_N_ELEMENTS(wait); r++) {
     t->now += wait[r];
     t->later[1][3] = r == 2;
-    assert_int_equal(
-        kith_gossip_reconcile(t->g[1], t->id[peer[r]], t->now, &t->out),
-        KITH_OK);
-    drain(t, 1);
-    pump(t);
-    kith_gossip_get_stats(t->g[1], &st);
-    assert_int_equal(st.wants_sent, wants[r]);
+    assert_int_equal(reconcile_wants(t, 1, peer[r]), wants[r]);
     for (int e = 0; e < 10; e++)
       assert_int_equal(t->got[1][e], r >= 2 && (e != 3 || r >= 3));
   }
@@ -856,24 +872,32 @@ static kith_err inject(net *t, int from, int to, const uint8_t *buf,
 }
 
 /* PAYLOAD [8, source, hops, push, payload]. */
-static void payload_frame(const uint8_t *data, size_t len, kith_pack *pk) {
+static void payload_frame(const uint8_t *data, size_t len, int push,
+                          kith_pack *pk) {
   kith_pack_init(pk);
   kith_pack_array(pk, 5);
   kith_pack_uint(pk, KITH_GF_PAYLOAD);
   kith_pack_uint(pk, 0xa1a1a1a1a1a1a1a1ull);
   kith_pack_uint(pk, 1);
-  kith_pack_uint(pk, 1);
+  kith_pack_uint(pk, (uint64_t)push);
   kith_pack_bin(pk, data, len);
+}
+
+/* Node `from` sends payload[len] to node `to` in a PAYLOAD frame, pushed
+ * (push 1) or as an answer (push 0). */
+static void send_payload(net *t, int from, int to, const uint8_t *data,
+                         size_t len, int push) {
+  kith_pack pk;
+  payload_frame(data, len, push, &pk);
+  assert_int_equal(inject(t, from, to, (uint8_t *)pk.sb.data, pk.sb.size),
+                   KITH_OK);
+  kith_pack_clear(&pk);
 }
 
 /* Node `from` pushes payload[len] to node `to` in a PAYLOAD frame. */
 static void inject_payload(net *t, int from, int to, const uint8_t *data,
                            size_t len) {
-  kith_pack pk;
-  payload_frame(data, len, &pk);
-  assert_int_equal(inject(t, from, to, (uint8_t *)pk.sb.data, pk.sb.size),
-                   KITH_OK);
-  kith_pack_clear(&pk);
+  send_payload(t, from, to, data, len, 1);
 }
 
 /* Payloads k0 .. k1 - 1: len bytes of `fill`, k in the first four. */
@@ -998,6 +1022,37 @@ static void test_ihave_joins_a_waiting_batch(void **state) {
     for (int e = 60; e < 63; e++)
       assert_int_equal(t->got[i][e], 1);
   }
+  net_free(t);
+}
+
+/* Ids asked of a peer at a reconciliation's end are not asked of it again
+ * while its stream of them still flows (one came within
+ * KITH_GOSSIP_NEED_WAIT_MS), however long ago they were asked: behind a
+ * slow link the rest is on its way. Once the stream has been quiet that
+ * long, they are asked again. */
+static void test_reconcile_waits_for_a_flowing_stream(void **state) {
+  (void)state;
+  net *t = net_new(2, 0);
+  join(t, 1, 0);
+  for (int e = 0; e < 10; e++)
+    know(t, 0, e);
+  t->drop_from = 0; /* 0's answers are slow: the test hands them over */
+  t->drop_to = 1;
+  const uint64_t wait[] = {0, KITH_GOSSIP_NEED_WAIT_MS,
+                           KITH_GOSSIP_NEED_WAIT_MS - 1, 1};
+  const uint64_t wants[] = {10, 10, 10, 18};
+  for (size_t r = 0; r < G_N_ELEMENTS(wait); r++) {
+    t->now += wait[r];
+    if (r == 1) { /* two answers come: the stream flows */
+      for (int e = 0; e < 2; e++) {
+        send_payload(t, 0, 1, t->store[e], EVLEN, 0);
+        pump(t);
+      }
+    }
+    assert_int_equal(reconcile_wants(t, 1, 0), wants[r]);
+  }
+  for (int e = 0; e < 10; e++)
+    assert_int_equal(t->got[1][e], e < 2);
   net_free(t);
 }
 
@@ -1149,12 +1204,13 @@ static void test_held_children_leave_room_for_their_parents(void **state) {
  * changing any tree. */
 static void test_unanswered_want_moves_to_another_announcer(void **state) {
   (void)state;
-  net *t = triangle();
+  net *t = triangle_tree();
   uint8_t id[32];
   size_t asked = 0;
-  publish(t, 1, 1); /* the tree: 1-0 and 1-2 eager, 0-2 lazy */
+  /* 0's first event goes to every neighbour; its second one along 0's
+   * own tree, a copy of its default tree: to 1 only */
+  publish(t, 0, 5);
   run_until(t, t->now + 1000);
-  assert_int_equal(kith_gossip_peer_state(t->g[2], t->id[0]), 0);
   t->mute[1] = 1; /* 1 passes nothing on and will not answer */
   publish(t, 0, 6);
   pump(t);
@@ -1177,6 +1233,215 @@ static void test_unanswered_want_moves_to_another_announcer(void **state) {
   kith_gossip_get_stats(t->g[2], &st);
   assert_int_equal(st.wants_sent, 2);
   assert_int_equal(st.grafts_sent, 0);
+  net_free(t);
+}
+
+/* Node i asks node from for event e (kith_gossip_want): how many ids it
+ * noted to ask (0: asked lately already). */
+static size_t want_event(net *t, int i, int from, int e) {
+  uint8_t id[32];
+  size_t asked = 0;
+  ev_id(e, id);
+  assert_int_equal(
+      kith_gossip_want(t->g[i], t->id[from], id, 1, t->now, &asked, &t->out),
+      KITH_OK);
+  drain(t, i);
+  return asked;
+}
+
+/* An asked id waits for its answer graft_retry_ms, or two measured round
+ * trips if longer: behind a slow link (here answers take 1 s) an id is
+ * not asked again before its answer could have come. */
+static void test_want_retry_waits_two_round_trips(void **state) {
+  (void)state;
+  net *t = net_new(2, 0);
+  join(t, 1, 0);
+  for (int e = 0; e < 2; e++)
+    know(t, 0, e);
+  /* a WANT for event 0 whose answer takes 1,000 ms: the round trip */
+  assert_int_equal(want_event(t, 1, 0, 0), 1);
+  t->now = kith_gossip_next_deadline(t->g[1]);
+  kith_gossip_tick(t->g[1], t->now, &t->out);
+  drain(t, 1); /* the WANT waits in the queue */
+  t->now += 1000;
+  pump(t);
+  assert_int_equal(t->got[1][0], 1);
+  /* event 1 is asked of a neighbour that does not answer */
+  t->mute[0] = 1;
+  assert_int_equal(want_event(t, 1, 0, 1), 1);
+  uint64_t base = t->now; /* sent after the lazy wait, 500 ms at most */
+  run_until(t, base + 500);
+  kith_gossip_stats st;
+  kith_gossip_get_stats(t->g[1], &st);
+  assert_int_equal(st.wants_sent, 2);
+  /* past graft_retry_ms (300 ms), within two round trips: still asked */
+  run_until(t, base + 1500);
+  assert_int_equal(want_event(t, 1, 0, 1), 0);
+  /* after two round trips it may be asked again */
+  run_until(t, base + 2600);
+  assert_int_equal(want_event(t, 1, 0, 1), 1);
+  net_free(t);
+}
+
+/* The push field of a PAYLOAD frame (-1 if buf is none). */
+static int payload_push(const uint8_t *buf, size_t len) {
+  msgpack_unpacked u;
+  int push = -1;
+  msgpack_unpacked_init(&u);
+  if (msgpack_unpack_next(&u, (const char *)buf, len, NULL) ==
+          MSGPACK_UNPACK_SUCCESS &&
+      u.data.type == MSGPACK_OBJECT_ARRAY && u.data.via.array.size == 5 &&
+      u.data.via.array.ptr[0].via.u64 == KITH_GF_PAYLOAD)
+    push = (int)u.data.via.array.ptr[3].via.u64;
+  msgpack_unpacked_destroy(&u);
+  return push;
+}
+
+/* An event published on the default tree goes to every neighbour: along
+ * the tree as a push (1), to the lazy ones as a repair (3), whose
+ * duplicates where it meets the tree prune nothing and which makes no
+ * edge. */
+static void
+test_published_event_enters_the_tree_at_every_neighbour(void **state) {
+  (void)state;
+  net *t = triangle_tree();
+  kith_gossip_stats before[3], after[3];
+  for (int i = 0; i < 3; i++)
+    kith_gossip_get_stats(t->g[i], &before[i]);
+  set_store(t, 5);
+  assert_int_equal(kith_gossip_publish(t->g[0], t->ts[5], t->store[5], EVLEN,
+                                       t->now, &t->out),
+                   KITH_OK);
+  int pushes[3] = {-1, -1, -1};
+  for (size_t k = 0; k < t->out.n; k++)
+    if (t->out.items[k].kind == KITH_OUT_SEND)
+      pushes[t->out.items[k].peer[0]] =
+          payload_push(t->out.items[k].data, t->out.items[k].len);
+  assert_int_equal(pushes[1], 1); /* along the tree */
+  assert_int_equal(pushes[2], 3); /* a repair to the lazy neighbour */
+  t->got[0][5]++;
+  drain(t, 0);
+  run_until(t, t->now + 1000);
+  assert_int_equal(t->got[1][5], 1);
+  assert_int_equal(t->got[2][5], 1);
+  for (int i = 0; i < 3; i++) {
+    kith_gossip_get_stats(t->g[i], &after[i]);
+    assert_int_equal(after[i].prunes_sent, before[i].prunes_sent);
+    assert_int_equal(after[i].grafts_sent, before[i].grafts_sent);
+  }
+  assert_int_equal(after[2].duplicates, before[2].duplicates + 1);
+  /* the tree is as it was */
+  assert_int_equal(kith_gossip_peer_state(t->g[2], t->id[0]), 0);
+  assert_int_equal(kith_gossip_peer_state(t->g[0], t->id[2]), 0);
+  assert_int_equal(kith_gossip_peer_state(t->g[1], t->id[2]), 1);
+  assert_int_equal(kith_gossip_peer_state(t->g[2], t->id[1]), 1);
+  net_free(t);
+}
+
+/* Node `from` sends node `to` GRAFT [10, short id, [], dflt]: the push
+ * field of the one frame `to` answers with (-1: not one PAYLOAD). */
+static int graft_answer(net *t, int from, int to, const uint8_t id[32],
+                        int dflt) {
+  kith_pack pk;
+  kith_out o;
+  int push = -1;
+  kith_pack_init(&pk);
+  kith_pack_array(&pk, 4);
+  kith_pack_uint(&pk, KITH_GF_GRAFT);
+  kith_pack_bin(&pk, id, 8);
+  kith_pack_array(&pk, 0);
+  kith_pack_uint(&pk, (uint64_t)dflt);
+  kith_out_init(&o);
+  if (kith_gossip_recv(t->g[to], t->id[from], (const uint8_t *)pk.sb.data,
+                       pk.sb.size, t->now, &o) == KITH_OK &&
+      o.n == 1 && o.items[0].kind == KITH_OUT_SEND)
+    push = payload_push(o.items[0].data, o.items[0].len);
+  kith_out_clear(&o);
+  kith_pack_clear(&pk);
+  return push;
+}
+
+/* A GRAFT for an event of the default tree is answered with a repair
+ * (push 3) that makes no edge, unless its default flag asks for the
+ * tree: then with a push (1), and the grafter becomes eager. */
+static void
+test_graft_asks_for_an_edge_of_the_default_tree_or_not(void **state) {
+  (void)state;
+  net *t = triangle_tree();
+  uint8_t id[32];
+  ev_id(1, id);
+  assert_int_equal(graft_answer(t, 2, 0, id, 0), 3);
+  assert_int_equal(kith_gossip_peer_state(t->g[0], t->id[2]), 0);
+  assert_int_equal(graft_answer(t, 2, 0, id, 1), 1);
+  assert_int_equal(kith_gossip_peer_state(t->g[0], t->id[2]), 1);
+  net_free(t);
+}
+
+/* Node `from` tells node `to` it has the event whose id starts with
+ * id[0..8), at 1 hop on its default tree (IHAVE). */
+static void announce(net *t, int from, int to, const uint8_t id[8]) {
+  kith_pack pk;
+  uint8_t hops = 1;
+  kith_pack_init(&pk);
+  kith_pack_array(&pk, 3);
+  kith_pack_uint(&pk, KITH_GF_IHAVE);
+  kith_pack_bin(&pk, id, 8);
+  kith_pack_bin(&pk, &hops, 1);
+  assert_int_equal(inject(t, from, to, (const uint8_t *)pk.sb.data, pk.sb.size),
+                   KITH_OK);
+  kith_pack_clear(&pk);
+}
+
+/* Past node i's lazy wait: the default flag of the GRAFT it sends then
+ * (-1: none); its frames are then delivered. */
+static int graft_flag_after_wait(net *t, int i) {
+  kith_out o;
+  int flag = -1;
+  t->now += 600;
+  kith_out_init(&o);
+  kith_gossip_tick(t->g[i], t->now, &o);
+  for (size_t k = 0; k < o.n; k++) {
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    if (o.items[k].kind == KITH_OUT_SEND &&
+        msgpack_unpack_next(&u, (const char *)o.items[k].data, o.items[k].len,
+                            NULL) == MSGPACK_UNPACK_SUCCESS &&
+        u.data.type == MSGPACK_OBJECT_ARRAY && u.data.via.array.size == 4 &&
+        u.data.via.array.ptr[0].via.u64 == KITH_GF_GRAFT)
+      flag = (int)u.data.via.array.ptr[3].via.u64;
+    msgpack_unpacked_destroy(&u);
+  }
+  apply(t, i, &o);
+  kith_out_clear(&o);
+  pump(t);
+  return flag;
+}
+
+/* A copy of the default tree lost on its way is fetched without changing
+ * the tree (GRAFT default 0, answered with a repair); when the next one
+ * is missing too, with no push of the tree since, the GRAFT asks for an
+ * edge of the default tree (default 1). */
+static void test_lost_copy_is_fetched_without_an_edge(void **state) {
+  (void)state;
+  net *t = triangle_tree();
+  uint8_t id[32], other[8];
+  t->mute[1] = 1; /* 1 passes nothing on: 2 gets nothing of event 5 */
+  t->drop_from = 0;
+  t->drop_to = 2;
+  publish(t, 0, 5);
+  pump(t);
+  t->drop_from = t->drop_to = -1;
+  assert_int_equal(t->got[2][5], 0);
+  ev_id(5, id);
+  announce(t, 0, 2, id);
+  assert_int_equal(graft_flag_after_wait(t, 2), 0);
+  assert_int_equal(t->got[2][5], 1); /* a repair: no edge either side */
+  assert_int_equal(kith_gossip_peer_state(t->g[2], t->id[0]), 0);
+  assert_int_equal(kith_gossip_peer_state(t->g[0], t->id[2]), 0);
+  memset(other, 0xee, sizeof other); /* an event 2 has not had either */
+  announce(t, 0, 2, other);
+  assert_int_equal(graft_flag_after_wait(t, 2), 1);
+  assert_int_equal(kith_gossip_peer_state(t->g[0], t->id[2]), 1);
   net_free(t);
 }
 
@@ -1554,6 +1819,15 @@ static void test_frame_vectors_reproduce(void **state) {
   kith_gossip_tick(t->g[1], t->now, &t->out);
   drain(t, 1);
   assert_frame(take_frame(t, 1, 2), vec(kv, "graft_frame"));
+  /* the source, asked so for it (no edge of the default tree): a repair */
+  GBytes *gf = vec(kv, "graft_frame");
+  assert_int_equal(kith_gossip_recv(t->g[3], t->id[0],
+                                    g_bytes_get_data(gf, NULL),
+                                    g_bytes_get_size(gf), t->now, &t->out),
+                   KITH_OK);
+  drain(t, 3);
+  assert_frame(take_frame(t, 3, 0), vec(kv, "repair_frame"));
+  g_bytes_unref(gf);
   /* 2 asks 1 for it (a held event's parent): after the wait, WANT */
   size_t asked;
   assert_int_equal(kith_gossip_want(t->g[2], t->id[1],
@@ -1617,6 +1891,11 @@ int main(void) {
       cmocka_unit_test(test_not_now_verdict_is_not_permanent),
       cmocka_unit_test(test_held_flood_from_one_neighbour_blocks_no_one_else),
       cmocka_unit_test(test_unanswered_want_moves_to_another_announcer),
+      cmocka_unit_test(test_want_retry_waits_two_round_trips),
+      cmocka_unit_test(test_reconcile_waits_for_a_flowing_stream),
+      cmocka_unit_test(test_published_event_enters_the_tree_at_every_neighbour),
+      cmocka_unit_test(test_graft_asks_for_an_edge_of_the_default_tree_or_not),
+      cmocka_unit_test(test_lost_copy_is_fetched_without_an_edge),
       cmocka_unit_test(test_held_event_is_passed_on_before_its_verdict),
       cmocka_unit_test(test_catch_up_event_is_not_passed_on),
       cmocka_unit_test(test_held_children_leave_room_for_their_parents),

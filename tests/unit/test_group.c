@@ -598,6 +598,38 @@ static void create_argument_errors(void **state) {
   kith_ident_clear(&me);
 }
 
+/* An own event is dated a ms after its latest parent when the clock has
+ * not moved on (display order (ts_ms, id) then puts it after its parent),
+ * but not when that would take it more than GRP_TS_LEAD_MS (1 s) ahead of
+ * the clock: then it shares its parent's date. */
+static uint64_t post_ts(kith_group *g, uint64_t now) {
+  GPtrArray *acc = acc_new();
+  assert_int_equal(kith_group_send(g, "hi", 2, NULL, now, acc), KITH_OK);
+  uint64_t ts = ((kith_accepted *)acc->pdata[acc->len - 1])->ev.ts_ms;
+  g_ptr_array_free(acc, TRUE);
+  return ts;
+}
+
+static void own_events_are_dated_after_their_parents(void **state) {
+  (void)state;
+  kith_ident me = {0};
+  uint8_t seed[32] = {7};
+  assert_int_equal(kith_ident_from_seed(&me, seed), KITH_OK);
+  kith_group *g = NULL;
+  kith_group_options o = {.name = "g", .owner_name = "me"};
+  assert_int_equal(kith_group_create(&me, &o, T0, &g, NULL), KITH_OK);
+  assert_int_equal(post_ts(g, T0), T0 + 1);
+  assert_int_equal(post_ts(g, T0), T0 + 2);
+  assert_int_equal(post_ts(g, T0 + 50), T0 + 50); /* the clock is ahead */
+  for (uint64_t i = 0; i < 1000; i++)             /* a burst within one ms */
+    assert_int_equal(post_ts(g, T0 + 50), T0 + 51 + i);
+  /* 1 s ahead of the clock: no further */
+  assert_int_equal(post_ts(g, T0 + 50), T0 + 1050);
+  assert_int_equal(post_ts(g, T0 + 50), T0 + 1050);
+  kith_group_free(g);
+  kith_ident_clear(&me);
+}
+
 int main(void) {
   if (sodium_init() < 0)
     return 1;
@@ -625,6 +657,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(
           large_gap_children_first_keeps_the_shallowest, setup, teardown),
       cmocka_unit_test(create_argument_errors),
+      cmocka_unit_test(own_events_are_dated_after_their_parents),
   };
   int failed = cmocka_run_group_tests_name("group", tests, NULL, NULL);
   return failed > 255 ? 255 : failed;

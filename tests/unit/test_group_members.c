@@ -290,6 +290,8 @@ static void leave_triggers_rekey_by_designated(void **state) {
   world_free(w);
   w = world_new(KITH_HISTORY_SHARED, 0, C);
   do_role(w, A, B, KITH_ROLE_ADMIN);
+  /* a second on: the leave is dated w->now, not a ms after its parent */
+  w->now += 1000;
   do_leave(w, A);
   sync_nodes(w, B, C);
   /* b is now the owner and designated; c waits for the grace period */
