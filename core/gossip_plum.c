@@ -336,38 +336,6 @@ static uint64_t announcers(kith_gossip *g, const missing *m, uint32_t hops) {
   return b;
 }
 
-/* Announces ev to up to k of the n neighbours in c, chosen at random. */
-static uint32_t announce_some(kith_gossip *g, gpeer **c, uint32_t n, uint32_t k,
-                              const cached *ev, uint64_t now, kith_out *out) {
-  uint32_t j = 0;
-  for (; j < n && j < k; j++) {
-    uint32_t r = j + gs_below(g, n - j);
-    gpeer *q = c[r];
-    c[r] = c[j];
-    c[j] = q;
-    lazy_push(g, q, ev->id, ev->hops, tree_for(g, ev->tag) != &g->dflt, now,
-              out);
-  }
-  return j;
-}
-
-/* Announces ev to up to announce_max of the nl lazy neighbours in c:
- * first those that have a batch waiting (the id joins a frame that goes
- * anyway), then the others, each group in random order. */
-static void announce(kith_gossip *g, gpeer **c, uint32_t nl, const cached *ev,
-                     uint64_t now, kith_out *out) {
-  uint32_t open = 0;
-  for (uint32_t i = 0; i < nl; i++)
-    if (c[i]->n_lazy > 0) {
-      gpeer *q = c[i];
-      c[i] = c[open];
-      c[open++] = q;
-    }
-  uint32_t done = announce_some(g, c, open, g->cfg.announce_max, ev, now, out);
-  (void)announce_some(g, c + open, nl - open, g->cfg.announce_max - done, ev,
-                      now, out);
-}
-
 /* The push field for a payload pushed along tree t that came so. */
 static int push_kind(const kith_gossip *g, const tree *t, const arrival *how) {
   return t != &g->dflt ? PUSH_OWN : how->repair ? PUSH_REPAIR : PUSH_DEFAULT;
@@ -403,12 +371,12 @@ static void dflt_anchor(kith_gossip *g, const gpeer *p, kith_out *out) {
 
 /* Eager push along the source's tree; announcements to at most
  * announce_max of the other neighbours not known to have it
- * (arrival.holders): those with a batch waiting first (announce). An
- * event published here on the default tree goes to every neighbour: to
- * the lazy ones as a repair, so that it enters the tree at every neighbour
- * (paths as long as the distance in the tree to the nearest of them, not
- * to this node) without pruning it where the copies meet. A node left
- * without an edge in the default tree makes one first. */
+ * (arrival.holders), chosen at random. An event published here on the
+ * default tree goes to every neighbour: to the lazy ones as a repair, so
+ * that it enters the tree at every neighbour (paths as long as the
+ * distance in the tree to the nearest of them, not to this node) without
+ * pruning it where the copies meet. A node left without an edge in the
+ * default tree makes one first. */
 static void forward(kith_gossip *g, const cached *ev, const uint8_t *except,
                     int push, uint64_t now, kith_out *out) {
   gpeer *list[PEERS_MAX], *lazy[PEERS_MAX];
@@ -431,7 +399,12 @@ static void forward(kith_gossip *g, const cached *ev, const uint8_t *except,
     } else if (!(ev->how.holders & bit(g, q)))
       lazy[nl++] = q;
   }
-  announce(g, lazy, nl, ev, now, out);
+  for (uint32_t j = 0; j < nl && j < g->cfg.announce_max; j++) {
+    uint32_t r = j + gs_below(g, nl - j);
+    gpeer *q = lazy[r];
+    lazy[r] = lazy[j];
+    lazy_push(g, q, ev->id, ev->hops, t != &g->dflt, now, out);
+  }
 }
 
 /* ---- the cache of recent payloads (answers to GRAFT and WANT) ---- */

@@ -1002,29 +1002,6 @@ static void test_ihave_batch_per_neighbour(void **state) {
   net_free(t);
 }
 
-/* An id is announced first to neighbours that already have a batch
- * waiting (docs/protocol.md 11.7): three messages of one source at once
- * make at most announce_max (3) IHAVE frames at each node, not one to
- * each of up to 3 x 3 neighbours. */
-static void test_ihave_joins_a_waiting_batch(void **state) {
-  (void)state;
-  net *t = with_trees(12); /* up to 8 neighbours each: more lazy than 3 */
-  uint64_t before[12];
-  for (int i = 0; i < 12; i++)
-    before[i] = ihaves_sent(t, i);
-  for (int e = 60; e < 63; e++) {
-    publish(t, 0, e);
-    pump(t);
-  }
-  run_until(t, t->now + 1000);
-  for (int i = 0; i < 12; i++) {
-    assert_true(ihaves_sent(t, i) - before[i] <= 3);
-    for (int e = 60; e < 63; e++)
-      assert_int_equal(t->got[i][e], 1);
-  }
-  net_free(t);
-}
-
 /* Ids asked of a peer at a reconciliation's end are not asked of it again
  * while its stream of them still flows (one came within
  * KITH_GOSSIP_NEED_WAIT_MS), however long ago they were asked: behind a
@@ -1872,7 +1849,6 @@ int main(void) {
       cmocka_unit_test(test_ihave_rides_with_a_payload_to_the_same_neighbour),
       cmocka_unit_test(test_no_ihave_to_a_neighbour_that_announced_it),
       cmocka_unit_test(test_ihave_batch_per_neighbour),
-      cmocka_unit_test(test_ihave_joins_a_waiting_batch),
       cmocka_unit_test(test_graft_after_lazy_timeout),
       cmocka_unit_test(test_active_view_bound),
       cmocka_unit_test(test_link_failure_repair),
