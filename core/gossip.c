@@ -196,6 +196,7 @@ void gs_peer_drop(kith_gossip *g, gpeer *p, kith_out *out) {
   p->used = 0;
   p->active = p->linked = 0;
   p->n_lazy = 0; /* announcements lost; anti-entropy covers them */
+  p->lazy_at = 0;
   g->n_peers--;
 }
 

@@ -127,7 +127,7 @@ typedef struct kith_gossip_config {
                                   first message to start its own tree
                                   (0: never) */
   uint32_t graft_retry_ms;     /* GRAFT unanswered -> next announcer */
-  uint32_t ihave_batch_ms;     /* IHAVEs are batched this long */
+  uint32_t ihave_batch_ms;     /* a neighbour's IHAVEs: batched this long */
   uint32_t repair_ms;          /* refill a short active view this often */
   uint32_t shuffle_ms;         /* passive view exchange, 0 = never */
   uint32_t recon_ms;           /* anti-entropy period, 0 = never */

@@ -51,6 +51,7 @@ typedef struct gpeer {
   uint64_t since;        /* linked or created at */
   struct lazy_ent *lazy; /* ids to announce, up to KITH_GOSSIP_IDS_MAX */
   uint32_t n_lazy, cap_lazy;
+  uint64_t lazy_at; /* they go then: ihave_batch_ms after the first (0: none) */
   /* reconciliations with this peer: [0] started here, [1] by the peer.
    * Each has its own snapshot (reconcile.h: one at a time per object). */
   kith_recon *rs[2];
@@ -82,6 +83,8 @@ typedef struct tree {
  * later push of it tells how late that one was), or else. */
 typedef struct arrival {
   uint64_t graft_from; /* first announced at, if it came by our GRAFT */
+  uint64_t holders;    /* bit i: peers[i] told us it has it (announced or
+                          pushed it): not announced to */
   uint8_t pushed;      /* came by a push, unasked */
   uint8_t sampled;     /* its lateness is counted */
   uint8_t repair;      /* came as a repair (push 3, gossip_plum.c) */

@@ -247,6 +247,7 @@ static void send_prune(kith_gossip *g, gpeer *p, uint64_t tag, int own,
 }
 
 static void flush_ihave(kith_gossip *g, gpeer *p, kith_out *out) {
+  p->lazy_at = 0;
   if (p->n_lazy == 0)
     return;
   if (p->active) {
@@ -267,7 +268,9 @@ static void flush_ihave(kith_gossip *g, gpeer *p, kith_out *out) {
   p->n_lazy = 0;
 }
 
-/* Announcements are batched (ihave_batch_ms) into one IHAVE per peer. */
+/* Announcements are batched per neighbour: its first waiting id goes
+ * ihave_batch_ms after it was queued (with all queued since), or earlier
+ * with the next payload pushed to that neighbour (11.7). */
 static void lazy_push(kith_gossip *g, gpeer *p, const uint8_t id[32],
                       uint32_t hops, int own, uint64_t now, kith_out *out) {
   if (p->n_lazy == p->cap_lazy) {
@@ -284,8 +287,67 @@ static void lazy_push(kith_gossip *g, gpeer *p, const uint8_t id[32],
   memcpy(p->lazy[p->n_lazy].id, id, SHORT_ID);
   p->lazy[p->n_lazy++].hops =
       (uint8_t)(MIN(hops, IHAVE_OWN - 1) | (own ? IHAVE_OWN : 0));
-  if (g->ihave_at == 0)
-    g->ihave_at = now + g->cfg.ihave_batch_ms;
+  if (p->lazy_at == 0)
+    p->lazy_at = now + g->cfg.ihave_batch_ms;
+  if (g->ihave_at == 0 || p->lazy_at < g->ihave_at)
+    g->ihave_at = p->lazy_at;
+}
+
+/* Sends the batches that are due; the next due one sets ihave_at. */
+static void flush_due_ihaves(kith_gossip *g, uint64_t now, kith_out *out) {
+  g->ihave_at = 0;
+  for (uint32_t i = 0; i < PEERS_MAX; i++) {
+    gpeer *p = &g->peers[i];
+    if (!p->used || p->lazy_at == 0)
+      continue;
+    if (p->lazy_at <= now)
+      flush_ihave(g, p, out);
+    else if (g->ihave_at == 0 || p->lazy_at < g->ihave_at)
+      g->ihave_at = p->lazy_at;
+  }
+}
+
+/* Could an announcement of ours, at our hops, still make a neighbour that
+ * had the payload at theirs rewire to us (maybe_rewire, with the smaller
+ * gain)? Then it is sent even to a neighbour known to have the payload. */
+static int may_rewire_to_us(uint32_t ours, uint32_t theirs) {
+  return ours + 1 + OPT_OWN <= theirs;
+}
+
+/* p has the payload of short id `id`, since it came `theirs` hops from
+ * its source (p announced or pushed it to us): it is not announced to p,
+ * unless that could move p's tree. Taken out of p's waiting batch, and
+ * marked on the payload if it still awaits its verdict (forward skips p). */
+static void note_holder(kith_gossip *g, gpeer *p, const uint8_t *id,
+                        uint32_t theirs) {
+  uint32_t k = 0;
+  if (p == NULL)
+    return;
+  for (uint32_t i = 0; i < p->n_lazy; i++)
+    if (memcmp(p->lazy[i].id, id, SHORT_ID) != 0 ||
+        may_rewire_to_us(p->lazy[i].hops & ~IHAVE_OWN, theirs))
+      p->lazy[k++] = p->lazy[i];
+  p->n_lazy = k;
+  if (k == 0)
+    p->lazy_at = 0; /* ihave_at may come early: flush_due_ihaves re-arms */
+  const uint8_t *full = g_hash_table_lookup(g->seen_pfx, id);
+  pending *pe = full != NULL ? g_hash_table_lookup(g->pend, full) : NULL;
+  if (pe != NULL && !may_rewire_to_us(pe->hops, theirs))
+    pe->how.holders |= bit(g, p);
+}
+
+/* The neighbours that announced a missing id before it came (at `hops`
+ * here) and that an announcement of ours could not rewire. */
+static uint64_t announcers(kith_gossip *g, const missing *m, uint32_t hops) {
+  uint64_t b = 0;
+  for (uint32_t k = 0; k < m->n; k++) {
+    gpeer *q = gs_peer(g, m->who[k]);
+    /* UINT8_MAX: asked, so it answered: it is our parent now */
+    if (q != NULL &&
+        (m->hops[k] == UINT8_MAX || !may_rewire_to_us(hops, m->hops[k])))
+      b |= bit(g, q);
+  }
+  return b;
 }
 
 /* The push field for a payload pushed along tree t that came so. */
@@ -335,12 +397,13 @@ static int dflt_leaf_graft(const kith_gossip *g, const tree *t,
 }
 
 /* Eager push along the source's tree; announcements to at most
- * announce_max of the other neighbours, chosen at random. An event
- * published here on the default tree goes to every neighbour: to the lazy
- * ones as a repair, so that it enters the tree at every neighbour (paths
- * as long as the distance in the tree to the nearest of them, not to this
- * node) without pruning it where the copies meet. A node left without an
- * edge in the default tree makes one first. */
+ * announce_max of the other neighbours not known to have it
+ * (arrival.holders), chosen at random. An event published here on the
+ * default tree goes to every neighbour: to the lazy ones as a repair, so
+ * that it enters the tree at every neighbour (paths as long as the
+ * distance in the tree to the nearest of them, not to this node) without
+ * pruning it where the copies meet. A node left without an edge in the
+ * default tree makes one first. */
 static void forward(kith_gossip *g, const cached *ev, const uint8_t *except,
                     int push, uint64_t now, kith_out *out) {
   gpeer *list[PEERS_MAX], *lazy[PEERS_MAX];
@@ -361,7 +424,7 @@ static void forward(kith_gossip *g, const cached *ev, const uint8_t *except,
                    eager ? push_kind(g, t, &ev->how) : PUSH_REPAIR, ev->eph,
                    ev->data, ev->len, out);
       flush_ihave(g, q, out); /* rides with the payload (11.7) */
-    } else
+    } else if (!(ev->how.holders & bit(g, q)))
       lazy[nl++] = q;
   }
   for (uint32_t j = 0; j < nl && j < g->cfg.announce_max; j++) {
@@ -913,6 +976,7 @@ static kith_err on_payload(kith_gossip *g, gpeer *p, const uint8_t from[32],
   if (seen_any(g, id)) {
     arrival *first = arrival_of(g, id);
     g->st.duplicates++;
+    note_holder(g, p, id, hops > 0 ? (uint32_t)hops - 1 : 0);
     if (push && first != NULL)
       sample_duplicate(g, first, own, now);
     if (push && push != PUSH_OWN && p != NULL && (g->dflt.eager & bit(g, p)))
@@ -958,6 +1022,7 @@ static kith_err on_payload(kith_gossip *g, gpeer *p, const uint8_t from[32],
     } else if (push && m->announced) /* a push, later than an IHAVE */
       late_sample(g, own, now - m->since), how.sampled = 1;
     fwd = 1; /* the subtree behind this node probably lacks it too */
+    how.holders = announcers(g, m, (uint32_t)hops);
     g_hash_table_remove(g->missing, id);
   }
   if (link)
@@ -1027,6 +1092,7 @@ static kith_err on_ihave(kith_gossip *g, gpeer *p, const uint8_t from[32],
   for (size_t i = 0; i < n; i++) {
     const uint8_t *id = ids + SHORT_ID * i;
     cached *c = g_hash_table_lookup(g->cache_pfx, id);
+    note_holder(g, p, id, hops[i] & ~IHAVE_OWN);
     if (c == NULL && !g_hash_table_contains(g->seen_pfx, id)) {
       note_missing(g, from, id, hops[i], now);
       continue;
@@ -1266,12 +1332,8 @@ void pt_tick(kith_gossip *g, uint64_t now, kith_out *out) {
     expire_eph(g, now);
   if (g->pend_at != 0 && now >= g->pend_at)
     expire_pending(g, now);
-  if (g->ihave_at != 0 && now >= g->ihave_at) {
-    g->ihave_at = 0;
-    for (uint32_t i = 0; i < PEERS_MAX; i++)
-      if (g->peers[i].used)
-        flush_ihave(g, &g->peers[i], out);
-  }
+  if (g->ihave_at != 0 && now >= g->ihave_at)
+    flush_due_ihaves(g, now, out);
   if (g->missing_at != 0 && now >= g->missing_at)
     expire_missing(g, now, out);
   rc_tick(g, now, out);

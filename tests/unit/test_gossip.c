@@ -320,17 +320,22 @@ static void test_prune_on_duplicate(void **state) {
  * six sending at once cost one copy per node and message, and no GRAFT. */
 /* Six nodes, every one linked to all, each source's tree settled by
  * three rounds of all six sending at once. */
-static net *six_with_trees(void) {
-  net *t = net_new(6, 0);
-  for (int i = 1; i < 6; i++)
+static net *with_trees(int n) {
+  net *t = net_new(n, 0);
+  for (int i = 1; i < n; i++)
     join(t, i, i - 1);
-  run_until(t, 30000); /* the overlay fills (every node links to all) */
+  run_until(t, 30000);                      /* the overlay fills */
   for (int round = 0; round < 3; round++) { /* every node at once */
-    for (int i = 0; i < 6; i++)
-      publish(t, i, 10 + round * 6 + i);
+    for (int i = 0; i < n; i++)
+      publish(t, i, 10 + round * n + i);
     run_until(t, t->now + 2000);
   }
   return t;
+}
+
+/* Every node linked to all. */
+static net *six_with_trees(void) {
+  return with_trees(6);
 }
 
 static void test_concurrent_sources_keep_their_trees(void **state) {
@@ -905,6 +910,96 @@ static void inject_numbered(net *t, int from, int to, size_t len, uint8_t fill,
     memcpy(buf, &k, sizeof k);
     inject_payload(t, from, to, buf, len);
   }
+}
+
+/* IHAVEs node i has sent so far. */
+static uint64_t ihaves_sent(net *t, int i) {
+  kith_gossip_stats st;
+  kith_gossip_get_stats(t->g[i], &st);
+  return st.ihave_sent;
+}
+
+/* IHAVE [9, short ids, hops] of event e, as node `from` had it at hops. */
+static void inject_ihave(net *t, int from, int to, int e, uint8_t hops) {
+  uint8_t id[32];
+  kith_pack pk;
+  ev_id(e, id);
+  kith_pack_init(&pk);
+  kith_pack_array(&pk, 3);
+  kith_pack_uint(&pk, KITH_GF_IHAVE);
+  kith_pack_bin(&pk, id, 8);
+  kith_pack_bin(&pk, &hops, 1);
+  assert_int_equal(inject(t, from, to, (uint8_t *)pk.sb.data, pk.sb.size),
+                   KITH_OK);
+  kith_pack_clear(&pk);
+}
+
+/* Triangle with 0's tree settled: 0 pushes to 1 and 2, the edge 1-2 is
+ * lazy, so 1 and 2 announce 0's messages to each other. */
+static net *triangle_with_tree_of_0(void) {
+  net *t = triangle();
+  publish(t, 0, 1);
+  publish(t, 0, 2);
+  run_until(t, t->now + 1000);
+  assert_int_equal(kith_gossip_peer_eager(t->g[2], t->id[1], t->id[0]), 0);
+  assert_int_equal(kith_gossip_peer_eager(t->g[1], t->id[2], t->id[0]), 0);
+  return t;
+}
+
+/* An id waiting in the batch for a neighbour that announces that id to
+ * us meanwhile is not announced to it (docs/protocol.md 11.7): it has
+ * the payload. Without that announcement, it is. */
+static void test_no_ihave_to_a_neighbour_that_announced_it(void **state) {
+  (void)state;
+  net *t = triangle_with_tree_of_0();
+  uint64_t before = ihaves_sent(t, 2);
+  publish(t, 0, 3);
+  run_until(t, t->now + 1000); /* both batches go at once */
+  assert_int_equal(ihaves_sent(t, 2), before + 1);
+  before = ihaves_sent(t, 2);
+  publish(t, 0, 4);
+  pump(t); /* 1 and 2 have it; each has it waiting for the other */
+  inject_ihave(t, 1, 2, 4, 1);
+  run_until(t, t->now + 1000);
+  assert_int_equal(ihaves_sent(t, 2), before);
+  assert_int_equal(ihaves_sent(t, 1), before + 1); /* 1 heard nothing */
+  for (int i = 1; i < 3; i++)
+    for (int e = 3; e <= 4; e++)
+      assert_int_equal(t->got[i][e], 1);
+  net_free(t);
+}
+
+static uint64_t all_ihaves_sent(net *t) {
+  uint64_t n = 0;
+  for (int i = 0; i < t->n; i++)
+    n += ihaves_sent(t, i);
+  return n;
+}
+
+/* Each neighbour's announcements wait ihave_batch_ms (50 ms) from the
+ * first one queued for it (docs/protocol.md 11.7), not from the first
+ * queued for any neighbour: a message 30 ms after another is announced
+ * to neighbours that had nothing waiting 80 ms after the first, none in
+ * between. */
+static void test_ihave_batch_per_neighbour(void **state) {
+  (void)state;
+  net *t = six_with_trees();
+  uint64_t start = t->now;
+  publish(t, 0, 60);
+  run_until(t, start + 30);
+  publish(t, 3, 61);
+  run_until(t, start + 50);
+  uint64_t at50 = all_ihaves_sent(t);
+  run_until(t, start + 79);
+  assert_int_equal(all_ihaves_sent(t), at50);
+  run_until(t, start + 80);
+  assert_true(all_ihaves_sent(t) > at50);
+  run_until(t, t->now + 1000);
+  for (int i = 0; i < 6; i++) {
+    assert_int_equal(t->got[i][60], 1);
+    assert_int_equal(t->got[i][61], 1);
+  }
+  net_free(t);
 }
 
 /* Ids asked of a peer at a reconciliation's end are not asked of it again
@@ -1796,6 +1891,8 @@ int main(void) {
       cmocka_unit_test(test_prune_on_duplicate),
       cmocka_unit_test(test_concurrent_sources_keep_their_trees),
       cmocka_unit_test(test_ihave_rides_with_a_payload_to_the_same_neighbour),
+      cmocka_unit_test(test_no_ihave_to_a_neighbour_that_announced_it),
+      cmocka_unit_test(test_ihave_batch_per_neighbour),
       cmocka_unit_test(test_graft_after_lazy_timeout),
       cmocka_unit_test(test_active_view_bound),
       cmocka_unit_test(test_link_failure_repair),
