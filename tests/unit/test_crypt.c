@@ -22,6 +22,8 @@ typedef struct end {
   kith_crypt *c;
   GByteArray *wire; /* records on their way to the other end */
   GPtrArray *got;   /* frames received, in order */
+  GArray *marks;    /* kith_crypt_mark of each, zero if unchecked */
+  size_t checked;   /* frames that came with marks */
   kith_err err;
   int callbacks;
 } end;
@@ -39,16 +41,24 @@ static void on_out(void *ud, GByteArray *records) {
   g_byte_array_unref(records);
 }
 
-static void on_frames(void *ud, GPtrArray *frames, kith_err err) {
+static void on_frames(void *ud, GPtrArray *frames, const kith_crypt_mark *marks,
+                      kith_err err) {
   end *e = ud;
   e->callbacks++;
-  for (guint i = 0; i < frames->len; i++)
+  for (guint i = 0; i < frames->len; i++) {
     g_ptr_array_add(e->got, g_bytes_ref(frames->pdata[i]));
+    kith_crypt_mark m = {0};
+    if (marks)
+      m = marks[i];
+    g_array_append_val(e->marks, m);
+    e->checked += marks != NULL;
+  }
   if (err != KITH_OK)
     e->err = err;
 }
 
-static const kith_crypt_callbacks cbs = {on_out, on_frames};
+static const kith_crypt_callbacks cbs = {.on_out = on_out,
+                                         .on_frames = on_frames};
 
 static void ident_from_byte(kith_ident *id, uint8_t b) {
   uint8_t seed[KITH_SEED_LEN];
@@ -63,6 +73,7 @@ static void end_init(fixture *f, end *e, const kith_ident *me,
   e->c = kith_crypt_new(f->ctx, e->s, &cbs, e);
   e->wire = g_byte_array_new();
   e->got = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+  e->marks = g_array_new(FALSE, TRUE, sizeof(kith_crypt_mark));
 }
 
 static void end_clear(end *e) {
@@ -70,6 +81,7 @@ static void end_clear(end *e) {
   kith_session_free(e->s);
   g_byte_array_unref(e->wire);
   g_ptr_array_unref(e->got);
+  g_array_unref(e->marks);
 }
 
 /* Moves what `from` wrote to `to` (in 1000-byte pieces, as a link would). */
@@ -81,7 +93,7 @@ static void deliver(end *from, end *to) {
         g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
     kith_err err = kith_crypt_recv(to->c, w->data + off,
                                    MIN(1000u, w->len - off), to->wire, frames);
-    on_frames(to, frames, err);
+    on_frames(to, frames, NULL, err);
     to->callbacks--; /* not a callback: the result of the call */
     g_ptr_array_unref(frames);
   }
@@ -224,6 +236,65 @@ static void freed_link_gets_no_callback(void **state) {
   assert_int_equal(f->a.callbacks, before);
 }
 
+/* A check for the tests: a frame whose first byte is even is "verified",
+ * all but that byte, for the key the job started with. */
+static int check_jobs; /* check_begin calls not freed yet */
+
+static void *check_begin(void *ud) {
+  (void)ud;
+  check_jobs++;
+  return g_memdup2("K", 1);
+}
+
+static void check(const void *ctx, const uint8_t *frame, size_t len,
+                  kith_crypt_mark *m) {
+  if (frame[0] % 2 == 0) {
+    m->ok = 1;
+    m->key[0] = *(const uint8_t *)ctx;
+    m->at = 1;
+    m->len = (uint32_t)len - 1;
+  }
+}
+
+static void check_free(void *ctx) {
+  check_jobs--;
+  g_free(ctx);
+}
+
+static const kith_crypt_callbacks checking_cbs = {.on_out = on_out,
+                                                  .on_frames = on_frames,
+                                                  .check_begin = check_begin,
+                                                  .check = check,
+                                                  .check_free = check_free};
+
+static void bulk_frames_are_checked_on_the_worker(void **state) {
+  fixture *f = *state;
+  const size_t n = 700;
+  kith_crypt_free(f->b.c); /* b again, with the check */
+  f->b.c = kith_crypt_new(f->ctx, f->b.s, &checking_cbs, &f->b);
+  send_frames(f, n);
+  assert_int_equal(f->b.err, KITH_OK);
+  assert_int_equal(f->b.got->len, n);
+  assert_true(f->b.checked > 0); /* bulk: they came from the worker */
+  size_t marked = 0;
+  for (size_t i = 0; i < n; i++) {
+    gsize len;
+    const uint8_t *got = g_bytes_get_data(f->b.got->pdata[i], &len);
+    const kith_crypt_mark *m = &g_array_index(f->b.marks, kith_crypt_mark, i);
+    if (!m->ok)
+      continue; /* opened at once, or odd */
+    marked++;
+    assert_int_equal(got[0] % 2, 0); /* the mark is this frame's */
+    assert_int_equal(m->key[0], 'K');
+    assert_int_equal(m->at, 1);
+    assert_int_equal(m->len, len - 1);
+  }
+  assert_true(marked > 0);
+  for (int i = 0; i < 1000 && check_jobs > 0; i++)
+    g_main_context_iteration(f->ctx, FALSE); /* jobs' last sources */
+  assert_int_equal(check_jobs, 0);
+}
+
 int main(void) {
   if (sodium_init() < 0)
     return 1;
@@ -236,6 +307,8 @@ int main(void) {
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(freed_link_gets_no_callback, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(bulk_frames_are_checked_on_the_worker,
+                                      setup, teardown),
   };
   int failed = cmocka_run_group_tests_name("crypt", tests, NULL, NULL);
   return failed > 255 ? 255 : failed;
