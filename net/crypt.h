@@ -5,12 +5,13 @@
  * sealed and opened on a worker while the node's thread runs libnice.
  * The boundary (docs/architecture.md, Threads and time): the worker runs
  * only kith_record_seal and kith_record_open, on buffers a job owns, with
- * the session's two transport keys; the session (framing, counters, the
- * handshake), the callbacks and everything else stay on the thread of the
- * GMainContext given here. Records keep their order: counters are handed
- * out in order on that thread, at most one job per direction is in flight,
- * and a frame is sealed in place (at once) only when nothing is queued or
- * in flight ahead of it. Small frames (up to KITH_CRYPT_INLINE_MAX) with
+ * the session's two transport keys, and the optional check of an rx job's
+ * frames (below: the node verifies event signatures there); the session
+ * (framing, counters, the handshake), the callbacks and everything else stay on
+ * the thread of the GMainContext given here. Records keep their order: counters
+ * are handed out in order on that thread, at most one job per direction is in
+ * flight, and a frame is sealed in place (at once) only when nothing is queued
+ * or in flight ahead of it. Small frames (up to KITH_CRYPT_INLINE_MAX) with
  * nothing ahead are done at once while a direction moves little (under
  * 64 KiB in 10 ms), so chatty traffic pays no thread hop. */
 #ifndef KITH_CRYPT_H

@@ -13,7 +13,10 @@
 
 #include <glib.h>
 
+#include "core/codec.h"
+#include "core/event.h"
 #include "net/crypt.h"
+#include "net/node_int.h"
 
 #define ROUNDS_MAX 100000 /* main-context iterations a test may take */
 
@@ -295,6 +298,87 @@ static void bulk_frames_are_checked_on_the_worker(void **state) {
   assert_int_equal(check_jobs, 0);
 }
 
+/* A GOSSIP frame (the group's 8-byte tag) carrying a PAYLOAD engine frame
+ * with raw as its payload. */
+static uint8_t *gossip_payload_frame(const uint8_t gid[32], const uint8_t *raw,
+                                     size_t rlen, size_t *len) {
+  kith_pack pk;
+  uint8_t *engine, *frame;
+  size_t elen;
+  kith_pack_init(&pk);
+  kith_pack_array(&pk, 5);
+  kith_pack_uint(&pk, KITH_GF_PAYLOAD);
+  kith_pack_uint(&pk, 1);
+  kith_pack_uint(&pk, 1);
+  kith_pack_uint(&pk, 1);
+  kith_pack_bin(&pk, raw, rlen);
+  assert_int_equal(kith_pack_take(&pk, &engine, &elen), KITH_OK);
+  kith_pack_init(&pk);
+  kith_pack_array(&pk, 3);
+  kith_pack_uint(&pk, FRAME_GOSSIP);
+  kith_pack_bin(&pk, gid, KITH_WIRE_GROUP_TAG_LEN);
+  kith_pack_bin(&pk, engine, elen);
+  assert_int_equal(kith_pack_take(&pk, &frame, len), KITH_OK);
+  g_free(engine);
+  return frame;
+}
+
+static kith_crypt_mark check_with(const GByteArray *gids, const uint8_t *frame,
+                                  size_t len) {
+  kith_crypt_mark m = {0};
+  gossip_check_frame(gids, frame, len, &m);
+  return m;
+}
+
+/* The node's check (net/gossip.c), as the worker runs it: it marks the
+ * payload of a PAYLOAD frame whose signature holds, for the group the tag
+ * names, and nothing else. */
+static void node_check_marks_only_a_verified_payload(void **state) {
+  fixture *f = *state;
+  uint8_t gid[32], other[32];
+  kith_event ev = {0};
+  size_t len;
+  memset(gid, 0x77, 32);
+  memset(other, 0x66, 32);
+  ev.version = KITH_EVENT_V1;
+  ev.kind = KITH_EV_MESSAGE;
+  ev.ts_ms = 1700000000000ull;
+  memcpy(ev.group_id, gid, 32);
+  ev.n_parents = 1;
+  memset(ev.parents[0], 0xf0, 32);
+  ev.depth = 5;
+  assert_int_equal(kith_event_build(&ev, &f->ia, (const uint8_t *)"hi", 2),
+                   KITH_OK);
+  uint8_t *frame = gossip_payload_frame(gid, ev.raw, ev.raw_len, &len);
+  GByteArray *gids = g_byte_array_new();
+  g_byte_array_append(gids, other, 32);
+  g_byte_array_append(gids, gid, 32);
+
+  kith_crypt_mark m = check_with(gids, frame, len);
+  assert_int_equal(m.ok, 1);
+  assert_memory_equal(m.key, gid, 32);
+  assert_int_equal(m.at + m.len, len);
+  assert_int_equal(m.len, ev.raw_len);
+  assert_memory_equal(frame + m.at, ev.raw, ev.raw_len);
+
+  frame[len - 1] ^= 1; /* the signature's last byte: it fails */
+  assert_int_equal(check_with(gids, frame, len).ok, 0);
+  frame[len - 1] ^= 1;
+  assert_int_equal(check_with(gids, frame, len - 1).ok, 0); /* cut short */
+
+  g_byte_array_set_size(gids, 32); /* the node lacks the group */
+  assert_int_equal(check_with(gids, frame, len).ok, 0);
+  g_byte_array_append(gids, gid, 32);
+  g_byte_array_append(gids, gid, 32); /* two groups with that tag */
+  assert_int_equal(check_with(gids, frame, len).ok, 0);
+
+  uint8_t ping[] = {0x92, 0x01, 0x05}; /* [1, 5]: no payload */
+  assert_int_equal(check_with(gids, ping, sizeof ping).ok, 0);
+  g_free(frame);
+  g_byte_array_unref(gids);
+  kith_event_clear(&ev);
+}
+
 int main(void) {
   if (sodium_init() < 0)
     return 1;
@@ -308,6 +392,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(freed_link_gets_no_callback, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(bulk_frames_are_checked_on_the_worker,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(node_check_marks_only_a_verified_payload,
                                       setup, teardown),
   };
   int failed = cmocka_run_group_tests_name("crypt", tests, NULL, NULL);
