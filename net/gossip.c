@@ -213,10 +213,6 @@ void gossip_push_free(gpointer data) {
   g_free(it);
 }
 
-/* The id and depth of the event in a PAYLOAD frame of group gid (depth
- * UINT64_MAX and a zero id if unreadable). Only the order of sending
- * depends on them, so the signature is not checked again (the group
- * checked it before the engine sent it). */
 /* The payload bytes of an engine PAYLOAD frame, or NULL; they live in u
  * (initialized by the caller, who destroys it afterwards). */
 static const uint8_t *frame_payload(const uint8_t *frame, size_t len,
@@ -232,6 +228,10 @@ static const uint8_t *frame_payload(const uint8_t *frame, size_t len,
   return data;
 }
 
+/* The id and depth of the event in a PAYLOAD frame of group gid (depth
+ * UINT64_MAX and a zero id if unreadable). Only the order of sending
+ * depends on them, so the signature is not checked again (the group
+ * checked it before the engine sent it). */
 static uint64_t frame_event(const uint8_t *gid, const uint8_t *frame,
                             size_t len, uint8_t id[32]) {
   msgpack_unpacked u;
