@@ -363,7 +363,8 @@ static void sess_on_crypt_out(void *ud, GByteArray *records) {
     sess_pump(e->run);
 }
 
-static void sess_on_crypt_frames(void *ud, GPtrArray *frames, kith_err err) {
+static void sess_on_crypt_frames(void *ud, GPtrArray *frames,
+                                 const kith_crypt_mark *marks, kith_err err) {
   sess_end *e = ud;
   if (err != KITH_OK)
     e->run->failed = TRUE;

@@ -789,17 +789,29 @@ static void release_time(kith_group *g, uint64_t now_ms, GPtrArray *acc) {
   release(g, due, now_ms, acc);
 }
 
-kith_err kith_group_receive(kith_group *g, const uint8_t *raw, size_t len,
-                            uint64_t now_ms, GPtrArray *accepted) {
+static kith_err receive(kith_group *g, const uint8_t *raw, size_t len,
+                        uint64_t now_ms, GPtrArray *accepted, int trusted) {
   if (!g || !raw)
     return KITH_ERR_ARG;
   kith_event ev;
-  kith_err rc = kith_event_decode(raw, len, g->gid, &ev);
+  kith_err rc = trusted ? kith_event_decode_trusted(raw, len, g->gid, &ev)
+                        : kith_event_decode(raw, len, g->gid, &ev);
   if (rc != KITH_OK)
     return rc;
   rc = grp_receive_event(g, &ev, now_ms, accepted);
   kith_event_clear(&ev); /* a no-op if it moved into the group */
   return rc;
+}
+
+kith_err kith_group_receive(kith_group *g, const uint8_t *raw, size_t len,
+                            uint64_t now_ms, GPtrArray *accepted) {
+  return receive(g, raw, len, now_ms, accepted, 0);
+}
+
+kith_err kith_group_receive_trusted(kith_group *g, const uint8_t *raw,
+                                    size_t len, uint64_t now_ms,
+                                    GPtrArray *accepted) {
+  return receive(g, raw, len, now_ms, accepted, 1);
 }
 
 void grp_release_time(kith_group *g, uint64_t now_ms, GPtrArray *acc) {

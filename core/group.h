@@ -333,6 +333,12 @@ KITH_MUST kith_err kith_group_check_invite(const kith_group *g,
 KITH_MUST kith_err kith_group_receive(kith_group *g, const uint8_t *raw,
                                       size_t len, uint64_t now_ms,
                                       GPtrArray *accepted);
+/* As kith_group_receive, for bytes whose signature was already checked by
+ * kith_event_decode with this group's id (step 1 of 5.7 done elsewhere:
+ * the node's crypto worker); the caller answers for that. */
+KITH_MUST kith_err kith_group_receive_trusted(kith_group *g, const uint8_t *raw,
+                                              size_t len, uint64_t now_ms,
+                                              GPtrArray *accepted);
 /* Ids of parents that held events wait for (32 bytes each, at most max),
  * to ask peers for. */
 size_t kith_group_missing(const kith_group *g, GByteArray *ids, size_t max);

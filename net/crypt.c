@@ -31,6 +31,8 @@ typedef struct job {
   size_t bytes;    /* tx: frame bytes (unsent) */
   kith_err err;    /* rx: KITH_OK, or why record `bad` did not open */
   guint bad;
+  void *check_ctx; /* rx with a check: what check_begin gave */
+  GArray *marks;   /* rx with a check: kith_crypt_mark, one per span */
   GMutex lock;
   GCond cond;
   int finished; /* the worker is done (under lock) */
@@ -89,6 +91,15 @@ static void run_job(gpointer data, gpointer unused) {
       j->bad = i;
     }
   }
+  if (j->marks) /* the frames opened: all, or those before `bad` */
+    for (guint i = 0; i < (j->err == KITH_OK ? j->spans->len : j->bad); i++) {
+      const kith_record_span *sp =
+          &g_array_index(j->spans, kith_record_span, i);
+      if (sp->len > KITH_SESSION_TAG_LEN)
+        j->c->cbs.check(j->check_ctx, j->buf->data + sp->at,
+                        sp->len - KITH_SESSION_TAG_LEN,
+                        &g_array_index(j->marks, kith_crypt_mark, i));
+    }
   g_mutex_lock(&j->lock);
   j->finished = 1;
   g_cond_signal(&j->cond);
@@ -136,6 +147,12 @@ static void submit(kith_crypt *c, int tx) {
     c->rx_buf = g_byte_array_sized_new(CRYPT_BUF_START);
     c->rx_spans = g_array_new(FALSE, FALSE, sizeof(kith_record_span));
     c->rx_job = j;
+    if (c->cbs.check) {
+      j->check_ctx = c->cbs.check_begin ? c->cbs.check_begin(c->ud) : NULL;
+      j->marks = g_array_sized_new(FALSE, TRUE, sizeof(kith_crypt_mark),
+                                   j->spans->len);
+      g_array_set_size(j->marks, j->spans->len);
+    }
   }
   c->refs++;
   g_thread_pool_push(pool, j, NULL);
@@ -144,6 +161,10 @@ static void submit(kith_crypt *c, int tx) {
 static void job_free(job *j) {
   if (j->buf)
     g_byte_array_unref(j->buf);
+  if (j->marks)
+    g_array_unref(j->marks);
+  if (j->check_ctx && j->c->cbs.check_free)
+    j->c->cbs.check_free(j->check_ctx);
   g_array_unref(j->spans);
   g_mutex_clear(&j->lock);
   g_cond_clear(&j->cond);
@@ -162,17 +183,22 @@ static void take_keys(kith_crypt *c) {
   kith_session_key(c->s, 0, c->k->rx);
 }
 
-/* The frames of opened records (payloads in buf, in place) from index
- * `from` to before `to`, as slices of one GBytes. */
+/* The frames of opened records (payloads in buf, in place) before index
+ * `to`, as slices of one GBytes; with marks (one per span), theirs go to
+ * out_marks, one per frame added. */
 static void add_frames(GByteArray *buf, GArray *spans, guint to,
-                       GPtrArray *frames) {
+                       GPtrArray *frames, const GArray *marks,
+                       GArray *out_marks) {
   GBytes *all = g_byte_array_free_to_bytes(g_byte_array_ref(buf));
 
   for (guint i = 0; i < to; i++) {
     const kith_record_span *sp = &g_array_index(spans, kith_record_span, i);
     size_t flen = sp->len - KITH_SESSION_TAG_LEN;
-    if (flen > 0) /* an empty frame is not delivered (10.3) */
-      g_ptr_array_add(frames, g_bytes_new_from_bytes(all, sp->at, flen));
+    if (flen == 0)
+      continue; /* an empty frame is not delivered (10.3) */
+    g_ptr_array_add(frames, g_bytes_new_from_bytes(all, sp->at, flen));
+    if (marks)
+      g_array_append_val(out_marks, g_array_index(marks, kith_crypt_mark, i));
   }
   g_bytes_unref(all);
 }
@@ -215,13 +241,17 @@ static void complete(job *j) {
   } else {
     GPtrArray *frames =
         g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+    GArray *marks = g_array_new(FALSE, FALSE, sizeof(kith_crypt_mark));
     c->rx_job = NULL;
     add_frames(j->buf, j->spans, j->err == KITH_OK ? j->spans->len : j->bad,
-               frames);
+               frames, j->marks, marks);
     if (j->err != KITH_OK)
       kith_session_kill(c->s, j->err);
-    c->cbs.on_frames(c->ud, frames, j->err);
+    c->cbs.on_frames(c->ud, frames,
+                     j->marks ? (const kith_crypt_mark *)marks->data : NULL,
+                     j->err);
     g_ptr_array_unref(frames);
+    g_array_unref(marks);
   }
   if (!c->dead)
     pump(c, j->tx);
@@ -303,7 +333,8 @@ static kith_err open_here(kith_crypt *c, GPtrArray *frames) {
         &g_array_index(c->rx_spans, kith_record_span, i);
     err = kith_record_open(c->k->rx, sp->n, c->rx_buf->data + sp->at, sp->len);
   }
-  add_frames(c->rx_buf, c->rx_spans, err == KITH_OK ? i : i - 1, frames);
+  add_frames(c->rx_buf, c->rx_spans, err == KITH_OK ? i : i - 1, frames, NULL,
+             NULL);
   g_byte_array_set_size(c->rx_buf, 0);
   g_array_set_size(c->rx_spans, 0);
   if (err != KITH_OK)

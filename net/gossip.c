@@ -149,6 +149,17 @@ static void forget_evicted(kith_node *n, node_group *ng) {
   g_byte_array_free(ids, TRUE);
 }
 
+/* Did the crypto worker verify exactly these bytes for this group, in the
+ * frame being handled (gossip_check_frame)? */
+static int checked(const kith_node *n, const node_group *ng,
+                   const uint8_t *data, size_t len) {
+  const kith_crypt_mark *m = &n->checked_mark;
+
+  return n->checked && m->len == len &&
+         memcmp(m->key, kith_group_id(ng->g), 32) == 0 &&
+         memcmp(n->checked + m->at, data, len) == 0;
+}
+
 /* An event the engine received: the group decides; the engine forwards
  * only what the group accepted. */
 static void deliver(kith_node *n, node_group *ng, const kith_out_item *it,
@@ -160,7 +171,11 @@ static void deliver(kith_node *n, node_group *ng, const kith_out_item *it,
   uint64_t ts = 0;
 
   node_batch(n);
-  err = kith_group_receive(ng->g, data, len, node_wall_ms(), acc);
+  if (checked(n, ng, data, len)) {
+    n->checked_events++;
+    err = kith_group_receive_trusted(ng->g, data, len, node_wall_ms(), acc);
+  } else
+    err = kith_group_receive(ng->g, data, len, node_wall_ms(), acc);
   if (err == KITH_ERR_DUPLICATE) {
     int had =
         kith_group_event_info(ng->g, it->id, NULL, &ts, NULL, NULL) == KITH_OK;
@@ -198,6 +213,21 @@ void gossip_push_free(gpointer data) {
   g_free(it);
 }
 
+/* The payload bytes of an engine PAYLOAD frame, or NULL; they live in u
+ * (initialized by the caller, who destroys it afterwards). */
+static const uint8_t *frame_payload(const uint8_t *frame, size_t len,
+                                    msgpack_unpacked *u, size_t *dlen) {
+  const msgpack_object *f;
+  const uint8_t *data;
+
+  if (kith_codec_unpack(frame, len, u) != KITH_OK ||
+      kith_codec_array(&u->data, UINT32_MAX, &f) != KITH_OK ||
+      u->data.via.array.size != 5 ||
+      kith_codec_bin(&f[4], KITH_GOSSIP_MAX_PAYLOAD, &data, dlen) != KITH_OK)
+    return NULL;
+  return data;
+}
+
 /* The id and depth of the event in a PAYLOAD frame of group gid (depth
  * UINT64_MAX and a zero id if unreadable). Only the order of sending
  * depends on them, so the signature is not checked again (the group
@@ -205,19 +235,15 @@ void gossip_push_free(gpointer data) {
 static uint64_t frame_event(const uint8_t *gid, const uint8_t *frame,
                             size_t len, uint8_t id[32]) {
   msgpack_unpacked u;
-  const msgpack_object *f;
-  const uint8_t *data;
   size_t dlen;
+  const uint8_t *data;
   kith_event ev;
   uint64_t depth = UINT64_MAX;
 
   memset(id, 0, 32);
   msgpack_unpacked_init(&u);
-  if (kith_codec_unpack(frame, len, &u) == KITH_OK &&
-      kith_codec_array(&u.data, UINT32_MAX, &f) == KITH_OK &&
-      u.data.via.array.size == 5 &&
-      kith_codec_bin(&f[4], KITH_GOSSIP_MAX_PAYLOAD, &data, &dlen) == KITH_OK &&
-      kith_event_decode_trusted(data, dlen, gid, &ev) == KITH_OK) {
+  data = frame_payload(frame, len, &u, &dlen);
+  if (data && kith_event_decode_trusted(data, dlen, gid, &ev) == KITH_OK) {
     depth = ev.depth;
     kith_gossip_payload_id(data, dlen, id);
     kith_event_clear(&ev);
@@ -786,6 +812,64 @@ static node_group *frame_group(kith_node *n, const uint8_t *gid, size_t len) {
     found = v;
   }
   return found;
+}
+
+void *gossip_check_begin(kith_node *n) {
+  GByteArray *gids = g_byte_array_new();
+  GHashTableIter it;
+  gpointer v;
+
+  g_hash_table_iter_init(&it, n->groups);
+  while (g_hash_table_iter_next(&it, NULL, &v))
+    g_byte_array_append(gids, kith_group_id(((node_group *)v)->g), 32);
+  return gids;
+}
+
+void gossip_check_free(void *ctx) {
+  g_byte_array_unref(ctx);
+}
+
+/* On the crypto worker: only the frame's bytes and the group ids in ctx
+ * are read. The group is found as frame_group finds it. */
+void gossip_check_frame(const void *ctx, const uint8_t *frame, size_t len,
+                        kith_crypt_mark *m) {
+  const GByteArray *gids = ctx;
+  const uint8_t *gid = NULL, *data;
+  size_t dlen;
+  kith_wire_frame f;
+  msgpack_unpacked u;
+  kith_event ev;
+
+  msgpack_unpacked_init(&u);
+  if (kith_wire_frame_decode(frame, len, &f) != KITH_OK ||
+      f.type != FRAME_GOSSIP ||
+      kith_gossip_frame_type(f.data, f.len) != KITH_GF_PAYLOAD ||
+      !(data = frame_payload(f.data, f.len, &u, &dlen))) {
+    msgpack_unpacked_destroy(&u);
+    kith_wire_frame_clear(&f);
+    return;
+  }
+  for (guint i = 0; i + 32 <= gids->len && f.gid_len <= 32; i += 32)
+    if (memcmp(gids->data + i, f.gid, f.gid_len) == 0) {
+      if (gid) { /* two groups begin so: frame_group finds none */
+        gid = NULL;
+        break;
+      }
+      gid = gids->data + i;
+    }
+  /* The payload is the frame's last field (protocol.md 11, 11.7), so
+   * its last bytes; the decoders copy, so those bytes of the frame
+   * itself are verified, where deliver compares them. */
+  if (gid && dlen <= len && memcmp(frame + len - dlen, data, dlen) == 0 &&
+      kith_event_decode(frame + len - dlen, dlen, gid, &ev) == KITH_OK) {
+    kith_event_clear(&ev);
+    m->ok = 1;
+    memcpy(m->key, gid, 32);
+    m->at = (uint32_t)(len - dlen);
+    m->len = (uint32_t)dlen;
+  }
+  msgpack_unpacked_destroy(&u);
+  kith_wire_frame_clear(&f);
 }
 
 void gossip_on_frame(node_peer *p, const uint8_t *gid, size_t gid_len,

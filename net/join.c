@@ -215,16 +215,17 @@ static uint64_t since(uint64_t x, uint64_t t) {
  * commits. The rest of the wall time the main loop waited. */
 static void join_log(kith_node *n, const node_join *j, const node_group *ng) {
   uint64_t t = j->t_start;
-  node_log(n,
-           "join of %.8s: %" PRIu64 " ms; link up +%" PRIu64
-           " ms, first event +%" PRIu64 " ms, last +%" PRIu64 " ms, %" PRIu64
-           " events; main loop CPU %" PRIu64 " ms (session frames %" PRIu64
-           " ms, store commits %" PRIu64 " ms)",
-           ng->id_text, node_now() - t, since(j->t_link, t),
-           since(j->t_first, t), since(j->t_last, t), j->events,
-           (thread_cpu_us() - j->cpu0_us) / 1000,
-           (n->frames_us - j->frames0_us) / 1000,
-           (n->commit_us - j->commit0_us) / 1000);
+  node_log(
+      n,
+      "join of %.8s: %" PRIu64 " ms; link up +%" PRIu64
+      " ms, first event +%" PRIu64 " ms, last +%" PRIu64 " ms, %" PRIu64
+      " events; main loop CPU %" PRIu64 " ms (session frames %" PRIu64
+      " ms, store commits %" PRIu64 " ms); %" PRIu64
+      " events' signatures checked on the crypto worker",
+      ng->id_text, node_now() - t, since(j->t_link, t), since(j->t_first, t),
+      since(j->t_last, t), j->events, (thread_cpu_us() - j->cpu0_us) / 1000,
+      (n->frames_us - j->frames0_us) / 1000,
+      (n->commit_us - j->commit0_us) / 1000, n->checked_events - j->checked0);
 }
 
 void join_note_accepted(kith_node *n, node_group *ng, size_t k) {
@@ -469,6 +470,7 @@ void join_start(kith_node *n, kith_rpc_call *call, const char *code,
   j->t_start = node_now();
   j->cpu0_us = thread_cpu_us();
   j->frames0_us = n->frames_us;
+  j->checked0 = n->checked_events;
   j->commit0_us = n->commit_us;
   g_ptr_array_add(n->joins, j);
   /* Its engine runs from now: the history comes through it. */

@@ -191,7 +191,7 @@ struct node_join {
   uint64_t t_start, t_link, t_first, t_last, events;
   /* at the request: the main thread's CPU time, and the node's frames_us
    * and commit_us (us) */
-  uint64_t cpu0_us, frames0_us, commit0_us;
+  uint64_t cpu0_us, frames0_us, commit0_us, checked0;
 };
 
 struct kith_node {
@@ -199,6 +199,12 @@ struct kith_node {
    * frames of sessions (take_frames: the ingest of what peers send) and
    * committing store batches (part of the former, mostly) */
   uint64_t frames_us, commit_us;
+  /* the frame being handled, while the crypto worker verified part of it
+   * (checked_mark: which part, for which group), or NULL: peer.c,
+   * run_frames; gossip.c, deliver */
+  const uint8_t *checked;
+  kith_crypt_mark checked_mark;
+  uint64_t checked_events; /* delivered with the worker's check: deliver */
   GMainContext *ctx;
   GMainLoop *loop;
   char *home;
@@ -433,6 +439,15 @@ void gossip_push_free(gpointer item);
  * or begins with, the gid_len bytes of gid. */
 void gossip_on_frame(node_peer *p, const uint8_t *gid, size_t gid_len,
                      const uint8_t *buf, size_t len);
+/* The crypto worker's check of a link's bulk frames (net/crypt.h): the
+ * signature of the event in a FRAME_GOSSIP's PAYLOAD frame is verified
+ * there, for the group the frame names (the ids of the node's groups as
+ * the job started: gossip_check_begin), and not again when the event is
+ * delivered (deliver) if the bytes are the same. */
+void *gossip_check_begin(kith_node *n);
+void gossip_check_frame(const void *ctx, const uint8_t *frame, size_t len,
+                        kith_crypt_mark *m);
+void gossip_check_free(void *ctx);
 void gossip_note(kith_node *n, node_group *ng, const kith_accepted *a,
                  acc_origin origin);
 int gossip_wants_link(kith_node *n, const uint8_t peer[32]);

@@ -9,6 +9,19 @@
 #include "../core/codec.h"
 #include "node_int.h"
 
+/* An opened frame waiting in p->rx_frames, and what the worker checked of
+ * it (all zero: nothing). */
+typedef struct rx_frame {
+  GBytes *b;
+  kith_crypt_mark mark;
+} rx_frame;
+
+static void rx_frame_free(gpointer data) {
+  rx_frame *r = data;
+  g_bytes_unref(r->b);
+  g_free(r);
+}
+
 void peer_free(node_peer *p) {
   carrier_free(p);
   kith_crypt_free(p->crypt);
@@ -21,7 +34,7 @@ void peer_free(node_peer *p) {
   if (p->rx_source)
     g_source_remove(p->rx_source);
   if (p->rx_frames)
-    g_queue_free_full(p->rx_frames, (GDestroyNotify)g_bytes_unref);
+    g_queue_free_full(p->rx_frames, rx_frame_free);
   if (p->push)
     g_queue_free_full(p->push, gossip_push_free);
   if (p->queued)
@@ -250,17 +263,21 @@ static gboolean on_rx_slice(gpointer data);
 static void run_frames(node_peer *p) {
   kith_node *n = p->node;
   int64_t t0 = g_get_monotonic_time(), t = t0;
-  GBytes *b;
+  rx_frame *r;
 
   if (p->in_frames)
     return; /* the running slice goes on with them */
   p->in_frames = 1;
   while (!p->closed && t - t0 < FRAMES_SLICE_US &&
-         (b = g_queue_pop_head(p->rx_frames)) != NULL) {
+         (r = g_queue_pop_head(p->rx_frames)) != NULL) {
     gsize flen;
-    const uint8_t *f = g_bytes_get_data(b, &flen);
+    const uint8_t *f = g_bytes_get_data(r->b, &flen);
+    /* what the worker verified of this frame, while it is handled */
+    n->checked = r->mark.ok ? f : NULL;
+    n->checked_mark = r->mark;
     frames_on_frame(p, f, flen);
-    g_bytes_unref(b);
+    n->checked = NULL;
+    rx_frame_free(r);
     t = g_get_monotonic_time();
   }
   p->in_frames = 0;
@@ -292,8 +309,10 @@ static gboolean on_rx_slice(gpointer data) {
 }
 
 /* Frames of the session, in order: opened at once (peer_feed) or on the
- * worker (on_crypt_frames); queued behind those not handled yet. */
-static void take_frames(node_peer *p, GPtrArray *frames, kith_err err) {
+ * worker (on_crypt_frames, with what it checked: marks); queued behind
+ * those not handled yet. */
+static void take_frames(node_peer *p, GPtrArray *frames,
+                        const kith_crypt_mark *marks, kith_err err) {
   kith_node *n = p->node;
 
   p->last_rx_ms = node_now();
@@ -312,8 +331,13 @@ static void take_frames(node_peer *p, GPtrArray *frames, kith_err err) {
   }
   if (p->closed)
     return;
-  for (guint i = 0; i < frames->len; i++)
-    g_queue_push_tail(p->rx_frames, g_bytes_ref(frames->pdata[i]));
+  for (guint i = 0; i < frames->len; i++) {
+    rx_frame *r = g_new0(rx_frame, 1);
+    r->b = g_bytes_ref(frames->pdata[i]);
+    if (marks)
+      r->mark = marks[i];
+    g_queue_push_tail(p->rx_frames, r);
+  }
   if (err != KITH_OK && p->rx_err == KITH_OK)
     p->rx_err = err;
   run_frames(p);
@@ -326,12 +350,17 @@ void peer_feed(node_peer *p, const uint8_t *buf, size_t len) {
   kith_err err = kith_crypt_recv(p->crypt, buf, len,
                                  kith_outq_tail(&p->car[p->tx].out), frames);
 
-  take_frames(p, frames, err);
+  take_frames(p, frames, NULL, err);
   g_ptr_array_unref(frames);
 }
 
-static void on_crypt_frames(void *ud, GPtrArray *frames, kith_err err) {
-  take_frames(ud, frames, err);
+static void on_crypt_frames(void *ud, GPtrArray *frames,
+                            const kith_crypt_mark *marks, kith_err err) {
+  take_frames(ud, frames, marks, err);
+}
+
+static void *on_check_begin(void *ud) {
+  return gossip_check_begin(((node_peer *)ud)->node);
 }
 
 /* Records the worker sealed: they go where the session writes now. */
@@ -346,6 +375,9 @@ static void on_crypt_out(void *ud, GByteArray *records) {
 static const kith_crypt_callbacks crypt_cbs = {
     .on_out = on_crypt_out,
     .on_frames = on_crypt_frames,
+    .check_begin = on_check_begin,
+    .check = gossip_check_frame,
+    .check_free = gossip_check_free,
 };
 
 int peer_new_session(node_peer *p) {
@@ -353,7 +385,7 @@ int peer_new_session(node_peer *p) {
   p->crypt = NULL;
   /* what the old session sent and was not handled yet goes with it */
   while (!g_queue_is_empty(p->rx_frames))
-    g_bytes_unref(g_queue_pop_head(p->rx_frames));
+    rx_frame_free(g_queue_pop_head(p->rx_frames));
   p->rx_err = KITH_OK;
   if (p->sess)
     kith_session_free(p->sess);
