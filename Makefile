@@ -66,11 +66,14 @@ bench: bench-build
 	$(BENCH_BIN)/kith-bench link
 	$(BENCH_BIN)/kith-bench link --no-worker
 	$(BENCH_BIN)/kith-bench link --frame 1024
-	$(BENCH_BIN)/kith-bench mesh --nodes 10 --posts 300 --interval-ms 5
+	$(BENCH_BIN)/kith-bench mesh --nodes 10 --posts 1000 --interval-ms 5
+	$(BENCH_BIN)/kith-bench mesh --nodes 30 --posts 1000 --interval-ms 20
 	bench/history.sh $(BENCH_BIN)/kith 4500 4000
 	@if [ -x $(BENCH_BIN)/kith-sim ]; then \
-	  $(BENCH_BIN)/kith-sim --nodes 1000 --messages 20 --loss 0.01 \
-	    --crash 0.2 --seed 1; fi
+	  $(BENCH_BIN)/kith-sim --nodes 1000 --messages 50 --loss 0.01 \
+	    --crash 0.2 --seed 1; \
+	  $(BENCH_BIN)/kith-sim --nodes 10000 --messages 20 --crash 0.5 \
+	    --seed 1; fi
 	bash bench/node.sh $(BENCH_BIN) 100000
 	bash bench/partition.sh $(BENCH_BIN) 10000 1000
 
