@@ -1751,6 +1751,49 @@ static void event_dated_far_ahead_is_held_until_its_time(void **state) {
   world_free(w);
 }
 
+/* A member's event dated ahead pulls the date of an honest child with it
+ * (an own event is never dated before its parent, docs/protocol.md 5),
+ * but no further than the parent's own date once that is
+ * GRP_TS_LEAD_MS (1 s) or more ahead of the clock: a member who dates
+ * one event KITH_CLOCK_SKEW_MS ahead cannot push the honest events after
+ * it beyond, where receivers with right clocks would hold them. */
+static uint64_t reply_ts(world *w, GBytes *parent, uint64_t now) {
+  uint8_t id[32];
+  uint64_t ts = 0;
+  assert_int_equal(feed_at(w->g[A], parent, now, NULL), KITH_OK);
+  w->now = now;
+  send_text(w, A, "a reply");
+  last_id(w, id);
+  assert_int_equal(kith_group_event_info(w->g[A], id, NULL, &ts, NULL, NULL),
+                   KITH_OK);
+  /* a member whose clock is right takes both at once, nothing held */
+  assert_int_equal(feed_at(w->g[C], parent, now, NULL), KITH_OK);
+  assert_int_equal(feed_at(w->g[C], w->log->pdata[w->log->len - 1], now, NULL),
+                   KITH_OK);
+  assert_int_equal(kith_group_n_held(w->g[C]), 0);
+  return ts;
+}
+
+static void honest_child_of_an_event_dated_ahead_goes_no_further(void **s) {
+  (void)s;
+  world *w = world_new(KITH_HISTORY_SHARED, 0, C);
+  evil e;
+  evil_init(&e, &w->id[B], w->g[B]);
+  uint64_t epoch = kith_group_epoch_id(w->g[B]), now = T0 + HOUR;
+  evil_at at = evil_on_heads(&e);
+  at.ts = now + 500; /* within the lead: the child a ms after it */
+  GBytes *near = evil_message(&e, at, epoch, NULL, 0, "half a second ahead");
+  assert_int_equal(reply_ts(w, near, now), now + 501);
+  at = evil_on_heads(&e);
+  at.ts = now + KITH_CLOCK_SKEW_MS; /* as far as receivers take at once */
+  GBytes *far = evil_message(&e, at, epoch, NULL, 1, "ten minutes ahead");
+  assert_int_equal(reply_ts(w, far, now), now + KITH_CLOCK_SKEW_MS);
+  g_bytes_unref(near);
+  g_bytes_unref(far);
+  evil_clear(&e);
+  world_free(w);
+}
+
 /* Invite expiry is judged by the add's date, which can go back at most
  * KITH_CLOCK_SKEW_MS from its parents: a code is refused after its expiry
  * by honest members (kith_group_admit), and an add signed by a member
@@ -2376,6 +2419,7 @@ int main(void) {
       cmocka_unit_test(held_chain_of_4096_releases_on_a_small_stack),
       cmocka_unit_test(event_dated_before_parents_is_rejected),
       cmocka_unit_test(event_dated_far_ahead_is_held_until_its_time),
+      cmocka_unit_test(honest_child_of_an_event_dated_ahead_goes_no_further),
       cmocka_unit_test(expired_invite_admits_nobody),
       cmocka_unit_test(names_are_not_identities),
       cmocka_unit_test(add_of_unusable_id_is_rejected),
